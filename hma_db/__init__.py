@@ -1,0 +1,40 @@
+"""hma_db: clone a production SQL database into a realistic, anonymized synthetic copy.
+
+The public API, in pipeline order: :func:`reflect` a database into :class:`Metadata`, fit an
+:class:`HMASynthesizer` on its tables, sample synthetic tables, and :func:`write` them into a
+target database; :func:`clone` does all of it in one call.
+"""
+
+from hma_db.errors import (
+    ConfigError,
+    DataError,
+    HmaDbError,
+    MetadataError,
+    ModelFileError,
+    NotFittedError,
+    ReflectionError,
+    SamplingError,
+    SchemaDriftError,
+    SynthesizerInputError,
+    WriteError,
+)
+from hma_db.metadata import METADATA_SPEC_VERSION, Metadata
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "METADATA_SPEC_VERSION",
+    "ConfigError",
+    "DataError",
+    "HmaDbError",
+    "Metadata",
+    "MetadataError",
+    "ModelFileError",
+    "NotFittedError",
+    "ReflectionError",
+    "SamplingError",
+    "SchemaDriftError",
+    "SynthesizerInputError",
+    "WriteError",
+    "__version__",
+]
