@@ -1,0 +1,171 @@
+"""The orchestrator: reflect, read, fit, sample and write in one call.
+
+This is the only module that imports every stage. :func:`clone` is the whole job;
+:func:`fit_database` and :func:`sample_to_database` split it in two for users who keep a fitted
+model between runs (they back ``HMASynthesizer.fit_database`` and
+``HMASynthesizer.sample_to_database``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from hma_db.engines import Source, connect, engine_for, safe_url
+from hma_db.errors import DataError, SynthesizerInputError, WriteError
+from hma_db.read import read_tables
+from hma_db.reflect import reflect
+from hma_db.synthesizer import HMASynthesizer
+from hma_db.write import write
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CloneResult:
+    """What a clone did: rows written per table and seconds per stage."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def _stage(result: CloneResult, name: str) -> Iterator[None]:
+    """Time one stage of the job into ``result.seconds``."""
+    started = time.perf_counter()
+    yield
+    result.seconds[name] = time.perf_counter() - started
+    logger.info("%s done in %.2fs", name, result.seconds[name])
+
+
+def _probe(conn: sa.Connection, sql: str):
+    """The first value of a query, or None when this server or role cannot answer it."""
+    try:
+        with conn.begin_nested():
+            return conn.exec_driver_sql(sql).scalar()
+    except sa.exc.DBAPIError:
+        return None
+
+
+def database_identity(conn: sa.Connection, schema: str | None) -> tuple:
+    """What makes a database and schema the same one, whatever URL reached it.
+
+    PostgreSQL: the cluster's system identifier (or data directory, or address and port), the
+    database and the schema. MariaDB/MySQL: host name and data directory, and the database.
+    SQLite: the resolved file path (an in-memory database is never the same as another).
+    """
+    name = conn.dialect.name
+    if name == "postgresql":
+        server = (_probe(conn, "SELECT system_identifier::text FROM pg_control_system()")
+                  or _probe(conn, "SELECT current_setting('data_directory')")
+                  or _probe(conn, "SELECT inet_server_addr()::text || ':' || inet_server_port()"))
+        return (name, server, conn.exec_driver_sql("SELECT current_database()").scalar(),
+                schema or conn.exec_driver_sql("SELECT current_schema()").scalar())
+    if name in ("mysql", "mariadb"):
+        server = conn.exec_driver_sql("SELECT CONCAT(@@hostname, ':', @@datadir)").scalar()
+        return ("mysql", server, schema or conn.exec_driver_sql("SELECT DATABASE()").scalar())
+    if name == "sqlite":
+        rows = conn.exec_driver_sql("PRAGMA database_list").fetchall()
+        files = {row[1]: row[2] for row in rows}
+        path = files.get(schema or "main") or ""
+        return (name, os.path.realpath(path) if path else f"memory:{id(conn.engine)}")
+    return (name, conn.engine.url.render_as_string(hide_password=True), schema)
+
+
+def _check_target(source_engine: sa.Engine, target_engine: sa.Engine,
+                  schema: str | None, target_schema: str | None) -> None:
+    """Refuse an unreachable target, or a target that is the source itself."""
+    with connect(target_engine, error=WriteError) as target_conn, \
+            connect(source_engine, error=WriteError) as source_conn:
+        if database_identity(target_conn, target_schema) == database_identity(source_conn, schema):
+            raise WriteError(
+                f"The target {safe_url(target_engine)} (schema {target_schema or 'default'}) is "
+                f"the source database itself; refusing to write into the source. Choose another "
+                "database or a --target-schema.")
+
+
+def _check_scale(scale: float) -> None:
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) \
+            or not math.isfinite(scale) or scale <= 0:
+        raise SynthesizerInputError(f"scale must be a positive number; found {scale!r}.")
+
+
+def _read_source(source: Source, metadata) -> dict:
+    data = read_tables(source, metadata)
+    if all(len(frame) == 0 for frame in data.values()):
+        raise DataError(f"The source {safe_url(source)} has no rows in any of its "
+                        f"{len(data)} tables; there is nothing to learn from.")
+    return data
+
+
+def fit_database(synthesizer: HMASynthesizer, source: Source) -> HMASynthesizer:
+    """Read every table of the synthesizer's metadata from ``source`` and fit on it."""
+    synthesizer.fit(_read_source(source, synthesizer.get_metadata()))
+    return synthesizer
+
+
+def sample_to_database(synthesizer: HMASynthesizer, target: Source, *, scale: float = 1.0,
+                       schema: str | None = None, if_exists: str = "fail") -> dict[str, int]:
+    """Sample synthetic tables and write them into ``target``; rows written per table."""
+    _check_scale(scale)
+    with engine_for(target, error=WriteError) as engine:
+        connect(engine, error=WriteError).close()  # fail before sampling when unreachable
+        synthetic = synthesizer.sample(scale=scale)
+        return write(synthetic, synthesizer.get_metadata(), engine, schema=schema,
+                     if_exists=if_exists)
+
+
+def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | None = None,
+          schema: str | None = None, target_schema: str | None = None,
+          include: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
+          if_exists: str = "fail", locales: list[str] | None = None,
+          table_parameters: dict[str, dict] | None = None, verbose: bool = False) -> CloneResult:
+    """Clone ``source`` into ``target`` as synthetic data: reflect, read, fit, sample, write.
+
+    Args:
+        source: the production database (URL, SQLAlchemy URL or Engine); only ever read.
+        target: the database to fill; its tables are created, or checked for drift.
+        scale: rows per table relative to the source (0.5 halves every table).
+        seed: makes the output reproducible.
+        schema / target_schema: the schema to read from and to write into.
+        include / exclude: table names to keep or leave out (with their relationships).
+        if_exists: ``fail``, ``replace``, ``truncate`` or ``append`` for existing target tables.
+        locales: Faker locales for personal data (default ``['en_US']``).
+        table_parameters: ``{table: parameters}`` as for ``set_table_parameters``.
+        verbose: show progress bars.
+
+    Returns:
+        A :class:`CloneResult` with rows written per table and seconds per stage.
+
+    Example:
+        >>> clone("sqlite:///examples/chinook.sqlite", "sqlite:///staging.sqlite", seed=7)
+    """
+    _check_scale(scale)
+    result = CloneResult()
+    with engine_for(source) as source_engine, \
+            engine_for(target, error=WriteError) as target_engine:
+        with _stage(result, "reflect"):
+            metadata = reflect(source_engine, schema=schema, include=include, exclude=exclude)
+        _check_target(source_engine, target_engine, schema, target_schema)
+        synthesizer = HMASynthesizer(metadata, locales=locales or ["en_US"], verbose=verbose,
+                                     seed=seed)
+        for table_name, parameters in (table_parameters or {}).items():
+            synthesizer.set_table_parameters(table_name, parameters)
+        with _stage(result, "read"):
+            data = _read_source(source_engine, metadata)
+        with _stage(result, "fit"):
+            synthesizer.fit(data)
+        del data  # the source rows are not needed past this point
+        with _stage(result, "sample"):
+            synthetic = synthesizer.sample(scale=scale)
+        with _stage(result, "write"):
+            result.rows = write(synthetic, metadata, target_engine, schema=target_schema,
+                                if_exists=if_exists)
+    return result
