@@ -47,8 +47,8 @@ def _find_cycle(tables: Iterable[str], relationships: list[Relationship]) -> lis
 
 
 def _cycle_relationships(cycle: list[str], relationships: list[Relationship]) -> list[Relationship]:
-    """The relationships along a cycle as graphlib reports it (each node depends on the next)."""
-    steps = set(zip(cycle[1:], cycle[:-1], strict=True))
+    """The relationships along a cycle as graphlib reports it (each node is a parent of the next)."""
+    steps = set(zip(cycle[:-1], cycle[1:], strict=True))
     return [r for r in relationships if (r["parent_table_name"], r["child_table_name"]) in steps]
 
 

@@ -296,13 +296,16 @@ class Metadata:
         problems: list[str] = []
         for name, table in self.tables.items():
             problems += _table_problems(name, table)
+        sound = []  # relationships without problems: the cycle check needs their tables
         for rel in self.relationships:
-            problems += self._relationship_problems(rel)
-        if not problems:
-            try:
-                self.deferred_relationships()
-            except MetadataError as exc:
-                problems.append(str(exc))
+            rel_problems = self._relationship_problems(rel)
+            problems += rel_problems
+            if not rel_problems:
+                sound.append(rel)
+        try:
+            graph.deferred_relationships(self.tables, sound, self.is_nullable)
+        except MetadataError as exc:
+            problems.append(str(exc))
         if problems:
             raise MetadataError("The metadata is not valid:", problems)
 
