@@ -81,7 +81,8 @@ def validate_data(metadata: Metadata, data: dict[str, pd.DataFrame]) -> None:
             if all(c in frame for c in key):
                 problems += _key_problems(table, frame, key, "alternate key")
     for rel in metadata.relationships:
-        if rel["child_table_name"] in data and rel["parent_table_name"] in data:
+        frames = [data.get(rel["child_table_name"]), data.get(rel["parent_table_name"])]
+        if all(isinstance(f, pd.DataFrame) for f in frames):
             problems += _orphans(rel, data)
     if problems:
         raise DataError("The data does not match the metadata:", problems)

@@ -39,8 +39,8 @@ _NAME_RULES: list[tuple[str, str]] = [
 # Content patterns for text columns whose name says nothing.
 _VALUE_RULES: list[tuple[str, str]] = [
     (r"^[\w.+-]+@[\w-]+(\.[\w-]+)+$", "email"),
+    (r"^(\d{1,3}\.){3}\d{1,3}$", "ipv4"),  # before phone numbers, whose pattern allows dots
     (r"^\+?[\d\s().-]{7,20}$", "phone_number"),
-    (r"^(\d{1,3}\.){3}\d{1,3}$", "ipv4"),
     (r"^https?://\S+$", "url"),
 ]
 
