@@ -1,0 +1,359 @@
+"""``HMASynthesizer``: SDV's multi-table API over hma_db's vectorized hierarchical model.
+
+Code written for SDV's ``HMASynthesizer`` runs with only its imports changed::
+
+    from hma_db import HMASynthesizer, load_synthesizer
+
+The synthesizer glues three stages: per table a :class:`~hma_db.transform.TableTransformer`
+turns columns into numbers, :func:`~hma_db.hma.fit_hma` learns the tables and their
+relationships from those numbers and the *links* (each child row's parent row position, see
+:mod:`hma_db.linking`), and sampling runs the same way back, generating primary keys and
+filling foreign keys from the sampled links so that every reference is valid.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import logging
+import math
+import numbers
+import warnings
+from collections.abc import Iterable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from hma_db import model_io
+from hma_db.errors import NotFittedError, SynthesizerInputError
+from hma_db.hma import HMAModel, fit_hma
+from hma_db.linking import assign_keys, build_links, cast_like
+from hma_db.metadata import Metadata
+from hma_db.table_params import check_locales, check_table_parameters, default_parameters
+from hma_db.transform import TableTransformer
+
+logger = logging.getLogger(__name__)
+
+SYNTHESIZER_NAME = "GaussianCopulaSynthesizer"
+
+
+class HMASynthesizer:
+    """Learn a whole database (any number of tables, any depth) and sample a synthetic copy.
+
+    Args:
+        metadata: the tables, keys and relationships (a :class:`~hma_db.Metadata` or its dict).
+        locales: Faker locales for personal-data columns in every table.
+        verbose: show progress bars while fitting and sampling.
+        seed: an integer makes fitting and sampling reproducible in any process; ``None``
+            draws fresh randomness.
+
+    Example:
+        >>> synthesizer = HMASynthesizer(metadata, locales=["en_US", "fr_CA"], seed=7)
+        >>> synthesizer.set_table_parameters("Invoice", {"default_distribution": "truncnorm"})
+        >>> synthesizer.fit(data)
+        >>> synthetic = synthesizer.sample(scale=0.5)
+    """
+
+    def __init__(self, metadata: Metadata | dict, locales: list[str] | str = ("en_US",),
+                 verbose: bool = True, seed: int | None = None):
+        if isinstance(metadata, dict):
+            metadata = Metadata.from_dict(metadata)
+        if not isinstance(metadata, Metadata):
+            raise SynthesizerInputError(
+                f"metadata must be an hma_db Metadata; found {type(metadata).__name__}.")
+        metadata.validate()
+        if isinstance(seed, bool) or not (seed is None or isinstance(seed, numbers.Integral)) \
+                or (seed is not None and seed < 0):
+            raise SynthesizerInputError(f"seed must be a non-negative integer or None; found {seed!r}.")
+        self.metadata = metadata.copy()
+        self.locales = check_locales(list(locales) if isinstance(locales, tuple) else locales)
+        self.verbose = bool(verbose)
+        self.seed = None if seed is None else int(seed)
+        self._table_parameters = {t: default_parameters(self.locales) for t in self.metadata.tables}
+        self._transformers: dict[str, TableTransformer] = {}
+        self._model: HMAModel | None = None
+        self._columns: dict[str, list[str]] = {}
+        self._dtypes: dict[str, dict[str, str]] = {}
+        self._creation_date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        self._fit_date: str | None = None
+        self._entropy = np.random.SeedSequence(self.seed).entropy
+        self.reset_sampling()
+
+    # ------------------------------------------------------------------------- parameters
+    def get_parameters(self) -> dict[str, Any]:
+        """The constructor's arguments except the metadata (a copy)."""
+        return {"locales": list(self.locales), "verbose": self.verbose, "seed": self.seed}
+
+    def get_metadata(self) -> Metadata:
+        """A copy of the metadata the synthesizer was built with."""
+        return self.metadata.copy()
+
+    def set_table_parameters(self, table_name: str, table_parameters: dict[str, Any]) -> None:
+        """Set a table's Gaussian copula parameters (used by the next ``fit``).
+
+        Args:
+            table_name: a table of the metadata.
+            table_parameters: any of ``default_distribution``, ``numerical_distributions``
+                (``{column: distribution}``), ``enforce_min_max_values``, ``enforce_rounding``,
+                ``locales``; the others go back to their defaults, as in SDV. Distributions:
+                ``norm``, ``beta``, ``truncnorm``, ``gamma``, ``uniform``, ``student_t``.
+
+        Raises:
+            SynthesizerInputError: an unknown table, parameter, column or distribution, or the
+                non-parametric ``gaussian_kde``.
+        """
+        params = check_table_parameters(self.metadata, table_name, table_parameters)
+        self._table_parameters[table_name] = {**default_parameters(self.locales), **params}
+
+    def get_table_parameters(self, table_name: str) -> dict[str, Any]:
+        """``{'synthesizer_name': 'GaussianCopulaSynthesizer', 'synthesizer_parameters': {...}}``."""
+        self._check_table(table_name)
+        return {"synthesizer_name": SYNTHESIZER_NAME,
+                "synthesizer_parameters": copy.deepcopy(self._table_parameters[table_name])}
+
+    def get_info(self) -> dict[str, Any]:
+        """When the synthesizer was created and fitted, and by which version of hma_db."""
+        from hma_db import __version__
+
+        return {"class_name": type(self).__name__, "creation_date": self._creation_date,
+                "is_fit": self._model is not None, "last_fit_date": self._fit_date,
+                "fitted_hma_db_version": __version__ if self._model is not None else None}
+
+    def _check_table(self, table_name: str) -> None:
+        if table_name not in self.metadata.tables:
+            raise SynthesizerInputError(
+                f"Unknown table {table_name!r}; the metadata has: "
+                f"{', '.join(sorted(self.metadata.tables))}.")
+
+    # ------------------------------------------------------------------------ fitting
+    def fit(self, data: dict[str, pd.DataFrame]) -> None:
+        """Learn every table and relationship from ``data`` (``{table: DataFrame}``).
+
+        The data is checked against the metadata first: missing tables or columns, NULL or
+        repeated primary keys and foreign keys that reference nothing raise one
+        :class:`~hma_db.DataError` listing every problem.
+        """
+        self.fit_processed_data(self.preprocess(data))
+
+    def preprocess(self, data: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """Check ``data`` and turn each table into numbers (modeled columns plus raw keys)."""
+        self._validate(data)
+        processed = {}
+        with self._quiet():
+            for table in self._bar(sorted(self.metadata.tables), "Preprocess tables"):
+                processed[table] = self._preprocess_table(table, data[table])
+        return processed
+
+    def _validate(self, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise SynthesizerInputError(
+                f"data must be a dict {{table name: DataFrame}}; found {type(data).__name__}.")
+        self.metadata.validate()
+        self.metadata.validate_data(data)
+
+    def _preprocess_table(self, table: str, frame: pd.DataFrame) -> pd.DataFrame:
+        params = self._table_parameters[table]
+        transformer = TableTransformer(
+            table, self.metadata, locales=params["locales"],
+            enforce_min_max_values=params["enforce_min_max_values"],
+            enforce_rounding=params["enforce_rounding"])
+        transformer.fit(frame)
+        self._transformers[table] = transformer
+        self._columns[table] = list(frame.columns)
+        self._dtypes[table] = {c: str(frame[c].dtype) for c in frame.columns}
+        numeric = transformer.transform(frame).reset_index(drop=True)
+        keys = frame[self._key_columns(table)].reset_index(drop=True)
+        logger.info("table %s: %d rows, %d modeled columns", table, len(frame), numeric.shape[1])
+        return pd.concat([numeric, keys], axis=1)
+
+    def _key_columns(self, table: str) -> list[str]:
+        keys = self.metadata.primary_key(table) + self.metadata.foreign_key_columns(table)
+        return list(dict.fromkeys(keys))
+
+    def fit_processed_data(self, processed_data: dict[str, pd.DataFrame]) -> None:
+        """Fit the hierarchical model on the output of :meth:`preprocess`."""
+        if not self._transformers:
+            raise NotFittedError("fit_processed_data needs the output of preprocess(data) "
+                                 "from this synthesizer; call preprocess first, or fit(data).")
+        numeric = {t: frame[self._transformers[t].modeled_columns]
+                   for t, frame in processed_data.items()}
+        links = build_links(self.metadata, processed_data)
+        rng = np.random.default_rng(self._seed_sequence(0))
+        with self._quiet():
+            self._model = fit_hma(self.metadata, numeric, links, self._table_parameters, rng,
+                                  progress=self._bar if self.verbose else None)
+        self._fit_date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        self.reset_sampling()
+
+    def fit_database(self, source) -> HMASynthesizer:
+        """Read every table of the metadata from a database URL or engine and fit on it."""
+        from hma_db.clone import fit_database
+
+        return fit_database(self, source)
+
+    def get_learned_distributions(self, table_name: str) -> dict[str, dict]:
+        """The marginal distribution learned for each modeled column of a table (any table).
+
+        Returns:
+            ``{column: {'distribution': name, 'learned_parameters': {...}}}``; when the requested
+            distribution could not be fitted, the fallback that was used is reported.
+        """
+        self._check_table(table_name)
+        model = self._fitted_model("get_learned_distributions")
+        return copy.deepcopy(model.learned_distributions(table_name))
+
+    # ----------------------------------------------------------------------- sampling
+    def reset_sampling(self) -> None:
+        """Restart the sampling random stream: the next ``sample`` repeats the first one."""
+        self._sample_rng = np.random.default_rng(self._seed_sequence(1))
+
+    def _seed_sequence(self, stream: int) -> np.random.SeedSequence:
+        # Separate, fixed streams for fitting and sampling, so calling one never shifts the other.
+        return np.random.SeedSequence(self._entropy, spawn_key=(stream,))
+
+    def _fitted_model(self, method: str) -> HMAModel:
+        if self._model is None:
+            raise NotFittedError(f"{method} needs a fitted synthesizer; call fit(data) first.")
+        return self._model
+
+    def sample(self, scale: float = 1.0) -> dict[str, pd.DataFrame]:
+        """Sample every table; ``scale`` multiplies each table's row count (at least 1 row).
+
+        Returns:
+            ``{table: DataFrame}`` with the source columns in their source order and dtypes,
+            unique primary keys and foreign keys that all reference sampled parent rows.
+        """
+        model = self._fitted_model("sample")
+        _check_scale(scale)
+        with self._quiet():
+            numeric, links = model.sample(float(scale), self._sample_rng)
+            tables = sorted(self.metadata.tables)
+            keys = {t: self._transformers[t].generate_keys(len(numeric[t]), self._sample_rng)
+                    for t in tables}
+            keys = assign_keys(self.metadata, keys, links, self._dtypes)
+            return {t: self._decode_table(t, numeric[t], keys[t])
+                    for t in self._bar(tables, "Sampling tables")}
+
+    def _decode_table(self, table: str, numeric: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
+        body = self._transformers[table].reverse_transform(numeric, self._sample_rng)
+        body = body.reset_index(drop=True)
+        keys = keys.reset_index(drop=True)
+        dtypes = self._dtypes[table]
+        out = {}
+        for column in self._columns[table]:
+            values = keys[column] if column in keys.columns else body[column]
+            out[column] = cast_like(values, dtypes.get(column))
+        return pd.DataFrame(out, index=pd.RangeIndex(len(numeric)))
+
+    def sample_to_database(self, target, scale: float = 1.0, *, schema: str | None = None,
+                           if_exists: str = "fail") -> dict[str, int]:
+        """Sample and write the tables into a database; rows written per table."""
+        from hma_db.clone import sample_to_database
+
+        return sample_to_database(self, target, scale=scale, schema=schema, if_exists=if_exists)
+
+    # --------------------------------------------------------------------- progress, noise
+    def _bar(self, iterable: Iterable, desc: str, total: int | None = None) -> Iterable:
+        if not self.verbose:
+            return iterable
+        return tqdm(iterable, desc=desc, total=total)
+
+    @contextmanager
+    def _quiet(self):
+        """Without ``verbose``, nothing is printed: library warnings are silenced too."""
+        if self.verbose:
+            yield
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+
+    # ---------------------------------------------------------------------- save / load
+    def save(self, filepath: str | Path, format: str = "pickle") -> None:  # noqa: A002 - SDV's name
+        """Save the synthesizer.
+
+        Args:
+            filepath: the file to write (SDV's convention is a ``.pkl`` name).
+            format: ``"pickle"`` (default, like SDV) or ``"json"``, a plain-data model that
+                :func:`load_synthesizer` reads without executing any code, safe to accept from
+                others. JSON does not keep the SQLAlchemy schema of reflected metadata.
+        """
+        if format == "pickle":
+            model_io.save_pickle(self, filepath)
+        elif format == "json":
+            model_io.save_json(self._to_state(), filepath)
+        else:
+            raise SynthesizerInputError(f"format must be 'pickle' or 'json'; found {format!r}.")
+
+    @classmethod
+    def load(cls, filepath: str | Path) -> HMASynthesizer:
+        """Load a synthesizer saved with :meth:`save` (pickle or JSON, detected from the file).
+
+        Warning: a pickle file runs code while it loads. hma_db checks that the file starts
+        like a pickled ``HMASynthesizer`` and only resolves classes of the libraries a model
+        uses, but only load pickles you trust; exchange models as JSON, which runs no code.
+
+        Raises:
+            ModelFileError: the file is missing or is not an hma_db model.
+        """
+        return load_synthesizer(filepath)
+
+    def _to_state(self) -> dict[str, Any]:
+        return {
+            "parameters": self.get_parameters(),
+            "metadata": self.metadata.to_dict(),
+            "table_parameters": copy.deepcopy(self._table_parameters),
+            "columns": self._columns, "dtypes": self._dtypes,
+            "transformers": {t: tt.to_dict() for t, tt in self._transformers.items()},
+            "model": None if self._model is None else self._model.to_dict(),
+            "entropy": self._entropy,
+            "sample_rng": self._sample_rng.bit_generator.state,
+            "dates": [self._creation_date, self._fit_date],
+        }
+
+    @classmethod
+    def _from_state(cls, state: dict[str, Any]) -> HMASynthesizer:
+        params = state["parameters"]
+        synth = cls(Metadata.from_dict(state["metadata"]), locales=params["locales"],
+                    verbose=params["verbose"], seed=params["seed"])
+        synth._table_parameters = state["table_parameters"]
+        synth._columns, synth._dtypes = state["columns"], state["dtypes"]
+        synth._transformers = {t: TableTransformer.from_dict(d, synth.metadata)
+                               for t, d in state["transformers"].items()}
+        synth._model = None if state["model"] is None else HMAModel.from_dict(state["model"])
+        synth._entropy = state["entropy"]
+        synth._sample_rng.bit_generator.state = state["sample_rng"]
+        synth._creation_date, synth._fit_date = state["dates"]
+        return synth
+
+
+def _check_scale(scale: Any) -> None:
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) \
+            or not math.isfinite(scale) or scale <= 0:
+        raise SynthesizerInputError(
+            f"scale must be a positive finite number (1.0 keeps the source row counts); "
+            f"found {scale!r}.")
+
+
+def load_synthesizer(filepath: str | Path) -> HMASynthesizer:
+    """Load a synthesizer saved with :meth:`HMASynthesizer.save` (pickle or JSON).
+
+    The format is detected from the file's first bytes. JSON models are plain data and load
+    without executing any code. Pickle executes code while it loads: hma_db checks the pickle
+    header and that its first object is an ``HMASynthesizer``, and resolves only classes of the
+    libraries a model is made of, but load pickles only from sources you trust.
+
+    Raises:
+        ModelFileError: the file is missing, unreadable, or not an hma_db model.
+
+    Example:
+        >>> synthesizer = load_synthesizer("my_synthesizer.pkl")
+    """
+    kind, payload = model_io.load(filepath)
+    if kind == "json":
+        return HMASynthesizer._from_state(payload)
+    return payload
