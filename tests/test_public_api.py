@@ -1,0 +1,32 @@
+import types
+
+import hma_db
+
+
+def _isort_key(name: str) -> tuple[int, str]:
+    """isort's (and ruff RUF022's) order: CONSTANTS, then Classes, then functions and dunders."""
+    if name.isupper():
+        return 0, name
+    return (1 if name[0].isupper() else 2), name
+
+
+def test_all_is_sorted_and_unique():
+    assert list(hma_db.__all__) == sorted(hma_db.__all__, key=_isort_key)
+    assert len(set(hma_db.__all__)) == len(hma_db.__all__)
+
+
+def test_every_name_in_all_exists():
+    missing = [name for name in hma_db.__all__ if not hasattr(hma_db, name)]
+    assert missing == []
+
+
+def test_every_public_name_is_in_all():
+    # Submodules become attributes of the package when imported; they are not the API.
+    public = {name for name, value in vars(hma_db).items()
+              if not name.startswith("_") and not isinstance(value, types.ModuleType)}
+    assert sorted(public - set(hma_db.__all__)) == []
+
+
+def test_errors_share_one_root():
+    errors = [getattr(hma_db, n) for n in hma_db.__all__ if n.endswith("Error")]
+    assert errors and all(issubclass(e, hma_db.HmaDbError) for e in errors)
