@@ -1,0 +1,350 @@
+"""A Gaussian copula on plain numpy arrays, with marginals from ``copulas.univariate``.
+
+Each column gets a parametric marginal ``F`` (``norm``, ``beta``, ``truncnorm``, ``gamma``,
+``uniform`` or ``student_t``); the dependence between columns is the correlation matrix of the
+normal scores ``z = Phi^-1(F(x))``, projected to the nearest valid correlation matrix. This is the
+only module that imports ``copulas``; everything it keeps is plain data (``to_dict``).
+
+Speed choices, measured on a 2-core machine (1 million values, one column):
+
+* marginals are fitted on a random subsample of at most ``FIT_SAMPLE_SIZE`` values (a ``beta``
+  fit takes ~0.4 s on 10k values and grows with n; ``student_t`` 4.4 s on 50k). 10k values pin
+  the parameters of a 2-4 parameter family far below the noise of the copula itself;
+* ``from_scores`` evaluates the exact inverse cdf on a fine grid of scores and interpolates
+  linearly (``beta``'s exact ``ppf`` costs 2.6 s per million values, the grid 0.02 s);
+  the grid step is 0.005 in score space, so the error is far below any rounding of the data.
+
+Example:
+    >>> copula = GaussianCopula("beta", {"age": "truncnorm"}).fit(data, ["age", "income"])
+    >>> fake = copula.from_scores(copula.sample_scores(100, np.random.default_rng(0)))
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from copulas.univariate import (
+    BetaUnivariate,
+    GammaUnivariate,
+    GaussianUnivariate,
+    StudentTUnivariate,
+    TruncatedGaussian,
+    UniformUnivariate,
+    Univariate,
+)
+from scipy import special
+
+from hma_db.errors import SynthesizerInputError
+
+DISTRIBUTIONS = {
+    "norm": GaussianUnivariate,
+    "beta": BetaUnivariate,
+    "truncnorm": TruncatedGaussian,
+    "gamma": GammaUnivariate,
+    "uniform": UniformUnivariate,
+    "student_t": StudentTUnivariate,
+}
+# What to try, in order, when a requested family cannot be fitted to a column.
+FALLBACKS = {
+    "beta": ("truncnorm", "norm"),
+    "gamma": ("truncnorm", "norm"),
+    "student_t": ("norm",),
+    "truncnorm": ("norm",),
+    "uniform": ("truncnorm", "norm"),
+    "norm": (),
+}
+FIT_SAMPLE_SIZE = 10_000
+SCORE_LIMIT = 6.0  # |z| cap: Phi(-6) ~ 1e-9, so no score is infinite
+_GRID = np.linspace(-SCORE_LIMIT, SCORE_LIMIT, 2401)
+_MAX_KS = 0.35  # a fit whose cdf is this far from the data's is treated as failed
+_MIN_EIGENVALUE = 1e-6
+
+
+def check_distribution(name: Any, column: str) -> str:
+    """Return ``name`` if it is an allowed distribution, else raise naming the column."""
+    if name in DISTRIBUTIONS:
+        return name
+    reason = " (non-parametric distributions are not supported)" if name == "gaussian_kde" else ""
+    raise SynthesizerInputError(
+        f"Column '{column}': unknown distribution {name!r}{reason}; expected one of "
+        f"{', '.join(sorted(DISTRIBUTIONS))}")
+
+
+def nearest_correlation(matrix: np.ndarray) -> np.ndarray:
+    """The nearest valid correlation matrix: eigenvalues clipped to a small positive floor,
+    then rescaled to a unit diagonal (symmetric, positive definite)."""
+    matrix = np.nan_to_num(np.asarray(matrix, dtype=float))
+    matrix = (matrix + matrix.T) / 2
+    if matrix.size == 0:
+        return matrix.reshape(0, 0)
+    values, vectors = np.linalg.eigh(matrix)
+    fixed = (vectors * np.clip(values, _MIN_EIGENVALUE, None)) @ vectors.T
+    scale = 1 / np.sqrt(np.diag(fixed))
+    fixed = fixed * scale[:, None] * scale[None, :]
+    np.fill_diagonal(fixed, 1.0)
+    return (fixed + fixed.T) / 2
+
+
+def _normal_ppf(u: np.ndarray) -> np.ndarray:
+    return np.clip(special.ndtri(u), -SCORE_LIMIT, SCORE_LIMIT)
+
+
+def _instance(name: str, params: dict[str, float]) -> Univariate:
+    cls = DISTRIBUTIONS[name]
+    return Univariate.from_dict({"type": f"{cls.__module__}.{cls.__name__}", **params})
+
+
+def _ks_distance(model: Univariate, sample: np.ndarray) -> float:
+    """Kolmogorov distance between the fitted cdf and the sample's empirical cdf."""
+    ordered = np.sort(sample)
+    u = np.asarray(model.cdf(ordered), dtype=float)
+    if not np.all(np.isfinite(u)):
+        return np.inf
+    n = len(ordered)
+    upper = np.arange(1, n + 1) / n
+    return float(max(np.max(upper - u), np.max(u - (upper - 1 / n))))
+
+
+def _try_fit(name: str, sample: np.ndarray) -> tuple[dict[str, float] | None, float]:
+    """Fit one family; return (its parameters, its KS distance) or (None, inf) on failure."""
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            model = DISTRIBUTIONS[name]()
+            model.fit(sample)
+            params = {k: float(v) for k, v in model.to_dict().items() if k != "type"}
+            if not all(np.isfinite(v) for v in params.values()):
+                return None, np.inf
+            return params, _ks_distance(_instance(name, params), sample)
+    except (ValueError, RuntimeError, FloatingPointError, ZeroDivisionError, np.linalg.LinAlgError):
+        return None, np.inf
+
+
+def fit_marginal(name: str, values: np.ndarray) -> dict[str, Any]:
+    """Fit the requested family (or its first usable fallback) to a non-constant column.
+
+    Returns ``{"distribution", "requested", "learned_parameters"}``.
+    """
+    best: tuple[float, str, dict[str, float]] | None = None
+    for candidate in (name, *FALLBACKS[name]):
+        params, distance = _try_fit(candidate, values)
+        if params is not None and distance <= _MAX_KS:
+            return {"distribution": candidate, "requested": name, "learned_parameters": params}
+        if params is not None and (best is None or distance < best[0]):
+            best = (distance, candidate, params)
+    if best is None:  # even the normal fit failed: use the moments directly
+        params = {"loc": float(np.mean(values)), "scale": float(np.std(values) or 1.0)}
+        return {"distribution": "norm", "requested": name, "learned_parameters": params}
+    return {"distribution": best[1], "requested": name, "learned_parameters": best[2]}
+
+
+class GaussianCopula:
+    """A Gaussian copula with one parametric marginal per column.
+
+    Args:
+        default_distribution: the marginal family for columns not named in
+            ``numerical_distributions`` (one of ``DISTRIBUTIONS``).
+        numerical_distributions: ``{column: family}`` overrides.
+
+    Example:
+        >>> copula = GaussianCopula("truncnorm").fit(np.random.rand(100, 2), ["a", "b"])
+        >>> copula.learned_distributions()["a"]["distribution"]
+        'truncnorm'
+    """
+
+    def __init__(self, default_distribution: str = "beta",
+                 numerical_distributions: dict[str, str] | None = None):
+        self.default_distribution = check_distribution(default_distribution, "<default>")
+        self.numerical_distributions = {
+            col: check_distribution(name, col)
+            for col, name in (numerical_distributions or {}).items()}
+        self.columns: list[str] = []
+        self.marginals: list[dict[str, Any]] = []
+        self.correlation = np.zeros((0, 0))
+        self._models: list[Univariate | None] = []
+        self._grids: list[np.ndarray | None] = []
+
+    # ----------------------------------------------------------------------------------- fit
+    def fit(self, data: np.ndarray, columns: list[str],
+            rng: np.random.Generator | None = None) -> GaussianCopula:
+        """Fit the marginals and the correlation of the normal scores.
+
+        Args:
+            data: ``(n, d)`` finite floats.
+            columns: the ``d`` column names.
+            rng: draws the subsample the marginals are fitted on (default: a fixed seed).
+        """
+        data = self._check(data, columns)
+        rng = rng if rng is not None else np.random.default_rng(0)
+        self.columns = list(columns)
+        sample = data
+        if len(data) > FIT_SAMPLE_SIZE:
+            sample = data[np.sort(rng.choice(len(data), FIT_SAMPLE_SIZE, replace=False))]
+        self.marginals = [self._fit_column(sample[:, j], col) for j, col in enumerate(columns)]
+        self._build()
+        self.correlation = self._fit_correlation(self.to_scores(data))
+        return self
+
+    def _check(self, data: np.ndarray, columns: list[str]) -> np.ndarray:
+        data = np.asarray(data, dtype=float)
+        if data.ndim != 2:
+            data = data.reshape(len(data), len(columns))
+        if data.shape[1] != len(columns):
+            raise SynthesizerInputError(
+                f"Expected {len(columns)} columns ({', '.join(columns)}), found {data.shape[1]}")
+        bad = [col for j, col in enumerate(columns) if not np.all(np.isfinite(data[:, j]))]
+        if bad:
+            raise SynthesizerInputError(
+                f"Columns {', '.join(bad)} hold missing or infinite values; expected finite numbers")
+        return data
+
+    def _fit_column(self, values: np.ndarray, column: str) -> dict[str, Any]:
+        name = self.numerical_distributions.get(column, self.default_distribution)
+        if len(values) == 0 or np.ptp(values) == 0:
+            value = float(values[0]) if len(values) else 0.0
+            return {"distribution": name, "requested": name, "constant": value,
+                    "learned_parameters": {"loc": value, "scale": 0.0}}
+        return fit_marginal(name, values)
+
+    def _build(self) -> None:
+        """Rebuild the univariate objects and inverse-cdf grids from the plain parameters."""
+        self._models, self._grids = [], []
+        for marginal in self.marginals:
+            if "constant" in marginal:
+                self._models.append(None)
+                self._grids.append(None)
+                continue
+            model = _instance(marginal["distribution"], marginal["learned_parameters"])
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                grid = np.asarray(model.ppf(special.ndtr(_GRID)), dtype=float)
+            # Guard against a non-finite end of the grid (unbounded families at u ~ 1e-9).
+            finite = np.isfinite(grid)
+            grid = np.interp(_GRID, _GRID[finite], grid[finite]) if finite.any() else \
+                np.zeros_like(_GRID)
+            self._models.append(model)
+            self._grids.append(np.maximum.accumulate(grid))
+
+    @staticmethod
+    def _fit_correlation(scores: np.ndarray) -> np.ndarray:
+        d = scores.shape[1]
+        if d == 0:
+            return np.zeros((0, 0))
+        if len(scores) < 2:
+            return np.eye(d)
+        centered = scores - scores.mean(axis=0)
+        spread = np.sqrt((centered ** 2).sum(axis=0))
+        with np.errstate(all="ignore"):
+            corr = (centered.T @ centered) / np.outer(spread, spread)
+        corr[~np.isfinite(corr)] = 0.0  # constant columns are independent of everything
+        np.fill_diagonal(corr, 1.0)
+        return nearest_correlation(corr)
+
+    # ------------------------------------------------------------------------ transformations
+    def to_scores(self, data: np.ndarray) -> np.ndarray:
+        """Normal scores ``z = Phi^-1(F(x))`` of ``(n, d)`` data, finite and within +-6."""
+        data = np.asarray(data, dtype=float).reshape(len(data), len(self.columns))
+        scores = np.zeros(data.shape)
+        for j, model in enumerate(self._models):
+            if model is None:
+                continue
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                u = np.asarray(model.cdf(data[:, j]), dtype=float)
+            scores[:, j] = _normal_ppf(np.nan_to_num(u, nan=0.5))
+        return scores
+
+    def from_scores(self, scores: np.ndarray) -> np.ndarray:
+        """Values ``x = F^-1(Phi(z))`` for ``(n, d)`` normal scores."""
+        scores = np.asarray(scores, dtype=float).reshape(len(scores), len(self.columns))
+        values = np.empty(scores.shape)
+        for j, marginal in enumerate(self.marginals):
+            if self._grids[j] is None:
+                values[:, j] = marginal["constant"]
+            else:
+                values[:, j] = np.interp(scores[:, j], _GRID, self._grids[j])
+        return values
+
+    # ------------------------------------------------------------------------------ sampling
+    def sample_scores(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` rows of standard normal scores with the learned correlation."""
+        d = len(self.columns)
+        if d == 0:
+            return np.zeros((n, 0))
+        return rng.standard_normal((n, d)) @ np.linalg.cholesky(self.correlation).T
+
+    def conditional_scores(self, known: np.ndarray, known_columns: list[str],
+                           rng: np.random.Generator) -> np.ndarray:
+        """Full ``(n, d)`` scores: ``known_columns`` fixed to ``known``, the others drawn from
+        the normal distribution conditional on them (Schur complement)."""
+        index = {col: j for j, col in enumerate(self.columns)}
+        missing = [c for c in known_columns if c not in index]
+        if missing:
+            raise SynthesizerInputError(
+                f"Unknown copula columns {missing}; the copula has {self.columns}")
+        known = np.asarray(known, dtype=float).reshape(len(known), len(known_columns))
+        k_idx = np.array([index[c] for c in known_columns], dtype=int)
+        u_idx = np.setdiff1d(np.arange(len(self.columns)), k_idx)
+        out = np.empty((len(known), len(self.columns)))
+        out[:, k_idx] = known
+        if len(u_idx) == 0:
+            return out
+        regression, cond_chol = self.conditional_parameters(k_idx, u_idx)
+        noise = rng.standard_normal((len(known), len(u_idx))) @ cond_chol.T
+        out[:, u_idx] = known @ regression.T + noise
+        return out
+
+    def conditional_parameters(self, k_idx: np.ndarray, u_idx: np.ndarray):
+        """(regression matrix B, Cholesky factor L): z_u | z_k ~ N(B z_k, L L^T)."""
+        corr = self.correlation
+        s_kk, s_uk = corr[np.ix_(k_idx, k_idx)], corr[np.ix_(u_idx, k_idx)]
+        if len(k_idx) == 0:
+            regression = np.zeros((len(u_idx), 0))
+        else:
+            regression = np.linalg.solve(s_kk, s_uk.T).T
+        cond = corr[np.ix_(u_idx, u_idx)] - regression @ s_uk.T
+        cond = (cond + cond.T) / 2
+        values, vectors = np.linalg.eigh(cond)
+        # A square-root factor that tolerates the tiny negative eigenvalues of rounding.
+        return regression, vectors * np.sqrt(np.clip(values, 0, None))
+
+    # ------------------------------------------------------------------------------- results
+    def learned_distributions(self) -> dict[str, dict[str, Any]]:
+        """``{column: {"distribution": name, "learned_parameters": {...}}}``; a fallback family
+        is reported with ``"fallback_from"`` naming the requested one."""
+        out = {}
+        for col, marginal in zip(self.columns, self.marginals, strict=True):
+            entry = {"distribution": marginal["distribution"],
+                     "learned_parameters": dict(marginal["learned_parameters"])}
+            if marginal["distribution"] != marginal["requested"]:
+                entry["fallback_from"] = marginal["requested"]
+            out[col] = entry
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted copula as plain JSON-able data."""
+        return {
+            "default_distribution": self.default_distribution,
+            "numerical_distributions": dict(self.numerical_distributions),
+            "columns": list(self.columns),
+            "marginals": [
+                {**m, "learned_parameters": dict(m["learned_parameters"])} for m in self.marginals],
+            "correlation": self.correlation.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, params: dict[str, Any]) -> GaussianCopula:
+        """Rebuild a copula written by :meth:`to_dict` (names are checked, no code is loaded)."""
+        copula = cls(params["default_distribution"], params.get("numerical_distributions"))
+        copula.columns = list(params["columns"])
+        copula.marginals = []
+        for col, marginal in zip(copula.columns, params["marginals"], strict=True):
+            check_distribution(marginal["distribution"], col)
+            copula.marginals.append({**marginal,
+                                     "learned_parameters": dict(marginal["learned_parameters"])})
+        d = len(copula.columns)
+        copula.correlation = np.asarray(params["correlation"], dtype=float).reshape(d, d)
+        copula._build()
+        return copula
