@@ -1,0 +1,367 @@
+"""Read a database's schema into :class:`~hma_db.Metadata`, with the SQLAlchemy tables behind it.
+
+:func:`reflect` is the only user of SQLAlchemy's ``Inspector`` in hma_db. It reads the tables of one
+schema (views and PostgreSQL partitions left out), maps SQL types to sdtypes
+(:mod:`hma_db.sqltypes`), turns primary and foreign keys into ``id`` columns and relationships,
+unique constraints and unique indexes into alternate keys, and looks at a small sample of the data
+(:mod:`hma_db.profiling`) to find personal data, categorical text and the shape of string keys.
+The source is opened read-only where the database allows it and never written.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import sqlalchemy as sa
+
+from hma_db import profiling
+from hma_db.errors import ReflectionError
+from hma_db.metadata import Metadata
+from hma_db.reflect_schema import bare_tables, lift_partition_foreign_keys, partitions
+from hma_db.sqltypes import (
+    DATE,
+    TEXT,
+    allowed_values_from_check,
+    domain_checks,
+    type_options,
+)
+
+logger = logging.getLogger(__name__)
+
+Source = str | sa.URL | sa.Engine
+_URL_HINT = ("expected dialect+driver://user@host/database, e.g. "
+             "postgresql+psycopg://app@localhost/shop or sqlite:///path/to/file.sqlite")
+
+
+def reflect(source: Source, *, schema: str | None = None, include: Iterable[str] | None = None,
+            exclude: Iterable[str] | None = None) -> Metadata:
+    """Reflect the tables of a database into :class:`Metadata`.
+
+    Args:
+        source: a URL string, a ``sqlalchemy.URL`` or an ``Engine`` (a given engine is not
+            disposed; one created here is). A path to an existing SQLite file also works.
+        schema: the schema to read (default: the connection's default schema).
+        include: read only these tables.
+        exclude: leave these tables out.
+
+    Returns:
+        The metadata, with ``sql_metadata`` (the SQLAlchemy tables keyed by bare name),
+        ``schema`` and ``row_counts`` set.
+
+    Raises:
+        ReflectionError: the URL is invalid, the SQLite file does not exist, the connection is
+            refused, the schema does not exist, or ``include``/``exclude`` name a missing table.
+
+    Example:
+        >>> metadata = reflect("sqlite:///examples/chinook.sqlite")
+        >>> metadata.tables["Customer"]["columns"]["Email"]
+        {'sdtype': 'email', 'pii': True, 'nullable': False, 'max_length': 60}
+    """
+    with _engine(source) as engine, _connect(engine) as conn:
+        label = engine.url.render_as_string(hide_password=True)
+        try:
+            with warnings.catch_warnings():
+                # Unknown column types are looked up by name afterwards (sqltypes.RawType).
+                warnings.simplefilter("ignore", sa.exc.SAWarning)
+                return _reflect(conn, schema, include, exclude, label)
+        except sa.exc.SQLAlchemyError as exc:
+            raise ReflectionError(
+                f"Cannot read the schema of {label}: {_first_line(exc, engine.url)}") from exc
+
+
+# ------------------------------------------------------------------------ opening the source
+def _first_line(exc: BaseException, url: sa.URL | None = None) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    text = lines[0] if lines else type(orig).__name__
+    if url is not None and url.password:
+        text = text.replace(str(url.password), "***")
+    return text
+
+
+def _mask(text: str) -> str:
+    """Hide what looks like a password in a string that is not a valid URL."""
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+
+
+def _parse(source: str | sa.URL) -> sa.URL:
+    if isinstance(source, sa.URL):
+        return source
+    if not isinstance(source, str):
+        raise ReflectionError(f"Expected a database URL (str or sqlalchemy.URL) or an Engine; "
+                              f"found {type(source).__name__}")
+    if "://" not in source and Path(source).is_file():
+        return sa.URL.create("sqlite", database=str(Path(source).resolve()))
+    try:
+        return sa.make_url(source)
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise ReflectionError(f"'{_mask(source)}' is not a valid database URL; {_URL_HINT}") from exc
+
+
+def _sqlite_engine(url: sa.URL) -> sa.Engine:
+    """A read-only SQLite engine; a missing file is an error, never a new empty database."""
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return sa.create_engine(url)
+    path = Path(database)
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "does not exist"
+        raise ReflectionError(f"The SQLite database file '{path}' {what}; check the path in the "
+                              f"URL '{url.render_as_string(hide_password=True)}'")
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    return sa.create_engine(url, creator=lambda: sqlite3.connect(uri, uri=True),
+                            poolclass=sa.pool.NullPool)
+
+
+def _create_engine(url: sa.URL) -> sa.Engine:
+    label = url.render_as_string(hide_password=True)
+    try:
+        if url.get_backend_name() == "sqlite":
+            return _sqlite_engine(url)
+        connect_args = {}
+        if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("psycopg",
+                                                                               "psycopg2"):
+            # Every transaction of this engine is read-only (the server enforces it).
+            connect_args["options"] = "-c default_transaction_read_only=on"
+        return sa.create_engine(url, connect_args=connect_args, poolclass=sa.pool.NullPool)
+    except sa.exc.NoSuchModuleError as exc:
+        raise ReflectionError(f"Unknown database dialect or driver '{url.drivername}' in "
+                              f"'{label}'; {_URL_HINT}") from exc
+    except ImportError as exc:
+        raise ReflectionError(f"The database driver for '{label}' is not installed: {exc} "
+                              "(MariaDB/MySQL: pip install 'hma_db[mysql]')") from exc
+    except sa.exc.ArgumentError as exc:
+        raise ReflectionError(f"Invalid database URL '{label}': {_first_line(exc, url)}") from exc
+
+
+@contextmanager
+def _engine(source: Source) -> Iterator[sa.Engine]:
+    if isinstance(source, sa.Engine):
+        yield source
+        return
+    engine = _create_engine(_parse(source))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _connect(engine: sa.Engine) -> Iterator[sa.Connection]:
+    label = engine.url.render_as_string(hide_password=True)
+    try:
+        conn = engine.connect()
+    except sa.exc.SQLAlchemyError as exc:
+        raise ReflectionError(f"Cannot connect to {label}: {_first_line(exc, engine.url)}") from exc
+    try:
+        if engine.dialect.name == "postgresql":
+            # Also covers engines the caller created: this transaction is read-only.
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        yield conn
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+# -------------------------------------------------------------------------- choosing tables
+def _check_schema(inspector: sa.Inspector, schema: str | None, label: str) -> None:
+    if schema is None:
+        return
+    names = inspector.get_schema_names()
+    if schema not in names:
+        raise ReflectionError(f"Schema '{schema}' does not exist in {label}; its schemas are: "
+                              f"{', '.join(names)}")
+
+
+def _names(values: Iterable[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return [values] if isinstance(values, str) else list(values)
+
+
+def _select_tables(available: list[str], include: list[str] | None, exclude: list[str] | None,
+                   where: str) -> list[str]:
+    for option, names in (("include", include), ("exclude", exclude)):
+        missing = [n for n in names or [] if n not in available]
+        if missing:
+            shown = ", ".join(available[:30]) + (" ..." if len(available) > 30 else "")
+            raise ReflectionError(
+                f"{option} names table(s) {', '.join(repr(m) for m in missing)} that do not "
+                f"exist in {where}; its tables are: {shown or '(none)'}")
+    chosen = [t for t in available if include is None or t in include]
+    return [t for t in chosen if t not in (exclude or [])]
+
+
+def _reflect(conn: sa.Connection, schema: str | None, include: Iterable[str] | None,
+             exclude: Iterable[str] | None, label: str) -> Metadata:
+    inspector = sa.inspect(conn)
+    _check_schema(inspector, schema, label)
+    where = label + (f" (schema '{schema}')" if schema else "")
+    parts = partitions(conn, schema)
+    available = sorted(t for t in inspector.get_table_names(schema=schema) if t not in parts)
+    names = _select_tables(available, _names(include), _names(exclude), where)
+    source = sa.MetaData()
+    source.reflect(bind=conn, schema=schema, only=names, views=False, resolve_fks=False)
+    source_tables = {n: source.tables[f"{schema}.{n}" if schema else n] for n in names}
+    _fix_unknown_types(conn, source_tables, schema)
+    sql_metadata = bare_tables(source_tables)
+    lift_partition_foreign_keys(inspector, sql_metadata, parts, schema)
+    metadata = _to_metadata(conn, sql_metadata, source_tables, schema)
+    metadata.sql_metadata, metadata.schema = sql_metadata, schema
+    logger.info("reflected %d tables and %d relationships from %s", len(metadata.tables),
+                len(metadata.relationships), where)
+    return metadata
+
+
+def _fix_unknown_types(conn: sa.Connection, tables: dict[str, sa.Table],
+                       schema: str | None) -> None:
+    """Give columns whose type SQLAlchemy does not know a RawType with the SQL type name."""
+    from hma_db.reflect_schema import raw_type_names
+    from hma_db.sqltypes import RawType
+
+    for name, table in tables.items():
+        unknown = [c for c in table.columns if isinstance(c.type, sa.types.NullType)]
+        if not unknown:
+            continue
+        raw = raw_type_names(conn, name, schema)
+        for column in unknown:
+            column.type = RawType(raw.get(column.name) or "text")
+
+
+# ------------------------------------------------------------------------- building metadata
+def _to_metadata(conn: sa.Connection, sql_metadata: sa.MetaData, source_tables: dict[str, sa.Table],
+                 schema: str | None) -> Metadata:
+    metadata = Metadata()
+    relationships = []
+    for name, table in sql_metadata.tables.items():
+        relationships += _relationships(table)
+    fk_columns: dict[str, set[str]] = {}
+    for rel in relationships:
+        fk_columns.setdefault(rel["child_table_name"], set()).update(rel["child_foreign_key"])
+    for name, table in sql_metadata.tables.items():
+        rows = conn.execute(sa.select(sa.func.count()).select_from(source_tables[name])).scalar()
+        metadata.row_counts[name] = int(rows)
+        entry = _table_entry(conn, table, source_tables[name], fk_columns.get(name, set()),
+                             int(rows), schema)
+        metadata.tables[name] = entry
+        logger.info("table %s: %d columns, %d rows", name, len(table.columns), rows)
+    metadata.relationships = [
+        {k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in rel.items()}
+        for rel in relationships
+    ]
+    return metadata
+
+
+def _relationships(table: sa.Table) -> list[dict[str, Any]]:
+    """One relationship per foreign key that references its parent's primary key."""
+    found = []
+    for fkc in sorted(table.foreign_key_constraints, key=lambda c: (c.column_keys, c.name or "")):
+        parent = fkc.referred_table
+        pairs = {e.column.name: e.parent.name for e in fkc.elements}
+        pk = [c.name for c in parent.primary_key.columns]
+        if not pk or set(pairs) != set(pk):
+            logger.warning("foreign key %s.(%s) references %s.(%s), not its primary key; "
+                           "it is kept in the schema but not modeled as a relationship",
+                           table.name, ", ".join(pairs.values()), parent.name, ", ".join(pairs))
+            continue
+        rel = {"parent_table_name": parent.name, "parent_primary_key": pk,
+               "child_table_name": table.name, "child_foreign_key": [pairs[c] for c in pk]}
+        if rel not in found:
+            found.append(rel)
+    return found
+
+
+def _checked_values(table: sa.Table) -> dict[str, list[Any]]:
+    columns = [c.name for c in table.columns]
+    allowed: dict[str, list[Any]] = {}
+    for constraint in table.constraints:
+        if isinstance(constraint, sa.CheckConstraint):
+            allowed.update(allowed_values_from_check(str(constraint.sqltext), columns))
+    for column in table.columns:
+        for check in domain_checks(column.type):
+            values = allowed_values_from_check(check, ["VALUE"]).get("VALUE")
+            if values:
+                allowed[column.name] = values
+    return allowed
+
+
+def _alternate_keys(table: sa.Table) -> list[Any]:
+    pk = [c.name for c in table.primary_key.columns]
+    keys: list[list[str]] = []
+    candidates = [[c.name for c in u.columns] for u in table.constraints
+                  if isinstance(u, sa.UniqueConstraint)]
+    for index in sorted(table.indexes, key=lambda i: i.name or ""):
+        partial = any(k.endswith("_where") and v is not None for k, v in index.dialect_kwargs.items())
+        if index.unique and not partial and all(isinstance(e, sa.Column) for e in index.expressions):
+            candidates.append([e.name for e in index.expressions])
+    for key in sorted(candidates):
+        if key and key != pk and sorted(key) not in [sorted(k) for k in keys]:
+            keys.append(key)
+    return [k[0] if len(k) == 1 else k for k in keys]
+
+
+def _table_entry(conn: sa.Connection, table: sa.Table, source_table: sa.Table, fk_columns: set[str],
+                 rows: int, schema: str | None) -> dict[str, Any]:
+    from hma_db.reflect_schema import autoincrement_columns
+
+    pk = [c.name for c in table.primary_key.columns]
+    allowed = _checked_values(table)
+    serial = autoincrement_columns(conn, table, schema)
+    columns: dict[str, dict[str, Any]] = {}
+    kinds: dict[str, str | None] = {}
+    for column in table.columns:
+        options, kind = type_options(column.type)
+        options["nullable"] = bool(column.nullable) and column.name not in pk
+        if column.name in serial:
+            options["autoincrement"] = True
+        if column.name in pk or column.name in fk_columns:
+            options = _key_options(options, column.name in pk and column.name not in fk_columns)
+            kind = "key" if options.get("generator") is None and column.name not in fk_columns \
+                and isinstance(column.type, sa.String) else None
+        elif column.name in allowed:
+            options = {"sdtype": "categorical", "allowed_values": allowed[column.name],
+                       **{k: options[k] for k in ("nullable", "max_length") if k in options}}
+            kind = None
+        columns[column.name], kinds[column.name] = options, kind
+    _profile(conn, source_table, columns, kinds, rows)
+    entry: dict[str, Any] = {"columns": columns}
+    if pk:
+        entry["primary_key"] = pk[0] if len(pk) == 1 else pk
+    alternate = _alternate_keys(table)
+    if alternate:
+        entry["alternate_keys"] = alternate
+    return entry
+
+
+def _key_options(options: dict[str, Any], own_key: bool) -> dict[str, Any]:
+    """Options of a primary- or foreign-key column: sdtype 'id' and what generating it needs."""
+    kept = {k: options[k] for k in ("nullable", "max_length", "autoincrement") if k in options}
+    key = {"sdtype": "id", **kept}
+    if own_key and options.get("generator") == "uuid":
+        key["generator"] = "uuid"
+    return key
+
+
+def _profile(conn: sa.Connection, table: sa.Table, columns: dict[str, dict[str, Any]],
+             kinds: dict[str, str | None], rows: int) -> None:
+    """Settle text columns, birth dates and string-key formats from a small sample of the data."""
+    for name, kind in kinds.items():
+        if kind == DATE:
+            columns[name] = profiling.date_options(name, columns[name])
+    wanted = [n for n, k in kinds.items() if k in (TEXT, "key")]
+    frame, stats = profiling.sample(conn, table, wanted, rows)
+    for name in wanted:
+        if kinds[name] == "key":
+            columns[name].update(profiling.learn_key_format(frame[name], rows))
+        else:
+            distinct, non_null = stats[name]
+            columns[name] = profiling.text_options(name, columns[name], frame[name], distinct,
+                                                   non_null)

@@ -1,0 +1,140 @@
+"""The physical schema behind reflected metadata, and the per-dialect lookups the Inspector lacks.
+
+- :func:`bare_tables` copies reflected tables into a ``MetaData`` keyed by bare table name
+  (``schema=None``), dropping foreign keys to tables that were not reflected, so ``write`` can
+  recreate the schema anywhere.
+- :func:`partitions` and :func:`lift_partition_foreign_keys`: PostgreSQL partitions are left out
+  and foreign keys declared only on partitions move to their partitioned table.
+- :func:`raw_type_names`: the SQL name of a column type SQLAlchemy does not know (``xml``...).
+- :func:`autoincrement_columns`: identity, serial, AUTO_INCREMENT and SQLite rowid-alias columns.
+
+Per-dialect SQL lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import sqlalchemy as sa
+
+logger = logging.getLogger(__name__)
+
+
+def bare_tables(tables: dict[str, sa.Table]) -> sa.MetaData:
+    """Copies of ``tables`` in a new MetaData with ``schema=None``, without dangling foreign keys."""
+    metadata = sa.MetaData()
+    for table in tables.values():
+        table.to_metadata(metadata, schema=None)
+    for table in metadata.tables.values():
+        for fkc in list(table.foreign_key_constraints):
+            try:
+                fkc.referred_table  # noqa: B018 - resolves the parent, or raises
+            except sa.exc.NoReferencedTableError:
+                logger.info("table %s: foreign key to a table outside the reflected set dropped",
+                            table.name)
+                _drop_foreign_key(table, fkc)
+    return metadata
+
+
+def _drop_foreign_key(table: sa.Table, fkc: sa.ForeignKeyConstraint) -> None:
+    table.constraints.discard(fkc)
+    for fk in fkc.elements:
+        fk.parent.foreign_keys.discard(fk)
+        table.foreign_keys.discard(fk)
+
+
+def partitions(conn: sa.Connection, schema: str | None) -> dict[str, str]:
+    """PostgreSQL partitions of ``schema`` mapped to their root partitioned table ({} elsewhere)."""
+    if conn.dialect.name != "postgresql" or conn.dialect.server_version_info < (12,):
+        return {}
+    rows = conn.execute(sa.text(
+        "SELECT c.relname, r.relname FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_catalog.pg_class r ON r.oid = pg_catalog.pg_partition_root(c.oid) "
+        "WHERE c.relispartition AND n.nspname = COALESCE(:schema, current_schema())"),
+        {"schema": schema}).all()
+    return {child: root for child, root in rows}
+
+
+def lift_partition_foreign_keys(inspector: sa.Inspector, metadata: sa.MetaData,
+                                parts: dict[str, str], schema: str | None) -> None:
+    """Add to each partitioned table the foreign keys declared only on its partitions."""
+    for partition, root in sorted(parts.items()):
+        table = metadata.tables.get(root)
+        if table is None:
+            continue
+        for fk in inspector.get_foreign_keys(partition, schema=schema):
+            if fk["referred_schema"] not in (None, schema, inspector.default_schema_name):
+                continue
+            parent = metadata.tables.get(parts.get(fk["referred_table"], fk["referred_table"]))
+            if parent is None or any(c not in parent.c for c in fk["referred_columns"]):
+                continue
+            known = {(tuple(c.column_keys), c.referred_table.name)
+                     for c in table.foreign_key_constraints}
+            if (tuple(fk["constrained_columns"]), parent.name) in known:
+                continue
+            table.append_constraint(sa.ForeignKeyConstraint(
+                fk["constrained_columns"], [parent.c[c] for c in fk["referred_columns"]],
+                name=fk["name"]))
+            logger.info("table %s: foreign key %s lifted from partition %s", root, fk["name"],
+                        partition)
+
+
+def raw_type_names(conn: sa.Connection, table: str, schema: str | None) -> dict[str, str]:
+    """The SQL type name of each column of ``table``, as the database spells it."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        rows = conn.execute(sa.text(
+            "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) "
+            "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relname = :t AND n.nspname = COALESCE(:s, current_schema()) "
+            "AND a.attnum > 0 AND NOT a.attisdropped"), {"t": table, "s": schema}).all()
+    elif dialect in ("mysql", "mariadb"):
+        rows = conn.execute(sa.text(
+            "SELECT column_name, column_type FROM information_schema.columns "
+            "WHERE table_schema = COALESCE(:s, DATABASE()) AND table_name = :t"),
+            {"t": table, "s": schema}).all()
+    elif dialect == "sqlite":
+        rows = [(r[1], r[2]) for r in _sqlite_table_info(conn, table, schema)]
+    else:
+        rows = []
+    return {name: type_name for name, type_name in rows}
+
+
+def _sqlite_table_info(conn: sa.Connection, table: str, schema: str | None) -> list:
+    quote = conn.dialect.identifier_preparer.quote_identifier
+    prefix = f"{quote(schema)}." if schema else ""
+    return conn.exec_driver_sql(f"PRAGMA {prefix}table_info({quote(table)})").all()
+
+
+def _sqlite_rowid_alias(conn: sa.Connection, table: sa.Table, schema: str | None) -> str | None:
+    """The column that aliases SQLite's rowid (a lone INTEGER PRIMARY KEY), if any."""
+    pk = list(table.primary_key.columns)
+    if len(pk) != 1:
+        return None
+    master = f"{conn.dialect.identifier_preparer.quote_identifier(schema)}.sqlite_master" \
+        if schema else "sqlite_master"
+    sql = conn.execute(sa.text(f"SELECT sql FROM {master} WHERE type = 'table' AND name = :n"),
+                       {"n": table.name}).scalar() or ""
+    if re.search(r"\bWITHOUT\s+ROWID\b", sql, re.I):
+        return None
+    declared = {r[1]: (r[2] or "") for r in _sqlite_table_info(conn, table.name, schema)}
+    return pk[0].name if declared.get(pk[0].name, "").strip().upper() == "INTEGER" else None
+
+
+def autoincrement_columns(conn: sa.Connection, table: sa.Table, schema: str | None) -> set[str]:
+    """Columns the database numbers itself: identity, serial, AUTO_INCREMENT, SQLite rowid."""
+    found = set()
+    for column in table.columns:
+        default = column.server_default
+        serial = isinstance(default, sa.DefaultClause) and "nextval(" in str(
+            getattr(default.arg, "text", default.arg))
+        if column.autoincrement is True or column.identity is not None or serial:
+            found.add(column.name)
+    if conn.dialect.name == "sqlite":
+        alias = _sqlite_rowid_alias(conn, table, schema)
+        if alias:
+            found.add(alias)
+    return found

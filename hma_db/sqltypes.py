@@ -1,0 +1,177 @@
+"""SQL types to sdtypes, and CHECK constraints to allowed values.
+
+:func:`type_options` maps one reflected SQLAlchemy type to the column options of DESIGN.md
+section 2 (``sdtype``, ``generator``, ``max_length``, ``precision``, ``scale``,
+``computer_representation``, ``allowed_values``). Types are matched through SQLAlchemy's generic
+type classes, so every dialect's subclasses (``postgresql.JSONB``, ``mysql.ENUM``...) are covered;
+PostgreSQL domains resolve to their base type and keep their CHECK.
+
+:func:`allowed_values_from_check` reads ``col IN (...)`` lists from a CHECK constraint's SQL, in
+the spellings SQLite, MariaDB/MySQL and PostgreSQL (``col = ANY (ARRAY[...])``) give back.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.sql import sqltypes
+
+# Kinds that need a look at the data (text: personal data or categorical; date: date of birth).
+TEXT, DATE = "text", "date"
+
+
+class RawType(sa.types.UserDefinedType):
+    """A column type SQLAlchemy does not know (``xml``, ``geometry``...), kept by its SQL name so the
+    schema can be recreated in the same kind of database."""
+
+    cache_ok = True
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def get_col_spec(self, **_: Any) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"RawType({self.name!r})"
+
+
+# Generated-by-type columns: the generic type class -> generator name. Order matters (JSONB is a
+# JSON, BYTEA a LargeBinary).
+_GENERATED: list[tuple[tuple[type, ...], str]] = [
+    ((sa.ARRAY,), "array"),
+    ((sa.JSON,), "json"),
+    ((sa.Uuid,), "uuid"),
+    ((postgresql.INTERVAL, sa.Interval), "interval"),
+    ((postgresql.INET, postgresql.CIDR, postgresql.MACADDR, postgresql.MACADDR8), "ip"),
+    ((postgresql.TSVECTOR,), "tsvector"),
+    ((sqltypes._Binary,), "bytes"),
+]
+_RAW_GENERATORS = {"xml": "xml", "tsvector": "tsvector", "inet": "ip", "cidr": "ip",
+                   "json": "json", "jsonb": "json", "uuid": "uuid"}
+
+
+def base_type(type_: sa.types.TypeEngine) -> sa.types.TypeEngine:
+    """The type under a PostgreSQL domain (domains of domains included)."""
+    while isinstance(type_, postgresql.DOMAIN):
+        type_ = type_.data_type
+    return type_
+
+
+def domain_checks(type_: sa.types.TypeEngine) -> list[str]:
+    """The CHECK expressions of a PostgreSQL domain and of the domains it is built on."""
+    checks = []
+    while isinstance(type_, postgresql.DOMAIN):
+        if type_.check is not None:
+            checks.append(str(type_.check))
+        type_ = type_.data_type
+    return checks
+
+
+def _is_boolean_tinyint(type_: sa.types.TypeEngine) -> bool:
+    # MariaDB/MySQL spell BOOLEAN as TINYINT(1).
+    return isinstance(type_, mysql.TINYINT) and getattr(type_, "display_width", None) == 1
+
+
+def _numeric_options(type_: sa.types.TypeEngine) -> dict[str, Any]:
+    if isinstance(type_, (sa.Integer, mysql.YEAR)):
+        return {"sdtype": "numerical", "computer_representation": "Int64"}
+    options: dict[str, Any] = {"sdtype": "numerical", "computer_representation": "Float"}
+    if isinstance(type_, sa.Numeric) and not isinstance(type_, sa.Float):
+        if type_.precision is not None:
+            options["precision"] = type_.precision
+        if type_.scale is not None:
+            options["scale"] = type_.scale
+            if type_.scale == 0:
+                options["computer_representation"] = "Int64"
+    if isinstance(type_, postgresql.MONEY):
+        options["scale"] = 2
+    return options
+
+
+def type_options(type_: sa.types.TypeEngine) -> tuple[dict[str, Any], str | None]:
+    """Column options for a SQL type, and the kind of data check it needs (TEXT, DATE or None).
+
+    Example:
+        >>> type_options(sa.String(40))
+        ({'sdtype': 'unknown', 'generator': 'text', 'max_length': 40}, 'text')
+    """
+    type_ = base_type(type_)
+    if isinstance(type_, sa.Enum):
+        return {"sdtype": "categorical", "allowed_values": list(type_.enums)}, None
+    if isinstance(type_, sa.Boolean) or _is_boolean_tinyint(type_):
+        return {"sdtype": "boolean"}, None
+    for classes, generator in _GENERATED:
+        if isinstance(type_, classes):
+            return {"sdtype": "unknown", "generator": generator}, None
+    if isinstance(type_, (sa.Integer, sa.Numeric, sa.Float, postgresql.MONEY, mysql.YEAR)):
+        return _numeric_options(type_), None
+    if isinstance(type_, sa.Time):
+        return {"sdtype": "datetime", "datetime_format": "%H:%M:%S"}, None
+    if isinstance(type_, (sa.Date, sa.DateTime)):
+        return {"sdtype": "datetime"}, DATE
+    if isinstance(type_, sa.String):
+        options: dict[str, Any] = {"sdtype": "unknown", "generator": "text"}
+        if getattr(type_, "length", None):
+            options["max_length"] = int(type_.length)
+        return options, TEXT
+    if isinstance(type_, RawType):
+        name = type_.name.split("(")[0].strip().lower()
+        return {"sdtype": "unknown", "generator": _RAW_GENERATORS.get(name, "text")}, None
+    return {"sdtype": "unknown", "generator": "text"}, None
+
+
+# ------------------------------------------------------------------------------ CHECK parsing
+_IDENT = r'(?:"(?:[^"]|"")+"|`(?:[^`]|``)+`|\[[^\]]+\]|[^\W\d][\w$]*)'
+_CAST = r"(?:::[\w ]+(?:\[\])?)?"
+_COLUMN = rf"(?P<col>{_IDENT})\s*\)*\s*{_CAST}\s*\)*"
+_IN = re.compile(rf"(?<![\w\"`\]])\(*\s*{_COLUMN}\s+(?P<not>NOT\s+)?IN\s*\((?P<items>[^()]*)\)",
+                 re.I)
+_ANY = re.compile(
+    rf"(?<![\w\"`\]])\(*\s*{_COLUMN}\s*=\s*ANY\s*\(\s*\(*\s*ARRAY\s*\[(?P<items>[^\]]*)\]", re.I)
+_ITEM = re.compile(r"(?:_\w+)?'((?:[^']|'')*)'|(-?\d+(?:\.\d+)?(?:e[+-]?\d+)?)\b", re.I)
+
+
+def _unquote(identifier: str) -> str:
+    if identifier[0] in "\"`[":
+        inner = identifier[1:-1]
+        return inner.replace('""', '"') if identifier[0] == '"' else inner.replace("``", "`")
+    return identifier
+
+
+def _items(text: str) -> list[Any]:
+    values: list[Any] = []
+    for string, number in _ITEM.findall(text):
+        if number:
+            values.append(float(number) if re.search(r"[.eE]", number) else int(number))
+        else:
+            values.append(string.replace("''", "'"))
+    return values
+
+
+def allowed_values_from_check(sqltext: str, columns: list[str]) -> dict[str, list[Any]]:
+    """Map each column restricted to a list of values by a CHECK expression to that list.
+
+    ``columns`` are the table's column names (use ``["VALUE"]`` for a domain's CHECK). A CHECK
+    joined with OR constrains nothing on its own and is ignored, as is ``NOT IN``.
+
+    Example:
+        >>> allowed_values_from_check("st::text = ANY (ARRAY['a'::text, 'b'::text])", ["st"])
+        {'st': ['a', 'b']}
+    """
+    if re.search(r"\bOR\b", sqltext, re.I):
+        return {}
+    by_lower = {c.lower(): c for c in columns}
+    found: dict[str, list[Any]] = {}
+    for match in [*_IN.finditer(sqltext), *_ANY.finditer(sqltext)]:
+        if match.groupdict().get("not"):
+            continue
+        name = _unquote(match.group("col"))
+        column = name if name in columns else by_lower.get(name.lower())
+        values = _items(match.group("items"))
+        if column is not None and values:
+            found[column] = values
+    return found
