@@ -1,0 +1,394 @@
+"""HMASynthesizer end to end on Chinook and Northwind, its argument checks, seeds and model files."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE, ROOT
+
+from hma_db import (
+    DataError,
+    HmaDbError,
+    Metadata,
+    ModelFileError,
+    NotFittedError,
+    SynthesizerInputError,
+)
+from hma_db.linking import assign_keys, link_positions
+from hma_db.metadata import key_columns
+from hma_db.read import read_tables
+from hma_db.reflect import reflect
+from hma_db.simplify import simplify_schema
+from hma_db.synthesizer import HMASynthesizer, load_synthesizer
+
+SMALL = ("Employee", "Customer", "Invoice")  # a closed subset: self-reference, nullable FK
+
+
+def load_sqlite(path) -> tuple[Metadata, dict[str, pd.DataFrame]]:
+    url = f"sqlite:///{path}"
+    metadata = reflect(url)
+    return metadata, read_tables(url, metadata)
+
+
+def subset(metadata: Metadata, data: dict, tables) -> tuple[Metadata, dict]:
+    small = metadata.copy()
+    for table in [t for t in metadata.tables if t not in tables]:
+        small.remove_table(table)
+    return small, {t: data[t].copy() for t in tables}
+
+
+@pytest.fixture(scope="module")
+def chinook():
+    return load_sqlite(CHINOOK_SQLITE)
+
+
+@pytest.fixture(scope="module")
+def northwind():
+    return load_sqlite(NORTHWIND_SQLITE)
+
+
+@pytest.fixture(scope="module")
+def small(chinook):
+    return subset(*chinook, SMALL)
+
+
+@pytest.fixture(scope="module")
+def fitted_chinook(chinook):
+    synthesizer = HMASynthesizer(chinook[0], verbose=False, seed=3)
+    synthesizer.fit(chinook[1])
+    return synthesizer
+
+
+@pytest.fixture(scope="module")
+def fitted_northwind(northwind):
+    synthesizer = HMASynthesizer(northwind[0], verbose=False, seed=4)
+    synthesizer.fit(northwind[1])
+    return synthesizer
+
+
+@pytest.fixture(scope="module")
+def fitted_small(small):
+    synthesizer = HMASynthesizer(small[0], verbose=False, seed=5)
+    synthesizer.fit(small[1])
+    return synthesizer
+
+
+# ------------------------------------------------------------------------ integrity checks
+def _index(frame: pd.DataFrame, columns: list[str]) -> pd.Index:
+    if len(columns) == 1:
+        return pd.Index(frame[columns[0]])
+    return pd.MultiIndex.from_frame(frame[columns])
+
+
+def _check_keys(metadata: Metadata, synthetic: dict) -> None:
+    for table in metadata.tables:
+        frame = synthetic[table]
+        for key in [metadata.primary_key(table)] + metadata.alternate_keys(table):
+            if key:
+                assert not frame[key].duplicated().any(), f"{table} {key} repeats"
+        pk = metadata.primary_key(table)
+        if pk:
+            assert frame[pk].notna().all().all(), f"{table} has NULL primary keys"
+    for rel in metadata.relationships:
+        parent, child = rel["parent_table_name"], rel["child_table_name"]
+        pk, fk = key_columns(rel["parent_primary_key"]), key_columns(rel["child_foreign_key"])
+        refs = synthetic[child][fk].dropna()
+        known = _index(synthetic[parent], pk)
+        found = _index(refs.set_axis(pk, axis=1), pk).isin(known)
+        assert found.all(), f"{child}.{fk} has {int((~found).sum())} dangling references"
+
+
+def _check_self_references(metadata: Metadata, synthetic: dict) -> None:
+    for rel in metadata.self_references():
+        frame = synthetic[rel["child_table_name"]]
+        pk, fk = key_columns(rel["parent_primary_key"]), key_columns(rel["child_foreign_key"])
+        parent_of = link_positions(frame, frame, pk, fk)
+        position = np.arange(len(frame))
+        for _ in range(len(frame) + 1):  # a chain longer than the table is a cycle
+            position = np.where(position >= 0, parent_of[np.maximum(position, 0)], -1)
+        assert (position == -1).all(), f"{rel} forms a cycle"
+
+
+def _check_null_shares(metadata: Metadata, real: dict, synthetic: dict) -> None:
+    for rel in metadata.relationships:
+        child, fk = rel["child_table_name"], key_columns(rel["child_foreign_key"])
+        if len(real[child]) == 0 or len(synthetic[child]) == 0:
+            continue
+        real_share = real[child][fk].isna().any(axis=1).mean()
+        synthetic_share = synthetic[child][fk].isna().any(axis=1).mean()
+        assert abs(real_share - synthetic_share) <= 0.05, (rel, real_share, synthetic_share)
+
+
+def check_synthetic(metadata: Metadata, real: dict, synthetic: dict, scale: float) -> None:
+    assert set(synthetic) == set(real)
+    for table, frame in real.items():
+        out = synthetic[table]
+        assert list(out.columns) == list(frame.columns), table
+        assert out.dtypes.astype(str).to_dict() == frame.dtypes.astype(str).to_dict(), table
+        expected = max(1, round(len(frame) * scale)) if len(frame) else 0
+        assert len(out) == expected, (table, len(frame), scale, len(out))
+    _check_keys(metadata, synthetic)
+    _check_self_references(metadata, synthetic)
+    _check_null_shares(metadata, real, synthetic)
+
+
+# ------------------------------------------------------------------------ whole databases
+@pytest.mark.parametrize("scale", [0.5, 1.0, 2.0])
+def test_chinook_all_tables(chinook, fitted_chinook, scale):
+    assert len(chinook[0].tables) == 11
+    check_synthetic(chinook[0], chinook[1], fitted_chinook.sample(scale=scale), scale)
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.0, 2.0])
+def test_northwind_all_tables(northwind, fitted_northwind, scale):
+    assert len(northwind[0].tables) == 14
+    check_synthetic(northwind[0], northwind[1], fitted_northwind.sample(scale=scale), scale)
+
+
+def test_learned_distributions_for_every_table(chinook, fitted_chinook):
+    for table in chinook[0].tables:
+        learned = fitted_chinook.get_learned_distributions(table)
+        assert isinstance(learned, dict)
+        for column, spec in learned.items():
+            assert spec["distribution"] and isinstance(spec["learned_parameters"], dict), column
+    assert "Total" in fitted_chinook.get_learned_distributions("Invoice")
+
+
+# ---------------------------------------------------------------------- argument checks
+@pytest.mark.parametrize("table, parameters, named", [
+    ("Nope", {}, "Nope"),
+    ("Invoice", {"numerical_distributions": {"Nope": "beta"}}, "Invoice.Nope"),
+    ("Invoice", {"numerical_distributions": {"Total": "weibull"}}, "weibull"),
+    ("Invoice", {"default_distribution": "lognorm"}, "lognorm"),
+    ("Invoice", {"default_distribution": "gaussian_kde"}, "gaussian_kde"),
+    ("Invoice", {"numerical_distributions": {"Total": "gaussian_kde"}}, "gaussian_kde"),
+    ("Invoice", {"epochs": 10}, "epochs"),
+    ("Invoice", {"numerical_distributions": {"CustomerId": "beta"}}, "Invoice.CustomerId"),
+    ("Invoice", {"enforce_rounding": "yes"}, "enforce_rounding"),
+])
+def test_set_table_parameters_refuses(small, table, parameters, named):
+    synthesizer = HMASynthesizer(small[0], verbose=False)
+    with pytest.raises(SynthesizerInputError, match=named.replace(".", r"\.")) as info:
+        synthesizer.set_table_parameters(table, parameters)
+    assert isinstance(info.value, HmaDbError)
+
+
+def test_parameters_are_copies(small):
+    synthesizer = HMASynthesizer(small[0], locales=["en_US", "fr_CA"], verbose=False, seed=1)
+    parameters = synthesizer.get_parameters()
+    assert parameters == {"locales": ["en_US", "fr_CA"], "verbose": False, "seed": 1}
+    parameters["locales"].append("de_DE")
+    assert synthesizer.get_parameters()["locales"] == ["en_US", "fr_CA"]
+    metadata = synthesizer.get_metadata()
+    metadata.remove_table("Invoice")
+    assert "Invoice" in synthesizer.get_metadata().tables
+    synthesizer.set_table_parameters("Invoice", {"default_distribution": "truncnorm",
+                                                 "numerical_distributions": {"Total": "gamma"}})
+    table = synthesizer.get_table_parameters("Invoice")
+    assert table["synthesizer_name"] == "GaussianCopulaSynthesizer"
+    assert table["synthesizer_parameters"]["default_distribution"] == "truncnorm"
+    assert table["synthesizer_parameters"]["numerical_distributions"] == {"Total": "gamma"}
+    assert table["synthesizer_parameters"]["locales"] == ["en_US", "fr_CA"]
+    table["synthesizer_parameters"]["numerical_distributions"]["Total"] = "norm"
+    assert synthesizer.get_table_parameters("Invoice")["synthesizer_parameters"][
+        "numerical_distributions"] == {"Total": "gamma"}
+    other = synthesizer.get_table_parameters("Customer")["synthesizer_parameters"]
+    assert other["default_distribution"] == "beta" and other["enforce_min_max_values"] is True
+
+
+@pytest.mark.parametrize("kwargs", [{"seed": -1}, {"seed": 1.5}, {"locales": ["xx_YY"]},
+                                    {"locales": []}])
+def test_constructor_refuses(small, kwargs):
+    with pytest.raises(SynthesizerInputError):
+        HMASynthesizer(small[0], verbose=False, **kwargs)
+
+
+def test_not_fitted(small):
+    synthesizer = HMASynthesizer(small[0], verbose=False)
+    with pytest.raises(NotFittedError, match="fit"):
+        synthesizer.sample()
+    with pytest.raises(NotFittedError):
+        synthesizer.get_learned_distributions("Invoice")
+
+
+@pytest.mark.parametrize("scale", [0, -1, float("nan"), float("inf"), "1", None, True])
+def test_scale_must_be_positive(fitted_small, scale):
+    with pytest.raises(SynthesizerInputError, match="scale"):
+        fitted_small.sample(scale=scale)
+
+
+def _broken(data: dict, change) -> dict:
+    copy = {t: f.copy() for t, f in data.items()}
+    change(copy)
+    return copy
+
+
+def _null_primary_key(data: dict) -> None:
+    data["Customer"] = data["Customer"].astype({"CustomerId": "float64"})
+    data["Customer"].loc[0, "CustomerId"] = np.nan
+
+
+@pytest.mark.parametrize("change, named", [
+    (lambda d: d.pop("Invoice"), "'Invoice'"),
+    (lambda d: d.__setitem__("Invoice", d["Invoice"].drop(columns="Total")), "Invoice.Total"),
+    (_null_primary_key, "Customer.CustomerId"),
+    (lambda d: d["Invoice"].__setitem__("InvoiceId", 1), "Invoice.InvoiceId"),
+    (lambda d: d["Invoice"].__setitem__("CustomerId", d["Invoice"]["CustomerId"] + 1000),
+     "Invoice.CustomerId -> Customer"),
+])
+def test_fit_refuses_bad_data(small, change, named):
+    synthesizer = HMASynthesizer(small[0], verbose=False)
+    with pytest.raises(DataError, match=named.replace(".", r"\.")):
+        synthesizer.fit(_broken(small[1], change))
+    assert synthesizer.get_info()["is_fit"] is False
+
+
+# --------------------------------------------------------------------------- randomness
+SCRIPT = textwrap.dedent("""
+    import sys
+    import pandas as pd
+    from hma_db.read import read_tables
+    from hma_db.reflect import reflect
+    from hma_db.synthesizer import HMASynthesizer
+    url = "sqlite:///" + sys.argv[1]
+    metadata = reflect(url)
+    keep = {"Employee", "Customer", "Invoice"}
+    for table in [t for t in metadata.tables if t not in keep]:
+        metadata.remove_table(table)
+    data = read_tables(url, metadata)
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=int(sys.argv[2]))
+    synthesizer.fit(data)
+    for table, frame in sorted(synthesizer.sample(scale=1.0).items()):
+        print(table, pd.util.hash_pandas_object(frame.astype(str), index=True).sum())
+""")
+
+
+def _run(seed: int, hash_seed: str) -> str:
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(CHINOOK_SQLITE), str(seed)],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_same_seed_same_output_in_two_processes():
+    first, second = _run(11, "1"), _run(11, "2")
+    assert first == second and len(first.splitlines()) == 3
+    assert _run(12, "1") != first
+
+
+def test_seed_none_differs_and_reset_sampling_repeats(small):
+    outputs = []
+    for _ in range(2):
+        synthesizer = HMASynthesizer(small[0], verbose=False)
+        synthesizer.fit(small[1])
+        outputs.append(synthesizer.sample()["Invoice"])
+    assert not outputs[0].equals(outputs[1])
+    synthesizer = HMASynthesizer(small[0], verbose=False, seed=9)
+    synthesizer.fit(small[1])
+    first, second = synthesizer.sample(), synthesizer.sample()
+    assert not first["Invoice"].equals(second["Invoice"])
+    synthesizer.reset_sampling()
+    pd.testing.assert_frame_equal(synthesizer.sample()["Invoice"], first["Invoice"])
+
+
+# --------------------------------------------------------------------------- model files
+def test_pickle_and_json_models_sample_identically(fitted_small, tmp_path):
+    fitted_small.save(tmp_path / "model.pkl")
+    fitted_small.save(tmp_path / "model.json", format="json")
+    document = json.loads((tmp_path / "model.json").read_text())
+    assert document["format"] == "hma_db-model"
+    expected = fitted_small.sample(scale=1.0)
+    for loaded in (load_synthesizer(tmp_path / "model.pkl"),
+                   HMASynthesizer.load(tmp_path / "model.json"),
+                   load_synthesizer(str(tmp_path / "model.json"))):
+        assert isinstance(loaded, HMASynthesizer)
+        assert loaded.get_parameters() == fitted_small.get_parameters()
+        sampled = loaded.sample(scale=1.0)
+        for table, frame in expected.items():
+            pd.testing.assert_frame_equal(sampled[table], frame)
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch exploited",))
+
+
+@pytest.mark.parametrize("content", [
+    b"", b"hello, not a model\n", b'{"tables": {}}', b"\x89PNG\r\n\x1a\n....",
+    pickle.dumps({"a": 1}, protocol=4), pickle.dumps(_Exploit(), protocol=2),
+    b"\x80\x05 truncated",
+])
+def test_loading_a_non_model_fails_cleanly(tmp_path, content, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "model.pkl"
+    path.write_bytes(content)
+    with pytest.raises(ModelFileError, match="model.pkl"):
+        load_synthesizer(path)
+    with pytest.raises(ModelFileError):
+        HMASynthesizer.load(path)
+    assert not (tmp_path / "exploited").exists()
+
+
+def test_loading_a_missing_file_fails_cleanly(tmp_path):
+    with pytest.raises(ModelFileError, match="does not exist"):
+        load_synthesizer(tmp_path / "absent.pkl")
+
+
+# ------------------------------------------------------------------------------ output
+def test_verbose_false_prints_nothing(small, capfd):
+    synthesizer = HMASynthesizer(small[0], verbose=False, seed=2)
+    synthesizer.fit(small[1])
+    synthesizer.sample()
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+def test_verbose_shows_the_stages(small, capfd):
+    synthesizer = HMASynthesizer(small[0], seed=2)
+    synthesizer.fit(small[1])
+    synthesizer.sample()
+    err = capfd.readouterr().err
+    for stage in ("Preprocess tables", "Learning relationships", "Modeling tables",
+                  "Sampling tables"):
+        assert stage in err
+
+
+# ------------------------------------------------------------------------- links, keys
+def test_links_and_keys_round_trip_composite_and_null():
+    parent = pd.DataFrame({"a": [1, 1, 2], "b": ["x", "y", "x"]})
+    child = pd.DataFrame({"fa": [2.0, np.nan, 1.0, 1.0], "fb": ["x", "x", "y", None]})
+    assert link_positions(parent, child, ["a", "b"], ["fa", "fb"]).tolist() == [2, -1, 1, -1]
+    metadata = Metadata.from_dict({"tables": {
+        "p": {"primary_key": ["a", "b"], "columns": {"a": {"sdtype": "id"}, "b": {"sdtype": "id"}}},
+        "c": {"columns": {"fa": {"sdtype": "id", "nullable": True},
+                          "fb": {"sdtype": "id", "nullable": True}}}},
+        "relationships": [{"parent_table_name": "p", "child_table_name": "c",
+                           "parent_primary_key": ["a", "b"], "child_foreign_key": ["fa", "fb"]}]})
+    keys = assign_keys(metadata, {"p": parent, "c": pd.DataFrame(index=range(3))},
+                       {"c.(fa, fb) -> p": np.array([0, -1, 2])},
+                       {"c": {"fa": "float64", "fb": "object"}})
+    assert keys["c"]["fa"].tolist()[0::2] == [1.0, 2.0] and pd.isna(keys["c"]["fa"][1])
+    assert keys["c"]["fb"].tolist()[0::2] == ["x", "x"] and pd.isna(keys["c"]["fb"][1])
+
+
+# ------------------------------------------------------------------------ simplify_schema
+def test_simplify_schema_keeps_the_connected_tables(northwind, chinook, capsys):
+    data, metadata = simplify_schema(northwind[1], northwind[0], verbose=False)
+    assert capsys.readouterr().out == ""
+    assert set(metadata.tables) == set(northwind[0].tables) - {"us_states"} == set(data)
+    assert "us_states" in northwind[0].tables
+    assert len(metadata.relationships) == len(northwind[0].relationships)
+    data, metadata = simplify_schema(chinook[1], chinook[0])
+    assert set(metadata.tables) == set(chinook[0].tables)
+    assert "Kept 11 of 11 tables" in capsys.readouterr().out
+    with pytest.raises(DataError):
+        simplify_schema({t: f for t, f in chinook[1].items() if t != "Album"}, chinook[0])
