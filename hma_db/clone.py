@@ -105,6 +105,17 @@ def _read_source(source: Source, metadata) -> dict:
     return data
 
 
+def configure_synthesizer(metadata, *, locales: list[str] | None = None, seed: int | None = None,
+                          verbose: bool = False,
+                          table_parameters: dict[str, dict] | None = None) -> HMASynthesizer:
+    """An unfitted synthesizer with its locales, seed and per-table parameters set."""
+    synthesizer = HMASynthesizer(metadata, locales=locales or ["en_US"], verbose=verbose,
+                                 seed=seed)
+    for table_name, parameters in (table_parameters or {}).items():
+        synthesizer.set_table_parameters(table_name, parameters)
+    return synthesizer
+
+
 def fit_database(synthesizer: HMASynthesizer, source: Source) -> HMASynthesizer:
     """Read every table of the synthesizer's metadata from ``source`` and fit on it."""
     synthesizer.fit(_read_source(source, synthesizer.get_metadata()))
@@ -115,7 +126,7 @@ def sample_to_database(synthesizer: HMASynthesizer, target: Source, *, scale: fl
                        schema: str | None = None, if_exists: str = "fail") -> dict[str, int]:
     """Sample synthetic tables and write them into ``target``; rows written per table."""
     _check_scale(scale)
-    with engine_for(target, error=WriteError) as engine:
+    with engine_for(target, error=WriteError, must_exist=False) as engine:
         connect(engine, error=WriteError).close()  # fail before sampling when unreachable
         synthetic = synthesizer.sample(scale=scale)
         return write(synthetic, synthesizer.get_metadata(), engine, schema=schema,
@@ -150,14 +161,12 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
     _check_scale(scale)
     result = CloneResult()
     with engine_for(source) as source_engine, \
-            engine_for(target, error=WriteError) as target_engine:
+            engine_for(target, error=WriteError, must_exist=False) as target_engine:
         with _stage(result, "reflect"):
             metadata = reflect(source_engine, schema=schema, include=include, exclude=exclude)
         _check_target(source_engine, target_engine, schema, target_schema)
-        synthesizer = HMASynthesizer(metadata, locales=locales or ["en_US"], verbose=verbose,
-                                     seed=seed)
-        for table_name, parameters in (table_parameters or {}).items():
-            synthesizer.set_table_parameters(table_name, parameters)
+        synthesizer = configure_synthesizer(metadata, locales=locales, seed=seed, verbose=verbose,
+                                            table_parameters=table_parameters)
         with _stage(result, "read"):
             data = _read_source(source_engine, metadata)
         with _stage(result, "fit"):

@@ -28,8 +28,13 @@ def safe_url(source: Source) -> str:
         return "<an unparsable URL>" if "@" in str(source) else str(source)
 
 
-def to_url(source: str | sa.URL, *, error: type[HmaDbError] = HmaDbError) -> sa.URL:
-    """Parse a URL or a path to an existing SQLite file; raise ``error`` with a clear line."""
+def to_url(source: str | sa.URL, *, error: type[HmaDbError] = HmaDbError,
+           must_exist: bool = True) -> sa.URL:
+    """Parse a URL or a path to an existing SQLite file; raise ``error`` with a clear line.
+
+    ``must_exist=False`` (for a target) accepts a SQLite URL whose file does not exist yet, as
+    long as its directory does: SQLite creates the file on first write.
+    """
     if isinstance(source, sa.URL):
         return source
     text = str(source)
@@ -43,7 +48,8 @@ def to_url(source: str | sa.URL, *, error: type[HmaDbError] = HmaDbError) -> sa.
             "(e.g. postgresql+psycopg://app@localhost/shop) or the path of a SQLite file") from exc
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         path = Path(url.database)
-        if not url.query.get("mode") and not path.is_file():
+        if not url.query.get("mode") and not path.is_file() \
+                and (must_exist or not path.parent.is_dir()):
             raise error(f"The SQLite file '{path}' does not exist.")
     return url
 
@@ -58,12 +64,16 @@ def create_engine(url: sa.URL, *, error: type[HmaDbError] = HmaDbError) -> sa.En
 
 
 @contextmanager
-def engine_for(source: Source, *, error: type[HmaDbError] = HmaDbError) -> Iterator[sa.Engine]:
-    """Yield an Engine for ``source``; dispose it afterwards only if it was created here."""
+def engine_for(source: Source, *, error: type[HmaDbError] = HmaDbError,
+               must_exist: bool = True) -> Iterator[sa.Engine]:
+    """Yield an Engine for ``source``; dispose it afterwards only if it was created here.
+
+    ``must_exist=False`` lets a SQLite target file be created (see :func:`to_url`).
+    """
     if isinstance(source, sa.Engine):
         yield source
         return
-    engine = create_engine(to_url(source, error=error), error=error)
+    engine = create_engine(to_url(source, error=error, must_exist=must_exist), error=error)
     try:
         yield engine
     finally:
