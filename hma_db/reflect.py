@@ -25,10 +25,18 @@ import sqlalchemy as sa
 from hma_db import profiling
 from hma_db.errors import ReflectionError
 from hma_db.metadata import Metadata
-from hma_db.reflect_schema import bare_tables, lift_partition_foreign_keys, partitions
+from hma_db.reflect_schema import (
+    add_sqlite_unique_constraints,
+    autoincrement_columns,
+    bare_tables,
+    lift_partition_foreign_keys,
+    partitions,
+    raw_type_names,
+)
 from hma_db.sqltypes import (
     DATE,
     TEXT,
+    RawType,
     allowed_values_from_check,
     domain_checks,
     type_options,
@@ -214,6 +222,7 @@ def _reflect(conn: sa.Connection, schema: str | None, include: Iterable[str] | N
     _fix_unknown_types(conn, source_tables, schema)
     sql_metadata = bare_tables(source_tables)
     lift_partition_foreign_keys(inspector, sql_metadata, parts, schema)
+    add_sqlite_unique_constraints(conn, sql_metadata, schema)
     metadata = _to_metadata(conn, sql_metadata, source_tables, schema)
     metadata.sql_metadata, metadata.schema = sql_metadata, schema
     logger.info("reflected %d tables and %d relationships from %s", len(metadata.tables),
@@ -224,9 +233,6 @@ def _reflect(conn: sa.Connection, schema: str | None, include: Iterable[str] | N
 def _fix_unknown_types(conn: sa.Connection, tables: dict[str, sa.Table],
                        schema: str | None) -> None:
     """Give columns whose type SQLAlchemy does not know a RawType with the SQL type name."""
-    from hma_db.reflect_schema import raw_type_names
-    from hma_db.sqltypes import RawType
-
     for name, table in tables.items():
         unknown = [c for c in table.columns if isinstance(c.type, sa.types.NullType)]
         if not unknown:
@@ -240,9 +246,8 @@ def _fix_unknown_types(conn: sa.Connection, tables: dict[str, sa.Table],
 def _to_metadata(conn: sa.Connection, sql_metadata: sa.MetaData, source_tables: dict[str, sa.Table],
                  schema: str | None) -> Metadata:
     metadata = Metadata()
-    relationships = []
-    for name, table in sql_metadata.tables.items():
-        relationships += _relationships(table)
+    relationships = [rel for table in sql_metadata.tables.values()
+                     for rel in _relationships(table)]
     fk_columns: dict[str, set[str]] = {}
     for rel in relationships:
         fk_columns.setdefault(rel["child_table_name"], set()).update(rel["child_foreign_key"])
@@ -310,8 +315,6 @@ def _alternate_keys(table: sa.Table) -> list[Any]:
 
 def _table_entry(conn: sa.Connection, table: sa.Table, source_table: sa.Table, fk_columns: set[str],
                  rows: int, schema: str | None) -> dict[str, Any]:
-    from hma_db.reflect_schema import autoincrement_columns
-
     pk = [c.name for c in table.primary_key.columns]
     allowed = _checked_values(table)
     serial = autoincrement_columns(conn, table, schema)

@@ -109,6 +109,26 @@ def _sqlite_table_info(conn: sa.Connection, table: str, schema: str | None) -> l
     return conn.exec_driver_sql(f"PRAGMA {prefix}table_info({quote(table)})").all()
 
 
+def add_sqlite_unique_constraints(conn: sa.Connection, metadata: sa.MetaData,
+                                  schema: str | None) -> None:
+    """Add the column-level UNIQUE constraints SQLAlchemy's SQLite reflection misses."""
+    if conn.dialect.name != "sqlite":
+        return
+    quote = conn.dialect.identifier_preparer.quote_identifier
+    prefix = f"{quote(schema)}." if schema else ""
+    for table in metadata.tables.values():
+        known = {tuple(sorted(c.name for c in u.columns)) for u in table.constraints
+                 if isinstance(u, sa.UniqueConstraint)}
+        for index in conn.exec_driver_sql(f"PRAGMA {prefix}index_list({quote(table.name)})"):
+            if index[3] != "u":  # 'u': made by a UNIQUE constraint, not by CREATE INDEX
+                continue
+            info = conn.exec_driver_sql(f"PRAGMA {prefix}index_info({quote(index[1])})").all()
+            columns = [row[2] for row in sorted(info)]
+            if tuple(sorted(columns)) not in known and all(c in table.c for c in columns):
+                table.append_constraint(sa.UniqueConstraint(*columns))
+                known.add(tuple(sorted(columns)))
+
+
 def _sqlite_rowid_alias(conn: sa.Connection, table: sa.Table, schema: str | None) -> str | None:
     """The column that aliases SQLite's rowid (a lone INTEGER PRIMARY KEY), if any."""
     pk = list(table.primary_key.columns)
