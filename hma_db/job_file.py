@@ -220,6 +220,11 @@ def _database(checker: _Checker, key: KeyPath, value: Any) -> str:
         shown = "<hidden: it contains a password>" if "@" in text else repr(text)
         raise checker.fail(key, f"is not a database URL ({shown}); expected dialect+driver://"
                                 "user@host/database or the path of a SQLite file.") from None
+    try:
+        url.get_dialect()
+    except sa.exc.NoSuchModuleError:
+        raise checker.fail(key, f"names the unknown database kind '{url.drivername}'; expected "
+                                "e.g. postgresql+psycopg, mysql+pymysql or sqlite.") from None
     database = url.database or ""
     if url.get_backend_name() == "sqlite" and database not in ("", ":memory:") \
             and not database.startswith("file:") and not Path(database).is_absolute():
