@@ -176,6 +176,12 @@ class GaussianCopula:
             columns: the ``d`` column names.
             rng: draws the subsample the marginals are fitted on (default: a fixed seed).
         """
+        self.fit_scores(data, columns, rng)
+        return self
+
+    def fit_scores(self, data: np.ndarray, columns: list[str],
+                   rng: np.random.Generator | None = None) -> np.ndarray:
+        """Like :meth:`fit`, and return the normal scores of ``data`` (computed once)."""
         data = self._check(data, columns)
         rng = rng if rng is not None else np.random.default_rng(0)
         self.columns = list(columns)
@@ -184,8 +190,9 @@ class GaussianCopula:
             sample = data[np.sort(rng.choice(len(data), FIT_SAMPLE_SIZE, replace=False))]
         self.marginals = [self._fit_column(sample[:, j], col) for j, col in enumerate(columns)]
         self._build()
-        self.correlation = self._fit_correlation(self.to_scores(data))
-        return self
+        scores = self.to_scores(data)
+        self.correlation = self._fit_correlation(scores)
+        return scores
 
     def _check(self, data: np.ndarray, columns: list[str]) -> np.ndarray:
         data = np.asarray(data, dtype=float)

@@ -1,0 +1,207 @@
+"""Vectorized link assignment: child counts, capacity-limited matching, self-references, and
+junction keys without repeated combinations.
+
+A *link* is an int64 array with one entry per child row: the position of the parent row, or
+``-1`` for a NULL foreign key. Everything here is O(n log n) in the rows (sorts, ``repeat``,
+``bincount``) and never builds a children x parents matrix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hma_db.errors import SamplingError
+
+
+def half_up(value: float) -> int:
+    """Round half away from zero (Python's ``round`` rounds half to even)."""
+    return int(np.floor(value + 0.5))
+
+
+def allocate(weights: np.ndarray, total: int, cap: int | None = None) -> np.ndarray:
+    """Integer counts proportional to ``weights`` summing exactly to ``total``.
+
+    Largest-remainder rounding; with ``cap`` no count exceeds it (the excess is spread over
+    the others in proportion to their weights). Zero or missing weights everywhere give equal
+    shares. ``total`` is lowered to ``cap * len(weights)`` when it cannot fit.
+    """
+    n = len(weights)
+    counts = np.zeros(n, dtype=np.int64)
+    if cap is not None:
+        total = min(total, cap * n)
+    if n == 0 or total <= 0:
+        return counts
+    w = np.clip(np.nan_to_num(np.asarray(weights, dtype=float)), 0, None)
+    if w.sum() <= 0:
+        w = np.ones(n)
+    exact = w * (total / w.sum())
+    if cap is not None:
+        exact = _water_fill(exact, w, cap)
+    counts = np.floor(exact).astype(np.int64)
+    rest = total - int(counts.sum())
+    if rest > 0:
+        fraction = exact - counts
+        if cap is not None:
+            fraction[counts >= cap] = -1.0
+        counts[np.argsort(-fraction, kind="stable")[:rest]] += 1
+    return counts
+
+
+def _water_fill(exact: np.ndarray, w: np.ndarray, cap: int) -> np.ndarray:
+    """Cap ``exact`` at ``cap``, moving the excess to uncapped entries until none exceeds it."""
+    for _ in range(64):  # each round caps at least one more entry; a few rounds in practice
+        over = exact > cap
+        if not over.any():
+            break
+        excess = float((exact[over] - cap).sum())
+        exact[over] = cap
+        free = exact < cap
+        if not free.any():
+            break
+        share = w[free] if w[free].sum() > 0 else np.ones(int(free.sum()))
+        exact[free] += excess * share / share.sum()
+    return np.minimum(exact, cap)
+
+
+def sample_degrees(quantiles: list[float], n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` draws from the distribution given by evenly spaced quantiles of the out-degree."""
+    q = np.asarray(quantiles, dtype=float)
+    if len(q) == 0:
+        return np.ones(n)
+    if len(q) == 1:
+        return np.full(n, q[0])
+    return np.interp(rng.random(n), np.linspace(0, 1, len(q)), q)
+
+
+def degree_quantiles(counts: np.ndarray, size: int = 101) -> list[float]:
+    """Evenly spaced quantiles of an out-degree distribution (plain floats)."""
+    if len(counts) == 0:
+        return []
+    return [float(v) for v in np.quantile(counts, np.linspace(0, 1, min(size, len(counts))))]
+
+
+def match_by_key(child_key: np.ndarray, capacities: np.ndarray, parent_key: np.ndarray,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Give each child a parent row: parent ``p`` receives ``capacities[p]`` children, and the
+    children with the lowest keys go to the parents with the lowest keys (rank matching).
+
+    ``len(child_key)`` must equal ``capacities.sum()``. Ties are broken at random.
+    """
+    slots = np.repeat(np.arange(len(capacities), dtype=np.int64), capacities)
+    slot_order = np.lexsort((rng.random(len(slots)), parent_key[slots]))
+    child_order = np.lexsort((rng.random(len(child_key)), child_key))
+    out = np.empty(len(child_key), dtype=np.int64)
+    out[child_order] = slots[slot_order]
+    return out
+
+
+def nonnull_count(n_children: int, null_share: float, n_parents: int) -> int:
+    """How many of ``n_children`` rows get a non-NULL foreign key."""
+    if n_parents == 0:
+        return 0
+    return n_children - min(n_children, half_up(n_children * null_share))
+
+
+def assign_by_capacity(n_children: int, null_share: float, weights: np.ndarray,
+                       child_key: np.ndarray | None, parent_key: np.ndarray | None,
+                       rng: np.random.Generator, cap: int | None = None) -> np.ndarray:
+    """A link for ``n_children`` rows to ``len(weights)`` parents, after the children exist.
+
+    The non-NULL share is ``1 - null_share``; parent ``p`` receives about ``weights[p]``
+    children (largest-remainder rounded, at most ``cap``); with keys, children are matched to
+    parents of similar key (see :func:`match_by_key`), else at random.
+    """
+    n_parents = len(weights)
+    link = np.full(n_children, -1, dtype=np.int64)
+    n_linked = nonnull_count(n_children, null_share, n_parents)
+    if cap is not None:
+        n_linked = min(n_linked, cap * n_parents)
+    if n_linked == 0:
+        return link
+    chosen = np.sort(rng.choice(n_children, n_linked, replace=False))
+    capacities = allocate(weights, n_linked, cap)
+    if child_key is None or parent_key is None:
+        child_key, parent_key = rng.random(n_children), np.zeros(n_parents)
+    link[chosen] = match_by_key(child_key[chosen], capacities, parent_key, rng)
+    return link
+
+
+def assign_self(n: int, null_share: float, quantiles: list[float], rng: np.random.Generator,
+                cap: int | None = None) -> np.ndarray:
+    """A self-reference for ``n`` rows where every row points at an earlier row or is NULL.
+
+    Row 0 is always NULL; the NULL share and the out-degree distribution follow the source.
+    Sampled out-degrees are given to the earliest rows, largest first, which makes the rank
+    matching of children to earlier parents feasible; the rare child that still has no earlier
+    slot gets a uniformly drawn earlier row. No cycle can form since every link points back.
+    """
+    link = np.full(n, -1, dtype=np.int64)
+    if n <= 1:
+        return link
+    n_null = max(1, half_up(n * null_share))
+    m = n - n_null
+    if m <= 0:
+        return link
+    null_rows = np.concatenate([[0], 1 + rng.choice(n - 1, n_null - 1, replace=False)])
+    is_child = np.ones(n, dtype=bool)
+    is_child[null_rows] = False
+    children = np.flatnonzero(is_child)
+    degrees = np.sort(sample_degrees(quantiles, n, rng))[::-1]
+    capacities = np.sort(allocate(degrees, m, cap))[::-1]
+    slots = np.repeat(np.arange(n, dtype=np.int64), capacities)
+    late = slots >= children
+    slots[late] = np.floor(rng.random(int(late.sum())) * children[late]).astype(np.int64)
+    link[children] = slots
+    return link
+
+
+def _codes(arrays: list[np.ndarray], sizes: list[int]) -> np.ndarray:
+    """One int64 code per row for a combination of non-negative positions."""
+    if np.prod([float(max(s, 1)) for s in sizes]) < 2 ** 62:
+        return np.ravel_multi_index(tuple(arrays), tuple(max(s, 1) for s in sizes))
+    return np.unique(np.stack(arrays, axis=1), axis=0, return_inverse=True)[1].ravel()
+
+
+def _duplicated(codes: np.ndarray) -> np.ndarray:
+    """True for every repeat of a code after its first occurrence."""
+    order = np.argsort(codes, kind="stable")
+    repeat = np.zeros(len(codes), dtype=bool)
+    repeat[order[1:]] = codes[order[1:]] == codes[order[:-1]]
+    return repeat
+
+
+def deduplicate(group_links: list[np.ndarray], group_sizes: list[int], last: np.ndarray,
+                n_last: int, rng: np.random.Generator, name: str) -> np.ndarray:
+    """Reassign ``last`` so that no (group links..., last) combination repeats.
+
+    Repeats first get the target of a random other row (keeping the degree shape); the few
+    groups still repeating after some rounds get consecutive targets from a random start,
+    which are distinct because a group never holds more rows than there are targets.
+    """
+    last = last.copy()
+    rows = np.flatnonzero(np.all([g >= 0 for g in group_links], axis=0) & (last >= 0))
+    if len(rows) == 0:
+        return last
+    group = _codes([g[rows] for g in group_links], group_sizes)
+    for _ in range(8):
+        repeat = _duplicated(group * n_last + last[rows])
+        if not repeat.any():
+            return last
+        last[rows[repeat]] = last[rows[rng.integers(len(rows), size=int(repeat.sum()))]]
+    repeat = _duplicated(group * n_last + last[rows])
+    bad_groups = np.unique(group[repeat])
+    in_bad = np.isin(group, bad_groups)
+    members = rows[in_bad]
+    member_groups = group[in_bad]
+    order = np.argsort(member_groups, kind="stable")
+    sorted_groups = member_groups[order]
+    first = np.searchsorted(sorted_groups, sorted_groups, side="left")
+    rank = np.arange(len(order)) - first
+    if len(rank) and rank.max() >= n_last:
+        raise SamplingError(
+            f"{name}: a combination group holds {int(rank.max()) + 1} rows but only {n_last} "
+            "distinct targets exist, so the key cannot be unique")
+    _, inverse = np.unique(sorted_groups, return_inverse=True)
+    start = rng.integers(n_last, size=int(inverse.max()) + 1)
+    last[members[order]] = (start[inverse] + rank) % n_last
+    return last

@@ -1,0 +1,189 @@
+"""Sampling the hierarchical model: tables top-down, all children of all parents at once.
+
+Each table is drawn in topological order. A root table's rows come from its copula. A child
+table is drawn under its *primary* parent relationship: the parents' sampled ``num_rows``
+(clipped to the range seen) become exact child counts by largest-remainder rounding; every
+child of parent p gets the aggregated scores ``mean_p + sd_p * e`` with ``e`` correlated like
+the children within a parent, and its remaining columns are drawn from its copula conditional
+on those scores. Children with a NULL primary foreign key come from the copula alone.
+
+Afterwards, every other foreign key is assigned: secondary parents by capacity and
+resemblance, cut (cycle) relationships by capacity, self-references to earlier rows, then
+junction keys are de-duplicated. Every step is vectorized over rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from hma_db.assign import (
+    allocate,
+    assign_by_capacity,
+    assign_self,
+    deduplicate,
+    half_up,
+    nonnull_count,
+    sample_degrees,
+)
+from hma_db.hma_fit import extension_columns, num_rows_column
+
+
+class _Sampled:
+    """The sampled values and scores of one table, with column lookup."""
+
+    def __init__(self, columns: list[str], scores: np.ndarray, values: np.ndarray):
+        self.index = {c: j for j, c in enumerate(columns)}
+        self.scores, self.values = scores, values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def take(self, columns: list[str], scores: bool = False) -> np.ndarray:
+        source = self.scores if scores else self.values
+        return source[:, [self.index[c] for c in columns]]
+
+
+def target_rows(source_rows: int, scale: float) -> int:
+    """``round(rows * scale)``, at least 1 unless the source table was empty."""
+    return 0 if source_rows == 0 else max(1, half_up(source_rows * scale))
+
+
+def sample_tables(model, scale: float, rng: np.random.Generator
+                  ) -> tuple[dict[str, pd.DataFrame], dict[str, np.ndarray]]:
+    """Sample every table of a fitted :class:`~hma_db.hma.HMAModel`; see ``HMAModel.sample``."""
+    sampled: dict[str, _Sampled] = {}
+    links: dict[str, np.ndarray] = {}
+    for table in model.order:
+        sampled[table] = _sample_table(model, table, scale, sampled, links, rng)
+    for name in sorted(model.relationships):
+        if name not in links:
+            links[name] = _assign_other(model, name, sampled, rng)
+    for table in sorted(model.junctions):
+        for key in model.junctions[table]:
+            _deduplicate_key(model, key, sampled, links, rng)
+    frames = {}
+    for table in sorted(model.tables):
+        own = model.tables[table]["columns"]
+        frames[table] = pd.DataFrame(sampled[table].values[:, :len(own)], columns=own)
+    return frames, links
+
+
+def _sample_table(model, table: str, scale: float, sampled: dict[str, _Sampled],
+                  links: dict[str, np.ndarray], rng: np.random.Generator) -> _Sampled:
+    record = model.tables[table]
+    columns = record["columns"] + record["extension_columns"]
+    n = target_rows(record["rows"], scale)
+    copula, primary = record["copula"], record["primary"]
+    if n == 0 or copula is None:
+        if primary is not None:
+            links[primary] = np.zeros(0, dtype=np.int64)
+        return _Sampled(columns, np.zeros((0, len(columns))), np.zeros((0, len(columns))))
+    if primary is None:
+        scores = copula.sample_scores(n, rng)
+    else:
+        scores, link = _children_scores(model, table, primary, n, sampled, rng)
+        order = rng.permutation(n)  # interleave NULL-parent rows with the others
+        scores, links[primary] = scores[order], link[order]
+    return _Sampled(columns, scores, copula.from_scores(scores))
+
+
+def _children_scores(model, table: str, name: str, n: int, sampled: dict[str, _Sampled],
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of ``n`` rows of ``table`` drawn under the parents of relationship ``name``."""
+    rel = model.relationships[name]
+    parent = sampled[rel["parent"]]
+    copula = model.tables[table]["copula"]
+    n_linked = nonnull_count(n, rel["null_share"], len(parent))
+    cap = _primary_cap(model, table, name, sampled)
+    weights = np.clip(parent.take([num_rows_column(name)])[:, 0],
+                      rel["min_count"], max(rel["max_count"], rel["min_count"]))
+    counts = allocate(weights, n_linked, cap)
+    n_linked = int(counts.sum())
+    parent_of = np.repeat(np.arange(len(parent), dtype=np.int64), counts)
+    aggregated = rel["aggregated"]
+    if aggregated:
+        k = len(aggregated)
+        stats = parent.take(extension_columns(name, aggregated)[1:])
+        means, sds = stats[:, :k][parent_of], np.clip(stats[:, k:], 0, None)[parent_of]
+        known = means + sds * _within_noise(rel, parent_of, len(parent), rng)
+        linked = copula.conditional_scores(known, aggregated, rng)
+    else:
+        linked = copula.sample_scores(n_linked, rng)
+    orphans = copula.sample_scores(n - n_linked, rng)
+    link = np.concatenate([parent_of, np.full(n - n_linked, -1, dtype=np.int64)])
+    return np.vstack([linked, orphans]), link
+
+
+def _within_noise(rel, parent_of: np.ndarray, n_parents: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Correlated within-group deviations that sum to zero in every group.
+
+    The sampled group mean already contains the noise of averaging m children; centering the
+    deviations makes the children's mean score exactly the sampled one, so their total variance
+    is between + within (not inflated by within/m) and the parent-child dependence is kept.
+    One-child groups get the sampled mean itself.
+    """
+    k = len(rel["aggregated"])
+    chol = np.linalg.cholesky(np.asarray(rel["within_correlation"]))
+    noise = rng.standard_normal((len(parent_of), k)) @ chol.T
+    counts = np.maximum(np.bincount(parent_of, minlength=n_parents), 1)
+    for j in range(k):
+        sums = np.bincount(parent_of, weights=noise[:, j], minlength=n_parents)
+        noise[:, j] -= (sums / counts)[parent_of]
+    # Centered deviations have sample variance (ddof=1) of one, so sd_p is the group's sd.
+    return noise
+
+
+def _primary_cap(model, table: str, name: str, sampled: dict[str, _Sampled]) -> int | None:
+    """Most children one parent may have so that the table's unique keys can hold."""
+    if model.relationships[name]["unique"]:
+        return 1
+    caps = []
+    for key in model.junctions.get(table, []):
+        if name in key:
+            others = [model.relationships[o]["parent"] for o in key if o != name]
+            if all(p in sampled for p in others):
+                caps.append(int(np.prod([float(len(sampled[p])) for p in others])))
+    return min(caps) if caps else None
+
+
+def _assign_other(model, name: str, sampled: dict[str, _Sampled],
+                  rng: np.random.Generator) -> np.ndarray:
+    """A link for a secondary, cut or self relationship, once every table is sampled."""
+    rel = model.relationships[name]
+    child, parent = sampled[rel["child"]], sampled[rel["parent"]]
+    cap = 1 if rel["unique"] else None
+    if rel["kind"] == "self":
+        return assign_self(len(child), rel["null_share"], rel["degree_quantiles"], rng, cap)
+    if rel["kind"] == "deferred":
+        weights = sample_degrees(rel["degree_quantiles"], len(parent), rng)
+        return assign_by_capacity(len(child), rel["null_share"], weights, None, None, rng, cap)
+    weights = np.clip(parent.take([num_rows_column(name)])[:, 0],
+                      rel["min_count"], max(rel["max_count"], rel["min_count"]))
+    child_key = parent_key = None
+    w = np.asarray(rel["projection"], dtype=float)
+    if rel["aggregated"] and np.any(w != 0):
+        k = len(rel["aggregated"])
+        parent_key = parent.take(extension_columns(name, rel["aggregated"])[1:1 + k]) @ w
+        projected = child.take(rel["aggregated"], scores=True) @ w
+        child_key = rel["shrink"] * projected + rel["posterior_sd"] * rng.standard_normal(len(child))
+    return assign_by_capacity(len(child), rel["null_share"], weights, child_key, parent_key,
+                              rng, cap)
+
+
+def _deduplicate_key(model, key: list[str], sampled: dict[str, _Sampled],
+                     links: dict[str, np.ndarray], rng: np.random.Generator) -> None:
+    """Make the combination of the links in ``key`` unique by reassigning one of them."""
+    rels = model.relationships
+    table = rels[key[0]]["child"]
+    primary = model.tables[table]["primary"]
+    # Reassign a secondary link, never the primary one the rows were generated under.
+    # Prefer a link with no order constraint (a self-reference must point at earlier rows).
+    movable = sorted((n for n in key if n != primary), key=lambda n: (rels[n]["kind"] == "self", n))
+    last = movable[0]
+    others = [n for n in key if n != last]
+    links[last] = deduplicate(
+        [links[n] for n in others], [len(sampled[rels[n]["parent"]]) for n in others],
+        links[last], len(sampled[rels[last]["parent"]]), rng, f"Table '{table}' key {key}")
+
