@@ -1,0 +1,217 @@
+"""Modeled columns: what is learned from the source, the input handed to rdt, and the decoding.
+
+Each modeled column is described by a plain dict (its *spec*, JSON-able) holding what decoding
+needs: the range and rounding of a number, the time resolution of a timestamp, the categories of
+a categorical column and the intervals rdt's ``UniformEncoder`` gave them. rdt does the forward
+encoding (:mod:`hma_db.transform` configures one ``HyperTransformer`` per table); decoding is done
+here from the spec, vectorized and driven by the caller's random generator, so that a transformer
+rebuilt from JSON decodes exactly like the fitted one and the same seed gives the same rows.
+
+Missing values of numbers and timestamps: the nulls are filled with values drawn from the
+observed ones (so the marginal the copula sees is the observed marginal, with no spike at the
+mean) and a *null indicator* column ``<column>.is_null`` is modeled next to the value. The
+indicator is encoded like a two-category column (uniform intervals), so any fitted marginal
+reproduces the null share, and the copula keeps the link between a value being missing and the
+other columns (an order not yet shipped is a recent order). Categorical nulls are one more
+category.
+
+Rare categories (seen fewer than ``min_category_count`` times, or outside ``allowed_values``) are
+merged into one *other* code; a sampled *other* becomes one of the frequent categories, drawn in
+proportion to their counts, so a rare real value is never emitted.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hma_db.errors import DataError
+from hma_db.values import from_json, to_json
+
+NULL_SUFFIX = ".is_null"
+_MAX_DIGITS = 15
+_UNITS_NS = [86_400 * 10**9, 3_600 * 10**9, 60 * 10**9, 10**9, 10**6, 10**3, 1]
+
+
+def _label(table: str, column: str) -> str:
+    return f"'{table}.{column}'"
+
+
+def fill_rng(table: str, column: str) -> np.random.Generator:
+    """A generator seeded from the column's name: filling nulls is repeatable in any process."""
+    return np.random.default_rng(zlib.crc32(f"{table}.{column}".encode()))
+
+
+def _hot_deck(values: np.ndarray, nulls: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Replace nulls by values drawn from the observed ones."""
+    out = values.copy()
+    if nulls.any():
+        observed = values[~nulls]
+        out[nulls] = observed[rng.integers(len(observed), size=int(nulls.sum()))]
+    return out
+
+
+# ------------------------------------------------------------------------------ numbers
+def as_numbers(series: pd.Series, table: str, column: str, kind: str) -> np.ndarray:
+    """Float values of a numerical column (NaN for nulls); DataError for text or infinities."""
+    if kind == "time":
+        seconds = pd.to_timedelta(series.map(lambda t: None if pd.isna(t) else str(t)))
+        return seconds.dt.total_seconds().to_numpy(dtype=float)
+    try:
+        values = pd.to_numeric(series, errors="raise").to_numpy(dtype=float, na_value=np.nan)
+    except (ValueError, TypeError) as exc:
+        bad = series[pd.to_numeric(series, errors="coerce").isna() & series.notna()]
+        raise DataError(f"Column {_label(table, column)}: expected numbers (sdtype numerical), "
+                        f"found {bad.iloc[:3].tolist()!r}") from exc
+    if np.isinf(values).any():
+        raise DataError(f"Column {_label(table, column)}: expected finite numbers, found "
+                        "infinite values")
+    return values
+
+
+def learn_digits(values: np.ndarray) -> int | None:
+    """The fewest decimal places that represent every value (None: more than 15)."""
+    if values.size == 0:
+        return 0
+    scale = np.maximum(np.abs(values), 1.0)
+    for digits in range(_MAX_DIGITS + 1):
+        if np.all(np.abs(np.round(values, digits) - values) <= 1e-9 * scale):
+            return digits
+    return None
+
+
+def learn_numerical(values: np.ndarray, *, integer: bool, enforce_rounding: bool,
+                    enforce_min_max: bool) -> dict[str, Any]:
+    """The decoding spec of a numerical column from its float values (NaN = null)."""
+    observed = values[~np.isnan(values)]
+    digits = 0 if integer else (learn_digits(observed) if enforce_rounding else None)
+    return {"kind": "numerical", "min": float(observed.min()), "max": float(observed.max()),
+            "digits": digits, "clip": bool(enforce_min_max)}
+
+
+def decode_numerical(values: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+    """Clip to the seen range and round to the learned places."""
+    out = np.asarray(values, dtype=float)
+    if spec["clip"]:
+        out = np.clip(out, spec["min"], spec["max"])
+    if spec["digits"] is not None:
+        out = np.round(out, spec["digits"])
+    return out
+
+
+# --------------------------------------------------------------------------- timestamps
+def as_utc(series: pd.Series, table: str, column: str, fmt: str | None = None) -> pd.Series:
+    """Naive UTC ``datetime64[ns]`` values of a datetime column (NaT for nulls)."""
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        stamps = series
+    else:
+        try:
+            stamps = pd.to_datetime(series, format=fmt or "mixed", utc=True)
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"Column {_label(table, column)}: expected dates or timestamps "
+                            f"(sdtype datetime), found {series.dropna().iloc[:3].tolist()!r}"
+                            ) from exc
+    if stamps.dt.tz is not None:
+        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    return stamps.astype("datetime64[ns]")
+
+
+def learn_datetime(stamps: pd.Series, *, enforce_min_max: bool) -> dict[str, Any]:
+    """The decoding spec of a datetime column: range in seconds and time resolution."""
+    ns = stamps.dropna().to_numpy().astype("int64")
+    unit = next(u for u in _UNITS_NS if np.all(ns % u == 0))
+    return {"kind": "datetime", "min": float(ns.min()) / 1e9, "max": float(ns.max()) / 1e9,
+            "unit_ns": int(unit), "clip": bool(enforce_min_max)}
+
+
+def decode_datetime(seconds: np.ndarray, spec: dict[str, Any]) -> pd.Series:
+    """Naive UTC timestamps, clipped to the seen range and rounded to the learned resolution."""
+    out = np.asarray(seconds, dtype=float)
+    if spec["clip"]:
+        out = np.clip(out, spec["min"], spec["max"])
+    unit = spec["unit_ns"]
+    # Stay inside the int64 nanosecond range even for an extreme unclipped draw.
+    out = np.clip(out, -9.2e9, 9.2e9)
+    ns = np.round(out * (1e9 / unit)).astype("int64") * unit
+    return pd.Series(ns.astype("datetime64[ns]"))
+
+
+def datetime_strings(stamps: pd.Series, spec: dict[str, Any], fmt: str | None) -> pd.Series:
+    """Text timestamps for a source that stored them as text."""
+    if fmt is None:
+        fmt = "%Y-%m-%d" if spec["unit_ns"] >= _UNITS_NS[0] else "%Y-%m-%d %H:%M:%S"
+        if spec["unit_ns"] < 10**9:
+            fmt += ".%f"
+    return stamps.dt.strftime(fmt)
+
+
+# --------------------------------------------------------------------------- categories
+def learn_categorical(series: pd.Series, *, min_count: int,
+                      allowed: list | None) -> dict[str, Any]:
+    """Frequent categories (by count, descending); the rest go to the *other* code."""
+    counts = series.value_counts(dropna=True)
+    keep = counts >= min_count
+    if allowed is not None:
+        keep &= counts.index.isin(allowed)
+    frequent = counts[keep]
+    return {"kind": "categorical", "categories": [to_json(v) for v in frequent.index],
+            "counts": [int(c) for c in frequent.to_numpy()], "intervals": []}
+
+
+def category_codes(series: pd.Series, spec: dict[str, Any]) -> np.ndarray:
+    """Codes handed to rdt: 0..k-1 the frequent categories, k *other*, k+1 null."""
+    categories = [from_json(v) for v in spec["categories"]]
+    k = len(categories)
+    if k:
+        codes = pd.Categorical(series, categories=pd.Index(categories, dtype=object)).codes
+        codes = codes.astype("int64")
+    else:
+        codes = np.full(len(series), -1, dtype="int64")
+    codes[codes < 0] = k
+    codes[series.isna().to_numpy()] = k + 1
+    return codes
+
+
+def decode_codes(values: np.ndarray, intervals: list[list[float]]) -> np.ndarray:
+    """Invert the uniform-interval encoding: the code whose interval holds each value."""
+    table = sorted(intervals, key=lambda item: item[1])
+    codes = np.array([int(item[0]) for item in table], dtype="int64")
+    starts = np.array([item[1] for item in table], dtype=float)
+    position = np.searchsorted(starts, np.asarray(values, dtype=float), side="right") - 1
+    return codes[np.clip(position, 0, len(codes) - 1)]
+
+
+def decode_categorical(values: np.ndarray, spec: dict[str, Any],
+                       rng: np.random.Generator) -> np.ndarray:
+    """Object array of categories; *other* redrawn among the frequent ones, nulls as None."""
+    categories = np.empty(len(spec["categories"]), dtype=object)
+    categories[:] = [from_json(v) for v in spec["categories"]]
+    k = len(categories)
+    codes = decode_codes(values, spec["intervals"])
+    other = codes == k
+    if other.any():
+        weights = np.asarray(spec["counts"], dtype=float)
+        codes[other] = rng.choice(k, size=int(other.sum()), p=weights / weights.sum())
+    out = np.empty(len(codes), dtype=object)
+    known = codes < k
+    out[known] = categories[codes[known]]
+    return out
+
+
+# --------------------------------------------------------------------------- null flags
+def null_codes(nulls: np.ndarray) -> np.ndarray:
+    """The indicator handed to rdt: 1 where the value is missing."""
+    return nulls.astype("int64")
+
+
+def decode_nulls(values: np.ndarray, intervals: list[list[float]]) -> np.ndarray:
+    """True where the sampled indicator falls in the *missing* interval."""
+    return decode_codes(values, intervals) == 1
+
+
+def fill_nulls(values: np.ndarray, nulls: np.ndarray, table: str, column: str) -> np.ndarray:
+    """Values with nulls replaced by draws from the observed ones (repeatable)."""
+    return _hot_deck(values, nulls, fill_rng(table, column))
