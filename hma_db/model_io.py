@@ -20,6 +20,7 @@ import io
 import json
 import pickle
 import re
+import types
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ _BUILTINS = {"set", "frozenset", "list", "dict", "tuple", "bytearray", "bytes", 
              "Ellipsis"}
 _RNG_CONSTRUCTORS = {("numpy.random._pickle", n) for n in
                      ("__generator_ctor", "__bit_generator_ctor", "__randomstate_ctor")}
+_CLASS_ATTRIBUTES = {"_kw_reg_for_dialect_cls"}
 # Name parts that load files, import modules, run code or write: never part of a model.
 _FORBIDDEN = {"eval", "exec", "system", "popen", "spawn", "import", "load", "loads", "read",
               "open", "compile", "getattr", "setattr", "delattr", "globals", "locals", "shell",
@@ -71,11 +73,26 @@ class _ModelUnpickler(pickle.Unpickler):
                 raise ModelFileError(
                     f"'{self._path}' is a pickle of {module}.{name}, not an hma_db "
                     "HMASynthesizer; refusing to load it.")
+        elif (module, name) == ("builtins", "getattr"):
+            return _class_attribute
         elif not _allowed(module, name):
             raise ModelFileError(
                 f"'{self._path}' asks for {module}.{name}, which an hma_db model never "
                 "contains; refusing to load it (the file may have been tampered with).")
-        return super().find_class(module, name)
+        found = super().find_class(module, name)
+        if isinstance(found, types.ModuleType):
+            raise ModelFileError(f"'{self._path}' asks for the module {module}.{name}; "
+                                 "refusing to load it.")
+        return found
+
+
+def _class_attribute(owner: Any, name: str) -> Any:
+    """The only ``getattr`` a model needs: SQLAlchemy's per-dialect keyword registry."""
+    if not isinstance(owner, type) or name not in _CLASS_ATTRIBUTES \
+            or owner.__module__.split(".")[0] not in _PACKAGES:
+        raise ModelFileError(f"A model pickle asked for the attribute {name!r} of {owner!r}; "
+                             "refusing to load it.")
+    return getattr(owner, name)
 
 
 def _allowed(module: str, name: str) -> bool:

@@ -232,16 +232,16 @@ def _broken(data: dict, change) -> dict:
 
 
 def _null_primary_key(data: dict) -> None:
-    data["Customer"] = data["Customer"].astype({"CustomerId": "float64"})
-    data["Customer"].loc[0, "CustomerId"] = np.nan
+    ids = data["Customer"]["CustomerId"].astype("float64")
+    data["Customer"] = data["Customer"].assign(CustomerId=ids.where(ids.index > 0))
 
 
 @pytest.mark.parametrize("change, named", [
     (lambda d: d.pop("Invoice"), "'Invoice'"),
     (lambda d: d.__setitem__("Invoice", d["Invoice"].drop(columns="Total")), "Invoice.Total"),
     (_null_primary_key, "Customer.CustomerId"),
-    (lambda d: d["Invoice"].__setitem__("InvoiceId", 1), "Invoice.InvoiceId"),
-    (lambda d: d["Invoice"].__setitem__("CustomerId", d["Invoice"]["CustomerId"] + 1000),
+    (lambda d: d.__setitem__("Invoice", d["Invoice"].assign(InvoiceId=1)), "Invoice.InvoiceId"),
+    (lambda d: d.__setitem__("Invoice", d["Invoice"].assign(CustomerId=lambda f: f.CustomerId + 1000)),
      "Invoice.CustomerId -> Customer"),
 ])
 def test_fit_refuses_bad_data(small, change, named):
