@@ -24,8 +24,13 @@ logger = logging.getLogger(__name__)
 def bare_tables(tables: dict[str, sa.Table]) -> sa.MetaData:
     """Copies of ``tables`` in a new MetaData with ``schema=None``, without dangling foreign keys."""
     metadata = sa.MetaData()
+
+    def same_schema_blank(table, _to_schema, _constraint, referred_schema):
+        # Foreign keys within the reflected schema point at the bare names too.
+        return sa.schema.BLANK_SCHEMA if referred_schema == table.schema else referred_schema
+
     for table in tables.values():
-        table.to_metadata(metadata, schema=None)
+        table.to_metadata(metadata, schema=None, referred_schema_fn=same_schema_blank)
     for table in metadata.tables.values():
         for fkc in list(table.foreign_key_constraints):
             try:
