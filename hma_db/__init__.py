@@ -19,6 +19,8 @@ from hma_db.errors import (
     WriteError,
 )
 from hma_db.metadata import METADATA_SPEC_VERSION, Metadata
+from hma_db.simplify import simplify_schema
+from hma_db.synthesizer import HMASynthesizer, load_synthesizer
 
 __version__ = "0.1.0"
 
@@ -26,6 +28,7 @@ __all__ = [
     "METADATA_SPEC_VERSION",
     "ConfigError",
     "DataError",
+    "HMASynthesizer",
     "HmaDbError",
     "Metadata",
     "MetadataError",
@@ -37,4 +40,6 @@ __all__ = [
     "SynthesizerInputError",
     "WriteError",
     "__version__",
+    "load_synthesizer",
+    "simplify_schema",
 ]
