@@ -26,6 +26,7 @@ from hma_db import profiling
 from hma_db.errors import ReflectionError
 from hma_db.metadata import Metadata
 from hma_db.reflect_schema import (
+    add_mysql_checks,
     add_sqlite_unique_constraints,
     autoincrement_columns,
     bare_tables,
@@ -39,6 +40,7 @@ from hma_db.sqltypes import (
     RawType,
     allowed_values_from_check,
     domain_checks,
+    json_checked_columns,
     type_options,
 )
 
@@ -223,6 +225,7 @@ def _reflect(conn: sa.Connection, schema: str | None, include: Iterable[str] | N
     sql_metadata = bare_tables(source_tables)
     lift_partition_foreign_keys(inspector, sql_metadata, parts, schema)
     add_sqlite_unique_constraints(conn, sql_metadata, schema)
+    add_mysql_checks(conn, sql_metadata, schema)
     metadata = _to_metadata(conn, sql_metadata, source_tables, schema)
     metadata.sql_metadata, metadata.schema = sql_metadata, schema
     logger.info("reflected %d tables and %d relationships from %s", len(metadata.tables),
@@ -284,18 +287,21 @@ def _relationships(table: sa.Table) -> list[dict[str, Any]]:
     return found
 
 
-def _checked_values(table: sa.Table) -> dict[str, list[Any]]:
+def _checked_values(table: sa.Table) -> tuple[dict[str, list[Any]], set[str]]:
+    """Columns limited to a list of values by a CHECK (or a domain's), and JSON-checked columns."""
     columns = [c.name for c in table.columns]
     allowed: dict[str, list[Any]] = {}
+    json_columns: set[str] = set()
     for constraint in table.constraints:
         if isinstance(constraint, sa.CheckConstraint):
             allowed.update(allowed_values_from_check(str(constraint.sqltext), columns))
+            json_columns |= json_checked_columns(str(constraint.sqltext), columns)
     for column in table.columns:
         for check in domain_checks(column.type):
             values = allowed_values_from_check(check, ["VALUE"]).get("VALUE")
             if values:
                 allowed[column.name] = values
-    return allowed
+    return allowed, json_columns
 
 
 def _alternate_keys(table: sa.Table) -> list[Any]:
@@ -316,12 +322,14 @@ def _alternate_keys(table: sa.Table) -> list[Any]:
 def _table_entry(conn: sa.Connection, table: sa.Table, source_table: sa.Table, fk_columns: set[str],
                  rows: int, schema: str | None) -> dict[str, Any]:
     pk = [c.name for c in table.primary_key.columns]
-    allowed = _checked_values(table)
+    allowed, json_columns = _checked_values(table)
     serial = autoincrement_columns(conn, table, schema)
     columns: dict[str, dict[str, Any]] = {}
     kinds: dict[str, str | None] = {}
     for column in table.columns:
         options, kind = type_options(column.type)
+        if column.name in json_columns:
+            options, kind = {"sdtype": "unknown", "generator": "json"}, None
         options["nullable"] = bool(column.nullable) and column.name not in pk
         if column.name in serial:
             options["autoincrement"] = True

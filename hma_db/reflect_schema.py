@@ -134,6 +134,34 @@ def add_sqlite_unique_constraints(conn: sa.Connection, metadata: sa.MetaData,
                 known.add(tuple(sorted(columns)))
 
 
+def _mysql_checks(conn: sa.Connection, schema: str | None) -> list:
+    return conn.execute(sa.text(
+        "SELECT tc.table_name, cc.constraint_name, cc.check_clause "
+        "FROM information_schema.check_constraints cc "
+        "JOIN information_schema.table_constraints tc "
+        "ON tc.constraint_schema = cc.constraint_schema "
+        "AND tc.constraint_name = cc.constraint_name AND tc.constraint_type = 'CHECK' "
+        "WHERE cc.constraint_schema = COALESCE(:s, DATABASE())"), {"s": schema}).all()
+
+
+def add_mysql_checks(conn: sa.Connection, metadata: sa.MetaData, schema: str | None) -> None:
+    """Add the column-level CHECK constraints SQLAlchemy's MariaDB/MySQL reflection misses."""
+    if conn.dialect.name not in ("mysql", "mariadb"):
+        return
+    try:
+        rows = _mysql_checks(conn, schema)
+    except sa.exc.DBAPIError:  # servers older than MariaDB 10.2 / MySQL 8.0.16 have no CHECKs
+        return
+    for table_name, name, clause in rows:
+        table = metadata.tables.get(table_name)
+        if table is None:
+            continue
+        known = {(c.name, str(c.sqltext)) for c in table.constraints
+                 if isinstance(c, sa.CheckConstraint)}
+        if not any(n == name or text == clause for n, text in known):
+            table.append_constraint(sa.CheckConstraint(sa.text(clause), name=name))
+
+
 def _sqlite_rowid_alias(conn: sa.Connection, table: sa.Table, schema: str | None) -> str | None:
     """The column that aliases SQLite's rowid (a lone INTEGER PRIMARY KEY), if any."""
     pk = list(table.primary_key.columns)

@@ -175,3 +175,12 @@ def allowed_values_from_check(sqltext: str, columns: list[str]) -> dict[str, lis
         if column is not None and values:
             found[column] = values
     return found
+
+
+_JSON_VALID = re.compile(rf"\bjson_valid\s*\(\s*(?P<col>{_IDENT})\s*\)", re.I)
+
+
+def json_checked_columns(sqltext: str, columns: list[str]) -> set[str]:
+    """Columns a CHECK declares to hold JSON (MariaDB stores JSON as LONGTEXT + json_valid)."""
+    names = {_unquote(m.group("col")) for m in _JSON_VALID.finditer(sqltext)}
+    return {c for c in columns if c in names}
