@@ -1,4 +1,6 @@
 import json
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -179,7 +181,7 @@ def test_verbose_shows_the_traceback_but_no_password():
 @pytest.mark.postgres
 def test_reflect_postgres_chinook_and_unknown_schema(chinook_postgres, tmp_path):
     out = tmp_path / "pg.json"
-    result = run("reflect", chinook_postgres, "-o", out)
+    result = run("reflect", chinook_postgres, "--schema", "public", "-o", out)
     assert result.exit_code == 0, result.stderr
     assert ": 11 tables, 11 relationships" in result.stdout.splitlines()[0]
     assert "Self-references: employee.reports_to -> employee" in result.stdout
@@ -224,3 +226,36 @@ def test_main_reads_the_command_line():
     done = subprocess.run([sys.executable, "-c", "from hma_db.cli import main; main()", "--version"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and __version__ in done.stdout
+
+
+# ------------------------------------------------------------------------------------ the README
+README = CHINOOK_SQLITE.parent.parent / "README.md"
+
+
+def _blocks(kind: str) -> list[str]:
+    return re.findall(rf"```{kind}\n(.*?)```", README.read_text(), flags=re.S)
+
+
+@pytest.fixture
+def readme_dir(tmp_path, monkeypatch):
+    """A directory like a fresh clone's root: the examples, nothing written yet."""
+    shutil.copytree(CHINOOK_SQLITE.parent, tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_readme_reflect_examples_show_real_output(readme_dir):
+    checked = 0
+    for block in _blocks("console"):
+        for command, output in re.findall(r"^\$ (hma-db reflect .*)\n((?:(?!\$ ).*\n)*)", block, re.M):
+            result = run(*shlex.split(command)[1:])
+            assert result.stdout + result.stderr == output, command
+            checked += 1
+    assert checked >= 2
+
+
+def test_readme_python_example_shows_real_output(readme_dir):
+    code, expected = _blocks("python")[0], _blocks("text")[0]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == expected
