@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -120,7 +121,9 @@ def _datetimes(series: pd.Series, dialect: str) -> pd.Series:
         if (series.dropna().dt.microsecond == 0).all():
             text = series.dt.strftime("%Y-%m-%d %H:%M:%S")
         return text.where(series.notna(), None)
-    return pd.Series(series.dt.to_pydatetime(), index=series.index, dtype=object)
+    # datetime64[us] -> object gives datetime.datetime values, which every driver binds.
+    values = series.astype("datetime64[us]").to_numpy().astype(object)
+    return pd.Series(values, index=series.index, dtype=object)
 
 
 def _convert(series: pd.Series, column: sa.Column, dialect: str) -> pd.Series:
