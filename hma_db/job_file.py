@@ -5,7 +5,7 @@ read. Every key, with its type::
 
     source = "${PROD_DATABASE_URL}"        # database URL, or the path of a SQLite file (required)
     target = "sqlite:///staging.sqlite"    # database URL, or the path of a SQLite file (required)
-    include = ["Customer", "Invoice"]      # tables to keep (with what they reference)
+    include = ["Customer", "Invoice"]      # only these tables (foreign keys to others dropped)
     exclude = ["AuditLog"]                 # tables to leave out
     locales = ["en_US", "fr_CA"]           # Faker locales for personal data (a string is accepted)
     scale = 0.5                            # rows per table relative to the source (> 0)
