@@ -19,6 +19,7 @@ from hma_db.errors import (
     WriteError,
 )
 from hma_db.metadata import METADATA_SPEC_VERSION, Metadata
+from hma_db.reflect import reflect
 from hma_db.simplify import simplify_schema
 from hma_db.synthesizer import HMASynthesizer, load_synthesizer
 
@@ -41,5 +42,6 @@ __all__ = [
     "WriteError",
     "__version__",
     "load_synthesizer",
+    "reflect",
     "simplify_schema",
 ]
