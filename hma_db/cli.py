@@ -29,9 +29,9 @@ from hma_db import (
     ReflectionError,
     SynthesizerInputError,
     __version__,
+    reflect,
 )
 from hma_db.cli_output import metadata_summary
-from hma_db.reflect import reflect
 
 EXIT_DONE, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
