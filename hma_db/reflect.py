@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from hma_db import profiling
 from hma_db.errors import ReflectionError
@@ -30,6 +31,7 @@ from hma_db.reflect_schema import (
     add_sqlite_unique_constraints,
     autoincrement_columns,
     bare_tables,
+    domain_lengths,
     lift_partition_foreign_keys,
     partitions,
     raw_type_names,
@@ -39,6 +41,7 @@ from hma_db.sqltypes import (
     TEXT,
     RawType,
     allowed_values_from_check,
+    base_type,
     domain_checks,
     json_checked_columns,
     type_options,
@@ -164,6 +167,18 @@ def _engine(source: Source) -> Iterator[sa.Engine]:
         engine.dispose()
 
 
+def _read_only(conn: sa.Connection) -> None:
+    """Make the connection's transaction read-only (also for engines the caller created)."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+    elif dialect in ("mysql", "mariadb"):
+        try:  # applies to the next transaction, which reflect's first query starts
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        except sa.exc.DBAPIError:
+            logger.info("this server cannot make the transaction read-only; reading anyway")
+
+
 @contextmanager
 def _connect(engine: sa.Engine) -> Iterator[sa.Connection]:
     label = engine.url.render_as_string(hide_password=True)
@@ -172,9 +187,7 @@ def _connect(engine: sa.Engine) -> Iterator[sa.Connection]:
     except sa.exc.SQLAlchemyError as exc:
         raise ReflectionError(f"Cannot connect to {label}: {_first_line(exc, engine.url)}") from exc
     try:
-        if engine.dialect.name == "postgresql":
-            # Also covers engines the caller created: this transaction is read-only.
-            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        _read_only(conn)
         yield conn
     finally:
         conn.rollback()
@@ -221,7 +234,7 @@ def _reflect(conn: sa.Connection, schema: str | None, include: Iterable[str] | N
     source = sa.MetaData()
     source.reflect(bind=conn, schema=schema, only=names, views=False, resolve_fks=False)
     source_tables = {n: source.tables[f"{schema}.{n}" if schema else n] for n in names}
-    _fix_unknown_types(conn, source_tables, schema)
+    _complete_types(conn, source_tables, schema)
     sql_metadata = bare_tables(source_tables)
     lift_partition_foreign_keys(inspector, sql_metadata, parts, schema)
     add_sqlite_unique_constraints(conn, sql_metadata, schema)
@@ -233,9 +246,15 @@ def _reflect(conn: sa.Connection, schema: str | None, include: Iterable[str] | N
     return metadata
 
 
-def _fix_unknown_types(conn: sa.Connection, tables: dict[str, sa.Table],
-                       schema: str | None) -> None:
-    """Give columns whose type SQLAlchemy does not know a RawType with the SQL type name."""
+def _complete_types(conn: sa.Connection, tables: dict[str, sa.Table], schema: str | None) -> None:
+    """Give columns whose type SQLAlchemy does not know a RawType with the SQL type name, and
+    string domains their length."""
+    lengths = domain_lengths(conn) if conn.dialect.name == "postgresql" else {}
+    for column in (c for t in tables.values() for c in t.columns):
+        if isinstance(column.type, postgresql.DOMAIN) and column.type.name in lengths:
+            base = base_type(column.type)
+            if isinstance(base, sa.String) and base.length is None:
+                base.length = lengths[column.type.name]
     for name, table in tables.items():
         unknown = [c for c in table.columns if isinstance(c.type, sa.types.NullType)]
         if not unknown:

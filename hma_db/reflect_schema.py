@@ -108,6 +108,22 @@ def raw_type_names(conn: sa.Connection, table: str, schema: str | None) -> dict[
     return {name: type_name for name, type_name in rows}
 
 
+def domain_lengths(conn: sa.Connection) -> dict[str, int]:
+    """The length of each PostgreSQL domain over a sized string type (``varchar(10)``), which
+    SQLAlchemy's domain reflection drops."""
+    if conn.dialect.name != "postgresql":
+        return {}
+    rows = conn.execute(sa.text(
+        "SELECT t.typname, pg_catalog.format_type(t.typbasetype, t.typtypmod) "
+        "FROM pg_catalog.pg_type t WHERE t.typtype = 'd'")).all()
+    found = {}
+    for name, base in rows:
+        match = re.search(r"char(?:acter)?(?: varying)?\((\d+)\)$", base or "")
+        if match:
+            found[name] = int(match.group(1))
+    return found
+
+
 def _sqlite_table_info(conn: sa.Connection, table: str, schema: str | None) -> list:
     quote = conn.dialect.identifier_preparer.quote_identifier
     prefix = f"{quote(schema)}." if schema else ""

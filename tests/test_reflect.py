@@ -159,6 +159,8 @@ CREATE TABLE "Order Details" ("OrderID" INTEGER NOT NULL REFERENCES "order" ("Or
                               "Line" INTEGER NOT NULL, "select" INTEGER,
                               PRIMARY KEY ("OrderID", "Line"));
 CREATE TABLE "user" (id INTEGER PRIMARY KEY, "e-mail" VARCHAR(80), contact TEXT);
+CREATE TABLE coded (id INTEGER PRIMARY KEY, code TEXT NOT NULL UNIQUE);
+CREATE TABLE uses_code (id INTEGER PRIMARY KEY, code TEXT REFERENCES coded (code));
 CREATE VIEW person_names AS SELECT name FROM person;
 INSERT INTO parent VALUES (1, 'abc', 'x');
 INSERT INTO person VALUES (1, 'Ann'), (2, 'Bob');
@@ -173,8 +175,9 @@ def edge(tmp_path_factory) -> Metadata:
 
 
 def test_edge_tables_views_and_empty(edge):
-    assert sorted(edge.tables) == ["Order Details", "child", "log", "message", "node", "order",
-                                   "parent", "person", "ping", "pong", "user"]
+    assert sorted(edge.tables) == ["Order Details", "child", "coded", "log", "message", "node",
+                                   "order", "parent", "person", "ping", "pong", "user",
+                                   "uses_code"]
     assert edge.row_counts["log"] == 0 and edge.row_counts["person"] == 2
     assert "primary_key" not in edge.tables["log"]
     edge.validate()
@@ -209,6 +212,14 @@ def test_edge_self_reference_cycle_and_two_parents(edge):
     cycles = edge.cycles()
     assert len(cycles) == 1 and sorted(cycles[0][:-1]) == ["ping", "pong"]
     assert [graph_rel["child_table_name"] for graph_rel in edge.deferred_relationships()] == ["pong"]
+
+
+def test_edge_foreign_key_to_unique_key(edge):
+    # Kept in the physical schema, but not a relationship: the metadata layout references
+    # primary keys only.
+    assert [fk.column.name for fk in edge.sql_metadata.tables["uses_code"].foreign_keys] == ["code"]
+    assert not [r for r in edge.relationships if r["child_table_name"] == "uses_code"]
+    assert edge.tables["coded"]["alternate_keys"] == ["code"]
 
 
 def test_edge_reserved_quoted_unicode_names(edge):

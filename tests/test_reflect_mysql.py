@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from hma_db import Metadata, ReflectionError
-from hma_db.reflect import reflect
+from hma_db.reflect import _connect, reflect
 
 pytestmark = pytest.mark.mysql
 
@@ -91,3 +91,12 @@ def test_mysql_missing_table(mysql_edge):
     url, _ = mysql_edge
     with pytest.raises(ReflectionError, match="include names table.*'Order'"):
         reflect(url, include=["Order"])
+
+
+def test_mysql_read_only(mysql_edge):
+    url, _ = mysql_edge
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with _connect(engine) as conn, pytest.raises(sa.exc.DBAPIError, match="READ ONLY"):
+        conn.exec_driver_sql("INSERT INTO parent VALUES (2, 'xyz')")
+    assert reflect(engine).row_counts["parent"] == 1
+    engine.dispose()

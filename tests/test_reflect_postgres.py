@@ -102,6 +102,9 @@ ALTER TABLE measurement_2024 ADD CONSTRAINT m24_account FOREIGN KEY (account_id)
     REFERENCES account (id);
 ALTER TABLE measurement_2025 ADD CONSTRAINT m25_account FOREIGN KEY (account_id)
     REFERENCES account (id);
+CREATE TABLE "Order Details" ("OrderID" bigint NOT NULL REFERENCES "Event" ("EventId"),
+                              "Line" int NOT NULL, "select" text, "Größe" real,
+                              PRIMARY KEY ("OrderID", "Line"));
 CREATE VIEW recent AS SELECT * FROM "Event";
 CREATE MATERIALIZED VIEW totals AS SELECT account_id, count(*) AS n FROM "Event" GROUP BY 1;
 INSERT INTO account (handle, email) VALUES ('ann', 'ann@example.com'), ('bob', 'bob@example.com');
@@ -118,9 +121,13 @@ def pg_edge(postgres_databases) -> tuple[str, Metadata]:
 
 def test_pg_tables_views_partitions(pg_edge):
     _, metadata = pg_edge
-    assert sorted(metadata.tables) == ["Event", "account", "measurement"]
+    assert sorted(metadata.tables) == ["Event", "Order Details", "account", "measurement"]
     metadata.validate()
-    assert metadata.row_counts == {"Event": 0, "account": 2, "measurement": 2}
+    assert metadata.row_counts == {"Event": 0, "Order Details": 0, "account": 2,
+                                   "measurement": 2}
+    details = metadata.tables["Order Details"]
+    assert details["primary_key"] == ["OrderID", "Line"]
+    assert details["columns"]["Größe"]["sdtype"] == "numerical"
 
 
 def test_pg_types(pg_edge):
@@ -130,7 +137,8 @@ def test_pg_types(pg_edge):
     assert event["n"]["autoincrement"] is True and event["n"]["sdtype"] == "numerical"
     assert event["feeling"] == {"sdtype": "categorical", "allowed_values": ["sad", "ok", "happy"],
                                 "nullable": False}
-    assert event["colour"]["allowed_values"] == ["red", "green"]
+    assert event["colour"] == {"sdtype": "categorical", "allowed_values": ["red", "green"],
+                               "nullable": True, "max_length": 10}
     assert event["amount"]["sdtype"] == "numerical"
     generators = {c: event[c].get("generator") for c in
                   ("tags", "payload", "doc", "token", "took", "addr", "net", "raw", "search",
@@ -155,13 +163,18 @@ def test_pg_keys(pg_edge):
     assert metadata.tables["Event"]["columns"]["account_id"] == {"sdtype": "id", "nullable": False}
     rels = {(r["child_table_name"], r["child_foreign_key"]) for r in metadata.relationships}
     # measurement's foreign key exists only on its partitions: lifted to the partitioned table.
-    assert rels == {("Event", "account_id"), ("measurement", "account_id")}
+    assert rels == {("Event", "account_id"), ("measurement", "account_id"),
+                    ("Order Details", "OrderID")}
 
 
 def test_pg_sql_metadata(pg_edge):
     _, metadata = pg_edge
     tables = metadata.sql_metadata.tables
-    assert sorted(tables) == ["Event", "account", "measurement"]
+    assert sorted(tables) == ["Event", "Order Details", "account", "measurement"]
+    # The domain keeps its name, its CHECK and (unlike SQLAlchemy's reflection) its length.
+    colour = tables["Event"].c.colour.type
+    assert colour.name == "colour" and "red" in str(colour.check)
+    assert colour.data_type.length == 10
     assert isinstance(tables["Event"].c.page.type, RawType)
     assert tables["Event"].c.page.type.get_col_spec() == "xml"
     assert tables["Event"].c.EventId.identity is not None
