@@ -189,6 +189,8 @@ def deduplicate(group_links: list[np.ndarray], group_sizes: list[int], last: np.
             return last
         last[rows[repeat]] = last[rows[rng.integers(len(rows), size=int(repeat.sum()))]]
     repeat = _duplicated(group * n_last + last[rows])
+    if not repeat.any():
+        return last
     bad_groups = np.unique(group[repeat])
     in_bad = np.isin(group, bad_groups)
     members = rows[in_bad]

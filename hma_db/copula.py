@@ -307,10 +307,8 @@ class GaussianCopula:
         """(regression matrix B, Cholesky factor L): z_u | z_k ~ N(B z_k, L L^T)."""
         corr = self.correlation
         s_kk, s_uk = corr[np.ix_(k_idx, k_idx)], corr[np.ix_(u_idx, k_idx)]
-        if len(k_idx) == 0:
-            regression = np.zeros((len(u_idx), 0))
-        else:
-            regression = np.linalg.solve(s_kk, s_uk.T).T
+        regression = (np.linalg.solve(s_kk, s_uk.T).T if len(k_idx)
+                      else np.zeros((len(u_idx), 0)))
         cond = corr[np.ix_(u_idx, u_idx)] - regression @ s_uk.T
         cond = (cond + cond.T) / 2
         values, vectors = np.linalg.eigh(cond)
