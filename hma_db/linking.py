@@ -9,6 +9,8 @@ turns sampled links into key values when sampling (one ``take`` per relationship
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -43,15 +45,19 @@ def link_positions(parent: pd.DataFrame, child: pd.DataFrame, pk: list[str],
     return positions
 
 
-def build_links(metadata: Metadata, data: dict[str, pd.DataFrame]) -> dict[str, np.ndarray]:
+def build_links(metadata: Metadata, data: dict[str, pd.DataFrame],
+                progress: Callable | None = None) -> dict[str, np.ndarray]:
     """Links for every relationship of ``metadata``, keyed by :func:`relationship_name`.
+
+    ``progress(iterable, description)``, when given, wraps the loop over relationships.
 
     Raises:
         DataError: a non-NULL foreign key value matches no parent row (``validate_data``
             reports these first; this is the last line of defence).
     """
     links = {}
-    for rel in metadata.relationships:
+    relationships = metadata.relationships
+    for rel in (progress(relationships, "Learning relationships") if progress else relationships):
         parent, child = rel["parent_table_name"], rel["child_table_name"]
         pk, fk = key_columns(rel["parent_primary_key"]), key_columns(rel["child_foreign_key"])
         positions = link_positions(data[parent], data[child], pk, fk)

@@ -181,7 +181,7 @@ class HMASynthesizer:
                                  "from this synthesizer; call preprocess first, or fit(data).")
         numeric = {t: frame[self._transformers[t].modeled_columns]
                    for t, frame in processed_data.items()}
-        links = build_links(self.metadata, processed_data)
+        links = build_links(self.metadata, processed_data, progress=self._bar)
         rng = np.random.default_rng(self._seed_sequence(0))
         with self._quiet():
             self._model = fit_hma(self.metadata, numeric, links, self._table_parameters, rng,

@@ -124,7 +124,9 @@ def _check_null_shares(metadata: Metadata, real: dict, synthetic: dict) -> None:
             continue
         real_share = real[child][fk].isna().any(axis=1).mean()
         synthetic_share = synthetic[child][fk].isna().any(axis=1).mean()
-        assert abs(real_share - synthetic_share) <= 0.05, (rel, real_share, synthetic_share)
+        # Within 5 points, or one row where a table is too small for 5 points (4 employees).
+        tolerance = max(0.05, 1.0 / len(synthetic[child]))
+        assert abs(real_share - synthetic_share) <= tolerance, (rel, real_share, synthetic_share)
 
 
 def check_synthetic(metadata: Metadata, real: dict, synthetic: dict, scale: float) -> None:
@@ -133,8 +135,9 @@ def check_synthetic(metadata: Metadata, real: dict, synthetic: dict, scale: floa
         out = synthetic[table]
         assert list(out.columns) == list(frame.columns), table
         assert out.dtypes.astype(str).to_dict() == frame.dtypes.astype(str).to_dict(), table
-        expected = max(1, round(len(frame) * scale)) if len(frame) else 0
-        assert len(out) == expected, (table, len(frame), scale, len(out))
+        target = len(frame) * scale  # rounded either way at .5, at least one row
+        assert abs(len(out) - max(1.0, target)) <= 0.5 if len(frame) else len(out) == 0, \
+            (table, len(frame), scale, len(out))
     _check_keys(metadata, synthetic)
     _check_self_references(metadata, synthetic)
     _check_null_shares(metadata, real, synthetic)
