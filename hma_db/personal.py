@@ -24,10 +24,15 @@ POOL_SIZE = 5_000  # Faker calls per column and sample, at most
 
 @lru_cache(maxsize=16)
 def faker_for(locales: tuple[str, ...]):
-    """One (multi-locale) Faker per set of locales; seeded before each use."""
+    """One (multi-locale) Faker per set of locales; seeded before each use.
+
+    ``use_weighting=False`` draws names and words uniformly from Faker's lists instead of by
+    their real-world frequency: 10 to 30 times faster (measured: ``last_name`` 18 us instead of
+    550 us per value), and the values are no less plausible.
+    """
     from faker import Faker
 
-    return Faker(list(locales))
+    return Faker(list(locales), use_weighting=False)
 
 
 def provider_for(sdtype: str, column: str, where: str) -> str:
@@ -69,8 +74,8 @@ def _call(locales: tuple[str, ...], provider: str, count: int, seed: int,
         locales, provider = resolve(tuple(locales), provider)
         fake = faker_for(locales)
         fake.seed_instance(seed)
-        method = getattr(fake, provider)
-        return [method() for _ in range(count)]
+        # A multi-locale Faker picks the locale when the attribute is read: read it per call.
+        return [getattr(fake, provider)() for _ in range(count)]
     except (AttributeError, TypeError) as exc:
         raise MetadataError(f"Column {where}: Faker cannot generate '{provider}' for the "
                             f"locales {list(locales)}: {exc}") from exc

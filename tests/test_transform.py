@@ -1,0 +1,409 @@
+"""TableTransformer on Chinook tables and on small built frames."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import ipaddress
+import json
+import re
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from conftest import CHINOOK_SQLITE
+from faker.providers.person.fr_FR import Provider as FrenchNames
+
+from hma_db import DataError, Metadata, MetadataError, NotFittedError
+from hma_db.transform import TableTransformer
+
+CHINOOK_TABLES = ["Customer", "Employee", "Invoice", "InvoiceLine", "Track"]
+
+
+@pytest.fixture(scope="module")
+def chinook():
+    engine = sa.create_engine(f"sqlite:///{CHINOOK_SQLITE}")
+    try:
+        frames = {t: pd.read_sql_table(t, engine) for t in CHINOOK_TABLES}
+    finally:
+        engine.dispose()
+    return frames
+
+
+@pytest.fixture(scope="module")
+def chinook_metadata(chinook):
+    metadata = Metadata.detect_from_dataframes(chinook)
+    metadata.update_column("Customer", "Country", sdtype="categorical", nullable=False)
+    metadata.update_column("Customer", "Email", sdtype="email", pii=True, max_length=60)
+    metadata.add_alternate_keys("Customer", ["Email"])
+    metadata.update_column("Customer", "SupportRepId", sdtype="id", nullable=False)
+    metadata.add_relationship("Employee", "Customer", "EmployeeId", "SupportRepId")
+    metadata.update_column("Employee", "ReportsTo", sdtype="id", nullable=True)
+    metadata.add_relationship("Employee", "Employee", "EmployeeId", "ReportsTo")
+    metadata.update_column("Invoice", "BillingCountry", sdtype="categorical")
+    for column in ("AlbumId", "MediaTypeId", "GenreId"):
+        metadata.update_column("Track", column, sdtype="categorical")
+    return metadata
+
+
+def _fitted(table, metadata, frame, **kwargs) -> TableTransformer:
+    tt = TableTransformer(table, metadata, **kwargs)
+    tt.fit(frame)
+    return tt
+
+
+def _uniform(tt: TableTransformer, n: int, seed: int) -> pd.DataFrame:
+    """Independent uniform numbers for every modeled column (a stand-in for the copula)."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({c: rng.random(n) for c in tt.modeled_columns})
+
+
+# ------------------------------------------------------------------------------ Chinook
+@pytest.mark.parametrize("table", CHINOOK_TABLES)
+def test_chinook_round_trip_shapes_and_dtypes(chinook, chinook_metadata, table):
+    frame = chinook[table]
+    tt = _fitted(table, chinook_metadata, frame)
+    numeric = tt.transform(frame)
+    assert list(numeric.columns) == tt.modeled_columns
+    assert (numeric.dtypes == "float64").all() and not numeric.isna().any().any()
+    assert len(numeric) == len(frame)
+    out = tt.reverse_transform(numeric, np.random.default_rng(1))
+    skipped = set(chinook_metadata.primary_key(table)) | set(
+        chinook_metadata.foreign_key_columns(table))
+    expected = [c for c in frame.columns if c not in skipped]
+    assert list(out.columns) == expected
+    assert len(out) == len(frame)
+    for column in expected:
+        assert str(out[column].dtype) == tt.source_dtypes[column] == str(frame[column].dtype)
+    keys = tt.generate_keys(len(frame), np.random.default_rng(2))
+    fks = chinook_metadata.foreign_key_columns(table)
+    pk = [c for c in chinook_metadata.primary_key(table) if c not in fks]
+    assert list(keys.columns) == pk
+    assert keys[pk[0]].tolist() == list(range(1, len(frame) + 1))
+    assert keys[pk[0]].dtype == frame[pk[0]].dtype
+
+
+def test_keys_and_personal_data_are_never_modeled(chinook, chinook_metadata):
+    tt = _fitted("Customer", chinook_metadata, chinook["Customer"])
+    assert tt.modeled_columns == ["Country"]  # FirstName... are Faker, ids are keys
+    tt = _fitted("Invoice", chinook_metadata, chinook["Invoice"])
+    assert set(tt.modeled_columns) == {"InvoiceDate", "BillingCountry", "Total"}
+
+
+def test_round_trip_of_modeled_values_is_exact(chinook, chinook_metadata):
+    frame = chinook["Invoice"]
+    tt = _fitted("Invoice", chinook_metadata, frame)
+    out = tt.reverse_transform(tt.transform(frame), np.random.default_rng(0))
+    pd.testing.assert_series_equal(out["Total"], frame["Total"])
+    pd.testing.assert_series_equal(out["InvoiceDate"], frame["InvoiceDate"])
+    frequent = frame["BillingCountry"].value_counts()
+    frequent = set(frequent[frequent >= 5].index)
+    kept = frame["BillingCountry"].isin(frequent)
+    assert (out.loc[kept, "BillingCountry"] == frame.loc[kept, "BillingCountry"]).all()
+
+
+def test_rounding_and_min_max_are_enforced(chinook, chinook_metadata):
+    frame = chinook["Track"]
+    tt = _fitted("Track", chinook_metadata, frame)
+    rng = np.random.default_rng(3)
+    wide = pd.DataFrame({c: rng.normal(0, 1, 5000) * 1e7 for c in tt.modeled_columns})
+    out = tt.reverse_transform(wide, np.random.default_rng(4))
+    for column in ("Milliseconds", "Bytes", "UnitPrice"):
+        assert out[column].min() >= frame[column].min()
+        assert out[column].max() <= frame[column].max()
+    assert (out["UnitPrice"].round(2) == out["UnitPrice"]).all()
+    assert out["Milliseconds"].dtype == "int64"
+
+    loose = _fitted("Track", chinook_metadata, frame, enforce_min_max_values=False,
+                    enforce_rounding=False)
+    jitter = loose.transform(frame) + 0.0013
+    out = loose.reverse_transform(jitter, np.random.default_rng(4))
+    assert out["UnitPrice"].max() > frame["UnitPrice"].max()
+    assert (out["UnitPrice"].round(2) != out["UnitPrice"]).all()
+
+
+def test_rare_categories_are_never_emitted(chinook, chinook_metadata):
+    frame = chinook["Customer"]
+    counts = frame["Country"].value_counts()
+    frequent, rare = set(counts[counts >= 5].index), set(counts[counts < 5].index)
+    assert frequent and rare
+    tt = _fitted("Customer", chinook_metadata, frame)
+    out = tt.reverse_transform(_uniform(tt, 20_000, 5), np.random.default_rng(6))
+    assert set(out["Country"]) == frequent
+    # Rows that encoded a rare country decode to frequent ones in proportion to their counts.
+    shares = out["Country"].value_counts(normalize=True)
+    expected = counts[list(frequent)] / counts[list(frequent)].sum()
+    assert np.allclose(shares[expected.index], expected, atol=0.02)
+
+
+def test_allowed_values_bound_categories():
+    frame = pd.DataFrame({"id": range(300),
+                          "status": ["open"] * 150 + ["closed"] * 140 + ["weird"] * 10})
+    metadata = _single_table({"id": {"sdtype": "id"},
+                              "status": {"sdtype": "categorical",
+                                         "allowed_values": ["open", "closed", "archived"]}})
+    tt = _fitted("t", metadata, frame)
+    out = tt.reverse_transform(_uniform(tt, 5000, 7), np.random.default_rng(8))
+    assert set(out["status"]) == {"open", "closed"}
+
+
+def test_all_rare_categorical_with_allowed_values_draws_from_them():
+    frame = pd.DataFrame({"id": range(6), "grade": list("ABCDEF")})
+    metadata = _single_table({"id": {"sdtype": "id"},
+                              "grade": {"sdtype": "categorical", "allowed_values": list("ABCDEFG")}})
+    tt = _fitted("t", metadata, frame)
+    assert tt.modeled_columns == []
+    out = tt.reverse_transform(pd.DataFrame(index=range(700)), np.random.default_rng(0))
+    assert set(out["grade"]) == set("ABCDEFG")
+
+
+# ------------------------------------------------------------------------ personal data
+def test_personal_data_uses_the_locales(chinook, chinook_metadata):
+    french = set(FrenchNames.first_names)
+    tt = _fitted("Customer", chinook_metadata, chinook["Customer"], locales=["fr_FR"])
+    out = tt.reverse_transform(_uniform(tt, 500, 0), np.random.default_rng(9))
+    assert out["FirstName"].isin(french).all()
+    assert not out["FirstName"].isin(chinook["Customer"]["FirstName"]).all()
+    english = _fitted("Customer", chinook_metadata, chinook["Customer"], locales=["en_US"])
+    out = english.reverse_transform(_uniform(english, 500, 0), np.random.default_rng(9))
+    assert out["FirstName"].isin(french).mean() < 0.5
+    both = _fitted("Customer", chinook_metadata, chinook["Customer"], locales=["en_US", "fr_FR"])
+    out = both.reverse_transform(_uniform(both, 2000, 0), np.random.default_rng(9))
+    assert 0.3 < out["FirstName"].isin(french).mean() < 0.9
+
+
+def test_unique_personal_data_stays_unique_and_short(chinook, chinook_metadata):
+    tt = _fitted("Customer", chinook_metadata, chinook["Customer"])
+    out = tt.reverse_transform(_uniform(tt, 30_000, 1), np.random.default_rng(10))
+    emails = out["Email"]
+    assert emails.is_unique and emails.notna().all()
+    assert emails.str.len().max() <= 60
+    assert emails.str.match(r"^[^@\s]+@[^@\s]+\.\w+$").all()
+
+
+def test_personal_data_null_share_and_max_length():
+    rng = np.random.default_rng(0)
+    n = 4000
+    phones = np.where(rng.random(n) < 0.3, None, "555-0100")
+    frame = pd.DataFrame({"id": range(n), "phone": phones,
+                          "street": ["1 Main Street"] * n})
+    metadata = _single_table({"id": {"sdtype": "id"},
+                              "phone": {"sdtype": "phone_number", "pii": True, "nullable": True},
+                              "street": {"sdtype": "street_address", "pii": True,
+                                         "max_length": 12}})
+    tt = _fitted("t", metadata, frame)
+    out = tt.reverse_transform(pd.DataFrame(index=range(10_000)), np.random.default_rng(1))
+    source_share = frame["phone"].isna().mean()
+    assert abs(out["phone"].isna().mean() - source_share) < 0.01
+    assert out["street"].str.len().max() <= 12 and out["street"].notna().all()
+    assert "555-0100" not in set(out["phone"])
+
+
+# --------------------------------------------------------------------------------- nulls
+def test_numeric_and_datetime_null_share_is_kept():
+    rng = np.random.default_rng(2)
+    n = 5000
+    amount = np.round(rng.gamma(2.0, 10.0, n), 2)
+    amount[rng.random(n) < 0.25] = np.nan
+    shipped = pd.Series(pd.date_range("2020-01-01", periods=n, freq="h"))
+    shipped[rng.random(n) < 0.1] = pd.NaT
+    kind = np.where(rng.random(n) < 0.2, None, np.where(rng.random(n) < 0.5, "a", "b"))
+    frame = pd.DataFrame({"id": range(n), "amount": amount, "shipped": shipped, "kind": kind})
+    metadata = _single_table({"id": {"sdtype": "id"}, "amount": {"sdtype": "numerical"},
+                              "shipped": {"sdtype": "datetime"},
+                              "kind": {"sdtype": "categorical"}})
+    tt = _fitted("t", metadata, frame)
+    assert "amount.is_null" in tt.modeled_columns and "shipped.is_null" in tt.modeled_columns
+    numeric = tt.transform(frame)
+    assert not numeric.isna().any().any()
+    exact = tt.reverse_transform(numeric, np.random.default_rng(0))
+    for column in ("amount", "shipped", "kind"):
+        assert (exact[column].isna() == frame[column].isna()).all()
+    out = tt.reverse_transform(_uniform(tt, 20_000, 3), np.random.default_rng(4))
+    for column in ("amount", "shipped", "kind"):
+        assert abs(out[column].isna().mean() - frame[column].isna().mean()) < 0.015
+
+
+# ------------------------------------------------------------------------ dtypes, kinds
+def _single_table(columns: dict, primary_key: str = "id", name: str = "t") -> Metadata:
+    return Metadata.from_dict({"tables": {name: {"primary_key": primary_key,
+                                                 "columns": columns}}})
+
+
+def _rich_frame(n: int = 400) -> tuple[pd.DataFrame, Metadata]:
+    rng = np.random.default_rng(11)
+    paris = pd.Series(pd.date_range("2021-03-01", periods=n, freq="7h", tz="Europe/Paris"))
+    frame = pd.DataFrame({
+        "code": [f"{a}{b}" for a, b in zip(rng.choice(list("ABCDEFGH"), n),
+                                           rng.integers(10_000, 99_999, n), strict=True)],
+        "price": [decimal.Decimal(f"{v:.2f}") for v in rng.uniform(1, 100, n)],
+        "stock": pd.array(np.where(rng.random(n) < 0.2, None, rng.integers(0, 50, n)),
+                          dtype="Int64"),
+        "active": rng.random(n) < 0.7,
+        "seen_at": paris,
+        "born": [dt.date(1980, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 9000, n)],
+        "note": [" ".join(["word"] * int(k)) for k in rng.integers(1, 8, n)],
+        "attrs": [json.dumps({"color": "red", "size": int(s)}) for s in rng.integers(1, 5, n)],
+        "tags": [list(range(int(k))) for k in rng.integers(0, 4, n)],
+        "blob": [bytes(int(k)) + b"x" for k in rng.integers(1, 30, n)],
+        "token": [str(uuid.UUID(int=int(v))) for v in rng.integers(0, 2**62, n)],
+        "addr": [f"10.0.0.{int(v)}" for v in rng.integers(1, 250, n)],
+        "wait": pd.to_timedelta(rng.integers(60, 7200, n), unit="s"),
+        "sku": [f"SKU{i:06d}" for i in range(n)],
+    })
+    metadata = _single_table({
+        "code": {"sdtype": "id", "regex_format": "[A-H][0-9]{5}"},
+        "price": {"sdtype": "numerical", "scale": 2},
+        "stock": {"sdtype": "numerical", "nullable": True},
+        "active": {"sdtype": "boolean"},
+        "seen_at": {"sdtype": "datetime"},
+        "born": {"sdtype": "datetime"},
+        "note": {"sdtype": "unknown", "generator": "text", "max_length": 20},
+        "attrs": {"sdtype": "unknown", "generator": "json"},
+        "tags": {"sdtype": "unknown", "generator": "array"},
+        "blob": {"sdtype": "unknown", "generator": "bytes"},
+        "token": {"sdtype": "unknown", "generator": "uuid"},
+        "addr": {"sdtype": "unknown", "generator": "ip"},
+        "wait": {"sdtype": "unknown", "generator": "interval"},
+        "sku": {"sdtype": "categorical"},
+    }, primary_key="code")
+    metadata.add_alternate_keys("t", ["sku"])
+    return frame, metadata
+
+
+def test_source_dtypes_and_value_kinds_are_restored():
+    frame, metadata = _rich_frame()
+    tt = _fitted("t", metadata, frame)
+    out = tt.reverse_transform(_uniform(tt, 600, 12), np.random.default_rng(13))
+    assert list(out.columns) == [c for c in frame.columns if c != "code"]
+    for column in out.columns:
+        assert str(out[column].dtype) == str(frame[column].dtype), column
+    assert str(out["seen_at"].dt.tz) == "Europe/Paris"
+    assert all(isinstance(v, decimal.Decimal) for v in out["price"])
+    assert all(v.as_tuple().exponent == -2 for v in out["price"])
+    assert all(type(v) is dt.date for v in out["born"])
+    assert out["stock"].isna().any() and out["stock"].dropna().between(0, 49).all()
+    assert out["active"].dtype == bool and 0.55 < out["active"].mean() < 0.85
+
+
+def test_generated_by_type_columns_are_shaped_like_the_source():
+    frame, metadata = _rich_frame()
+    tt = _fitted("t", metadata, frame)
+    out = tt.reverse_transform(_uniform(tt, 600, 12), np.random.default_rng(13))
+    assert out["note"].str.len().max() <= 20 and out["note"].str.len().min() >= 1
+    objects = out["attrs"].map(json.loads)
+    assert objects.map(lambda o: set(o) <= {"color", "size"}).all()
+    assert objects.map(len).mean() > 1.5
+    assert out["tags"].map(len).between(0, 3).all() and out["tags"].map(len).nunique() > 1
+    lengths = out["blob"].map(len)
+    assert lengths.between(2, 30).all() and not out["blob"].isin(frame["blob"]).any()
+    assert out["token"].map(lambda v: uuid.UUID(v).version == 4).all()
+    assert out["addr"].map(lambda v: ipaddress.ip_address(v).version == 4).all()
+    assert out["wait"].between(pd.Timedelta(60, "s"), pd.Timedelta(7200, "s")).all()
+    assert out["sku"].is_unique and not out["sku"].isin(frame["sku"]).all()
+
+
+def test_generated_keys_are_unique():
+    frame, metadata = _rich_frame()
+    tt = _fitted("t", metadata, frame)
+    keys = tt.generate_keys(20_000, np.random.default_rng(0))
+    assert keys["code"].is_unique
+    assert keys["code"].str.fullmatch(r"[A-H][0-9]{5}").all()
+    with pytest.raises(Exception, match="allows only 800000"):
+        tt.generate_keys(900_000, np.random.default_rng(0))
+
+    learned = pd.DataFrame({"cid": ["ALFKI", "ANATR", "ANTON", "AROUT", "BERGS", "BLAUS"],
+                            "uid": [uuid.uuid4() for _ in range(6)], "n": range(6)})
+    metadata = Metadata.from_dict({"tables": {
+        "c": {"primary_key": "cid", "columns": {"cid": {"sdtype": "id"},
+                                               "uid": {"sdtype": "id", "generator": "uuid"},
+                                               "n": {"sdtype": "numerical"}},
+              "alternate_keys": ["uid"]},
+        "o": {"primary_key": "oid", "columns": {"oid": {"sdtype": "id"}}}}})
+    tt = _fitted("c", metadata, learned)
+    keys = tt.generate_keys(5000, np.random.default_rng(1))
+    assert keys["cid"].is_unique and keys["cid"].str.fullmatch(r"[A-Z]{5}").all()
+    body = tt.reverse_transform(_uniform(tt, 5000, 0), np.random.default_rng(2))
+    assert body["uid"].map(lambda v: isinstance(v, uuid.UUID)).all() and body["uid"].is_unique
+    ints = _fitted("o", metadata, pd.DataFrame({"oid": [3, 9]}))
+    assert ints.generate_keys(3, np.random.default_rng(0), start=101)["oid"].tolist() == [
+        101, 102, 103]
+
+
+# -------------------------------------------------------------------- saving, seeding
+def test_to_dict_from_dict_samples_identically():
+    frame, metadata = _rich_frame()
+    tt = _fitted("t", metadata, frame, locales=["en_US", "fr_FR"])
+    state = json.loads(json.dumps(tt.to_dict()))
+    loaded = TableTransformer.from_dict(state, metadata)
+    numeric = _uniform(tt, 800, 14)
+    a = tt.reverse_transform(numeric, np.random.default_rng(15))
+    b = loaded.reverse_transform(numeric, np.random.default_rng(15))
+    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(tt.generate_keys(50, np.random.default_rng(3)),
+                                  loaded.generate_keys(50, np.random.default_rng(3)))
+    assert loaded.modeled_columns == tt.modeled_columns
+    assert loaded.source_dtypes == tt.source_dtypes
+    with pytest.raises(NotFittedError, match="loaded from a saved model"):
+        loaded.transform(frame)
+
+
+def test_same_seed_same_rows_other_seed_other_rows(chinook, chinook_metadata):
+    frame = chinook["Customer"]
+    tt = _fitted("Customer", chinook_metadata, frame)
+    numeric = tt.transform(frame)
+    pd.testing.assert_frame_equal(numeric, _fitted("Customer", chinook_metadata,
+                                                   frame).transform(frame))
+    a = tt.reverse_transform(numeric, np.random.default_rng(20))
+    b = tt.reverse_transform(numeric, np.random.default_rng(20))
+    c = tt.reverse_transform(numeric, np.random.default_rng(21))
+    pd.testing.assert_frame_equal(a, b)
+    assert not a["Email"].equals(c["Email"])
+
+
+def test_transform_keeps_row_order_and_index(chinook, chinook_metadata):
+    frame = chinook["Invoice"]
+    tt = _fitted("Invoice", chinook_metadata, frame)
+    shuffled = frame.sample(frac=1.0, random_state=0)
+    numeric = tt.transform(shuffled)
+    assert numeric.index.equals(shuffled.index)
+    back = tt.reverse_transform(numeric.reset_index(drop=True), np.random.default_rng(0))
+    assert back["Total"].tolist() == shuffled["Total"].tolist()
+
+
+# ------------------------------------------------------------------------------- errors
+def test_text_in_a_numerical_column_is_a_data_error():
+    frame = pd.DataFrame({"id": [1, 2, 3], "amount": ["1.5", "abc", "2"]})
+    metadata = _single_table({"id": {"sdtype": "id"}, "amount": {"sdtype": "numerical"}})
+    with pytest.raises(DataError, match=r"'t\.amount'.*expected numbers.*'abc'"):
+        TableTransformer("t", metadata).fit(frame)
+
+
+def test_missing_column_and_bad_regex_are_named():
+    metadata = _single_table({"id": {"sdtype": "id"}, "x": {"sdtype": "numerical"}})
+    with pytest.raises(DataError, match=r"Table 't'.*'x'"):
+        TableTransformer("t", metadata).fit(pd.DataFrame({"id": [1]}))
+    metadata = _single_table({"id": {"sdtype": "id", "regex_format": "(a|b)[0-9]"}})
+    tt = _fitted("t", metadata, pd.DataFrame({"id": ["a1", "b2"]}))
+    with pytest.raises(MetadataError, match=r"'t\.id'.*groups"):
+        tt.generate_keys(2, np.random.default_rng(0))
+
+
+def test_empty_table_and_key_only_table():
+    metadata = _single_table({"id": {"sdtype": "id"}, "x": {"sdtype": "numerical",
+                                                            "nullable": True}})
+    tt = _fitted("t", metadata, pd.DataFrame({"id": pd.Series([], dtype="int64"),
+                                              "x": pd.Series([], dtype="float64")}))
+    assert tt.modeled_columns == []
+    out = tt.reverse_transform(pd.DataFrame(index=range(3)), np.random.default_rng(0))
+    assert out["x"].isna().all() and len(out) == 3
+    assert tt.generate_keys(3, np.random.default_rng(0))["id"].tolist() == [1, 2, 3]
+
+
+def test_names_look_like_their_provider(chinook, chinook_metadata):
+    tt = _fitted("Customer", chinook_metadata, chinook["Customer"])
+    out = tt.reverse_transform(_uniform(tt, 200, 0), np.random.default_rng(0))
+    assert out["FirstName"].map(lambda v: bool(re.fullmatch(r"[A-Z][\w'-]+", v))).mean() > 0.95
+    assert not set(out["Email"]) & set(chinook["Customer"]["Email"])
