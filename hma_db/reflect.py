@@ -21,7 +21,6 @@ from typing import Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from hma_db import profiling
 from hma_db.errors import ReflectionError
@@ -29,27 +28,20 @@ from hma_db.metadata import Metadata
 from hma_db.reflect_schema import (
     add_mysql_checks,
     add_sqlite_unique_constraints,
+    alternate_keys,
     autoincrement_columns,
     bare_tables,
-    domain_lengths,
+    checked_values,
+    complete_types,
     lift_partition_foreign_keys,
     partitions,
-    raw_type_names,
 )
-from hma_db.sqltypes import (
-    DATE,
-    TEXT,
-    RawType,
-    allowed_values_from_check,
-    base_type,
-    domain_checks,
-    json_checked_columns,
-    type_options,
-)
+from hma_db.sqltypes import DATE, TEXT, base_type, type_options
 
 logger = logging.getLogger(__name__)
 
 Source = str | sa.URL | sa.Engine
+_KEY = "key"  # the kind of a string primary-key column, whose format is learned from the data
 _URL_HINT = ("expected dialect+driver://user@host/database, e.g. "
              "postgresql+psycopg://app@localhost/shop or sqlite:///path/to/file.sqlite")
 
@@ -234,7 +226,7 @@ def _reflect(conn: sa.Connection, schema: str | None, include: Iterable[str] | N
     source = sa.MetaData()
     source.reflect(bind=conn, schema=schema, only=names, views=False, resolve_fks=False)
     source_tables = {n: source.tables[f"{schema}.{n}" if schema else n] for n in names}
-    _complete_types(conn, source_tables, schema)
+    complete_types(conn, source_tables, schema)
     sql_metadata = bare_tables(source_tables)
     lift_partition_foreign_keys(inspector, sql_metadata, parts, schema)
     add_sqlite_unique_constraints(conn, sql_metadata, schema)
@@ -244,24 +236,6 @@ def _reflect(conn: sa.Connection, schema: str | None, include: Iterable[str] | N
     logger.info("reflected %d tables and %d relationships from %s", len(metadata.tables),
                 len(metadata.relationships), where)
     return metadata
-
-
-def _complete_types(conn: sa.Connection, tables: dict[str, sa.Table], schema: str | None) -> None:
-    """Give columns whose type SQLAlchemy does not know a RawType with the SQL type name, and
-    string domains their length."""
-    lengths = domain_lengths(conn) if conn.dialect.name == "postgresql" else {}
-    for column in (c for t in tables.values() for c in t.columns):
-        if isinstance(column.type, postgresql.DOMAIN) and column.type.name in lengths:
-            base = base_type(column.type)
-            if isinstance(base, sa.String) and base.length is None:
-                base.length = lengths[column.type.name]
-    for name, table in tables.items():
-        unknown = [c for c in table.columns if isinstance(c.type, sa.types.NullType)]
-        if not unknown:
-            continue
-        raw = raw_type_names(conn, name, schema)
-        for column in unknown:
-            column.type = RawType(raw.get(column.name) or "text")
 
 
 # ------------------------------------------------------------------------- building metadata
@@ -306,42 +280,11 @@ def _relationships(table: sa.Table) -> list[dict[str, Any]]:
     return found
 
 
-def _checked_values(table: sa.Table) -> tuple[dict[str, list[Any]], set[str]]:
-    """Columns limited to a list of values by a CHECK (or a domain's), and JSON-checked columns."""
-    columns = [c.name for c in table.columns]
-    allowed: dict[str, list[Any]] = {}
-    json_columns: set[str] = set()
-    for constraint in table.constraints:
-        if isinstance(constraint, sa.CheckConstraint):
-            allowed.update(allowed_values_from_check(str(constraint.sqltext), columns))
-            json_columns |= json_checked_columns(str(constraint.sqltext), columns)
-    for column in table.columns:
-        for check in domain_checks(column.type):
-            values = allowed_values_from_check(check, ["VALUE"]).get("VALUE")
-            if values:
-                allowed[column.name] = values
-    return allowed, json_columns
-
-
-def _alternate_keys(table: sa.Table) -> list[Any]:
-    pk = [c.name for c in table.primary_key.columns]
-    keys: list[list[str]] = []
-    candidates = [[c.name for c in u.columns] for u in table.constraints
-                  if isinstance(u, sa.UniqueConstraint)]
-    for index in sorted(table.indexes, key=lambda i: i.name or ""):
-        partial = any(k.endswith("_where") and v is not None for k, v in index.dialect_kwargs.items())
-        if index.unique and not partial and all(isinstance(e, sa.Column) for e in index.expressions):
-            candidates.append([e.name for e in index.expressions])
-    for key in sorted(candidates):
-        if key and key != pk and sorted(key) not in [sorted(k) for k in keys]:
-            keys.append(key)
-    return [k[0] if len(k) == 1 else k for k in keys]
-
-
 def _table_entry(conn: sa.Connection, table: sa.Table, source_table: sa.Table, fk_columns: set[str],
                  rows: int, schema: str | None) -> dict[str, Any]:
+    """One table in SDV's layout: column options, primary key, alternate keys."""
     pk = [c.name for c in table.primary_key.columns]
-    allowed, json_columns = _checked_values(table)
+    allowed, json_columns = checked_values(table)
     serial = autoincrement_columns(conn, table, schema)
     columns: dict[str, dict[str, Any]] = {}
     kinds: dict[str, str | None] = {}
@@ -353,9 +296,12 @@ def _table_entry(conn: sa.Connection, table: sa.Table, source_table: sa.Table, f
         if column.name in serial:
             options["autoincrement"] = True
         if column.name in pk or column.name in fk_columns:
-            options = _key_options(options, column.name in pk and column.name not in fk_columns)
-            kind = "key" if options.get("generator") is None and column.name not in fk_columns \
-                and isinstance(column.type, sa.String) else None
+            own_key = column.name not in fk_columns
+            options = _key_options(options, own_key)
+            # A string key of the table's own gets its format from the data.
+            own_string = own_key and "generator" not in options and isinstance(
+                base_type(column.type), sa.String)
+            kind = _KEY if own_string else None
         elif column.name in allowed:
             options = {"sdtype": "categorical", "allowed_values": allowed[column.name],
                        **{k: options[k] for k in ("nullable", "max_length") if k in options}}
@@ -365,7 +311,7 @@ def _table_entry(conn: sa.Connection, table: sa.Table, source_table: sa.Table, f
     entry: dict[str, Any] = {"columns": columns}
     if pk:
         entry["primary_key"] = pk[0] if len(pk) == 1 else pk
-    alternate = _alternate_keys(table)
+    alternate = alternate_keys(table)
     if alternate:
         entry["alternate_keys"] = alternate
     return entry
@@ -386,10 +332,10 @@ def _profile(conn: sa.Connection, table: sa.Table, columns: dict[str, dict[str, 
     for name, kind in kinds.items():
         if kind == DATE:
             columns[name] = profiling.date_options(name, columns[name])
-    wanted = [n for n, k in kinds.items() if k in (TEXT, "key")]
+    wanted = [n for n, k in kinds.items() if k in (TEXT, _KEY)]
     frame, stats = profiling.sample(conn, table, wanted, rows)
     for name in wanted:
-        if kinds[name] == "key":
+        if kinds[name] == _KEY:
             columns[name].update(profiling.learn_key_format(frame[name], rows))
         else:
             distinct, non_null = stats[name]

@@ -7,6 +7,8 @@
   and foreign keys declared only on partitions move to their partitioned table.
 - :func:`raw_type_names`: the SQL name of a column type SQLAlchemy does not know (``xml``...).
 - :func:`autoincrement_columns`: identity, serial, AUTO_INCREMENT and SQLite rowid-alias columns.
+- :func:`checked_values` and :func:`alternate_keys`: what CHECKs, domains, unique constraints and
+  unique indexes say about columns.
 
 Per-dialect SQL lives here and nowhere else.
 """
@@ -15,8 +17,18 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from hma_db.sqltypes import (
+    RawType,
+    allowed_values_from_check,
+    base_type,
+    domain_checks,
+    json_checked_columns,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +59,57 @@ def _drop_foreign_key(table: sa.Table, fkc: sa.ForeignKeyConstraint) -> None:
     for fk in fkc.elements:
         fk.parent.foreign_keys.discard(fk)
         table.foreign_keys.discard(fk)
+
+
+def complete_types(conn: sa.Connection, tables: dict[str, sa.Table], schema: str | None) -> None:
+    """Give columns whose type SQLAlchemy does not know a RawType with the SQL type name, and
+    string domains their length."""
+    lengths = domain_lengths(conn) if conn.dialect.name == "postgresql" else {}
+    for column in (c for t in tables.values() for c in t.columns):
+        if isinstance(column.type, postgresql.DOMAIN) and column.type.name in lengths:
+            base = base_type(column.type)
+            if isinstance(base, sa.String) and base.length is None:
+                base.length = lengths[column.type.name]
+    for name, table in tables.items():
+        unknown = [c for c in table.columns if isinstance(c.type, sa.types.NullType)]
+        if not unknown:
+            continue
+        raw = raw_type_names(conn, name, schema)
+        for column in unknown:
+            column.type = RawType(raw.get(column.name) or "text")
+
+
+def checked_values(table: sa.Table) -> tuple[dict[str, list[Any]], set[str]]:
+    """Columns limited to a list of values by a CHECK (or a domain's), and JSON-checked columns."""
+    columns = [c.name for c in table.columns]
+    allowed: dict[str, list[Any]] = {}
+    json_columns: set[str] = set()
+    for constraint in table.constraints:
+        if isinstance(constraint, sa.CheckConstraint):
+            allowed.update(allowed_values_from_check(str(constraint.sqltext), columns))
+            json_columns |= json_checked_columns(str(constraint.sqltext), columns)
+    for column in table.columns:
+        for check in domain_checks(column.type):
+            values = allowed_values_from_check(check, ["VALUE"]).get("VALUE")
+            if values:
+                allowed[column.name] = values
+    return allowed, json_columns
+
+
+def alternate_keys(table: sa.Table) -> list[Any]:
+    """Unique constraints and full unique indexes on plain columns, the primary key excepted."""
+    pk = [c.name for c in table.primary_key.columns]
+    keys: list[list[str]] = []
+    candidates = [[c.name for c in u.columns] for u in table.constraints
+                  if isinstance(u, sa.UniqueConstraint)]
+    for index in sorted(table.indexes, key=lambda i: i.name or ""):
+        partial = any(k.endswith("_where") and v is not None for k, v in index.dialect_kwargs.items())
+        if index.unique and not partial and all(isinstance(e, sa.Column) for e in index.expressions):
+            candidates.append([e.name for e in index.expressions])
+    for key in sorted(candidates):
+        if key and key != pk and sorted(key) not in [sorted(k) for k in keys]:
+            keys.append(key)
+    return [k[0] if len(k) == 1 else k for k in keys]
 
 
 def partitions(conn: sa.Connection, schema: str | None) -> dict[str, str]:
