@@ -69,7 +69,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=3600.0,
                         help="seconds allowed per runner process (default 3600)")
     parser.add_argument("--workdir", help="keep the data and synthetic tables in this folder")
-    parser.add_argument("--json", dest="json_path", help="also write every result to this file")
+    parser.add_argument("--json", dest="json_path", help="also write every result to this file "
+                        "(rewritten after each case)")
+    parser.add_argument("--from-json", metavar="FILE",
+                        help="print the table and figures of results saved with --json; no run")
     return parser.parse_args(argv)
 
 
@@ -196,10 +199,24 @@ def _header(args: argparse.Namespace, sdv: tuple, names: list[str]) -> str:
             f"cases: {', '.join(names)}")
 
 
+def _print_results(results: list[dict]) -> None:
+    print(_report.table(results))
+    print("\nTimes are wall seconds of fit() and sample() alone; MiB is the peak resident memory "
+          "of the stage\n(data already loaded included). SDV 2.0 samples num_rows of the root "
+          "table; hma_db samples scale=1.0.\nSDMetrics 0.32 scores Column Pair Trends and "
+          "Intertable Trends only on pairs whose real\ncorrelation exceeds 0.5 (association 0.3); "
+          "self-references are left out of the scoring.\n")
+    print(_report.figures(results))
+    print("\n" + _report.properties(results))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
     if args.list:
         print("\n".join(_datasets.case_names()))
+        return
+    if args.from_json:
+        _print_results(json.loads(Path(args.from_json).read_text()))
         return
     names = _datasets.select(args.cases)
     sdv = _sdv_python(args)
@@ -215,13 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     print(f"\nafter the run: {_machine()}\n")
-    print(_report.table(results))
-    print("\nTimes are wall seconds of fit() and sample() alone; MiB is the peak resident memory "
-          "of the stage\n(data already loaded included). SDV 2.0 samples num_rows of the root "
-          "table; hma_db samples scale=1.0.\n")
-    print(_report.figures(results))
-    if not args.no_metrics:
-        print("\n" + _report.properties(results))
+    _print_results(results)
 
 
 if __name__ == "__main__":
