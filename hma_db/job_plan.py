@@ -116,11 +116,17 @@ def column_plans(metadata: Metadata, table: str, parameters: dict | None = None)
 
 
 # ---------------------------------------------------------------------------- target
+def _new_sqlite_file(engine: sa.Engine) -> bool:
+    """A SQLite target that does not exist yet: connecting to it would create the file."""
+    database = engine.url.database
+    return engine.url.get_backend_name() == "sqlite" and database not in (None, "", ":memory:") \
+        and not Path(database).exists()
+
+
 def _target_state(target_engine: sa.Engine, metadata: Metadata, job: Job,
                   tables: list[str]) -> tuple[dict[str, str], list[str]]:
     """``{table: what happens to it}`` and the drift of the tables the job would keep."""
-    url = target_engine.url
-    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+    if _new_sqlite_file(target_engine):
         return dict.fromkeys(tables, "new: created"), []
     dialect = dialect_family(target_engine.dialect.name)
     with connect(target_engine, error=WriteError) as conn:
@@ -161,7 +167,8 @@ def plan_job(job: Job) -> Plan:
     with engine_for(job.source) as source_engine, \
             engine_for(job.target, error=WriteError, must_exist=False) as target_engine:
         metadata = reflect_job(source_engine, job)
-        _check_target(source_engine, target_engine, job.source_schema, job.target_schema)
+        if not _new_sqlite_file(target_engine):  # a file that does not exist is not the source
+            _check_target(source_engine, target_engine, job.source_schema, job.target_schema)
         wanted = job_synthesizer(metadata, job)
         model, reason = cached_model(job, wanted)
         order = metadata.topological_order()

@@ -1,0 +1,250 @@
+"""run_job and plan_job against real databases: every job-file key has an effect, and the
+model cache refits exactly when it must."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from conftest import CHINOOK_SQLITE
+
+from hma_db import ConfigError, ModelFileError, SchemaDriftError, WriteError
+from hma_db.hma_sample import target_rows
+from hma_db.job_file import load_job
+from hma_db.job_plan import BY_TYPE, KEY, MODELED, PERSONAL, format_plan, plan_job
+from hma_db.jobs import run_job
+from hma_db.synthesizer import load_synthesizer
+
+# A small corner of Chinook keeps each fit around a second.
+SMALL = 'include = ["Employee", "Customer", "Invoice"]\n'
+
+
+def write_job(tmp_path: Path, body: str = "", *, source: str | None = None,
+              target: str = "sqlite:///target.sqlite", name: str = "job.toml") -> Path:
+    source = source or str(CHINOOK_SQLITE)
+    path = tmp_path / name
+    path.write_text(f'source = "{source}"\ntarget = "{target}"\n{body}')
+    return path
+
+
+def table_contents(url: str, schema: str | None = None) -> dict[str, list[tuple]]:
+    """Every row of every table, sorted, for comparing two targets."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            names = sa.inspect(conn).get_table_names(schema=schema)
+            prefix = f"{schema}." if schema else ""
+            return {n: sorted(map(tuple, conn.exec_driver_sql(
+                f'SELECT * FROM {prefix}"{n}"').fetchall()), key=repr) for n in names}
+    finally:
+        engine.dispose()
+
+
+def row_counts(path: Path) -> dict[str, int]:
+    with sqlite3.connect(path) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {n: conn.execute(f'SELECT COUNT(*) FROM "{n}"').fetchone()[0] for n in names}
+
+
+# ----------------------------------------------------------------------------- running
+def test_same_seed_twice_gives_identical_targets_and_another_seed_differs(tmp_path):
+    job = load_job(write_job(tmp_path, SMALL + 'seed = 11\nif_exists = "replace"\n'))
+    url = f"sqlite:///{tmp_path / 'target.sqlite'}"
+    first = run_job(job)
+    contents = table_contents(url)
+    run_job(job)
+    assert table_contents(url) == contents
+    assert set(first.rows) == {"Employee", "Customer", "Invoice"}
+    assert first.model == "fitted" and {"reflect", "read", "fit", "sample", "write"} <= set(
+        first.seconds)
+    job.seed = 12
+    run_job(job)
+    assert table_contents(url) != contents
+
+
+def test_model_cache_reuses_refits_on_change_and_on_age(tmp_path):
+    body = SMALL + 'seed = 3\nif_exists = "replace"\n[model]\npath = "m/model.pkl"\nmax_age = "1h"\n'
+    (tmp_path / "m").mkdir()
+    path = write_job(tmp_path, body)
+    url = f"sqlite:///{tmp_path / 'target.sqlite'}"
+    events: list = []
+    first = run_job(load_job(path), on_event=events.append)
+    assert first.model == "fitted" and "no saved model" in first.model_reason
+    assert [e.kind for e in events if e.kind.startswith("model")] == ["model_fitted", "model_saved"]
+    fitted_contents = table_contents(url)
+    events.clear()
+    second = run_job(load_job(path), on_event=events.append)
+    assert second.model == "reused" and "fit" not in second.seconds and "read" not in second.seconds
+    assert [e.kind for e in events if e.kind.startswith("model")] == ["model_reused"]
+    assert sum(second.seconds.values()) < sum(first.seconds.values())
+    assert table_contents(url) == fitted_contents  # the cached model samples the same rows
+    # A changed column setting changes what the model must be: refit.
+    path.write_text(path.read_text() + '[columns."Invoice.BillingCountry"]\nsdtype = "categorical"\n'
+                    '[columns."Customer.Company"]\ncategorical = true\n')
+    third = run_job(load_job(path))
+    assert third.model == "fitted" and "changed since the model was fitted" in third.model_reason
+    assert run_job(load_job(path)).model == "reused"
+    # Older than max_age: refit.
+    path.write_text(path.read_text().replace('max_age = "1h"', 'max_age = "1s"'))
+    time.sleep(1.2)
+    aged = run_job(load_job(path))
+    assert aged.model == "fitted" and "older than max_age 1s" in aged.model_reason
+
+
+def test_source_schema_change_refits_the_cached_model(tmp_path):
+    source = tmp_path / "source.sqlite"
+    source.write_bytes(CHINOOK_SQLITE.read_bytes())
+    path = write_job(tmp_path, SMALL + '[model]\npath = "model.json"\n', source=str(source))
+    assert run_job(load_job(path)).model == "fitted"
+    with sqlite3.connect(source) as conn:
+        conn.execute("ALTER TABLE Invoice ADD COLUMN Discount REAL")
+    path.write_text(path.read_text().replace('target.sqlite"', 'target2.sqlite"'))
+    result = run_job(load_job(path))
+    assert result.model == "fitted" and "source schema" in result.model_reason
+    with sqlite3.connect(tmp_path / "target2.sqlite") as conn:
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(Invoice)")]
+    assert columns[-1] == "Discount"
+
+
+def test_scale_and_if_exists_modes(tmp_path):
+    path = write_job(tmp_path, SMALL + 'scale = 0.5\nseed = 1\nif_exists = "fail"\n'
+                                '[model]\npath = "model.pkl"\n')
+    result = run_job(load_job(path))
+    sources = {"Employee": 8, "Customer": 59, "Invoice": 412}
+    assert result.rows == {t: target_rows(n, 0.5) for t, n in sources.items()}
+    with pytest.raises(WriteError, match="already exist"):
+        run_job(load_job(path))
+    path.write_text(path.read_text().replace('"fail"', '"append"'))
+    run_job(load_job(path))
+    assert row_counts(tmp_path / "target.sqlite") == {t: 2 * target_rows(n, 0.5)
+                                                      for t, n in sources.items()}
+    path.write_text(path.read_text().replace('"append"', '"truncate"'))
+    run_job(load_job(path))
+    assert row_counts(tmp_path / "target.sqlite") == {t: target_rows(n, 0.5)
+                                                      for t, n in sources.items()}
+
+
+def test_column_overrides_table_parameters_and_locales_reach_the_model(tmp_path):
+    body = (SMALL + 'locales = ["fr_FR"]\nseed = 5\n[model]\npath = "model.pkl"\n'
+            '[columns."Customer.Country"]\ncategorical = true\n'
+            '[columns."Employee.Title"]\nprovider = "job"\n'
+            '[columns."Invoice.BillingState"]\nsdtype = "unknown"\n'
+            '[tables.Invoice]\ndefault_distribution = "truncnorm"\nenforce_rounding = false\n')
+    run_job(load_job(write_job(tmp_path, body)))
+    model = load_synthesizer(tmp_path / "model.pkl")
+    columns = model.get_metadata().tables
+    assert columns["Customer"]["columns"]["Country"]["sdtype"] == "categorical"
+    assert not columns["Customer"]["columns"]["Country"].get("pii")
+    title = columns["Employee"]["columns"]["Title"]
+    assert (title["sdtype"], title["pii"], "generator" in title) == ("job", True, False)
+    assert columns["Invoice"]["columns"]["BillingState"]["sdtype"] == "unknown"
+    params = model.get_table_parameters("Invoice")["synthesizer_parameters"]
+    assert params["default_distribution"] == "truncnorm" and params["enforce_rounding"] is False
+    assert model.locales == ["fr_FR"]
+    real = {r[0] for r in sqlite3.connect(CHINOOK_SQLITE).execute("SELECT Country FROM Customer")}
+    synthetic = {r[0] for r in sqlite3.connect(tmp_path / "target.sqlite").execute(
+        "SELECT Country FROM Customer")}
+    assert synthetic <= real | {None}  # kept as (real, frequent) categories, not Faker countries
+
+
+def test_schema_include_exclude_and_job_names_checked_against_the_source(tmp_path):
+    path = write_job(tmp_path, 'exclude = ["PlaylistTrack", "Playlist", "InvoiceLine", "Track", '
+                               '"Album", "Artist", "Genre", "MediaType", "Employee"]\n')
+    assert set(run_job(load_job(path)).rows) == {"Customer", "Invoice"}
+    with pytest.raises(ConfigError, match=r"job.toml, line 3: include names table\(s\) 'Invoices'"):
+        run_job(load_job(write_job(tmp_path, 'include = ["Invoices"]\n')))
+    bad_table = write_job(tmp_path, SMALL + '\n[tables.Invoices]\ndefault_distribution = "norm"\n')
+    with pytest.raises(ConfigError, match=r"line 5: \[tables.Invoices\] names no table of the "
+                                          r"source; did you mean 'Invoice'\?"):
+        run_job(load_job(bad_table))
+    bad_column = write_job(tmp_path, SMALL + '[columns."Customer.Emial"]\nprovider = "email"\n')
+    with pytest.raises(ConfigError, match=r"line 4: .*names no column of the source; did you "
+                                          r"mean 'Customer.Email'\?"):
+        plan_job(load_job(bad_column))
+    key_column = write_job(tmp_path, SMALL + '[columns."Invoice.CustomerId"]\nsdtype = "numerical"\n')
+    with pytest.raises(ConfigError, match="line 4: 'Invoice.CustomerId' is a key column"):
+        plan_job(load_job(key_column))
+    bad_distribution_column = write_job(
+        tmp_path, SMALL + '[tables.Invoice]\nnumerical_distributions = { Totl = "beta" }\n')
+    with pytest.raises(ConfigError, match=r"line 4: .*'Invoice.Totl'"):
+        plan_job(load_job(bad_distribution_column))
+
+
+def test_refusals_target_is_source_and_model_file_not_a_model(tmp_path):
+    source = tmp_path / "source.sqlite"
+    source.write_bytes(CHINOOK_SQLITE.read_bytes())
+    with pytest.raises(WriteError, match="is the source database itself"):
+        run_job(load_job(write_job(tmp_path, SMALL, source=str(source), target="source.sqlite")))
+    (tmp_path / "notes.pkl").write_text("not a model")
+    with pytest.raises(ModelFileError, match="is not an hma_db model"):
+        run_job(load_job(write_job(tmp_path, SMALL + '[model]\npath = "notes.pkl"\n')))
+    assert (tmp_path / "notes.pkl").read_text() == "not a model"  # never overwritten
+
+
+# ----------------------------------------------------------------------------- planning
+def test_plan_describes_the_run_and_writes_nothing(tmp_path):
+    body = (SMALL + 'scale = 2\nseed = 4\n[model]\npath = "model.pkl"\n'
+            '[columns."Customer.Company"]\nprovider = "company"\n'
+            '[tables.Invoice]\nnumerical_distributions = { Total = "gamma" }\n')
+    plan = plan_job(load_job(write_job(tmp_path, body)))
+    assert not (tmp_path / "target.sqlite").exists() and not (tmp_path / "model.pkl").exists()
+    assert [t.name for t in plan.tables] == ["Employee", "Customer", "Invoice"]
+    assert {t.name: t.rows for t in plan.tables} == {"Employee": 16, "Customer": 118, "Invoice": 824}
+    assert all(t.target == "new: created" for t in plan.tables) and plan.ok
+    how = {(t.name, c.name): (c.how, c.detail) for t in plan.tables for c in t.columns}
+    assert how[("Invoice", "InvoiceId")] == (KEY, "primary key")
+    assert how[("Invoice", "CustomerId")] == (KEY, "references Customer")
+    assert how[("Customer", "Company")] == (PERSONAL, "Faker company")
+    assert how[("Invoice", "Total")] == (MODELED, "numerical, gamma")
+    assert how[("Employee", "Title")][0] == BY_TYPE
+    assert plan.model.startswith("fit: no saved model")
+    text = format_plan(plan)
+    assert "Tables in write order (3 tables, 958 rows)" in text
+    assert "No problems found" in text and "Faker company" in text
+
+
+def test_plan_reports_existing_tables_and_drift(tmp_path):
+    path = write_job(tmp_path, SMALL + 'seed = 2\nif_exists = "fail"\n[model]\npath = "model.pkl"\n')
+    run_job(load_job(path))
+    plan = plan_job(load_job(path))
+    assert not plan.ok and "already exist in the target" in plan.problems[0]
+    assert all(t.target.startswith("exists: the job fails") for t in plan.tables)
+    with sqlite3.connect(tmp_path / "target.sqlite") as conn:
+        conn.execute("ALTER TABLE Invoice ADD COLUMN Extra TEXT")
+    path.write_text(path.read_text().replace('"fail"', '"truncate"'))
+    plan = plan_job(load_job(path))
+    assert any("Extra" in d for d in plan.drift) and "differ from the source schema" in " ".join(
+        plan.problems)
+    assert "Schema drift" in format_plan(plan)
+    with pytest.raises(SchemaDriftError):
+        run_job(load_job(path))
+
+
+# ----------------------------------------------------------------------------- PostgreSQL
+@pytest.mark.postgres
+def test_postgres_schema_mapping_and_reproducible_reseed(chinook_postgres, postgres_databases,
+                                                        tmp_path):
+    target = postgres_databases.new("job_target")
+    body = ('include = ["employee", "customer", "invoice"]\nseed = 9\nif_exists = "replace"\n'
+            '[schema]\nsource = "public"\ntarget = "staging"\n'
+            '[columns."customer.country"]\ncategorical = true\n'
+            '[model]\npath = "pg-model.pkl"\n')
+    os.environ["HMA_DB_JOB_TEST_SOURCE"] = chinook_postgres
+    try:
+        path = write_job(tmp_path, body, source="${HMA_DB_JOB_TEST_SOURCE}", target=target)
+        job = load_job(path)
+    finally:
+        del os.environ["HMA_DB_JOB_TEST_SOURCE"]
+    plan = plan_job(job)
+    assert [t.name for t in plan.tables] == ["employee", "customer", "invoice"] and plan.ok
+    first = run_job(job)
+    assert first.rows == {"employee": 8, "customer": 59, "invoice": 412}
+    contents = table_contents(target, schema="staging")
+    assert set(contents) == {"employee", "customer", "invoice"}
+    second = run_job(job)
+    assert second.model == "reused" and table_contents(target, schema="staging") == contents
+    assert "password" not in plan.source
