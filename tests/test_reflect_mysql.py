@@ -100,3 +100,15 @@ def test_mysql_read_only(mysql_edge):
         conn.exec_driver_sql("INSERT INTO parent VALUES (2, 'xyz')")
     assert reflect(engine).row_counts["parent"] == 1
     engine.dispose()
+
+
+def test_mysql_schema_option(mysql_edge):
+    url, direct = mysql_edge
+    database = sa.make_url(url).database
+    other = sa.make_url(url).set(database="mysql")
+    metadata = reflect(other, schema=database)
+    assert metadata.schema == database
+    assert metadata.to_dict() == direct.to_dict()
+    assert all(t.schema is None for t in metadata.sql_metadata.tables.values())
+    with pytest.raises(ReflectionError, match="Schema 'hma_no_such_db' does not exist"):
+        reflect(url, schema="hma_no_such_db")
