@@ -10,8 +10,9 @@ sdtype             rdt transformer (forward)
 numerical          ``FloatFormatter`` (learned rounding, min/max clipping, nulls filled from
                    observed values plus a modeled ``<column>.is_null`` indicator)
 datetime           ``UnixTimestampEncoder`` (time zone kept; output in seconds)
-categorical        ``UniformEncoder`` on category codes (rare categories merged into *other*)
-boolean            ``UniformEncoder``
+categorical        ``FrequencyIntervalEncoder`` (an rdt transformer: frequency intervals like
+                   ``UniformEncoder``, vectorized) on category codes, rare ones merged
+boolean            ``FrequencyIntervalEncoder``
 =================  =====================================================================
 
 Decoding does not call rdt: rdt's fitted transformers cannot be rebuilt from plain data through
@@ -134,7 +135,7 @@ class TableTransformer:
 
     def _fit_hyper(self, prepared: pd.DataFrame, sdtypes: dict[str, str]) -> None:
         from rdt import HyperTransformer
-        from rdt.transformers import FloatFormatter, UniformEncoder, UnixTimestampEncoder
+        from rdt.transformers import FloatFormatter, UnixTimestampEncoder
 
         self._datetime_outputs = [c for c, s in sdtypes.items() if s == "datetime"]
         if prepared.shape[1] == 0:
@@ -147,7 +148,7 @@ class TableTransformer:
                 "datetime": lambda: UnixTimestampEncoder(
                     enforce_min_max_values=self.enforce_min_max_values,
                     missing_value_generation=None),
-                "categorical": lambda: UniformEncoder()}
+                "categorical": encoders.FrequencyIntervalEncoder}
         hyper = HyperTransformer()
         hyper.set_config({"sdtypes": dict(sdtypes),
                           "transformers": {c: made[s]() for c, s in sdtypes.items()}})
