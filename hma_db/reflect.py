@@ -203,14 +203,16 @@ def _names(values: Iterable[str] | None) -> list[str] | None:
 
 
 def _select_tables(available: list[str], include: list[str] | None, exclude: list[str] | None,
-                   where: str) -> list[str]:
+                   where: str, parts: dict[str, str]) -> list[str]:
     for option, names in (("include", include), ("exclude", exclude)):
         missing = [n for n in names or [] if n not in available]
         if missing:
             shown = ", ".join(available[:30]) + (" ..." if len(available) > 30 else "")
+            hints = [f"'{m}' is a partition of '{parts[m]}'" for m in missing if m in parts]
             raise ReflectionError(
                 f"{option} names table(s) {', '.join(repr(m) for m in missing)} that do not "
-                f"exist in {where}; its tables are: {shown or '(none)'}")
+                f"exist in {where}; its tables are: {shown or '(none)'}"
+                + (f" ({'; '.join(hints)}: name the partitioned table)" if hints else ""))
     chosen = [t for t in available if include is None or t in include]
     return [t for t in chosen if t not in (exclude or [])]
 
@@ -222,7 +224,7 @@ def _reflect(conn: sa.Connection, schema: str | None, include: Iterable[str] | N
     where = label + (f" (schema '{schema}')" if schema else "")
     parts = partitions(conn, schema)
     available = sorted(t for t in inspector.get_table_names(schema=schema) if t not in parts)
-    names = _select_tables(available, _names(include), _names(exclude), where)
+    names = _select_tables(available, _names(include), _names(exclude), where, parts)
     source = sa.MetaData()
     source.reflect(bind=conn, schema=schema, only=names, views=False, resolve_fks=False)
     source_tables = {n: source.tables[f"{schema}.{n}" if schema else n] for n in names}

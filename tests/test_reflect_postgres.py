@@ -130,6 +130,14 @@ def test_pg_tables_views_partitions(pg_edge):
     assert details["columns"]["Größe"]["sdtype"] == "numerical"
 
 
+def test_pg_partition_named_in_include(pg_edge):
+    url, _ = pg_edge
+    with pytest.raises(ReflectionError, match="'measurement_2024' is a partition of 'measurement'"):
+        reflect(url, include=["measurement_2024"])
+    assert sorted(reflect(url, include=["measurement", "account"]).tables) == [
+        "account", "measurement"]
+
+
 def test_pg_types(pg_edge):
     _, metadata = pg_edge
     event = metadata.tables["Event"]["columns"]
@@ -201,6 +209,20 @@ def test_pg_schema_option(postgres_databases):
     assert sorted(reflect(url, schema="public").tables) == ["other"]
     with pytest.raises(ReflectionError, match="Schema 'sales' does not exist.*Sales"):
         reflect(url, schema="sales")
+
+
+def test_pg_large_table_sampled(postgres_databases):
+    url = postgres_databases.new("reflect_big")
+    _run(url, """
+        CREATE TABLE big (id bigserial PRIMARY KEY, kind text, note text, email text);
+        INSERT INTO big (kind, note, email)
+        SELECT (ARRAY['a', 'b', 'c'])[1 + mod(i, 3)], md5(i::text), 'u' || i || '@example.com'
+        FROM generate_series(1, 250000) i;
+    """)
+    columns = reflect(url).tables["big"]["columns"]
+    assert columns["kind"]["sdtype"] == "categorical"
+    assert columns["note"]["generator"] == "text"
+    assert columns["email"]["sdtype"] == "email"
 
 
 def test_pg_read_only_and_engine_kept(postgres_databases):
