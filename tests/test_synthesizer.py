@@ -214,6 +214,20 @@ def test_constructor_refuses(small, kwargs):
         HMASynthesizer(small[0], verbose=False, **kwargs)
 
 
+def test_numerical_distributions_are_used(small):
+    synthesizer = HMASynthesizer(small[0], verbose=False, seed=1)
+    synthesizer.set_table_parameters("Invoice", {"numerical_distributions": {
+        "InvoiceDate": "uniform", "Total": "uniform"}})
+    synthesizer.fit(small[1])
+    learned = synthesizer.get_learned_distributions("Invoice")
+    assert learned["InvoiceDate"]["distribution"] == "uniform"
+    # Invoice totals are far from uniform: the fallback that was used is reported.
+    total = learned["Total"]
+    assert total["distribution"] == "uniform" or total.get("fallback_from") == "uniform"
+    with pytest.raises(SynthesizerInputError, match="Nope"):
+        synthesizer.get_learned_distributions("Nope")
+
+
 def test_not_fitted(small):
     synthesizer = HMASynthesizer(small[0], verbose=False)
     with pytest.raises(NotFittedError, match="fit"):
@@ -304,23 +318,49 @@ def test_seed_none_differs_and_reset_sampling_repeats(small):
 
 
 # --------------------------------------------------------------------------- model files
-def test_pickle_and_json_models_sample_identically(fitted_small, tmp_path):
-    fitted_small.save(tmp_path / "model.pkl")
-    fitted_small.save(tmp_path / "model.json", format="json")
+def test_pickle_and_json_models_sample_identically(fitted_chinook, tmp_path):
+    fitted_chinook.save(tmp_path / "model.pkl")
+    fitted_chinook.save(tmp_path / "model.json", format="json")
     document = json.loads((tmp_path / "model.json").read_text())
     assert document["format"] == "hma_db-model"
-    expected = fitted_small.sample(scale=1.0)
+    expected = fitted_chinook.sample(scale=1.0)
     for loaded in (load_synthesizer(tmp_path / "model.pkl"),
                    HMASynthesizer.load(tmp_path / "model.json"),
                    load_synthesizer(str(tmp_path / "model.json"))):
         assert isinstance(loaded, HMASynthesizer)
-        assert loaded.get_parameters() == fitted_small.get_parameters()
+        assert loaded.get_parameters() == fitted_chinook.get_parameters()
         sampled = loaded.sample(scale=1.0)
         for table, frame in expected.items():
             pd.testing.assert_frame_equal(sampled[table], frame)
 
 
-class _Exploit:
+def test_json_model_loads_without_unpickling(fitted_small, tmp_path, monkeypatch):
+    fitted_small.save(tmp_path / "model.json", format="json")
+    expected = fitted_small.sample()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a JSON model must not unpickle anything")
+
+    monkeypatch.setattr(pickle, "Unpickler", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "load", refuse)
+    loaded = load_synthesizer(tmp_path / "model.json")
+    pd.testing.assert_frame_equal(loaded.sample()["Invoice"], expected["Invoice"])
+    with pytest.raises(SynthesizerInputError, match="xml"):
+        fitted_small.save(tmp_path / "model.xml", format="xml")
+
+
+def test_a_tampered_model_pickle_is_refused(small, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    synthesizer = HMASynthesizer(small[0], verbose=False)
+    synthesizer.payload = _Exploit()  # the first class is HMASynthesizer, a later one is not
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(synthesizer, protocol=5))
+    with pytest.raises(ModelFileError, match="system"):
+        load_synthesizer(tmp_path / "model.pkl")
+    assert not (tmp_path / "exploited").exists()
+
+
+class _Exploit:  # unpickling this runs a shell command
     def __reduce__(self):
         return (os.system, ("touch exploited",))
 
