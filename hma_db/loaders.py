@@ -9,13 +9,13 @@ MariaDB's packet size; sqlite3 binds each row's values, far below SQLite's 32766
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import pandas as pd
 import sqlalchemy as sa
 
-from hma_db.write_copy import copy_frame
+from hma_db.errors import WriteError
+from hma_db.write_copy import copy_frame, json_text
 from hma_db.write_types import family
 
 
@@ -137,8 +137,7 @@ def _convert(series: pd.Series, column: sa.Column, dialect: str) -> pd.Series:
         return series.astype("Int64")
     converters = {
         "uuid": lambda v: str(uuid.UUID(str(v))),
-        "json": lambda v: v if isinstance(v, str) else json.dumps(v, default=str),
-        "array": lambda v: v if isinstance(v, str) else json.dumps(list(v), default=str),
+        "json": json_text, "array": json_text,
         "binary": bytes,
     }
     if kind in ("date", "time") and dialect == "sqlite":
@@ -154,6 +153,10 @@ def python_rows(frame: pd.DataFrame, table: sa.Table, dialect: str) -> list[tupl
     """Rows of plain Python values (None for missing) that sqlite3 and pymysql can bind."""
     columns = []
     for name in frame.columns:
-        series = _convert(frame[name], table.c[name], dialect)
+        try:
+            series = _convert(frame[name], table.c[name], dialect)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise WriteError(f"column '{table.name}.{name}': values do not fit its type "
+                             f"{table.c[name].type}: {exc}") from exc
         columns.append(series.to_numpy(dtype=object, na_value=None))
     return list(zip(*columns, strict=True))

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
+from hma_db.errors import WriteError
 from hma_db.write_types import family
 
 _ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
@@ -71,16 +72,34 @@ def _date(series: pd.Series) -> pa.Array:
 
 def _interval(series: pd.Series) -> pa.Array:
     if series.dtype.kind == "m":
-        micros = pd.Series(series.to_numpy().astype("timedelta64[us]").astype("int64"))
-        micros = micros.where(series.notna().to_numpy())
-        return pc.binary_join_element_wise(_integer(micros), " microseconds", "")
+        # Days and microseconds, so PostgreSQL shows '-1 days +02:03:04.5' rather than hours.
+        nanos = series.to_numpy().astype("timedelta64[ns]").astype("int64")
+        days, rest = np.divmod(nanos, 86_400 * 10**9)
+        valid = series.notna().to_numpy()
+        text = pc.binary_join_element_wise(
+            pc.cast(pa.array(days, mask=~valid), pa.string()),
+            pc.cast(pa.array(rest // 1000, mask=~valid), pa.string()), " days ")
+        return pc.binary_join_element_wise(text, " microseconds", "")
     if series.dtype.kind in "if":  # seconds, as the model stores intervals
         return pc.binary_join_element_wise(_float(series), " seconds", "")
     return _mapped(series, str)
 
 
-def _json_text(value) -> str:
-    return value if isinstance(value, str) else json.dumps(value, default=str)
+def json_text(value) -> str:
+    """A value of a JSON column as JSON text. Drivers return JSON documents as dicts and lists
+    and JSON strings as ``str``; a ``str`` that holds an object or array is taken as JSON text
+    already (as when it comes from a TEXT column), any other ``str`` as a JSON string."""
+    if isinstance(value, str):
+        if value[:1] in ("{", "["):
+            try:
+                if isinstance(json.loads(value), dict | list):
+                    return value
+            except ValueError:
+                pass
+        return json.dumps(value)
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    return json.dumps(value, default=str)
 
 
 def _array_item(value) -> str:
@@ -124,7 +143,7 @@ def encode_column(series: pd.Series, column: sa.Column) -> pa.Array:
         "datetime": lambda s: _datetime(s, bool(getattr(column.type, "timezone", False))),
         "date": _date, "interval": _interval, "time": lambda s: _mapped(s, str),
         "uuid": lambda s: _mapped(s, lambda v: str(uuid.UUID(str(v)))),
-        "json": lambda s: _mapped(s, _json_text), "array": lambda s: _mapped(s, _array_literal),
+        "json": lambda s: _mapped(s, json_text), "array": lambda s: _mapped(s, _array_literal),
         "binary": lambda s: _mapped(s, _binary),
     }
     array = encoders.get(kind, _text)(series)
@@ -135,8 +154,13 @@ def encode_column(series: pd.Series, column: sa.Column) -> pa.Array:
 
 def encode_frame(frame: pd.DataFrame, table: sa.Table) -> memoryview:
     """The COPY text payload of ``frame`` (columns named like ``table``'s), newline-terminated."""
-    arrays = [encode_column(frame[name].reset_index(drop=True), table.c[name])
-              for name in frame.columns]
+    arrays = []
+    for name in frame.columns:
+        try:
+            arrays.append(encode_column(frame[name].reset_index(drop=True), table.c[name]))
+        except (TypeError, ValueError, OverflowError, pa.ArrowException) as exc:
+            raise WriteError(f"column '{table.name}.{name}': values do not fit its type "
+                             f"{table.c[name].type}: {exc}") from exc
     ends = pa.array(np.full(len(frame), "", dtype=object), type=pa.string())
     line = arrays[0] if len(arrays) == 1 else pc.binary_join_element_wise(*arrays, "\t")
     line = pc.binary_join_element_wise(line, ends, "\n")  # row terminator after each line
