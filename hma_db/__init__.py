@@ -18,6 +18,9 @@ from hma_db.errors import (
     SynthesizerInputError,
     WriteError,
 )
+from hma_db.job_file import Job, load_job
+from hma_db.job_plan import Plan, format_plan, plan_job
+from hma_db.jobs import JobResult, run_job
 from hma_db.metadata import METADATA_SPEC_VERSION, Metadata
 from hma_db.reflect import reflect
 from hma_db.simplify import simplify_schema
@@ -31,17 +34,24 @@ __all__ = [
     "DataError",
     "HMASynthesizer",
     "HmaDbError",
+    "Job",
+    "JobResult",
     "Metadata",
     "MetadataError",
     "ModelFileError",
     "NotFittedError",
+    "Plan",
     "ReflectionError",
     "SamplingError",
     "SchemaDriftError",
     "SynthesizerInputError",
     "WriteError",
     "__version__",
+    "format_plan",
+    "load_job",
     "load_synthesizer",
+    "plan_job",
     "reflect",
+    "run_job",
     "simplify_schema",
 ]
