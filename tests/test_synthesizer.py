@@ -302,6 +302,22 @@ def test_same_seed_same_output_in_two_processes():
     assert _run(12, "1") != first
 
 
+def test_preprocess_then_fit_processed_data_equals_fit(small, fitted_small):
+    synthesizer = HMASynthesizer(small[0], verbose=False, seed=5)
+    with pytest.raises(NotFittedError, match="preprocess"):
+        synthesizer.fit_processed_data({})
+    processed = synthesizer.preprocess(small[1])
+    assert set(processed) == set(SMALL)
+    invoice = processed["Invoice"]
+    assert {"InvoiceId", "CustomerId", "Total"} <= set(invoice.columns)
+    assert len(invoice) == len(small[1]["Invoice"])
+    synthesizer.fit_processed_data(processed)
+    fitted_small.reset_sampling()
+    expected = fitted_small.sample()
+    for table, frame in synthesizer.sample().items():
+        pd.testing.assert_frame_equal(frame, expected[table])
+
+
 def test_seed_none_differs_and_reset_sampling_repeats(small):
     outputs = []
     for _ in range(2):
