@@ -73,9 +73,9 @@ def text_options(name: str, options: dict[str, Any], values: pd.Series,
                  distinct: int, non_null: int) -> dict[str, Any]:
     """Options of a text column: personal data, categorical or generated text.
 
-    Strong personal-data names (email, names, phone...) win; otherwise a column whose few values
-    repeat is categorical; otherwise a place name, or values that look like emails, phones, IPs or
-    URLs, make personal data; otherwise the column is generated text within its length.
+    Strong personal-data names (email, names, phone...) win, then values that look like emails,
+    phones, IPs or URLs; otherwise a column whose few values repeat is categorical; otherwise a
+    place name makes personal data; otherwise the column is generated text within its length.
     """
     kept = {k: options[k] for k in ("nullable", "max_length") if k in options}
     provider = pii.guess_from_name(name)
@@ -83,13 +83,14 @@ def text_options(name: str, options: dict[str, Any], values: pd.Series,
         provider = None
     if provider and provider not in WEAK_PII:
         return {"sdtype": provider, "pii": True, **kept}
+    # Values that look like emails or phone numbers are personal even when they repeat.
+    by_value = None if provider else pii.guess_from_values(values.dropna().head(PII_SAMPLE))
+    if by_value:
+        return {"sdtype": by_value, "pii": True, **kept}
     if non_null and distinct <= CATEGORICAL_MAX and non_null >= CATEGORY_MIN_MEAN * distinct:
         return {"sdtype": "categorical", **kept}
     if provider:
         return {"sdtype": _fit_length(provider, kept.get("max_length")), "pii": True, **kept}
-    provider = pii.guess_from_values(values.dropna().head(PII_SAMPLE))
-    if provider:
-        return {"sdtype": provider, "pii": True, **kept}
     return options
 
 

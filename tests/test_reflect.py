@@ -339,3 +339,6 @@ def test_text_options():
     assert text_options("country", base, values, 2, 100)["sdtype"] == "categorical"
     assert text_options("country", base, values, 20, 30)["sdtype"] == "country"
     assert text_options("note", base, values, 30, 30) == base
+    # Repeated emails are still personal data, not categories.
+    emails = pd.Series(["ann@example.com", "bob@example.com"] * 50)
+    assert text_options("assignee", base, emails, 2, 100)["sdtype"] == "email"

@@ -40,6 +40,7 @@ def test_chinook_same_structure_as_sqlite(chinook_postgres):
     assert metadata.row_counts["invoice_line"] == 2240
     # INT primary keys without a sequence are not numbered by the database.
     assert "autoincrement" not in customer["customer_id"]
+    assert reflect(chinook_postgres, schema="public").to_dict() == metadata.to_dict()
 
 
 def test_northwind_same_structure_as_sqlite(northwind_postgres):
