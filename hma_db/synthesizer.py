@@ -66,9 +66,7 @@ class HMASynthesizer:
             raise SynthesizerInputError(
                 f"metadata must be an hma_db Metadata; found {type(metadata).__name__}.")
         metadata.validate()
-        if isinstance(seed, bool) or not (seed is None or isinstance(seed, numbers.Integral)) \
-                or (seed is not None and seed < 0):
-            raise SynthesizerInputError(f"seed must be a non-negative integer or None; found {seed!r}.")
+        _check_seed(seed)
         self.metadata = metadata.copy()
         self.locales = check_locales(list(locales) if isinstance(locales, tuple) else locales)
         self.verbose = bool(verbose)
@@ -99,7 +97,8 @@ class HMASynthesizer:
             table_name: a table of the metadata.
             table_parameters: any of ``default_distribution``, ``numerical_distributions``
                 (``{column: distribution}``), ``enforce_min_max_values``, ``enforce_rounding``,
-                ``locales``; the others go back to their defaults, as in SDV. Distributions:
+                ``locales``. As in SDV, the given keys replace earlier values and the others
+                are kept (``numerical_distributions`` is replaced as a whole). Distributions:
                 ``norm``, ``beta``, ``truncnorm``, ``gamma``, ``uniform``, ``student_t``.
 
         Raises:
@@ -107,7 +106,7 @@ class HMASynthesizer:
                 non-parametric ``gaussian_kde``.
         """
         params = check_table_parameters(self.metadata, table_name, table_parameters)
-        self._table_parameters[table_name] = {**default_parameters(self.locales), **params}
+        self._table_parameters[table_name].update(params)
 
     def get_table_parameters(self, table_name: str) -> dict[str, Any]:
         """``{'synthesizer_name': 'GaussianCopulaSynthesizer', 'synthesizer_parameters': {...}}``."""
@@ -329,6 +328,13 @@ class HMASynthesizer:
         synth._sample_rng.bit_generator.state = state["sample_rng"]
         synth._creation_date, synth._fit_date = state["dates"]
         return synth
+
+
+def _check_seed(seed: Any) -> None:
+    if seed is None:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise SynthesizerInputError(f"seed must be a non-negative integer or None; found {seed!r}.")
 
 
 def _check_scale(scale: Any) -> None:

@@ -203,6 +203,9 @@ def test_parameters_are_copies(small):
     table["synthesizer_parameters"]["numerical_distributions"]["Total"] = "norm"
     assert synthesizer.get_table_parameters("Invoice")["synthesizer_parameters"][
         "numerical_distributions"] == {"Total": "gamma"}
+    synthesizer.set_table_parameters("Invoice", {"enforce_rounding": False})
+    merged = synthesizer.get_table_parameters("Invoice")["synthesizer_parameters"]
+    assert merged["enforce_rounding"] is False and merged["default_distribution"] == "truncnorm"
     other = synthesizer.get_table_parameters("Customer")["synthesizer_parameters"]
     assert other["default_distribution"] == "beta" and other["enforce_min_max_values"] is True
 
