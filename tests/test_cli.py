@@ -5,13 +5,15 @@ import shutil
 import subprocess
 import sys
 
+import click
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE
 from schema_metadata import sqlite_metadata
 
-from hma_db import Metadata, __version__
-from hma_db.cli import cli, hide_passwords
+from hma_db import HmaDbError, Metadata, MetadataError, ReflectionError, __version__
+from hma_db.cli import _Group, cli, exit_code, hide_passwords
 from hma_db.cli_output import metadata_summary
 
 PASSWORD = "s3cr3t-Pa55"
@@ -193,11 +195,97 @@ def test_reflect_postgres_chinook_and_unknown_schema(chinook_postgres, tmp_path)
 
 
 @pytest.mark.mysql
-def test_reflect_mysql_unknown_table(mysql_databases):
+def test_reflect_mysql(mysql_databases, tmp_path):
     url = mysql_databases.new("cli")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE `order` (id INT PRIMARY KEY, email VARCHAR(80) UNIQUE)")
+        conn.exec_driver_sql("CREATE TABLE line (`order` INT NOT NULL, no INT NOT NULL, qty INT, "
+                             "PRIMARY KEY (`order`, no), FOREIGN KEY (`order`) REFERENCES `order`(id))")
+        conn.exec_driver_sql("INSERT INTO `order` VALUES (1, 'a@example.org'), (2, 'b@example.org')")
+        conn.exec_driver_sql("INSERT INTO line VALUES (1, 1, 3), (1, 2, 1), (2, 1, 5)")
+    engine.dispose()
+    result = run("reflect", url, "-o", tmp_path / "m.json")
+    assert result.exit_code == 0, result.stderr
+    assert ": 2 tables, 1 relationship" in result.stdout.splitlines()[0]
+    assert "  line      3        3  (order, no)" in result.stdout.splitlines()
+    assert "order: email (email)" in result.stdout
+    assert Metadata.load_from_json(tmp_path / "m.json").alternate_keys("order") == [["email"]]
     result = run("reflect", url, "--include", "ghost")
     assert result.exit_code == 2
     assert_one_error_line(result, "ghost")
+
+
+def test_reflect_warns_about_a_cycle_that_cannot_be_loaded(tmp_path):
+    path = tmp_path / "cycle.sqlite"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        for table, other in (("a", "b"), ("b", "a")):
+            conn.exec_driver_sql(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, "
+                                 f"{other}_id INTEGER NOT NULL REFERENCES {other}(id))")
+    engine.dispose()
+    result = run("reflect", path, "-o", tmp_path / "m.json")
+    assert result.exit_code == 0, result.stderr
+    assert "Cycles: a -> b -> a" in result.stdout
+    assert "Depth: undefined (a cycle has no nullable foreign key)" in result.stdout
+    assert result.stderr.startswith("warning: The metadata is not valid:")
+    assert "cycle with no nullable foreign key: a -> b -> a" in result.stderr
+    assert (tmp_path / "m.json").exists()  # written anyway, so it can be edited
+
+
+def _every_error_class(cls=HmaDbError):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _every_error_class(sub)
+
+
+def test_every_error_class_has_an_exit_code():
+    expected = {"ConfigError": 2, "MetadataError": 2, "SynthesizerInputError": 2,
+                "NotFittedError": 2, "ModelFileError": 2, "ReflectionError": 2, "DataError": 1,
+                "SamplingError": 1, "WriteError": 1, "SchemaDriftError": 1}
+    classes = {c.__name__: c for c in [HmaDbError, *_every_error_class()]}
+    found = {name: exit_code(cls("x")) for name, cls in classes.items()}
+    assert {k: v for k, v in found.items() if k in expected} == expected
+    assert set(found.values()) <= {1, 2}
+    # A reflection error caused by the database (refused, denied) is a failed job, not a usage error.
+    try:
+        try:
+            raise sa.exc.OperationalError("SELECT 1", {}, ConnectionRefusedError("refused"))
+        except sa.exc.DBAPIError as exc:
+            raise ReflectionError("Cannot connect") from exc
+    except ReflectionError as exc:
+        assert exit_code(exc) == 1
+
+
+def _failing_group(error: Exception) -> click.Group:
+    @click.group(cls=_Group)
+    @click.option("-v", "--verbose", is_flag=True)
+    def group(verbose):
+        pass
+
+    @group.command()
+    def fail():
+        raise error
+
+    return group
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_unexpected_errors_are_reported_without_password(verbose):
+    group = _failing_group(RuntimeError(f"lost postgresql://app:{PASSWORD}@db/x"))
+    result = CliRunner().invoke(group, ["-v", "fail"] if verbose else ["fail"])
+    assert result.exit_code == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: unexpected RuntimeError: lost postgresql://app:***@db/x")
+    assert ("Traceback" in result.stderr) == verbose
+    assert PASSWORD not in result.stderr
+
+
+def test_errors_with_a_problem_list_print_every_problem():
+    group = _failing_group(MetadataError("The metadata is not valid:", ["first", "second"]))
+    result = CliRunner().invoke(group, ["fail"])
+    assert result.exit_code == 2
+    assert result.stderr == "error: The metadata is not valid:\n  - first\n  - second\n"
 
 
 # ----------------------------------------------------------------------- the installed entry point
