@@ -20,6 +20,7 @@ from hma_db.keygen import uuids
 
 _QUANTILES = np.linspace(0.0, 1.0, 21)
 _CELLS = 4_000_000  # characters per block of generated text (bounds memory)
+_SLACK = 12  # characters past the target length searched for a word end
 _JSON_SAMPLE = 2_000  # rows parsed to learn the keys of a JSON column
 GENERATORS = ("text", "json", "array", "bytes", "uuid", "interval", "ip", "xml", "tsvector",
               "number")
@@ -47,29 +48,47 @@ def _words(locale: str) -> tuple[str, ...]:
     return tuple(words)
 
 
-def text(lengths: np.ndarray, rng: np.random.Generator, locale: str = "en_US") -> np.ndarray:
-    """Strings of words with the given lengths (at most; a trailing space is dropped)."""
+def text(lengths: np.ndarray, rng: np.random.Generator, locale: str = "en_US",
+         limit: int | None = None) -> np.ndarray:
+    """Strings of whole words, each ending at the word end nearest its target length (never
+    past ``limit``; a single word longer than its target is cut)."""
     lengths = np.maximum(np.asarray(lengths, dtype="int64"), 0)
+    if limit:
+        lengths = np.minimum(lengths, limit)
     n = len(lengths)
     longest = int(lengths.max()) if n else 0
     if longest == 0:
         return np.full(n, "", dtype=object)
     words = np.array(_words(locale), dtype=object)
-    count = max(2_000, 2 * longest // 4)
-    corpus = " ".join(words[rng.integers(len(words), size=count)])
+    width = longest + _SLACK
+    corpus = " ".join(words[rng.integers(len(words), size=max(2_000, width // 2))])
     codes = np.frombuffer(corpus.encode("utf-32-le"), dtype=np.uint32)
     starts = np.flatnonzero(np.r_[True, codes[:-1] == ord(" ")])
-    starts = starts[starts + longest <= len(codes)]
+    starts = starts[starts + width <= len(codes)]
+    caps = np.minimum(lengths + _SLACK, limit if limit else width)
     out = np.empty(n, dtype=object)
-    step = max(1, _CELLS // longest)
-    offsets = np.arange(longest)
+    step = max(1, _CELLS // width)
+    offsets = np.arange(width)
     for block in range(0, n, step):
         rows = slice(block, block + step)
         begin = starts[rng.integers(len(starts), size=len(lengths[rows]))]
         matrix = codes[begin[:, None] + offsets[None, :]]
-        matrix[offsets[None, :] >= lengths[rows, None]] = 0
-        out[rows] = np.ascontiguousarray(matrix).view(f"<U{longest}").ravel()
+        ends = _word_ends(matrix == ord(" "), lengths[rows], caps[rows])
+        matrix[offsets[None, :] >= ends[:, None]] = 0
+        out[rows] = np.ascontiguousarray(matrix).view(f"<U{width}").ravel()
     return pd.Series(out, dtype=object).str.rstrip().to_numpy(dtype=object)
+
+
+def _word_ends(spaces: np.ndarray, targets: np.ndarray, caps: np.ndarray) -> np.ndarray:
+    """Per row, the word end (a space position) nearest the target length, at most ``caps``."""
+    positions = np.arange(spaces.shape[1])[None, :]
+    before = np.where(spaces & (positions <= targets[:, None]), positions, -1).max(axis=1)
+    after_ok = spaces & (positions >= targets[:, None]) & (positions <= caps[:, None])
+    after = np.where(after_ok, positions, spaces.shape[1] + 1).min(axis=1)
+    has_after = after <= spaces.shape[1]
+    use_after = has_after & ((before <= 0) | (after - targets <= targets - before))
+    ends = np.where(use_after, after, np.where(before > 0, before, targets))
+    return np.where(targets == 0, 0, ends)
 
 
 def random_bytes(lengths: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -243,9 +262,11 @@ def _texts(spec: dict[str, Any], n: int, rng: np.random.Generator, max_length: i
     lengths = _cap(from_quantiles(spec["lengths"], n, rng), max_length)
     generator = spec["generator"]
     if generator == "xml":
-        inner = text(np.maximum(lengths - len("<value></value>"), 1), rng, locale)
+        tags = len("<value></value>")
+        inner = text(np.maximum(lengths - tags, 1), rng, locale,
+                     max_length - tags if max_length else None)
         return ("<value>" + pd.Series(inner, dtype=object) + "</value>").to_numpy(dtype=object)
-    return text(lengths, rng, locale)
+    return text(lengths, rng, locale, max_length)
 
 
 def generate(spec: dict[str, Any], n: int, rng: np.random.Generator, *, kind: str,
