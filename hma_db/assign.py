@@ -130,12 +130,16 @@ def assign_self(n: int, null_share: float, quantiles: list[float], rng: np.rando
                 cap: int | None = None) -> np.ndarray:
     """A self-reference for ``n`` rows where every row points at an earlier row or is NULL.
 
-    Row 0 is always NULL; the NULL share and the out-degree distribution follow the source.
+    Row 0 is always a root; the NULL share and the out-degree distribution follow the source.
     Sampled out-degrees are given to the earliest rows, largest first, which makes the rank
     matching of children to earlier parents feasible; the rare child that still has no earlier
     slot gets a uniformly drawn earlier row. No cycle can form since every link points back.
+    When the source has no NULL at all (its roots reference themselves), the roots reference
+    themselves too instead of being NULL.
     """
     link = np.full(n, -1, dtype=np.int64)
+    if null_share == 0:
+        return _self_roots(n, quantiles, rng, cap)
     if n <= 1:
         return link
     n_null = max(1, half_up(n * null_share))
@@ -152,6 +156,17 @@ def assign_self(n: int, null_share: float, quantiles: list[float], rng: np.rando
     late = slots >= children
     slots[late] = np.floor(rng.random(int(late.sum())) * children[late]).astype(np.int64)
     link[children] = slots
+    return link
+
+
+def _self_roots(n: int, quantiles: list[float], rng: np.random.Generator,
+                cap: int | None) -> np.ndarray:
+    """A self-reference with no NULL: as :func:`assign_self`, then every root points at itself."""
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    link = assign_self(n, 1 / n, quantiles, rng, cap) if n > 1 else np.full(1, -1, np.int64)
+    roots = np.flatnonzero(link < 0)
+    link[roots] = roots
     return link
 
 

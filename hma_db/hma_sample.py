@@ -83,7 +83,7 @@ def _sample_table(model, table: str, scale: float, sampled: dict[str, _Sampled],
         scores = copula.sample_scores(n, rng)
     else:
         scores, link = _children_scores(model, table, primary, n, sampled, rng)
-        order = rng.permutation(n)  # interleave NULL-parent rows with the others
+        order = rng.permutation(len(scores))  # interleave NULL-parent rows with the others
         scores, links[primary] = scores[order], link[order]
     return _Sampled(columns, scores, copula.from_scores(scores))
 
@@ -95,10 +95,13 @@ def _children_scores(model, table: str, name: str, n: int, sampled: dict[str, _S
     parent = sampled[rel["parent"]]
     copula = model.tables[table]["copula"]
     n_linked = nonnull_count(n, rel["null_share"], len(parent))
+    n_null = n - n_linked  # NULL foreign keys, at the source's share
     cap = _primary_cap(model, table, name, sampled)
     weights = np.clip(parent.take([num_rows_column(name)])[:, 0],
                       rel["min_count"], max(rel["max_count"], rel["min_count"]))
     counts = allocate(weights, n_linked, cap)
+    # A unique key can make fewer children possible than asked (scale < 1 on a junction
+    # table): the table then gets fewer rows rather than NULLs in a key column.
     n_linked = int(counts.sum())
     parent_of = np.repeat(np.arange(len(parent), dtype=np.int64), counts)
     aggregated = rel["aggregated"]
@@ -110,8 +113,8 @@ def _children_scores(model, table: str, name: str, n: int, sampled: dict[str, _S
         linked = copula.conditional_scores(known, aggregated, rng)
     else:
         linked = copula.sample_scores(n_linked, rng)
-    orphans = copula.sample_scores(n - n_linked, rng)
-    link = np.concatenate([parent_of, np.full(n - n_linked, -1, dtype=np.int64)])
+    orphans = copula.sample_scores(n_null, rng)
+    link = np.concatenate([parent_of, np.full(n_null, -1, dtype=np.int64)])
     return np.vstack([linked, orphans]), link
 
 

@@ -384,3 +384,70 @@ def test_timing_10k_parents_10_children():
     print(f"\n10k parents x {len(link) / 1e4:.1f} children: fit {fitted - start:.2f} s, "
           f"sample {done - fitted:.2f} s")
     assert len(frames["child"]) == len(link)
+
+
+def test_junction_at_a_small_scale_drops_rows_rather_than_keys():
+    md = Metadata()
+    _table(md, "a", "id")
+    _table(md, "b", "id")
+    _table(md, "ab", ["a_id", "b_id"])
+    ra, rb = _rel(md, "a", "ab", "a_id"), _rel(md, "b", "ab", "b_id")
+    a_link = np.repeat(np.arange(4), 10)  # every pair of 4 x 10: the junction is full
+    b_link = np.tile(np.arange(10), 4)
+    numeric = {"a": pd.DataFrame(index=range(4)), "b": pd.DataFrame(index=range(10)),
+               "ab": pd.DataFrame(index=range(40))}
+    model = fit_hma(md, numeric, {ra: a_link, rb: b_link}, {}, np.random.default_rng(0))
+    frames, links = model.sample(0.25, np.random.default_rng(1))  # 1 a x 3 b, 10 rows asked
+    assert (len(frames["a"]), len(frames["b"]), len(frames["ab"])) == (1, 3, 3)
+    assert (links[ra] >= 0).all() and (links[rb] >= 0).all()
+    assert not pd.DataFrame({"a": links[ra], "b": links[rb]}).duplicated().any()
+
+
+def test_self_reference_without_nulls_points_roots_at_themselves():
+    md = Metadata()
+    _table(md, "node", "id", ["parent_id"])
+    rel = _rel(md, "node", "node", "parent_id")
+    link = np.r_[0, np.zeros(20, dtype=np.int64), np.arange(1, 21)]  # row 0 is its own parent
+    numeric = {"node": pd.DataFrame({"w": np.arange(41.0)})}
+    model = fit_hma(md, numeric, {rel: link}, {}, np.random.default_rng(0))
+    out = model.sample(1.0, np.random.default_rng(1))[1][rel]
+    assert (out >= 0).all()
+    assert (out <= np.arange(len(out))).all()
+    assert out[0] == 0
+
+
+def test_whole_chinook_schema_at_several_scales():
+    """The model on all 11 Chinook tables (numerical columns only; keys become links)."""
+    import sqlalchemy as sa
+    from conftest import CHINOOK_SQLITE
+
+    from hma_db.linking import build_links
+    from hma_db.reflect import reflect
+
+    md = reflect(f"sqlite:///{CHINOOK_SQLITE}")
+    engine = sa.create_engine(f"sqlite:///{CHINOOK_SQLITE}")
+    data = {t: pd.read_sql_table(t, engine) for t in md.tables}
+    engine.dispose()
+    keys = {t: set(md.primary_key(t)) | set(md.foreign_key_columns(t)) for t in md.tables}
+    numeric = {t: f[[c for c in f.columns if c not in keys[t]]].select_dtypes("number")
+               .fillna(0.0).astype(float) for t, f in data.items()}
+    links = build_links(md, data)
+    model = fit_hma(md, numeric, links, {}, np.random.default_rng(0))
+    playlist = "PlaylistTrack.PlaylistId -> Playlist"
+    track = "PlaylistTrack.TrackId -> Track"
+    boss = "Employee.ReportsTo -> Employee"
+    for scale in (0.1, 1.0, 2.0):
+        frames, out = model.sample(scale, np.random.default_rng(3))
+        _check_links(model, frames, out)
+        for name in model.relationships:
+            if name != boss:
+                assert (out[name] >= 0).all(), name  # no NULL where the source has none
+        assert not pd.DataFrame({"p": out[playlist], "t": out[track]}).duplicated().any()
+        linked = np.flatnonzero(out[boss] >= 0)
+        assert (out[boss][linked] < linked).all()
+        for table in md.tables:
+            expected = max(1, int(np.floor(len(data[table]) * scale + 0.5)))
+            if table == "PlaylistTrack":  # may be cut where the playlists are full
+                assert len(frames[table]) <= expected
+            else:
+                assert len(frames[table]) == expected, table
