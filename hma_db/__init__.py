@@ -25,6 +25,7 @@ from hma_db.metadata import METADATA_SPEC_VERSION, Metadata
 from hma_db.reflect import reflect
 from hma_db.simplify import simplify_schema
 from hma_db.synthesizer import HMASynthesizer, load_synthesizer
+from hma_db.transform import TableTransformer
 
 __version__ = "0.1.0"
 
@@ -45,6 +46,7 @@ __all__ = [
     "SamplingError",
     "SchemaDriftError",
     "SynthesizerInputError",
+    "TableTransformer",
     "WriteError",
     "__version__",
     "format_plan",
