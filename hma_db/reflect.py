@@ -5,6 +5,8 @@ schema (views and PostgreSQL partitions left out), maps SQL types to sdtypes
 (:mod:`hma_db.sqltypes`), turns primary and foreign keys into ``id`` columns and relationships,
 unique constraints and unique indexes into alternate keys, and looks at a small sample of the data
 (:mod:`hma_db.profiling`) to find personal data, categorical text and the shape of string keys.
+Generated (computed) columns stay in the SQLAlchemy tables but not in the metadata: the database
+computes them, so they are never read, modeled or written.
 The source is opened read-only where the database allows it and never written.
 """
 
@@ -291,6 +293,11 @@ def _table_entry(conn: sa.Connection, table: sa.Table, source_table: sa.Table, f
     columns: dict[str, dict[str, Any]] = {}
     kinds: dict[str, str | None] = {}
     for column in table.columns:
+        if column.computed is not None:
+            # The database computes it from the other columns: never read, modeled or written.
+            logger.info("table %s: generated column %s left to the database", table.name,
+                        column.name)
+            continue
         options, kind = type_options(column.type)
         if column.name in json_columns:
             options, kind = {"sdtype": "unknown", "generator": "json"}, None

@@ -161,6 +161,9 @@ CREATE TABLE "Order Details" ("OrderID" INTEGER NOT NULL REFERENCES "order" ("Or
 CREATE TABLE "user" (id INTEGER PRIMARY KEY, "e-mail" VARCHAR(80), contact TEXT);
 CREATE TABLE coded (id INTEGER PRIMARY KEY, code TEXT NOT NULL UNIQUE);
 CREATE TABLE uses_code (id INTEGER PRIMARY KEY, code TEXT REFERENCES coded (code));
+CREATE TABLE wr (id INTEGER PRIMARY KEY, v TEXT) WITHOUT ROWID;
+CREATE TABLE priced (id INTEGER PRIMARY KEY, net REAL NOT NULL,
+                     gross REAL GENERATED ALWAYS AS (net * 1.2) STORED);
 CREATE VIEW person_names AS SELECT name FROM person;
 INSERT INTO parent VALUES (1, 'abc', 'x');
 INSERT INTO person VALUES (1, 'Ann'), (2, 'Bob');
@@ -176,8 +179,8 @@ def edge(tmp_path_factory) -> Metadata:
 
 def test_edge_tables_views_and_empty(edge):
     assert sorted(edge.tables) == ["Order Details", "child", "coded", "log", "message", "node",
-                                   "order", "parent", "person", "ping", "pong", "user",
-                                   "uses_code"]
+                                   "order", "parent", "person", "ping", "pong", "priced", "user",
+                                   "uses_code", "wr"]
     assert edge.row_counts["log"] == 0 and edge.row_counts["person"] == 2
     assert "primary_key" not in edge.tables["log"]
     edge.validate()
@@ -199,8 +202,14 @@ def test_edge_check_unique_and_autoincrement(edge):
     assert child["columns"]["code"]["max_length"] == 4
     assert child["columns"]["id"]["autoincrement"] is True
     assert edge.tables["node"]["columns"]["id"]["autoincrement"] is True
-    # INT PRIMARY KEY is not a rowid alias: the database does not number it.
+    # INT PRIMARY KEY is not a rowid alias, nor is any key of a WITHOUT ROWID table.
     assert "autoincrement" not in edge.tables["person"]["columns"]["id"]
+    assert "autoincrement" not in edge.tables["wr"]["columns"]["id"]
+
+
+def test_edge_generated_column_left_to_the_database(edge):
+    assert list(edge.tables["priced"]["columns"]) == ["id", "net"]
+    assert edge.sql_metadata.tables["priced"].c.gross.computed is not None
 
 
 def test_edge_self_reference_cycle_and_two_parents(edge):
