@@ -246,6 +246,7 @@ class HMASynthesizer:
         for column in self._columns[table]:
             values = keys[column] if column in keys.columns else body[column]
             out[column] = cast_like(values, dtypes.get(column))
+        logger.info("table %s: sampled %d rows", table, len(numeric))
         return pd.DataFrame(out, index=pd.RangeIndex(len(numeric)))
 
     def sample_to_database(self, target, scale: float = 1.0, *, schema: str | None = None,
