@@ -138,7 +138,11 @@ class _Run:
     def _error(self, exc: BaseException) -> BaseException:
         if isinstance(exc, HmaDbError) or not isinstance(exc, Exception):
             return exc  # ours already say what happened; Ctrl-C stays Ctrl-C
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        orig = getattr(exc, "orig", None) or exc
+        args = getattr(orig, "args", ())
+        # pymysql errors are (code, message) pairs: keep the message
+        text = args[1] if len(args) == 2 and isinstance(args[0], int) else orig
+        detail = str(text).strip().splitlines()
         where = f"table '{self.current}'" if self.current else "the target"
         return WriteError(f"Writing {where} failed: {detail[0] if detail else type(exc).__name__}; "
                           "the target was left as it was.")

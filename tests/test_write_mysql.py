@@ -1,0 +1,139 @@
+"""write() into MariaDB: Chinook round trip, AUTO_INCREMENT, and failures after the implicit
+commits of DDL (the tables and the database this run created are dropped again)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import sqlalchemy as sa
+from conftest import CHINOOK_SQLITE
+from test_write import (
+    _cycle_metadata,
+    check_cycle_load,
+    chinook,
+    cycle_data,
+    insert_without_id,
+    row_counts,
+    structure,
+)
+
+from hma_db import WriteError
+from hma_db.ddl import drift, target_metadata
+from hma_db.write import write
+
+pytestmark = pytest.mark.mysql
+
+
+@pytest.fixture(scope="module")
+def chinook_data():
+    return chinook()
+
+
+def _run(url: str, *statements: str) -> None:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+    engine.dispose()
+
+
+def test_chinook_into_mariadb(mysql_databases, chinook_data):
+    metadata, data = chinook_data
+    url = mysql_databases.new("write_chinook")
+    assert write(data, metadata, url) == {t: len(data[t]) for t in metadata.topological_order()}
+    assert row_counts(url) == {t: len(f) for t, f in data.items()}
+    assert structure(url) == structure(f"sqlite:///{CHINOOK_SQLITE}")
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        tables = metadata.topological_order()
+        assert drift(conn, target_metadata(metadata, tables, "mysql", None), tables, None) == []
+        fks = conn.exec_driver_sql(
+            "SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS "
+            "WHERE CONSTRAINT_SCHEMA = DATABASE()").scalar()
+    engine.dispose()
+    assert fks == len(metadata.relationships)
+    assert len(insert_without_id(url, metadata)) == 10
+    write(data, metadata, url, if_exists="replace")  # same structure: emptied, not dropped
+    assert row_counts(url) == {t: len(f) for t, f in data.items()}
+    write(data, metadata, url, if_exists="append")
+    assert row_counts(url) == {t: 2 * len(f) for t, f in data.items()}
+
+
+def test_cycle_and_self_reference_on_mariadb(mysql_databases):
+    url = mysql_databases.new("write_cycle")
+    data = cycle_data()
+    write(data, _cycle_metadata(), url, batch_size=300)
+    check_cycle_load(url, data)
+
+
+BOOM = [
+    "CREATE SEQUENCE boom_counter",
+    """CREATE TRIGGER boom BEFORE INSERT ON InvoiceLine FOR EACH ROW BEGIN
+         IF MOD(NEXTVAL(boom_counter), 1500) = 0 THEN
+           SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'boom on row 1500';
+         END IF; END""",
+]
+
+
+def test_trigger_failure_on_a_late_table_changes_nothing(mysql_databases, chinook_data):
+    metadata, data = chinook_data
+    url = mysql_databases.new("write_trigger")
+    write(data, metadata, url)
+    _run(url, *BOOM)
+    before = row_counts(url)
+    for mode in ("truncate", "append", "replace"):
+        with pytest.raises(WriteError, match="table 'InvoiceLine' failed: boom on row 1500"):
+            write(data, metadata, url, if_exists=mode)
+        assert row_counts(url) == before
+
+
+def _killer(admin: str, database: str, table: str):
+    def progress(name, done, total):
+        if name == table and done > 0:
+            _run(admin, *[f"KILL CONNECTION {pid}" for pid in _victims(admin, database)])
+    return progress
+
+
+def _victims(admin: str, database: str) -> list[int]:
+    engine = sa.create_engine(admin, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        pids = conn.exec_driver_sql(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s AND ID <> CONNECTION_ID()",
+            (database,)).scalars().all()
+    engine.dispose()
+    return list(pids)
+
+
+def test_killed_connection_drops_what_the_run_created(mysql_databases, chinook_data):
+    metadata, data = chinook_data
+    url = mysql_databases.new("write_kill")
+    database = sa.make_url(url).database
+    _run(url, "CREATE TABLE keep (id int PRIMARY KEY)", "INSERT INTO keep VALUES (1), (2)")
+    with pytest.raises(WriteError, match="table 'Track' failed"):
+        write(data, metadata, url, batch_size=500, progress=_killer(url, database, "Track"))
+    assert row_counts(url) == {"keep": 2}
+    write({"Artist": data["Artist"], "Album": data["Album"]}, metadata, url)
+    before = row_counts(url)
+    with pytest.raises(WriteError, match="table 'PlaylistTrack' failed"):
+        write(data, metadata, url, if_exists="append", batch_size=1000,
+              progress=_killer(url, database, "PlaylistTrack"))
+    assert row_counts(url) == before
+
+
+def test_failure_drops_the_database_it_created(mysql_databases, chinook_data):
+    metadata, data = chinook_data
+    url = mysql_databases.new("write_schema")
+    schema = f"hma_write_schema_{os.getpid()}"
+    broken = {**data, "InvoiceLine": data["InvoiceLine"].assign(TrackId=999_999)}
+    try:
+        with pytest.raises(WriteError, match="table 'InvoiceLine' failed"):
+            write(broken, metadata, url, schema=schema)
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            assert schema not in sa.inspect(conn).get_schema_names()
+        engine.dispose()
+        assert write(data, metadata, url, schema=schema)["InvoiceLine"] == len(data["InvoiceLine"])
+        assert row_counts(url, schema=schema) == {t: len(f) for t, f in data.items()}
+    finally:
+        _run(url, f"DROP DATABASE IF EXISTS {schema}")
