@@ -29,7 +29,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from hma_db import model_io
-from hma_db.errors import NotFittedError, SynthesizerInputError
+from hma_db.errors import HmaDbError, ModelFileError, NotFittedError, SynthesizerInputError
 from hma_db.hma import HMAModel, fit_hma
 from hma_db.linking import assign_keys, build_links, cast_like
 from hma_db.metadata import Metadata
@@ -361,6 +361,12 @@ def load_synthesizer(filepath: str | Path) -> HMASynthesizer:
         >>> synthesizer = load_synthesizer("my_synthesizer.pkl")
     """
     kind, payload = model_io.load(filepath)
-    if kind == "json":
+    if kind == "pickle":
+        return payload
+    try:
         return HMASynthesizer._from_state(payload)
-    return payload
+    except HmaDbError as exc:
+        raise ModelFileError(f"'{filepath}' holds an hma_db model that does not load: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - a damaged model can fail in any component
+        raise ModelFileError(f"'{filepath}' is a damaged hma_db JSON model: "
+                             f"{type(exc).__name__}: {exc}") from exc

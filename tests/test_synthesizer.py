@@ -388,6 +388,9 @@ class _Exploit:  # unpickling this runs a shell command
     b"", b"hello, not a model\n", b'{"tables": {}}', b"\x89PNG\r\n\x1a\n....",
     pickle.dumps({"a": 1}, protocol=4), pickle.dumps(_Exploit(), protocol=2),
     b"\x80\x05 truncated",
+    b'{"format": "hma_db-model", "version": 1, "synthesizer": {"parameters": {}}}',
+    b'{"format": "hma_db-model", "version": 99, "synthesizer": {}}',
+    b'[1, 2, 3]',
 ])
 def test_loading_a_non_model_fails_cleanly(tmp_path, content, monkeypatch):
     monkeypatch.chdir(tmp_path)
