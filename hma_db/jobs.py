@@ -217,6 +217,8 @@ class _Reporter:
 
     def emit(self, kind: str, message: str, **details) -> None:
         event = JobEvent(kind, message, **details)
+        if kind.startswith("model"):  # stages are logged by clone._stage already
+            logger.info("%s", message)
         self.result.events.append(event)
         if self.on_event is not None:
             self.on_event(event)

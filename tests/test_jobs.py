@@ -95,6 +95,15 @@ def test_model_cache_reuses_refits_on_change_and_on_age(tmp_path):
     assert aged.model == "fitted" and "older than max_age 1s" in aged.model_reason
 
 
+def test_without_a_seed_a_cached_model_still_samples_new_rows(tmp_path):
+    path = write_job(tmp_path, SMALL + 'if_exists = "replace"\n[model]\npath = "model.pkl"\n')
+    url = f"sqlite:///{tmp_path / 'target.sqlite'}"
+    run_job(load_job(path))
+    first = table_contents(url)
+    assert run_job(load_job(path)).model == "reused"
+    assert table_contents(url)["Invoice"] != first["Invoice"]
+
+
 def test_source_schema_change_refits_the_cached_model(tmp_path):
     source = tmp_path / "source.sqlite"
     source.write_bytes(CHINOOK_SQLITE.read_bytes())
@@ -183,6 +192,16 @@ def test_refusals_target_is_source_and_model_file_not_a_model(tmp_path):
     with pytest.raises(ModelFileError, match="is not an hma_db model"):
         run_job(load_job(write_job(tmp_path, SMALL + '[model]\npath = "notes.pkl"\n')))
     assert (tmp_path / "notes.pkl").read_text() == "not a model"  # never overwritten
+
+
+def test_unreachable_target_fails_before_anything_is_fitted(tmp_path):
+    path = write_job(tmp_path, SMALL, target="postgresql+psycopg://nobody:pw@127.0.0.1:9/db")
+    events: list = []
+    with pytest.raises(WriteError, match=r"Cannot connect to postgresql\+psycopg://nobody:\*\*\*@"):
+        run_job(load_job(path), on_event=events.append)
+    assert [e.stage for e in events if e.kind == "stage_finished"] == ["reflect"]
+    with pytest.raises(WriteError, match="Cannot connect"):
+        plan_job(load_job(path))
 
 
 # ----------------------------------------------------------------------------- planning
