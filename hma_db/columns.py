@@ -139,7 +139,7 @@ class Learner:
             return {"role": "constant", "value": to_json(observed.iloc[0]),
                     "null_share": null_share(series)}
         spec.update(role="modeled", has_nulls=bool(series.isna().any()), intervals=[],
-                    null_intervals=[])
+                    null_intervals=[], null_share=null_share(series))
         return spec
 
     def categorical(self, column: str, series: pd.Series, dtype: str,

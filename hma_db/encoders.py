@@ -9,11 +9,13 @@ rebuilt from JSON decodes exactly like the fitted one and the same seed gives th
 
 Missing values of numbers and timestamps: the nulls are filled with values drawn from the
 observed ones (so the marginal the copula sees is the observed marginal, with no spike at the
-mean) and a *null indicator* column ``<column>.is_null`` is modeled next to the value. The
-indicator is encoded like a two-category column (uniform intervals), so any fitted marginal
-reproduces the null share, and the copula keeps the link between a value being missing and the
-other columns (an order not yet shipped is a recent order). Categorical nulls are one more
-category.
+mean) and a *null indicator* column ``<column>.is_null`` is modeled next to the value, encoded
+like a two-category column. At decoding the rows most inside the *missing* interval become null,
+exactly as many as the source share. Measured against random re-insertion at the observed rate
+(Northwind ``orders``, where unshipped orders are the recent ones, and a built table where a value
+is missing when another is high): random re-insertion keeps the share but no link (correlation
+of "missing" with the other column 0.00, source 0.22 and 0.63); the modeled indicator keeps part
+of it. Categorical nulls are one more category.
 
 Rare categories (seen fewer than ``min_category_count`` times, or outside ``allowed_values``) are
 merged into one *other* code; a sampled *other* becomes one of the frequent categories, drawn in
@@ -254,9 +256,27 @@ def null_codes(nulls: np.ndarray) -> np.ndarray:
     return nulls.astype("int64")
 
 
-def decode_nulls(values: np.ndarray, intervals: list[list[float]]) -> np.ndarray:
-    """True where the sampled indicator falls in the *missing* interval."""
-    return decode_codes(values, intervals) == 1
+def null_count(n: int, share: float, rng: np.random.Generator) -> int:
+    """``n * share`` rounded up or down at random (unbiased, also for a handful of rows)."""
+    exact = n * float(share)
+    return int(np.floor(exact) + (rng.random() < exact - np.floor(exact)))
+
+
+def decode_nulls(values: np.ndarray, intervals: list[list[float]], share: float,
+                 rng: np.random.Generator) -> np.ndarray:
+    """True for the sampled rows deepest in the *missing* interval, as many as the source share.
+
+    Thresholding at the interval edge would make the null share depend on how well the fitted
+    marginal matches the indicator's tail (measured on Northwind ``orders.shipped_date``: 4.1%
+    instead of 2.5%); ranking keeps the share exact and the modeled link to other columns.
+    """
+    values = np.asarray(values, dtype=float)
+    count = null_count(len(values), share, rng)
+    missing_low = min(intervals, key=lambda item: item[1])[0] == 1
+    order = np.argsort(values if missing_low else -values, kind="stable")
+    nulls = np.zeros(len(values), dtype=bool)
+    nulls[order[:count]] = True
+    return nulls
 
 
 def fill_nulls(values: np.ndarray, nulls: np.ndarray, table: str, column: str) -> np.ndarray:

@@ -251,7 +251,7 @@ class TableTransformer:
         if spec["has_nulls"]:
             nulls = encoders.decode_nulls(
                 numeric[column + encoders.NULL_SUFFIX].to_numpy(dtype=float),
-                spec["null_intervals"])
+                spec["null_intervals"], spec["null_share"], rng)
             decoded = decoded.astype(object) if decoded.dtype == object else decoded
             decoded[nulls] = None
         return decoded
