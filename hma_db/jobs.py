@@ -43,21 +43,31 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class JobEvent:
-    """Something a running job reports: ``kind`` is one of ``stage_started``,
-    ``stage_finished`` (with ``seconds``), ``model_fitted``, ``model_reused``, ``model_saved``."""
+    """Something a running job reports, for progress display and logs.
+
+    ``kind`` is one of ``stage_started`` and ``stage_finished`` (with ``stage`` and, when
+    finished, ``seconds``), ``model_fitted``, ``model_reused``, ``model_saved``, and
+    ``rows_written`` (``table``, ``done`` and ``total`` rows, after each batch of the write; these
+    are passed to ``on_event`` but not kept in :attr:`JobResult.events`).
+    """
 
     kind: str
     message: str
     stage: str | None = None
     seconds: float | None = None
+    table: str | None = None
+    done: int | None = None
+    total: int | None = None
 
 
 @dataclass
 class JobResult(CloneResult):
     """What a job did: rows written per table, seconds per stage, and what became of the model.
 
-    ``model`` is ``"fitted"`` or ``"reused"``; ``model_reason`` says why (e.g. "the model is
-    9d old, older than max_age 7d").
+    Stages, in order: ``reflect``, ``load model``, then ``read``, ``fit`` and ``save model``
+    when the model is fitted, then ``sample`` and ``write``. ``model`` is ``"fitted"`` or
+    ``"reused"``; ``model_reason`` says why (e.g. "the model is 9.0d old, older than max_age
+    7.0d").
     """
 
     model: str = "fitted"
@@ -223,6 +233,11 @@ class _Reporter:
         if self.on_event is not None:
             self.on_event(event)
 
+    def rows_written(self, table: str, done: int, total: int) -> None:
+        if self.on_event is not None:
+            self.on_event(JobEvent("rows_written", f"{table}: {done}/{total} rows", stage="write",
+                                   table=table, done=done, total=total))
+
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         self.emit("stage_started", f"{name}...", stage=name)
@@ -303,5 +318,5 @@ def run_job(job: Job, *, verbose: bool = False,
             synthetic = synthesizer.sample(scale=job.scale)
         with report.stage("write"):
             result.rows = write(synthetic, metadata, target_engine, schema=job.target_schema,
-                                if_exists=job.if_exists)
+                                if_exists=job.if_exists, progress=report.rows_written)
     return result

@@ -75,6 +75,10 @@ def test_model_cache_reuses_refits_on_change_and_on_age(tmp_path):
     first = run_job(load_job(path), on_event=events.append)
     assert first.model == "fitted" and "no saved model" in first.model_reason
     assert [e.kind for e in events if e.kind.startswith("model")] == ["model_fitted", "model_saved"]
+    stages = [e.stage for e in events if e.kind == "stage_finished"]
+    assert stages == ["reflect", "load model", "read", "fit", "save model", "sample", "write"]
+    written = {e.table: e.done for e in events if e.kind == "rows_written"}
+    assert written == first.rows and "rows_written" not in {e.kind for e in first.events}
     fitted_contents = table_contents(url)
     events.clear()
     second = run_job(load_job(path), on_event=events.append)
