@@ -31,7 +31,13 @@ import numpy as np
 
 from hma_db.clone import CloneResult, _check_target, _read_source, _stage, configure_synthesizer
 from hma_db.engines import engine_for
-from hma_db.errors import ConfigError, ReflectionError, SynthesizerInputError, WriteError
+from hma_db.errors import (
+    ConfigError,
+    ModelFileError,
+    ReflectionError,
+    SynthesizerInputError,
+    WriteError,
+)
 from hma_db.job_file import Job, suggestion
 from hma_db.metadata import BASIC_SDTYPES, Metadata
 from hma_db.reflect import reflect
@@ -209,11 +215,20 @@ def cached_model(job: Job, wanted: HMASynthesizer) -> tuple[HMASynthesizer | Non
 
 
 def save_model(synthesizer: HMASynthesizer, path: Path) -> None:
-    """Save next to the old model, then swap, so a crash never leaves half a model file."""
+    """Save next to the old model, then swap, so a crash never leaves half a model file.
+
+    ``.json`` files get the safe JSON format, anything else a pickle. The folder is created.
+
+    Raises:
+        ModelFileError: the file cannot be written.
+    """
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         synthesizer.save(temporary, format="json" if path.suffix == ".json" else "pickle")
         os.replace(temporary, path)
+    except OSError as exc:
+        raise ModelFileError(f"Cannot save the model to '{path}': {exc.strerror or exc}") from exc
     finally:
         temporary.unlink(missing_ok=True)
 

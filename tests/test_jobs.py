@@ -68,7 +68,6 @@ def test_same_seed_twice_gives_identical_targets_and_another_seed_differs(tmp_pa
 
 def test_model_cache_reuses_refits_on_change_and_on_age(tmp_path):
     body = SMALL + 'seed = 3\nif_exists = "replace"\n[model]\npath = "m/model.pkl"\nmax_age = "1h"\n'
-    (tmp_path / "m").mkdir()
     path = write_job(tmp_path, body)
     url = f"sqlite:///{tmp_path / 'target.sqlite'}"
     events: list = []
