@@ -50,6 +50,7 @@ _GENERATED: list[tuple[tuple[type, ...], str]] = [
     ((postgresql.TSVECTOR,), "tsvector"),
     ((sqltypes._Binary,), "bytes"),
 ]
+_RAW_TEXT = {"citext", "name"}  # text types of extensions or catalogs that SQLAlchemy does not know
 _RAW_GENERATORS = {"xml": "xml", "tsvector": "tsvector", "inet": "ip", "cidr": "ip",
                    "json": "json", "jsonb": "json", "uuid": "uuid"}
 
@@ -120,6 +121,8 @@ def type_options(type_: sa.types.TypeEngine) -> tuple[dict[str, Any], str | None
         return options, TEXT
     if isinstance(type_, RawType):
         name = type_.name.split("(")[0].strip().lower()
+        if name in _RAW_TEXT:
+            return {"sdtype": "unknown", "generator": "text"}, TEXT
         return {"sdtype": "unknown", "generator": _RAW_GENERATORS.get(name, "text")}, None
     return {"sdtype": "unknown", "generator": "text"}, None
 

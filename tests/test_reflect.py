@@ -12,7 +12,7 @@ from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE
 from hma_db import Metadata, ReflectionError
 from hma_db.profiling import learn_key_format, text_options
 from hma_db.reflect import reflect
-from hma_db.sqltypes import allowed_values_from_check, type_options
+from hma_db.sqltypes import RawType, allowed_values_from_check, type_options
 
 
 def _sqlite(tmp_path, ddl: str, name: str = "edge.sqlite") -> str:
@@ -325,6 +325,9 @@ def test_type_options():
     assert type_options(sa.LargeBinary())[0]["generator"] == "bytes"
     assert type_options(sa.Boolean())[0] == {"sdtype": "boolean"}
     assert type_options(sa.Text()) == ({"sdtype": "unknown", "generator": "text"}, "text")
+    assert type_options(RawType("xml")) == ({"sdtype": "unknown", "generator": "xml"}, None)
+    assert type_options(RawType("citext"))[1] == "text"
+    assert type_options(RawType("geometry(Point,4326)"))[0]["generator"] == "text"
 
 
 def test_learn_key_format():

@@ -56,13 +56,15 @@ def test_northwind_same_structure_as_sqlite(northwind_postgres):
 
 
 PG_DDL = """
+CREATE EXTENSION IF NOT EXISTS citext;
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
 CREATE DOMAIN colour AS varchar(10) CHECK (VALUE IN ('red', 'green'));
 CREATE DOMAIN positive AS integer CHECK (VALUE > 0);
 CREATE TABLE account (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     handle varchar(30) NOT NULL UNIQUE,
-    email text
+    email text,
+    contact citext
 );
 CREATE TABLE "Event" (
     "EventId" bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -109,7 +111,8 @@ CREATE TABLE "Order Details" ("OrderID" bigint NOT NULL REFERENCES "Event" ("Eve
                               PRIMARY KEY ("OrderID", "Line"));
 CREATE VIEW recent AS SELECT * FROM "Event";
 CREATE MATERIALIZED VIEW totals AS SELECT account_id, count(*) AS n FROM "Event" GROUP BY 1;
-INSERT INTO account (handle, email) VALUES ('ann', 'ann@example.com'), ('bob', 'bob@example.com');
+INSERT INTO account (handle, email, contact)
+    VALUES ('ann', 'ann@example.com', 'Ann@Example.com'), ('bob', 'bob@example.com', NULL);
 INSERT INTO measurement SELECT id, DATE '2024-05-01', 1.5 FROM account;
 """
 
@@ -169,6 +172,9 @@ def test_pg_keys(pg_edge):
     account = metadata.tables["account"]
     assert account["columns"]["id"] == {"sdtype": "id", "nullable": False, "generator": "uuid"}
     assert account["alternate_keys"] == ["handle"]
+    # An extension's text type: its values are looked at like text.
+    assert account["columns"]["contact"]["sdtype"] == "email"
+    assert "CITEXT" in repr(metadata.sql_metadata.tables["account"].c.contact.type)
     # The partial unique index is not a key; the full one is.
     assert metadata.tables["Event"]["alternate_keys"] == [["account_id", "at"]]
     assert metadata.tables["Event"]["columns"]["account_id"] == {"sdtype": "id", "nullable": False}
