@@ -18,6 +18,7 @@ from faker.providers.person.fr_FR import Provider as FrenchNames
 
 from hma_db import DataError, Metadata, MetadataError, NotFittedError
 from hma_db.transform import TableTransformer
+from hma_db.values import from_json
 
 CHINOOK_TABLES = ["Customer", "Employee", "Invoice", "InvoiceLine", "Track"]
 
@@ -407,3 +408,74 @@ def test_names_look_like_their_provider(chinook, chinook_metadata):
     out = tt.reverse_transform(_uniform(tt, 200, 0), np.random.default_rng(0))
     assert out["FirstName"].map(lambda v: bool(re.fullmatch(r"[A-Z][\w'-]+", v))).mean() > 0.95
     assert not set(out["Email"]) & set(chinook["Customer"]["Email"])
+
+
+# ----------------------------------------------------------------- encoders, generators
+def test_frequency_interval_encoder_is_an_rdt_transformer():
+    from rdt import HyperTransformer
+
+    from hma_db.encoders import FrequencyIntervalEncoder
+
+    codes = pd.DataFrame({"c": np.repeat([0, 1, 2], [600, 300, 100])})
+    hyper = HyperTransformer()
+    hyper.set_config({"sdtypes": {"c": "categorical"},
+                      "transformers": {"c": FrequencyIntervalEncoder()}})
+    hyper.fit(codes)
+    encoder = hyper.get_config()["transformers"]["c"]
+    assert list(encoder.intervals) == [0, 1, 2]
+    assert np.allclose(list(encoder.intervals.values()), [[0.0, 0.6], [0.6, 0.9], [0.9, 1.0]])
+    encoded = hyper.transform(codes)["c"].to_numpy()
+    for code, (low, high) in encoder.intervals.items():
+        inside = encoded[codes["c"].to_numpy() == code]
+        assert ((inside >= low) & (inside < high)).all()
+    assert np.array_equal(hyper.transform(codes)["c"].to_numpy(), encoded)  # repeatable
+    assert (hyper.reverse_transform(pd.DataFrame({"c": encoded}))["c"] == codes["c"]).all()
+
+
+def test_decoding_agrees_with_rdts_own_reverse_transform(chinook, chinook_metadata):
+    frame = chinook["Track"]
+    tt = _fitted("Track", chinook_metadata, frame)
+    rng = np.random.default_rng(0)
+    numeric = tt.transform(frame)
+    sampled = numeric.sample(n=2000, replace=True, random_state=1).reset_index(drop=True)
+    sampled["Milliseconds"] *= rng.uniform(0.5, 1.5, len(sampled))
+    sampled["UnitPrice"] += rng.normal(0, 0.3, len(sampled))
+    ours = tt.reverse_transform(sampled, np.random.default_rng(0))
+    theirs = tt._hyper.reverse_transform(sampled[tt.modeled_columns])
+    for column in ("Milliseconds", "Bytes", "UnitPrice"):
+        assert np.allclose(ours[column].astype(float), theirs[column].astype(float))
+    for column in ("AlbumId", "GenreId"):
+        categories = [from_json(v) for v in tt._specs[column]["categories"]]
+        decoded = theirs[column].to_numpy()
+        known = decoded < len(categories)
+        assert (ours[column][known].to_numpy() == np.array(categories)[decoded[known]]).all()
+
+
+def test_generated_text_is_whole_words_of_source_like_length():
+    rng = np.random.default_rng(5)
+    n = 3000
+    notes = [" ".join(["lorem"] * int(k)) for k in rng.integers(1, 12, n)]
+    frame = pd.DataFrame({"id": range(n), "note": notes})
+    metadata = _single_table({"id": {"sdtype": "id"},
+                              "note": {"sdtype": "unknown", "generator": "text",
+                                       "max_length": 70}})
+    tt = _fitted("t", metadata, frame)
+    out = tt.reverse_transform(pd.DataFrame(index=range(n)), np.random.default_rng(6))
+    source, made = frame["note"].str.len(), out["note"].str.len()
+    assert made.max() <= 70 and abs(made.mean() - source.mean()) < 0.1 * source.mean()
+    assert abs(made.quantile(0.9) - source.quantile(0.9)) < 8
+    words = set(" ".join(out["note"]).split())
+    assert "lorem" not in words and len(words) > 100
+
+
+def test_zero_rows_and_garbage_dates():
+    frame, metadata = _rich_frame()
+    tt = _fitted("t", metadata, frame)
+    empty = tt.reverse_transform(pd.DataFrame({c: [] for c in tt.modeled_columns}),
+                                 np.random.default_rng(0))
+    assert len(empty) == 0 and list(empty.columns) == [c for c in frame.columns if c != "code"]
+    assert len(tt.generate_keys(0, np.random.default_rng(0))) == 0
+    bad = pd.DataFrame({"id": [1, 2], "when": ["2020-01-01", "not a date"]})
+    metadata = _single_table({"id": {"sdtype": "id"}, "when": {"sdtype": "datetime"}})
+    with pytest.raises(DataError, match=r"'t\.when'.*expected dates"):
+        TableTransformer("t", metadata).fit(bad)
