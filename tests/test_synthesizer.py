@@ -156,6 +156,13 @@ def test_northwind_all_tables(northwind, fitted_northwind, scale):
     check_synthetic(northwind[0], northwind[1], fitted_northwind.sample(scale=scale), scale)
 
 
+def test_row_order_and_index_do_not_matter(small):
+    shuffled = {t: f.iloc[::-1].set_axis([f"r{i}" for i in range(len(f))]) for t, f in small[1].items()}
+    synthesizer = HMASynthesizer(small[0], verbose=False, seed=8)
+    synthesizer.fit(shuffled)
+    check_synthetic(small[0], small[1], synthesizer.sample(), 1.0)
+
+
 def test_learned_distributions_for_every_table(chinook, fitted_chinook):
     for table in chinook[0].tables:
         learned = fitted_chinook.get_learned_distributions(table)
