@@ -33,8 +33,8 @@ def _note(result: dict | None) -> str:
 
 def table(results: list[dict]) -> str:
     """The measurement table: one line per case and engine."""
-    header = ("case", "engine", "fit s", "sample s", "fit MiB", "sample MiB", "quality",
-              "diagnostic", "note")
+    header = ("case", "engine", "fit s", "(cpu)", "sample s", "(cpu)", "fit MiB", "sample MiB",
+              "quality", "diagnostic", "note")
     rows = [header]
     for case in results:
         for engine in ("hma_db", "sdv"):
@@ -42,7 +42,8 @@ def table(results: list[dict]) -> str:
             if r is None:
                 continue
             rows.append((case["name"], engine, _cell(r, "fit_seconds", 2),
-                         _cell(r, "sample_seconds", 2), _cell(r, "fit_peak_mib", 0),
+                         _cell(r, "fit_cpu_seconds", 2), _cell(r, "sample_seconds", 2),
+                         _cell(r, "sample_cpu_seconds", 2), _cell(r, "fit_peak_mib", 0),
                          _cell(r, "sample_peak_mib", 0), _cell(r, "quality", 3),
                          _cell(r, "diagnostic", 3), _note(r)))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header) - 1)]
@@ -116,8 +117,9 @@ def large(results: list[dict]) -> list[str]:
             lines.append(f"  {case['name']}: {_note(hma) or 'no result'}")
             continue
         fit, sample = hma["fit_seconds"], hma["sample_seconds"]
-        lines.append(f"  {case['name']}: fit {fit:.1f} s {_verdict(fit < LARGE_LIMIT_SECONDS)}, "
-                     f"sample {sample:.1f} s {_verdict(sample < LARGE_LIMIT_SECONDS)}")
+        lines.append(f"  {case['name']}: fit {fit:.1f} s (cpu {hma['fit_cpu_seconds']:.1f} s) "
+                     f"{_verdict(fit < LARGE_LIMIT_SECONDS)}, sample {sample:.1f} s (cpu "
+                     f"{hma['sample_cpu_seconds']:.1f} s) {_verdict(sample < LARGE_LIMIT_SECONDS)}")
     return lines if len(lines) > 1 else []
 
 
@@ -133,13 +135,15 @@ def growth(results: list[dict]) -> list[str]:
              "<= 1 means no faster than linear):"]
     for width, sizes in sorted(by_width.items(), key=lambda kv: int(kv[0][1:])):
         for stage in ("fit", "sample"):
-            parts, previous = [], None
-            for size in sorted(sizes):
-                per = sizes[size][f"{stage}_seconds"] / size
-                ratio = f" (x{per / previous:.2f})" if previous else ""
-                parts.append(f"{size}k {per:.3f}{ratio}")
-                previous = per
-            lines.append(f"  {width} {stage}: " + " | ".join(parts))
+            for clock in ("seconds", "cpu_seconds"):
+                parts, previous = [], None
+                for size in sorted(sizes):
+                    per = sizes[size][f"{stage}_{clock}"] / size
+                    ratio = f" (x{per / previous:.2f})" if previous else ""
+                    parts.append(f"{size}k {per:.3f}{ratio}")
+                    previous = per
+                label = "wall" if clock == "seconds" else "cpu"
+                lines.append(f"  {width} {stage} {label}: " + " | ".join(parts))
     return lines if len(lines) > 1 else []
 
 

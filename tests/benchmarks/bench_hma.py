@@ -64,6 +64,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                         help="skip SDV on cases with more parent rows (default 10000)")
     parser.add_argument("--no-metrics", action="store_true", help="skip the SDMetrics reports")
     parser.add_argument("--seed", type=int, default=0, help="data generation and synthesizer seed")
+    parser.add_argument("--synthesizer-seed", type=int, default=None,
+                        help="seed of the synthesizers only (default --seed), to see how much "
+                             "the scores move between runs on the same data")
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS/OpenMP threads per runner process (default 1)")
     parser.add_argument("--timeout", type=float, default=3600.0,
@@ -103,6 +106,10 @@ def _runner_env(args: argparse.Namespace, engine: str) -> dict[str, str]:
     return env
 
 
+def _synthesizer_seed(args: argparse.Namespace) -> int:
+    return args.seed if args.synthesizer_seed is None else args.synthesizer_seed
+
+
 def run_engine(engine: str, python: str, case_dir: Path, case, fmt: str,
                args: argparse.Namespace) -> dict:
     """Fit and sample one engine in its own process; its result dict (``ok`` False on failure)."""
@@ -111,7 +118,7 @@ def run_engine(engine: str, python: str, case_dir: Path, case, fmt: str,
     command = [python, str(RUNNER), "--engine", engine, "--data", str(case_dir / "real"),
                "--metadata", str(metadata), "--root", case.root,
                "--out", str(case_dir / f"synthetic_{engine}"), "--result", str(result_path),
-               "--format", fmt, "--seed", str(args.seed)]
+               "--format", fmt, "--seed", str(_synthesizer_seed(args))]
     start = time.perf_counter()
     try:
         proc = subprocess.run(command, env=_runner_env(args, engine), capture_output=True,
@@ -194,7 +201,8 @@ def _header(args: argparse.Namespace, sdv: tuple, names: list[str]) -> str:
                             capture_output=True, text=True).stdout.strip() or "unknown"
     sdv_text = sdv[0] if sdv[0] else f"n/a ({sdv[1]})"
     return (f"hma_db benchmark, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, hma_db commit {commit}\n"
-            f"machine: {_machine()}; runner threads {args.threads}; seed {args.seed}\n"
+            f"machine: {_machine()}; runner threads {args.threads}; data seed {args.seed}, "
+            f"synthesizer seed {_synthesizer_seed(args)}\n"
             f"hma_db python: {sys.executable}; SDV python: {sdv_text}\n"
             f"cases: {', '.join(names)}")
 
