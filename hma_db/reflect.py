@@ -143,8 +143,10 @@ def _create_engine(url: sa.URL) -> sa.Engine:
         raise ReflectionError(f"Unknown database dialect or driver '{url.drivername}' in "
                               f"'{label}'; {_URL_HINT}") from exc
     except ImportError as exc:
-        raise ReflectionError(f"The database driver for '{label}' is not installed: {exc} "
-                              "(MariaDB/MySQL: pip install 'hma_db[mysql]')") from exc
+        hint = " (for MariaDB/MySQL use mysql+pymysql://, installed by pip install " \
+            "'hma_db[mysql]')" if url.get_backend_name() in ("mysql", "mariadb") else ""
+        raise ReflectionError(f"The database driver for '{label}' is not installed: "
+                              f"{exc}{hint}") from exc
     except sa.exc.ArgumentError as exc:
         raise ReflectionError(f"Invalid database URL '{label}': {_first_line(exc, url)}") from exc
 

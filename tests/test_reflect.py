@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pandas as pd
@@ -251,6 +252,10 @@ def test_bad_url():
     with pytest.raises(ReflectionError, match="Unknown database dialect") as info:
         reflect("nosuchdb://user:hunter2@host/db")
     assert "hunter2" not in str(info.value)
+    if importlib.util.find_spec("MySQLdb") is None:  # the driver hma_db does not install
+        with pytest.raises(ReflectionError, match="not installed.*mysql\\+pymysql") as info:
+            reflect("mysql+mysqldb://app:hunter2@localhost/shop")
+        assert "hunter2" not in str(info.value)
 
 
 def test_missing_sqlite_file_is_not_created(tmp_path):
