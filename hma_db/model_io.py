@@ -15,12 +15,15 @@ loading builds nothing but those values.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import decimal
 import io
 import json
 import pickle
 import re
 import types
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -130,14 +133,29 @@ def save_json(state: dict[str, Any], filepath: str | Path) -> None:
     Path(filepath).write_text(json.dumps(document, allow_nan=True), encoding="utf-8")
 
 
+# Scalars that are not JSON types, each written as {tag: text} and rebuilt by a constructor
+# that only parses text (checked in order: a Timestamp is also a datetime and a date).
+_TAGGED = [
+    ("__timestamp__", (pd.Timestamp, dt.datetime), lambda v: v.isoformat(), pd.Timestamp),
+    ("__date__", (dt.date,), lambda v: v.isoformat(), dt.date.fromisoformat),
+    ("__time__", (dt.time,), lambda v: v.isoformat(), dt.time.fromisoformat),
+    ("__timedelta__", (pd.Timedelta, dt.timedelta), lambda v: pd.Timedelta(v).isoformat(),
+     pd.Timedelta),
+    ("__decimal__", (decimal.Decimal,), str, decimal.Decimal),
+    ("__uuid__", (uuid.UUID,), str, uuid.UUID),
+    ("__bytes__", (bytes,), lambda v: base64.b64encode(v).decode("ascii"), base64.b64decode),
+]
+
+
 def encode(value: Any, where: str = "model") -> Any:
     """``value`` as JSON-able data that :func:`decode` turns back into the same value."""
     if value is None or isinstance(value, (bool, str)):
         return value
-    if isinstance(value, (int, float)) and not isinstance(value, (np.integer, np.floating)):
+    if isinstance(value, (int, float)) and not isinstance(value, np.generic):
         return value
-    if isinstance(value, (np.bool_, np.integer, np.floating)):
-        return {"__npscalar__": value.item(), "dtype": value.dtype.str}
+    if isinstance(value, np.generic) and value.dtype.kind in "biufcMm":
+        scalar = str(value) if value.dtype.kind in "Mm" else value.item()
+        return {"__npscalar__": scalar, "dtype": value.dtype.str}
     if isinstance(value, dict):
         if all(isinstance(k, str) for k in value):
             return {k: encode(v, f"{where}.{k}") for k, v in value.items()}
@@ -148,8 +166,11 @@ def encode(value: Any, where: str = "model") -> Any:
         return {"__tuple__": [encode(v, where) for v in value]}
     if isinstance(value, np.ndarray):
         return _encode_array(value, where)
-    if isinstance(value, (pd.Timestamp, dt.datetime, dt.date)):
-        return {"__timestamp__": value.isoformat()}
+    if value is pd.NA:
+        return {"__na__": True}
+    for tag, types_, to_text, _ in _TAGGED:
+        if isinstance(value, types_):
+            return {tag: to_text(value)}
     raise ModelFileError(f"Cannot write {where} as JSON: a {type(value).__name__} is not plain "
                          "data; save with format='pickle' instead.")
 
@@ -172,7 +193,7 @@ def decode(value: Any) -> Any:
     if not isinstance(value, dict):
         return value
     if "__npscalar__" in value:
-        return np.dtype(_safe_dtype(value["dtype"])).type(value["__npscalar__"])
+        return np.array([value["__npscalar__"]], dtype=_safe_dtype(value["dtype"]))[0]
     if "__ndarray__" in value:
         dtype = _safe_dtype(value["dtype"])
         values = [decode(v) for v in value["__ndarray__"]] if dtype == "object" \
@@ -187,8 +208,11 @@ def decode(value: Any) -> Any:
         return tuple(decode(v) for v in value["__tuple__"])
     if "__items__" in value:
         return {_hashable(decode(k)): decode(v) for k, v in value["__items__"]}
-    if "__timestamp__" in value:
-        return pd.Timestamp(value["__timestamp__"])
+    if "__na__" in value:
+        return pd.NA
+    for tag, _, _, from_text in _TAGGED:
+        if tag in value and len(value) == 1:
+            return from_text(value[tag])
     return {k: decode(v) for k, v in value.items()}
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import json
 import os
 import pickle
 import subprocess
 import sys
 import textwrap
+import uuid
 
 import numpy as np
 import pandas as pd
@@ -21,6 +24,7 @@ from hma_db import (
     ModelFileError,
     NotFittedError,
     SynthesizerInputError,
+    model_io,
 )
 from hma_db.linking import assign_keys, link_positions
 from hma_db.metadata import key_columns
@@ -384,6 +388,26 @@ def test_a_tampered_model_pickle_is_refused(small, tmp_path, monkeypatch):
     with pytest.raises(ModelFileError, match="system"):
         load_synthesizer(tmp_path / "model.pkl")
     assert not (tmp_path / "exploited").exists()
+
+
+def test_json_values_round_trip_exactly():
+    value = {"floats": [0.1, float("nan"), None], (1, "a"): "tuple key", 3: np.float32(1.5),
+             "grid": np.arange(6.0).reshape(2, 3) / 7, "mixed": np.array(["a", None], dtype=object),
+             "when": pd.Timestamp("2020-01-01 10:00:00.123456789"), "day": dt.date(2020, 1, 2),
+             "span": pd.Timedelta("1 days 00:00:01.5"), "money": decimal.Decimal("1.10"),
+             "id": uuid.UUID(int=5), "raw": b"\x00\x01", "na": pd.NA, "pair": (1, "a"),
+             "stamps": np.array(["2020-01-01"], dtype="datetime64[ns]"), "n": np.int64(7)}
+    back = model_io.decode(json.loads(json.dumps(model_io.encode(value))))
+    assert back.keys() == value.keys()
+    for key, original in value.items():
+        if isinstance(original, np.ndarray):
+            assert back[key].dtype == original.dtype and back[key].tolist() == original.tolist()
+        elif key == "floats":
+            assert back[key][0] == 0.1 and np.isnan(back[key][1]) and back[key][2] is None
+        else:
+            assert type(back[key]) is type(original) and str(back[key]) == str(original), key
+    with pytest.raises(ModelFileError, match="model.x"):
+        model_io.encode({"x": object()})
 
 
 class _Exploit:  # unpickling this runs a shell command
