@@ -270,3 +270,39 @@ def test_postgres_schema_mapping_and_reproducible_reseed(chinook_postgres, postg
     second = run_job(job)
     assert second.model == "reused" and table_contents(target, schema="staging") == contents
     assert "password" not in plan.source
+
+
+@pytest.mark.postgres
+def test_postgres_remaining_keys_exclude_scale_overrides_parameters_and_if_exists(
+        chinook_postgres, postgres_databases, tmp_path):
+    target = postgres_databases.new("job_keys")
+    body = ('exclude = ["playlist_track", "playlist", "invoice_line", "track", "album", "artist", '
+            '"genre", "media_type"]\nscale = 0.5\nseed = 4\nlocales = ["fr_FR"]\n'
+            'if_exists = "fail"\n'
+            '[columns."invoice.billing_state"]\nsdtype = "categorical"\n'
+            '[columns."customer.company"]\nprovider = "company"\n'
+            '[tables.invoice]\nnumerical_distributions = { total = "norm" }\n'
+            'enforce_min_max_values = true\nenforce_rounding = true\n'
+            '[model]\npath = "model.pkl"\nmax_age = "1h"\n')
+    path = write_job(tmp_path, body, source=chinook_postgres, target=target)
+    expected = {"employee": target_rows(8, 0.5), "customer": target_rows(59, 0.5),
+                "invoice": target_rows(412, 0.5)}
+    assert run_job(load_job(path)).rows == expected
+    model = load_synthesizer(tmp_path / "model.pkl")
+    assert model.locales == ["fr_FR"]
+    assert model.get_metadata().tables["invoice"]["columns"]["billing_state"]["sdtype"] == \
+        "categorical"
+    params = model.get_table_parameters("invoice")["synthesizer_parameters"]
+    assert params["numerical_distributions"] == {"total": "norm"}
+
+    def counts() -> dict[str, int]:
+        return {t: len(rows) for t, rows in table_contents(target).items()}
+
+    path.write_text(path.read_text().replace('"fail"', '"append"'))
+    assert run_job(load_job(path)).model == "reused"
+    assert counts() == {t: 2 * n for t, n in expected.items()}
+    path.write_text(path.read_text().replace('"append"', '"truncate"'))
+    run_job(load_job(path))
+    assert counts() == expected
+    totals = [float(r[-1]) for r in table_contents(target)["invoice"]]
+    assert 0.99 <= min(totals) and max(totals) <= 25.86  # enforce_min_max_values: Chinook's range
