@@ -11,6 +11,7 @@ Exit codes: 0 done, 1 the job failed, 2 usage or configuration error.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import sys
@@ -29,9 +30,13 @@ from hma_db import (
     ReflectionError,
     SynthesizerInputError,
     __version__,
+    format_plan,
+    load_job,
+    plan_job,
     reflect,
+    run_job,
 )
-from hma_db.cli_output import metadata_summary
+from hma_db.cli_output import metadata_summary, run_summary
 
 EXIT_DONE, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -98,6 +103,20 @@ class _Settings:
     def warn(self, text: str) -> None:
         """Print a warning on standard error (even with ``--quiet``)."""
         click.echo(hide_passwords(f"warning: {text}"), err=True)
+
+    @property
+    def interactive(self) -> bool:
+        """True when standard error is a terminal (progress bars; no timestamps needed)."""
+        return click.get_text_stream("stderr").isatty()
+
+    def progress(self, message: str) -> None:
+        """A progress line on standard error: plain on a terminal, timestamped for logs (cron)."""
+        if self.quiet:
+            return
+        if not self.interactive:
+            stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            message = f"{stamp} {message}"
+        click.echo(hide_passwords(message), err=True)
 
 
 class _PasswordHidingFormatter(logging.Formatter):
@@ -223,6 +242,40 @@ def reflect_command(settings: _Settings, source: str, schema: str | None, includ
             output.unlink()
         metadata.save_to_json(output)
         settings.echo(f"\nWrote {output}")
+
+
+@cli.command("plan", epilog=EPILOG)
+@click.argument("job_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def plan_command(ctx: click.Context, job_file: Path) -> None:
+    """Show what 'hma-db run JOB_FILE' would do, without writing anything.
+
+    Connects to the source and the target, reflects the source with the job's overrides, checks
+    existing target tables for drift and prints the tables in write order, their rows and how
+    each column will be generated. Exits with 1 when the run would fail.
+    """
+    settings: _Settings = ctx.obj
+    plan = plan_job(load_job(job_file))
+    settings.echo(format_plan(plan))
+    if not plan.ok:
+        click.echo(hide_passwords("error: the run would fail: " + "; ".join(plan.problems)), err=True)
+        ctx.exit(EXIT_FAILED)
+
+
+@cli.command("run", epilog=EPILOG)
+@click.argument("job_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def run_command(settings: _Settings, job_file: Path) -> None:
+    """Run a job file: reflect the source, fit (or reuse the saved model), sample, write.
+
+    Progress goes to standard error (timestamped when it is not a terminal, e.g. under cron),
+    the summary to standard output. See 'hma-db plan' to check a job first.
+    """
+    job = load_job(job_file)
+    result = run_job(job, verbose=settings.interactive and not settings.quiet,
+                     on_event=lambda event: settings.progress(event.message))
+    model = f"{result.model} ({result.model_reason})" if result.model_reason else result.model
+    settings.echo(run_summary(result.rows, result.seconds, _source_label(job.target), model))
 
 
 def main(argv: list[str] | None = None) -> None:

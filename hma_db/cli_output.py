@@ -105,3 +105,30 @@ def metadata_summary(metadata: Metadata, source: str) -> str:
     for table, columns in personal.items():
         lines += _wrapped(table, columns)
     return "\n".join(lines)
+
+
+def run_summary(rows: dict[str, int], seconds: dict[str, float], target: str,
+                model: str | None = None) -> str:
+    """What a job wrote: rows per table (in write order) and the time of each stage.
+
+    Example:
+        >>> print(run_summary({"a": 3}, {"fit": 1.5}, "sqlite:///t.sqlite"))
+        Wrote 3 rows to 1 table in sqlite:///t.sqlite
+        <BLANKLINE>
+          table  rows
+          a         3
+        <BLANKLINE>
+        Time per stage: fit 1.50s (total 1.50s)
+    """
+    total = sum(rows.values())
+    lines = [f"Wrote {total:,} rows to {_plural(len(rows), 'table')} in {target}"]
+    if model:
+        lines.append(f"Model: {model}")
+    header = ("table", "rows")
+    table_rows = [(name, f"{count:,}") for name, count in rows.items()]
+    widths = [max(len(r[i]) for r in [header, *table_rows]) for i in range(2)]
+    lines += ["", *[f"  {r[0].ljust(widths[0])}  {r[1].rjust(widths[1])}"
+                    for r in [header, *table_rows]], ""]
+    stages = ", ".join(f"{name} {value:.2f}s" for name, value in seconds.items())
+    lines.append(f"Time per stage: {stages} (total {sum(seconds.values()):.2f}s)")
+    return "\n".join(lines)

@@ -4,6 +4,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -286,6 +287,107 @@ def test_errors_with_a_problem_list_print_every_problem():
     result = CliRunner().invoke(group, ["fail"])
     assert result.exit_code == 2
     assert result.stderr == "error: The metadata is not valid:\n  - first\n  - second\n"
+
+
+# -------------------------------------------------------------------------------- run and plan
+def _job(tmp_path, extra: str = "", *, target: str = "sqlite:///synthetic.sqlite") -> str:
+    """A job file cloning a copy of Chinook; returns its path."""
+    shutil.copy(CHINOOK_SQLITE, tmp_path / "chinook.sqlite")
+    path = tmp_path / "job.toml"
+    path.write_text(f'source = "chinook.sqlite"\ntarget = "{target}"\nseed = 3\nscale = 0.2\n'
+                    f'if_exists = "replace"\n{extra}')
+    return str(path)
+
+
+def _contents(path) -> dict:
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        names = sa.inspect(conn).get_table_names()
+        frames = {n: conn.exec_driver_sql(f'SELECT * FROM "{n}"').fetchall() for n in names}
+    engine.dispose()
+    return frames
+
+
+def test_run_twice_reuses_the_model_and_writes_the_same_rows(tmp_path):
+    job = _job(tmp_path, '[model]\npath = "model.json"\n')
+    first = run("run", job)
+    assert first.exit_code == 0, first.stderr
+    lines = first.stdout.splitlines()
+    assert lines[0] == f"Wrote {sum(_rows(first.stdout).values()):,} rows to 11 tables in " \
+                       f"sqlite:///{tmp_path / 'synthetic.sqlite'}"
+    assert lines[1].startswith("Model: fitted (no saved model")
+    assert _rows(first.stdout)["PlaylistTrack"] == 8715 // 5
+    assert re.search(r"^Time per stage: reflect \d+\.\d\ds, .*fit .*\(total", first.stdout, re.M)
+    # Not a terminal: progress lines carry a UTC timestamp, for logs.
+    progress = first.stderr.strip().splitlines()
+    assert progress and all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ", p) for p in progress)
+    assert any(p.endswith("fit...") for p in progress)
+    written = _contents(tmp_path / "synthetic.sqlite")
+    second = run("run", job)
+    assert second.exit_code == 0, second.stderr
+    assert second.stdout.splitlines()[1].startswith("Model: reused")
+    assert not any(p.endswith("fit...") for p in second.stderr.splitlines())
+    assert _contents(tmp_path / "synthetic.sqlite") == written
+
+
+def _rows(summary: str) -> dict[str, int]:
+    block = summary.split("\n\n")[1].splitlines()[1:]
+    return {name: int(count.replace(",", "")) for name, count in (line.split() for line in block)}
+
+
+def test_plan_writes_nothing_and_fails_when_the_run_would(tmp_path):
+    job = _job(tmp_path)
+    result = run("plan", job)
+    assert result.exit_code == 0, result.stderr
+    assert "Tables in write order (11 tables" in result.stdout
+    assert result.stdout.rstrip().endswith(
+        f"No problems found: the run would write {sum(round(n / 5) for n in _CHINOOK_ROWS):,} rows.")
+    assert not (tmp_path / "synthetic.sqlite").exists()
+    # A target that already has the tables, with if_exists = fail: the run would fail.
+    shutil.copy(CHINOOK_SQLITE, tmp_path / "synthetic.sqlite")
+    Path(job).write_text(Path(job).read_text().replace('"replace"', '"fail"'))
+    result = run("plan", job)
+    assert result.exit_code == 1
+    assert "Problems (the run would fail):" in result.stdout
+    assert result.stderr.startswith("error: the run would fail: ")
+    result = run("-q", "run", job)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert_one_error_line(result, "exist")
+
+
+_CHINOOK_ROWS = [347, 275, 59, 8, 25, 412, 2240, 5, 18, 8715, 3503]
+
+
+@pytest.mark.parametrize("extra, fragments", [
+    ("sacle = 2\n", ["sacle", "line 6"]),
+    ("locales = 5\n", ["locales", "line 6"]),
+    ('locales = ["${HMA_DB_NO_SUCH_VARIABLE}"]\n', ["HMA_DB_NO_SUCH_VARIABLE", "line 6"]),
+])
+def test_run_bad_job_files_exit_2(tmp_path, extra, fragments):
+    job = _job(tmp_path, extra)
+    for command in ("run", "plan"):
+        result = run(command, job)
+        assert result.exit_code == 2, result.stderr
+        assert_one_error_line(result, *fragments)
+
+
+def test_run_missing_job_file_and_a_model_file_that_is_not_a_model(tmp_path):
+    result = run("run", tmp_path / "nope.toml")
+    assert result.exit_code == 2
+    assert_one_error_line(result, "nope.toml")
+    job = _job(tmp_path, '[model]\npath = "model.pkl"\n')
+    (tmp_path / "model.pkl").write_bytes(b"not a model")
+    result = run("-q", "run", job)
+    assert result.exit_code == 2
+    assert_one_error_line(result, "model.pkl")
+    assert (tmp_path / "model.pkl").read_bytes() == b"not a model"
+
+
+def test_run_unreachable_target_exits_1_without_password(tmp_path):
+    job = _job(tmp_path, target=f"postgresql+psycopg://app:{PASSWORD}@127.0.0.1:1/staging")
+    result = run("-q", "run", job)
+    assert result.exit_code == 1
+    assert_one_error_line(result, "app:***@127.0.0.1:1/staging")
 
 
 # ----------------------------------------------------------------------- the installed entry point
