@@ -160,6 +160,20 @@ def test_northwind_all_tables(northwind, fitted_northwind, scale):
     check_synthetic(northwind[0], northwind[1], fitted_northwind.sample(scale=scale), scale)
 
 
+@pytest.mark.postgres
+def test_chinook_from_postgresql(chinook_postgres, tmp_path):
+    metadata = reflect(chinook_postgres)
+    data = read_tables(chinook_postgres, metadata)
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=6)
+    synthesizer.fit(data)
+    check_synthetic(metadata, data, synthesizer.sample(scale=1.0), 1.0)
+    synthesizer.save(tmp_path / "model.json", format="json")
+    expected = synthesizer.sample(scale=0.5)
+    loaded = load_synthesizer(tmp_path / "model.json").sample(scale=0.5)
+    for table, frame in expected.items():
+        pd.testing.assert_frame_equal(loaded[table], frame)
+
+
 def test_row_order_and_index_do_not_matter(small):
     shuffled = {t: f.iloc[::-1].set_axis([f"r{i}" for i in range(len(f))]) for t, f in small[1].items()}
     synthesizer = HMASynthesizer(small[0], verbose=False, seed=8)
