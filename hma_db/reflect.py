@@ -322,7 +322,8 @@ def _table_entry(conn: sa.Connection, table: sa.Table, source_table: sa.Table, f
     entry: dict[str, Any] = {"columns": columns}
     if pk:
         entry["primary_key"] = pk[0] if len(pk) == 1 else pk
-    alternate = alternate_keys(table)
+    alternate = [k for k in alternate_keys(table)
+                 if all(c in columns for c in ([k] if isinstance(k, str) else k))]
     if alternate:
         entry["alternate_keys"] = alternate
     return entry

@@ -107,7 +107,7 @@ def alternate_keys(table: sa.Table) -> list[Any]:
         if index.unique and not partial and all(isinstance(e, sa.Column) for e in index.expressions):
             candidates.append([e.name for e in index.expressions])
     for key in sorted(candidates):
-        if key and key != pk and sorted(key) not in [sorted(k) for k in keys]:
+        if key and sorted(key) != sorted(pk) and sorted(key) not in [sorted(k) for k in keys]:
             keys.append(key)
     return [k[0] if len(k) == 1 else k for k in keys]
 

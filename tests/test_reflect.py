@@ -164,7 +164,8 @@ CREATE TABLE coded (id INTEGER PRIMARY KEY, code TEXT NOT NULL UNIQUE);
 CREATE TABLE uses_code (id INTEGER PRIMARY KEY, code TEXT REFERENCES coded (code));
 CREATE TABLE wr (id INTEGER PRIMARY KEY, v TEXT) WITHOUT ROWID;
 CREATE TABLE priced (id INTEGER PRIMARY KEY, net REAL NOT NULL,
-                     gross REAL GENERATED ALWAYS AS (net * 1.2) STORED);
+                     gross REAL GENERATED ALWAYS AS (net * 1.2) STORED UNIQUE);
+CREATE UNIQUE INDEX parent_ba ON parent (b, a);
 CREATE VIEW person_names AS SELECT name FROM person;
 INSERT INTO parent VALUES (1, 'abc', 'x');
 INSERT INTO person VALUES (1, 'Ann'), (2, 'Bob');
@@ -192,6 +193,7 @@ def test_edge_composite_foreign_key_in_primary_key_order(edge):
     columns = edge.tables["child"]["columns"]
     assert columns["pa"]["sdtype"] == columns["pb"]["sdtype"] == "id"
     assert edge.tables["parent"]["primary_key"] == ["a", "b"]
+    assert "alternate_keys" not in edge.tables["parent"]  # (b, a) is the primary key again
 
 
 def test_edge_check_unique_and_autoincrement(edge):
@@ -210,6 +212,7 @@ def test_edge_check_unique_and_autoincrement(edge):
 
 def test_edge_generated_column_left_to_the_database(edge):
     assert list(edge.tables["priced"]["columns"]) == ["id", "net"]
+    assert "alternate_keys" not in edge.tables["priced"]
     assert edge.sql_metadata.tables["priced"].c.gross.computed is not None
 
 
