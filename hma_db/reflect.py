@@ -262,7 +262,9 @@ def _to_metadata(conn: sa.Connection, sql_metadata: sa.MetaData, source_tables: 
         logger.info("table %s: %d columns, %d rows", name, len(table.columns), rows)
     metadata.relationships = [
         {k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in rel.items()}
-        for rel in relationships
+        for rel in relationships  # a generated foreign-key column is the database's business
+        if all(c in metadata.tables[rel["child_table_name"]]["columns"]
+               for c in rel["child_foreign_key"])
     ]
     return metadata
 
