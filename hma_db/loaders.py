@@ -125,13 +125,17 @@ def _datetimes(series: pd.Series, dialect: str) -> pd.Series:
     return pd.Series(values, index=series.index, dtype=object)
 
 
+def _text(value) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
 def _convert(series: pd.Series, column: sa.Column, dialect: str) -> pd.Series:
     kind = family(column.type)
     if kind == "datetime":
         return _datetimes(series, dialect)
     if kind == "date" and series.dtype.kind == "M":
         series = series.dt.date
-    if kind == "interval" and series.dtype.kind == "m":
+    if series.dtype.kind == "m":  # an interval outside PostgreSQL is DOUBLE seconds
         return series.dt.total_seconds()
     if kind == "integer" and series.dtype.kind == "f":
         return series.astype("Int64")
@@ -144,6 +148,8 @@ def _convert(series: pd.Series, column: sa.Column, dialect: str) -> pd.Series:
         converters[kind] = str
     if kind == "numeric" and dialect == "sqlite" and series.dtype == object:
         converters[kind] = float  # sqlite3 cannot bind Decimal; NUMERIC affinity stores a number
+    if kind in ("string", "enum", "other") and series.dtype == object:
+        converters[kind] = _text  # e.g. uuid.UUID values for a CHAR(36) column
     if kind in converters:
         return series.map(converters[kind], na_action="ignore")
     return series

@@ -38,7 +38,7 @@ _FAMILIES = [  # order matters: subclasses before their bases
     (postgresql.HSTORE, "json"), (sa.Uuid, "uuid"), (sa.Interval, "interval"),
     (postgresql.INTERVAL, "interval"), (sa.Float, "float"), (sa.Numeric, "numeric"),
     (sa.Integer, "integer"), (mysql.YEAR, "integer"), (sa.DateTime, "datetime"),
-    (sa.Date, "date"), (sa.Time, "time"), (sa.LargeBinary, "binary"), (postgresql.BYTEA, "binary"),
+    (sa.Date, "date"), (sa.Time, "time"), (sa.sql.sqltypes._Binary, "binary"),
     (sa.String, "string"),
 ]
 

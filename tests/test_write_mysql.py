@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from conftest import CHINOOK_SQLITE
@@ -17,9 +18,11 @@ from test_write import (
     row_counts,
     structure,
 )
+from test_write_postgres import check_kinds_elsewhere, kinds_source
 
 from hma_db import WriteError
 from hma_db.ddl import drift, target_metadata
+from hma_db.reflect import reflect
 from hma_db.write import write
 
 pytestmark = pytest.mark.mysql
@@ -137,3 +140,30 @@ def test_failure_drops_the_database_it_created(mysql_databases, chinook_data):
         assert row_counts(url, schema=schema) == {t: len(f) for t, f in data.items()}
     finally:
         _run(url, f"DROP DATABASE IF EXISTS {schema}")
+
+
+def test_postgres_types_into_mariadb(postgres_databases, mysql_databases):
+    _, metadata, data = kinds_source(postgres_databases)
+    url = mysql_databases.new("write_kinds")
+    write(data, metadata, url)
+    check_kinds_elsewhere(url)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        column = "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = " \
+                 "DATABASE() AND TABLE_NAME = 'kinds' AND COLUMN_NAME = %s"
+        assert conn.exec_driver_sql(column, ("feeling",)).scalar() == "enum('sad','ok','happy')"
+        assert conn.exec_driver_sql(column, ("amount",)).scalar() == "decimal(14,4)"
+        assert conn.exec_driver_sql(column, ("uid",)).scalar() == "char(36)"
+    engine.dispose()
+
+
+def test_northwind_from_postgres_into_mariadb(northwind_postgres, mysql_databases):
+    metadata = reflect(northwind_postgres)
+    engine = sa.create_engine(northwind_postgres, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        data = {t: pd.read_sql_table(t, conn) for t in metadata.tables}
+    engine.dispose()
+    url = mysql_databases.new("write_northwind")
+    write(data, metadata, url)
+    assert row_counts(url) == {t: len(f) for t, f in data.items()}
+    assert structure(url) == structure(northwind_postgres)

@@ -3,6 +3,8 @@ sequences, triggers, and failures that must leave the target as it was."""
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -102,8 +104,9 @@ newline', ''], ARRAY[1, NULL, 3], '\x00ff5c0a09'::bytea, 'happy',
 ]
 
 
-def test_every_type_round_trips_through_copy(postgres_databases):
-    source = postgres_databases.new("write_types_src")
+def kinds_source(postgres_databases):
+    """A PostgreSQL database with one row per edge case of every type, its metadata and rows."""
+    source = postgres_databases.new("write_kinds")
     _run(source, *KINDS_DDL)
     metadata = reflect(source)
     engine = sa.create_engine(source, poolclass=sa.pool.NullPool)
@@ -112,7 +115,13 @@ def test_every_type_round_trips_through_copy(postgres_databases):
         # pandas reads a bigint column with NULLs as float64, which rounds 2**63 - 1
         frame["big"] = pd.array(conn.exec_driver_sql("SELECT big FROM kinds ORDER BY id")
                                 .scalars().all(), dtype="Int64")
-    data = {"kinds": frame}
+    engine.dispose()
+    return source, metadata, {"kinds": frame}
+
+
+def test_every_type_round_trips_through_copy(postgres_databases):
+    source, metadata, data = kinds_source(postgres_databases)
+    engine = sa.create_engine(source, poolclass=sa.pool.NullPool)
     url = postgres_databases.new("write_types_dst")
     write(data, metadata, url)
     # An interval read into pandas is a duration (days, not '1 mon'): compare seconds.
@@ -220,3 +229,49 @@ def test_schema_created_and_drift_refused(postgres_databases, chinook_data):
     assert "table Genre: column Name is NOT NULL in the target, expected NULL" in text
     assert "table Invoice: the target has a column note" in text
     assert row_counts(url, schema="shop") == {t: len(f) for t, f in data.items()}
+
+
+def check_kinds_elsewhere(url: str) -> pd.DataFrame:
+    """The kinds rows read back from SQLite or MariaDB, with the translated values checked."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    back = pd.read_sql_query("SELECT * FROM kinds ORDER BY id", engine)
+    assert back["uid"].tolist()[:2] == ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+                                        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12"]
+    assert json.loads(back["tags"][0]) == ["plain", 'with "quote"', "back\\slash", None,
+                                           "tab\tand\nnewline", ""]
+    assert json.loads(back["docb"][0]) == {"k": {"n": None}} and json.loads(back["docb"][1]) == "s"
+    assert bytes(back["raw"][0]) == b"\x00\xff\\\n\t"
+    assert back["note"][0] == "tab\there\nnewline\\backslash \\N not null"
+    assert back["feeling"].tolist()[:2] == ["happy", "sad"]
+    assert back["span"].tolist()[:2] == [-86400 + 7384.5, 400 * 86400 + 1.25]
+    assert str(back["at_tz"][0]).startswith("2024-03-31 00:30:00")  # UTC
+    assert back["id"].tolist() == [1, 2, 3] and back.iloc[2].drop("id").isna().all()
+    with engine.connect() as conn:
+        for bad in ("INSERT INTO kinds (feeling) VALUES ('angry')",
+                    "INSERT INTO kinds (amount) VALUES (-1)"):
+            with pytest.raises(sa.exc.DBAPIError):  # the enum and the CHECK still hold
+                conn.exec_driver_sql(bad)
+            conn.rollback()
+        conn.exec_driver_sql("INSERT INTO kinds (note) VALUES ('next')")
+        assert conn.exec_driver_sql("SELECT MAX(id) FROM kinds").scalar() == 4
+    engine.dispose()
+    return back
+
+
+def test_postgres_types_into_sqlite(postgres_databases, tmp_path):
+    _, metadata, data = kinds_source(postgres_databases)
+    url = f"sqlite:///{tmp_path / 'kinds.sqlite'}"
+    write(data, metadata, url)
+    check_kinds_elsewhere(url)
+
+
+def test_northwind_from_postgres_into_sqlite(northwind_postgres, tmp_path):
+    metadata = reflect(northwind_postgres)
+    engine = sa.create_engine(northwind_postgres, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        data = {t: pd.read_sql_table(t, conn) for t in metadata.tables}
+    engine.dispose()
+    url = f"sqlite:///{tmp_path / 'northwind.sqlite'}"
+    write(data, metadata, url)
+    assert row_counts(url) == {t: len(f) for t, f in data.items()}
+    assert structure(url) == structure(northwind_postgres)
