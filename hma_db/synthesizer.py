@@ -78,6 +78,7 @@ class HMASynthesizer:
         self._dtypes: dict[str, dict[str, str]] = {}
         self._creation_date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         self._fit_date: str | None = None
+        self._prepared: dict[str, dict] | None = None
         self._entropy = np.random.SeedSequence(self.seed).entropy
         self.reset_sampling()
 
@@ -142,6 +143,8 @@ class HMASynthesizer:
         """Check ``data`` and turn each table into numbers (modeled columns plus raw keys)."""
         self._validate(data)
         processed = {}
+        # Fitted transformers wait here until the model fits, so a failed fit keeps the old model.
+        self._prepared = {"transformers": {}, "columns": {}, "dtypes": {}}
         with self._quiet():
             for table in self._bar(sorted(self.metadata.tables), "Preprocess tables"):
                 processed[table] = self._preprocess_table(table, data[table])
@@ -161,9 +164,9 @@ class HMASynthesizer:
             enforce_min_max_values=params["enforce_min_max_values"],
             enforce_rounding=params["enforce_rounding"])
         transformer.fit(frame)
-        self._transformers[table] = transformer
-        self._columns[table] = list(frame.columns)
-        self._dtypes[table] = {c: str(frame[c].dtype) for c in frame.columns}
+        self._prepared["transformers"][table] = transformer
+        self._prepared["columns"][table] = list(frame.columns)
+        self._prepared["dtypes"][table] = {c: str(frame[c].dtype) for c in frame.columns}
         numeric = transformer.transform(frame).reset_index(drop=True)
         keys = frame[self._key_columns(table)].reset_index(drop=True)
         logger.info("table %s: %d rows, %d modeled columns", table, len(frame), numeric.shape[1])
@@ -175,16 +178,23 @@ class HMASynthesizer:
 
     def fit_processed_data(self, processed_data: dict[str, pd.DataFrame]) -> None:
         """Fit the hierarchical model on the output of :meth:`preprocess`."""
-        if not self._transformers:
+        prepared = self._prepared
+        if prepared is None:
             raise NotFittedError("fit_processed_data needs the output of preprocess(data) "
                                  "from this synthesizer; call preprocess first, or fit(data).")
-        numeric = {t: frame[self._transformers[t].modeled_columns]
-                   for t, frame in processed_data.items()}
+        if not isinstance(processed_data, dict) or set(processed_data) != set(self.metadata.tables):
+            raise SynthesizerInputError(
+                "fit_processed_data expects {table: frame} for every table of the metadata, as "
+                "preprocess(data) returns it.")
+        transformers = prepared["transformers"]
+        numeric = {t: frame[transformers[t].modeled_columns] for t, frame in processed_data.items()}
         links = build_links(self.metadata, processed_data, progress=self._bar)
         rng = np.random.default_rng(self._seed_sequence(0))
         with self._quiet():
             self._model = fit_hma(self.metadata, numeric, links, self._table_parameters, rng,
                                   progress=self._bar if self.verbose else None)
+        self._transformers, self._columns = transformers, prepared["columns"]
+        self._dtypes, self._prepared = prepared["dtypes"], None
         self._fit_date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         self.reset_sampling()
 

@@ -296,6 +296,12 @@ def test_fit_refuses_bad_data(small, change, named):
     assert synthesizer.get_info()["is_fit"] is False
 
 
+def test_a_failed_refit_keeps_the_fitted_model(small, fitted_small):
+    with pytest.raises(DataError):
+        fitted_small.fit(_broken(small[1], lambda d: d.pop("Customer")))
+    check_synthetic(small[0], small[1], fitted_small.sample(), 1.0)
+
+
 # --------------------------------------------------------------------------- randomness
 SCRIPT = textwrap.dedent("""
     import sys
