@@ -26,6 +26,7 @@ from hma_db.reflect import reflect
 from hma_db.simplify import simplify_schema
 from hma_db.synthesizer import HMASynthesizer, load_synthesizer
 from hma_db.transform import TableTransformer
+from hma_db.write import write
 
 __version__ = "0.1.0"
 
@@ -56,4 +57,5 @@ __all__ = [
     "reflect",
     "run_job",
     "simplify_schema",
+    "write",
 ]
