@@ -67,6 +67,7 @@ SCORE_LIMIT = 6.0  # |z| cap: Phi(-6) ~ 1e-9, so no score is infinite
 _GRID = np.linspace(-SCORE_LIMIT, SCORE_LIMIT, 2401)
 _MAX_KS = 0.35  # a fit whose cdf is this far from the data's is treated as failed
 _MIN_EIGENVALUE = 1e-6
+_EDGE, _MAX_EDGE_MASS = 1e-7, 0.01
 
 
 def check_distribution(name: Any, column: str) -> str:
@@ -104,10 +105,17 @@ def _instance(name: str, params: dict[str, float]) -> Univariate:
 
 
 def _ks_distance(model: Univariate, sample: np.ndarray) -> float:
-    """Kolmogorov distance between the fitted cdf and the sample's empirical cdf."""
+    """Kolmogorov distance between the fitted cdf and the sample's empirical cdf.
+
+    Infinite when the fit is degenerate: non-finite, or more than ``_MAX_EDGE_MASS`` of the
+    values on or outside the edges of the fitted support (e.g. a beta whose lower bound lies
+    above the smallest values), since their normal scores would all pile up at +-6.
+    """
     ordered = np.sort(sample)
     u = np.asarray(model.cdf(ordered), dtype=float)
     if not np.all(np.isfinite(u)):
+        return np.inf
+    if np.mean((u < _EDGE) | (u > 1 - _EDGE)) > _MAX_EDGE_MASS:
         return np.inf
     n = len(ordered)
     upper = np.arange(1, n + 1) / n
