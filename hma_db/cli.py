@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import re
 import sys
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ import sqlalchemy as sa
 from hma_db import (
     ConfigError,
     HmaDbError,
+    HMASynthesizer,
+    Metadata,
     MetadataError,
     ModelFileError,
     ReflectionError,
@@ -32,6 +35,7 @@ from hma_db import (
     __version__,
     format_plan,
     load_job,
+    load_synthesizer,
     plan_job,
     reflect,
     run_job,
@@ -205,6 +209,17 @@ def _database_url(source: str) -> str:
     return f"sqlite:///{path.resolve()}"
 
 
+def _target_url(target: str) -> str:
+    """TARGET as a URL: a plain path is a SQLite file (created when it does not exist)."""
+    if "://" in target:
+        return target
+    path = Path(target)
+    if path.is_dir():
+        raise ConfigError(f"'{target}' is a directory; TARGET is a database URL or the path of a "
+                          "SQLite file (writing CSV or Parquet files is not supported).")
+    return f"sqlite:///{path.resolve()}"
+
+
 def _check_output(output: Path | None, force: bool) -> None:
     """Refuse an existing output file before any work is done (unless ``--force``)."""
     if output is not None and output.exists() and not force:
@@ -276,6 +291,76 @@ def run_command(settings: _Settings, job_file: Path) -> None:
                      on_event=lambda event: settings.progress(event.message))
     model = f"{result.model} ({result.model_reason})" if result.model_reason else result.model
     settings.echo(run_summary(result.rows, result.seconds, _source_label(job.target), model))
+
+
+@cli.command("fit", epilog=EPILOG)
+@click.argument("source")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The model file: .pkl (pickle, like SDV) or .json (plain data, loads without "
+                   "running code).")
+@click.option("--metadata", "metadata_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Use this metadata JSON (e.g. from 'hma-db reflect', edited) instead of "
+                   "reflecting SOURCE.")
+@click.option("--schema", metavar="NAME", help="Schema to read (default: the connection's).")
+@click.option("--include", multiple=True, metavar="TABLE", help="Fit only these tables.")
+@click.option("--exclude", multiple=True, metavar="TABLE", help="Leave these tables out.")
+@click.option("--locales", multiple=True, metavar="LOCALE",
+              help="Faker locales for personal data (default en_US; e.g. en_US,fr_CA).")
+@click.option("--seed", type=click.IntRange(min=0),
+              help="Make fitting and every later 'hma-db sample' of this model reproducible.")
+@click.option("--force", is_flag=True, help="Overwrite the model file if it exists.")
+@click.pass_obj
+def fit_command(settings: _Settings, source: str, output: Path, metadata_file: Path | None,
+                schema: str | None, include: tuple[str, ...], exclude: tuple[str, ...],
+                locales: tuple[str, ...], seed: int | None, force: bool) -> None:
+    """Learn a model of the database SOURCE and save it to a file.
+
+    SOURCE is a database URL or the path of a SQLite file; it is only read.
+    """
+    _check_output(output, force)
+    if metadata_file is not None and (include or exclude):
+        raise click.UsageError("--include/--exclude choose tables to reflect; with --metadata, "
+                               "remove tables from the metadata file instead.")
+    url, started = _database_url(source), time.perf_counter()
+    if metadata_file is not None:
+        metadata = Metadata.load_from_json(metadata_file)
+        metadata.schema = schema
+    else:
+        metadata = reflect(url, schema=schema, include=_names(include), exclude=_names(exclude))
+    synthesizer = HMASynthesizer(metadata, locales=_names(locales) or ["en_US"], seed=seed,
+                                 verbose=settings.interactive and not settings.quiet)
+    synthesizer.fit_database(url)
+    seconds = time.perf_counter() - started
+    if force and output.exists():
+        output.unlink()
+    synthesizer.save(output, format="json" if output.suffix.lower() == ".json" else "pickle")
+    settings.echo(f"Fitted a model of {len(metadata.tables)} tables from {_source_label(source)} "
+                  f"in {seconds:.2f}s; saved it to {output}")
+
+
+@cli.command("sample", epilog=EPILOG)
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("target")
+@click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="Rows per table relative to the source.")
+@click.option("--schema", metavar="NAME", help="Schema to write into (default: the connection's).")
+@click.option("--if-exists", type=click.Choice(["fail", "replace", "truncate", "append"]),
+              default="fail", show_default=True, help="What to do with existing target tables.")
+@click.pass_obj
+def sample_command(settings: _Settings, model: Path, target: str, scale: float,
+                   schema: str | None, if_exists: str) -> None:
+    """Sample synthetic tables from a saved MODEL and write them into TARGET.
+
+    TARGET is a database URL or the path of a SQLite file (created when missing). A model
+    fitted with --seed gives the same rows every time.
+    """
+    synthesizer = load_synthesizer(model)
+    synthesizer.verbose = settings.interactive and not settings.quiet
+    started = time.perf_counter()
+    rows = synthesizer.sample_to_database(_target_url(target), scale=scale, schema=schema,
+                                          if_exists=if_exists)
+    seconds = {"sample and write": time.perf_counter() - started}
+    settings.echo(run_summary(rows, seconds, _source_label(target)))
 
 
 def main(argv: list[str] | None = None) -> None:

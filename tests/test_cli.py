@@ -390,6 +390,93 @@ def test_run_unreachable_target_exits_1_without_password(tmp_path):
     assert_one_error_line(result, "app:***@127.0.0.1:1/staging")
 
 
+# ---------------------------------------------------------------------------------- fit and sample
+@pytest.fixture(scope="module")
+def chinook_model(tmp_path_factory) -> Path:
+    """A model of Chinook fitted with a seed, saved as a pickle."""
+    model = tmp_path_factory.mktemp("model") / "chinook.pkl"
+    result = run("fit", CHINOOK_SQLITE, "-o", model, "--seed", "11")
+    assert result.exit_code == 0, result.stderr
+    assert re.fullmatch(rf"Fitted a model of 11 tables from {re.escape(str(CHINOOK_SQLITE))} "
+                        rf"in \d+\.\d\ds; saved it to {re.escape(str(model))}\n", result.stdout)
+    return model
+
+
+def test_sample_is_reproducible_and_respects_if_exists(chinook_model, tmp_path):
+    target = tmp_path / "synthetic.sqlite"
+    result = run("sample", chinook_model, target, "--scale", "0.2")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"Wrote {sum(_rows(result.stdout).values()):,} rows " \
+                                            f"to 11 tables in {target}"
+    assert _rows(result.stdout)["Track"] == round(3503 / 5)
+    first = _contents(target)
+    result = run("sample", chinook_model, target, "--scale", "0.2")
+    assert result.exit_code == 1
+    assert_one_error_line(result, "already exist")
+    result = run("sample", chinook_model, target, "--scale", "0.2", "--if-exists", "replace")
+    assert result.exit_code == 0, result.stderr
+    assert _contents(target) == first
+
+
+def test_fit_with_edited_metadata_as_json_model(tmp_path):
+    metadata_file, model = tmp_path / "m.json", tmp_path / "model.json"
+    result = run("reflect", CHINOOK_SQLITE, "--include", "Artist,Album", "-o", metadata_file)
+    assert result.exit_code == 0, result.stderr
+    metadata = Metadata.load_from_json(metadata_file)
+    metadata.update_column("Artist", "Name", sdtype="name", pii=True)
+    metadata_file.unlink()
+    metadata.save_to_json(metadata_file)
+    result = run("fit", CHINOOK_SQLITE, "--metadata", metadata_file, "-o", model, "--seed", "1")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(model.read_text())  # the safe format: plain JSON
+    result = run("sample", model, tmp_path / "out.sqlite")
+    assert result.exit_code == 0, result.stderr
+    assert _rows(result.stdout) == {"Artist": 275, "Album": 347}
+    result = run("fit", CHINOOK_SQLITE, "--metadata", metadata_file, "-o", model, "--force",
+                 "--include", "Artist")
+    assert result.exit_code == 2 and "with --metadata" in result.stderr
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["sample", "{tmp}/nope.pkl", "{tmp}/out.sqlite"], ["nope.pkl"]),
+    (["sample", CHINOOK_SQLITE, "{tmp}/out.sqlite"], ["is not an hma_db model"]),
+    (["sample", "{model}", "{tmp}"], ["is a directory"]),
+    (["fit", "{tmp}/missing.sqlite", "-o", "{tmp}/m.pkl"], ["missing.sqlite"]),
+    (["fit", CHINOOK_SQLITE, "-o", "{model}"], ["already exists"]),
+    (["fit", CHINOOK_SQLITE, "-o", "{tmp}/m.pkl", "--include", "Nope"], ["Nope"]),
+    (["fit", CHINOOK_SQLITE, "-o", "{tmp}/m.pkl", "--locales", "xx_YY"], ["xx_YY"]),
+])
+def test_fit_and_sample_bad_input_exit_2(chinook_model, tmp_path, args, fragments):
+    args = [str(a).format(tmp=tmp_path, model=chinook_model) for a in args]
+    result = run(*args)
+    assert result.exit_code == 2, result.stderr
+    assert_one_error_line(result, *fragments)
+    assert not (tmp_path / "out.sqlite").exists() and not (tmp_path / "m.pkl").exists()
+
+
+@pytest.mark.parametrize("scale", ["0", "-1", "abc"])
+def test_sample_scale_must_be_positive(chinook_model, tmp_path, scale):
+    result = run("sample", chinook_model, tmp_path / "out.sqlite", "--scale", scale)
+    assert result.exit_code == 2 and "--scale" in result.stderr
+
+
+@pytest.mark.postgres
+def test_fit_postgres_and_sample_into_postgres(chinook_postgres, postgres_databases, tmp_path):
+    model, target = tmp_path / "pg.json", postgres_databases.new("cli_sample")
+    result = run("fit", chinook_postgres, "-o", model, "--seed", "2")
+    assert result.exit_code == 0, result.stderr
+    result = run("sample", model, target, "--scale", "0.2")
+    assert result.exit_code == 0, result.stderr
+    engine = sa.create_engine(target)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM track").scalar() == round(3503 / 5)
+    engine.dispose()
+    result = run("sample", model, target.replace("postgres@", f"postgres:{PASSWORD}@").replace(
+        ":5432/", ":1/"))
+    assert result.exit_code == 1
+    assert_one_error_line(result, "postgres:***@127.0.0.1:1/")
+
+
 # ----------------------------------------------------------------------- the installed entry point
 def _hma_db() -> list[str]:
     script = shutil.which("hma-db")
