@@ -310,3 +310,25 @@ def test_postgres_remaining_keys_exclude_scale_overrides_parameters_and_if_exist
     assert counts() == expected
     totals = [float(r[-1]) for r in table_contents(target)["invoice"]]
     assert min(totals) >= 0.99 and max(totals) <= 25.86  # enforce_min_max_values: Chinook's range
+
+
+def test_plan_roles_for_unique_and_generated_columns(tmp_path):
+    source = tmp_path / "shop.sqlite"
+    with sqlite3.connect(source) as conn:
+        conn.executescript(
+            "CREATE TABLE team (id INTEGER PRIMARY KEY, code VARCHAR(8) NOT NULL UNIQUE,"
+            " score REAL, notes TEXT);"
+            "CREATE TABLE player (id INTEGER PRIMARY KEY, team_id INTEGER REFERENCES team(id),"
+            " email VARCHAR(80));")
+        conn.executemany("INSERT INTO team VALUES (?, ?, ?, ?)",
+                         [(i, f"T{i:04d}", i * 1.5, f"note {i} " * 5) for i in range(1, 40)])
+        conn.executemany("INSERT INTO player VALUES (?, ?, ?)",
+                         [(i, i % 39 + 1, f"p{i}@example.com") for i in range(1, 100)])
+    plan = plan_job(load_job(write_job(tmp_path, "", source=str(source))))
+    how = {(t.name, c.name): (c.how, c.detail) for t in plan.tables for c in t.columns}
+    assert [t.name for t in plan.tables] == ["team", "player"]
+    assert how[("team", "code")][0] == KEY and how[("team", "code")][1].startswith("unique")
+    assert how[("team", "score")] == (MODELED, "numerical, beta")
+    assert how[("player", "team_id")] == (KEY, "references team")
+    assert how[("player", "email")] == (PERSONAL, "Faker email")
+    assert how[("team", "notes")][0] == BY_TYPE
