@@ -34,6 +34,11 @@ read. Every key, with its type::
     path = "chinook.model.pkl"             # reuse this fitted model between runs (.json: safe format)
     max_age = "7d"                         # refit when older (s, m, h, d, w; e.g. "12h", "1d12h")
 
+**Columns** are named ``"table.column"``; key columns (primary and foreign keys) take no
+setting, since their values are always generated. **The model cache** (``[model]``) is fitted
+again when the source schema, a column or table setting, the locales or the seed changed since
+the model was saved, or when it is older than ``max_age`` (see :mod:`hma_db.jobs`).
+
 **Environment variables.** ``${NAME}`` in any string value is replaced by the variable's value;
 an unset variable is a :class:`~hma_db.ConfigError` naming the variable and the line, so a
 scheduler never runs a job with half a URL.
