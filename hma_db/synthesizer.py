@@ -150,6 +150,15 @@ class HMASynthesizer:
                 processed[table] = self._preprocess_table(table, data[table])
         return processed
 
+    def validate(self, data: dict[str, pd.DataFrame]) -> None:
+        """Check ``data`` against the metadata as ``fit`` does, without fitting.
+
+        Raises:
+            DataError: listing every missing table or column, NULL or repeated key and
+                foreign key that references nothing.
+        """
+        self._validate(data)
+
     def _validate(self, data: Any) -> None:
         if not isinstance(data, dict):
             raise SynthesizerInputError(

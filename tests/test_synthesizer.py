@@ -291,6 +291,9 @@ def _null_primary_key(data: dict) -> None:
 ])
 def test_fit_refuses_bad_data(small, change, named):
     synthesizer = HMASynthesizer(small[0], verbose=False)
+    synthesizer.validate(small[1])
+    with pytest.raises(DataError, match=named.replace(".", r"\.")):
+        synthesizer.validate(_broken(small[1], change))
     with pytest.raises(DataError, match=named.replace(".", r"\.")):
         synthesizer.fit(_broken(small[1], change))
     assert synthesizer.get_info()["is_fit"] is False
