@@ -37,9 +37,8 @@ def table_contents(url: str, schema: str | None = None) -> dict[str, list[tuple]
     try:
         with engine.connect() as conn:
             names = sa.inspect(conn).get_table_names(schema=schema)
-            prefix = f"{schema}." if schema else ""
-            return {n: sorted(map(tuple, conn.exec_driver_sql(
-                f'SELECT * FROM {prefix}"{n}"').fetchall()), key=repr) for n in names}
+            return {n: sorted(map(tuple, conn.execute(sa.select(sa.text("*")).select_from(
+                sa.table(n, schema=schema))).fetchall()), key=repr) for n in names}
     finally:
         engine.dispose()
 
@@ -332,3 +331,15 @@ def test_plan_roles_for_unique_and_generated_columns(tmp_path):
     assert how[("player", "team_id")] == (KEY, "references team")
     assert how[("player", "email")] == (PERSONAL, "Faker email")
     assert how[("team", "notes")][0] == BY_TYPE
+
+
+@pytest.mark.mysql
+def test_mariadb_target_reseeds_reproducibly(mysql_databases, tmp_path):
+    target = mysql_databases.new("job_target")
+    path = write_job(tmp_path, SMALL + 'seed = 6\nif_exists = "replace"\n', target=target)
+    first = run_job(load_job(path))
+    assert first.rows == {"Employee": 8, "Customer": 59, "Invoice": 412}
+    contents = table_contents(target)
+    assert plan_job(load_job(path)).ok  # replace: existing tables are no problem
+    run_job(load_job(path))
+    assert table_contents(target) == contents
