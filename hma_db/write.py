@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pandas as pd
 import sqlalchemy as sa
 
-from hma_db.ddl import dialect_family, drift, is_generated_key, target_metadata
+from hma_db.ddl import create_tables, dialect_family, drift, is_generated_key, target_metadata
 from hma_db.engines import Source, connect, engine_for
 from hma_db.errors import HmaDbError, SchemaDriftError, WriteError
 from hma_db.loaders import loader_for
@@ -195,7 +195,7 @@ class _Run:
         self._ensure_schema(conn)
         existing = self._existing(conn)
         self._handle_existing(conn, existing)
-        self._create(conn, [t for t in self.tables if t not in existing])
+        after_load = self._create(conn, [t for t in self.tables if t not in existing])
         if self.options["disable_triggers"]:
             self._disable_triggers(conn)
         plans = self._plans(self._shifted(conn, existing))
@@ -205,6 +205,9 @@ class _Run:
             for keys, frame in plan.updates:
                 self.loader.update(conn, self.table(plan.name), keys, frame, self.batch_size)
             self.loader.reset_counters(conn, self.table(plan.name), plan.generated)
+        for name, statement in after_load:
+            self.current = name
+            conn.execute(statement)
         self.current = None
         return counts
 
@@ -275,17 +278,19 @@ class _Run:
         if self.dialect == "mysql":
             conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
 
-    def _create(self, conn: sa.Connection, names: list[str]) -> None:
+    def _create(self, conn: sa.Connection, names: list[str]) -> list:
         if not names:
-            return
+            return []
         try:
-            self.target_md.create_all(conn, tables=[self.table(n) for n in names])
+            after_load = create_tables(conn, self.target_md, [self.table(n) for n in names],
+                                       constraints_after_load=self.dialect == "postgresql")
         finally:
             if self.dialect == "mysql":  # what exists now was created by this run
                 self.created = [n for n in names if n in self._existing(conn)]
             else:
                 self.created = list(names)
         log.info("write: created %d table(s)", len(names))
+        return after_load
 
     def _disable_triggers(self, conn: sa.Connection) -> None:
         try:

@@ -275,3 +275,19 @@ def test_northwind_from_postgres_into_sqlite(northwind_postgres, tmp_path):
     write(data, metadata, url)
     assert row_counts(url) == {t: len(f) for t, f in data.items()}
     assert structure(url) == structure(northwind_postgres)
+
+
+def test_foreign_key_violation_found_after_the_copy_changes_nothing(postgres_databases,
+                                                                    chinook_data):
+    metadata, data = chinook_data
+    url = postgres_databases.new("write_fk")
+    broken = {**data, "InvoiceLine": data["InvoiceLine"].assign(TrackId=999_999)}
+    with pytest.raises(WriteError, match="table 'InvoiceLine' failed: insert or update on table "
+                                         "\"InvoiceLine\" violates foreign key constraint"):
+        write(broken, metadata, url)
+    assert row_counts(url) == {}
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:  # no sequences or types left behind either
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM pg_class WHERE relkind = 'S'").scalar() \
+            == 0
+    engine.dispose()
