@@ -87,9 +87,10 @@ class Checker:
         for name, item in value.items():
             if name not in spec:
                 where = f" in [{dotted(key)}]" if key else ""
+                hint = suggestion(name, list(spec))
                 raise ConfigError(
                     f"{location(self.path, line_of(self.lines, (*key, name)))}: unknown key "
-                    f"'{name}'{where}{suggestion(name, list(spec))}. Known keys: "
+                    f"'{name}'{where}{hint}{' ' if hint else '. '}Known keys: "
                     f"{', '.join(spec)}.")
             out[name] = spec[name](self, (*key, name), item)
         return out

@@ -111,7 +111,12 @@ def test_missing_environment_variable_names_variable_key_and_line():
 def test_unknown_key_with_suggestion():
     message = _error('source = "a.sqlite"\ntarget = "b.sqlite"\nsacle = 2\n')
     assert message.startswith("job.toml, line 3: unknown key 'sacle'")
-    assert "did you mean 'scale'?" in message
+    assert "did you mean 'scale'? Known keys: source, target," in message
+    message = _error('source = "a"\ntarget = "b"\n\n[tabels.Invoice]\nseed = 1\n')
+    assert message.startswith("job.toml, line 4: unknown key 'tabels'; did you mean 'tables'?")
+    message = _error('source = "a"\ntarget = "b"\nmodle = 1\nfoo = 2\n')
+    assert "'modle'; did you mean 'model'?" in message
+    assert "unknown key 'foo'. Known keys" in _error('source = "a"\ntarget = "b"\nfoo = 2\n')
 
 
 def test_unknown_key_in_a_table_section():
