@@ -199,7 +199,7 @@ def load_job(path: str | Path, *, env: dict[str, str] | None = None) -> Job:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # tolerate a BOM from Windows editors
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Cannot read the job file '{path}': {exc}") from exc
     return parse_job(text, path=path, env=env, base_dir=path.resolve().parent)

@@ -198,6 +198,13 @@ def test_missing_required_keys_and_bad_syntax(tmp_path):
         load_job(tmp_path / "missing.toml")
 
 
+def test_a_byte_order_mark_and_windows_line_endings_are_accepted(tmp_path):
+    path = tmp_path / "job.toml"
+    path.write_bytes(b'\xef\xbb\xbfsource = "a.sqlite"\r\ntarget = "b.sqlite"\r\nsacle = 1\r\n')
+    with pytest.raises(ConfigError, match="line 3: unknown key 'sacle'"):
+        load_job(path)
+
+
 def test_max_age_needs_a_path_and_durations():
     assert "needs model.path" in _error('source = "a"\ntarget = "b"\n[model]\nmax_age = "1d"\n')
     for text, seconds in (("45s", 45), ("30m", 1800), ("2w", 1209600), ("1.5h", 5400)):
