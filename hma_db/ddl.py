@@ -13,7 +13,7 @@ import logging
 import sqlalchemy as sa
 
 from hma_db.metadata import Metadata, key_columns
-from hma_db.write_checks import translate_check
+from hma_db.write_checks import source_dialect, translate_check
 from hma_db.write_types import family, sdtype_type, translate_type
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,12 @@ def translate_table(source: sa.Table, target_md: sa.MetaData, dialect: str, tabl
     if not any(isinstance(c, sa.PrimaryKeyConstraint) for c in constraints) and pk_cols:
         constraints.append(sa.PrimaryKeyConstraint(*pk_cols))
     kwargs = {}
-    if dialect == "sqlite" and source.dialect_options["sqlite"].get("autoincrement"):
+    generated = any(is_generated_key(source, c, options.get(c.name, {})) for c in source.columns)
+    if dialect == "sqlite" and generated and (
+            source.dialect_options["sqlite"].get("autoincrement")
+            or source_dialect(source) not in (None, "sqlite")):
+        # A sequence or AUTO_INCREMENT never hands out a key twice; SQLite's AUTOINCREMENT
+        # (sqlite_sequence) is the same promise, a bare rowid is not.
         kwargs["sqlite_autoincrement"] = True
     target = sa.Table(source.name, target_md, *columns, *constraints, schema=schema, **kwargs)
     _indexes(source, target, dialect)

@@ -262,6 +262,11 @@ def test_postgres_types_into_sqlite(postgres_databases, tmp_path):
     _, metadata, data = kinds_source(postgres_databases)
     url = f"sqlite:///{tmp_path / 'kinds.sqlite'}"
     write(data, metadata, url)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:  # a serial key becomes AUTOINCREMENT, its counter set
+        assert conn.exec_driver_sql("SELECT seq FROM sqlite_sequence WHERE name = 'kinds'"
+                                    ).scalar() == 3
+    engine.dispose()
     check_kinds_elsewhere(url)
 
 
