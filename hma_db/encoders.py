@@ -166,16 +166,14 @@ def learn_categorical(series: pd.Series, *, min_count: int,
 
 def category_codes(series: pd.Series, spec: dict[str, Any]) -> np.ndarray:
     """Codes handed to rdt: 0..k-1 the frequent categories, k *other*, k+1 null."""
-    categories = [from_json(v) for v in spec["categories"]]
+    categories = pd.Index([from_json(v) for v in spec["categories"]], dtype=object)
     k = len(categories)
-    if k:
-        codes = pd.Categorical(series, categories=pd.Index(categories, dtype=object)).codes
-        codes = codes.astype("int64")
-    else:
-        codes = np.full(len(series), -1, dtype="int64")
-    codes[codes < 0] = k
-    codes[series.isna().to_numpy()] = k + 1
-    return codes
+    # One hashing pass over the rows; the distinct values are then looked up (few of them).
+    found, distinct = pd.factorize(series, use_na_sentinel=True)
+    lookup = categories.get_indexer(pd.Index(distinct, dtype=object)) if k else np.full(
+        len(distinct), -1)
+    lookup = np.where(lookup < 0, k, lookup).astype("int64")
+    return np.where(found < 0, k + 1, lookup[np.maximum(found, 0)] if len(lookup) else k)
 
 
 def decode_codes(values: np.ndarray, intervals: list[list[float]]) -> np.ndarray:
@@ -219,13 +217,18 @@ class FrequencyIntervalEncoder(BaseTransformer):
     INPUT_SDTYPE = "categorical"
     SUPPORTED_SDTYPES = ["categorical", "boolean"]
 
-    def __init__(self):
+    def __init__(self, counts: dict[int, int] | None = None):
         super().__init__()
+        self.counts = dict(counts) if counts else None
         self.frequencies: dict[int, float] = {}
         self.intervals: dict[int, list[float]] = {}
 
     def _fit(self, data: pd.Series) -> None:
-        counts = pd.Series(np.asarray(data, dtype="int64")).value_counts()
+        # Given counts (of every row) win over the rows rdt fits on, which may be a sample.
+        if self.counts:
+            counts = pd.Series(self.counts, dtype="int64")
+        else:
+            counts = pd.Series(np.asarray(data, dtype="int64")).value_counts()
         order = sorted(counts.index, key=lambda code: (-counts[code], code))
         shares = counts[order].to_numpy(dtype=float) / counts.sum()
         ends = np.cumsum(shares)

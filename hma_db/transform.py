@@ -135,30 +135,36 @@ class TableTransformer:
 
     def _fit_hyper(self, prepared: pd.DataFrame, sdtypes: dict[str, str]) -> None:
         from rdt import HyperTransformer
-        from rdt.transformers import FloatFormatter, UnixTimestampEncoder
 
         self._datetime_outputs = [c for c, s in sdtypes.items() if s == "datetime"]
         if prepared.shape[1] == 0:
             self._hyper = None
             return
-        made = {"numerical": lambda: FloatFormatter(
-                    learn_rounding_scheme=self.enforce_rounding,
-                    enforce_min_max_values=self.enforce_min_max_values,
-                    missing_value_generation=None),
-                "datetime": lambda: UnixTimestampEncoder(
-                    enforce_min_max_values=self.enforce_min_max_values,
-                    missing_value_generation=None),
-                "categorical": encoders.FrequencyIntervalEncoder}
         hyper = HyperTransformer()
         hyper.set_config({"sdtypes": dict(sdtypes),
-                          "transformers": {c: made[s]() for c, s in sdtypes.items()}})
+                          "transformers": {c: self._rdt_transformer(s, prepared[c])
+                                           for c, s in sdtypes.items()}})
         try:
-            hyper.fit(prepared)
+            hyper.fit(_fit_rows(prepared, sdtypes, self.table_name))
         except Exception as exc:  # rdt raises plain exceptions; name the table
             raise DataError(f"Table '{self.table_name}': rdt could not fit the modeled columns "
                             f"{list(prepared.columns)}: {exc}") from exc
         self._hyper = hyper
         self._store_intervals(hyper.get_config()["transformers"])
+
+    def _rdt_transformer(self, sdtype: str, values: pd.Series):
+        from rdt.transformers import FloatFormatter, UnixTimestampEncoder
+
+        if sdtype == "numerical":
+            return FloatFormatter(learn_rounding_scheme=self.enforce_rounding,
+                                  enforce_min_max_values=self.enforce_min_max_values,
+                                  missing_value_generation=None)
+        if sdtype == "datetime":
+            return UnixTimestampEncoder(enforce_min_max_values=self.enforce_min_max_values,
+                                        missing_value_generation=None)
+        counts = pd.Series(values.to_numpy()).value_counts()
+        return encoders.FrequencyIntervalEncoder(
+            counts={int(code): int(count) for code, count in counts.items()})
 
     def _store_intervals(self, transformers: dict[str, Any]) -> None:
         for column, spec in self._specs.items():
@@ -184,12 +190,13 @@ class TableTransformer:
                     "keeps what sampling needs; transform needs a transformer fitted on data.")
             return pd.DataFrame(index=frame.index)
         self._hyper.reset_randomization()  # the same rows always give the same numbers
-        out = self._hyper.transform(prepared)
+        # Column by column: rdt copies the whole frame once per transformer, so one call on
+        # a wide frame costs rows x columns^2 (1M rows x 16 columns: 12 s, this way 2.5 s).
+        out = {column: self._hyper.transform_subset(prepared[[column]])[column].to_numpy(
+                   dtype="float64") for column in self.modeled_columns}
         for column in self._datetime_outputs:
             out[column] = out[column] / _SECONDS
-        out = out[self.modeled_columns].astype("float64")
-        out.index = frame.index
-        return out
+        return pd.DataFrame(out, index=frame.index, columns=self.modeled_columns)
 
     # -------------------------------------------------------------------- reverse transform
     def reverse_transform(self, numeric: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
@@ -323,6 +330,29 @@ class TableTransformer:
         tt.modeled_columns = list(d["modeled_columns"])
         tt._specs = _plain(d["columns"])
         return tt
+
+
+_FIT_ROWS = 10_000
+
+
+def _fit_rows(prepared: pd.DataFrame, sdtypes: dict[str, str], table: str) -> pd.DataFrame:
+    """The rows rdt is fitted on: all of a small table; for a large one a fixed random sample
+    plus the rows holding each number's minimum and maximum.
+
+    rdt copies the whole frame once per column while fitting (rows x columns^2: 16 s for 1M rows
+    x 16 columns). Nothing decoding uses comes from rdt's fit on numbers and timestamps (ranges
+    and rounding are learned by hma_db from every row) and the frequency encoder gets the counts
+    of every row, so the encoding is the same as after a fit on all rows.
+    """
+    if len(prepared) <= _FIT_ROWS:
+        return prepared
+    rng = encoders.fill_rng(table, "rdt fit rows")
+    rows = [rng.choice(len(prepared), size=_FIT_ROWS, replace=False)]
+    for column, sdtype in sdtypes.items():
+        if sdtype in ("numerical", "datetime"):
+            values = prepared[column].to_numpy()
+            rows.append(np.array([values.argmin(), values.argmax()]))
+    return prepared.iloc[np.unique(np.concatenate(rows))].reset_index(drop=True)
 
 
 def _with_nulls(make, n: int, share: float, rng: np.random.Generator) -> np.ndarray:

@@ -51,8 +51,9 @@ def _kind_of(value: Any) -> str:
 def value_kind(series: pd.Series) -> str:
     """The kind of the non-null values of a column: ``str``, ``decimal``, ``date``... or
     ``none`` (no values) or ``mixed``. Numbers of several Python types count as ``float``."""
-    sample = series.dropna()
-    sample = sample.iloc[:_SAMPLE]
+    sample = series.iloc[: 5 * _SAMPLE].dropna().iloc[:_SAMPLE]
+    if sample.empty:
+        sample = series.dropna().iloc[:_SAMPLE]  # the first rows were all null
     if sample.empty:
         return "none"
     if not pd.api.types.is_object_dtype(sample.dtype):
@@ -142,7 +143,9 @@ def _to_objects(series: pd.Series, kind: str, digits: int | None) -> pd.Series:
     elif kind == "float":
         out = pd.to_numeric(series).astype(object)
     elif kind == "str":
-        out = series.map(lambda v: v if isinstance(v, str) or pd.isna(v) else str(v))
+        # infer_dtype scans in C; only values that are not text yet are converted.
+        out = series if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty") \
+            else series.astype(str)
     elif kind == "uuid":
         out = series.map(lambda v: v if pd.isna(v) or isinstance(v, uuid.UUID) else uuid.UUID(str(v)))
     else:
