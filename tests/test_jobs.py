@@ -144,7 +144,9 @@ def test_column_overrides_table_parameters_and_locales_reach_the_model(tmp_path)
             '[columns."Customer.Country"]\ncategorical = true\n'
             '[columns."Employee.Title"]\nprovider = "job"\n'
             '[columns."Invoice.BillingState"]\nsdtype = "unknown"\n'
-            '[tables.Invoice]\ndefault_distribution = "truncnorm"\nenforce_rounding = false\n')
+            '[tables.Invoice]\ndefault_distribution = "truncnorm"\nenforce_rounding = false\n'
+            'enforce_min_max_values = false\nnumerical_distributions = { Total = "norm" }\n'
+            'locales = ["en_CA"]\n')
     run_job(load_job(write_job(tmp_path, body)))
     model = load_synthesizer(tmp_path / "model.pkl")
     columns = model.get_metadata().tables
@@ -155,6 +157,9 @@ def test_column_overrides_table_parameters_and_locales_reach_the_model(tmp_path)
     assert columns["Invoice"]["columns"]["BillingState"]["sdtype"] == "unknown"
     params = model.get_table_parameters("Invoice")["synthesizer_parameters"]
     assert params["default_distribution"] == "truncnorm" and params["enforce_rounding"] is False
+    assert params["enforce_min_max_values"] is False and params["locales"] == ["en_CA"]
+    assert params["numerical_distributions"] == {"Total": "norm"}
+    assert model.get_learned_distributions("Invoice")["Total"]["distribution"] == "norm"
     assert model.locales == ["fr_FR"]
     real = {r[0] for r in sqlite3.connect(CHINOOK_SQLITE).execute("SELECT Country FROM Customer")}
     synthetic = {r[0] for r in sqlite3.connect(tmp_path / "target.sqlite").execute(
