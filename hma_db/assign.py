@@ -18,14 +18,19 @@ def half_up(value: float) -> int:
     return int(np.floor(value + 0.5))
 
 
-def allocate(weights: np.ndarray, total: int, cap: int | None = None) -> np.ndarray:
+def allocate(weights: np.ndarray, total: int, cap: int | None = None,
+             floor: int = 0) -> np.ndarray:
     """Integer counts proportional to ``weights`` summing exactly to ``total``.
 
     Largest-remainder rounding; with ``cap`` no count exceeds it (the excess is spread over
     the others in proportion to their weights). Zero or missing weights everywhere give equal
-    shares. ``total`` is lowered to ``cap * len(weights)`` when it cannot fit.
+    shares. ``total`` is lowered to ``cap * len(weights)`` when it cannot fit. With ``floor``
+    (when ``total`` allows it), every count is at least ``floor``.
     """
     n = len(weights)
+    if floor > 0 and total >= floor * n and (cap is None or cap >= floor):
+        rest = np.asarray(weights, dtype=float) - floor
+        return floor + allocate(rest, total - floor * n, None if cap is None else cap - floor)
     counts = np.zeros(n, dtype=np.int64)
     if cap is not None:
         total = min(total, cap * n)
@@ -63,21 +68,28 @@ def _water_fill(exact: np.ndarray, w: np.ndarray, cap: int) -> np.ndarray:
     return np.minimum(exact, cap)
 
 
-def sample_degrees(quantiles: list[float], n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` draws from the distribution given by evenly spaced quantiles of the out-degree."""
+def degrees_at(quantiles: list[float], u: np.ndarray) -> np.ndarray:
+    """Out-degrees at probabilities ``u`` from the stored quantiles (a step function, so the
+    degrees keep the source's exact values, e.g. Chinook's invoices of 1, 2, 4, 6, 9 or 14 lines)."""
     q = np.asarray(quantiles, dtype=float)
     if len(q) == 0:
-        return np.ones(n)
-    if len(q) == 1:
-        return np.full(n, q[0])
-    return np.interp(rng.random(n), np.linspace(0, 1, len(q)), q)
+        return np.ones(len(u))
+    return q[np.minimum((np.asarray(u) * len(q)).astype(np.int64), len(q) - 1)]
 
 
-def degree_quantiles(counts: np.ndarray, size: int = 101) -> list[float]:
-    """Evenly spaced quantiles of an out-degree distribution (plain floats)."""
+def sample_degrees(quantiles: list[float], n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` independent draws from the stored out-degree distribution."""
+    return degrees_at(quantiles, rng.random(n))
+
+
+def degree_quantiles(counts: np.ndarray, size: int = 200) -> list[float]:
+    """The out-degree distribution as ``size`` quantiles at evenly spaced mid-probabilities
+    (actual values of ``counts``, plain floats)."""
     if len(counts) == 0:
         return []
-    return [float(v) for v in np.quantile(counts, np.linspace(0, 1, min(size, len(counts))))]
+    size = min(size, len(counts))
+    probabilities = (np.arange(size) + 0.5) / size
+    return [float(v) for v in np.quantile(counts, probabilities, method="inverted_cdf")]
 
 
 def match_by_key(child_key: np.ndarray, capacities: np.ndarray, parent_key: np.ndarray,
@@ -95,6 +107,18 @@ def match_by_key(child_key: np.ndarray, capacities: np.ndarray, parent_key: np.n
     return out
 
 
+def allocate_within(weights: np.ndarray, total: int, bounds: tuple[int, int] | None,
+                    cap: int | None = None) -> np.ndarray:
+    """:func:`allocate` keeping every count within ``bounds`` (the source's fewest and most
+    children per parent, which SDMetrics' diagnostic checks) wherever the total allows it."""
+    if bounds is None:
+        return allocate(weights, total, cap)
+    low, high = bounds
+    if total <= high * len(weights):
+        cap = high if cap is None else min(cap, high)
+    return allocate(weights, total, cap, floor=low)
+
+
 def nonnull_count(n_children: int, null_share: float, n_parents: int) -> int:
     """How many of ``n_children`` rows get a non-NULL foreign key."""
     if n_parents == 0:
@@ -104,12 +128,14 @@ def nonnull_count(n_children: int, null_share: float, n_parents: int) -> int:
 
 def assign_by_capacity(n_children: int, null_share: float, weights: np.ndarray,
                        child_key: np.ndarray | None, parent_key: np.ndarray | None,
-                       rng: np.random.Generator, cap: int | None = None) -> np.ndarray:
+                       rng: np.random.Generator, cap: int | None = None,
+                       bounds: tuple[int, int] | None = None) -> np.ndarray:
     """A link for ``n_children`` rows to ``len(weights)`` parents, after the children exist.
 
     The non-NULL share is ``1 - null_share``; parent ``p`` receives about ``weights[p]``
-    children (largest-remainder rounded, at most ``cap``); with keys, children are matched to
-    parents of similar key (see :func:`match_by_key`), else at random.
+    children (largest-remainder rounded, at most ``cap``, within ``bounds`` where possible);
+    with keys, children are matched to parents of similar key (see :func:`match_by_key`),
+    else at random.
     """
     n_parents = len(weights)
     link = np.full(n_children, -1, dtype=np.int64)
@@ -119,7 +145,7 @@ def assign_by_capacity(n_children: int, null_share: float, weights: np.ndarray,
     if n_linked == 0:
         return link
     chosen = np.sort(rng.choice(n_children, n_linked, replace=False))
-    capacities = allocate(weights, n_linked, cap)
+    capacities = allocate_within(weights, n_linked, bounds, cap)
     if child_key is None or parent_key is None:
         child_key, parent_key = rng.random(n_children), np.zeros(n_parents)
     link[chosen] = match_by_key(child_key[chosen], capacities, parent_key, rng)

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from hma_db.assign import (
-    allocate,
+    allocate_within,
     assign_by_capacity,
     assign_self,
     deduplicate,
+    degrees_at,
     half_up,
     nonnull_count,
     sample_degrees,
@@ -97,9 +99,7 @@ def _children_scores(model, table: str, name: str, n: int, sampled: dict[str, _S
     n_linked = nonnull_count(n, rel["null_share"], len(parent))
     n_null = n - n_linked  # NULL foreign keys, at the source's share
     cap = _primary_cap(model, table, name, sampled)
-    weights = np.clip(parent.take([num_rows_column(name)])[:, 0],
-                      rel["min_count"], max(rel["max_count"], rel["min_count"]))
-    counts = allocate(weights, n_linked, cap)
+    counts = allocate_within(_expected_counts(rel, name, parent), n_linked, _range(rel), cap)
     # A unique key can make fewer children possible than asked (scale < 1 on a junction
     # table): the table then gets fewer rows rather than NULLs in a key column.
     n_linked = int(counts.sum())
@@ -116,6 +116,14 @@ def _children_scores(model, table: str, name: str, n: int, sampled: dict[str, _S
     orphans = copula.sample_scores(n_null, rng)
     link = np.concatenate([parent_of, np.full(n_null, -1, dtype=np.int64)])
     return np.vstack([linked, orphans]), link
+
+
+def _expected_counts(rel, name: str, parent: _Sampled) -> np.ndarray:
+    """Each sampled parent's number of children: its ``num_rows`` score mapped through the
+    source's out-degree quantiles, so counts keep the source's values and range (the copula
+    keeps their dependence on the parent's other columns)."""
+    score = parent.take([num_rows_column(name)], scores=True)[:, 0]
+    return degrees_at(rel["degree_quantiles"], special.ndtr(score))
 
 
 def _within_noise(rel, parent_of: np.ndarray, n_parents: int,
@@ -161,9 +169,9 @@ def _assign_other(model, name: str, sampled: dict[str, _Sampled],
         return assign_self(len(child), rel["null_share"], rel["degree_quantiles"], rng, cap)
     if rel["kind"] == "deferred":
         weights = sample_degrees(rel["degree_quantiles"], len(parent), rng)
-        return assign_by_capacity(len(child), rel["null_share"], weights, None, None, rng, cap)
-    weights = np.clip(parent.take([num_rows_column(name)])[:, 0],
-                      rel["min_count"], max(rel["max_count"], rel["min_count"]))
+        return assign_by_capacity(len(child), rel["null_share"], weights, None, None, rng, cap,
+                                  _range(rel))
+    weights = _expected_counts(rel, name, parent)
     child_key = parent_key = None
     w = np.asarray(rel["projection"], dtype=float)
     if rel["aggregated"] and np.any(w != 0):
@@ -172,7 +180,12 @@ def _assign_other(model, name: str, sampled: dict[str, _Sampled],
         projected = child.take(rel["aggregated"], scores=True) @ w
         child_key = rel["shrink"] * projected + rel["posterior_sd"] * rng.standard_normal(len(child))
     return assign_by_capacity(len(child), rel["null_share"], weights, child_key, parent_key,
-                              rng, cap)
+                              rng, cap, _range(rel))
+
+
+def _range(rel) -> tuple[int, int]:
+    """The source's fewest and most children per parent row."""
+    return int(rel["min_count"]), int(max(rel["max_count"], rel["min_count"], 1))
 
 
 def _deduplicate_key(model, key: list[str], sampled: dict[str, _Sampled],
