@@ -32,7 +32,7 @@ import pandas as pd
 
 from hma_db import columns as plan
 from hma_db import encoders, generators, keygen, personal
-from hma_db.errors import DataError, ModelFileError, NotFittedError
+from hma_db.errors import DataError, MetadataError, ModelFileError, NotFittedError
 from hma_db.metadata import Metadata
 from hma_db.values import from_json, restore, value_kind
 
@@ -65,7 +65,9 @@ class TableTransformer:
     def __init__(self, table_name: str, metadata: Metadata, *, locales=("en_US",),
                  enforce_min_max_values: bool = True, enforce_rounding: bool = True,
                  min_category_count: int = 5):
-        metadata._table(table_name)  # a MetadataError naming the table when it is unknown
+        if table_name not in metadata.tables:
+            raise MetadataError(f"Unknown table '{table_name}'; the metadata has: "
+                                f"{', '.join(sorted(metadata.tables))}")
         self.table_name = table_name
         self.metadata = metadata
         self.locales = tuple([locales] if isinstance(locales, str) else locales or ("en_US",))

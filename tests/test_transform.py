@@ -479,3 +479,27 @@ def test_zero_rows_and_garbage_dates():
     metadata = _single_table({"id": {"sdtype": "id"}, "when": {"sdtype": "datetime"}})
     with pytest.raises(DataError, match=r"'t\.when'.*expected dates"):
         TableTransformer("t", metadata).fit(bad)
+
+
+def test_large_table_encoding_uses_every_row():
+    rng = np.random.default_rng(8)
+    n = 30_000
+    kinds = rng.choice(["a", "b", "c"], n, p=[0.6, 0.3, 0.1]).astype(object)
+    kinds[rng.choice(n, 6, replace=False)] = "seldom"  # frequent enough (>= 5), but rare
+    frame = pd.DataFrame({"id": range(n), "kind": kinds,
+                          "amount": np.round(rng.lognormal(3, 1, n), 2),
+                          "at": [dt.time(int(h), int(m)) for h, m in
+                                 zip(rng.integers(0, 24, n), rng.integers(0, 60, n), strict=True)]})
+    metadata = _single_table({"id": {"sdtype": "id"}, "kind": {"sdtype": "categorical"},
+                              "amount": {"sdtype": "numerical"}, "at": {"sdtype": "datetime"}})
+    tt = _fitted("t", metadata, frame)
+    spec = tt._specs["kind"]
+    widths = {tuple(spec["categories"])[code]: hi - lo for code, lo, hi in spec["intervals"]}
+    assert widths["seldom"] == pytest.approx(6 / n)
+    assert widths["a"] == pytest.approx((frame["kind"] == "a").mean())
+    out = tt.reverse_transform(tt.transform(frame), np.random.default_rng(0))
+    assert (out["kind"] == frame["kind"]).all() and (out["amount"] == frame["amount"]).all()
+    assert (out["at"] == frame["at"]).all()
+    theirs = tt._hyper.reverse_transform(tt.transform(frame))
+    assert theirs["amount"].min() == frame["amount"].min()
+    assert theirs["amount"].max() == frame["amount"].max()
