@@ -175,7 +175,7 @@ class _Run:
 
     def _drop_created(self) -> None:
         """MariaDB: drop what this run created (DDL there is not transactional)."""
-        prep = sa.create_engine(self.engine.url).dialect.identifier_preparer
+        prep = self.engine.dialect.identifier_preparer
         with self.engine.connect() as conn:
             conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
             for name in reversed(self.created):

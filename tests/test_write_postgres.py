@@ -296,3 +296,18 @@ def test_foreign_key_violation_found_after_the_copy_changes_nothing(postgres_dat
         assert conn.exec_driver_sql("SELECT COUNT(*) FROM pg_class WHERE relkind = 'S'").scalar() \
             == 0
     engine.dispose()
+
+
+def test_interrupt_during_copy_changes_nothing(postgres_databases, chinook_data):
+    metadata, data = chinook_data
+    url = postgres_databases.new("write_interrupt")
+    write({"Artist": data["Artist"]}, metadata, url)
+
+    def interrupt(table, done, total):
+        if table == "PlaylistTrack" and done >= 2000:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write(data, metadata, url, if_exists="append", batch_size=1000, progress=interrupt)
+    assert row_counts(url) == {"Artist": len(data["Artist"])}
+    assert write(data, metadata, url, if_exists="append")["PlaylistTrack"] == 8715
