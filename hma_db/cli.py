@@ -48,9 +48,7 @@ EPILOG = """\b
 Exit codes:
   0  done
   1  the job failed (the database refused, the data did not fit...)
-  2  usage or configuration error (bad option, URL, file, schema or table name)
-
-Run 'hma-db COMMAND --help' for the options of a command."""
+  2  usage or configuration error (bad option, URL, file, schema or table name)"""
 
 # Errors in what the user asked for, as opposed to a job that failed while running.
 _USAGE_ERRORS = (ConfigError, MetadataError, SynthesizerInputError, ModelFileError)
@@ -168,8 +166,15 @@ class _Group(click.Group):
             _report(exc, ctx.params.get("verbose", False))
             ctx.exit(EXIT_FAILED)
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        # Pipeline order, not alphabetical: the order a new user reads them in.
+        order = ("reflect", "clone", "fit", "sample", "plan", "run", "report")
+        rank = {name: i for i, name in enumerate(order)}
+        return sorted(self.commands, key=lambda name: (rank.get(name, len(order)), name))
 
-@click.group(cls=_Group, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(cls=_Group, epilog=EPILOG + "\n\nRun 'hma-db COMMAND --help' for the options of a command.",
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="hma-db")
 @click.option("-v", "--verbose", is_flag=True, help="Show debug logs and tracebacks.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors and warnings.")
@@ -226,7 +231,8 @@ def _check_output(output: Path | None, force: bool) -> None:
         raise ConfigError(f"'{output}' already exists; choose another file or pass --force.")
 
 
-@cli.command("reflect", epilog=EPILOG)
+@cli.command("reflect", epilog=EPILOG,
+             short_help="Summarize a database's schema; save it as metadata JSON.")
 @click.argument("source")
 @click.option("--schema", metavar="NAME", help="Schema to read (default: the connection's).")
 @click.option("--include", multiple=True, metavar="TABLE",
@@ -259,7 +265,8 @@ def reflect_command(settings: _Settings, source: str, schema: str | None, includ
         settings.echo(f"\nWrote {output}")
 
 
-@cli.command("plan", epilog=EPILOG)
+@cli.command("plan", epilog=EPILOG,
+             short_help="Show what a job file would do, without writing anything.")
 @click.argument("job_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_context
 def plan_command(ctx: click.Context, job_file: Path) -> None:
@@ -277,7 +284,8 @@ def plan_command(ctx: click.Context, job_file: Path) -> None:
         ctx.exit(EXIT_FAILED)
 
 
-@cli.command("run", epilog=EPILOG)
+@cli.command("run", epilog=EPILOG,
+             short_help="Run a job file: reflect, fit or reuse, sample, write.")
 @click.argument("job_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_obj
 def run_command(settings: _Settings, job_file: Path) -> None:
@@ -293,7 +301,8 @@ def run_command(settings: _Settings, job_file: Path) -> None:
     settings.echo(run_summary(result.rows, result.seconds, _source_label(job.target), model))
 
 
-@cli.command("fit", epilog=EPILOG)
+@cli.command("fit", epilog=EPILOG,
+             short_help="Learn a model of a database and save it to a file.")
 @click.argument("source")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The model file: .pkl (pickle, like SDV) or .json (plain data, loads without "
@@ -302,8 +311,10 @@ def run_command(settings: _Settings, job_file: Path) -> None:
               help="Use this metadata JSON (e.g. from 'hma-db reflect', edited) instead of "
                    "reflecting SOURCE.")
 @click.option("--schema", metavar="NAME", help="Schema to read (default: the connection's).")
-@click.option("--include", multiple=True, metavar="TABLE", help="Fit only these tables.")
-@click.option("--exclude", multiple=True, metavar="TABLE", help="Leave these tables out.")
+@click.option("--include", multiple=True, metavar="TABLE",
+              help="Fit only these tables (repeat the option or separate names with commas).")
+@click.option("--exclude", multiple=True, metavar="TABLE",
+              help="Leave these tables out (repeat the option or separate names with commas).")
 @click.option("--locales", multiple=True, metavar="LOCALE",
               help="Faker locales for personal data (default en_US; e.g. en_US,fr_CA).")
 @click.option("--seed", type=click.IntRange(min=0),
@@ -338,7 +349,8 @@ def fit_command(settings: _Settings, source: str, output: Path, metadata_file: P
                   f"in {seconds:.2f}s; saved it to {output}")
 
 
-@cli.command("sample", epilog=EPILOG)
+@cli.command("sample", epilog=EPILOG,
+             short_help="Write synthetic tables sampled from a saved model.")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("target")
 @click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=1.0,

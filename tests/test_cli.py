@@ -1,4 +1,5 @@
 import json
+import os
 import re
 import shlex
 import shutil
@@ -521,14 +522,20 @@ def readme_dir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_readme_reflect_examples_show_real_output(readme_dir):
-    checked = 0
+def _without_times(text: str) -> str:
+    return re.sub(r"\d+\.\d\ds\b", "#s", text)
+
+
+def test_readme_command_examples_show_real_output(readme_dir):
+    """Every reflect, fit and sample example, run in order as written (times may differ)."""
+    commands = []
     for block in _blocks("console"):
-        for command, output in re.findall(r"^\$ (hma-db reflect .*)\n((?:(?!\$ ).*\n)*)", block, re.M):
-            result = run(*shlex.split(command)[1:])
-            assert result.stdout + result.stderr == output, command
-            checked += 1
-    assert checked >= 2
+        pattern = r"^\$ (hma-db (?:reflect|fit|sample) .*)\n((?:(?!\$ ).*\n)*)"
+        commands += re.findall(pattern, block, re.M)
+    assert [c.split()[1] for c, _ in commands] == ["reflect", "fit", "sample", "reflect"]
+    for command, output in commands:
+        result = run(*shlex.split(command)[1:])
+        assert _without_times(result.stdout + result.stderr) == _without_times(output), command
 
 
 def test_readme_python_example_shows_real_output(readme_dir):
@@ -536,3 +543,31 @@ def test_readme_python_example_shows_real_output(readme_dir):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout == expected
+
+
+# ------------------------------------------------------------------------- the command reference
+CLI_REFERENCE = README.parent / "docs" / "cli.md"
+
+
+def _reference() -> str:
+    """docs/cli.md: the --help of the group and of every command, at a fixed width."""
+    parts = ["# hma-db command reference", "",
+             "Generated from `hma-db --help`; `tests/test_cli.py` fails when this file is stale.",
+             "Rewrite it with `HMA_DB_WRITE_CLI_REFERENCE=1 python -m pytest tests/test_cli.py "
+             "-k reference`.", ""]
+    for name in [None, *cli.list_commands(click.Context(cli))]:
+        args = ["--help"] if name is None else [name, "--help"]
+        result = CliRunner().invoke(cli, args, terminal_width=100, prog_name="hma-db")
+        assert result.exit_code == 0, result.output
+        parts += [f"## hma-db {name}" if name else "## hma-db", "", "```text",
+                  result.output.rstrip(), "```", ""]
+    return "\n".join(parts)
+
+
+def test_cli_reference_is_current():
+    expected = _reference()
+    if os.environ.get("HMA_DB_WRITE_CLI_REFERENCE") == "1":
+        CLI_REFERENCE.parent.mkdir(exist_ok=True)
+        CLI_REFERENCE.write_text(expected)
+    assert CLI_REFERENCE.is_file(), "docs/cli.md is missing"
+    assert CLI_REFERENCE.read_text() == expected, "docs/cli.md is stale; see its first lines"
