@@ -39,9 +39,7 @@ def allocate(weights: np.ndarray, total: int, cap: int | None = None,
     w = np.clip(np.nan_to_num(np.asarray(weights, dtype=float)), 0, None)
     if w.sum() <= 0:
         w = np.ones(n)
-    exact = w * (total / w.sum())
-    if cap is not None:
-        exact = _water_fill(exact, w, cap)
+    exact = w * (total / w.sum()) if cap is None else _water_fill(w, total, cap)
     counts = np.floor(exact).astype(np.int64)
     rest = total - int(counts.sum())
     if rest > 0:
@@ -52,20 +50,34 @@ def allocate(weights: np.ndarray, total: int, cap: int | None = None,
     return counts
 
 
-def _water_fill(exact: np.ndarray, w: np.ndarray, cap: int) -> np.ndarray:
-    """Cap ``exact`` at ``cap``, moving the excess to uncapped entries until none exceeds it."""
-    for _ in range(64):  # each round caps at least one more entry; a few rounds in practice
-        over = exact > cap
-        if not over.any():
-            break
-        excess = float((exact[over] - cap).sum())
-        exact[over] = cap
-        free = exact < cap
-        if not free.any():
-            break
-        share = w[free] if w[free].sum() > 0 else np.ones(int(free.sum()))
-        exact[free] += excess * share / share.sum()
-    return np.minimum(exact, cap)
+def _water_fill(w: np.ndarray, total: int, cap: int) -> np.ndarray:
+    """Shares ``min(cap, lam * w)`` summing to ``total`` (water-filling, one sort).
+
+    The largest weights are capped one by one: ``k`` capped entries leave
+    ``lam = (total - cap k) / sum(rest)``, and the first ``k`` whose next weight stays under
+    the cap is the solution. When every weighted entry is capped, the rest is spread evenly
+    over the zero-weight entries.
+    """
+    n = len(w)
+    order = np.argsort(-w, kind="stable")
+    ws = w[order]
+    suffix = np.cumsum(ws[::-1])[::-1]
+    remaining = total - cap * np.arange(n, dtype=float)
+    with np.errstate(all="ignore"):
+        lam = np.where(suffix > 0, remaining / np.where(suffix > 0, suffix, 1), np.inf)
+        ok = (suffix > 0) & (remaining >= 0) & (lam * ws <= cap * (1 + 1e-12))
+    shares = np.zeros(n)
+    if ok.any():
+        k = int(np.argmax(ok))
+        shares[k:] = np.minimum(cap, lam[k] * ws[k:])
+    else:
+        k = int((ws > 0).sum())
+        if n > k:
+            shares[k:] = (total - cap * k) / (n - k)
+    shares[:k] = cap
+    out = np.empty(n)
+    out[order] = shares
+    return out
 
 
 def degrees_at(quantiles: list[float], u: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -99,7 +100,7 @@ class HMAModel:
             into the sampled parent rows (``-1``: NULL). Self-references point only at earlier
             rows; junction keys never repeat a combination.
         """
-        if not isinstance(scale, (int, float)) or isinstance(scale, bool) \
+        if not isinstance(scale, numbers.Real) or isinstance(scale, bool) \
                 or not np.isfinite(scale) or scale <= 0:
             raise SynthesizerInputError(f"scale must be a positive number; found {scale!r}")
         return sample_tables(self, float(scale), rng)

@@ -451,3 +451,19 @@ def test_whole_chinook_schema_at_several_scales():
                 assert len(frames[table]) <= expected
             else:
                 assert len(frames[table]) == expected, table
+
+
+def test_allocation_is_exact_capped_and_floored_on_random_cases():
+    rng = np.random.default_rng(90)
+    for _ in range(500):
+        n = int(rng.integers(1, 30))
+        weights = rng.pareto(1.5, n) * rng.integers(0, 2, n)
+        cap, floor = int(rng.integers(1, 6)), int(rng.integers(0, 3))
+        total = int(rng.integers(0, cap * n + 3))
+        free = allocate(weights, total)
+        assert free.sum() == total and free.min() >= 0
+        counts = allocate(weights, total, cap, floor=floor)
+        assert counts.sum() == min(total, cap * n)
+        assert counts.max() <= cap
+        if total >= floor * n and cap >= floor:
+            assert counts.min() >= floor
