@@ -74,8 +74,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", help="keep the data and synthetic tables in this folder")
     parser.add_argument("--json", dest="json_path", help="also write every result to this file "
                         "(rewritten after each case)")
-    parser.add_argument("--from-json", metavar="FILE",
-                        help="print the table and figures of results saved with --json; no run")
+    parser.add_argument("--from-json", metavar="FILE", nargs="+",
+                        help="print the table and figures of results saved with --json (several "
+                             "files are joined, in order); no run")
     return parser.parse_args(argv)
 
 
@@ -224,7 +225,8 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(_datasets.case_names()))
         return
     if args.from_json:
-        _print_results(json.loads(Path(args.from_json).read_text()))
+        _print_results([case for path in args.from_json
+                        for case in json.loads(Path(path).read_text())])
         return
     names = _datasets.select(args.cases)
     sdv = _sdv_python(args)
