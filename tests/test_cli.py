@@ -15,7 +15,8 @@ from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE
 from schema_metadata import sqlite_metadata
 
 from hma_db import HmaDbError, Metadata, MetadataError, ReflectionError, __version__
-from hma_db.cli import _Group, cli, exit_code, hide_passwords
+from hma_db.cli import cli
+from hma_db.cli_base import HmaDbGroup, exit_code, hide_passwords
 from hma_db.cli_output import metadata_summary
 
 PASSWORD = "s3cr3t-Pa55"
@@ -260,7 +261,7 @@ def test_every_error_class_has_an_exit_code():
 
 
 def _failing_group(error: Exception) -> click.Group:
-    @click.group(cls=_Group)
+    @click.group(cls=HmaDbGroup)
     @click.option("-v", "--verbose", is_flag=True)
     def group(verbose):
         pass

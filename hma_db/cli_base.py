@@ -1,0 +1,205 @@
+"""The machinery every ``hma-db`` command shares.
+
+Errors become messages here, in one place (:class:`HmaDbGroup`): an :class:`~hma_db.HmaDbError`
+becomes one ``error: ...`` line on standard error (followed by the list of problems when the error
+carries one) and an exit code; a traceback is shown only with ``--verbose``. Passwords are hidden
+from everything the command prints. Also here: the output settings (``--quiet``, progress lines),
+logging, and the conversions of SOURCE / TARGET / table-name arguments.
+
+Exit codes: 0 done, 1 the job failed, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+
+from hma_db import (
+    ConfigError,
+    HmaDbError,
+    MetadataError,
+    ModelFileError,
+    ReflectionError,
+    SynthesizerInputError,
+)
+
+EXIT_DONE, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+EPILOG = """\b
+Exit codes:
+  0  done
+  1  the job failed (the database refused, the data did not fit...)
+  2  usage or configuration error (bad option, URL, file, schema or table name)"""
+
+# Errors in what the user asked for, as opposed to a job that failed while running.
+_USAGE_ERRORS = (ConfigError, MetadataError, SynthesizerInputError, ModelFileError)
+
+# scheme://user:password@host -> scheme://user:***@host, for text that did not come through
+# SQLAlchemy's URL rendering (a foreign exception message, a traceback).
+_PASSWORD_IN_URL = re.compile(r"(\w[\w+.-]*://[^\s:/@]*):[^\s@/]*@")
+
+_LOG_HANDLER_NAME = "hma-db-cli"
+
+
+def hide_passwords(text: str) -> str:
+    """Replace the password of every URL in ``text`` with ``***``."""
+    return _PASSWORD_IN_URL.sub(r"\1:***@", text)
+
+
+def _database_failed(exc: BaseException) -> bool:
+    """True when the database itself failed (refused, timed out, denied) somewhere in the chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (sa.exc.DBAPIError, ConnectionError, TimeoutError)):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def exit_code(exc: HmaDbError) -> int:
+    """The exit code for an error: 2 when the request was wrong, 1 when the job failed.
+
+    A :class:`~hma_db.ReflectionError` counts as a usage error (bad URL, missing file, unknown
+    schema or table) unless the database itself failed (refused connection, denied query).
+    """
+    if isinstance(exc, _USAGE_ERRORS):
+        return EXIT_USAGE
+    if isinstance(exc, ReflectionError):
+        return EXIT_FAILED if _database_failed(exc) else EXIT_USAGE
+    return EXIT_FAILED
+
+
+@dataclass
+class Settings:
+    """The group's options, handed to every command."""
+
+    verbose: bool = False
+    quiet: bool = False
+
+    def echo(self, text: str = "") -> None:
+        """Print normal output (standard output), unless ``--quiet``."""
+        if not self.quiet:
+            click.echo(hide_passwords(text))
+
+    def warn(self, text: str) -> None:
+        """Print a warning on standard error (even with ``--quiet``)."""
+        click.echo(hide_passwords(f"warning: {text}"), err=True)
+
+    @property
+    def interactive(self) -> bool:
+        """True when standard error is a terminal (progress bars; no timestamps needed)."""
+        return click.get_text_stream("stderr").isatty()
+
+    def progress(self, message: str) -> None:
+        """A progress line on standard error: plain on a terminal, timestamped for logs (cron)."""
+        if self.quiet:
+            return
+        if not self.interactive:
+            stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            message = f"{stamp} {message}"
+        click.echo(hide_passwords(message), err=True)
+
+
+class _PasswordHidingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return hide_passwords(super().format(record))
+
+
+def configure_logging(verbose: bool, quiet: bool) -> None:
+    """Send hma_db's log records to standard error: DEBUG with -v, errors only with -q."""
+    logger = logging.getLogger("hma_db")
+    for handler in [h for h in logger.handlers if h.get_name() == _LOG_HANDLER_NAME]:
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(click.get_text_stream("stderr"))
+    handler.set_name(_LOG_HANDLER_NAME)
+    handler.setFormatter(_PasswordHidingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
+
+
+def report_error(exc: BaseException, verbose: bool) -> None:
+    """Print an error: its traceback with ``--verbose``, then the ``error:`` line."""
+    if verbose:
+        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        click.echo(hide_passwords(trace.rstrip()), err=True)
+    if isinstance(exc, HmaDbError):
+        message = str(exc).strip() or type(exc).__name__
+    else:
+        hint = "" if verbose else " (rerun with --verbose for the traceback)"
+        message = f"unexpected {type(exc).__name__}: {str(exc).strip()}{hint}"
+    click.echo(hide_passwords(f"error: {message}"), err=True)
+
+
+class HmaDbGroup(click.Group):
+    """A click group that turns errors from any subcommand into a message and an exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except HmaDbError as exc:
+            report_error(exc, ctx.params.get("verbose", False))
+            ctx.exit(exit_code(exc))
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: no bare traceback
+            report_error(exc, ctx.params.get("verbose", False))
+            ctx.exit(EXIT_FAILED)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        # Pipeline order, not alphabetical: the order a new user reads them in.
+        order = ("reflect", "clone", "fit", "sample", "plan", "run", "report")
+        rank = {name: i for i, name in enumerate(order)}
+        return sorted(self.commands, key=lambda name: (rank.get(name, len(order)), name))
+
+
+def split_names(values: tuple[str, ...]) -> list[str] | None:
+    """Names from a repeated and/or comma-separated option (``--include a,b --include c``)."""
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    return names or None
+
+
+def source_label(source: str) -> str:
+    """How a source is shown: a URL without its password, or the path as given."""
+    if "://" not in source:
+        return source
+    try:
+        return sa.make_url(source).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):
+        return hide_passwords(source)
+
+
+def database_url(source: str) -> str:
+    """SOURCE as a URL: a plain path to an existing file is taken as a SQLite database."""
+    if "://" in source:
+        return source
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError(f"'{source}' is not a database URL and no such file exists; SOURCE is a "
+                          "URL (dialect+driver://user@host/db) or the path of a SQLite file.")
+    return f"sqlite:///{path.resolve()}"
+
+
+def target_url(target: str) -> str:
+    """TARGET as a URL: a plain path is a SQLite file (created when it does not exist)."""
+    if "://" in target:
+        return target
+    path = Path(target)
+    if path.is_dir():
+        raise ConfigError(f"'{target}' is a directory; TARGET is a database URL or the path of a "
+                          "SQLite file (writing CSV or Parquet files is not supported).")
+    return f"sqlite:///{path.resolve()}"
+
+
+def check_output(output: Path | None, force: bool) -> None:
+    """Refuse an existing output file before any work is done (unless ``--force``)."""
+    if output is not None and output.exists() and not force:
+        raise ConfigError(f"'{output}' already exists; choose another file or pass --force.")
