@@ -53,7 +53,7 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     """Clone a SQL database into a realistic, anonymized synthetic copy."""
     if verbose and quiet:
         raise click.UsageError("--verbose and --quiet exclude each other.")
-    configure_logging(verbose, quiet)
+    ctx.call_on_close(configure_logging(verbose, quiet))
     ctx.obj = Settings(verbose=verbose, quiet=quiet)
 
 

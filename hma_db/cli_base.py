@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import re
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +45,6 @@ _USAGE_ERRORS = (ConfigError, MetadataError, SynthesizerInputError, ModelFileErr
 # scheme://user:password@host -> scheme://user:***@host, for text that did not come through
 # SQLAlchemy's URL rendering (a foreign exception message, a traceback).
 _PASSWORD_IN_URL = re.compile(r"(\w[\w+.-]*://[^\s:/@]*):[^\s@/]*@")
-
-_LOG_HANDLER_NAME = "hma-db-cli"
 
 
 def hide_passwords(text: str) -> str:
@@ -114,16 +113,26 @@ class _PasswordHidingFormatter(logging.Formatter):
         return hide_passwords(super().format(record))
 
 
-def configure_logging(verbose: bool, quiet: bool) -> None:
-    """Send hma_db's log records to standard error: DEBUG with -v, errors only with -q."""
+def configure_logging(verbose: bool, quiet: bool) -> Callable[[], None]:
+    """Send hma_db's log records to standard error: DEBUG with -v, errors only with -q.
+
+    Returns the function that undoes it, since a command may run inside a larger process
+    (tests, a notebook) whose logging must be left as it was.
+    """
     logger = logging.getLogger("hma_db")
-    for handler in [h for h in logger.handlers if h.get_name() == _LOG_HANDLER_NAME]:
-        logger.removeHandler(handler)
     handler = logging.StreamHandler(click.get_text_stream("stderr"))
-    handler.set_name(_LOG_HANDLER_NAME)
+    handler.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
     handler.setFormatter(_PasswordHidingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    previous_level = logger.level
+    if verbose:
+        logger.setLevel(logging.DEBUG)
     logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+
+    return undo
 
 
 def report_error(exc: BaseException, verbose: bool) -> None:

@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 import re
 import shlex
@@ -173,6 +174,16 @@ def test_reflect_include_naming_a_missing_table():
     result = run("reflect", CHINOOK_SQLITE, "--include", "Artist,NoSuchTable")
     assert result.exit_code == 2
     assert_one_error_line(result, "NoSuchTable")
+
+
+def test_verbose_shows_debug_logs_and_leaves_logging_as_it_was():
+    logger = logging.getLogger("hma_db")
+    handlers, level = list(logger.handlers), logger.level
+    result = run("-v", "reflect", CHINOOK_SQLITE, "--include", "Artist")
+    assert result.exit_code == 0, result.stderr
+    assert re.search(r"^\S+ \S+ INFO hma_db\.reflect: ", result.stderr, re.M), result.stderr
+    assert run("reflect", CHINOOK_SQLITE, "--include", "Artist").stderr == ""
+    assert logger.handlers == handlers and logger.level == level
 
 
 def test_verbose_shows_the_traceback_but_no_password():
