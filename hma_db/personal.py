@@ -1,7 +1,10 @@
 """Personal data: values made by Faker with the synthesizer's locales, never copied.
 
+Each row gets one locale (drawn from the synthesizer's ``locales``) that all its personal-data
+columns share, so names, addresses and phone numbers of a row belong together.
+
 A Faker call costs 10-150 microseconds, so a column of 100,000 rows is not made one call per
-row: at most ``POOL_SIZE`` values are drawn from Faker (seeded from the caller's generator, so
+row: at most ``POOL_SIZE`` values per locale are drawn from Faker (seeded from the caller's generator, so
 output is repeatable) and the rows sample from that pool. A column that must be unique takes the
 distinct pool values and, when it needs more rows than the pool has distinct values, repeats
 them with a numeric suffix (``jane.doe@example.org`` -> ``jane.doe2@example.org``,
@@ -111,6 +114,16 @@ def _suffixed(base: pd.Series, rounds: np.ndarray, max_length: int | None) -> pd
     return head + suffix + tail
 
 
+def _resuffix(values: pd.Series, first: int, max_length: int | None) -> pd.Series:
+    """Give every repeated value (after its first occurrence) its own numeric suffix."""
+    values = values.reset_index(drop=True)
+    again = values.duplicated().to_numpy()
+    if again.any():
+        numbers = first + np.arange(int(again.sum()))
+        values[again] = _suffixed(values[again], numbers, max_length).to_numpy()
+    return values
+
+
 def unique_values(pool: pd.Series, m: int, rng: np.random.Generator, max_length: int | None,
                   where: str) -> np.ndarray:
     """``m`` distinct values built from the pool's distinct values."""
@@ -124,20 +137,17 @@ def unique_values(pool: pd.Series, m: int, rng: np.random.Generator, max_length:
     base = distinct.iloc[index % len(distinct)].reset_index(drop=True)
     try:
         out = _suffixed(base, index // len(distinct), max_length)
+        # A suffixed value may meet a pool value ("Ann 2" drawn by Faker): number it again.
+        out = _resuffix(out, m + 1, max_length)
     except SamplingError as exc:
         raise SamplingError(f"Column {where}: {exc}") from exc
-    if out.duplicated().any():
-        # A suffixed value met a pool value ("Ann 2" drawn by Faker): suffix the rest again.
-        again = out.duplicated().to_numpy()
-        out[again] = _suffixed(out[again], np.full(int(again.sum()), m), max_length).to_numpy()
     if out.duplicated().any():
         raise SamplingError(f"Column {where}: could not make {m} unique values")
     return out.to_numpy(dtype=object)
 
 
-def generate(spec: dict[str, Any], n: int, rng: np.random.Generator,
-             locales: tuple[str, ...], where: str) -> np.ndarray:
-    """``n`` non-null personal-data values (the caller inserts the nulls)."""
+def _from_pool(spec: dict[str, Any], n: int, rng: np.random.Generator,
+               locales: tuple[str, ...], where: str) -> np.ndarray:
     size = min(n, POOL_SIZE)
     seed = int(rng.integers(2**31))
     pool = _as_text(_call(tuple(locales), spec["provider"], size, seed, where),
@@ -147,3 +157,33 @@ def generate(spec: dict[str, Any], n: int, rng: np.random.Generator,
     if n <= size:
         return pool.to_numpy(dtype=object)
     return pool.to_numpy(dtype=object)[rng.integers(size, size=n)]
+
+
+def row_locales(n: int, locales: tuple[str, ...], rng: np.random.Generator) -> np.ndarray:
+    """The locale (an index into ``locales``) of each row, shared by all its personal data."""
+    if len(locales) == 1:
+        return np.zeros(n, dtype="int64")
+    return rng.integers(len(locales), size=n)
+
+
+def generate(spec: dict[str, Any], locale_of_row: np.ndarray, rng: np.random.Generator,
+             locales: tuple[str, ...], where: str) -> np.ndarray:
+    """Personal-data values for rows whose locales are given (one value per row, no nulls).
+
+    Each locale's rows take values from that locale's Faker, so a row whose name is French
+    also has a French address and phone number.
+    """
+    out = np.empty(len(locale_of_row), dtype=object)
+    for index, locale in enumerate(locales):
+        rows = np.flatnonzero(locale_of_row == index)
+        if len(rows):
+            out[rows] = _from_pool(spec, len(rows), rng, (locale,), where)
+    if spec.get("unique") and len(locales) > 1:
+        try:  # two locales may have drawn the same value
+            out = _resuffix(pd.Series(out, dtype=object), len(out) + 1,
+                            spec.get("max_length")).to_numpy(dtype=object)
+        except SamplingError as exc:
+            raise SamplingError(f"Column {where}: {exc}") from exc
+        if pd.Series(out).duplicated().any():
+            raise SamplingError(f"Column {where}: could not make {len(out)} unique values")
+    return out

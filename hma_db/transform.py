@@ -215,35 +215,39 @@ class TableTransformer:
             raise DataError(f"Table '{self.table_name}': the sampled numbers lack the modeled "
                             f"column(s) {missing}")
         n = len(numeric)
+        row_locales = personal.row_locales(n, self.locales, rng)
         out = {}
         for column, spec in self._specs.items():
             if spec["role"] in _SKIPPED:
                 continue
-            values = self._column_values(column, spec, numeric, n, rng)
+            values = self._column_values(column, spec, numeric, rng, row_locales)
             out[column] = self._restore(column, values, spec)
         return pd.DataFrame(out, index=pd.RangeIndex(n))
 
-    def _column_values(self, column: str, spec: dict[str, Any], numeric: pd.DataFrame, n: int,
-                       rng: np.random.Generator) -> Any:
+    def _column_values(self, column: str, spec: dict[str, Any], numeric: pd.DataFrame,
+                       rng: np.random.Generator, locales: np.ndarray) -> Any:
         role = spec["role"]
         if role == "modeled":
             return self._decode(column, spec, numeric, rng)
         where = f"'{self.table_name}.{column}'"
         kind = self.value_kinds[column]
         if role == "personal":
-            make = lambda m: personal.generate(spec, m, rng, self.locales, where)  # noqa: E731
+            make = lambda rows: personal.generate(  # noqa: E731
+                spec, locales[rows], rng, self.locales, where)
         elif role == "generated":
-            make = lambda m: generators.generate(  # noqa: E731
-                spec, m, rng, kind=kind, max_length=spec.get("max_length"),
+            make = lambda rows: generators.generate(  # noqa: E731
+                spec, len(rows), rng, kind=kind, max_length=spec.get("max_length"),
                 locale=self.locales[0])
         elif role == "key":
-            make = lambda m: keygen.generate_key(spec["key"], m, rng, 1, where)  # noqa: E731
+            make = lambda rows: keygen.generate_key(  # noqa: E731
+                spec["key"], len(rows), rng, 1, where)
         elif role == "choice":
             values = np.array([from_json(v) for v in spec["values"]] + [None], dtype=object)[:-1]
-            make = lambda m: values[rng.integers(len(values), size=m)]  # noqa: E731
+            make = lambda rows: values[rng.integers(len(values), size=len(rows))]  # noqa: E731
         else:  # constant
-            make = lambda m: np.full(m, from_json(spec["value"]), dtype=object)  # noqa: E731
-        return _with_nulls(make, n, spec.get("null_share", 0.0), rng)
+            make = lambda rows: np.full(len(rows), from_json(spec["value"]),  # noqa: E731
+                                        dtype=object)
+        return _with_nulls(make, len(numeric), spec.get("null_share", 0.0), rng)
 
     def _decode(self, column: str, spec: dict[str, Any], numeric: pd.DataFrame,
                 rng: np.random.Generator) -> Any:
@@ -358,16 +362,16 @@ def _fit_rows(prepared: pd.DataFrame, sdtypes: dict[str, str], table: str) -> pd
 
 
 def _with_nulls(make, n: int, share: float, rng: np.random.Generator) -> np.ndarray:
-    """``n`` values with ``round(n * share)`` nulls at random rows; ``make(m)`` fills the rest."""
+    """``n`` values with ``round(n * share)`` nulls at random rows; ``make(rows)`` gives the
+    values of the other rows (their positions, ascending)."""
     nulls = int(round(n * float(share or 0.0)))
-    values = make(n - nulls)
     if nulls == 0:
-        return values
+        return make(np.arange(n))
+    rows = np.sort(rng.permutation(n)[: n - nulls])
     out = np.empty(n, dtype=object)
     out[:] = None
-    rows = np.sort(rng.permutation(n)[: n - nulls])
     filled = np.empty(n - nulls, dtype=object)
-    filled[:] = list(values) if not isinstance(values, np.ndarray) else values
+    filled[:] = make(rows)
     out[rows] = filled
     return out
 

@@ -503,3 +503,19 @@ def test_large_table_encoding_uses_every_row():
     theirs = tt._hyper.reverse_transform(tt.transform(frame))
     assert theirs["amount"].min() == frame["amount"].min()
     assert theirs["amount"].max() == frame["amount"].max()
+
+
+def test_each_row_keeps_one_locale_across_its_personal_data(chinook, chinook_metadata):
+    from faker.providers.person.en_US import Provider as EnglishNames
+
+    french, english = set(FrenchNames.first_names), set(EnglishNames.first_names)
+    tt = _fitted("Customer", chinook_metadata, chinook["Customer"], locales=["en_US", "fr_FR"])
+    out = tt.reverse_transform(_uniform(tt, 3000, 0), np.random.default_rng(1))
+    french_style = out["Address"].str.match(r"^(\d+, )?(rue|avenue|boulevard|chemin|place|"
+                                            r"impasse|all[ée]e|quai|route)\b", case=False)
+    only_french = out["FirstName"].isin(french - english)
+    only_english = out["FirstName"].isin(english - french)
+    assert only_french.sum() > 300 and only_english.sum() > 300
+    assert french_style[only_french].mean() > 0.95
+    assert french_style[only_english].mean() < 0.05
+    assert out["Email"].is_unique
