@@ -310,3 +310,56 @@ def test_bad_arguments_are_refused(chinook_data, target):
 ])
 def test_check_constraints_translate_or_are_dropped(text, dialect, expected):
     assert translate_check(text, dialect, ["status", "price", "Qty"]) == expected
+
+
+# ------------------------------------------------------------------------ type translation
+def _ddl(column_type, dialect_name: str, *, keyed: bool = False) -> str:
+    from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+    from hma_db.write_types import translate_type
+
+    dialects = {"postgresql": postgresql.dialect(), "mysql": mysql.dialect(),
+                "sqlite": sqlite.dialect()}
+    translated = translate_type(column_type, dialect_name, keyed=keyed, name="t_c")
+    table = sa.Table("t", sa.MetaData(), sa.Column("c", translated))
+    ddl = str(sa.schema.CreateTable(table).compile(dialect=dialects[dialect_name]))
+    return " ".join(ddl.split())
+
+
+@pytest.mark.parametrize(("source", "dialect", "expected"), [
+    ("enum", "sqlite", "c VARCHAR(5), CONSTRAINT t_c_enum CHECK (c IN ('sad', 'happy')) )"),
+    ("enum", "mysql", "c ENUM('sad','happy')"),
+    ("enum", "postgresql", "c t_c_enum"),
+    ("uuid", "mysql", "c CHAR(36)"),
+    ("uuid", "sqlite", "c CHAR(36)"),
+    ("uuid", "postgresql", "c UUID"),
+    ("tstz", "mysql", "c DATETIME(6)"),
+    ("tstz", "postgresql", "c TIMESTAMP WITH TIME ZONE"),
+    ("numeric", "mysql", "c NUMERIC(65, 30)"),
+    ("numeric_ps", "sqlite", "c NUMERIC(10, 2)"),
+    ("array", "mysql", "c JSON"),
+    ("array", "postgresql", "c TEXT[]"),
+    ("jsonb", "sqlite", "c JSON"),
+    ("domain", "mysql", "c INTEGER"),
+    ("interval", "sqlite", "c DOUBLE"),
+    ("nvarchar", "postgresql", "c VARCHAR(20)"),
+    ("text", "mysql", "c LONGTEXT"),
+    ("tsvector", "postgresql", "c TSVECTOR"),
+    ("tsvector", "sqlite", "c TEXT"),
+])
+def test_types_translate_to_the_closest_target_type(source, dialect, expected):
+    from sqlalchemy.dialects import postgresql
+
+    types = {
+        "enum": postgresql.ENUM("sad", "happy", name="t_c_enum"), "uuid": postgresql.UUID(),
+        "tstz": postgresql.TIMESTAMP(timezone=True), "numeric": postgresql.NUMERIC(),
+        "numeric_ps": postgresql.NUMERIC(10, 2), "array": postgresql.ARRAY(sa.Text()),
+        "jsonb": postgresql.JSONB(), "domain": postgresql.DOMAIN("pos", sa.Integer()),
+        "interval": postgresql.INTERVAL(), "nvarchar": sa.NVARCHAR(20), "text": sa.Text(),
+        "tsvector": postgresql.TSVECTOR(),
+    }
+    assert expected in _ddl(types[source], dialect)
+
+
+def test_mariadb_key_text_columns_get_a_length():
+    assert "c VARCHAR(255)" in _ddl(sa.Text(), "mysql", keyed=True)
