@@ -36,7 +36,7 @@ from scipy.spatial import cKDTree
 from scipy.stats import binom
 
 from hma_db import personal
-from hma_db.errors import HmaDbError
+from hma_db.errors import HmaDbError, MetadataError
 from hma_db.metadata import BASIC_SDTYPES, Metadata, key_columns
 
 CHANCE_DRAWS = 500     # Faker values drawn per column for the chance baseline
@@ -89,9 +89,17 @@ def _recurring_share(values: pd.Series) -> float:
 
 @lru_cache(maxsize=64)
 def _faker_draws(provider: str, max_length: int | None, locales: tuple[str, ...]) -> pd.Series:
-    spec = {"provider": provider, "max_length": max_length}
-    drawn = personal.generate(spec, CHANCE_DRAWS, np.random.default_rng(0), locales, provider)
-    return pd.Series(drawn, dtype=object)
+    """``CHANCE_DRAWS`` seeded Faker values of a provider, as the synthesizer would make them."""
+    try:
+        locales, provider = personal.resolve(locales, provider)
+    except AttributeError as exc:
+        raise MetadataError(f"Faker has no provider '{provider}'") from exc
+    fake = personal.faker_for(locales)
+    fake.seed_instance(0)
+    # a fixed number of calls, not one per data row
+    drawn = pd.Series([getattr(fake, provider)() for _ in range(CHANCE_DRAWS)], dtype=object)
+    drawn = drawn.astype(str).str.replace("\n", ", ", regex=False)
+    return drawn.str.slice(0, max_length).str.rstrip() if max_length else drawn
 
 
 def _independent_draws(metadata: Metadata, table: str, columns: list[str],
