@@ -519,3 +519,36 @@ def test_each_row_keeps_one_locale_across_its_personal_data(chinook, chinook_met
     assert french_style[only_french].mean() > 0.95
     assert french_style[only_english].mean() < 0.05
     assert out["Email"].is_unique
+
+
+_PROCESS_SCRIPT = """
+import hashlib, sys
+import numpy as np, pandas as pd
+sys.path.insert(0, {tests!r})
+from test_transform import _rich_frame, _uniform
+from hma_db.transform import TableTransformer
+frame, metadata = _rich_frame()
+tt = TableTransformer("t", metadata, locales=["en_US", "de_DE"])
+tt.fit(frame)
+numbers = tt.transform(frame)
+rows = tt.reverse_transform(_uniform(tt, 300, 1), np.random.default_rng(2))
+keys = tt.generate_keys(300, np.random.default_rng(3))
+text = numbers.round(12).to_csv() + rows.to_csv() + keys.to_csv()
+print(hashlib.sha256(text.encode()).hexdigest())
+"""
+
+
+def test_same_seed_gives_the_same_rows_in_separate_processes():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = _PROCESS_SCRIPT.format(tests=str(Path(__file__).parent))
+    digests = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              env=env, check=True, timeout=300)
+        digests.append(done.stdout.strip().splitlines()[-1])
+    assert digests[0] == digests[1] and len(digests[0]) == 64
