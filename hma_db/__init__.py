@@ -23,6 +23,7 @@ from hma_db.job_plan import Plan, format_plan, plan_job
 from hma_db.jobs import JobResult, run_job
 from hma_db.metadata import METADATA_SPEC_VERSION, Metadata
 from hma_db.reflect import reflect
+from hma_db.report import Report, evaluate, evaluate_databases
 from hma_db.simplify import simplify_schema
 from hma_db.synthesizer import HMASynthesizer, load_synthesizer
 from hma_db.transform import TableTransformer
@@ -44,12 +45,15 @@ __all__ = [
     "NotFittedError",
     "Plan",
     "ReflectionError",
+    "Report",
     "SamplingError",
     "SchemaDriftError",
     "SynthesizerInputError",
     "TableTransformer",
     "WriteError",
     "__version__",
+    "evaluate",
+    "evaluate_databases",
     "format_plan",
     "load_job",
     "load_synthesizer",
