@@ -136,13 +136,14 @@ def learn_key(series: pd.Series, spec: dict[str, Any], min_count: int) -> dict[s
     kind = value_kind(series)
     if spec.get("generator") == "uuid" or kind == "uuid":
         return {"kind": "uuid"}
-    if kind in ("int", "float", "decimal") or (kind == "none" and spec.get("sdtype") != "id"):
+    if kind in ("int", "float", "decimal"):
         return {"kind": "int"}
     if spec.get("regex_format"):
         return {"kind": "pattern", "pattern": spec["regex_format"]}
     text = series.dropna().astype(str)
-    if kind == "none" or text.empty:
-        return {"kind": "int"}
+    if text.empty:  # no rows to learn from: numbers, or numbers written as text
+        return {"kind": "int"} if pd.api.types.is_numeric_dtype(series.dtype) else {
+            "kind": "prefix", "prefix": ""}
     pattern = learn_pattern(text, min_count)
     if pattern is not None:
         return {"kind": "pattern", "pattern": pattern}

@@ -85,10 +85,14 @@ class TableTransformer:
     def fit(self, frame: pd.DataFrame) -> None:
         """Learn every column's role and shape, and fit rdt on the modeled columns."""
         self._check_columns(frame)
-        self._record_dtypes(frame)
-        self._learn_specs(frame)
-        prepared, sdtypes = self._prepare(frame)
-        self._fit_hyper(prepared, sdtypes)
+        try:
+            self._record_dtypes(frame)
+            self._learn_specs(frame)
+            prepared, sdtypes = self._prepare(frame)
+            self._fit_hyper(prepared, sdtypes)
+        except BaseException:
+            self._specs, self._hyper = {}, None  # never half fitted
+            raise
         self.modeled_columns = list(prepared.columns)
         logger.info("table %s: %d modeled columns of %d", self.table_name,
                     len(self.modeled_columns), len(self._specs))
