@@ -33,6 +33,7 @@ from hma_db.graph import relationship_name
 from hma_db.metadata import key_columns
 
 MAX_AGGREGATED = 20
+COVARIANCE_ROWS = 200_000
 EXTENSION_DISTRIBUTION = "truncnorm"
 SEP = " :: "  # joins a relationship name and a statistic into an extension column name
 
@@ -128,7 +129,12 @@ def _between_within(scores: np.ndarray, link: np.ndarray, counts: np.ndarray):
     present = counts > 0
     n, groups = len(link), int(present.sum())
     k = scores.shape[1]
-    within = resid.T @ resid / (n - groups) if n > groups else np.zeros((k, k))
+    # The cross-products of at most COVARIANCE_ROWS evenly spaced rows (a tall product is the
+    # slowest step at a million children; 200k rows leave a standard error under 0.003).
+    step = max(1, -(-n // COVARIANCE_ROWS))
+    part = resid[::step]
+    within = (part.T @ part) * (n / max(len(part), 1)) / (n - groups) if n > groups \
+        else np.zeros((k, k))
     if n == 0:
         return means, resid, within, np.zeros((k, k))
     centered = means[present] - scores.mean(axis=0)
