@@ -150,7 +150,8 @@ def learn_key(series: pd.Series, spec: dict[str, Any], min_count: int) -> dict[s
     match = text.str.extract(r"^(\D*)(\d+)$")
     prefixes = match[0].dropna().unique()
     if match[1].notna().all() and len(prefixes) == 1:
-        return {"kind": "prefix", "prefix": str(prefixes[0])}
+        return {"kind": "prefix", "prefix": str(prefixes[0]),
+                "max_length": spec.get("max_length")}
     width = int(text.str.len().max())
     return {"kind": "pattern", "pattern": f"[A-Z0-9]{{{max(width, 1)}}}"}
 
@@ -162,7 +163,13 @@ def generate_key(spec: dict[str, Any], n: int, rng: np.random.Generator, start: 
     if kind == "int":
         return np.arange(start, start + n, dtype="int64")
     if kind == "prefix":
-        return np.char.add(spec["prefix"], np.arange(start, start + n).astype(str)).astype(object)
+        prefix, limit = spec["prefix"], spec.get("max_length")
+        if limit and len(prefix) + len(str(start + n - 1)) > limit:
+            # The counter outgrows the column: random digits and letters of the allowed width.
+            alphabet = string.digits + string.ascii_uppercase
+            positions = list(prefix) + [alphabet] * max(limit - len(prefix), 0)
+            return pattern_strings(positions, n, rng, where)
+        return np.char.add(prefix, np.arange(start, start + n).astype(str)).astype(object)
     if kind == "uuid":
         return uuids(n, rng)
     return pattern_strings(parse_pattern(spec["pattern"], where), n, rng, where)

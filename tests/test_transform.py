@@ -552,3 +552,11 @@ def test_same_seed_gives_the_same_rows_in_separate_processes():
                               env=env, check=True, timeout=300)
         digests.append(done.stdout.strip().splitlines()[-1])
     assert digests[0] == digests[1] and len(digests[0]) == 64
+
+
+def test_prefixed_keys_stay_within_max_length():
+    metadata = _single_table({"code": {"sdtype": "id", "max_length": 5}}, primary_key="code")
+    tt = _fitted("t", metadata, pd.DataFrame({"code": ["C1", "C22", "C333"]}))
+    assert tt.generate_keys(3, np.random.default_rng(0))["code"].tolist() == ["C1", "C2", "C3"]
+    keys = tt.generate_keys(20_000, np.random.default_rng(0))["code"]
+    assert keys.is_unique and keys.str.len().max() <= 5 and keys.str.startswith("C").all()
