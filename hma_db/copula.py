@@ -225,16 +225,20 @@ class GaussianCopula:
         well the marginal fits (on the generated 1k-parent, 4-column benchmark case SDMetrics'
         Intertable Trends went from 0.977 to 0.983, Column Pair Trends stayed at 0.836).
         Ranks are taken within the random ``sample`` (all rows when the data is small):
-        two binary searches per value instead of a full sort of every column.
+        one binary search per value among the sample's distinct values instead of a full sort
+        of every column.
         """
         scores = np.zeros(data.shape)
         m = len(sample)
         for j, marginal in enumerate(self.marginals):
             if "constant" not in marginal:
-                reference = np.sort(sample[:, j])
-                below = np.searchsorted(reference, data[:, j], side="left")
-                upto = np.searchsorted(reference, data[:, j], side="right")
-                scores[:, j] = special.ndtri((below + upto + 1) / (2 * (m + 1)))
+                values, counts = np.unique(sample[:, j], return_counts=True)
+                starts = np.concatenate([[0], np.cumsum(counts)])
+                pos = np.searchsorted(values, data[:, j])
+                found = values[np.minimum(pos, len(values) - 1)] == data[:, j]
+                # Twice the mid-rank: values below, plus half the ties of an equal value.
+                twice = 2 * starts[pos] + np.where(found, counts[np.minimum(pos, len(counts) - 1)], 0)
+                scores[:, j] = special.ndtri((twice + 1) / (2 * (m + 1)))
         return scores
 
     def _check(self, data: np.ndarray, columns: list[str]) -> np.ndarray:
