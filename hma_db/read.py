@@ -2,7 +2,20 @@
 
 Rows are fetched with ``yield_per`` (a server-side cursor on PostgreSQL and MariaDB), so a large
 table never sits in the driver's buffers twice. The source is only ever read: on PostgreSQL the
-transaction is declared ``READ ONLY``, and it is rolled back at the end everywhere.
+transaction is declared ``READ ONLY`` (and ``REPEATABLE READ``, so that the several passes of a
+subset read see one snapshot), and it is rolled back at the end everywhere.
+
+Chunk dtypes come from the SQL types, not from the values of one chunk: an integer column is
+``int64`` when it is ``NOT NULL`` and pandas' nullable ``Int64`` otherwise, a boolean column
+``bool`` or ``boolean``, a float column ``float64``, so that a chunk with a NULL in it has the
+same dtypes as one without. :func:`read_tables` concatenates the chunks and then settles every
+nullable column to the dtype a single fetch of the whole table gives (``int64`` without NULLs,
+``float64`` with them), which is what models are fitted on.
+
+Measured (PostgreSQL 16, TPC-H ``lineitem``, see ``tests/benchmarks/bench_scale.py``): fetching
+through SQLAlchemy rows is slower than ``COPY ... TO STDOUT``, but parsing COPY's text into the
+same Python values (Decimal, date, time zones, arrays, JSON) costs most of the difference back;
+the figures are in the benchmark's output.
 """
 
 from __future__ import annotations
@@ -33,33 +46,127 @@ def _selectable(metadata: Metadata, table_name: str) -> sa.Table | sa.TableClaus
 
 
 def begin_read_only(conn: sa.Connection) -> None:
-    """Start a transaction that the server itself refuses to write in, where it can."""
+    """Start a transaction that the server itself refuses to write in, where it can.
+
+    On PostgreSQL it is also ``REPEATABLE READ``: every query of the transaction sees the same
+    snapshot, so a table read twice (keys first, then rows) gives the same rows in the same order.
+    MariaDB's InnoDB default is already repeatable read; SQLite reads one snapshot per transaction.
+    """
     conn.begin()
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     elif conn.dialect.name in ("mysql", "mariadb"):
         conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
 
 
-def read_table_chunks(conn: sa.Connection, metadata: Metadata, table_name: str, *,
-                      chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[pd.DataFrame]:
-    """Yield the rows of one table as DataFrames of at most ``chunk_size`` rows, in column order
-    of the metadata. Yields one empty frame (with the columns) for an empty table."""
+def chunk_dtypes(metadata: Metadata, table_name: str, names: list[str]) -> dict[str, str]:
+    """The dtype of each column of a chunk, from the SQL type and nullability (when reflected).
+
+    Only types whose pandas dtype would otherwise depend on the values are listed: integers
+    (``int64`` / nullable ``Int64``), booleans (``bool`` / ``boolean``) and floats.
+    """
     table = _selectable(metadata, table_name)
-    names = list(metadata.tables[table_name]["columns"])
+    if not isinstance(table, sa.Table):
+        return {}
+    dtypes = {}
+    for name in names:
+        column = table.c[name]
+        try:
+            nullable = bool(column.nullable) and not column.primary_key
+            sql_type = column.type
+            if isinstance(sql_type, sa.Boolean):
+                dtypes[name] = "boolean" if nullable else "bool"
+            elif isinstance(sql_type, sa.Integer):
+                dtypes[name] = "Int64" if nullable else "int64"
+            elif isinstance(sql_type, sa.Float) and not sql_type.asdecimal:
+                dtypes[name] = "float64"
+        except (NotImplementedError, AttributeError):  # a type without a Python equivalent
+            continue
+    return dtypes
+
+
+def _typed(frame: pd.DataFrame, dtypes: dict[str, str], table_name: str) -> pd.DataFrame:
+    """``frame`` with the planned dtypes; a column whose values do not fit keeps its own."""
+    for name, dtype in dtypes.items():
+        try:
+            frame[name] = frame[name].astype(dtype)
+        except (TypeError, ValueError):
+            logger.debug("table %s column %s: values do not fit %s; kept as %s",
+                         table_name, name, dtype, frame[name].dtype)
+    return frame
+
+
+def settle_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
+    """Nullable integer and boolean columns in the dtype one fetch of the whole table gives:
+    ``int64`` / ``bool`` without missing values, ``float64`` / ``object`` with them."""
+    for name in frame.columns:
+        dtype = str(frame[name].dtype)
+        if dtype not in ("Int64", "boolean"):
+            continue
+        column = frame[name]
+        if not column.isna().any():
+            frame[name] = column.astype("int64" if dtype == "Int64" else "bool")
+        elif dtype == "Int64":
+            frame[name] = column.astype("float64")
+        else:
+            frame[name] = column.astype(object).where(column.notna(), None)
+    return frame
+
+
+def table_query(metadata: Metadata, table_name: str, columns: list[str] | None = None,
+                where=None) -> sa.Select:
+    """SELECT ``columns`` (default all) of a table, ordered by its primary key when it has one
+    (a stable order makes reads, and so fits with a seed, reproducible)."""
+    table = _selectable(metadata, table_name)
+    names = list(columns or metadata.tables[table_name]["columns"])
     query = sa.select(*[table.c[name] for name in names])
+    if where is not None:
+        query = query.where(where(table))
     pk = [table.c[c] for c in metadata.primary_key(table_name)]
-    if pk:  # a stable row order makes reads, and so fits with a seed, reproducible
-        query = query.order_by(*pk)
+    return query.order_by(*pk) if pk else query
+
+
+def read_table_chunks(conn: sa.Connection, metadata: Metadata, table_name: str, *,
+                      chunk_size: int = DEFAULT_CHUNK_SIZE, columns: list[str] | None = None,
+                      where=None) -> Iterator[pd.DataFrame]:
+    """Yield the rows of one table as DataFrames of at most ``chunk_size`` rows.
+
+    Args:
+        conn: a connection (in a read-only transaction, see :func:`begin_read_only`).
+        metadata: the tables and columns.
+        table_name: the table to read.
+        chunk_size: rows per chunk (and per server round trip).
+        columns: the columns to read (default every column, in metadata order).
+        where: ``where(table) -> clause`` to filter rows on the server.
+
+    Every chunk has the same dtypes (see :func:`chunk_dtypes`). Yields one empty frame (with the
+    columns) for an empty table.
+    """
+    names = list(columns or metadata.tables[table_name]["columns"])
+    query = table_query(metadata, table_name, names, where)
+    dtypes = chunk_dtypes(metadata, table_name, names)
     if metadata.schema:
         conn = conn.execution_options(schema_translate_map={None: metadata.schema})
     result = conn.execution_options(yield_per=chunk_size).execute(query)
     empty = True
     for rows in result.partitions():
         empty = False
-        yield pd.DataFrame.from_records(rows, columns=names)
+        yield _typed(pd.DataFrame.from_records(rows, columns=names), dtypes, table_name)
     if empty:
-        yield pd.DataFrame({name: pd.Series(dtype="object") for name in names})
+        frame = pd.DataFrame({name: pd.Series(dtype="object") for name in names})
+        yield _typed(frame, dtypes, table_name)
+
+
+def concat_chunks(chunks: list[pd.DataFrame]) -> pd.DataFrame:
+    """One frame from a table's chunks, with settled dtypes (see :func:`settle_dtypes`)."""
+    frame = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+    return settle_dtypes(frame)
+
+
+def read_failure(table_name: str, exc: sa.exc.DBAPIError) -> ReflectionError:
+    """The error for a failed read, naming the table and the server's first message line."""
+    return ReflectionError(f"Reading table '{table_name}' failed: "
+                           f"{str(exc.orig).strip().splitlines()[0]}")
 
 
 def read_tables(source: Source, metadata: Metadata, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -87,13 +194,19 @@ def read_tables(source: Source, metadata: Metadata, *, chunk_size: int = DEFAULT
                     chunks.append(chunk)
                     if on_chunk is not None:
                         on_chunk(table_name, len(chunk))
-                frame = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
-                data[table_name] = frame
-                logger.info("read %s: %d rows in %.2fs", table_name, len(frame),
-                            time.perf_counter() - started)
+                data[table_name] = concat_chunks(chunks)
+                log_read(table_name, len(data[table_name]), metadata, started)
         except sa.exc.DBAPIError as exc:
-            raise ReflectionError(f"Reading table '{table_name}' failed: "
-                                  f"{str(exc.orig).strip().splitlines()[0]}") from exc
+            raise read_failure(table_name, exc) from exc
         finally:
             conn.rollback()
     return {name: data[name] for name in metadata.tables}
+
+
+def log_read(table_name: str, rows: int, metadata: Metadata, started: float) -> None:
+    """One INFO line per table: rows read (of the source's rows), seconds and rows/s."""
+    seconds = time.perf_counter() - started
+    total = metadata.row_counts.get(table_name)
+    of = f" of {total}" if total is not None and total != rows else ""
+    logger.info("read %s: %d%s rows in %.2fs (%.0f rows/s)", table_name, rows, of, seconds,
+                rows / seconds if seconds > 0 else 0.0)
