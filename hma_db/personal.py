@@ -22,7 +22,7 @@ import pandas as pd
 from hma_db import pii
 from hma_db.errors import MetadataError, SamplingError
 
-POOL_SIZE = 5_000  # Faker calls per column and sample, at most
+POOL_SIZE = 5_000  # Faker calls per column and sample, at most (split between the locales)
 
 
 @lru_cache(maxsize=16)
@@ -147,8 +147,8 @@ def unique_values(pool: pd.Series, m: int, rng: np.random.Generator, max_length:
 
 
 def _from_pool(spec: dict[str, Any], n: int, rng: np.random.Generator,
-               locales: tuple[str, ...], where: str) -> np.ndarray:
-    size = min(n, POOL_SIZE)
+               locales: tuple[str, ...], where: str, pool_size: int = POOL_SIZE) -> np.ndarray:
+    size = min(n, pool_size)
     seed = int(rng.integers(2**31))
     pool = _as_text(_call(tuple(locales), spec["provider"], size, seed, where),
                     spec.get("max_length"))
@@ -177,7 +177,9 @@ def generate(spec: dict[str, Any], locale_of_row: np.ndarray, rng: np.random.Gen
     for index, locale in enumerate(locales):
         rows = np.flatnonzero(locale_of_row == index)
         if len(rows):
-            out[rows] = _from_pool(spec, len(rows), rng, (locale,), where)
+            # The Faker budget is shared: POOL_SIZE calls per column whatever the locales.
+            out[rows] = _from_pool(spec, len(rows), rng, (locale,), where,
+                                   max(POOL_SIZE // len(locales), 500))
     if spec.get("unique") and len(locales) > 1:
         try:  # two locales may have drawn the same value
             out = _resuffix(pd.Series(out, dtype=object), len(out) + 1,
