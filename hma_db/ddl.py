@@ -63,6 +63,9 @@ def _keyed_columns(table: sa.Table) -> set[str]:
 def _column(source: sa.Table, col: sa.Column, dialect: str, keyed: set[str], options: dict,
             schema: str | None) -> sa.Column:
     generated = is_generated_key(source, col, options)
+    if getattr(col.type, "check", None) is not None:  # a PostgreSQL domain with a CHECK
+        log.info("column %s.%s: domain %s becomes its base type; its CHECK (%s) is not kept",
+                 source.name, col.name, getattr(col.type, "name", "?"), col.type.check)
     type_ = translate_type(col.type, dialect, keyed=col.name in keyed,
                            name=f"{source.name}_{col.name}", schema=schema)
     if generated and dialect == "sqlite":
