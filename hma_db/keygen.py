@@ -11,6 +11,7 @@ strings the pattern allows and written in mixed radix: vectorized, no rejection 
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from typing import Any
@@ -189,7 +190,7 @@ def pattern_strings(positions: list[str], n: int, rng: np.random.Generator,
                     where: str) -> np.ndarray:
     """``n`` distinct strings, one character per position from its alphabet."""
     sizes = [len(a) for a in positions]
-    space = int(np.prod([float(s) for s in sizes])) if sizes else 1
+    space = math.prod(sizes)
     if space < n:
         raise SamplingError(f"Column {where}: its pattern allows only {space} distinct values; "
                             f"{n} unique values were requested. Set a wider regex_format.")
