@@ -155,6 +155,7 @@ def test_postgres_types_into_mariadb(postgres_databases, mysql_databases):
         assert conn.exec_driver_sql(column, ("amount",)).scalar() == "decimal(14,4)"
         assert conn.exec_driver_sql(column, ("uid",)).scalar() == "char(36)"
     engine.dispose()
+    assert write(data, metadata, url, if_exists="append") == {"kinds": 3}  # no drift
 
 
 def test_northwind_from_postgres_into_mariadb(northwind_postgres, mysql_databases):
