@@ -69,17 +69,17 @@ def _measure(stage: str, result: dict, func):
 
 
 def _engine(name: str):
-    """(Metadata loader, HMASynthesizer class, version) of the chosen engine."""
+    """(Metadata loader, HMASynthesizer class, version, package folder) of the chosen engine."""
     if name == "sdv":
         import sdv
         from sdv.metadata import Metadata
         from sdv.multi_table import HMASynthesizer
 
-        return Metadata.load_from_dict, HMASynthesizer, sdv.__version__
+        return Metadata.load_from_dict, HMASynthesizer, sdv.__version__, sdv.__file__
     import hma_db
     from hma_db import HMASynthesizer, Metadata
 
-    return Metadata.from_dict, HMASynthesizer, hma_db.__version__
+    return Metadata.from_dict, HMASynthesizer, hma_db.__version__, hma_db.__file__
 
 
 def _sample(synthesizer, data: dict, root: str):
@@ -92,8 +92,7 @@ def _sample(synthesizer, data: dict, root: str):
 
 
 def run(args: argparse.Namespace, result: dict) -> None:
-    load_metadata, synthesizer_class, version = _engine(args.engine)
-    result["version"] = version
+    load_metadata, synthesizer_class, result["version"], result["package"] = _engine(args.engine)
     metadata_dict = json.loads(Path(args.metadata).read_text())
     data = _frames.read_tables(Path(args.data))
     metadata = load_metadata(metadata_dict)

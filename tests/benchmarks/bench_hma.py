@@ -71,6 +71,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                         help="BLAS/OpenMP threads per runner process (default 1)")
     parser.add_argument("--timeout", type=float, default=3600.0,
                         help="seconds allowed per runner process (default 3600)")
+    parser.add_argument("--hma-db-rev", default="HEAD",
+                        help="git revision of hma_db to measure, copied out of the repository so "
+                             "that edits in the working tree cannot change it mid-run (default "
+                             "HEAD); 'worktree' measures the working tree as it is")
     parser.add_argument("--workdir", help="keep the data and synthetic tables in this folder")
     parser.add_argument("--json", dest="json_path", help="also write every result to this file "
                         "(rewritten after each case)")
@@ -99,11 +103,27 @@ def _has_pyarrow(python: str) -> bool:
     return subprocess.run([python, "-c", "import pyarrow"], capture_output=True).returncode == 0
 
 
+def _hma_db_source(rev: str, workdir: Path) -> tuple[Path, str]:
+    """(folder holding the hma_db package to measure, its description)."""
+    git = ["git", "-C", str(_datasets.ROOT)]
+    if rev == "worktree":
+        state = subprocess.run(git + ["describe", "--always", "--dirty"], capture_output=True,
+                               text=True).stdout.strip()
+        return _datasets.ROOT, f"working tree ({state or 'not a git checkout'})"
+    commit = subprocess.run(git + ["rev-parse", "--short", rev], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    target = workdir / f"hma_db-{commit}"
+    target.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(git + ["archive", commit, "hma_db"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target, f"commit {commit} ({rev})"
+
+
 def _runner_env(args: argparse.Namespace, engine: str) -> dict[str, str]:
     env = dict(os.environ, **{name: str(args.threads) for name in _THREAD_VARS})
     env.pop("PYTHONPATH", None)
-    if engine == "hma_db":  # hma_db from this checkout, whether or not it is installed
-        env["PYTHONPATH"] = str(_datasets.ROOT)
+    if engine == "hma_db":  # ahead of any installed hma_db (an editable install comes after)
+        env["PYTHONPATH"] = str(args.hma_db_path)
     return env
 
 
@@ -198,10 +218,9 @@ def _machine() -> str:
 
 
 def _header(args: argparse.Namespace, sdv: tuple, names: list[str]) -> str:
-    commit = subprocess.run(["git", "-C", str(_datasets.ROOT), "describe", "--always", "--dirty"],
-                            capture_output=True, text=True).stdout.strip() or "unknown"
     sdv_text = sdv[0] if sdv[0] else f"n/a ({sdv[1]})"
-    return (f"hma_db benchmark, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, hma_db commit {commit}\n"
+    return (f"hma_db benchmark, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, hma_db "
+            f"{args.hma_db_description}\n"
             f"machine: {_machine()}; runner threads {args.threads}; data seed {args.seed}, "
             f"synthesizer seed {_synthesizer_seed(args)}\n"
             f"hma_db python: {sys.executable}; SDV python: {sdv_text}\n"
@@ -230,8 +249,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     names = _datasets.select(args.cases)
     sdv = _sdv_python(args)
-    print(_header(args, sdv, names), flush=True)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="hma_db_bench_"))
+    args.hma_db_path, args.hma_db_description = _hma_db_source(args.hma_db_rev, workdir)
+    sys.path.insert(0, str(args.hma_db_path))  # hma_db.reflect of the same revision
+    print(_header(args, sdv, names), flush=True)
     results = []
     try:
         for name in names:
