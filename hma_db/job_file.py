@@ -11,6 +11,7 @@ read. Every key, with its type::
     scale = 0.5                            # rows per table relative to the source (> 0)
     seed = 7                               # integer >= 0: the same seed gives the same rows
     if_exists = "replace"                  # fail (default), replace, truncate or append
+    report = "reports/staging.html"        # quality and privacy report after the write (.html, .json)
 
     [schema]
     source = "public"                      # the schema to read (default: the connection's)
@@ -47,10 +48,13 @@ scheduler never runs a job with half a URL.
 directory of the job file, not to the directory the command runs in, so a job file and its
 databases move together and cron (which runs in the home directory) finds them.
 
-Two keys are known but refused for now, with a message saying why, rather than silently
-ignored (a scheduled job must not believe it does something it does not): ``report`` (hma_db has
-no quality report yet) and ``scale`` inside ``[tables.NAME]`` (the model samples every table at
-the one global scale, since a table's row count follows from its parents' rows).
+**report** compares the target with the source once written (:func:`hma_db.evaluate_databases`)
+and saves the report as HTML, or as JSON when the name ends in ``.json``.
+
+``scale`` inside ``[tables.NAME]`` is known but refused, with a message saying why, rather than
+silently ignored (a scheduled job must not believe it does something it does not): the model
+samples every table at the one global scale, since a table's row count follows from its
+parents' rows.
 
 Unknown keys and wrong types are errors that name the key and its line, with a suggestion for
 a near miss (``sacle`` -> ``scale``).
@@ -107,6 +111,7 @@ class Job:
     if_exists: str = "fail"
     model_path: Path | None = None
     model_max_age: timedelta | None = None
+    report: Path | None = None
     lines: dict[KeyPath, int] = field(default_factory=dict, repr=False)
 
     def where(self, *key: str) -> str:
@@ -182,6 +187,7 @@ def parse_job(text: str, *, path: str | Path | None = None, env: dict[str, str] 
                locales=values.get("locales", ["en_US"]), scale=values.get("scale", 1.0),
                seed=values.get("seed"), if_exists=values.get("if_exists", "fail"),
                model_path=model.get("path"), model_max_age=model.get("max_age"),
+               report=values.get("report"),
                lines=checker.lines)
 
 

@@ -65,6 +65,7 @@ class Plan:
     seed: int | None
     if_exists: str
     model: str
+    report: str = "none"
     tables: list[TablePlan] = field(default_factory=list)
     drift: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -189,6 +190,7 @@ def plan_job(job: Job) -> Plan:
         plan = Plan(source=safe_url(source_engine), target=safe_url(target_engine),
                     scale=job.scale, seed=job.seed, if_exists=job.if_exists,
                     model=f"{'reuse' if model is not None else 'fit'}: {reason}",
+                    report=f"saved to {job.report} after the write" if job.report else "none",
                     drift=differences)
     for table in order:
         rows = metadata.row_counts.get(table, 0)
@@ -234,7 +236,8 @@ def format_plan(plan: Plan) -> str:
     lines = [f"source  {plan.source}",
              f"target  {plan.target} (if_exists = {plan.if_exists})",
              f"scale   {plan.scale:g}, seed {'none' if plan.seed is None else plan.seed}",
-             f"model   {plan.model}", "",
+             f"model   {plan.model}",
+             f"report  {plan.report}", "",
              f"Tables in write order ({len(plan.tables)} tables, {total:,} rows):",
              *_table_rows(plan)]
     if plan.deferred:

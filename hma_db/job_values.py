@@ -232,10 +232,11 @@ def _provider(checker: Checker, key: KeyPath, value: Any) -> str:
     return text
 
 
-def _report(checker: Checker, key: KeyPath, value: Any) -> None:
-    raise checker.fail(key, "is not available yet: this version of hma_db has no quality report. "
-                            "Remove the key (the job would otherwise run without the report "
-                            "it promises).")
+def _report(checker: Checker, key: KeyPath, value: Any) -> Path:
+    path = _file(checker, key, value)
+    if path.suffix.lower() not in (".html", ".json"):
+        raise checker.fail(key, f"must name an .html or a .json file; found '{path.name}'.")
+    return path
 
 
 def _table_scale(checker: Checker, key: KeyPath, value: Any) -> None:

@@ -33,6 +33,7 @@ from hma_db.clone import CloneResult, _check_target, _read_source, _stage, confi
 from hma_db.engines import engine_for
 from hma_db.errors import (
     ConfigError,
+    HmaDbError,
     ModelFileError,
     ReflectionError,
     SynthesizerInputError,
@@ -41,6 +42,7 @@ from hma_db.errors import (
 from hma_db.job_file import Job, suggestion
 from hma_db.metadata import BASIC_SDTYPES, Metadata
 from hma_db.reflect import reflect
+from hma_db.report import evaluate_databases
 from hma_db.synthesizer import HMASynthesizer, load_synthesizer
 from hma_db.write import write
 
@@ -52,7 +54,8 @@ class JobEvent:
     """Something a running job reports, for progress display and logs.
 
     ``kind`` is one of ``stage_started`` and ``stage_finished`` (with ``stage`` and, when
-    finished, ``seconds``), ``model_fitted``, ``model_reused``, ``model_saved``, and
+    finished, ``seconds``), ``model_fitted``, ``model_reused``, ``model_saved``,
+    ``report_saved``, ``report_failed``, and
     ``rows_written`` (``table``, ``done`` and ``total`` rows, after each batch of the write; these
     are passed to ``on_event`` but not kept in :attr:`JobResult.events`).
     """
@@ -71,13 +74,19 @@ class JobResult(CloneResult):
     """What a job did: rows written per table, seconds per stage, and what became of the model.
 
     Stages, in order: ``reflect``, ``load model``, then ``read``, ``fit`` and ``save model``
-    when the model is fitted, then ``sample`` and ``write``. ``model`` is ``"fitted"`` or
-    ``"reused"``; ``model_reason`` says why (e.g. "the model is 9.0d old, older than max_age
-    7.0d").
+    when the model is fitted, then ``sample``, ``write`` and, with a ``report`` key, ``report``.
+    ``model`` is ``"fitted"`` or ``"reused"``; ``model_reason`` says why (e.g. "the model is
+    9.0d old, older than max_age 7.0d"). ``report_score`` and ``report_passed`` come from the
+    report; a report that could not be made leaves ``report_error`` (the rows are written all
+    the same, so the run does not fail for it).
     """
 
     model: str = "fitted"
     model_reason: str = ""
+    report_path: Path | None = None
+    report_score: float | None = None
+    report_passed: bool | None = None
+    report_error: str | None = None
     events: list[JobEvent] = field(default_factory=list)
 
 
@@ -287,6 +296,30 @@ def _model_for(job: Job, metadata: Metadata, source_engine, report: _Reporter,
     return wanted
 
 
+def _write_report(job: Job, metadata: Metadata, source_engine, target_engine,
+                  report: _Reporter) -> None:
+    """Compare the written target with the source and save the report where the job says."""
+    result, path = report.result, job.report
+    try:
+        with report.stage("report"):
+            found = evaluate_databases(source_engine, target_engine, metadata,
+                                       schema=job.source_schema, target_schema=job.target_schema,
+                                       locales=job.locales, seed=job.seed or 0)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.suffix.lower() == ".json":
+                found.to_json(path)
+            else:
+                found.save_html(path)
+    except (HmaDbError, OSError) as exc:
+        result.report_error = str(exc)
+        logger.warning("the report could not be made: %s", exc)
+        report.emit("report_failed", f"the report could not be made: {exc}")
+        return
+    result.report_path, result.report_score, result.report_passed = path, found.score, found.passed
+    report.emit("report_saved", f"report saved to {path}: score {found.score:.2f}, "
+                                f"{'passed' if found.passed else 'below its thresholds'}")
+
+
 def _restart_sampling(synthesizer: HMASynthesizer, seed: int | None) -> None:
     if seed is not None:
         # Same seed, same rows: whether the model was fitted now or loaded from the cache.
@@ -334,4 +367,6 @@ def run_job(job: Job, *, verbose: bool = False,
         with report.stage("write"):
             result.rows = write(synthetic, metadata, target_engine, schema=job.target_schema,
                                 if_exists=job.if_exists, progress=report.rows_written)
+        if job.report is not None:
+            _write_report(job, metadata, source_engine, target_engine, report)
     return result

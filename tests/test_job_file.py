@@ -21,6 +21,7 @@ locales = ["en_US", "fr_CA"]
 scale = 0.5
 seed = 7
 if_exists = "replace"
+report = "report.html"
 
 [schema]
 source = "public"
@@ -67,14 +68,15 @@ def test_every_documented_key_is_read(tmp_path):
     assert job.locales == ["en_US", "fr_CA"]
     assert (job.scale, job.seed, job.if_exists) == (0.5, 7, "replace")
     overrides = {o.key: (o.sdtype, o.provider, o.categorical, o.line) for o in job.columns}
-    assert overrides == {"Customer.Company": (None, "company", False, 14),
-                         "Invoice.BillingCountry": (None, None, True, 16),
-                         "Customer.Fax": ("categorical", None, False, 18)}
+    assert overrides == {"Customer.Company": (None, "company", False, 15),
+                         "Invoice.BillingCountry": (None, None, True, 17),
+                         "Customer.Fax": ("categorical", None, False, 19)}
     assert job.table_parameters == {"Invoice": {
         "default_distribution": "truncnorm", "numerical_distributions": {"Total": "gamma"},
         "enforce_min_max_values": False, "enforce_rounding": True, "locales": ["fr_CA"]}}
     assert job.model_path == tmp_path / "models" / "chinook.pkl"
     assert job.model_max_age == timedelta(days=1, hours=12)
+    assert job.report == tmp_path / "report.html"
     assert "s3cret" not in repr(job)
 
 
@@ -185,9 +187,13 @@ def test_column_override_shape_errors():
     assert "sets nothing" in _error('source = "a"\ntarget = "b"\n[tables.T]\n')
 
 
-def test_report_is_refused_until_the_report_exists():
-    message = _error('source = "a"\ntarget = "b"\nreport = "report.html"\n')
-    assert message.startswith("job.toml, line 3: 'report' is not available yet")
+def test_report_path_is_checked_and_relative_to_the_job_file():
+    assert _job('source = "a"\ntarget = "b"\nreport = "out/r.html"\n').report == Path(
+        "/jobs/out/r.html")
+    assert _job('source = "a"\ntarget = "b"\nreport = "r.JSON"\n').report == Path("/jobs/r.JSON")
+    message = _error('source = "a"\ntarget = "b"\nreport = "report.pdf"\n')
+    assert message.startswith("job.toml, line 3: 'report' must name an .html or a .json file")
+    assert "'report' must be a string" in _error('source = "a"\ntarget = "b"\nreport = true\n')
 
 
 def test_missing_required_keys_and_bad_syntax(tmp_path):

@@ -3,6 +3,7 @@ model cache refits exactly when it must."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -209,6 +210,27 @@ def test_unreachable_target_fails_before_anything_is_fitted(tmp_path):
     assert [e.stage for e in events if e.kind == "stage_finished"] == ["reflect"]
     with pytest.raises(WriteError, match="Cannot connect"):
         plan_job(load_job(path))
+
+
+def test_report_is_saved_after_the_write(tmp_path):
+    path = write_job(tmp_path, SMALL + 'seed = 8\nreport = "reports/quality.json"\n')
+    events: list = []
+    result = run_job(load_job(path), on_event=events.append)
+    report = json.loads((tmp_path / "reports" / "quality.json").read_text())
+    assert result.report_path == tmp_path / "reports" / "quality.json"
+    assert result.report_score == pytest.approx(report["score"]) and 0 < report["score"] <= 1
+    assert result.report_passed is report["passed"] and result.report_error is None
+    assert report["validity"]["passed"] and "report" in result.seconds
+    assert [e.kind for e in events][-1] == "report_saved"
+    assert "report  saved to" in format_plan(plan_job(load_job(path)))
+
+
+def test_a_failed_report_does_not_fail_the_written_job(tmp_path):
+    (tmp_path / "reports").write_text("a file where the report folder should be")
+    path = write_job(tmp_path, SMALL + 'report = "reports/quality.html"\n')
+    result = run_job(load_job(path))
+    assert result.rows["Invoice"] == 412 and result.report_path is None
+    assert result.report_error and result.events[-1].kind == "report_failed"
 
 
 # ----------------------------------------------------------------------------- planning
