@@ -78,7 +78,8 @@ def _column(source: sa.Table, col: sa.Column, dialect: str, keyed: set[str], opt
     return sa.Column(col.name, type_, *args, **kwargs)
 
 
-def _constraints(source: sa.Table, dialect: str, tables: set[str], schema: str | None) -> list:
+def _constraints(source: sa.Table, dialect: str, tables: dict[str, str],
+                 schema: str | None) -> list:
     out = []
     for con in sorted(source.constraints, key=lambda c: (type(c).__name__, str(c.name))):
         cols = [c.name for c in con.columns]
@@ -101,15 +102,18 @@ def _constraints(source: sa.Table, dialect: str, tables: set[str], schema: str |
     return out
 
 
-def _foreign_key(source: sa.Table, con: sa.ForeignKeyConstraint, dialect: str, tables: set[str],
-                 schema: str | None) -> sa.ForeignKeyConstraint | None:
+def _foreign_key(source: sa.Table, con: sa.ForeignKeyConstraint, dialect: str,
+                 tables: dict[str, str], schema: str | None) -> sa.ForeignKeyConstraint | None:
     parent = con.elements[0].column.table.name if con.elements else None
     if parent not in tables:
         log.info("table %s: foreign key to %s dropped: %s is not written", source.name, parent,
                  parent)
         return None
-    prefix = f"{schema}.{parent}" if schema else parent
-    kwargs = {"name": _name(con.name, dialect), "ondelete": con.ondelete, "onupdate": con.onupdate}
+    prefix = f"{schema}.{tables[parent]}" if schema else tables[parent]
+    # A table staged under another name gets generated constraint names: its namesake still
+    # holds the source's names until the swap (MariaDB names foreign keys per database).
+    name = _name(con.name, dialect) if tables[source.name] == source.name else None
+    kwargs = {"name": name, "ondelete": con.ondelete, "onupdate": con.onupdate}
     if dialect == "postgresql":  # only PostgreSQL has deferrable constraints
         kwargs.update(deferrable=con.deferrable, initially=con.initially)
     return sa.ForeignKeyConstraint([c.name for c in con.columns],
@@ -125,9 +129,13 @@ def _indexes(source: sa.Table, target: sa.Table, dialect: str) -> None:
         sa.Index(_name(index.name, dialect), *cols, unique=bool(index.unique))
 
 
-def translate_table(source: sa.Table, target_md: sa.MetaData, dialect: str, tables: set[str],
-                    options: dict[str, dict], schema: str | None) -> sa.Table:
-    """Recreate one source table in ``target_md`` for the target dialect."""
+def translate_table(source: sa.Table, target_md: sa.MetaData, dialect: str,
+                    tables: dict[str, str], options: dict[str, dict],
+                    schema: str | None) -> sa.Table:
+    """Recreate one source table in ``target_md`` for the target dialect.
+
+    ``tables`` maps every written table to its name in the target (itself, or a staging name).
+    """
     keyed = _keyed_columns(source)
     columns = [_column(source, c, dialect, keyed, options.get(c.name, {}), schema)
                for c in source.columns]
@@ -145,13 +153,14 @@ def translate_table(source: sa.Table, target_md: sa.MetaData, dialect: str, tabl
         # A sequence or AUTO_INCREMENT never hands out a key twice; SQLite's AUTOINCREMENT
         # (sqlite_sequence) is the same promise, a bare rowid is not.
         kwargs["sqlite_autoincrement"] = True
-    target = sa.Table(source.name, target_md, *columns, *constraints, schema=schema, **kwargs)
+    target = sa.Table(tables[source.name], target_md, *columns, *constraints, schema=schema,
+                      **kwargs)
     _indexes(source, target, dialect)
     return target
 
 
 def _sdtype_table(metadata: Metadata, name: str, target_md: sa.MetaData, dialect: str,
-                  tables: set[str], schema: str | None) -> sa.Table:
+                  tables: dict[str, str], schema: str | None) -> sa.Table:
     """A table built from the sdtypes alone (metadata that was not reflected)."""
     spec = metadata.tables[name]
     pk = metadata.primary_key(name)
@@ -169,20 +178,24 @@ def _sdtype_table(metadata: Metadata, name: str, target_md: sa.MetaData, dialect
     constraints += [sa.UniqueConstraint(*key) for key in metadata.alternate_keys(name)]
     for rel in metadata.relationships:
         if rel["child_table_name"] == name and rel["parent_table_name"] in tables:
-            parent = rel["parent_table_name"]
+            parent = tables[rel["parent_table_name"]]
             prefix = f"{schema}.{parent}" if schema else parent
             constraints.append(sa.ForeignKeyConstraint(
                 key_columns(rel["child_foreign_key"]),
                 [f"{prefix}.{c}" for c in key_columns(rel["parent_primary_key"])]))
-    return sa.Table(name, target_md, *columns, *constraints, schema=schema)
+    return sa.Table(tables[name], target_md, *columns, *constraints, schema=schema)
 
 
 def target_metadata(metadata: Metadata, tables: list[str], dialect_name: str,
-                    schema: str | None) -> sa.MetaData:
-    """The target ``MetaData`` holding ``tables`` translated to ``dialect_name``."""
+                    schema: str | None, staged: dict[str, str] | None = None) -> sa.MetaData:
+    """The target ``MetaData`` holding ``tables`` translated to ``dialect_name``.
+
+    ``staged`` maps tables to the name they are created under (see ``write``'s MariaDB
+    ``replace``); their foreign keys refer to the staged names of their parents.
+    """
     dialect = dialect_family(dialect_name)
     target_md = sa.MetaData()
-    names = set(tables)
+    names = {t: (staged or {}).get(t, t) for t in tables}
     for name in tables:
         source = metadata.sql_metadata.tables.get(name) if metadata.sql_metadata else None
         if source is None:

@@ -109,9 +109,11 @@ class _Run:
         self.batch_size = options["batch_size"] or self.loader.default_batch_size
         self.created: list[str] = []
         self.created_schema = False
+        self.staged: dict[str, str] = {}  # MariaDB replace: table -> name it is loaded under
         self.current: str | None = None
 
     def table(self, name: str) -> sa.Table:
+        name = self.staged.get(name, name)
         return self.target_md.tables[f"{self.schema}.{name}" if self.schema else name]
 
     def execute(self) -> dict[str, int]:
@@ -130,6 +132,8 @@ class _Run:
             finally:
                 if sqlite_state is not None:
                     self._sqlite_end(conn, sqlite_state)
+            if self.staged:  # after the commit, outside the undo: the rows are safe by now
+                self._swap_staged(conn)
         finally:
             conn.close()
         log.info("write: %d table(s), %d row(s) committed", len(counts), sum(counts.values()))
@@ -224,7 +228,9 @@ class _Run:
             log.info("write: created schema %s", self.schema)
 
     def _existing(self, conn: sa.Connection) -> set[str]:
-        return set(sa.inspect(conn).get_table_names(schema=self.schema)) & set(self.tables)
+        """The written tables whose table (or staging table) exists in the target."""
+        found = set(sa.inspect(conn).get_table_names(schema=self.schema))
+        return {n for n in self.tables if self.staged.get(n, n) in found}
 
     def _handle_existing(self, conn: sa.Connection, existing: set[str]) -> None:
         if not existing:
@@ -234,10 +240,12 @@ class _Run:
             raise WriteError(f"These tables already exist in the target: {', '.join(names)}; "
                              "pass if_exists='replace', 'truncate' or 'append'.")
         if self.if_exists == "replace":
-            if self.dialect == "mysql" and not drift(conn, self.target_md, names, self.schema):
-                self._empty(conn, names)  # DROP would commit; same structure, so empty instead
-                existing.clear()
-                existing.update(names)
+            if self.dialect == "mysql":
+                if drift(conn, self.target_md, names, self.schema):
+                    self._stage(conn, names)
+                    existing.clear()
+                else:
+                    self._empty(conn, names)  # DROP would commit; same structure: empty them
                 return
             self._drop(conn, names)
             existing.clear()
@@ -254,17 +262,44 @@ class _Run:
         return [conn.dialect.identifier_preparer.format_table(self.table(n)) for n in names]
 
     def _drop(self, conn: sa.Connection, names: list[str]) -> None:
-        if self.dialect == "mysql":
-            log.warning("write: replacing %s on MariaDB drops them now (DDL commits there)", names)
-            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
         tables = self._qualified(conn, list(reversed(names)))
         if self.dialect == "sqlite":
             for table in tables:
                 conn.exec_driver_sql(f"DROP TABLE {table}")
         else:  # one statement: tables that reference each other go together
             conn.exec_driver_sql(f"DROP TABLE {', '.join(tables)}")
-        if self.dialect == "mysql":
+
+    def _stage(self, conn: sa.Connection, names: list[str]) -> None:
+        """MariaDB, replacing tables whose structure changed: DROP would commit at once, so the
+        new tables are created and loaded under staging names and swapped in (DROP + RENAME)
+        only after the commit; a failure drops the staging tables and leaves the old ones."""
+        staged = {n: f"_hma_new_{i}" for i, n in enumerate(names)}
+        found = set(sa.inspect(conn).get_table_names(schema=self.schema))
+        if found & set(staged.values()):
+            raise WriteError(f"Staging tables {sorted(found & set(staged.values()))} already exist "
+                             "in the target (left by an interrupted write?); drop them first.")
+        self.staged = staged
+        self.target_md = target_metadata(self.metadata, self.tables, self.dialect, self.schema,
+                                         staged=staged)
+
+    def _swap_staged(self, conn: sa.Connection) -> None:
+        prep = conn.dialect.identifier_preparer
+        prefix = f"{prep.quote(self.schema)}." if self.schema else ""
+        old = [prefix + prep.quote(n) for n in self.staged]
+        renames = [f"{prefix}{prep.quote(new)} TO {prefix}{prep.quote(n)}"
+                   for n, new in self.staged.items()]
+        try:
+            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
+            conn.exec_driver_sql(f"DROP TABLE {', '.join(old)}")
+            conn.exec_driver_sql(f"RENAME TABLE {', '.join(renames)}")
             conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
+            conn.commit()
+        except sa.exc.DBAPIError as exc:
+            raise WriteError(
+                f"The rows are committed in {', '.join(self.staged.values())}, but swapping them "
+                f"in for {', '.join(self.staged)} failed: {exc.orig}; finish with RENAME TABLE."
+            ) from exc
+        log.info("write: replaced %s", ", ".join(self.staged))
 
     def _empty(self, conn: sa.Connection, names: list[str]) -> None:
         tables = self._qualified(conn, list(reversed(names)))

@@ -168,3 +168,30 @@ def test_northwind_from_postgres_into_mariadb(northwind_postgres, mysql_database
     write(data, metadata, url)
     assert row_counts(url) == {t: len(f) for t, f in data.items()}
     assert structure(url) == structure(northwind_postgres)
+
+
+def test_replacing_changed_tables_is_all_or_nothing(mysql_databases, chinook_data):
+    metadata, data = chinook_data
+    url = mysql_databases.new("write_replace")
+    write(data, metadata, url)
+    _run(url, "ALTER TABLE Genre ADD COLUMN extra INTEGER", "ALTER TABLE Track DROP COLUMN Composer")
+    before = row_counts(url)
+    broken = {**data, "InvoiceLine": data["InvoiceLine"].assign(TrackId=999_999)}
+    with pytest.raises(WriteError, match="table 'InvoiceLine' failed"):
+        write(broken, metadata, url, if_exists="replace")
+    assert row_counts(url) == before  # old tables, old rows, no staging tables left
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        assert "extra" in [c["name"] for c in sa.inspect(conn).get_columns("Genre")]
+    write(data, metadata, url, if_exists="replace")
+    assert row_counts(url) == {t: len(f) for t, f in data.items()}
+    assert structure(url) == structure(f"sqlite:///{CHINOOK_SQLITE}")
+    with engine.connect() as conn:
+        tables = metadata.topological_order()
+        assert drift(conn, target_metadata(metadata, tables, "mysql", None), tables, None) == []
+        fks = conn.exec_driver_sql(
+            "SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS "
+            "WHERE CONSTRAINT_SCHEMA = DATABASE()").scalar()
+    engine.dispose()
+    assert fks == len(metadata.relationships)
+    insert_without_id(url, metadata)
