@@ -109,7 +109,7 @@ def _children_scores(model, table: str, name: str, n: int, sampled: dict[str, _S
         k = len(aggregated)
         stats = parent.take(extension_columns(name, aggregated)[1:])
         means, sds = stats[:, :k][parent_of], np.clip(stats[:, k:], 0, None)[parent_of]
-        known = means + sds * _within_noise(rel, parent_of, len(parent), rng)
+        known = means + sds * _within_noise(rel, counts, rng)
         linked = copula.conditional_scores(known, aggregated, rng)
     else:
         linked = copula.sample_scores(n_linked, rng)
@@ -126,9 +126,9 @@ def _expected_counts(rel, name: str, parent: _Sampled) -> np.ndarray:
     return degrees_at(rel["degree_quantiles"], special.ndtr(score))
 
 
-def _within_noise(rel, parent_of: np.ndarray, n_parents: int,
-                  rng: np.random.Generator) -> np.ndarray:
-    """Correlated within-group deviations that sum to zero in every group.
+def _within_noise(rel, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Correlated within-group deviations that sum to zero in every group, for children laid
+    out parent by parent (``counts[p]`` consecutive rows for parent ``p``).
 
     The sampled group mean already contains the noise of averaging m children; centering the
     deviations makes the children's mean score exactly the sampled one, so their total variance
@@ -137,11 +137,12 @@ def _within_noise(rel, parent_of: np.ndarray, n_parents: int,
     """
     k = len(rel["aggregated"])
     chol = np.linalg.cholesky(np.asarray(rel["within_correlation"]))
-    noise = rng.standard_normal((len(parent_of), k)) @ chol.T
-    counts = np.maximum(np.bincount(parent_of, minlength=n_parents), 1)
-    for j in range(k):
-        sums = np.bincount(parent_of, weights=noise[:, j], minlength=n_parents)
-        noise[:, j] -= (sums / counts)[parent_of]
+    noise = rng.standard_normal((int(counts.sum()), k)) @ chol.T
+    present = counts > 0
+    if present.any():
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[present]
+        means = np.add.reduceat(noise, starts, axis=0) / counts[present][:, None]
+        noise -= np.repeat(means, counts[present], axis=0)
     # Centered deviations have sample variance (ddof=1) of one, so sd_p is the group's sd.
     return noise
 
