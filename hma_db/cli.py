@@ -20,6 +20,7 @@ from hma_db import (
     Metadata,
     MetadataError,
     __version__,
+    evaluate_databases,
     format_plan,
     load_job,
     load_synthesizer,
@@ -40,7 +41,7 @@ from hma_db.cli_base import (
     split_names,
     target_url,
 )
-from hma_db.cli_output import metadata_summary, run_summary
+from hma_db.cli_output import metadata_summary, report_summary, run_summary
 
 
 @click.group(cls=HmaDbGroup, context_settings={"help_option_names": ["-h", "--help"]},
@@ -200,6 +201,46 @@ def sample_command(settings: Settings, model: Path, target: str, scale: float,
                                           if_exists=if_exists)
     seconds = {"sample and write": time.perf_counter() - started}
     settings.echo(run_summary(rows, seconds, source_label(target)))
+
+
+@cli.command("report", epilog=EPILOG,
+             short_help="Compare a synthetic database with the real one: quality and privacy.")
+@click.argument("source")
+@click.argument("target")
+@click.option("--metadata", "metadata_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Use this metadata JSON instead of reflecting SOURCE.")
+@click.option("--schema", metavar="NAME", help="Schema of SOURCE (default: the connection's).")
+@click.option("--target-schema", metavar="NAME", help="Schema of TARGET (default: the connection's).")
+@click.option("--max-rows", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="Rows read per table and side, at most (larger tables are sampled).")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report as one self-contained HTML file with plots.")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every finding as JSON.")
+@click.option("--check", is_flag=True, help="Exit with 1 when the report does not pass.")
+@click.pass_context
+def report_command(ctx: click.Context, source: str, target: str, metadata_file: Path | None,
+                   schema: str | None, target_schema: str | None, max_rows: int,
+                   html_file: Path | None, json_file: Path | None, check: bool) -> None:
+    """Evaluate the synthetic database TARGET against the real database SOURCE.
+
+    Fidelity (SDMetrics' multi-table quality properties), validity (keys, references, ranges,
+    checked as SQL in TARGET) and privacy (copied rows, personal data, rare categories). Both
+    databases are only read.
+    """
+    settings: Settings = ctx.obj
+    metadata = Metadata.load_from_json(metadata_file) if metadata_file is not None else None
+    report = evaluate_databases(database_url(source), database_url(target), metadata,
+                                schema=schema, target_schema=target_schema, max_rows=max_rows)
+    settings.echo(report_summary(report, source_label(source), source_label(target)))
+    if html_file is not None:
+        settings.echo(f"Wrote {report.save_html(html_file)}")
+    if json_file is not None:
+        report.to_json(json_file)
+        settings.echo(f"Wrote {json_file}")
+    if check and not report.passed:
+        click.echo("error: the report did not pass its thresholds", err=True)
+        ctx.exit(EXIT_FAILED)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,6 +6,8 @@ the command functions in :mod:`hma_db.cli` stay one library call plus one ``echo
 
 from __future__ import annotations
 
+import math
+
 from hma_db.errors import MetadataError
 from hma_db.graph import relationship_name
 from hma_db.metadata import Metadata
@@ -131,4 +133,29 @@ def run_summary(rows: dict[str, int], seconds: dict[str, float], target: str,
                     for r in [header, *table_rows]], ""]
     stages = ", ".join(f"{name} {value:.2f}s" for name, value in seconds.items())
     lines.append(f"Time per stage: {stages} (total {sum(seconds.values()):.2f}s)")
+    return "\n".join(lines)
+
+
+def _mark(value: float, threshold: float | None) -> str:
+    if math.isnan(value):
+        return "n/a"
+    if threshold is None:
+        return f"{value:.3f}"
+    return f"{value:.3f} ({'at or above' if value >= threshold else 'below'} {threshold:g})"
+
+
+def report_summary(report, source: str, target: str) -> str:
+    """A quality and privacy report (:class:`hma_db.Report`) in a few lines for a terminal."""
+    lines = [f"Synthetic {target} against real {source}",
+             f"Score: {_mark(report.score, report.thresholds.get('score'))}"]
+    width = max((len(name) for name in report.properties), default=0)
+    lines += [f"  {name.ljust(width)}  {_mark(value, report.thresholds.get(name))}"
+              for name, value in report.properties.items()]
+    failed = [check for check in report.validity if not check["passed"]]
+    lines.append(f"Validity: {len(report.validity) - len(failed)} of {len(report.validity)} "
+                 "checks passed")
+    lines += [f"  failed: {c['table']}.{', '.join(c['columns'])} {c['check']} "
+              f"({c['violations']:,} of {c['rows']:,} rows)" for c in failed]
+    lines.append(f"Privacy: {'no finding flagged' if report.privacy_passed else 'findings flagged'}")
+    lines.append(f"Overall: {'passed' if report.passed else 'not passed'}")
     return "\n".join(lines)
