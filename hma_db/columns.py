@@ -135,11 +135,22 @@ class Learner:
                                             enforce_rounding=self.enforce_rounding,
                                             enforce_min_max=self.enforce_min_max)
             spec["scale"] = self.columns[column].get("scale")
+            if spec["min"] != spec["max"] and encoders.is_discrete(values, self.min_count):
+                return self.discrete(values, spec)
         if spec["min"] == spec["max"]:
             return {"role": "constant", "value": to_json(observed.iloc[0]),
                     "null_share": null_share(series)}
         spec.update(role="modeled", has_nulls=bool(series.isna().any()), intervals=[],
                     null_intervals=[], null_share=null_share(series))
+        return spec
+
+    def discrete(self, values: np.ndarray, numbers: dict[str, Any]) -> dict[str, Any]:
+        """A few-valued number as an ordered category (nulls are one more category)."""
+        spec = encoders.learn_categorical(pd.Series(values), min_count=self.min_count,
+                                          allowed=None, ordered=True)
+        spec.update(role="modeled", numeric=True,
+                    digits=encoders.learn_digits(values[~np.isnan(values)]),
+                    scale=numbers["scale"])
         return spec
 
     def categorical(self, column: str, series: pd.Series, dtype: str,
@@ -179,6 +190,8 @@ def prepare(spec: dict[str, Any], table: str, column: str, series: pd.Series, ki
             fmt: str | None) -> dict[str, Any]:
     """rdt's input for one modeled column: {input column: (values, rdt sdtype)}."""
     if spec["kind"] == "categorical":
+        if spec.get("numeric"):
+            series = pd.Series(encoders.as_numbers(series, table, column, kind))
         return {column: (encoders.category_codes(series, spec), "categorical")}
     if spec["kind"] == "datetime":
         stamps = encoders.as_utc(series, table, column, fmt)

@@ -35,6 +35,8 @@ from hma_db.errors import DataError
 from hma_db.values import from_json, to_json
 
 NULL_SUFFIX = ".is_null"
+DISCRETE_MAX_VALUES = 10  # a number with at most this many distinct values ...
+DISCRETE_SHARE = 0.95  # ... the frequent ones covering this share of rows, is discrete
 _MAX_DIGITS = 15
 _UNITS_NS = [86_400 * 10**9, 3_600 * 10**9, 60 * 10**9, 10**9, 10**6, 10**3, 1]
 
@@ -152,16 +154,29 @@ def datetime_strings(stamps: pd.Series, spec: dict[str, Any], fmt: str | None) -
 
 
 # --------------------------------------------------------------------------- categories
-def learn_categorical(series: pd.Series, *, min_count: int,
-                      allowed: list | None) -> dict[str, Any]:
-    """Frequent categories (by count, descending); the rest go to the *other* code."""
+def learn_categorical(series: pd.Series, *, min_count: int, allowed: list | None,
+                      ordered: bool = False) -> dict[str, Any]:
+    """Frequent categories (by count, descending, or by value when ``ordered``); the rest go
+    to the *other* code."""
     counts = series.value_counts(dropna=True)
     keep = counts >= min_count
     if allowed is not None:
         keep &= counts.index.isin(allowed)
-    frequent = counts[keep]
+    frequent = counts[keep].sort_index() if ordered else counts[keep]
     return {"kind": "categorical", "categories": [to_json(v) for v in frequent.index],
-            "counts": [int(c) for c in frequent.to_numpy()], "intervals": []}
+            "counts": [int(c) for c in frequent.to_numpy()], "intervals": [],
+            "ordered": bool(ordered)}
+
+
+def is_discrete(values: np.ndarray, min_count: int) -> bool:
+    """A number with a few values, each seen often (ratings, prices from a list, discounts):
+    modeled like an ordered category, so only values seen ``min_count`` times come out and
+    no value between them (a price of 1.37 where only 0.99 and 1.99 exist)."""
+    observed = values[~np.isnan(values)]
+    distinct, counts = np.unique(observed, return_counts=True)
+    if not 2 <= len(distinct) <= DISCRETE_MAX_VALUES:
+        return False
+    return counts[counts >= min_count].sum() >= DISCRETE_SHARE * len(observed)
 
 
 def category_codes(series: pd.Series, spec: dict[str, Any]) -> np.ndarray:
@@ -212,14 +227,18 @@ class FrequencyIntervalEncoder(BaseTransformer):
     column, 80 s for a million-row table with 8 categorical columns); this one takes
     milliseconds. The draws are seeded from rdt's per-column seed, so the same rows always give
     the same numbers.
+
+    With ``ordered=True`` the slices follow the codes' order instead (codes numbered by value),
+    so a few-valued number keeps its order and the copula sees its monotone links.
     """
 
     INPUT_SDTYPE = "categorical"
     SUPPORTED_SDTYPES = ["categorical", "boolean"]
 
-    def __init__(self, counts: dict[int, int] | None = None):
+    def __init__(self, counts: dict[int, int] | None = None, ordered: bool = False):
         super().__init__()
         self.counts = dict(counts) if counts else None
+        self.ordered = bool(ordered)  # slices in code order (codes sorted by value) if True
         self.frequencies: dict[int, float] = {}
         self.intervals: dict[int, list[float]] = {}
 
@@ -229,7 +248,7 @@ class FrequencyIntervalEncoder(BaseTransformer):
             counts = pd.Series(self.counts, dtype="int64")
         else:
             counts = pd.Series(np.asarray(data, dtype="int64")).value_counts()
-        order = sorted(counts.index, key=lambda code: (-counts[code], code))
+        order = sorted(counts.index, key=lambda code: (0 if self.ordered else -counts[code], code))
         shares = counts[order].to_numpy(dtype=float) / counts.sum()
         ends = np.cumsum(shares)
         ends[-1] = 1.0

@@ -8,7 +8,8 @@ encoded by one rdt ``HyperTransformer`` per table, configured from the sdtypes:
 sdtype             rdt transformer (forward)
 =================  =====================================================================
 numerical          ``FloatFormatter`` (learned rounding, min/max clipping, nulls filled from
-                   observed values plus a modeled ``<column>.is_null`` indicator)
+                   observed values plus a modeled ``<column>.is_null`` indicator); a number
+                   with few, frequent values (``encoders.is_discrete``) as an ordered category
 datetime           ``UnixTimestampEncoder`` (time zone kept; output in seconds)
 categorical        ``FrequencyIntervalEncoder`` (an rdt transformer: frequency intervals like
                    ``UniformEncoder``, vectorized) on category codes, rare ones merged
@@ -148,7 +149,7 @@ class TableTransformer:
             return
         hyper = HyperTransformer()
         hyper.set_config({"sdtypes": dict(sdtypes),
-                          "transformers": {c: self._rdt_transformer(s, prepared[c])
+                          "transformers": {c: self._rdt_transformer(s, prepared[c], c)
                                            for c, s in sdtypes.items()}})
         try:
             hyper.fit(_fit_rows(prepared, sdtypes, self.table_name))
@@ -158,7 +159,7 @@ class TableTransformer:
         self._hyper = hyper
         self._store_intervals(hyper.get_config()["transformers"])
 
-    def _rdt_transformer(self, sdtype: str, values: pd.Series):
+    def _rdt_transformer(self, sdtype: str, values: pd.Series, column: str):
         from rdt.transformers import FloatFormatter, UnixTimestampEncoder
 
         if sdtype == "numerical":
@@ -170,7 +171,8 @@ class TableTransformer:
                                         missing_value_generation=None)
         counts = pd.Series(values.to_numpy()).value_counts()
         return encoders.FrequencyIntervalEncoder(
-            counts={int(code): int(count) for code, count in counts.items()})
+            counts={int(code): int(count) for code, count in counts.items()},
+            ordered=bool(self._specs.get(column, {}).get("ordered")))
 
     def _store_intervals(self, transformers: dict[str, Any]) -> None:
         for column, spec in self._specs.items():

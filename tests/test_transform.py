@@ -111,18 +111,37 @@ def test_rounding_and_min_max_are_enforced(chinook, chinook_metadata):
     rng = np.random.default_rng(3)
     wide = pd.DataFrame({c: rng.normal(0, 1, 5000) * 1e7 for c in tt.modeled_columns})
     out = tt.reverse_transform(wide, np.random.default_rng(4))
-    for column in ("Milliseconds", "Bytes", "UnitPrice"):
+    for column in ("Milliseconds", "Bytes"):
         assert out[column].min() >= frame[column].min()
         assert out[column].max() <= frame[column].max()
-    assert (out["UnitPrice"].round(2) == out["UnitPrice"]).all()
     assert out["Milliseconds"].dtype == "int64"
 
-    loose = _fitted("Track", chinook_metadata, frame, enforce_min_max_values=False,
+    invoices = chinook["Invoice"]
+    tt = _fitted("Invoice", chinook_metadata, invoices)
+    jitter = tt.transform(invoices) * 1.37 + 0.0013
+    out = tt.reverse_transform(jitter, np.random.default_rng(4))
+    assert (out["Total"].round(2) == out["Total"]).all()
+    assert out["Total"].max() <= invoices["Total"].max()
+    loose = _fitted("Invoice", chinook_metadata, invoices, enforce_min_max_values=False,
                     enforce_rounding=False)
-    jitter = loose.transform(frame) + 0.0013
     out = loose.reverse_transform(jitter, np.random.default_rng(4))
-    assert out["UnitPrice"].max() > frame["UnitPrice"].max()
-    assert (out["UnitPrice"].round(2) != out["UnitPrice"]).all()
+    assert out["Total"].max() > invoices["Total"].max()
+    assert (out["Total"].round(2) != out["Total"]).mean() > 0.9
+
+
+def test_few_valued_numbers_keep_their_values_and_order(chinook, chinook_metadata):
+    frame = chinook["Track"]
+    tt = _fitted("Track", chinook_metadata, frame)
+    spec = tt._specs["UnitPrice"]
+    assert spec["kind"] == "categorical" and spec["ordered"]
+    assert spec["categories"] == [0.99, 1.99]
+    out = tt.reverse_transform(_uniform(tt, 5000, 2), np.random.default_rng(3))
+    assert set(out["UnitPrice"]) == {0.99, 1.99} and out["UnitPrice"].dtype == "float64"
+    share = (frame["UnitPrice"] == 1.99).mean()
+    assert abs((out["UnitPrice"] == 1.99).mean() - share) < 0.02
+    # Ordered slices: a higher encoded number never gives a lower price.
+    numbers = tt.transform(frame)["UnitPrice"]
+    assert numbers[frame["UnitPrice"] == 1.99].min() > numbers[frame["UnitPrice"] == 0.99].max()
 
 
 def test_rare_categories_are_never_emitted(chinook, chinook_metadata):
@@ -439,12 +458,12 @@ def test_decoding_agrees_with_rdts_own_reverse_transform(chinook, chinook_metada
     numeric = tt.transform(frame)
     sampled = numeric.sample(n=2000, replace=True, random_state=1).reset_index(drop=True)
     sampled["Milliseconds"] *= rng.uniform(0.5, 1.5, len(sampled))
-    sampled["UnitPrice"] += rng.normal(0, 0.3, len(sampled))
+    sampled["UnitPrice"] += rng.normal(0, 0.1, len(sampled))
     ours = tt.reverse_transform(sampled, np.random.default_rng(0))
     theirs = tt._hyper.reverse_transform(sampled[tt.modeled_columns])
-    for column in ("Milliseconds", "Bytes", "UnitPrice"):
+    for column in ("Milliseconds", "Bytes"):
         assert np.allclose(ours[column].astype(float), theirs[column].astype(float))
-    for column in ("AlbumId", "GenreId"):
+    for column in ("AlbumId", "GenreId", "UnitPrice"):
         categories = [from_json(v) for v in tt._specs[column]["categories"]]
         decoded = theirs[column].to_numpy()
         known = decoded < len(categories)
