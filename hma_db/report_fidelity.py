@@ -154,14 +154,17 @@ def _subsample(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     return frame.iloc[rng.choice(len(frame), CONTINGENCY_SUBSAMPLE, replace=False)]
 
 
-def discretize(values: pd.Series) -> pd.Series:
+def discretize(values: pd.Series) -> pd.Series | None:
     """SDMetrics' bins for a continuous column: 10 equal-width bins of its own non-null values.
 
     ``numpy.digitize`` puts the maximum and the nulls in bin 11, as SDMetrics does.
     """
     numbers = _numeric(values)
     present = numbers[~np.isnan(numbers)]
-    edges = np.histogram_bin_edges(present) if len(present) else np.linspace(0, 1, 11)
+    try:
+        edges = np.histogram_bin_edges(present) if len(present) else np.linspace(0, 1, 11)
+    except ValueError:  # a range too narrow for 10 float bins: SDMetrics skips the pairs
+        return None
     return pd.Series(np.digitize(numbers, bins=edges), index=values.index)
 
 
@@ -184,6 +187,12 @@ def pair_trends(real: pd.DataFrame, synthetic: pd.DataFrame, sdtypes: dict[str, 
             meets = bool(abs(r_real) > CORRELATION_THRESHOLD) if not np.isnan(r_real) else False
             rows.append((first, second, "CorrelationSimilarity", score, r_real, r_syn, np.nan,
                          meets))
+            continue
+        if any(SHAPES[sdtypes[c]] == "continuous" and (discrete_real[c] is None
+                                                       or discrete_syn[c] is None)
+               for c in (first, second)):
+            rows.append((first, second, "ContingencySimilarity", np.nan, np.nan, np.nan, np.nan,
+                         False))
             continue
         pick_real = [discrete_real[c] if SHAPES[sdtypes[c]] == "continuous" and "discrete" in shapes
                      else real[c] for c in (first, second)]

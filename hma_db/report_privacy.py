@@ -14,7 +14,10 @@ a first name) met by coincidence is not reported as a leak:
   compared together: a synthetic row whose whole set of personal values (first and last name,
   e-mail...) equals a real row's is an identity match, flagged like a copied row.
 - **Copied rows**: synthetic rows equal to a real row on every non-key column (rows hashed
-  with pandas, vectorized), against the share of real rows that repeat another real row.
+  with pandas, vectorized). The chance share is the larger of the share of real rows that
+  repeat another real row and the share of rows made of independently drawn column values
+  (Faker for personal data, the real column's values otherwise) that equal a real row: a
+  table of public reference values (US states and their codes) meets real rows by chance.
 - **Distance to closest record** (DCR): the real rows are split in two halves, train and
   holdout; the modeled columns are scaled to [0, 1] (numbers and datetimes by the real range,
   categories one-hot, nulls as their own indicator) and searched with scipy's ``cKDTree``. The
@@ -40,6 +43,7 @@ from hma_db.errors import HmaDbError, MetadataError
 from hma_db.metadata import BASIC_SDTYPES, Metadata, key_columns
 
 CHANCE_DRAWS = 500     # Faker values drawn per column for the chance baseline
+COPY_DRAWS = 5_000     # rows of independent column values for the copied-rows baseline
 DCR_MAX_ROWS = 20_000  # rows per side for the distance search
 DCR_QUANTILE = 0.05
 MAX_ONE_HOT = 50       # most frequent categories encoded per column
@@ -179,14 +183,39 @@ def _row_hashes(frame: pd.DataFrame) -> pd.Series:
     return pd.util.hash_pandas_object(pd.DataFrame(normal), index=False)
 
 
-def copied_rows(real: pd.DataFrame, synthetic: pd.DataFrame, columns: list[str]) -> dict:
-    """Synthetic rows equal to a real row on ``columns``, against the real rows' own repeats."""
+def _marginal_rows(metadata: Metadata, table: str, real: pd.DataFrame, columns: list[str],
+                   locales: tuple[str, ...], rng: np.random.Generator) -> pd.DataFrame:
+    """``COPY_DRAWS`` rows whose columns are drawn independently: personal data from Faker,
+    other columns from the real column's values. Such rows know every column's values but no
+    real row, so the share of them equal to a real row is what chance gives."""
+    personal_set = set(personal_columns(metadata, table))
+    out = {}
+    for column in columns:
+        pool = None
+        if column in personal_set:
+            pool = _independent_draws(metadata, table, [column], locales)
+        values = pool[column].to_numpy() if pool is not None else real[column].to_numpy()
+        out[column] = values[rng.integers(len(values), size=COPY_DRAWS)] if len(values) else \
+            np.full(COPY_DRAWS, None, dtype=object)
+    return pd.DataFrame(out)
+
+
+def copied_rows(real: pd.DataFrame, synthetic: pd.DataFrame, columns: list[str],
+                draws: pd.DataFrame | None = None) -> dict:
+    """Synthetic rows equal to a real row on ``columns``.
+
+    The chance share is the larger of the real rows' own repeats and the share of ``draws``
+    (rows made of independently drawn column values) equal to a real row.
+    """
     if not columns or len(real) == 0 or len(synthetic) == 0:
         return {"columns": columns, "rows": len(synthetic), "copies": 0, "copy_share": 0.0,
                 "chance_share": 0.0, "flagged": False}
     real_hash, syn_hash = _row_hashes(real[columns]), _row_hashes(synthetic[columns])
-    copies = int(syn_hash.isin(set(real_hash)).sum())
+    known = set(real_hash)
+    copies = int(syn_hash.isin(known).sum())
     chance = _recurring_share(real_hash)
+    if draws is not None:
+        chance = max(chance, float(_row_hashes(draws[columns]).isin(known).mean()))
     return {"columns": columns, "rows": len(synthetic), "copies": copies,
             "copy_share": copies / len(syn_hash), "chance_share": chance,
             "flagged": beyond_chance(copies, len(syn_hash), chance)}
@@ -266,7 +295,9 @@ def privacy(real: dict[str, pd.DataFrame], synthetic: dict[str, pd.DataFrame], m
                 keys |= set(key_columns(rel["child_foreign_key"]))
         real_t, syn_t = real[table], synthetic[table]
         others = [c for c in real_t.columns if c not in keys]
-        result["copied_rows"].append({"table": table, **copied_rows(real_t, syn_t, others)})
+        draws = _marginal_rows(metadata, table, real_t, others, locales, rng) if others else None
+        result["copied_rows"].append({"table": table,
+                                      **copied_rows(real_t, syn_t, others, draws)})
         modeled = modeled_columns(metadata, table)
         dcr = distance_to_closest_record(real_t, syn_t, modeled, rng)
         if dcr is not None:

@@ -1,0 +1,309 @@
+"""The quality and privacy report: metric definitions, planted leaks, validity, JSON, HTML."""
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE
+from scipy.stats import ks_2samp
+
+from hma_db import HMASynthesizer, Report, evaluate, evaluate_databases, reflect, write
+from hma_db.read import read_tables
+from hma_db.report_fidelity import (
+    contingency_similarity,
+    discretize,
+    ks_complement,
+    prepare,
+    scored_columns,
+    tv_complement,
+)
+from hma_db.report_privacy import personal_columns
+
+REQUIRE = os.environ.get("HMA_DB_REQUIRE_SERVERS") == "1"
+
+
+def _fit_and_sample(path, seed=3):
+    url = f"sqlite:///{path}"
+    metadata = reflect(url)
+    real = read_tables(url, metadata)
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=seed)
+    synthesizer.fit(real)
+    return metadata, real, synthesizer.sample()
+
+
+@pytest.fixture(scope="module")
+def chinook():
+    return _fit_and_sample(CHINOOK_SQLITE)
+
+
+@pytest.fixture(scope="module")
+def chinook_report(chinook):
+    metadata, real, synthetic = chinook
+    return evaluate(real, synthetic, metadata)
+
+
+# ------------------------------------------------------------------------------ metric definitions
+def test_ks_complement_is_one_minus_scipy_statistic():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=300), rng.normal(0.3, 1.2, size=200)
+    expected = 1 - ks_2samp(a, b).statistic
+    assert ks_complement(pd.Series(a), pd.Series(b)) == pytest.approx(expected, abs=1e-12)
+    with_nulls = pd.Series(np.append(a, [np.nan] * 10))
+    assert ks_complement(with_nulls, pd.Series(b)) == pytest.approx(expected, abs=1e-12)
+    assert math.isnan(ks_complement(pd.Series([np.nan]), pd.Series(b)))
+
+
+def test_tv_complement_counts_synthetic_only_categories():
+    real = pd.Series(["a"] * 50 + ["b"] * 50 + [None] * 7)
+    synthetic = pd.Series(["a"] * 30 + ["c"] * 10)
+    # real (0.5, 0.5, 0), synthetic (0.75, 0, 0.25): TV = (0.25 + 0.5 + 0.25) / 2
+    assert tv_complement(real, synthetic) == pytest.approx(0.5)
+
+
+def test_discretize_puts_the_maximum_and_nulls_in_the_last_bin_like_numpy_digitize():
+    values = pd.Series([0.0, 1.0, 5.0, 10.0, np.nan])
+    assert discretize(values).tolist() == [1, 2, 6, 11, 11]
+
+
+def test_contingency_similarity_and_cramers_v():
+    real = pd.DataFrame({0: ["x", "x", "y", "y"] * 25, 1: ["u", "u", "v", "v"] * 25})
+    same = contingency_similarity(real, real.copy())
+    assert same[0] == pytest.approx(1.0) and same[1] == pytest.approx(1.0)
+    swapped = pd.DataFrame({0: ["x", "y"] * 50, 1: ["u", "u"] * 50})
+    assert contingency_similarity(real, swapped)[0] == pytest.approx(0.5)
+
+
+def test_scored_columns_skip_keys_personal_data_and_text(chinook):
+    metadata = chinook[0]
+    assert scored_columns(metadata, "Invoice") == {
+        "InvoiceDate": "datetime", "BillingCity": "categorical", "BillingState": "categorical",
+        "BillingCountry": "categorical", "Total": "numerical"}
+    assert scored_columns(metadata, "Customer") == {}
+    assert "Email" in personal_columns(metadata, "Customer")
+
+
+# ------------------------------------------------------------------------------ the report
+def test_chinook_report_scores_and_json(chinook_report: Report):
+    report = chinook_report
+    assert set(report.properties) == {"Column Shapes", "Column Pair Trends", "Cardinality",
+                                      "Intertable Trends"}
+    present = [v for v in report.properties.values() if not math.isnan(v)]
+    assert report.score == pytest.approx(np.mean(present))
+    assert all(0 <= v <= 1 for v in present)
+    assert report.properties["Column Shapes"] > 0.5
+    assert set(report.table_scores) >= {"Invoice", "Track", "InvoiceLine"}
+    data = json.loads(report.to_json())
+    assert data["score"] == pytest.approx(report.score)
+    assert len(data["details"]["Column Shapes"]) == 13
+    assert data["validity"]["passed"] is True, [c for c in report.validity if not c["passed"]]
+
+
+def test_hma_db_output_on_chinook_leaks_nothing(chinook_report: Report):
+    _assert_no_leak(chinook_report)
+
+
+def test_hma_db_output_on_northwind_leaks_nothing():
+    metadata, real, synthetic = _fit_and_sample(NORTHWIND_SQLITE)
+    report = evaluate(real, synthetic, metadata)
+    _assert_no_leak(report)
+    assert report.validity_passed, [c for c in report.validity if not c["passed"]]
+
+
+def _assert_no_leak(report: Report) -> None:
+    for finding in report.privacy["personal_data"]:
+        if finding["sdtype"] in ("email", "phone_number"):
+            assert finding["matches"] == 0, finding
+        if finding["sdtype"] in ("email", "phone_number", "first_name", "last_name", "name"):
+            assert not finding["flagged"], finding
+    for finding in report.privacy["identities"]:
+        assert not finding["flagged"], finding
+    for finding in report.privacy["copied_rows"]:
+        assert not finding["flagged"], finding
+    assert not any(f["flagged"] for f in report.privacy["rare_categories"])
+    assert report.privacy["passed"], report.privacy
+
+
+def _flagged(report: Report, check: str, table: str, column: str | None = None) -> bool:
+    return any(f["flagged"] for f in report.privacy[check]
+               if f["table"] == table and (column is None or f.get("column") == column))
+
+
+def test_planted_leaks_are_flagged(chinook):
+    metadata, real, synthetic = chinook
+    leaky = {name: frame.copy() for name, frame in synthetic.items()}
+    # a real e-mail address, in another case and with spaces
+    leaky["Customer"].loc[3, "Email"] = "  " + real["Customer"]["Email"].iloc[10].upper()
+    # a real track copied whole (its key aside)
+    track = real["Track"].iloc[[42]].drop(columns=["TrackId", "AlbumId", "MediaTypeId", "GenreId"])
+    for column in track.columns:
+        leaky["Track"].loc[7, column] = track[column].iloc[0]
+    # a category seen twice in the real data (Chinook has none: every city has 7 invoices)
+    real = dict(real, Invoice=real["Invoice"].copy())
+    real["Invoice"].loc[[5, 6], "BillingCity"] = "Reykjavik"
+    leaky["Invoice"].loc[0, "BillingCity"] = "Reykjavik"
+    report = evaluate(real, leaky, metadata)
+    assert _flagged(report, "personal_data", "Customer", "Email")
+    assert _flagged(report, "copied_rows", "Track")
+    assert _flagged(report, "rare_categories", "Invoice", "BillingCity")
+    assert not report.privacy["passed"] and not report.passed
+    # nothing else is flagged
+    assert not _flagged(report, "personal_data", "Customer", "Phone")
+    assert not _flagged(report, "copied_rows", "Invoice")
+    # the report never shows the real value
+    assert real["Customer"]["Email"].iloc[10].lower() not in report.to_json().lower()
+
+
+def test_copies_of_most_rows_are_caught_by_the_distance_check(chinook):
+    metadata, real, synthetic = chinook
+    leaky = dict(synthetic)
+    copies = real["Invoice"].sample(300, random_state=1).reset_index(drop=True)
+    leaky["Invoice"] = pd.concat([copies, synthetic["Invoice"].iloc[300:]], ignore_index=True)
+    leaky["Invoice"]["InvoiceId"] = np.arange(1, len(leaky["Invoice"]) + 1)
+    report = evaluate(real, leaky, metadata)
+    dcr = next(f for f in report.privacy["dcr"] if f["table"] == "Invoice")
+    assert dcr["flagged"] and dcr["close_share"] > 0.3
+    clean = next(f for f in evaluate(real, synthetic, metadata).privacy["dcr"]
+                 if f["table"] == "Invoice")
+    assert not clean["flagged"]
+
+
+def test_validity_finds_broken_keys_and_values(chinook):
+    metadata, real, synthetic = chinook
+    broken = {name: frame.copy() for name, frame in synthetic.items()}
+    broken["Invoice"].loc[1, "InvoiceId"] = broken["Invoice"].loc[0, "InvoiceId"]
+    broken["Invoice"].loc[2, "CustomerId"] = 10_000
+    broken["Track"].loc[0, "Milliseconds"] = 10**9
+    broken["Track"]["UnitPrice"] = broken["Track"]["UnitPrice"].astype(object)
+    broken["Track"].loc[1, "UnitPrice"] = None
+    report = evaluate(real, broken, metadata)
+    failed = {(f["table"], f["check"]): f["violations"] for f in report.validity if not f["passed"]}
+    assert failed[("Invoice", "primary key unique")] == 2
+    assert failed[("Invoice", "foreign key -> Customer")] == 1
+    assert failed[("Track", "within the real range")] == 1
+    assert failed[("Track", "not null")] == 1
+    # the lines of the invoice whose key was overwritten now reference no invoice
+    lines = (synthetic["InvoiceLine"]["InvoiceId"] == synthetic["Invoice"].loc[1, "InvoiceId"]).sum()
+    assert failed[("InvoiceLine", "foreign key -> Invoice")] == lines
+    assert len(failed) == 5, failed
+
+
+def test_allowed_values_and_missing_tables():
+    from hma_db import DataError, Metadata
+
+    metadata = Metadata.from_dict({"tables": {"t": {"primary_key": "id", "columns": {
+        "id": {"sdtype": "id"},
+        "size": {"sdtype": "categorical", "allowed_values": ["S", "M", "L"]}}}}})
+    real = {"t": pd.DataFrame({"id": range(10), "size": ["S", "M"] * 5})}
+    synthetic = {"t": pd.DataFrame({"id": range(10), "size": ["S", "XL"] * 5})}
+    report = evaluate(real, synthetic, metadata)
+    check = next(f for f in report.validity if f["check"] == "allowed values")
+    assert check["violations"] == 5
+    with pytest.raises(DataError, match="synthetic"):
+        evaluate(real, {}, metadata)
+
+
+# ------------------------------------------------------------------------------ databases
+def test_evaluate_databases_checks_the_target_with_sql(chinook, tmp_path):
+    metadata, real, synthetic = chinook
+    target = f"sqlite:///{tmp_path / 'synthetic.sqlite'}"
+    write(synthetic, metadata, target)
+    report = evaluate_databases(f"sqlite:///{CHINOOK_SQLITE}", target, max_rows=1_000)
+    assert report.validity_passed, [c for c in report.validity if not c["passed"]]
+    assert report.rows["InvoiceLine"] == {"real": 2240, "synthetic": len(synthetic["InvoiceLine"])}
+    assert not math.isnan(report.score)
+    engine = sa.create_engine(target)
+    with engine.begin() as conn:  # SQLite does not enforce foreign keys unless asked
+        conn.exec_driver_sql('UPDATE "InvoiceLine" SET "InvoiceId" = 99999 WHERE rowid <= 3')
+        conn.exec_driver_sql('UPDATE "Invoice" SET "Total" = 1e6 WHERE rowid = 1')
+    engine.dispose()
+    report = evaluate_databases(f"sqlite:///{CHINOOK_SQLITE}", target, max_rows=1_000)
+    failed = {(f["table"], f["check"]): f["violations"] for f in report.validity if not f["passed"]}
+    assert failed == {("InvoiceLine", "foreign key -> Invoice"): 3,
+                      ("Invoice", "within the real range"): 1}
+
+
+# ------------------------------------------------------------------------------ SDMetrics
+def test_fidelity_agrees_with_sdmetrics(chinook, chinook_report):
+    """Each property within 0.02 of sdmetrics 0.32's multi-table QualityReport on Chinook.
+
+    SDMetrics fails on self-referencing relationships and on Decimal columns, so both get the
+    relationships without Employee.ReportsTo and the scored columns as floats and datetimes.
+    """
+    pytest.importorskip("sdmetrics")
+    import warnings
+
+    with warnings.catch_warnings():  # the multi-table report is deprecated in favour of the
+        warnings.simplefilter("ignore")  # unified one, which computes the same properties
+        from sdmetrics.reports.multi_table import QualityReport
+
+    metadata, real, synthetic = chinook
+    plain = metadata.copy()
+    plain.relationships = [r for r in plain.relationships
+                           if r["parent_table_name"] != r["child_table_name"]]
+
+    def typed(data):
+        out = {}
+        for table, frame in data.items():
+            frame = frame.copy()
+            sdtypes = scored_columns(plain, table)
+            frame[list(sdtypes)] = prepare(frame, sdtypes)
+            out[table] = frame
+        return out
+
+    real_t, synthetic_t = typed(real), typed(synthetic)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = QualityReport()
+        theirs.generate(real_t, synthetic_t, plain.to_dict(), verbose=False)
+    ours = evaluate(real_t, synthetic_t, plain)
+    expected = dict(zip(theirs.get_properties()["Property"], theirs.get_properties()["Score"],
+                        strict=True))
+    for name, value in expected.items():
+        assert (math.isnan(value) and math.isnan(ours.properties[name])) \
+            or abs(ours.properties[name] - value) <= 0.02, (name, ours.properties[name], value)
+    assert abs(ours.score - theirs.get_score()) <= 0.02
+
+
+# ------------------------------------------------------------------------------ HTML
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def test_html_report_opens_in_chromium_with_one_plot_per_column(chinook_report, tmp_path):
+    path = chinook_report.save_html(tmp_path / "report.html")
+    text = path.read_text()
+    assert "<script src=" not in text  # self-contained: plotly.js inline
+    assert text.count('class="plot column-plot"') == 13
+    browser = _chromium()
+    if browser is None:
+        if REQUIRE:
+            pytest.fail("chromium is not installed (HMA_DB_REQUIRE_SERVERS=1)")
+        pytest.skip("chromium is not installed; apt-get install chromium")
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+         "--virtual-time-budget=10000", "--dump-dom", path.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == [], console
+    dom = result.stdout
+    plots = re.split(r'<div class="plot ', dom)[1:]
+    column_plots = [p for p in plots if p.startswith("column-plot")]
+    assert len(column_plots) == 13
+    # every plot was drawn by plotly.js (an svg inside a js-plotly-plot div)
+    for plot in plots:
+        assert "js-plotly-plot" in plot and "main-svg" in plot, plot[:300]
+    cardinality = [p for p in plots if p.startswith("cardinality-plot")]
+    assert len(cardinality) == len(chinook_report.details["Cardinality"])
