@@ -318,20 +318,22 @@ class GaussianCopula:
     def from_scores(self, scores: np.ndarray) -> np.ndarray:
         """Values ``x = F^-1(Phi(z))`` for ``(n, d)`` normal scores."""
         scores = np.asarray(scores, dtype=float).reshape(len(scores), len(self.columns))
-        values = np.empty(scores.shape)
-        # The grid is uniform: each score's cell is found by arithmetic, not binary search.
+        out = np.empty((len(self.columns), len(scores)))  # one contiguous row per column
         step = _GRID[1] - _GRID[0]
-        position = (np.clip(scores, -SCORE_LIMIT, SCORE_LIMIT) + SCORE_LIMIT) / step
-        cell = np.minimum(position.astype(np.int64), len(_GRID) - 2)
-        weight = position - cell
         for j, marginal in enumerate(self.marginals):
             grid = self._grids[j]
             if grid is None:
-                values[:, j] = marginal["constant"]
-            else:
-                low = grid[cell[:, j]]
-                values[:, j] = low + weight[:, j] * (grid[cell[:, j] + 1] - low)
-        return values
+                out[j] = marginal["constant"]
+                continue
+            # The grid is uniform: a score's cell is found by arithmetic, not binary search.
+            position = np.clip(scores[:, j], -SCORE_LIMIT, SCORE_LIMIT)
+            position += SCORE_LIMIT
+            position /= step
+            cell = np.minimum(position.astype(np.int64), len(_GRID) - 2)
+            position -= cell
+            low = grid[cell]
+            out[j] = low + position * (grid[cell + 1] - low)
+        return out.T
 
     # ------------------------------------------------------------------------------ sampling
     def sample_scores(self, n: int, rng: np.random.Generator) -> np.ndarray:
