@@ -213,15 +213,19 @@ def sample_command(settings: Settings, model: Path, target: str, scale: float,
 @click.option("--target-schema", metavar="NAME", help="Schema of TARGET (default: the connection's).")
 @click.option("--max-rows", type=click.IntRange(min=1), default=100_000, show_default=True,
               help="Rows read per table and side, at most (larger tables are sampled).")
-@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("-o", "--output", "--html", "html_file",
+              type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report as one self-contained HTML file with plots.")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write every finding as JSON.")
 @click.option("--check", is_flag=True, help="Exit with 1 when the report does not pass.")
+@click.option("--fail-under", type=click.FloatRange(0, 1), metavar="SCORE",
+              help="Exit with 1 when the overall score is below SCORE (e.g. 0.8).")
 @click.pass_context
 def report_command(ctx: click.Context, source: str, target: str, metadata_file: Path | None,
                    schema: str | None, target_schema: str | None, max_rows: int,
-                   html_file: Path | None, json_file: Path | None, check: bool) -> None:
+                   html_file: Path | None, json_file: Path | None, check: bool,
+                   fail_under: float | None) -> None:
     """Evaluate the synthetic database TARGET against the real database SOURCE.
 
     Fidelity (SDMetrics' multi-table quality properties), validity (keys, references, ranges,
@@ -238,6 +242,10 @@ def report_command(ctx: click.Context, source: str, target: str, metadata_file: 
     if json_file is not None:
         report.to_json(json_file)
         settings.echo(f"Wrote {json_file}")
+    if fail_under is not None and not report.score >= fail_under:  # NaN fails too
+        click.echo(f"error: the score {report.score:.3f} is under --fail-under {fail_under}",
+                   err=True)
+        ctx.exit(EXIT_FAILED)
     if check and not report.passed:
         click.echo("error: the report did not pass its thresholds", err=True)
         ctx.exit(EXIT_FAILED)

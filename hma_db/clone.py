@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -22,6 +23,7 @@ from hma_db.engines import Source, connect, engine_for, safe_url
 from hma_db.errors import DataError, SynthesizerInputError, WriteError
 from hma_db.read import read_tables
 from hma_db.reflect import reflect
+from hma_db.report import Report, evaluate_databases
 from hma_db.synthesizer import HMASynthesizer
 from hma_db.write import write
 
@@ -34,6 +36,7 @@ class CloneResult:
 
     rows: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    report: Report | None = None  # with clone(..., report=path)
 
 
 @contextmanager
@@ -133,10 +136,27 @@ def sample_to_database(synthesizer: HMASynthesizer, target: Source, *, scale: fl
                      if_exists=if_exists)
 
 
+def save_report(source: Source, target: Source, metadata, path: str | os.PathLike, *,
+                schema: str | None = None, target_schema: str | None = None,
+                locales: list[str] | None = None, seed: int | None = None) -> Report:
+    """Evaluate the written ``target`` against ``source`` and save the report to ``path``
+    (HTML, or JSON when the name ends in ``.json``)."""
+    found = evaluate_databases(source, target, metadata, schema=schema,
+                               target_schema=target_schema,
+                               locales=tuple(locales or ["en_US"]), seed=seed or 0)
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        found.to_json(path)
+    else:
+        found.save_html(path)
+    return found
+
+
 def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | None = None,
           schema: str | None = None, target_schema: str | None = None,
           include: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
           if_exists: str = "fail", locales: list[str] | None = None,
+          report: str | os.PathLike | None = None,
           table_parameters: dict[str, dict] | None = None, verbose: bool = False) -> CloneResult:
     """Clone ``source`` into ``target`` as synthetic data: reflect, read, fit, sample, write.
 
@@ -151,6 +171,8 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
         locales: Faker locales for personal data (default ``['en_US']``).
         table_parameters: ``{table: parameters}`` as for ``set_table_parameters``.
         verbose: show progress bars.
+        report: also write the quality and privacy report of the target against the source
+            here (HTML; JSON when the name ends in ``.json``); it is kept in ``result.report``.
 
     Returns:
         A :class:`CloneResult` with rows written per table and seconds per stage.
@@ -177,4 +199,10 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
         with _stage(result, "write"):
             result.rows = write(synthetic, metadata, target_engine, schema=target_schema,
                                 if_exists=if_exists)
+        if report is not None:
+            del synthetic
+            with _stage(result, "report"):
+                result.report = save_report(source_engine, target_engine, metadata, report,
+                                            schema=schema, target_schema=target_schema,
+                                            locales=locales, seed=seed)
     return result
