@@ -146,11 +146,15 @@ def run_command(settings: Settings, job_file: Path) -> None:
               help="Faker locales for personal data (default en_US; e.g. en_US,fr_CA).")
 @click.option("--seed", type=click.IntRange(min=0),
               help="Make fitting and every later 'hma-db sample' of this model reproducible.")
+@click.option("--max-rows", type=click.IntRange(min=1), metavar="N",
+              help="Fit on a referentially closed random subset of about N rows (the model "
+                   "still samples the full table sizes).")
 @click.option("--force", is_flag=True, help="Overwrite the model file if it exists.")
 @click.pass_obj
 def fit_command(settings: Settings, source: str, output: Path, metadata_file: Path | None,
                 schema: str | None, include: tuple[str, ...], exclude: tuple[str, ...],
-                locales: tuple[str, ...], seed: int | None, force: bool) -> None:
+                locales: tuple[str, ...], seed: int | None, max_rows: int | None,
+                force: bool) -> None:
     """Learn a model of the database SOURCE and save it to a file.
 
     SOURCE is a database URL or the path of a SQLite file; it is only read.
@@ -168,7 +172,7 @@ def fit_command(settings: Settings, source: str, output: Path, metadata_file: Pa
                            exclude=split_names(exclude))
     synthesizer = HMASynthesizer(metadata, locales=split_names(locales) or ["en_US"], seed=seed,
                                  verbose=settings.interactive and not settings.quiet)
-    synthesizer.fit_database(url)
+    synthesizer.fit_database(url, max_rows=max_rows)
     seconds = time.perf_counter() - started
     if force and output.exists():
         output.unlink()

@@ -24,6 +24,7 @@ from hma_db.errors import DataError, SynthesizerInputError, WriteError
 from hma_db.read import read_tables
 from hma_db.reflect import reflect
 from hma_db.report import Report, evaluate_databases
+from hma_db.subset import read_subset
 from hma_db.synthesizer import HMASynthesizer
 from hma_db.write import write
 
@@ -100,8 +101,11 @@ def _check_scale(scale: float) -> None:
         raise SynthesizerInputError(f"scale must be a positive number; found {scale!r}.")
 
 
-def _read_source(source: Source, metadata) -> dict:
-    data = read_tables(source, metadata)
+def _read_source(source: Source, metadata, *, max_rows=None, seed: int | None = None) -> dict:
+    if max_rows is None:
+        data = read_tables(source, metadata)
+    else:
+        data = read_subset(source, metadata, max_rows, seed=seed)
     if all(len(frame) == 0 for frame in data.values()):
         raise DataError(f"The source {safe_url(source)} has no rows in any of its "
                         f"{len(data)} tables; there is nothing to learn from.")
@@ -119,9 +123,13 @@ def configure_synthesizer(metadata, *, locales: list[str] | None = None, seed: i
     return synthesizer
 
 
-def fit_database(synthesizer: HMASynthesizer, source: Source) -> HMASynthesizer:
-    """Read every table of the synthesizer's metadata from ``source`` and fit on it."""
-    synthesizer.fit(_read_source(source, synthesizer.get_metadata()))
+def fit_database(synthesizer: HMASynthesizer, source: Source,
+                 max_rows: int | dict[str, int] | None = None) -> HMASynthesizer:
+    """Read every table of the synthesizer's metadata from ``source`` (or a closed subset of
+    about ``max_rows`` rows) and fit on it, at the full row counts."""
+    metadata = synthesizer.get_metadata()
+    data = _read_source(source, metadata, max_rows=max_rows, seed=synthesizer.seed)
+    synthesizer.fit(data, row_counts=metadata.row_counts if max_rows is not None else None)
     return synthesizer
 
 
@@ -157,7 +165,8 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
           include: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
           if_exists: str = "fail", locales: list[str] | None = None,
           report: str | os.PathLike | None = None,
-          table_parameters: dict[str, dict] | None = None, verbose: bool = False) -> CloneResult:
+          table_parameters: dict[str, dict] | None = None, verbose: bool = False,
+          max_rows: int | dict[str, int] | None = None) -> CloneResult:
     """Clone ``source`` into ``target`` as synthetic data: reflect, read, fit, sample, write.
 
     Args:
@@ -173,6 +182,8 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
         verbose: show progress bars.
         report: also write the quality and privacy report of the target against the source
             here (HTML; JSON when the name ends in ``.json``); it is kept in ``result.report``.
+        max_rows: fit on a referentially closed random subset of about this many rows (or
+            ``{table: rows}``); the output still has the source's row counts times ``scale``.
 
     Returns:
         A :class:`CloneResult` with rows written per table and seconds per stage.
@@ -190,9 +201,9 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
         synthesizer = configure_synthesizer(metadata, locales=locales, seed=seed, verbose=verbose,
                                             table_parameters=table_parameters)
         with _stage(result, "read"):
-            data = _read_source(source_engine, metadata)
+            data = _read_source(source_engine, metadata, max_rows=max_rows, seed=seed)
         with _stage(result, "fit"):
-            synthesizer.fit(data)
+            synthesizer.fit(data, row_counts=metadata.row_counts if max_rows else None)
         del data  # the source rows are not needed past this point
         with _stage(result, "sample"):
             synthetic = synthesizer.sample(scale=scale)

@@ -10,6 +10,7 @@ read. Every key, with its type::
     locales = ["en_US", "fr_CA"]           # Faker locales for personal data (a string is accepted)
     scale = 0.5                            # rows per table relative to the source (> 0)
     seed = 7                               # integer >= 0: the same seed gives the same rows
+    max_rows = 200000                      # fit on a closed random subset (or { Invoice = 5000 })
     if_exists = "replace"                  # fail (default), replace, truncate or append
     report = "reports/staging.html"        # quality and privacy report after the write (.html, .json)
 
@@ -108,6 +109,7 @@ class Job:
     locales: list[str] = field(default_factory=lambda: ["en_US"])
     scale: float = 1.0
     seed: int | None = None
+    max_rows: int | dict[str, int] | None = None
     if_exists: str = "fail"
     model_path: Path | None = None
     model_max_age: timedelta | None = None
@@ -185,7 +187,8 @@ def parse_job(text: str, *, path: str | Path | None = None, env: dict[str, str] 
                columns=_column_overrides(checker, values.get("columns", {})),
                table_parameters=_table_parameters(checker, values.get("tables", {})),
                locales=values.get("locales", ["en_US"]), scale=values.get("scale", 1.0),
-               seed=values.get("seed"), if_exists=values.get("if_exists", "fail"),
+               seed=values.get("seed"), max_rows=values.get("max_rows"),
+               if_exists=values.get("if_exists", "fail"),
                model_path=model.get("path"), model_max_age=model.get("max_age"),
                report=values.get("report"),
                lines=checker.lines)

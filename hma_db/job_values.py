@@ -164,6 +164,18 @@ def _seed(checker: Checker, key: KeyPath, value: Any) -> int:
     return value
 
 
+def _max_rows(checker: Checker, key: KeyPath, value: Any) -> int | dict[str, int]:
+    def count(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    if count(value):
+        return value
+    if isinstance(value, dict) and value and all(count(v) for v in value.values()):
+        return dict(value)
+    raise checker.expect(key, value, "a positive integer such as 200000, or a table of them "
+                                     "such as { Invoice = 5000 }")
+
+
 def _names(checker: Checker, key: KeyPath, value: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise checker.expect(key, value, 'a list of table names such as ["Customer"]')
@@ -274,4 +286,4 @@ TOP = {"source": _database, "target": _database, "schema": _section(_SCHEMA),
        "include": _names, "exclude": _names, "columns": _each(_COLUMN, '"table.column" entries'),
        "tables": _each(_TABLE, "table names"), "locales": _locales, "scale": _positive,
        "seed": _seed, "if_exists": _choice(IF_EXISTS), "model": _section(_MODEL),
-       "report": _report}
+       "report": _report, "max_rows": _max_rows}

@@ -285,9 +285,9 @@ def _model_for(job: Job, metadata: Metadata, source_engine, report: _Reporter,
         return model
     report.emit("model_fitted", f"fitting a new model: {reason}")
     with report.stage("read"):
-        data = _read_source(source_engine, metadata)
+        data = _read_source(source_engine, metadata, max_rows=job.max_rows, seed=job.seed)
     with report.stage("fit"):
-        wanted.fit(data)
+        wanted.fit(data, row_counts=metadata.row_counts if job.max_rows else None)
     del data  # the source rows are not needed past this point
     if job.model_path is not None:
         with report.stage("save model"):

@@ -130,14 +130,20 @@ class HMASynthesizer:
                 f"{', '.join(sorted(self.metadata.tables))}.")
 
     # ------------------------------------------------------------------------ fitting
-    def fit(self, data: dict[str, pd.DataFrame]) -> None:
+    def fit(self, data: dict[str, pd.DataFrame], row_counts: dict[str, int] | None = None) -> None:
         """Learn every table and relationship from ``data`` (``{table: DataFrame}``).
 
         The data is checked against the metadata first: missing tables or columns, NULL or
         repeated primary keys and foreign keys that reference nothing raise one
         :class:`~hma_db.DataError` listing every problem.
+
+        Args:
+            data: the tables, or a referentially closed subset of them.
+            row_counts: the full row count of each table when ``data`` is a subset (e.g.
+                ``metadata.row_counts`` from :func:`~hma_db.reflect`): ``sample(scale=1.0)``
+                then gives every table its full size. Tables not listed keep ``len(data[t])``.
         """
-        self.fit_processed_data(self.preprocess(data))
+        self.fit_processed_data(self.preprocess(data), row_counts=row_counts)
 
     def preprocess(self, data: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         """Check ``data`` and turn each table into numbers (modeled columns plus raw keys)."""
@@ -185,8 +191,10 @@ class HMASynthesizer:
         keys = self.metadata.primary_key(table) + self.metadata.foreign_key_columns(table)
         return list(dict.fromkeys(keys))
 
-    def fit_processed_data(self, processed_data: dict[str, pd.DataFrame]) -> None:
-        """Fit the hierarchical model on the output of :meth:`preprocess`."""
+    def fit_processed_data(self, processed_data: dict[str, pd.DataFrame],
+                           row_counts: dict[str, int] | None = None) -> None:
+        """Fit the hierarchical model on the output of :meth:`preprocess` (``row_counts``: see
+        :meth:`fit`)."""
         prepared = self._prepared
         if prepared is None:
             raise NotFittedError("fit_processed_data needs the output of preprocess(data) "
@@ -199,19 +207,32 @@ class HMASynthesizer:
         numeric = {t: frame[transformers[t].modeled_columns] for t, frame in processed_data.items()}
         links = build_links(self.metadata, processed_data, progress=self._bar)
         rng = np.random.default_rng(self._seed_sequence(0))
+        counts = _check_row_counts(row_counts, processed_data)
         with self._quiet():
             self._model = fit_hma(self.metadata, numeric, links, self._table_parameters, rng,
                                   progress=self._bar if self.verbose else None)
+        for table, rows in counts.items():
+            # Sampling sizes follow the model's row counts: roots get the full counts, and
+            # child totals are exact per table, spread over the parents as in the subset.
+            self._model.tables[table]["rows"] = rows
         self._transformers, self._columns = transformers, prepared["columns"]
         self._dtypes, self._prepared = prepared["dtypes"], None
         self._fit_date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         self.reset_sampling()
 
-    def fit_database(self, source) -> HMASynthesizer:
-        """Read every table of the metadata from a database URL or engine and fit on it."""
+    def fit_database(self, source, max_rows: int | dict[str, int] | None = None) -> HMASynthesizer:
+        """Read every table of the metadata from a database URL or engine and fit on it.
+
+        Args:
+            source: the database (only read).
+            max_rows: fit on a referentially closed random subset of about this many rows (or
+                ``{table: rows}``, see :func:`hma_db.subset.read_subset`), chosen with the
+                synthesizer's seed; sampling still gives the tables their full sizes at
+                ``scale=1.0``.
+        """
         from hma_db.clone import fit_database
 
-        return fit_database(self, source)
+        return fit_database(self, source, max_rows=max_rows)
 
     def get_learned_distributions(self, table_name: str) -> dict[str, dict]:
         """The marginal distribution learned for each modeled column of a table (any table).
@@ -355,6 +376,23 @@ def _check_seed(seed: Any) -> None:
         return
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise SynthesizerInputError(f"seed must be a non-negative integer or None; found {seed!r}.")
+
+
+def _check_row_counts(row_counts: Any, data: dict[str, pd.DataFrame]) -> dict[str, int]:
+    """The full row counts to sample at: known tables, integers no smaller than the data."""
+    if row_counts is None:
+        return {}
+    counts = {}
+    for table, rows in dict(row_counts).items():
+        if table not in data:
+            continue  # e.g. metadata.row_counts of tables left out of the model
+        if isinstance(rows, bool) or not isinstance(rows, numbers.Integral) \
+                or rows < len(data[table]):
+            raise SynthesizerInputError(
+                f"row_counts['{table}'] must be an integer of at least the {len(data[table])} "
+                f"rows fitted on; found {rows!r}.")
+        counts[table] = int(rows)
+    return counts
 
 
 def _check_scale(scale: Any) -> None:

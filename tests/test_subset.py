@@ -133,3 +133,19 @@ def test_max_rows_is_checked():
         read_subset(url, metadata, 0)
     with pytest.raises(SynthesizerInputError, match="Nope"):
         read_subset(url, metadata, {"Nope": 5})
+
+
+def test_clone_fitted_on_a_subset_samples_the_full_row_counts(tmp_path):
+    from hma_db import HMASynthesizer
+    from hma_db.clone import clone
+
+    source = f"sqlite:///{CHINOOK_SQLITE}"
+    target = f"sqlite:///{tmp_path / 'out.sqlite'}"
+    result = clone(source, target, seed=4, max_rows=2500)
+    metadata = reflect(source)
+    assert result.rows == {t: metadata.row_counts[t] for t in result.rows}
+    assert_closed(metadata, read_tables(target, reflect(target)))
+    synthesizer = HMASynthesizer(metadata, seed=4, verbose=False)
+    synthesizer.fit_database(source, max_rows={"InvoiceLine": 400})
+    sampled = synthesizer.sample(scale=0.5)
+    assert len(sampled["InvoiceLine"]) == 1120 and len(sampled["Track"]) == 1752
