@@ -14,7 +14,8 @@ def _num(value, digits: int = 2) -> str:
 
 
 def _cell(result: dict | None, key: str, digits: int) -> str:
-    if not result or not result.get("ok"):
+    """A measured value; stages finished before a timeout are shown too."""
+    if not result or not (result.get("ok") or result.get("timed_out")):
         return "-"
     return _num(result.get(key), digits)
 
@@ -24,6 +25,8 @@ def _note(result: dict | None) -> str:
         return ""
     if result.get("skipped"):
         return f"skipped: {result['skipped']}"
+    if result.get("timed_out"):
+        return result["error"]
     if not result.get("ok"):
         return f"FAILED: {result.get('error', '?')}".splitlines()[0][:160]
     if result.get("metrics_error"):

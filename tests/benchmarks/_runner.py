@@ -57,14 +57,25 @@ def _cpu() -> float:
     return times.user + times.system
 
 
-def _measure(stage: str, result: dict, func):
-    """Run ``func`` and record its wall and CPU seconds and its peak memory under ``stage``."""
+def _save(result: dict, path: str) -> None:
+    Path(path).write_text(json.dumps(result, indent=1, default=str))
+
+
+def _measure(stage: str, result: dict, func, path: str):
+    """Run ``func`` and record its wall and CPU seconds and its peak memory under ``stage``.
+
+    The result file is rewritten when the stage starts and ends, so a run stopped by the
+    benchmark's timeout still reports the stages it finished and the one it was in.
+    """
     result[f"{stage}_peak_reset"] = _reset_peak()
+    result["stage"] = stage
+    _save(result, path)
     wall, cpu = time.perf_counter(), _cpu()
     value = func()
     result[f"{stage}_seconds"] = time.perf_counter() - wall
     result[f"{stage}_cpu_seconds"] = _cpu() - cpu
     result[f"{stage}_peak_mib"] = _peak_mib()
+    _save(result, path)
     return value
 
 
@@ -101,9 +112,11 @@ def run(args: argparse.Namespace, result: dict) -> None:
         kwargs["seed"] = args.seed
     synthesizer = synthesizer_class(metadata, **kwargs)
     result["loaded_rss_mib"] = _rss_mib("VmRSS")
-    _measure("fit", result, lambda: synthesizer.fit(data))
-    synthetic = _measure("sample", result, lambda: _sample(synthesizer, data, args.root))
+    _measure("fit", result, lambda: synthesizer.fit(data), args.result)
+    synthetic = _measure("sample", result, lambda: _sample(synthesizer, data, args.root),
+                         args.result)
     result["rows"] = {name: len(frame) for name, frame in synthetic.items()}
+    result["stage"] = "done"
     _frames.write_tables(synthetic, Path(args.out), args.format)
 
 
@@ -129,7 +142,7 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - any failure is reported to the benchmark
         result["error"] = f"{type(exc).__name__}: {exc}"
         result["traceback"] = traceback.format_exc()
-    Path(args.result).write_text(json.dumps(result, indent=1, default=str))
+    _save(result, args.result)
     sys.exit(0 if result["ok"] else 1)
 
 

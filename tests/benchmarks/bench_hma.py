@@ -145,7 +145,7 @@ def run_engine(engine: str, python: str, case_dir: Path, case, fmt: str,
         proc = subprocess.run(command, env=_runner_env(args, engine), capture_output=True,
                               text=True, timeout=args.timeout)
     except subprocess.TimeoutExpired:
-        return {"ok": False, "error": f"timeout: no result after {args.timeout:.0f} s"}
+        return _timed_out(result_path, args.timeout)
     (case_dir / f"{engine}.log").write_text(proc.stdout + proc.stderr)
     if not result_path.exists():
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -153,6 +153,15 @@ def run_engine(engine: str, python: str, case_dir: Path, case, fmt: str,
     result = json.loads(result_path.read_text())
     result["process_seconds"] = time.perf_counter() - start
     return result
+
+
+def _timed_out(result_path: Path, timeout: float) -> dict:
+    """The stages a runner finished before it was stopped, and the one it was stopped in."""
+    partial = json.loads(result_path.read_text()) if result_path.exists() else {}
+    stage = partial.get("stage", "start-up")
+    partial.update(ok=False, timed_out=True,
+                   error=f"timeout: {stage} unfinished when stopped after {timeout:.0f} s")
+    return partial
 
 
 def _score(result: dict, case, case_dir: Path, engine: str) -> None:
