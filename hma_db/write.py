@@ -45,9 +45,13 @@ def write(data: dict[str, pd.DataFrame], metadata: Metadata, target: Source, *,
         target: a URL string, a SQLAlchemy ``URL`` or an ``Engine`` (not disposed).
         schema: the target schema (PostgreSQL schema, MariaDB database).
         if_exists: what to do with tables that exist: ``fail`` (default), ``replace`` (drop and
-            recreate), ``truncate`` (empty, then load) or ``append``. ``append`` adds to each
+            recreate; on MariaDB, where DDL commits, tables of the same structure are emptied
+            instead and changed ones are loaded under staging names and swapped in after the
+            commit), ``truncate`` (empty, then load) or ``append``. ``append`` adds to each
             single-column integer primary key the offset ``max(target) - min(data) + 1`` when the
-            keys would collide, and the same offset to the foreign keys referring to those rows.
+            keys would collide, and the same offset to the foreign keys referring to those rows;
+            other keys (strings, composite keys of their own) are written as given and a clash
+            is refused by the target.
         batch_size: rows per COPY chunk / ``executemany`` call (progress granularity).
         disable_triggers: PostgreSQL only: ``session_replication_role = replica`` for the load
             (needs a superuser; it also skips foreign key checks). Refused elsewhere.
@@ -96,9 +100,10 @@ def _check_arguments(data, metadata: Metadata, if_exists: str, batch_size) -> li
 
 class _Run:
     """One write. PostgreSQL and SQLite run DDL and rows in one transaction (SQLite through an
-    explicit BEGIN, since Python's sqlite3 would commit DDL on its own). MariaDB commits DDL
-    implicitly: the tables (and database) this run created are recorded and dropped, in reverse
-    order, when the load fails."""
+    explicit BEGIN, since Python's sqlite3 would commit DDL on its own; its foreign keys are
+    deferred to the end of the transaction and checked table by table before COMMIT). MariaDB
+    commits DDL implicitly: the tables (and database) this run created are recorded and dropped,
+    in reverse order, when the load fails; rows go in one InnoDB transaction."""
 
     def __init__(self, engine, dialect, data, metadata, target_md, tables, **options):
         self.engine, self.dialect, self.data, self.metadata = engine, dialect, data, metadata
@@ -212,8 +217,23 @@ class _Run:
         for name, statement in after_load:
             self.current = name
             conn.execute(statement)
+        if self.dialect == "sqlite":
+            self._check_foreign_keys(conn)
         self.current = None
         return counts
+
+    def _check_foreign_keys(self, conn: sa.Connection) -> None:
+        """SQLite checks deferred foreign keys at COMMIT without saying where; ask first, so
+        the error names the table and the parent its rows miss."""
+        for name in self.tables:
+            rows = conn.exec_driver_sql(
+                f"PRAGMA foreign_key_check({conn.dialect.identifier_preparer.quote(name)})"
+            ).fetchall()
+            if rows:
+                parents = sorted({row[2] for row in rows})
+                raise WriteError(f"Writing table '{name}' failed: {len(rows)} row(s) reference "
+                                 f"rows missing from {', '.join(parents)} (FOREIGN KEY); the "
+                                 "target was left as it was.")
 
     def _ensure_schema(self, conn: sa.Connection) -> None:
         if self.schema is None:

@@ -260,7 +260,8 @@ def test_constraint_violation_leaves_no_tables(chinook_data, target):
     metadata, data = chinook_data
     broken = dict(data)
     broken["InvoiceLine"] = data["InvoiceLine"].assign(TrackId=999_999)
-    with pytest.raises(WriteError, match="the target was left as it was"):
+    with pytest.raises(WriteError, match="table 'InvoiceLine' failed: 2240 row.s. reference rows "
+                                         "missing from Track .FOREIGN KEY.; the target was left"):
         write(broken, metadata, target)
     assert row_counts(target) == {}
 
