@@ -1,0 +1,49 @@
+"""The report's surfaces: clone(..., report=path) and `hma-db report -o --json --fail-under`."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from conftest import CHINOOK_SQLITE
+
+from hma_db.cli import cli
+from hma_db.clone import clone
+
+
+@pytest.fixture(scope="module")
+def cloned(tmp_path_factory):
+    """Chinook cloned into a SQLite file, with the report written by clone itself."""
+    folder = tmp_path_factory.mktemp("report")
+    target = f"sqlite:///{folder / 'synthetic.sqlite'}"
+    result = clone(f"sqlite:///{CHINOOK_SQLITE}", target, seed=5, report=folder / "clone.json")
+    return folder, target, result
+
+
+def test_clone_writes_the_report(cloned):
+    folder, _, result = cloned
+    assert result.report is not None and "report" in result.seconds
+    data = json.loads((folder / "clone.json").read_text())
+    assert data["score"] == pytest.approx(result.report.score)
+    assert data["validity"]["passed"] is True
+    assert data["privacy"]["passed"] is True
+
+
+def _report(*args):
+    return CliRunner().invoke(cli, ["report", *[str(a) for a in args]])
+
+
+def test_report_command_writes_html_and_json_and_fails_under_the_threshold(cloned):
+    folder, target, result = cloned
+    score = result.report.score
+    html, js = folder / "report.html", folder / "report.json"
+    below = _report(f"sqlite:///{CHINOOK_SQLITE}", target, "-o", html, "--json", js,
+                    "--fail-under", f"{min(score + 0.05, 1):.3f}")
+    assert below.exit_code == 1, below.output + below.stderr
+    assert "--fail-under" in below.stderr
+    assert html.read_text().startswith("<!DOCTYPE html>")
+    data = json.loads(js.read_text())
+    assert data["score"] == pytest.approx(score, abs=1e-9)  # same seed, same sample
+    above = _report(f"sqlite:///{CHINOOK_SQLITE}", target, "--fail-under",
+                    f"{max(score - 0.05, 0):.3f}")
+    assert above.exit_code == 0, above.output + above.stderr
+    assert "Score" in above.output
