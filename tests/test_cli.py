@@ -506,6 +506,9 @@ def test_report_on_a_sampled_database(chinook_model, tmp_path):
     assert f"Validity: {sum(c['passed'] for c in checks)} of {len(checks)} checks passed" in lines
     assert lines[-2:] == [f"Wrote {html}", f"Wrote {report_json}"]
     assert html.read_text().lstrip().lower().startswith("<!doctype html")
+    result = run("report", CHINOOK_SQLITE, target, "--fail-under", "1", "--max-rows", "5000")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: the score {findings['score']:.3f} is under --fail-under")
     result = run("report", CHINOOK_SQLITE, tmp_path / "missing.sqlite")
     assert result.exit_code == 2
     assert_one_error_line(result, "missing.sqlite")
