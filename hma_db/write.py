@@ -56,8 +56,10 @@ def write(data: dict[str, pd.DataFrame], metadata: Metadata, target: Source, *,
         disable_triggers: PostgreSQL only: ``session_replication_role = replica`` for the load
             (needs a superuser; it also skips foreign key checks). Refused elsewhere.
         reference_existing: with ``append``, a foreign key value that matches no row of the
-            parent's data is kept as is and refers to a row already in the target; without it
-            such a value raises :class:`WriteError`.
+            parent's data is kept as is and refers to a row already in the target (which the
+            target's foreign key checks); without it such a value raises :class:`WriteError`.
+            A value that matches a row of the parent's data follows that row's new key. When the
+            parent table is not in ``data`` at all, its foreign key values are kept as given.
         progress: called as ``progress(table, rows_done, rows_total)`` after each batch.
 
     Returns:
