@@ -285,7 +285,10 @@ def _model_for(job: Job, metadata: Metadata, source_engine, report: _Reporter,
         return model
     report.emit("model_fitted", f"fitting a new model: {reason}")
     with report.stage("read"):
-        data = _read_source(source_engine, metadata, max_rows=job.max_rows, seed=job.seed)
+        try:
+            data = _read_source(source_engine, metadata, max_rows=job.max_rows, seed=job.seed)
+        except SynthesizerInputError as exc:  # max_rows names a table the source lacks
+            raise ConfigError(f"{job.where('max_rows')}: {exc}") from exc
     with report.stage("fit"):
         wanted.fit(data, row_counts=metadata.row_counts if job.max_rows else None)
     del data  # the source rows are not needed past this point

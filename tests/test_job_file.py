@@ -211,6 +211,15 @@ def test_a_byte_order_mark_and_windows_line_endings_are_accepted(tmp_path):
         load_job(path)
 
 
+def test_max_rows_number_or_per_table():
+    assert _job('source = "a"\ntarget = "b"\nmax_rows = 5000\n').max_rows == 5000
+    job = _job('source = "a"\ntarget = "b"\nmax_rows = { Invoice = 100 }\n')
+    assert job.max_rows == {"Invoice": 100}
+    for value in ("0", '"many"', "{ Invoice = -1 }", "{}"):
+        message = _error(f'source = "a"\ntarget = "b"\nmax_rows = {value}\n')
+        assert message.startswith("job.toml, line 3: 'max_rows' must be a positive integer")
+
+
 def test_max_age_needs_a_path_and_durations():
     assert "needs model.path" in _error('source = "a"\ntarget = "b"\n[model]\nmax_age = "1d"\n')
     for text, seconds in (("45s", 45), ("30m", 1800), ("2w", 1209600), ("1.5h", 5400)):

@@ -107,6 +107,13 @@ def test_without_a_seed_a_cached_model_still_samples_new_rows(tmp_path):
     assert table_contents(url)["Invoice"] != first["Invoice"]
 
 
+def test_max_rows_fits_on_a_subset_and_samples_the_full_row_counts(tmp_path):
+    result = run_job(load_job(write_job(tmp_path, SMALL + "seed = 2\nmax_rows = { Invoice = 100 }\n")))
+    assert result.rows == {"Employee": 8, "Customer": 59, "Invoice": 412}
+    with pytest.raises(ConfigError, match=r"job.toml, line 4: max_rows: unknown table\(s\) \['Nope'\]"):
+        run_job(load_job(write_job(tmp_path, SMALL + "max_rows = { Nope = 5 }\n")))
+
+
 def test_source_schema_change_refits_the_cached_model(tmp_path):
     source = tmp_path / "source.sqlite"
     source.write_bytes(CHINOOK_SQLITE.read_bytes())
