@@ -47,3 +47,25 @@ def test_report_command_writes_html_and_json_and_fails_under_the_threshold(clone
                     f"{max(score - 0.05, 0):.3f}")
     assert above.exit_code == 0, above.output + above.stderr
     assert "Score" in above.output
+
+
+def test_report_on_postgresql_checks_the_target_with_sql(chinook_postgres, postgres_databases,
+                                                         tmp_path):
+    import sqlalchemy as sa
+
+    from hma_db import evaluate_databases
+
+    target = postgres_databases.new("report")
+    result = clone(chinook_postgres, target, seed=2, report=tmp_path / "report.html")
+    assert result.report.validity_passed, [c for c in result.report.validity if not c["passed"]]
+    assert result.report.privacy_passed, result.report.privacy
+    assert (tmp_path / "report.html").stat().st_size > 1_000_000  # plotly.js inline
+    engine = sa.create_engine(target)
+    with engine.begin() as conn:  # break a range and a NOT NULL; keys are enforced here
+        conn.exec_driver_sql("UPDATE invoice SET total = 100000 WHERE invoice_id = 1")
+        conn.exec_driver_sql("ALTER TABLE track ALTER COLUMN milliseconds DROP NOT NULL")
+        conn.exec_driver_sql("UPDATE track SET milliseconds = NULL WHERE track_id <= 2")
+    engine.dispose()
+    report = evaluate_databases(chinook_postgres, target)
+    failed = {(f["table"], f["check"]): f["violations"] for f in report.validity if not f["passed"]}
+    assert failed == {("invoice", "within the real range"): 1, ("track", "not null"): 2}
