@@ -5,6 +5,7 @@ The public API, in pipeline order: :func:`reflect` a database into :class:`Metad
 target database; :func:`clone` does all of it in one call.
 """
 
+from hma_db.clone import CloneResult, clone
 from hma_db.errors import (
     ConfigError,
     DataError,
@@ -33,6 +34,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "METADATA_SPEC_VERSION",
+    "CloneResult",
     "ConfigError",
     "DataError",
     "HMASynthesizer",
@@ -52,6 +54,7 @@ __all__ = [
     "TableTransformer",
     "WriteError",
     "__version__",
+    "clone",
     "evaluate",
     "evaluate_databases",
     "format_plan",

@@ -20,6 +20,7 @@ from hma_db import (
     Metadata,
     MetadataError,
     __version__,
+    clone,
     evaluate_databases,
     format_plan,
     load_job,
@@ -90,6 +91,50 @@ def reflect_command(settings: Settings, source: str, schema: str | None, include
             output.unlink()
         metadata.save_to_json(output)
         settings.echo(f"\nWrote {output}")
+
+
+@cli.command("clone", epilog=EPILOG,
+             short_help="Clone a database into a synthetic copy: reflect, fit, sample, write.")
+@click.argument("source")
+@click.argument("target")
+@click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="Rows per table relative to the source.")
+@click.option("--seed", type=click.IntRange(min=0), help="The same seed gives the same rows.")
+@click.option("--schema", metavar="NAME", help="Schema to read (default: the connection's).")
+@click.option("--target-schema", metavar="NAME", help="Schema to write into.")
+@click.option("--include", multiple=True, metavar="TABLE",
+              help="Clone only these tables (repeat the option or separate names with commas).")
+@click.option("--exclude", multiple=True, metavar="TABLE",
+              help="Leave these tables out (repeat the option or separate names with commas).")
+@click.option("--if-exists", type=click.Choice(["fail", "replace", "truncate", "append"]),
+              default="fail", show_default=True, help="What to do with existing target tables.")
+@click.option("--locales", multiple=True, metavar="LOCALE",
+              help="Faker locales for personal data (default en_US; e.g. en_US,fr_CA).")
+@click.option("--max-rows", type=click.IntRange(min=1), metavar="N",
+              help="Fit on a referentially closed random subset of about N rows.")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the quality and privacy report (HTML, or JSON for a .json name).")
+@click.pass_obj
+def clone_command(settings: Settings, source: str, target: str, scale: float, seed: int | None,
+                  schema: str | None, target_schema: str | None, include: tuple[str, ...],
+                  exclude: tuple[str, ...], if_exists: str, locales: tuple[str, ...],
+                  max_rows: int | None, report_file: Path | None) -> None:
+    """Clone the database SOURCE into TARGET as synthetic data.
+
+    Reflects SOURCE, learns it, samples SCALE times its rows and writes them into TARGET
+    (tables created, or checked for drift when they exist). SOURCE is only read. Both are
+    database URLs or paths of SQLite files (TARGET is created when missing).
+    """
+    result = clone(database_url(source), target_url(target), scale=scale, seed=seed,
+                   schema=schema, target_schema=target_schema, include=split_names(include),
+                   exclude=split_names(exclude), if_exists=if_exists,
+                   locales=split_names(locales), verbose=settings.interactive and not settings.quiet,
+                   max_rows=max_rows, report=report_file)
+    settings.echo(run_summary(result.rows, result.seconds, source_label(target)))
+    if result.report is not None:
+        settings.echo("\n" + report_summary(result.report, source_label(source),
+                                            source_label(target)))
+        settings.echo(f"Wrote {report_file}")
 
 
 @cli.command("plan", epilog=EPILOG,

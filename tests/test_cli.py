@@ -302,6 +302,53 @@ def test_errors_with_a_problem_list_print_every_problem():
     assert result.stderr == "error: The metadata is not valid:\n  - first\n  - second\n"
 
 
+# ----------------------------------------------------------------------------------------- clone
+def test_clone_is_reproducible_and_respects_if_exists(tmp_path):
+    target = tmp_path / "synthetic.sqlite"
+    args = ["clone", CHINOOK_SQLITE, target, "--scale", "0.2", "--seed", "4"]
+    result = run(*args)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"Wrote {sum(_rows(result.stdout).values()):,} rows " \
+                                            f"to 11 tables in {target}"
+    assert _rows(result.stdout)["InvoiceLine"] == 2240 // 5
+    assert re.search(r"^Time per stage: reflect .*, fit .*, write \d+\.\d\ds", result.stdout, re.M)
+    first = _contents(target)
+    result = run(*args)
+    assert result.exit_code == 1
+    assert_one_error_line(result, "already exist")
+    result = run(*args, "--if-exists", "replace", "--report", tmp_path / "report.json")
+    assert result.exit_code == 0, result.stderr
+    assert _contents(target) == first
+    assert "\nSynthetic " in result.stdout and "Validity: " in result.stdout
+    assert json.loads((tmp_path / "report.json").read_text())["validity"]["passed"] is True
+
+
+def test_clone_refuses_the_source_as_target_and_bad_tables(tmp_path):
+    source = tmp_path / "chinook.sqlite"
+    shutil.copy(CHINOOK_SQLITE, source)
+    before = source.read_bytes()
+    result = run("clone", source, f"sqlite:///{source}", "--if-exists", "replace")
+    assert result.exit_code == 1
+    assert_one_error_line(result)
+    assert source.read_bytes() == before
+    result = run("clone", source, tmp_path / "out.sqlite", "--exclude", "Nope")
+    assert result.exit_code == 2
+    assert_one_error_line(result, "Nope")
+    assert not (tmp_path / "out.sqlite").exists()
+
+
+@pytest.mark.postgres
+def test_clone_postgres_into_postgres(chinook_postgres, postgres_databases):
+    target = postgres_databases.new("cli_clone")
+    result = run("clone", chinook_postgres, target, "--scale", "0.1", "--seed", "1")
+    assert result.exit_code == 0, result.stderr
+    assert _rows(result.stdout)["invoice"] == round(412 / 10)
+    unreachable = target.replace("postgres@", f"postgres:{PASSWORD}@").replace(":5432/", ":1/")
+    result = run("clone", chinook_postgres, unreachable)
+    assert result.exit_code == 1
+    assert_one_error_line(result, "postgres:***@127.0.0.1:1/")
+
+
 # -------------------------------------------------------------------------------- run and plan
 def _job(tmp_path, extra: str = "", *, target: str = "sqlite:///synthetic.sqlite") -> str:
     """A job file cloning a copy of Chinook; returns its path."""
@@ -559,19 +606,23 @@ def readme_dir(tmp_path, monkeypatch):
 
 
 def _without_times(text: str) -> str:
-    """Times, and the report's scores (they move with every model change), as placeholders."""
+    """Times, and the report's scores (they move with every model change), as placeholders.
+
+    The clone stage list is kept: a new stage must show up in the README."""
     text = re.sub(r"\d+\.\d\ds\b", "#s", text)
     text = re.sub(r"\b\d\.\d{3} \((below|at or above) ", "# (", text)
     return re.sub(r"^Overall: (not )?passed$", "Overall: #", text, flags=re.M)
 
 
 def test_readme_command_examples_show_real_output(readme_dir):
-    """Every reflect, fit, sample and report example, run in order as written (times may differ)."""
+    """Every reflect, clone, fit, sample and report example, run in order as written (times and
+    scores may differ)."""
     commands = []
     for block in _blocks("console"):
-        pattern = r"^\$ (hma-db (?:reflect|fit|sample|report) .*)\n((?:(?!\$ ).*\n)*)"
+        pattern = r"^\$ (hma-db (?:reflect|clone|fit|sample|report) .*)\n((?:(?!\$ ).*\n)*)"
         commands += re.findall(pattern, block, re.M)
-    assert [c.split()[1] for c, _ in commands] == ["reflect", "fit", "sample", "report", "reflect"]
+    assert [c.split()[1] for c, _ in commands] == ["reflect", "clone", "fit", "sample", "report",
+                                                   "reflect"]
     for command, output in commands:
         result = run(*shlex.split(command)[1:])
         assert _without_times(result.stdout + result.stderr) == _without_times(output), command
