@@ -467,3 +467,49 @@ def test_allocation_is_exact_capped_and_floored_on_random_cases():
         assert counts.max() <= cap
         if total >= floor * n and cap >= floor:
             assert counts.min() >= floor
+
+
+def _random_schema(seed: int):
+    """Up to 5 tables of 0-300 rows with random, partly nullable, self and backward links."""
+    rng = np.random.default_rng(seed)
+    md = Metadata()
+    names = [f"t{i}" for i in range(int(rng.integers(2, 6)))]
+    sizes = {t: int(rng.choice([0, 1, 2, 5, 50, 300])) for t in names}
+    for t in names:
+        _table(md, t, "id")
+    numeric = {t: pd.DataFrame(rng.normal(size=(sizes[t], int(rng.integers(0, 3))))).add_prefix("v")
+               for t in names}
+    links = {}
+    for i, child in enumerate(names):
+        for j in range(int(rng.integers(0, 3))):
+            parent = names[int(rng.integers(0, len(names) if rng.random() < 0.15 else i + 1))]
+            fk = f"fk{j}_{parent}"
+            nullable = bool(rng.random() < 0.5) or names.index(parent) >= i
+            md.add_column(child, fk, sdtype="id", nullable=nullable)
+            n_parent, n_child = sizes[parent], sizes[child]
+            if parent == child:
+                link = np.array([-1] + [int(rng.integers(0, k)) for k in range(1, n_child)])[:n_child]
+            else:
+                link = rng.integers(0, max(n_parent, 1), n_child) if n_parent else np.full(n_child, -1)
+            if nullable:
+                link[rng.random(n_child) < 0.3] = -1
+            links[_rel(md, parent, child, fk)] = np.asarray(link, dtype=np.int64)
+    return md, numeric, links
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_schemas_keep_every_invariant(seed):
+    md, numeric, links = _random_schema(seed)
+    params = {t: {"default_distribution": "norm"} for t in md.tables}
+    model = fit_hma(md, numeric, links, params, np.random.default_rng(seed))
+    nullable = {name: md.is_nullable(r) for name, r in zip(links, md.relationships, strict=True)}
+    for scale in (0.3, 1.0, 1.7):
+        frames, out = model.sample(scale, np.random.default_rng(seed))
+        _check_links(model, frames, out)
+        for name, rel in model.relationships.items():
+            link = out[name]
+            if rel["kind"] == "self":
+                linked = np.flatnonzero(link >= 0)
+                assert (link[linked] < linked).all(), name
+            elif not nullable[name] and len(frames[rel["parent"]]):
+                assert (link >= 0).all(), name
