@@ -24,9 +24,10 @@ from hma_db.errors import DataError, SynthesizerInputError, WriteError
 from hma_db.read import read_tables
 from hma_db.reflect import reflect
 from hma_db.report import Report, evaluate_databases
+from hma_db.sample_chunks import DEFAULT_CHUNK_ROWS
 from hma_db.subset import read_subset
 from hma_db.synthesizer import HMASynthesizer
-from hma_db.write import write
+from hma_db.write import write, write_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +167,8 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
           if_exists: str = "fail", locales: list[str] | None = None,
           report: str | os.PathLike | None = None,
           table_parameters: dict[str, dict] | None = None, verbose: bool = False,
-          max_rows: int | dict[str, int] | None = None) -> CloneResult:
+          max_rows: int | dict[str, int] | None = None,
+          chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> CloneResult:
     """Clone ``source`` into ``target`` as synthetic data: reflect, read, fit, sample, write.
 
     Args:
@@ -184,6 +186,8 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
             here (HTML; JSON when the name ends in ``.json``); it is kept in ``result.report``.
         max_rows: fit on a referentially closed random subset of about this many rows (or
             ``{table: rows}``); the output still has the source's row counts times ``scale``.
+        chunk_rows: sample and write about this many rows of the largest table at a time, all
+            in one transaction, so memory does not grow with ``scale`` (None: all at once).
 
     Returns:
         A :class:`CloneResult` with rows written per table and seconds per stage.
@@ -205,15 +209,44 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
         with _stage(result, "fit"):
             synthesizer.fit(data, row_counts=metadata.row_counts if max_rows else None)
         del data  # the source rows are not needed past this point
-        with _stage(result, "sample"):
-            synthetic = synthesizer.sample(scale=scale)
-        with _stage(result, "write"):
-            result.rows = write(synthetic, metadata, target_engine, schema=target_schema,
-                                if_exists=if_exists)
+        result.rows = _sample_and_write(synthesizer, metadata, target_engine, result,
+                                        scale=scale, schema=target_schema, if_exists=if_exists,
+                                        chunk_rows=chunk_rows)
         if report is not None:
-            del synthetic
             with _stage(result, "report"):
                 result.report = save_report(source_engine, target_engine, metadata, report,
                                             schema=schema, target_schema=target_schema,
                                             locales=locales, seed=seed)
     return result
+
+
+def _timed(chunks: Iterator[dict], result: CloneResult, name: str) -> Iterator[dict]:
+    """Pass ``chunks`` on, adding the time spent producing them to ``result.seconds[name]``."""
+    result.seconds[name] = 0.0
+    while True:
+        started = time.perf_counter()
+        chunk = next(chunks, None)
+        result.seconds[name] += time.perf_counter() - started
+        if chunk is None:
+            return
+        yield chunk
+
+
+def _sample_and_write(synthesizer: HMASynthesizer, metadata, target_engine, result: CloneResult,
+                      *, scale: float, schema: str | None, if_exists: str,
+                      chunk_rows: int | None) -> dict[str, int]:
+    """Sample and write, in chunks of bounded size unless appending (whose key shifting needs
+    every table at once) or ``chunk_rows`` is None."""
+    if chunk_rows is None or if_exists == "append":
+        with _stage(result, "sample"):
+            synthetic = synthesizer.sample(scale=scale)
+        with _stage(result, "write"):
+            return write(synthetic, metadata, target_engine, schema=schema, if_exists=if_exists)
+    started = time.perf_counter()
+    chunks = _timed(iter(synthesizer.sample_chunks(scale=scale, chunk_rows=chunk_rows)),
+                    result, "sample")
+    rows = write_chunks(chunks, metadata, target_engine, schema=schema, if_exists=if_exists)
+    result.seconds["write"] = time.perf_counter() - started - result.seconds["sample"]
+    logger.info("sample done in %.2fs; write done in %.2fs", result.seconds["sample"],
+                result.seconds["write"])
+    return rows

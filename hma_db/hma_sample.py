@@ -54,28 +54,48 @@ def target_rows(source_rows: int, scale: float) -> int:
 def sample_tables(model, scale: float, rng: np.random.Generator
                   ) -> tuple[dict[str, pd.DataFrame], dict[str, np.ndarray]]:
     """Sample every table of a fitted :class:`~hma_db.hma.HMAModel`; see ``HMAModel.sample``."""
-    sampled: dict[str, _Sampled] = {}
-    links: dict[str, np.ndarray] = {}
-    for table in model.order:
-        sampled[table] = _sample_table(model, table, scale, sampled, links, rng)
-    for name in sorted(model.relationships):
-        if name not in links:
-            links[name] = _assign_other(model, name, sampled, rng)
-    for table in sorted(model.junctions):
-        for key in model.junctions[table]:
-            _deduplicate_key(model, key, sampled, links, rng)
-    frames = {}
-    for table in sorted(model.tables):
-        own = model.tables[table]["columns"]
-        frames[table] = pd.DataFrame(sampled[table].values[:, :len(own)], columns=own)
+    rows = {t: target_rows(model.tables[t]["rows"], scale) for t in model.order}
+    frames, links, _ = sample_chunk(model, rows, rng)
     return frames, links
 
 
-def _sample_table(model, table: str, scale: float, sampled: dict[str, _Sampled],
+def sample_chunk(model, rows: dict[str, int], rng: np.random.Generator,
+                 fixed: dict[str, _Sampled] | None = None
+                 ) -> tuple[dict[str, pd.DataFrame], dict[str, np.ndarray], dict[str, _Sampled]]:
+    """Sample ``rows[t]`` rows of every table not in ``fixed``.
+
+    ``fixed`` holds tables sampled earlier (in a previous chunk, see
+    :mod:`hma_db.sample_chunks`): they are parents for this chunk's rows, are not sampled again,
+    and their own links are not reassigned. Child counts are exact per table: the chunk's
+    ``rows[child]`` are spread over the parents of the chunk (and the fixed ones).
+
+    Returns:
+        ``(frames, links, sampled)``: frames of the tables sampled here, links of their
+        relationships, and every table's sampled state (to pass on as ``fixed``).
+    """
+    fixed = fixed or {}
+    sampled: dict[str, _Sampled] = dict(fixed)
+    links: dict[str, np.ndarray] = {}
+    for table in model.order:
+        if table not in fixed:
+            sampled[table] = _sample_table(model, table, rows[table], sampled, links, rng)
+    for name in sorted(model.relationships):
+        if name not in links and model.relationships[name]["child"] not in fixed:
+            links[name] = _assign_other(model, name, sampled, rng)
+    for table in sorted(set(model.junctions) - set(fixed)):
+        for key in model.junctions[table]:
+            _deduplicate_key(model, key, sampled, links, rng)
+    frames = {}
+    for table in sorted(set(model.tables) - set(fixed)):
+        own = model.tables[table]["columns"]
+        frames[table] = pd.DataFrame(sampled[table].values[:, :len(own)], columns=own)
+    return frames, links, sampled
+
+
+def _sample_table(model, table: str, n: int, sampled: dict[str, _Sampled],
                   links: dict[str, np.ndarray], rng: np.random.Generator) -> _Sampled:
     record = model.tables[table]
     columns = record["columns"] + record["extension_columns"]
-    n = target_rows(record["rows"], scale)
     copula, primary = record["copula"], record["primary"]
     if n == 0 or copula is None:
         if primary is not None:

@@ -19,7 +19,7 @@ import logging
 import math
 import numbers
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -276,6 +276,26 @@ class HMASynthesizer:
             keys = assign_keys(self.metadata, keys, links, self._dtypes)
             return {t: self._decode_table(t, numeric[t], keys[t])
                     for t in self._bar(tables, "Sampling tables")}
+
+    def sample_chunks(self, scale: float = 1.0, chunk_rows: int = 100_000
+                      ) -> Iterator[dict[str, pd.DataFrame]]:
+        """Sample like :meth:`sample`, yielding ``{table: DataFrame}`` chunks of bounded size.
+
+        Small tables come whole in the first chunk; the others are spread evenly over the
+        chunks (about ``chunk_rows`` rows of the largest table each), with exact totals, integer
+        keys unique across chunks and every foreign key pointing at a row of the same chunk or
+        of an earlier one (see :mod:`hma_db.sample_chunks`). Memory depends on ``chunk_rows``,
+        not on ``scale``.
+        """
+        from hma_db.sample_chunks import iter_sample
+
+        _check_scale(scale)
+        if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, numbers.Integral) \
+                or chunk_rows < 1:
+            raise SynthesizerInputError(f"chunk_rows must be a positive integer; found {chunk_rows!r}.")
+        self._fitted_model("sample_chunks")
+        with self._quiet():
+            yield from iter_sample(self, float(scale), int(chunk_rows))
 
     def _decode_table(self, table: str, numeric: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
         body = self._transformers[table].reverse_transform(numeric, self._sample_rng)

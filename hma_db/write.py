@@ -10,7 +10,7 @@ is left as it was (see :class:`_Run` for how, per database).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import pandas as pd
 import sqlalchemy as sa
@@ -86,6 +86,37 @@ def write(data: dict[str, pd.DataFrame], metadata: Metadata, target: Source, *,
         run = _Run(engine, dialect, data, metadata, target_md, tables, schema=schema,
                    if_exists=if_exists, batch_size=batch_size, disable_triggers=disable_triggers,
                    reference_existing=reference_existing, progress=progress)
+        return run.execute()
+
+
+def write_chunks(chunks: Iterable[dict[str, pd.DataFrame]], metadata: Metadata, target: Source, *,
+                 schema: str | None = None, if_exists: str = "fail",
+                 batch_size: int | None = None, progress: Progress | None = None
+                 ) -> dict[str, int]:
+    """Write ``{table: DataFrame}`` chunks in one transaction, each chunk as :func:`write` would.
+
+    Every chunk must hold every table (empty frames are fine) and may reference rows of earlier
+    chunks. The chunks are consumed one at a time, so they can be generated lazily
+    (:meth:`HMASynthesizer.sample_chunks`) and memory stays bounded. All or nothing: a failure
+    in any chunk, or an interruption, leaves the target as it was.
+
+    Returns:
+        ``{table: rows written}`` over all chunks.
+    """
+    iterator = iter(chunks)
+    first = next(iterator, None)
+    if first is None:
+        raise WriteError("write_chunks got no chunk to write.")
+    tables = _check_arguments(first, metadata, if_exists, batch_size)
+    with engine_for(target, error=WriteError, must_exist=False) as engine:
+        dialect = dialect_family(engine.dialect.name)
+        if schema is not None and dialect == "sqlite":
+            raise WriteError(f"SQLite has no schemas; write to another file instead of schema "
+                             f"'{schema}'.")
+        target_md = target_metadata(metadata, tables, dialect, schema)
+        run = _Run(engine, dialect, first, metadata, target_md, tables, schema=schema,
+                   if_exists=if_exists, batch_size=batch_size, disable_triggers=False,
+                   reference_existing=False, progress=progress, more=iterator)
         return run.execute()
 
 
@@ -210,11 +241,13 @@ class _Run:
         if self.options["disable_triggers"]:
             self._disable_triggers(conn)
         plans = self._plans(self._shifted(conn, existing))
-        counts = {plan.name: self._load_table(conn, plan) for plan in plans}
+        counts = self._load_plans(conn, plans, dict.fromkeys(self.tables, 0))
+        # Later chunks (write_chunks) go into the same transaction, after the first one.
+        for chunk in self.options.get("more", ()):
+            self.data = chunk
+            counts = self._load_plans(conn, self._plans(self._shifted(conn, existing)), counts)
         for plan in plans:
             self.current = plan.name
-            for keys, frame in plan.updates:
-                self.loader.update(conn, self.table(plan.name), keys, frame, self.batch_size)
             self.loader.reset_counters(conn, self.table(plan.name), plan.generated)
         for name, statement in after_load:
             self.current = name
@@ -389,6 +422,16 @@ class _Run:
             frame = data[name][[c.name for c in table.columns if c.name in data[name].columns]]
             plans.append(plan_table(name, frame, self.metadata, table, deferred, generated))
         return plans
+
+    def _load_plans(self, conn: sa.Connection, plans, counts: dict[str, int]) -> dict[str, int]:
+        """Load one chunk's tables, then fill its deferred and self-referencing keys."""
+        for plan in plans:
+            counts[plan.name] += self._load_table(conn, plan)
+        for plan in plans:
+            self.current = plan.name
+            for keys, frame in plan.updates:
+                self.loader.update(conn, self.table(plan.name), keys, frame, self.batch_size)
+        return counts
 
     def _load_table(self, conn: sa.Connection, plan) -> int:
         self.current = plan.name
