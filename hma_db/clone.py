@@ -38,6 +38,7 @@ class CloneResult:
 
     rows: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    rows_read: dict[str, int] = field(default_factory=dict)
     report: Report | None = None  # with clone(..., report=path)
 
 
@@ -206,6 +207,7 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
                                             table_parameters=table_parameters)
         with _stage(result, "read"):
             data = _read_source(source_engine, metadata, max_rows=max_rows, seed=seed)
+        result.rows_read = {t: len(frame) for t, frame in data.items()}
         with _stage(result, "fit"):
             synthesizer.fit(data, row_counts=metadata.row_counts if max_rows else None)
         del data  # the source rows are not needed past this point
