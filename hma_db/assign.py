@@ -235,28 +235,34 @@ def deduplicate(group_links: list[np.ndarray], group_sizes: list[int], last: np.
     rows = np.flatnonzero(np.all([g >= 0 for g in group_links], axis=0) & (last >= 0))
     if len(rows) == 0:
         return last
-    group = _codes([g[rows] for g in group_links], group_sizes)
+    # Compact group numbers, so that group * n_last + target cannot overflow.
+    group = np.unique(_codes([g[rows] for g in group_links], group_sizes),
+                      return_inverse=True)[1].ravel()
     for _ in range(8):
         repeat = _duplicated(group * n_last + last[rows])
         if not repeat.any():
             return last
         last[rows[repeat]] = last[rows[rng.integers(len(rows), size=int(repeat.sum()))]]
     repeat = _duplicated(group * n_last + last[rows])
-    if not repeat.any():
-        return last
-    bad_groups = np.unique(group[repeat])
-    in_bad = np.isin(group, bad_groups)
-    members = rows[in_bad]
-    member_groups = group[in_bad]
-    order = np.argsort(member_groups, kind="stable")
-    sorted_groups = member_groups[order]
-    first = np.searchsorted(sorted_groups, sorted_groups, side="left")
-    rank = np.arange(len(order)) - first
-    if len(rank) and rank.max() >= n_last:
+    if repeat.any():
+        in_bad = np.isin(group, np.unique(group[repeat]))
+        last[rows[in_bad]] = _consecutive_targets(group[in_bad], n_last, rng, name)
+    return last
+
+
+def _consecutive_targets(groups: np.ndarray, n_last: int, rng: np.random.Generator,
+                         name: str) -> np.ndarray:
+    """Per row, ``(start of its group + its rank within the group) % n_last``: distinct
+    targets within every group."""
+    order = np.argsort(groups, kind="stable")
+    sorted_groups = groups[order]
+    rank = np.arange(len(order)) - np.searchsorted(sorted_groups, sorted_groups, side="left")
+    if rank.max() >= n_last:
         raise SamplingError(
             f"{name}: a combination group holds {int(rank.max()) + 1} rows but only {n_last} "
             "distinct targets exist, so the key cannot be unique")
     _, inverse = np.unique(sorted_groups, return_inverse=True)
     start = rng.integers(n_last, size=int(inverse.max()) + 1)
-    last[members[order]] = (start[inverse] + rank) % n_last
-    return last
+    out = np.empty(len(groups), dtype=np.int64)
+    out[order] = (start[inverse] + rank) % n_last
+    return out

@@ -2,8 +2,10 @@
 
 Each column gets a parametric marginal ``F`` (``norm``, ``beta``, ``truncnorm``, ``gamma``,
 ``uniform`` or ``student_t``); the dependence between columns is the correlation matrix of the
-normal scores ``z = Phi^-1(F(x))``, projected to the nearest valid correlation matrix. This is the
-only module that imports ``copulas``; everything it keeps is plain data (``to_dict``).
+normal scores of the fitted data (from mid-ranks, robust to ties and to a poorly fitting
+marginal), projected to the nearest valid correlation matrix; ``to_scores`` maps new data by
+``z = Phi^-1(F(x))``. This is the only module that imports ``copulas``; everything it keeps
+is plain data (``to_dict``).
 
 Speed choices, measured on a 2-core machine (1 million values, one column):
 
@@ -30,36 +32,19 @@ import warnings
 from typing import Any
 
 import numpy as np
-from copulas.univariate import (
-    BetaUnivariate,
-    GammaUnivariate,
-    GaussianUnivariate,
-    StudentTUnivariate,
-    TruncatedGaussian,
-    UniformUnivariate,
-    Univariate,
-)
+from copulas import univariate
 from scipy import special
 
 from hma_db.errors import SynthesizerInputError
 
 DISTRIBUTIONS = {
-    "norm": GaussianUnivariate,
-    "beta": BetaUnivariate,
-    "truncnorm": TruncatedGaussian,
-    "gamma": GammaUnivariate,
-    "uniform": UniformUnivariate,
-    "student_t": StudentTUnivariate,
+    "norm": univariate.GaussianUnivariate, "beta": univariate.BetaUnivariate,
+    "truncnorm": univariate.TruncatedGaussian, "gamma": univariate.GammaUnivariate,
+    "uniform": univariate.UniformUnivariate, "student_t": univariate.StudentTUnivariate,
 }
 # What to try, in order, when a requested family cannot be fitted to a column.
-FALLBACKS = {
-    "beta": ("truncnorm", "norm"),
-    "gamma": ("truncnorm", "norm"),
-    "student_t": ("norm",),
-    "truncnorm": ("norm",),
-    "uniform": ("truncnorm", "norm"),
-    "norm": (),
-}
+FALLBACKS = {"beta": ("truncnorm", "norm"), "gamma": ("truncnorm", "norm"), "norm": (),
+             "student_t": ("norm",), "truncnorm": ("norm",), "uniform": ("truncnorm", "norm")}
 FIT_SAMPLE_SIZE = 10_000
 # The slow maximum-likelihood families fit on a prefix of the (random) subsample.
 FAMILY_SAMPLE_SIZE = {"beta": 2_000, "student_t": 2_000, "gamma": 5_000, "truncnorm": 5_000}
@@ -101,12 +86,12 @@ def _normal_ppf(u: np.ndarray) -> np.ndarray:
     return np.clip(special.ndtri(u), -SCORE_LIMIT, SCORE_LIMIT)
 
 
-def _instance(name: str, params: dict[str, float]) -> Univariate:
+def _instance(name: str, params: dict[str, float]) -> univariate.Univariate:
     cls = DISTRIBUTIONS[name]
-    return Univariate.from_dict({"type": f"{cls.__module__}.{cls.__name__}", **params})
+    return univariate.Univariate.from_dict({"type": f"{cls.__module__}.{cls.__name__}", **params})
 
 
-def _ks_distance(model: Univariate, sample: np.ndarray) -> float:
+def _ks_distance(model: univariate.Univariate, sample: np.ndarray) -> float:
     """Kolmogorov distance between the fitted cdf and the sample's empirical cdf.
 
     Infinite when the fit is degenerate: non-finite, or more than ``_MAX_EDGE_MASS`` of the
@@ -185,7 +170,7 @@ class GaussianCopula:
         self.columns: list[str] = []
         self.marginals: list[dict[str, Any]] = []
         self.correlation = np.zeros((0, 0))
-        self._models: list[Univariate | None] = []
+        self._models: list[univariate.Univariate | None] = []
         self._grids: list[np.ndarray | None] = []
 
     # ----------------------------------------------------------------------------------- fit
