@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from hma_db.assign import allocate, assign_self, deduplicate
-from hma_db.errors import ModelFileError, SynthesizerInputError
+from hma_db.errors import ModelFileError, SamplingError, SynthesizerInputError
 from hma_db.hma import HMAModel, fit_hma
 from hma_db.metadata import Metadata
 
@@ -362,6 +362,11 @@ def test_allocation_self_reference_and_deduplication_helpers():
     last = rng.integers(0, 600, 5_000)
     fixed = deduplicate([group], [10], last, 600, rng, "t")
     assert not pd.DataFrame({"g": group, "l": fixed}).duplicated().any()
+    full = np.repeat(np.arange(50), 20)  # every group needs all 20 targets: only the fallback works
+    fixed = deduplicate([full], [50], np.zeros(1_000, dtype=np.int64), 20, rng, "t")
+    assert not pd.DataFrame({"g": full, "l": fixed}).duplicated().any()
+    with pytest.raises(SamplingError, match="21 rows"):
+        deduplicate([np.zeros(21, dtype=np.int64)], [1], np.zeros(21, dtype=np.int64), 20, rng, "t")
 
 
 def test_timing_10k_parents_10_children():
