@@ -21,6 +21,8 @@ import sqlalchemy as sa
 
 from hma_db.engines import Source, connect, engine_for, safe_url
 from hma_db.errors import DataError, SynthesizerInputError, WriteError
+from hma_db.hma_sample import target_rows
+from hma_db.progress import RowBar
 from hma_db.read import read_tables
 from hma_db.reflect import reflect
 from hma_db.report import Report, evaluate_databases
@@ -103,11 +105,14 @@ def _check_scale(scale: float) -> None:
         raise SynthesizerInputError(f"scale must be a positive number; found {scale!r}.")
 
 
-def _read_source(source: Source, metadata, *, max_rows=None, seed: int | None = None) -> dict:
-    if max_rows is None:
-        data = read_tables(source, metadata)
-    else:
-        data = read_subset(source, metadata, max_rows, seed=seed)
+def _read_source(source: Source, metadata, *, max_rows=None, seed: int | None = None,
+                 verbose: bool = False) -> dict:
+    total = sum(metadata.row_counts.values()) if metadata.row_counts and not max_rows else None
+    with RowBar("read", total, verbose) as bar:
+        if max_rows is None:
+            data = read_tables(source, metadata, on_chunk=bar.add)
+        else:
+            data = read_subset(source, metadata, max_rows, seed=seed, on_chunk=bar.add)
     if all(len(frame) == 0 for frame in data.values()):
         raise DataError(f"The source {safe_url(source)} has no rows in any of its "
                         f"{len(data)} tables; there is nothing to learn from.")
@@ -206,14 +211,15 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
         synthesizer = configure_synthesizer(metadata, locales=locales, seed=seed, verbose=verbose,
                                             table_parameters=table_parameters)
         with _stage(result, "read"):
-            data = _read_source(source_engine, metadata, max_rows=max_rows, seed=seed)
+            data = _read_source(source_engine, metadata, max_rows=max_rows, seed=seed,
+                                verbose=verbose)
         result.rows_read = {t: len(frame) for t, frame in data.items()}
         with _stage(result, "fit"):
             synthesizer.fit(data, row_counts=metadata.row_counts if max_rows else None)
         del data  # the source rows are not needed past this point
         result.rows = _sample_and_write(synthesizer, metadata, target_engine, result,
                                         scale=scale, schema=target_schema, if_exists=if_exists,
-                                        chunk_rows=chunk_rows)
+                                        chunk_rows=chunk_rows, verbose=verbose)
         if report is not None:
             with _stage(result, "report"):
                 result.report = save_report(source_engine, target_engine, metadata, report,
@@ -236,7 +242,7 @@ def _timed(chunks: Iterator[dict], result: CloneResult, name: str) -> Iterator[d
 
 def _sample_and_write(synthesizer: HMASynthesizer, metadata, target_engine, result: CloneResult,
                       *, scale: float, schema: str | None, if_exists: str,
-                      chunk_rows: int | None) -> dict[str, int]:
+                      chunk_rows: int | None, verbose: bool = False) -> dict[str, int]:
     """Sample and write, in chunks of bounded size unless appending (whose key shifting needs
     every table at once) or ``chunk_rows`` is None."""
     if chunk_rows is None or if_exists == "append":
@@ -245,9 +251,12 @@ def _sample_and_write(synthesizer: HMASynthesizer, metadata, target_engine, resu
         with _stage(result, "write"):
             return write(synthetic, metadata, target_engine, schema=schema, if_exists=if_exists)
     started = time.perf_counter()
-    chunks = _timed(iter(synthesizer.sample_chunks(scale=scale, chunk_rows=chunk_rows)),
-                    result, "sample")
-    rows = write_chunks(chunks, metadata, target_engine, schema=schema, if_exists=if_exists)
+    total = sum(target_rows(r, scale) for r in synthesizer._fitted_model("sample").row_counts.values())
+    with RowBar("sample", total, verbose) as sampled, RowBar("write", total, verbose) as written:
+        chunks = _timed(iter(synthesizer.sample_chunks(scale=scale, chunk_rows=chunk_rows,
+                                                       on_rows=sampled.add)), result, "sample")
+        rows = write_chunks(chunks, metadata, target_engine, schema=schema, if_exists=if_exists,
+                            progress=written.batch)
     result.seconds["write"] = time.perf_counter() - started - result.seconds["sample"]
     logger.info("sample done in %.2fs; write done in %.2fs", result.seconds["sample"],
                 result.seconds["write"])

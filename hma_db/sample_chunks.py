@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pandas as pd
 
@@ -74,7 +74,8 @@ def chunk_plan(metadata, totals: dict[str, int], chunk_rows: int
     return resident, chunks
 
 
-def iter_sample(synthesizer, scale: float, chunk_rows: int = DEFAULT_CHUNK_ROWS
+def iter_sample(synthesizer, scale: float, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                on_rows: Callable[[str, int], None] | None = None
                 ) -> Iterator[dict[str, pd.DataFrame]]:
     """Yield ``{table: DataFrame}`` chunks of a fitted synthesizer's sample; see the module doc.
 
@@ -102,11 +103,16 @@ def iter_sample(synthesizer, scale: float, chunk_rows: int = DEFAULT_CHUNK_ROWS
         for table in sorted(frames):
             out[table] = synthesizer._decode_table(table, frames[table], keys[table])
             offsets[table] += len(frames[table])
+            if on_rows is not None:
+                on_rows(table, len(frames[table]))
         if number == 0:
             fixed = {t: sampled[t] for t in resident}
             fixed_keys = {t: keys[t] for t in resident}
             empty = {t: out[t].iloc[0:0] for t in resident}
         yield {t: out.get(t, empty.get(t)) for t in metadata.tables}
+    for table in metadata.topological_order():
+        logger.info("table %s: sampled %d rows in %d chunk(s)", table, offsets[table],
+                    1 if table in resident else len(chunks))
 
 
 def _assign(metadata, keys: dict[str, pd.DataFrame], links, dtypes, fixed: set[str]

@@ -19,7 +19,7 @@ import logging
 import math
 import numbers
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -274,10 +274,14 @@ class HMASynthesizer:
             keys = {t: self._transformers[t].generate_keys(len(numeric[t]), self._sample_rng)
                     for t in tables}
             keys = assign_keys(self.metadata, keys, links, self._dtypes)
-            return {t: self._decode_table(t, numeric[t], keys[t])
-                    for t in self._bar(tables, "Sampling tables")}
+            out = {t: self._decode_table(t, numeric[t], keys[t])
+                   for t in self._bar(tables, "Sampling tables")}
+        for table in tables:
+            logger.info("table %s: sampled %d rows", table, len(out[table]))
+        return out
 
-    def sample_chunks(self, scale: float = 1.0, chunk_rows: int = 100_000
+    def sample_chunks(self, scale: float = 1.0, chunk_rows: int = 100_000,
+                      on_rows: Callable[[str, int], None] | None = None
                       ) -> Iterator[dict[str, pd.DataFrame]]:
         """Sample like :meth:`sample`, yielding ``{table: DataFrame}`` chunks of bounded size.
 
@@ -285,7 +289,8 @@ class HMASynthesizer:
         chunks (about ``chunk_rows`` rows of the largest table each), with exact totals, integer
         keys unique across chunks and every foreign key pointing at a row of the same chunk or
         of an earlier one (see :mod:`hma_db.sample_chunks`). Memory depends on ``chunk_rows``,
-        not on ``scale``.
+        not on ``scale``. ``on_rows(table, rows)`` is called for each table of each chunk
+        (progress bars).
         """
         from hma_db.sample_chunks import iter_sample
 
@@ -295,7 +300,7 @@ class HMASynthesizer:
             raise SynthesizerInputError(f"chunk_rows must be a positive integer; found {chunk_rows!r}.")
         self._fitted_model("sample_chunks")
         with self._quiet():
-            yield from iter_sample(self, float(scale), int(chunk_rows))
+            yield from iter_sample(self, float(scale), int(chunk_rows), on_rows)
 
     def _decode_table(self, table: str, numeric: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
         body = self._transformers[table].reverse_transform(numeric, self._sample_rng)
@@ -306,7 +311,7 @@ class HMASynthesizer:
         for column in self._columns[table]:
             values = keys[column] if column in keys.columns else body[column]
             out[column] = cast_like(values, dtypes.get(column))
-        logger.info("table %s: sampled %d rows", table, len(numeric))
+        logger.debug("table %s: sampled %d rows", table, len(numeric))
         return pd.DataFrame(out, index=pd.RangeIndex(len(numeric)))
 
     def sample_to_database(self, target, scale: float = 1.0, *, schema: str | None = None,

@@ -246,6 +246,9 @@ class _Run:
         for chunk in self.options.get("more", ()):
             self.data = chunk
             counts = self._load_plans(conn, self._plans(self._shifted(conn, existing)), counts)
+        if "more" in self.options:
+            for name, rows in counts.items():
+                log.info("write: %s: %d row(s)", name, rows)
         for plan in plans:
             self.current = plan.name
             self.loader.reset_counters(conn, self.table(plan.name), plan.generated)
@@ -442,5 +445,5 @@ class _Run:
                 progress(plan.name, done, total)
 
         rows = self.loader.load(conn, self.table(plan.name), plan.frame, self.batch_size, on_batch)
-        log.info("write: %s: %d row(s)", plan.name, rows)
+        (log.debug if "more" in self.options else log.info)("write: %s: %d row(s)", plan.name, rows)
         return rows

@@ -1,0 +1,46 @@
+"""Progress bars in rows, with an ETA, for the stages of a clone (read, sample, write).
+
+One :class:`RowBar` per stage counts rows across tables (the table being worked on is shown
+beside the bar); tqdm computes the rate and the time left from the stage's total. Logs get one
+INFO line per table per stage from the stages themselves; bars are for people at a terminal.
+"""
+
+from __future__ import annotations
+
+from tqdm.auto import tqdm
+
+
+class RowBar:
+    """Rows done out of ``total`` for one stage (``total=None``: no ETA, just the rate).
+
+    Example:
+        >>> bar = RowBar("write", total=1_000_000, enabled=True)
+        >>> bar.add("Invoice", 50_000)
+        >>> bar.close()
+    """
+
+    def __init__(self, stage: str, total: int | None, enabled: bool):
+        self.bar = tqdm(total=total, desc=stage, unit="rows", unit_scale=True,
+                        disable=not enabled, dynamic_ncols=True)
+        self._done: dict[str, int] = {}
+
+    def add(self, table: str, rows: int) -> None:
+        """Count ``rows`` more rows of ``table`` (the ``on_chunk`` callback of reads)."""
+        self.bar.set_postfix_str(table, refresh=False)
+        self.bar.update(rows)
+
+    def batch(self, table: str, done: int, total: int) -> None:
+        """The ``progress(table, done, total)`` callback of writes: ``done`` counts the rows of
+        the table's current load, and starts again for each chunk."""
+        last = self._done.get(table, 0)
+        self._done[table] = done
+        self.add(table, done - last if done >= last else done)
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def __enter__(self) -> RowBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
