@@ -33,8 +33,8 @@ class RowBar:
         """The ``progress(table, done, total)`` callback of writes: ``done`` counts the rows of
         the table's current load, and starts again for each chunk."""
         last = self._done.get(table, 0)
-        self._done[table] = done
-        self.add(table, done - last if done >= last else done)
+        self._done[table] = 0 if done >= total else done  # the next chunk counts from zero
+        self.add(table, done - last)
 
     def close(self) -> None:
         self.bar.close()

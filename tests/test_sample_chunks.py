@@ -119,3 +119,14 @@ def test_an_interrupted_chunked_load_leaves_the_target_as_it_was(fitted, tmp_pat
         write_chunks(chunks, metadata, target, if_exists="truncate")
     assert counts() == before
     engine.dispose()
+
+
+def test_write_progress_counts_every_row_of_every_chunk(fitted, tmp_path):
+    from hma_db.progress import RowBar
+
+    metadata, synthesizer = fitted
+    target = f"sqlite:///{tmp_path / 'out.sqlite'}"
+    bar = RowBar("write", None, enabled=False)
+    rows = write_chunks(synthesizer.sample_chunks(scale=1.0, chunk_rows=1000), metadata, target,
+                        progress=bar.batch, batch_size=300)
+    assert bar.bar.n == sum(rows.values())
