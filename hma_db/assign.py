@@ -227,9 +227,10 @@ def deduplicate(group_links: list[np.ndarray], group_sizes: list[int], last: np.
                 n_last: int, rng: np.random.Generator, name: str) -> np.ndarray:
     """Reassign ``last`` so that no (group links..., last) combination repeats.
 
-    Repeats first get the target of a random other row (keeping the degree shape); the few
-    groups still repeating after some rounds get consecutive targets from a random start,
-    which are distinct because a group never holds more rows than there are targets.
+    Repeats first swap targets with random rows that do not repeat, which keeps every
+    target's number of rows exactly (the capacities and the source's range of children per
+    parent); the few groups still repeating after some rounds get consecutive targets from a
+    random start, distinct because a group never holds more rows than there are targets.
     """
     last = last.copy()
     rows = np.flatnonzero(np.all([g >= 0 for g in group_links], axis=0) & (last >= 0))
@@ -238,11 +239,15 @@ def deduplicate(group_links: list[np.ndarray], group_sizes: list[int], last: np.
     # Compact group numbers, so that group * n_last + target cannot overflow.
     group = np.unique(_codes([g[rows] for g in group_links], group_sizes),
                       return_inverse=True)[1].ravel()
-    for _ in range(8):
+    for _ in range(24):
         repeat = _duplicated(group * n_last + last[rows])
-        if not repeat.any():
+        movers, others = np.flatnonzero(repeat), np.flatnonzero(~repeat)
+        if len(movers) == 0:
             return last
-        last[rows[repeat]] = last[rows[rng.integers(len(rows), size=int(repeat.sum()))]]
+        k = min(len(movers), len(others))
+        mover = rows[movers[:k]]
+        partner = rows[rng.choice(others, k, replace=False)]
+        last[mover], last[partner] = last[partner], last[mover].copy()
     repeat = _duplicated(group * n_last + last[rows])
     if repeat.any():
         in_bad = np.isin(group, np.unique(group[repeat]))
