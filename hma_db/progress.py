@@ -23,9 +23,11 @@ class RowBar:
         self.bar = tqdm(total=total, desc=stage, unit="rows", unit_scale=True,
                         disable=not enabled, dynamic_ncols=True)
         self._done: dict[str, int] = {}
+        self.rows = 0  # counted even when the bar is disabled
 
     def add(self, table: str, rows: int) -> None:
         """Count ``rows`` more rows of ``table`` (the ``on_chunk`` callback of reads)."""
+        self.rows += rows
         self.bar.set_postfix_str(table, refresh=False)
         self.bar.update(rows)
 

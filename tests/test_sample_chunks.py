@@ -129,4 +129,4 @@ def test_write_progress_counts_every_row_of_every_chunk(fitted, tmp_path):
     bar = RowBar("write", None, enabled=False)
     rows = write_chunks(synthesizer.sample_chunks(scale=1.0, chunk_rows=1000), metadata, target,
                         progress=bar.batch, batch_size=300)
-    assert bar.bar.n == sum(rows.values())
+    assert bar.rows == sum(rows.values())
