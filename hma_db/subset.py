@@ -258,12 +258,12 @@ def _read_kept(conn: sa.Connection, metadata: Metadata, table: str, keys: pd.Dat
                mask: np.ndarray, chunk_size: int, rng: np.random.Generator,
                on_chunk: Callable | None) -> pd.DataFrame:
     """The full rows the plan keeps, fetched by key on the server when they are few."""
-    pk = metadata.primary_key(table)
+    column = _deciding_column(metadata, table, keys, mask)
     if mask.all():
         chunks = read_table_chunks(conn, metadata, table, chunk_size=chunk_size)
         select = None
-    elif len(pk) == 1 and mask.mean() <= IN_FRACTION:
-        values = keys.loc[mask, pk[0]].tolist()
+    elif column is not None:
+        values = pd.unique(keys.loc[mask, column]).tolist()
         if not values:
             values_where = sa.false()
             return concat_chunks(list(read_table_chunks(
@@ -271,7 +271,7 @@ def _read_kept(conn: sa.Connection, metadata: Metadata, table: str, keys: pd.Dat
         chunks = (chunk for start in range(0, len(values), IN_BATCH)
                   for chunk in read_table_chunks(
                       conn, metadata, table, chunk_size=chunk_size,
-                      where=lambda t, b=values[start:start + IN_BATCH]: t.c[pk[0]].in_(b)))
+                      where=lambda t, b=values[start:start + IN_BATCH]: t.c[column].in_(b)))
         select = None
     else:
         chunks = read_table_chunks(conn, metadata, table, chunk_size=chunk_size)
@@ -284,6 +284,25 @@ def _read_kept(conn: sa.Connection, metadata: Metadata, table: str, keys: pd.Dat
         if on_chunk is not None:
             on_chunk(table, len(chunk))
     return concat_chunks(kept)
+
+
+def _deciding_column(metadata: Metadata, table: str, keys: pd.DataFrame,
+                     mask: np.ndarray) -> str | None:
+    """A key column whose values alone pick the kept rows (the primary key, or e.g. the foreign
+    key of the down edge when every kept row came down it), when few rows are kept: then the
+    server filters with ``column IN (...)`` batches instead of sending the whole table."""
+    if mask.mean() > IN_FRACTION:
+        return None
+    pk = metadata.primary_key(table)
+    candidates = pk[:1] if len(pk) == 1 else []
+    candidates += [c for c in metadata.foreign_key_columns(table) if c not in candidates]
+    for column in candidates:
+        kept = keys.loc[mask, column]
+        if kept.isna().any():
+            continue
+        if int(keys[column].isin(pd.unique(kept)).sum()) == int(mask.sum()):
+            return column
+    return None
 
 
 def _selector(metadata: Metadata, table: str, keys: pd.DataFrame, mask: np.ndarray,
