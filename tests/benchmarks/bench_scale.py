@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import resource
 import subprocess
 import sys
@@ -43,6 +44,7 @@ def _fresh_database(admin: str, name: str) -> str:
 def child_clone(args) -> dict:
     """One clone in this process; stage seconds, rows, rows/s and peak RSS."""
     sys.path.insert(0, str(ROOT))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     from hma_db.clone import clone
 
     started = time.perf_counter()
@@ -109,9 +111,11 @@ def _in_child(kind: str, **options) -> dict:
             command += [f"--{key.replace('_', '-')}", *map(str, value)]
         elif value is not None:
             command += [f"--{key.replace('_', '-')}", str(value)]
-    done = subprocess.run(command, capture_output=True, text=True)
+    log = Path(f"/tmp/bench_scale_{kind}.log")
+    with log.open("w") as err:  # the child's log, to follow a long run
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, text=True)
     if done.returncode != 0:
-        return {"error": done.stderr.strip().splitlines()[-5:]}
+        return {"error": log.read_text().strip().splitlines()[-5:]}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -125,7 +129,7 @@ def run_tpch(args) -> dict:
     target = target.replace("postgresql://", "postgresql+psycopg://")
     out = {"clone": _in_child("clone", source=source, target=target, scale=1.0,
                               max_rows=args.max_rows, chunk_rows=args.chunk_rows)}
-    out["read_vs_copy"] = _in_child("read", source=source, tables=TPCH_TABLES)
+    out["read_vs_copy"] = _in_child("read", source=source, tables=args.read_tables)
     return out
 
 
@@ -155,6 +159,8 @@ def main() -> None:
     parser.add_argument("--target")
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--tables", nargs="*")
+    parser.add_argument("--read-tables", nargs="*", default=TPCH_TABLES,
+                        help="TPC-H tables whose streamed read is timed beside raw COPY.")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.child:
