@@ -248,9 +248,12 @@ def _read_keys(conn: sa.Connection, metadata: Metadata, chunk_size: int
                     sa.table(table, schema=metadata.schema))).scalar()
             keys[table] = pd.DataFrame(index=pd.RangeIndex(int(count)))
             continue
+        started = time.perf_counter()
         chunks = list(read_table_chunks(conn, metadata, table, chunk_size=chunk_size * 4,
                                         columns=columns))
         keys[table] = concat_chunks(chunks)
+        logger.info("subset keys of %s: %d rows in %.2fs", table, len(keys[table]),
+                    time.perf_counter() - started)
     return keys
 
 
