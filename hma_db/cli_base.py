@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,7 +97,7 @@ class Settings:
     @property
     def interactive(self) -> bool:
         """True when standard error is a terminal (progress bars; no timestamps needed)."""
-        return click.get_text_stream("stderr").isatty()
+        return sys.stderr.isatty()
 
     def progress(self, message: str) -> None:
         """A progress line on standard error: plain on a terminal, timestamped for logs (cron)."""
@@ -120,7 +121,7 @@ def configure_logging(verbose: bool, quiet: bool) -> Callable[[], None]:
     (tests, a notebook) whose logging must be left as it was.
     """
     logger = logging.getLogger("hma_db")
-    handler = logging.StreamHandler(click.get_text_stream("stderr"))
+    handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
     handler.setFormatter(_PasswordHidingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     previous_level = logger.level
