@@ -20,7 +20,8 @@ a first name) met by coincidence is not reported as a leak:
   table of public reference values (US states and their codes) meets real rows by chance.
 - **Distance to closest record** (DCR): the real rows are split in two halves, train and
   holdout; the modeled columns are scaled to [0, 1] (numbers and datetimes by the real range,
-  categories one-hot, nulls as their own indicator) and searched with scipy's ``cKDTree``. The
+  categories one-hot, nulls as their own indicator) and searched with scipy's ``cKDTree`` (or
+  blocked matrix products when one-hot categories make too many dimensions for a tree). The
   share of synthetic rows closer to train than the 5th percentile of the holdout's distances to
   train is expected to be 5%; far more means rows that sit on real records.
 - **Rare categories**: categories seen fewer than ``min_category_count`` times in the real data
@@ -44,9 +45,11 @@ from hma_db.metadata import BASIC_SDTYPES, Metadata, key_columns
 
 CHANCE_DRAWS = 500     # Faker values drawn per column for the chance baseline
 COPY_DRAWS = 5_000     # rows of independent column values for the copied-rows baseline
-DCR_MAX_ROWS = 20_000  # rows per side for the distance search
+DCR_MAX_ROWS = 10_000  # rows per side for the distance search
+DCR_BLOCK = 1_000      # query rows per block of the brute-force search
+KD_TREE_MAX_DIMENSIONS = 12
 DCR_QUANTILE = 0.05
-MAX_ONE_HOT = 50       # most frequent categories encoded per column
+MAX_ONE_HOT = 20       # most frequent categories encoded per column
 ALPHA = 0.001          # chance of a false alarm per finding
 DCR_MIN_ROWS = 50      # fewer real rows give halves too small for a baseline
 
@@ -249,6 +252,25 @@ def _as_float(values: pd.Series) -> np.ndarray:
     return pd.to_numeric(values.astype(object), errors="coerce").to_numpy(float)
 
 
+def nearest_distances(reference: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Euclidean distance from each query row to its nearest reference row.
+
+    A k-d tree prunes well in a few dimensions only; with one-hot categories the rows have
+    dozens, where blocks of ``|a|^2 + |b|^2 - 2 a.b`` through BLAS are much faster (measured:
+    10,000 x 20,000 rows in 160 dimensions, 277 s with ``cKDTree``, seconds with blocks).
+    """
+    if reference.shape[1] <= KD_TREE_MAX_DIMENSIONS:
+        return cKDTree(reference).query(queries, k=1)[0]
+    squared_reference = (reference * reference).sum(axis=1)
+    out = np.empty(len(queries))
+    for start in range(0, len(queries), DCR_BLOCK):  # blocks of rows, not a loop per row
+        block = queries[start:start + DCR_BLOCK]
+        squared = (block * block).sum(axis=1)[:, None] + squared_reference[None, :] \
+            - 2 * block @ reference.T
+        out[start:start + DCR_BLOCK] = np.sqrt(np.maximum(squared.min(axis=1), 0))
+    return out
+
+
 def distance_to_closest_record(real: pd.DataFrame, synthetic: pd.DataFrame,
                                sdtypes: dict[str, str], rng: np.random.Generator) -> dict | None:
     """DCR of synthetic rows to a real train half, against the real holdout half's DCR."""
@@ -258,9 +280,9 @@ def distance_to_closest_record(real: pd.DataFrame, synthetic: pd.DataFrame,
     half = len(order) // 2
     train, holdout = real.iloc[order[:half]], real.iloc[order[half:]]
     sample = synthetic.iloc[rng.permutation(len(synthetic))[:DCR_MAX_ROWS]]
-    tree = cKDTree(_scaled(train, real, sdtypes))
-    holdout_dcr = tree.query(_scaled(holdout, real, sdtypes), k=1)[0]
-    synthetic_dcr = tree.query(_scaled(sample, real, sdtypes), k=1)[0]
+    reference = _scaled(train, real, sdtypes)
+    holdout_dcr = nearest_distances(reference, _scaled(holdout, real, sdtypes))
+    synthetic_dcr = nearest_distances(reference, _scaled(sample, real, sdtypes))
     cutoff = float(np.quantile(holdout_dcr, DCR_QUANTILE))
     close = int((synthetic_dcr < cutoff).sum())
     expected = float((holdout_dcr < cutoff).mean())
