@@ -294,7 +294,7 @@ def _deciding_column(metadata: Metadata, table: str, keys: pd.DataFrame,
     """A key column whose values alone pick the kept rows (the primary key, or e.g. the foreign
     key of the down edge when every kept row came down it), when few rows are kept: then the
     server filters with ``column IN (...)`` batches instead of sending the whole table."""
-    if mask.mean() > IN_FRACTION:
+    if len(mask) == 0 or mask.mean() > IN_FRACTION:
         return None
     pk = metadata.primary_key(table)
     candidates = pk[:1] if len(pk) == 1 else []
