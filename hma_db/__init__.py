@@ -23,12 +23,14 @@ from hma_db.job_file import Job, load_job
 from hma_db.job_plan import Plan, format_plan, plan_job
 from hma_db.jobs import JobResult, run_job
 from hma_db.metadata import METADATA_SPEC_VERSION, Metadata
+from hma_db.read import read_tables
 from hma_db.reflect import reflect
 from hma_db.report import Report, evaluate, evaluate_databases
 from hma_db.simplify import simplify_schema
+from hma_db.subset import read_subset
 from hma_db.synthesizer import HMASynthesizer, load_synthesizer
 from hma_db.transform import TableTransformer
-from hma_db.write import write
+from hma_db.write import write, write_chunks
 
 __version__ = "0.1.0"
 
@@ -61,8 +63,11 @@ __all__ = [
     "load_job",
     "load_synthesizer",
     "plan_job",
+    "read_subset",
+    "read_tables",
     "reflect",
     "run_job",
     "simplify_schema",
     "write",
+    "write_chunks",
 ]
