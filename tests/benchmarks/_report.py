@@ -65,7 +65,8 @@ def _ok(result: dict | None) -> bool:
 
 
 def _ratio(sdv: dict, hma: dict, key: str) -> float | None:
-    if not (_ok(sdv) and _ok(hma)) or not hma.get(key):
+    """SDV / hma_db for one stage; a stage SDV finished before a timeout counts."""
+    if not _ok(hma) or not hma.get(key) or not sdv or sdv.get(key) is None:
         return None
     return sdv[key] / hma[key]
 
@@ -79,12 +80,15 @@ def speedups(results: list[dict]) -> list[str]:
              "the 10k cases:"]
     for case in results:
         hma, sdv = case["engines"].get("hma_db"), case["engines"].get("sdv")
-        if not (_ok(hma) and _ok(sdv)):
+        if not (_ok(hma) and (_ok(sdv) or (sdv or {}).get("timed_out"))):
             continue
         parts = []
         for stage in ("fit", "sample"):
             wall = _ratio(sdv, hma, f"{stage}_seconds")
             cpu = _ratio(sdv, hma, f"{stage}_cpu_seconds")
+            if wall is None:
+                parts.append(f"{stage} not measured (SDV {sdv.get('error', 'failed')})")
+                continue
             target = _verdict(wall >= SPEEDUP_TARGET) if "-10k-" in case["name"] else ""
             parts.append(f"{stage} {_num(wall, 1)}x ({_num(cpu, 1)}x) {target}".rstrip())
         lines.append(f"  {case['name']}: " + ", ".join(parts))
