@@ -149,3 +149,25 @@ def test_clone_fitted_on_a_subset_samples_the_full_row_counts(tmp_path):
     synthesizer.fit_database(source, max_rows={"InvoiceLine": 400})
     sampled = synthesizer.sample(scale=0.5)
     assert len(sampled["InvoiceLine"]) == 1120 and len(sampled["Track"]) == 1752
+
+
+def test_job_files_and_the_command_line_take_max_rows(tmp_path):
+    from click.testing import CliRunner
+
+    from hma_db import load_synthesizer
+    from hma_db.cli import cli
+    from hma_db.errors import ConfigError
+    from hma_db.job_file import parse_job
+
+    job = parse_job('source = "a.sqlite"\ntarget = "b.sqlite"\nmax_rows = 5000\n')
+    assert job.max_rows == 5000
+    assert parse_job('source = "a"\ntarget = "b"\nmax_rows = { Invoice = 50 }\n').max_rows == {
+        "Invoice": 50}
+    with pytest.raises(ConfigError, match="max_rows"):
+        parse_job('source = "a"\ntarget = "b"\nmax_rows = -3\n')
+    model = tmp_path / "model.json"
+    result = CliRunner().invoke(cli, ["fit", str(CHINOOK_SQLITE), "-o", str(model),
+                                      "--max-rows", "2000", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    synthesizer = load_synthesizer(model)
+    assert len(synthesizer.sample()["InvoiceLine"]) == 2240
