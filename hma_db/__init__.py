@@ -5,7 +5,8 @@ The public API, in pipeline order: :func:`reflect` a database into :class:`Metad
 target database; :func:`clone` does all of it in one call.
 """
 
-from hma_db.clone import CloneResult, clone
+from typing import TYPE_CHECKING
+
 from hma_db.errors import (
     ConfigError,
     DataError,
@@ -19,18 +20,65 @@ from hma_db.errors import (
     SynthesizerInputError,
     WriteError,
 )
-from hma_db.job_file import Job, load_job
-from hma_db.job_plan import Plan, format_plan, plan_job
-from hma_db.jobs import JobResult, run_job
-from hma_db.metadata import METADATA_SPEC_VERSION, Metadata
-from hma_db.read import read_tables
-from hma_db.reflect import reflect
-from hma_db.report import Report, evaluate, evaluate_databases
-from hma_db.simplify import simplify_schema
-from hma_db.subset import read_subset
-from hma_db.synthesizer import HMASynthesizer, load_synthesizer
-from hma_db.transform import TableTransformer
-from hma_db.write import write, write_chunks
+
+# The rest of the API is imported on first use (PEP 562): pandas, SQLAlchemy, scipy and copulas
+# take seconds to import, and ``hma-db --help`` or ``import hma_db.errors`` need none of them.
+_LAZY = {
+    "CloneResult": "hma_db.clone",
+    "clone": "hma_db.clone",
+    "Job": "hma_db.job_file",
+    "load_job": "hma_db.job_file",
+    "Plan": "hma_db.job_plan",
+    "format_plan": "hma_db.job_plan",
+    "plan_job": "hma_db.job_plan",
+    "JobResult": "hma_db.jobs",
+    "run_job": "hma_db.jobs",
+    "METADATA_SPEC_VERSION": "hma_db.metadata",
+    "Metadata": "hma_db.metadata",
+    "read_tables": "hma_db.read",
+    "reflect": "hma_db.reflect",
+    "Report": "hma_db.report",
+    "evaluate": "hma_db.report",
+    "evaluate_databases": "hma_db.report",
+    "simplify_schema": "hma_db.simplify",
+    "read_subset": "hma_db.subset",
+    "HMASynthesizer": "hma_db.synthesizer",
+    "load_synthesizer": "hma_db.synthesizer",
+    "TableTransformer": "hma_db.transform",
+    "write": "hma_db.write",
+    "write_chunks": "hma_db.write",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hma_db' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:
+    from hma_db.clone import CloneResult, clone
+    from hma_db.job_file import Job, load_job
+    from hma_db.job_plan import Plan, format_plan, plan_job
+    from hma_db.jobs import JobResult, run_job
+    from hma_db.metadata import METADATA_SPEC_VERSION, Metadata
+    from hma_db.read import read_tables
+    from hma_db.reflect import reflect
+    from hma_db.report import Report, evaluate, evaluate_databases
+    from hma_db.simplify import simplify_schema
+    from hma_db.subset import read_subset
+    from hma_db.synthesizer import HMASynthesizer, load_synthesizer
+    from hma_db.transform import TableTransformer
+    from hma_db.write import write, write_chunks
 
 __version__ = "0.1.0"
 
