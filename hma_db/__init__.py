@@ -5,7 +5,7 @@ The public API, in pipeline order: :func:`reflect` a database into :class:`Metad
 target database; :func:`clone` does all of it in one call.
 """
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from hma_db.errors import (
     ConfigError,
@@ -65,7 +65,7 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from hma_db.clone import CloneResult, clone
     from hma_db.job_file import Job, load_job
     from hma_db.job_plan import Plan, format_plan, plan_job

@@ -30,3 +30,13 @@ def test_every_public_name_is_in_all():
 def test_errors_share_one_root():
     errors = [getattr(hma_db, n) for n in hma_db.__all__ if n.endswith("Error")]
     assert errors and all(issubclass(e, hma_db.HmaDbError) for e in errors)
+
+
+def test_import_is_light():
+    # ``hma-db --help`` and ``import hma_db.errors`` must not pay for pandas, scipy and copulas.
+    import subprocess
+    import sys
+
+    code = "import sys, hma_db; print(sorted({'pandas', 'scipy', 'sqlalchemy'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
