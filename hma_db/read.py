@@ -33,6 +33,8 @@ import sqlalchemy as sa
 from hma_db.engines import Source, connect, engine_for
 from hma_db.errors import ReflectionError
 from hma_db.metadata import Metadata
+from hma_db.read_copy import copy_reader, is_psycopg
+from hma_db.sqltypes import base_type
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +78,7 @@ def chunk_dtypes(metadata: Metadata, table_name: str, names: list[str]) -> dict[
         column = table.c[name]
         try:
             nullable = bool(column.nullable) and not column.primary_key
-            sql_type = column.type
+            sql_type = base_type(column.type)  # a domain's values are those of its base type
             if isinstance(sql_type, sa.Boolean):
                 dtypes[name] = "boolean" if nullable else "bool"
             elif isinstance(sql_type, sa.Integer):
@@ -131,7 +133,7 @@ def table_query(metadata: Metadata, table_name: str, columns: list[str] | None =
 
 def read_table_chunks(conn: sa.Connection, metadata: Metadata, table_name: str, *,
                       chunk_size: int = DEFAULT_CHUNK_SIZE, columns: list[str] | None = None,
-                      where=None) -> Iterator[pd.DataFrame]:
+                      where=None, use_copy: bool = True) -> Iterator[pd.DataFrame]:
     """Yield the rows of one table as DataFrames of at most ``chunk_size`` rows.
 
     Args:
@@ -141,6 +143,8 @@ def read_table_chunks(conn: sa.Connection, metadata: Metadata, table_name: str, 
         chunk_size: rows per chunk (and per server round trip).
         columns: the columns to read (default every column, in metadata order).
         where: ``where(table) -> clause`` to filter rows on the server.
+        use_copy: on PostgreSQL through psycopg 3, read through ``COPY`` (see
+            :mod:`hma_db.read_copy`); False forces the SQLAlchemy path.
 
     Every chunk has the same dtypes (see :func:`chunk_dtypes`). Yields one empty frame (with the
     columns) for an empty table.
@@ -148,16 +152,30 @@ def read_table_chunks(conn: sa.Connection, metadata: Metadata, table_name: str, 
     names = list(columns or metadata.tables[table_name]["columns"])
     query = table_query(metadata, table_name, names, where)
     dtypes = chunk_dtypes(metadata, table_name, names)
-    if metadata.schema:
-        conn = conn.execution_options(schema_translate_map={None: metadata.schema})
-    result = conn.execution_options(yield_per=chunk_size).execute(query)
+    reader = None
+    if use_copy and is_psycopg(conn):
+        reader = copy_reader(conn, query, names, table_name, metadata.schema, dtypes)
+    if reader is not None:
+        frames = reader(chunk_size)
+    else:
+        frames = _fetched_frames(conn, metadata, query, names, chunk_size)
     empty = True
-    for rows in result.partitions():
+    for frame in frames:
         empty = False
-        yield _typed(pd.DataFrame.from_records(rows, columns=names), dtypes, table_name)
+        yield _typed(frame, dtypes, table_name)
     if empty:
         frame = pd.DataFrame({name: pd.Series(dtype="object") for name in names})
         yield _typed(frame, dtypes, table_name)
+
+
+def _fetched_frames(conn: sa.Connection, metadata: Metadata, query: sa.Select, names: list[str],
+                    chunk_size: int) -> Iterator[pd.DataFrame]:
+    """The rows of ``query`` fetched through SQLAlchemy, ``chunk_size`` rows per frame."""
+    if metadata.schema:
+        conn = conn.execution_options(schema_translate_map={None: metadata.schema})
+    result = conn.execution_options(yield_per=chunk_size).execute(query)
+    for rows in result.partitions():
+        yield pd.DataFrame.from_records(rows, columns=names)
 
 
 def concat_chunks(chunks: list[pd.DataFrame]) -> pd.DataFrame:
