@@ -30,6 +30,7 @@ after exactly ``chunk_size`` messages and only one chunk of raw text is held at 
 from __future__ import annotations
 
 import logging
+import select
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -166,26 +167,72 @@ def _chunks(raw, sql: str, params: dict | None, columns: list[_Column], table_na
     options = _csv_options(columns)
     try:
         with raw.cursor() as cursor, \
-                cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params) as copy:
-            # Appending to a bytearray is about free; keeping the blocks (memoryviews over
-            # libpq buffers) to join them later doubled the time of this loop.
-            data, rows = bytearray(), 0
+                cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params):
+            pieces = _pieces(raw, chunk_size)
             try:
-                for block in copy:  # one block per row
-                    data += block
-                    rows += 1
-                    if rows == chunk_size:
-                        yield _frame(data, columns, options, timezone)
-                        data, rows = bytearray(), 0
-                if rows:
-                    yield _frame(data, columns, options, timezone)
+                for piece in pieces:
+                    yield _frame(piece, columns, options, timezone)
             except GeneratorExit:
-                for _ in copy:  # drain, so the transaction stays usable (a cancel would abort it)
+                for _ in pieces:  # drain, so the transaction stays usable (a cancel would abort it)
                     pass
                 raise
     except Error as exc:
         raise ReflectionError(f"Reading table '{table_name}' failed: "
                               f"{str(exc).strip().splitlines()[0]}") from exc
+
+
+def _pieces(raw, chunk_size: int) -> Iterator[bytearray]:
+    """The rows of the running COPY, ``chunk_size`` at a time, read from libpq directly.
+
+    PostgreSQL sends one message per row. psycopg's ``Copy.read`` runs a generator round trip
+    for each; this loop makes one libpq call per row instead (``lineitem``'s key columns: 4.6 s
+    through ``Copy.read``, 2.9 s here, of which the server's part was 2.0 s). The bytes are
+    appended to a bytearray: keeping the blocks (memoryviews over libpq buffers) to join them
+    later cost as much as the reading itself.
+    """
+    from psycopg import OperationalError
+
+    pgconn = raw.pgconn
+    get, consume, socket = pgconn.get_copy_data, pgconn.consume_input, pgconn.socket
+    data, rows = bytearray(), 0
+    while True:
+        nbytes, block = get(1)  # 1: never block while holding the interpreter
+        if nbytes > 0:
+            data += block
+            rows += 1
+            if rows == chunk_size:
+                yield data
+                data, rows = bytearray(), 0
+        elif nbytes == 0:  # no whole row buffered yet: wait for the socket
+            select.select([socket], [], [])
+            consume()
+        elif nbytes == -1:  # the end: the COPY's own result says whether it succeeded
+            break
+        else:
+            raise OperationalError(pgconn.error_message.decode(errors="replace"))
+    _end_copy(raw)
+    if rows:
+        yield data
+
+
+def _end_copy(raw) -> None:
+    """Collect the results that follow the COPY's data, as psycopg does after its last row,
+    and raise the server's error if it failed (e.g. a value its output function refused)."""
+    from psycopg import errors, pq
+
+    pgconn = raw.pgconn
+    failed = None
+    while True:
+        while pgconn.is_busy():
+            select.select([pgconn.socket], [], [])
+            pgconn.consume_input()
+        result = pgconn.get_result()
+        if result is None:
+            break
+        if result.status != pq.ExecStatus.COMMAND_OK and failed is None:
+            failed = result
+    if failed is not None:
+        raise errors.error_from_result(failed, encoding=raw.info.encoding)
 
 
 def _csv_options(columns: list[_Column]) -> dict:
