@@ -7,10 +7,10 @@ import logging
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import CHINOOK_POSTGRES_SQL, run_postgres_script
 
 from hma_db import ReflectionError, reflect
 from hma_db.read import begin_read_only, concat_chunks, read_table_chunks, read_tables
+from hma_db.subset import read_subset
 
 pytestmark = pytest.mark.postgres
 
@@ -200,11 +200,18 @@ def test_a_value_psycopg_cannot_load_fails_as_on_the_sqlalchemy_path(postgres_da
         read_tables(url, metadata)
 
 
-def test_chinook_tables_agree(postgres_databases):
-    url = postgres_databases.new("read_copy_chinook")
-    run_postgres_script(url, CHINOOK_POSTGRES_SQL)
-    metadata = reflect(url)
+def test_chinook_tables_agree(chinook_postgres):
+    metadata = reflect(chinook_postgres)
     for table in metadata.tables:
-        slow = _read(url, metadata, table, use_copy=False, chunk_size=500)
-        fast = _read(url, metadata, table, use_copy=True, chunk_size=500)
+        slow = _read(chinook_postgres, metadata, table, use_copy=False, chunk_size=500)
+        fast = _read(chinook_postgres, metadata, table, use_copy=True, chunk_size=500)
         assert_same(concat_chunks(slow), concat_chunks(fast))
+
+
+def test_subset_through_copy_is_the_subset_through_sqlalchemy(chinook_postgres, monkeypatch):
+    fast = read_subset(chinook_postgres, reflect(chinook_postgres), 1500, seed=3)
+    monkeypatch.setattr("hma_db.read.is_psycopg", lambda conn: False)
+    slow = read_subset(chinook_postgres, reflect(chinook_postgres), 1500, seed=3)
+    assert sorted(fast) == sorted(slow) and 1000 < sum(len(f) for f in fast.values()) < 2500
+    for table in slow:
+        assert_same(slow[table], fast[table])
