@@ -5,6 +5,7 @@ Usage::
 
     python tests/benchmarks/bench_scale.py [--scale-factor 1] [--max-rows 200000] [--out FILE]
     python tests/benchmarks/bench_scale.py --only chinook
+    python tests/benchmarks/bench_scale.py --only read [--read-tables orders lineitem]
 
 Needs PostgreSQL at ``--postgres`` (default the loopback server) and ``tpchgen-cli``
 (``pip install tpchgen-cli``); TPC-H is generated and loaded with COPY on the first run
@@ -62,7 +63,9 @@ def child_clone(args) -> dict:
 
 
 def child_read(args) -> dict:
-    """Streamed hma_db reads of whole tables (chunks dropped) beside raw COPY TO STDOUT."""
+    """Streamed hma_db reads of whole tables (chunks dropped), through COPY (the default on
+    PostgreSQL) and through SQLAlchemy (``use_copy=False``, the reader before COPY), beside raw
+    ``COPY ... TO STDOUT`` of the same tables (bytes only, no parsing)."""
     sys.path.insert(0, str(ROOT))
     import sqlalchemy as sa
 
@@ -71,16 +74,21 @@ def child_read(args) -> dict:
 
     metadata = reflect(args.source, include=args.tables)
     engine = sa.create_engine(args.source)
-    figures = {}
-    for table in args.tables:
+
+    def timed_read(table: str, use_copy: bool) -> tuple[int, float]:
         started = time.perf_counter()
         rows = 0
         with engine.connect() as conn:
             begin_read_only(conn)
-            for chunk in read_table_chunks(conn, metadata, table):
+            for chunk in read_table_chunks(conn, metadata, table, use_copy=use_copy):
                 rows += len(chunk)
             conn.rollback()
-        hma = time.perf_counter() - started
+        return rows, time.perf_counter() - started
+
+    figures, seconds = {}, {}
+    for table in args.tables:
+        rows, hma = timed_read(table, use_copy=True)
+        slow = timed_read(table, use_copy=False)[1] if not args.skip_sqlalchemy else None
         raw = {}
         for kind in ("text", "binary"):
             started = time.perf_counter()
@@ -91,23 +99,34 @@ def child_read(args) -> dict:
                 for block in copy:
                     size += len(block)
             raw[kind] = time.perf_counter() - started
+        seconds[table] = {"rows": rows, "hma_db_seconds": hma, "copy_text_seconds": raw["text"],
+                          "copy_binary_seconds": raw["binary"]}
         figures[table] = {"rows": rows, "hma_db_seconds": round(hma, 2),
                           "hma_db_rows_per_second": round(rows / hma),
                           "copy_text_seconds": round(raw["text"], 2),
                           "copy_binary_seconds": round(raw["binary"], 2),
                           "ratio_hma_db_to_copy_text": round(raw["text"] / hma, 3)}
+        if slow is not None:
+            seconds[table]["sqlalchemy_seconds"] = slow
+            figures[table].update({"sqlalchemy_seconds": round(slow, 2),
+                                   "ratio_sqlalchemy_to_copy_text": round(raw["text"] / slow, 3)})
     engine.dispose()
-    total = {k: sum(f[k] for f in figures.values())
-             for k in ("rows", "hma_db_seconds", "copy_text_seconds", "copy_binary_seconds")}
-    total["throughput_ratio_vs_copy_text"] = round(total["copy_text_seconds"]
-                                                   / total["hma_db_seconds"], 3)
+    sums = {k: sum(f[k] for f in seconds.values()) for k in next(iter(seconds.values()))}
+    total = {k: round(v, 2) if k != "rows" else v for k, v in sums.items()}
+    total["throughput_ratio_vs_copy_text"] = round(sums["copy_text_seconds"]
+                                                   / sums["hma_db_seconds"], 3)
+    if slow is not None:
+        total["sqlalchemy_throughput_ratio_vs_copy_text"] = round(
+            sums["copy_text_seconds"] / sums["sqlalchemy_seconds"], 3)
     return {"tables": figures, "total": total, "peak_rss_mib": round(_peak_rss_mib(), 1)}
 
 
 def _in_child(kind: str, **options) -> dict:
     command = [sys.executable, __file__, "--child", kind]
     for key, value in options.items():
-        if isinstance(value, list):
+        if value is True:
+            command.append(f"--{key.replace('_', '-')}")
+        elif isinstance(value, list):
             command += [f"--{key.replace('_', '-')}", *map(str, value)]
         elif value is not None:
             command += [f"--{key.replace('_', '-')}", str(value)]
@@ -120,16 +139,27 @@ def _in_child(kind: str, **options) -> dict:
 
 
 # ---------------------------------------------------------------------------- the runs
-def run_tpch(args) -> dict:
+def _tpch_source(args) -> str:
     subprocess.run([sys.executable, str(HERE / "tpch_load.py"), "--scale-factor",
                     str(args.scale_factor), "--url", f"{args.postgres}/hma_bench_tpch"],
                    check=True, capture_output=True)
-    source = f"{args.postgres.replace('postgresql://', 'postgresql+psycopg://')}/hma_bench_tpch"
+    return f"{args.postgres.replace('postgresql://', 'postgresql+psycopg://')}/hma_bench_tpch"
+
+
+def run_read(args) -> dict:
+    """Only the read comparison (TPC-H loaded first when missing)."""
+    return _in_child("read", source=_tpch_source(args), tables=args.read_tables,
+                     skip_sqlalchemy=args.skip_sqlalchemy or None)
+
+
+def run_tpch(args) -> dict:
+    source = _tpch_source(args)
     target = _fresh_database(args.postgres, "hma_bench_tpch_clone")
     target = target.replace("postgresql://", "postgresql+psycopg://")
     out = {"clone": _in_child("clone", source=source, target=target, scale=1.0,
                               max_rows=args.max_rows, chunk_rows=args.chunk_rows)}
-    out["read_vs_copy"] = _in_child("read", source=source, tables=args.read_tables)
+    out["read_vs_copy"] = _in_child("read", source=source, tables=args.read_tables,
+                                    skip_sqlalchemy=args.skip_sqlalchemy or None)
     return out
 
 
@@ -150,7 +180,8 @@ def run_chinook(args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--child", choices=["clone", "read"])
-    parser.add_argument("--only", choices=["tpch", "chinook"])
+    parser.add_argument("--only", choices=["tpch", "chinook", "read"],
+                        help="read: only the TPC-H read comparison (hma_db against raw COPY).")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--scale-factor", type=float, default=1.0)
     parser.add_argument("--max-rows", type=int, default=200_000)
@@ -161,12 +192,16 @@ def main() -> None:
     parser.add_argument("--tables", nargs="*")
     parser.add_argument("--read-tables", nargs="*", default=TPCH_TABLES,
                         help="TPC-H tables whose streamed read is timed beside raw COPY.")
+    parser.add_argument("--skip-sqlalchemy", action="store_true",
+                        help="Do not time the SQLAlchemy reader beside the COPY one.")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.child:
         print(json.dumps((child_clone if args.child == "clone" else child_read)(args)))
         return
     results = {}
+    if args.only == "read":
+        results["tpch"] = {"read_vs_copy": run_read(args)}
     if args.only in (None, "chinook"):
         results["chinook"] = run_chinook(args)
     if args.only in (None, "tpch"):
