@@ -63,6 +63,7 @@ class _Column:
     load: Callable[[bytes], Any]  # psycopg's text loader for the column's type
     process: Callable[[Any], Any] | None  # SQLAlchemy's result processor, if any
     dtype: str | None = None  # the planned chunk dtype (hma_db.read.chunk_dtypes)
+    repeats: bool | None = None  # whether values repeat enough to make objects once each
 
 
 def is_psycopg(conn: sa.Connection) -> bool:
@@ -274,20 +275,59 @@ def _convert(values: pa.ChunkedArray, column: _Column, timezone):
         return values.to_numpy(zero_copy_only=False)
     if kind == "bool":
         return values.to_numpy(zero_copy_only=False)  # object with None when NULLs
-    if kind == "text":
-        return values.to_numpy(zero_copy_only=False)
-    if kind == "numeric":
-        return _objects(values, Decimal)
+    if kind in _MAKERS:
+        try:
+            return _shared_objects(values, column, _MAKERS[kind])
+        except pa.ArrowInvalid:  # e.g. a date 'infinity': psycopg's loader says what it makes
+            return _generic(values, column)
     converted = _temporal(values, kind, timezone) if kind != "generic" else None
     return converted if converted is not None else _generic(values, column)
 
 
+def _texts(values: pa.Array) -> np.ndarray:
+    return values.to_numpy(zero_copy_only=False)
+
+
+def _decimals(values: pa.Array) -> np.ndarray:
+    return np.fromiter(map(Decimal, values.to_pylist()), dtype=object, count=len(values))
+
+
+def _dates(values: pa.Array) -> np.ndarray:
+    return values.cast(pa.date32()).to_pandas(date_as_object=True).to_numpy()
+
+
+_MAKERS = {"text": _texts, "numeric": _decimals, "date": _dates}
+
+
+def _shared_objects(values: pa.ChunkedArray, column: _Column,
+                    make: Callable[[pa.Array], np.ndarray]) -> np.ndarray:
+    """An object array of ``make`` on the non-NULL values, None for NULLs.
+
+    When values repeat (at most half of them distinct: flags, categories, dates, amounts), the
+    objects are made once per distinct value and shared: they are immutable (str, Decimal,
+    date), so only the time and memory differ. A column seen to be mostly distinct is not
+    dictionary-encoded again.
+    """
+    values = values.combine_chunks()
+    if column.repeats is not False:
+        encoded = values.dictionary_encode()
+        distinct = len(encoded.dictionary)
+        column.repeats = distinct <= 0.5 * len(values)
+        if column.repeats:
+            lookup = np.empty(distinct + 1, dtype=object)  # the last slot, None, for NULLs
+            lookup[:distinct] = make(encoded.dictionary)
+            return lookup[encoded.indices.fill_null(distinct).to_numpy(zero_copy_only=False)]
+    if not values.null_count:
+        return make(values)
+    out = np.full(len(values), None, dtype=object)
+    out[values.is_valid().to_numpy(zero_copy_only=False)] = make(values.drop_null())
+    return out
+
+
 def _temporal(values: pa.ChunkedArray, kind: str, timezone):
-    """Dates as date objects, timestamps as datetime64[ns] (with the session's time zone), or
-    None when a value does not convert vectorized (left to psycopg's loader)."""
+    """Timestamps as datetime64[ns] (with the session's time zone), or None when a value does not
+    convert vectorized (left to psycopg's loader)."""
     try:
-        if kind == "date":
-            return values.cast(pa.date32()).to_pandas(date_as_object=True).to_numpy()
         parsed = values.cast(pa.timestamp("us", "UTC" if kind == "timestamptz" else None))
     except pa.ArrowInvalid:
         return None
