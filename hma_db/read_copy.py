@@ -11,14 +11,15 @@ The values and dtypes are those of the SQLAlchemy path: the CSV text of a value 
 server would send psycopg (same output function), and each column is turned into what psycopg's
 text loader and SQLAlchemy's result processor give, followed by pandas' inference on those
 objects. Common types are converted vectorized (integers, floats, booleans, text, dates,
-timestamps with and without time zone; ``numeric`` through ``Decimal`` on each value, as psycopg
-does). Every other type (uuid, json, interval, time, arrays, bytea, enums, inet...) goes through
-psycopg's own loader and SQLAlchemy's own processor per value, then pandas' inference, so it
-is exact by construction; a vectorized conversion that fails on a value (``infinity``, a
-timestamp beyond pandas' nanosecond range, an offset with seconds) falls back to that path for the
-column of that chunk. One deliberate difference: a nullable integer column holding values beyond
-2**53 is exact here, where the SQLAlchemy path rounds them through float64 in chunks that also
-hold a NULL.
+timestamps with and without time zone; ``numeric`` through ``Decimal`` as psycopg does); the
+objects of text, numeric and date columns are made once per distinct value when values repeat
+(they are immutable, so sharing them changes only time and memory). Every other type (uuid,
+json, interval, time, arrays, bytea, enums, inet...) goes through psycopg's own loader and
+SQLAlchemy's own processor per value, then pandas' inference, so it is exact by construction; a
+vectorized conversion that fails on a value (``infinity``, a timestamp beyond pandas'
+nanosecond range, an offset with seconds) falls back to that path for the column of that chunk.
+One deliberate difference: a nullable integer column holding values beyond 2**53 is exact here,
+where the SQLAlchemy path rounds them through float64 in chunks that also hold a NULL.
 
 The SQLAlchemy path is kept (see :func:`copy_reader`) when the driver is not psycopg 3, the client
 encoding is not UTF-8, or the query cannot be compiled for ``COPY``; the reason is logged at DEBUG.
@@ -39,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import sqlalchemy as sa
 
@@ -167,16 +169,19 @@ def _chunks(raw, sql: str, params: dict | None, columns: list[_Column], table_na
     timezone = raw.info.timezone
     options = _csv_options(columns)
     try:
-        with raw.cursor() as cursor, \
-                cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params):
-            pieces = _pieces(raw, chunk_size)
+        with raw.cursor() as cursor:
+            # A reader closed early (or interrupted) makes psycopg cancel the COPY, which fails
+            # the transaction; going back to this savepoint keeps it (and its snapshot) usable,
+            # as closing a SQLAlchemy result early does.
+            cursor.execute("SAVEPOINT hma_db_copy")
             try:
-                for piece in pieces:
-                    yield _frame(piece, columns, options, timezone)
+                with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params):
+                    for piece in _pieces(raw, chunk_size):
+                        yield _frame(piece, columns, options, timezone)
             except GeneratorExit:
-                for _ in pieces:  # drain, so the transaction stays usable (a cancel would abort it)
-                    pass
+                cursor.execute("ROLLBACK TO SAVEPOINT hma_db_copy")
                 raise
+            cursor.execute("RELEASE SAVEPOINT hma_db_copy")
     except Error as exc:
         raise ReflectionError(f"Reading table '{table_name}' failed: "
                               f"{str(exc).strip().splitlines()[0]}") from exc
@@ -331,9 +336,9 @@ def _temporal(values: pa.ChunkedArray, kind: str, timezone):
         parsed = values.cast(pa.timestamp("us", "UTC" if kind == "timestamptz" else None))
     except pa.ArrowInvalid:
         return None
-    micros = parsed.cast(pa.int64())
-    low, high = micros.drop_null().to_numpy().min(), micros.drop_null().to_numpy().max()
-    if low < _NS_MIN or high > _NS_MAX:  # pandas then keeps datetime objects
+    bounds = pc.min_max(parsed.cast(pa.int64()))
+    if bounds["min"].as_py() < _NS_MIN or bounds["max"].as_py() > _NS_MAX:
+        return None  # pandas keeps such datetimes as objects: psycopg's loader makes them
         return None
     naive = parsed.cast(pa.timestamp("us")).cast(pa.timestamp("ns")).to_numpy(
         zero_copy_only=False)
@@ -344,13 +349,13 @@ def _temporal(values: pa.ChunkedArray, kind: str, timezone):
 
 def _objects(values: pa.ChunkedArray, make: Callable[[Any], Any]) -> np.ndarray:
     """An object array of ``make(value)`` for each non-NULL value and None for NULLs."""
-    out = np.full(len(values), None, dtype=object)
     present = values.drop_null().to_pylist()
     made = np.fromiter(map(make, present), dtype=object, count=len(present))
-    if values.null_count:
-        out[values.is_valid().to_numpy(zero_copy_only=False)] = made
-        return out
-    return made
+    if not values.null_count:
+        return made
+    out = np.full(len(values), None, dtype=object)
+    out[values.is_valid().to_numpy(zero_copy_only=False)] = made
+    return out
 
 
 def _generic(values: pa.ChunkedArray, column: _Column):
@@ -363,8 +368,7 @@ def _generic(values: pa.ChunkedArray, column: _Column):
     elif column.kind == "generic" and _is_text_loader(load):
         # Text through a processor (enums): once per distinct value, the results are immutable.
         encoded = values.combine_chunks().dictionary_encode()
-        distinct = [process(None if v is None else load(v))
-                    for v in encoded.dictionary.to_pylist()]
+        distinct = [process(load(v)) for v in encoded.dictionary.to_pylist()]
         lookup = np.fromiter(distinct + [process(None)], dtype=object, count=len(distinct) + 1)
         made = lookup[encoded.indices.fill_null(len(distinct)).to_numpy()]
     else:
