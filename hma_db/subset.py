@@ -19,12 +19,19 @@ Their children are sampled as roots instead, so their per-parent counts are thin
 subset (the model's totals are still set from the full row counts).
 
 How rows are found: first only the key columns of every table are read (streamed, in
-primary-key order, in one ``REPEATABLE READ, READ ONLY`` snapshot), the closure is computed
-with vectorized set operations (``isin`` on pandas indexes, MultiIndex for composite keys), then
-the full rows are read: by ``primary key IN (...)`` batches on the server when few rows of a
-table are kept, else by streaming the table in the same order and keeping the chosen positions.
+primary-key order, in one ``REPEATABLE READ, READ ONLY`` snapshot; through ``COPY`` on
+PostgreSQL, see :mod:`hma_db.read_copy`), the closure is computed on integer codes (each
+relationship's parent key and foreign key are coded once, by offset for compact integer keys, else
+by ``pandas.factorize``, composite keys included), so that each down or up step is a few numpy
+passes over boolean masks (:mod:`hma_db.key_codes`), then the full rows are read: by
+``primary key IN (...)`` batches on the server when few rows of a table are kept, else by
+streaming the table in the same order and keeping the chosen positions.
 The source is only ever read: no temporary table is created (PostgreSQL refuses ``CREATE`` in a
 read-only transaction).
+
+Measured (TPC-H SF1, 8.66 million rows, a 200,000-row subset, 2 shared cores at the same load):
+6.2 s, of which 3 s reading the keys (6 million ``lineitem`` rows in 2.3 s) and 1.4 s for the
+closure; 23.5 s before (keys through SQLAlchemy 19.3 s, closure by ``isin`` 2.2 s).
 
 If the subset overshoots a total ``max_rows`` by more than 20 %, the sampling fraction is
 scaled down and the choice redone (at most ``ATTEMPTS`` times); the closure makes the size only
@@ -44,6 +51,7 @@ import sqlalchemy as sa
 
 from hma_db.engines import Source, connect, engine_for
 from hma_db.errors import ReflectionError, SynthesizerInputError
+from hma_db.key_codes import KeyLink, link_keys
 from hma_db.metadata import Metadata, key_columns
 from hma_db.read import (
     DEFAULT_CHUNK_SIZE,
@@ -166,75 +174,8 @@ def _pick(metadata: Metadata, keys: dict[str, pd.DataFrame], fractions: dict[str
     return plan
 
 
-@dataclass
-class _Link:
-    """One relationship with its key values coded in one space: a child row references a parent
-    row when their codes are equal; -1 (a NULL) matches nothing. Coded once, so each closure
-    step is a few numpy passes instead of hashing the tables' keys again (``isin``)."""
-
-    child: str
-    parent: str
-    child_codes: np.ndarray
-    parent_codes: np.ndarray
-    size: int
-
-    def parents_of(self, child_rows: np.ndarray) -> np.ndarray:
-        """The parent rows referenced by the given child rows."""
-        return _hits(self.child_codes[child_rows], self.size)[self.parent_codes]
-
-    def children_of(self, parent_rows: np.ndarray) -> np.ndarray:
-        """The child rows that reference one of the given parent rows."""
-        return _hits(self.parent_codes[parent_rows], self.size)[self.child_codes]
-
-
-def _hits(codes: np.ndarray, size: int) -> np.ndarray:
-    # One slot more than there are codes, always False, which code -1 indexes.
-    hit = np.zeros(size + 1, dtype=bool)
-    hit[codes] = True
-    hit[-1] = False
-    return hit
-
-
-def _link(keys: dict[str, pd.DataFrame], rel: dict) -> _Link:
-    """Code a relationship's parent key and child foreign key (composite keys included)."""
-    child, parent = keys[rel["child_table_name"]], keys[rel["parent_table_name"]]
-    codes, size = None, 1
-    for pk, fk in zip(key_columns(rel["parent_primary_key"]), key_columns(rel["child_foreign_key"]),
-                      strict=True):
-        column, column_size = _codes(parent[pk].to_numpy(), child[fk].to_numpy())
-        if codes is None:
-            codes, size = column, column_size
-            continue
-        null = (codes < 0) | (column < 0)
-        codes = codes * column_size + column
-        if size * column_size > 4 * len(codes):  # too sparse to index: number the pairs seen
-            codes, seen = pd.factorize(np.where(null, -1, codes))
-            size = len(seen)
-        else:
-            size *= column_size
-        codes[null] = -1
-    return _Link(rel["child_table_name"], rel["parent_table_name"], codes[len(parent):],
-                 codes[:len(parent)], size)
-
-
-def _codes(parent: np.ndarray, child: np.ndarray) -> tuple[np.ndarray, int]:
-    """Codes of the parent values then the child values, and how many codes there are.
-
-    Integer keys in a compact range are their own codes (offset by the minimum): no hashing.
-    """
-    if parent.dtype.kind in "iu" and child.dtype.kind in "iu" and len(parent):
-        low, high = int(parent.min()), int(parent.max())
-        if high - low < 4 * (len(parent) + len(child)):
-            codes = np.concatenate([parent, child]).astype(np.int64) - low
-            codes[(codes < 0) | (codes > high - low)] = -1
-            return codes, high - low + 1
-    codes, uniques = pd.factorize(pd.concat([pd.Series(parent), pd.Series(child)],
-                                            ignore_index=True))
-    return codes.astype(np.int64), len(uniques)
-
-
 def _close(metadata: Metadata, plan: SubsetPlan, edges: dict[str, dict],
-           links: dict[int, _Link]) -> None:
+           links: dict[int, KeyLink]) -> None:
     """Alternate down and up steps until no table gains a row."""
     order = metadata.topological_order()
     changed = True
@@ -252,7 +193,7 @@ def _close(metadata: Metadata, plan: SubsetPlan, edges: dict[str, dict],
                     changed |= _up(plan, links[id(rel)])
 
 
-def _up(plan: SubsetPlan, link: _Link) -> bool:
+def _up(plan: SubsetPlan, link: KeyLink) -> bool:
     """Add the parents referenced by kept children; a self-reference repeats until stable."""
     grew = False
     while True:
@@ -274,7 +215,7 @@ def choose_rows(metadata: Metadata, keys: dict[str, pd.DataFrame], max_rows: Max
     counts = {t: len(frame) for t, frame in keys.items()}
     edges = down_edges(metadata, counts)
     fractions = _fractions(metadata, counts, max_rows, edges)
-    links = {id(rel): _link(keys, rel) for rel in metadata.relationships}
+    links = {id(rel): link_keys(keys, rel) for rel in metadata.relationships}
     best = None
     for _ in range(ATTEMPTS):
         plan = _pick(metadata, keys, fractions, edges, rng)
