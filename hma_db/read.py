@@ -16,10 +16,11 @@ and then settles every nullable column to the dtype a single fetch of the whole 
 (``int64`` without NULLs, ``float64`` with them), which is what models are fitted on.
 
 Measured (TPC-H SF1 on PostgreSQL 16, 2 shared cores, ``tests/benchmarks/bench_scale.py --only
-read``, eight tables, 8.66 million rows, in one run): through COPY 12.3 s, 0.66 of the throughput
-of a raw ``COPY ... TO STDOUT`` of the same tables (8.1 s, bytes only, no parsing; ``lineitem``
-0.70, ``orders`` 0.55); through SQLAlchemy 48.1 s, 0.17 of it. What is left is mostly making the
-Python objects the model gets (``Decimal``, ``date``, ``str``) and libpq's one call per row.
+read``, eight tables, 8.66 million rows, in one run): through COPY 12.2 s, 0.65 of the throughput
+of a raw ``COPY ... TO STDOUT`` of the same tables (7.9 s, bytes only, no parsing; ``lineitem``
+0.67, ``orders`` 0.66); through SQLAlchemy 47.4 s, 0.17 of it (0.13 in an earlier, busier run).
+What is left is mostly making the Python objects the model gets (``Decimal``, ``date``, ``str``)
+and libpq's one call per row.
 """
 
 from __future__ import annotations
