@@ -3,10 +3,10 @@
 On PostgreSQL through psycopg 3, tables are read with ``COPY (SELECT ...) TO STDOUT`` parsed by
 pyarrow (:mod:`hma_db.read_copy`), which gives the same values and dtypes as the general path and
 falls back to it where it cannot (the reason logged at DEBUG). Elsewhere rows are fetched with
-``yield_per`` (a server-side cursor on MariaDB), so a large table never sits in the driver's
-buffers twice. The source is only ever read: on PostgreSQL the transaction is declared ``READ
-ONLY`` (and ``REPEATABLE READ``, so that the several passes of a subset read see one snapshot),
-and it is rolled back at the end everywhere.
+``yield_per`` (a server-side cursor on MariaDB and on PostgreSQL through other drivers), so a
+large table never sits in the driver's buffers twice. The source is only ever read: on
+PostgreSQL the transaction is declared ``READ ONLY`` (and ``REPEATABLE READ``, so that the
+several passes of a subset read see one snapshot), and it is rolled back at the end everywhere.
 
 Chunk dtypes come from the SQL types (a domain's from its base type), not from the values of one
 chunk: an integer column is ``int64`` when it is ``NOT NULL`` and pandas' nullable ``Int64``
