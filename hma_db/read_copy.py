@@ -199,7 +199,7 @@ def _pieces(raw, chunk_size: int) -> Iterator[bytearray]:
     from psycopg import OperationalError
 
     pgconn = raw.pgconn
-    get, consume, socket = pgconn.get_copy_data, pgconn.consume_input, pgconn.socket
+    get, consume, wait = pgconn.get_copy_data, pgconn.consume_input, _waiter(pgconn.socket)
     data, rows = bytearray(), 0
     while True:
         nbytes, block = get(1)  # 1: never block while holding the interpreter
@@ -210,7 +210,7 @@ def _pieces(raw, chunk_size: int) -> Iterator[bytearray]:
                 yield data
                 data, rows = bytearray(), 0
         elif nbytes == 0:  # no whole row buffered yet: wait for the socket
-            select.select([socket], [], [])
+            wait()
             consume()
         elif nbytes == -1:  # the end: the COPY's own result says whether it succeeded
             break
@@ -221,16 +221,27 @@ def _pieces(raw, chunk_size: int) -> Iterator[bytearray]:
         yield data
 
 
+def _waiter(socket: int) -> Callable[[], Any]:
+    """Wait until ``socket`` can be read, the interpreter released meanwhile (``poll`` where
+    there is one: ``select`` refuses descriptors above 1023)."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(socket, select.POLLIN)
+        return poller.poll
+    return lambda: select.select([socket], [], [])
+
+
 def _end_copy(raw) -> None:
     """Collect the results that follow the COPY's data, as psycopg does after its last row,
     and raise the server's error if it failed (e.g. a value its output function refused)."""
     from psycopg import errors, pq
 
     pgconn = raw.pgconn
+    wait = _waiter(pgconn.socket)
     failed = None
     while True:
         while pgconn.is_busy():
-            select.select([pgconn.socket], [], [])
+            wait()
             pgconn.consume_input()
         result = pgconn.get_result()
         if result is None:
