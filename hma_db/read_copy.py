@@ -48,10 +48,13 @@ from hma_db.errors import ReflectionError
 
 logger = logging.getLogger(__name__)
 
-# PostgreSQL type oids with a vectorized conversion.
-_INT = {20, 21, 23, 26}  # int8, int2, int4, oid
-_FLOAT = {700, 701}
-_BOOL, _NUMERIC, _DATE, _TIMESTAMP, _TIMESTAMPTZ = 16, 1700, 1082, 1114, 1184
+# PostgreSQL type oids with a vectorized conversion, and psycopg's loader for each (another
+# loader, registered on the connection, means other values: then psycopg's loader is used).
+_FAST = {20: ("int", "IntLoader"), 21: ("int", "IntLoader"), 23: ("int", "IntLoader"),
+         26: ("int", "IntLoader"), 700: ("float", "FloatLoader"), 701: ("float", "FloatLoader"),
+         16: ("bool", "BoolLoader"), 1700: ("numeric", "NumericLoader"),
+         1082: ("date", "DateLoader"), 1114: ("timestamp", "TimestampLoader"),
+         1184: ("timestamptz", "TimestamptzLoader")}
 _NS_MIN, _NS_MAX = pd.Timestamp.min.value // 1000 + 1, pd.Timestamp.max.value // 1000
 
 
@@ -127,14 +130,14 @@ def _statement(compiled: sa.engine.Compiled) -> tuple[str, dict | None]:
 def _plan(conn: sa.Connection, raw, described: sa.engine.Compiled, query: sa.Select,
           names: list[str], table_name: str) -> list[_Column]:
     """Each column's kind, from its type oid (what psycopg loads) and its SQLAlchemy type."""
-    from psycopg import pq
+    from psycopg import Error, pq
     from psycopg.adapt import Transformer
 
     try:
         with raw.cursor() as cursor:
             cursor.execute(*_statement(described))
             oids = [d.type_code for d in cursor.description]
-    except Exception as exc:  # psycopg.Error: name the table like the SQLAlchemy path does
+    except Error as exc:  # name the table, as the SQLAlchemy path does
         raise ReflectionError(f"Reading table '{table_name}' failed: "
                               f"{str(exc).strip().splitlines()[0]}") from exc
     transformer = Transformer(raw)
@@ -150,15 +153,8 @@ def _plan(conn: sa.Connection, raw, described: sa.engine.Compiled, query: sa.Sel
 
 
 def _kind(oid: int, loader_name: str) -> str:
-    if oid in _INT:
-        return "int"
-    if oid in _FLOAT:
-        return "float"
-    fixed = {_BOOL: "bool", _NUMERIC: "numeric", _DATE: "date", _TIMESTAMP: "timestamp",
-             _TIMESTAMPTZ: "timestamptz"}
-    if oid in fixed:
-        return fixed[oid]
-    return "text" if loader_name == "TextLoader" else "generic"
+    kind, loader = _FAST.get(oid, ("text", "TextLoader"))
+    return kind if loader_name == loader else "generic"
 
 
 def _chunks(raw, sql: str, params: dict | None, columns: list[_Column], table_name: str,
