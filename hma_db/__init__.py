@@ -5,6 +5,8 @@ The public API, in pipeline order: :func:`reflect` a database into :class:`Metad
 target database; :func:`clone` does all of it in one call.
 """
 
+import sys as _sys
+from types import ModuleType as _ModuleType
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from hma_db.errors import (
@@ -48,6 +50,25 @@ _LAZY = {
     "write": "hma_db.write",
     "write_chunks": "hma_db.write",
 }
+
+
+class _Package(_ModuleType):
+    """The package module, so that ``reflect``, ``write`` and ``clone`` stay functions.
+
+    Importing a submodule binds it on its package (``hma_db.reflect = <module>``); with the
+    lazy imports below, that would hide the function of the same name from every later
+    ``from hma_db import reflect``. The binding keeps the submodule's function instead (the
+    submodule stays reachable through ``sys.modules`` and ``from hma_db.reflect import ...``).
+    """
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, _ModuleType) and _LAZY.get(name) == f"{__name__}.{name}" \
+                and hasattr(value, name):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):

@@ -40,3 +40,17 @@ def test_import_is_light():
     code = "import sys, hma_db; print(sorted({'pandas', 'scipy', 'sqlalchemy'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_functions_named_like_their_module_stay_functions():
+    # Importing hma_db.clone imports hma_db.reflect and hma_db.write on the way; the package
+    # must still hand out the functions, whatever was imported first.
+    import subprocess
+    import sys
+
+    code = ("import hma_db.clone, hma_db.cli\n"
+            "from hma_db import clone, reflect, write\n"
+            "print(all(callable(f) and f.__name__ == n for f, n in "
+            "[(clone, 'clone'), (reflect, 'reflect'), (write, 'write')]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
