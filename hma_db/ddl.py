@@ -9,6 +9,7 @@ SQLite or MariaDB/MySQL. Types go through :mod:`hma_db.write_types`; CHECK const
 from __future__ import annotations
 
 import logging
+import warnings
 
 import sqlalchemy as sa
 
@@ -282,7 +283,10 @@ def drift(conn: sa.Connection, target_md: sa.MetaData, tables: list[str],
         "compare_type": compare_type, "include_name": include_name,
         "include_schemas": schema is not None, "target_metadata": md})
     lines = []
-    for diff in compare_metadata(context, md):
+    with warnings.catch_warnings():  # tables in a cycle cannot be sorted; the comparison needs no order
+        warnings.filterwarnings("ignore", "Cannot correctly sort tables", sa.exc.SAWarning)
+        diffs = compare_metadata(context, md)
+    for diff in diffs:
         for item in diff if isinstance(diff, list) else [diff]:
             line = _describe(item, dialect)
             if line is not None:
@@ -291,31 +295,41 @@ def drift(conn: sa.Connection, target_md: sa.MetaData, tables: list[str],
 
 
 # ---------------------------------------------------------------------------------- create
-def create_tables(conn: sa.Connection, target_md: sa.MetaData, tables: list[sa.Table], *,
-                  constraints_after_load: bool) -> list[tuple[str, sa.schema.ExecutableDDLElement]]:
-    """Create ``tables``; return the DDL to run once the rows are in, as (table, statement).
+def create_tables(conn: sa.Connection, tables: list[sa.Table], *,
+                  defer_indexes: bool) -> list[tuple[str, sa.schema.ExecutableDDLElement]]:
+    """Create ``tables`` (parents first) with every constraint declared; return the plain
+    indexes to build once the rows are in, as (table, statement).
 
-    With ``constraints_after_load`` (PostgreSQL, where DDL is transactional), foreign keys
-    between the new tables and their plain indexes are left for after the load: adding a
-    foreign key checks every row with one join, where a declared one checks each copied row
-    with a trigger (about 2.5 times slower on a million rows). They are added in the same
-    transaction, so a violation still aborts the whole write.
+    Primary keys, unique and CHECK constraints are part of each ``CREATE TABLE``; a foreign key
+    is declared there too when its parent exists already, and by ``ALTER TABLE`` once every
+    table exists when it closes a cycle. All of it happens before the first row, so the target
+    checks every row as it is loaded. With ``defer_indexes`` (PostgreSQL, where DDL is
+    transactional) the non-unique indexes are returned instead of built: sorting a loaded table
+    once is cheaper than growing a B-tree row by row, and no constraint relies on them. Unique
+    indexes enforce uniqueness (a foreign key may refer to one) and are built with their table.
     """
-    if not constraints_after_load:
-        target_md.create_all(conn, tables=tables)
+    if not defer_indexes:  # SQLAlchemy's own order: SQLite takes cycles inline, MariaDB by ALTER
+        tables[0].metadata.create_all(conn, tables=tables)
         return []
+    created: set[str] = set()
     new = {t.key for t in tables}
-    later = []
+    closing, later = [], []
     for table in tables:
         for column in table.columns:
             if isinstance(column.type, sa.Enum) and column.type.native_enum:
                 column.type.create(conn, checkfirst=True)
-    for table in tables:
-        inline = [fk for fk in table.foreign_key_constraints if fk.referred_table.key not in new]
+        inline = [fk for fk in table.foreign_key_constraints
+                  if fk.referred_table.key not in new or fk.referred_table.key in created
+                  or fk.referred_table is table]
         conn.execute(sa.schema.CreateTable(table, include_foreign_key_constraints=inline))
-        later += [(table.name, sa.schema.AddConstraint(fk))
-                  for fk in sorted(table.foreign_key_constraints, key=lambda c: str(c.name))
-                  if fk not in inline]
-        later += [(table.name, sa.schema.CreateIndex(index))
-                  for index in sorted(table.indexes, key=lambda i: str(i.name))]
+        created.add(table.key)
+        closing += sorted((fk for fk in table.foreign_key_constraints if fk not in inline),
+                          key=lambda c: str(c.name))
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            if index.unique:
+                conn.execute(sa.schema.CreateIndex(index))
+            else:
+                later.append((table.name, sa.schema.CreateIndex(index)))
+    for fk in closing:
+        conn.execute(sa.schema.AddConstraint(fk))
     return later

@@ -5,6 +5,7 @@ key counters are moved past the loaded keys.
 STDIN`` (:mod:`hma_db.write_copy`), SQLite and MariaDB with batched ``executemany`` (pymysql
 turns an ``executemany`` INSERT into multi-row INSERTs under its statement-size limit, well below
 MariaDB's packet size; sqlite3 binds each row's values, far below SQLite's 32766 variables).
+Each statement's rows are checked against the foreign keys by the target as they go in.
 """
 
 from __future__ import annotations
@@ -39,7 +40,12 @@ class Loader:
         sql = f"INSERT INTO {_table_sql(conn, table)} ({columns}) VALUES ({marks})"
         for start in range(0, len(frame), batch_size):
             rows = python_rows(frame.iloc[start:start + batch_size], table, self.dialect)
-            conn.exec_driver_sql(sql, rows)
+            try:
+                conn.exec_driver_sql(sql, rows)
+            except sa.exc.IntegrityError as exc:
+                if self.dialect == "sqlite" and "FOREIGN KEY" in str(exc.orig):
+                    raise _missing_parents(conn, table, sql, rows) from exc
+                raise
             if on_batch is not None:
                 on_batch(min(start + batch_size, len(frame)))
         return len(frame)
@@ -95,6 +101,25 @@ class PostgresLoader(Loader):
                 f"SELECT setval(pg_get_serial_sequence(:t, :c), "
                 f"COALESCE((SELECT MAX({quote(column)}) FROM {_table_sql(conn, table)}), 0) + 1, "
                 "false)"), {"t": _table_sql(conn, table), "c": column})
+
+
+def _missing_parents(conn: sa.Connection, table: sa.Table, sql: str, rows: list) -> WriteError:
+    """SQLite's immediate check says only "FOREIGN KEY constraint failed": insert the failed
+    batch again with the check deferred, inside a savepoint, and ask which rows miss which
+    parent; then undo that insert."""
+    conn.exec_driver_sql("SAVEPOINT hma_fk_probe")
+    try:
+        conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
+        conn.exec_driver_sql(sql, rows)
+        quoted = conn.dialect.identifier_preparer.quote(table.name)
+        found = conn.exec_driver_sql(f"PRAGMA foreign_key_check({quoted})").fetchall()
+    finally:
+        conn.exec_driver_sql("ROLLBACK TO hma_fk_probe")
+        conn.exec_driver_sql("RELEASE hma_fk_probe")
+        conn.exec_driver_sql("PRAGMA defer_foreign_keys = OFF")
+    parents = ", ".join(sorted({row[2] for row in found})) or "a parent table"
+    return WriteError(f"Writing table '{table.name}' failed: {len(found)} row(s) reference rows "
+                      f"missing from {parents} (FOREIGN KEY); the target was left as it was.")
 
 
 LOADERS = {"postgresql": PostgresLoader, "sqlite": Loader, "mysql": Loader}

@@ -1,10 +1,12 @@
 """Write tables into a target database: schema, foreign-key order, bulk load, all or nothing.
 
 :func:`write` creates the target tables from the source schema translated to the target's
-dialect (:mod:`hma_db.ddl`), or checks existing ones for drift, loads parents before children
-with the dialect's bulk loader (:mod:`hma_db.loaders`), fills the foreign keys that close a cycle
-afterwards, moves key counters past the loaded keys and commits once. On any failure the target
-is left as it was (see :class:`_Run` for how, per database).
+dialect with every constraint declared (:mod:`hma_db.ddl`), or handles the existing ones per
+``if_exists`` (:mod:`hma_db.write_target`); loads parents before children with the dialect's
+bulk loader (:mod:`hma_db.loaders`) while the target checks each foreign key as the rows arrive
+(:mod:`hma_db.write_session`); fills the foreign keys that close a cycle afterwards, moves key
+counters past the loaded keys and commits once. On any failure the target is left as it was
+(see :class:`_Run` for how, per database).
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from collections.abc import Callable, Iterable
 import pandas as pd
 import sqlalchemy as sa
 
-from hma_db.ddl import create_tables, dialect_family, drift, is_generated_key, target_metadata
+from hma_db.ddl import dialect_family, is_generated_key
 from hma_db.engines import Source, connect, engine_for
-from hma_db.errors import HmaDbError, SchemaDriftError, WriteError
+from hma_db.errors import HmaDbError, WriteError
 from hma_db.loaders import loader_for
 from hma_db.metadata import Metadata
 from hma_db.write_prepare import check_columns, plan_table, shift_keys
+from hma_db.write_session import Session
+from hma_db.write_target import TargetTables
 from hma_db.write_types import family
 
 log = logging.getLogger(__name__)
@@ -53,8 +57,9 @@ def write(data: dict[str, pd.DataFrame], metadata: Metadata, target: Source, *,
             other keys (strings, composite keys of their own) are written as given and a clash
             is refused by the target.
         batch_size: rows per COPY chunk / ``executemany`` call (progress granularity).
-        disable_triggers: PostgreSQL only: ``session_replication_role = replica`` for the load
-            (needs a superuser; it also skips foreign key checks). Refused elsewhere.
+        disable_triggers: PostgreSQL only: the enabled triggers of the existing target tables
+            are disabled for the load and enabled again before the commit (needs the tables'
+            owner). Foreign keys are still checked. Refused elsewhere.
         reference_existing: with ``append``, a foreign key value that matches no row of the
             parent's data is kept as is and refers to a row already in the target (which the
             target's foreign key checks); without it such a value raises :class:`WriteError`.
@@ -82,10 +87,10 @@ def write(data: dict[str, pd.DataFrame], metadata: Metadata, target: Source, *,
                              f"'{schema}'.")
         if disable_triggers and dialect != "postgresql":
             raise WriteError(f"disable_triggers is supported on PostgreSQL only, not {dialect}.")
-        target_md = target_metadata(metadata, tables, dialect, schema)
-        run = _Run(engine, dialect, data, metadata, target_md, tables, schema=schema,
-                   if_exists=if_exists, batch_size=batch_size, disable_triggers=disable_triggers,
-                   reference_existing=reference_existing, progress=progress)
+        target = TargetTables(engine, dialect, metadata, tables, schema, if_exists)
+        run = _Run(target, data, if_exists=if_exists, batch_size=batch_size,
+                   disable_triggers=disable_triggers, reference_existing=reference_existing,
+                   progress=progress)
         return run.execute()
 
 
@@ -113,10 +118,10 @@ def write_chunks(chunks: Iterable[dict[str, pd.DataFrame]], metadata: Metadata, 
         if schema is not None and dialect == "sqlite":
             raise WriteError(f"SQLite has no schemas; write to another file instead of schema "
                              f"'{schema}'.")
-        target_md = target_metadata(metadata, tables, dialect, schema)
-        run = _Run(engine, dialect, first, metadata, target_md, tables, schema=schema,
-                   if_exists=if_exists, batch_size=batch_size, disable_triggers=False,
-                   reference_existing=False, progress=progress, more=iterator)
+        target = TargetTables(engine, dialect, metadata, tables, schema, if_exists)
+        run = _Run(target, first, if_exists=if_exists, batch_size=batch_size,
+                   disable_triggers=False, reference_existing=False, progress=progress,
+                   more=iterator)
         return run.execute()
 
 
@@ -133,45 +138,34 @@ def _check_arguments(data, metadata: Metadata, if_exists: str, batch_size) -> li
 
 class _Run:
     """One write. PostgreSQL and SQLite run DDL and rows in one transaction (SQLite through an
-    explicit BEGIN, since Python's sqlite3 would commit DDL on its own; its foreign keys are
-    deferred to the end of the transaction and checked table by table before COMMIT). MariaDB
-    commits DDL implicitly: the tables (and database) this run created are recorded and dropped,
-    in reverse order, when the load fails; rows go in one InnoDB transaction."""
+    explicit BEGIN, since Python's sqlite3 would commit DDL on its own). MariaDB commits DDL
+    implicitly: the tables (and database) this run created are recorded and dropped, in reverse
+    order, when the load fails; rows go in one InnoDB transaction."""
 
-    def __init__(self, engine, dialect, data, metadata, target_md, tables, **options):
-        self.engine, self.dialect, self.data, self.metadata = engine, dialect, data, metadata
-        self.target_md, self.tables = target_md, tables
-        self.schema, self.if_exists = options["schema"], options["if_exists"]
-        self.options = options
-        self.loader = loader_for(dialect)
+    def __init__(self, target: TargetTables, data: dict[str, pd.DataFrame], **options):
+        self.target, self.data, self.options = target, data, options
+        self.dialect, self.metadata, self.tables = target.dialect, target.metadata, target.tables
+        self.loader = loader_for(self.dialect)
         self.batch_size = options["batch_size"] or self.loader.default_batch_size
-        self.created: list[str] = []
-        self.created_schema = False
-        self.staged: dict[str, str] = {}  # MariaDB replace: table -> name it is loaded under
         self.current: str | None = None
 
-    def table(self, name: str) -> sa.Table:
-        name = self.staged.get(name, name)
-        return self.target_md.tables[f"{self.schema}.{name}" if self.schema else name]
-
     def execute(self) -> dict[str, int]:
-        conn = connect(self.engine, error=WriteError)
+        conn = connect(self.target.engine, error=WriteError)
         try:
-            sqlite_state = self._sqlite_begin(conn) if self.dialect == "sqlite" else None
-            trans = conn.begin()
-            if sqlite_state is not None:
-                conn.exec_driver_sql("BEGIN")
+            session = Session(conn, self.dialect)
             try:
-                counts = self._load(conn)
-                trans.commit()
-            except BaseException as exc:
-                self._undo(conn, trans)
-                raise self._error(exc) from exc
+                trans = session.begin()
+                try:
+                    counts = self._load(conn, session)
+                    self.current = None
+                    session.commit(trans)
+                except BaseException as exc:
+                    self._undo(trans)
+                    raise self._error(exc) from exc
             finally:
-                if sqlite_state is not None:
-                    self._sqlite_end(conn, sqlite_state)
-            if self.staged:  # after the commit, outside the undo: the rows are safe by now
-                self._swap_staged(conn)
+                session.end()
+            if self.target.staged:  # after the commit, outside the undo: the rows are safe
+                self.target.swap_staged(conn)
         finally:
             conn.close()
         log.info("write: %d table(s), %d row(s) committed", len(counts), sum(counts.values()))
@@ -184,62 +178,27 @@ class _Run:
         args = getattr(orig, "args", ())
         # pymysql errors are (code, message) pairs: keep the message
         text = args[1] if len(args) == 2 and isinstance(args[0], int) else orig
-        detail = str(text).strip().splitlines()
+        lines = str(text).strip().splitlines()
+        detail = getattr(getattr(orig, "diag", None), "message_detail", None)  # psycopg
+        message = lines[0] if lines else type(exc).__name__
+        if detail and detail not in message:  # e.g. which key is not present in which table
+            message = f"{message} ({detail.rstrip('.')})"
         where = f"table '{self.current}'" if self.current else "the target"
-        return WriteError(f"Writing {where} failed: {detail[0] if detail else type(exc).__name__}; "
-                          "the target was left as it was.")
+        return WriteError(f"Writing {where} failed: {message}; the target was left as it was.")
 
-    # ------------------------------------------------------------------------ transactions
-    def _sqlite_begin(self, conn: sa.Connection) -> tuple:
-        raw = conn.connection.driver_connection
-        state = (raw.isolation_level, conn.exec_driver_sql("PRAGMA foreign_keys").scalar())
-        conn.rollback()
-        raw.isolation_level = None  # we issue BEGIN ourselves, so DDL is transactional too
-        conn.exec_driver_sql("PRAGMA foreign_keys = ON")
-        conn.rollback()
-        return state
-
-    def _sqlite_end(self, conn: sa.Connection, state: tuple) -> None:
-        try:
-            conn.exec_driver_sql(f"PRAGMA foreign_keys = {int(state[1])}")
-            conn.rollback()
-            conn.connection.driver_connection.isolation_level = state[0]
-        except Exception:  # noqa: BLE001 - the connection may be gone; nothing left to restore
-            conn.invalidate()
-
-    def _undo(self, conn: sa.Connection, trans) -> None:
+    def _undo(self, trans) -> None:
         try:
             trans.rollback()
         except Exception:  # noqa: BLE001 - a lost connection has rolled back on the server
             log.debug("rollback failed; the server discards the transaction", exc_info=True)
-        if self.dialect == "mysql" and (self.created or self.created_schema):
-            self._drop_created()
+        if self.dialect == "mysql":
+            self.target.drop_created()
 
-    def _drop_created(self) -> None:
-        """MariaDB: drop what this run created (DDL there is not transactional)."""
-        prep = self.engine.dialect.identifier_preparer
-        with self.engine.connect() as conn:
-            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
-            for name in reversed(self.created):
-                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {prep.format_table(self.table(name))}")
-            if self.created_schema:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {prep.quote(self.schema)}")
-            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
-            conn.commit()
-        log.info("write: dropped %d table(s) this run had created", len(self.created))
-
-    # ------------------------------------------------------------------------------ schema
-    def _load(self, conn: sa.Connection) -> dict[str, int]:
-        if self.dialect == "sqlite":
-            # Checked at COMMIT instead of per statement: lets truncate/replace empty tables
-            # that reference each other; every foreign key is still enforced.
-            conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
-        self._ensure_schema(conn)
-        existing = self._existing(conn)
-        self._handle_existing(conn, existing)
-        after_load = self._create(conn, [t for t in self.tables if t not in existing])
+    def _load(self, conn: sa.Connection, session: Session) -> dict[str, int]:
+        existing, after_load = self.target.prepare(conn)
         if self.options["disable_triggers"]:
-            self._disable_triggers(conn)
+            session.disable_triggers([self.target.table(n) for n in self.tables])
+        session.check_rows_as_loaded()
         plans = self._plans(self._shifted(conn, existing))
         counts = self._load_plans(conn, plans, dict.fromkeys(self.tables, 0))
         # Later chunks (write_chunks) go into the same transaction, after the first one.
@@ -251,154 +210,19 @@ class _Run:
                 log.info("write: %s: %d row(s)", name, rows)
         for plan in plans:
             self.current = plan.name
-            self.loader.reset_counters(conn, self.table(plan.name), plan.generated)
-        for name, statement in after_load:
+            self.loader.reset_counters(conn, self.target.table(plan.name), plan.generated)
+        for name, statement in after_load:  # plain indexes only: no constraint waits for them
             self.current = name
             conn.execute(statement)
-        if self.dialect == "sqlite":
-            self._check_foreign_keys(conn)
-        self.current = None
         return counts
-
-    def _check_foreign_keys(self, conn: sa.Connection) -> None:
-        """SQLite checks deferred foreign keys at COMMIT without saying where; ask first, so
-        the error names the table and the parent its rows miss."""
-        for name in self.tables:
-            rows = conn.exec_driver_sql(
-                f"PRAGMA foreign_key_check({conn.dialect.identifier_preparer.quote(name)})"
-            ).fetchall()
-            if rows:
-                parents = sorted({row[2] for row in rows})
-                raise WriteError(f"Writing table '{name}' failed: {len(rows)} row(s) reference "
-                                 f"rows missing from {', '.join(parents)} (FOREIGN KEY); the "
-                                 "target was left as it was.")
-
-    def _ensure_schema(self, conn: sa.Connection) -> None:
-        if self.schema is None:
-            return
-        found = conn.execute(sa.text("SELECT 1 FROM information_schema.schemata "
-                                     "WHERE schema_name = :s"), {"s": self.schema}).first()
-        if found is None:
-            quoted = conn.dialect.identifier_preparer.quote(self.schema)
-            kind = "DATABASE" if self.dialect == "mysql" else "SCHEMA"
-            conn.exec_driver_sql(f"CREATE {kind} {quoted}")
-            self.created_schema = True
-            log.info("write: created schema %s", self.schema)
-
-    def _existing(self, conn: sa.Connection) -> set[str]:
-        """The written tables whose table (or staging table) exists in the target."""
-        found = set(sa.inspect(conn).get_table_names(schema=self.schema))
-        return {n for n in self.tables if self.staged.get(n, n) in found}
-
-    def _handle_existing(self, conn: sa.Connection, existing: set[str]) -> None:
-        if not existing:
-            return
-        names = [t for t in self.tables if t in existing]
-        if self.if_exists == "fail":
-            raise WriteError(f"These tables already exist in the target: {', '.join(names)}; "
-                             "pass if_exists='replace', 'truncate' or 'append'.")
-        if self.if_exists == "replace":
-            if self.dialect == "mysql":
-                if drift(conn, self.target_md, names, self.schema):
-                    self._stage(conn, names)
-                    existing.clear()
-                else:
-                    self._empty(conn, names)  # DROP would commit; same structure: empty them
-                return
-            self._drop(conn, names)
-            existing.clear()
-            return
-        differences = drift(conn, self.target_md, names, self.schema)
-        if differences:
-            raise SchemaDriftError(
-                "The existing target tables differ from the source schema; fix them or pass "
-                "if_exists='replace':", differences)
-        if self.if_exists == "truncate":
-            self._empty(conn, names)
-
-    def _qualified(self, conn: sa.Connection, names: list[str]) -> list[str]:
-        return [conn.dialect.identifier_preparer.format_table(self.table(n)) for n in names]
-
-    def _drop(self, conn: sa.Connection, names: list[str]) -> None:
-        tables = self._qualified(conn, list(reversed(names)))
-        if self.dialect == "sqlite":
-            for table in tables:
-                conn.exec_driver_sql(f"DROP TABLE {table}")
-        else:  # one statement: tables that reference each other go together
-            conn.exec_driver_sql(f"DROP TABLE {', '.join(tables)}")
-
-    def _stage(self, conn: sa.Connection, names: list[str]) -> None:
-        """MariaDB, replacing tables whose structure changed: DROP would commit at once, so the
-        new tables are created and loaded under staging names and swapped in (DROP + RENAME)
-        only after the commit; a failure drops the staging tables and leaves the old ones."""
-        staged = {n: f"_hma_new_{i}" for i, n in enumerate(names)}
-        found = set(sa.inspect(conn).get_table_names(schema=self.schema))
-        if found & set(staged.values()):
-            raise WriteError(f"Staging tables {sorted(found & set(staged.values()))} already exist "
-                             "in the target (left by an interrupted write?); drop them first.")
-        self.staged = staged
-        self.target_md = target_metadata(self.metadata, self.tables, self.dialect, self.schema,
-                                         staged=staged)
-
-    def _swap_staged(self, conn: sa.Connection) -> None:
-        prep = conn.dialect.identifier_preparer
-        prefix = f"{prep.quote(self.schema)}." if self.schema else ""
-        old = [prefix + prep.quote(n) for n in self.staged]
-        renames = [f"{prefix}{prep.quote(new)} TO {prefix}{prep.quote(n)}"
-                   for n, new in self.staged.items()]
-        try:
-            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
-            conn.exec_driver_sql(f"DROP TABLE {', '.join(old)}")
-            conn.exec_driver_sql(f"RENAME TABLE {', '.join(renames)}")
-            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
-            conn.commit()
-        except sa.exc.DBAPIError as exc:
-            raise WriteError(
-                f"The rows are committed in {', '.join(self.staged.values())}, but swapping them "
-                f"in for {', '.join(self.staged)} failed: {exc.orig}; finish with RENAME TABLE."
-            ) from exc
-        log.info("write: replaced %s", ", ".join(self.staged))
-
-    def _empty(self, conn: sa.Connection, names: list[str]) -> None:
-        tables = self._qualified(conn, list(reversed(names)))
-        if self.dialect == "postgresql":
-            conn.exec_driver_sql(f"TRUNCATE {', '.join(tables)}")
-            return
-        if self.dialect == "mysql":  # DELETE, not TRUNCATE: TRUNCATE commits on MariaDB
-            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
-        for table in tables:
-            conn.exec_driver_sql(f"DELETE FROM {table}")
-        if self.dialect == "mysql":
-            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
-
-    def _create(self, conn: sa.Connection, names: list[str]) -> list:
-        if not names:
-            return []
-        try:
-            after_load = create_tables(conn, self.target_md, [self.table(n) for n in names],
-                                       constraints_after_load=self.dialect == "postgresql")
-        finally:
-            if self.dialect == "mysql":  # what exists now was created by this run
-                self.created = [n for n in names if n in self._existing(conn)]
-            else:
-                self.created = list(names)
-        log.info("write: created %d table(s)", len(names))
-        return after_load
-
-    def _disable_triggers(self, conn: sa.Connection) -> None:
-        try:
-            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
-        except sa.exc.DBAPIError as exc:
-            raise WriteError("disable_triggers=True needs a role allowed to set "
-                             f"session_replication_role (a superuser): {exc.orig}") from exc
 
     # -------------------------------------------------------------------------------- rows
     def _shifted(self, conn: sa.Connection, existing: set[str]) -> dict[str, pd.DataFrame]:
-        if self.if_exists != "append":
+        if self.options["if_exists"] != "append":
             return self.data
         offsets = {}
         for name in self.tables:
-            pk = list(self.table(name).primary_key.columns)
+            pk = list(self.target.table(name).primary_key.columns)
             frame = self.data[name]
             if name not in existing or len(pk) != 1 or family(pk[0].type) != "integer" \
                     or pk[0].name not in frame or frame.empty:
@@ -416,7 +240,7 @@ class _Run:
                     if {r["parent_table_name"], r["child_table_name"]} <= written]
         plans = []
         for name in self.tables:
-            table = self.table(name)
+            table = self.target.table(name)
             source = self.metadata.sql_metadata.tables.get(name) if self.metadata.sql_metadata \
                 else None
             generated = [c.name for c in table.primary_key.columns if c.autoincrement is True
@@ -433,7 +257,8 @@ class _Run:
         for plan in plans:
             self.current = plan.name
             for keys, frame in plan.updates:
-                self.loader.update(conn, self.table(plan.name), keys, frame, self.batch_size)
+                self.loader.update(conn, self.target.table(plan.name), keys, frame,
+                                   self.batch_size)
         return counts
 
     def _load_table(self, conn: sa.Connection, plan) -> int:
@@ -444,6 +269,7 @@ class _Run:
             if progress is not None:
                 progress(plan.name, done, total)
 
-        rows = self.loader.load(conn, self.table(plan.name), plan.frame, self.batch_size, on_batch)
+        rows = self.loader.load(conn, self.target.table(plan.name), plan.frame, self.batch_size,
+                                on_batch)
         (log.debug if "more" in self.options else log.info)("write: %s: %d row(s)", plan.name, rows)
         return rows

@@ -15,7 +15,7 @@ from hma_db import Metadata, SchemaDriftError, WriteError
 from hma_db.ddl import drift, target_metadata
 from hma_db.graph import relationship_name
 from hma_db.reflect import reflect
-from hma_db.write import write
+from hma_db.write import write, write_chunks
 from hma_db.write_checks import translate_check
 from hma_db.write_prepare import parents_first
 
@@ -77,6 +77,33 @@ def insert_without_id(url: str, metadata: Metadata, schema: str | None = None) -
             assert new_keys[name] == before + 1, name
     engine.dispose()
     return new_keys
+
+
+def check_foreign_keys_checked_during_the_load(url: str, metadata: Metadata,
+                                               data: dict[str, pd.DataFrame]) -> str:
+    """An Album row whose artist does not exist must fail at Album's own load: the tables after
+    it in load order are never started, and write_chunks never asks for the second chunk. Had
+    the foreign keys been added, or checked, only after the load, every table and every chunk
+    would have gone in first. Returns write()'s error message; the target must stay empty."""
+    bad = {**data, "Album": data["Album"].assign(ArtistId=999_999)}
+    order = metadata.topological_order()
+    started: list[str] = []
+    with pytest.raises(WriteError, match="table 'Album' failed") as info:
+        write(bad, metadata, url, progress=lambda table, done, total: started.append(table))
+    assert set(started) <= set(order[:order.index("Album") + 1]), started
+    asked: list[int] = []
+
+    def chunks():
+        asked.append(1)
+        yield bad
+        asked.append(2)
+        yield {t: f.iloc[:0] for t, f in data.items()}
+
+    with pytest.raises(WriteError, match="table 'Album' failed"):
+        write_chunks(chunks(), metadata, url)
+    assert asked == [1]
+    assert row_counts(url) == {}
+    return str(info.value)
 
 
 @pytest.fixture(scope="module")
@@ -264,6 +291,30 @@ def test_constraint_violation_leaves_no_tables(chinook_data, target):
                                          "missing from Track .FOREIGN KEY.; the target was left"):
         write(broken, metadata, target)
     assert row_counts(target) == {}
+
+
+def test_foreign_keys_are_checked_during_the_load(chinook_data, target):
+    message = check_foreign_keys_checked_during_the_load(target, *chinook_data)
+    assert "347 row(s) reference rows missing from Artist (FOREIGN KEY)" in message
+
+
+def test_emptying_a_parent_of_a_table_not_written_is_refused(chinook_data, target):
+    """Album refers to Artist: emptying Artist alone would leave Album's rows without their
+    parent, even for a moment (PostgreSQL refuses such a TRUNCATE or DROP as well)."""
+    metadata, data = chinook_data
+    write(data, metadata, target)
+    before = row_counts(target)
+    for mode in ("truncate", "replace"):
+        with pytest.raises(WriteError, match=r"Emptying Artist would leave 347 row\(s\) of tables "
+                                             r"this write does not load without their parent "
+                                             r"\(Album -> Artist; FOREIGN KEY\)"):
+            write({"Artist": data["Artist"]}, metadata, target, if_exists=mode)
+        assert row_counts(target) == before
+    # Written together, the tables in a cycle are emptied and loaded again.
+    write(cycle_data(), _cycle_metadata(), target)
+    write(cycle_data(), _cycle_metadata(), target, if_exists="truncate")
+    write(cycle_data(), _cycle_metadata(), target, if_exists="replace")
+    assert row_counts(target)["emp"] == 2000 and _fk_violations(target) == []
 
 
 def test_interrupt_leaves_target_as_it_was(chinook_data, target):

@@ -12,6 +12,7 @@ from conftest import CHINOOK_SQLITE
 from test_write import (
     _cycle_metadata,
     check_cycle_load,
+    check_foreign_keys_checked_during_the_load,
     chinook,
     cycle_data,
     insert_without_id,
@@ -68,6 +69,40 @@ def test_cycle_and_self_reference_on_mariadb(mysql_databases):
     data = cycle_data()
     write(data, _cycle_metadata(), url, batch_size=300)
     check_cycle_load(url, data)
+
+
+def test_foreign_keys_are_checked_during_the_load(mysql_databases, chinook_data):
+    metadata, data = chinook_data
+    url = mysql_databases.new("write_fk_during")
+    message = check_foreign_keys_checked_during_the_load(url, metadata, data)
+    assert "Cannot add or update a child row: a foreign key constraint fails" in message
+    # A connection that comes with the checks off gets them on for the load, and back off after.
+    unchecked = sa.create_engine(url, connect_args={"init_command": "SET foreign_key_checks = 0"})
+    bad = {**data, "Album": data["Album"].assign(ArtistId=999_999)}
+    with pytest.raises(WriteError, match="table 'Album' failed: Cannot add or update a child row"):
+        write(bad, metadata, unchecked)
+    write(data, metadata, unchecked)
+    before = row_counts(url)
+    # Emptying turns the checks off for its DELETEs only: the load after it is checked.
+    with pytest.raises(WriteError, match="table 'Album' failed: Cannot add or update a child row"):
+        write(bad, metadata, unchecked, if_exists="truncate")
+    assert row_counts(url) == before
+    with unchecked.connect() as conn:
+        assert conn.exec_driver_sql("SELECT @@SESSION.foreign_key_checks").scalar() == 0
+    unchecked.dispose()
+
+
+def test_emptying_is_rolled_back_when_other_tables_are_created(mysql_databases, chinook_data):
+    """CREATE TABLE commits on MariaDB: the tables to create come before the DELETEs that empty
+    the existing ones, so a failure still rolls the emptying back."""
+    metadata, data = chinook_data
+    url = mysql_databases.new("write_partial")
+    write({"Artist": data["Artist"]}, metadata, url)
+    broken = {**data, "InvoiceLine": data["InvoiceLine"].assign(TrackId=999_999)}
+    for mode in ("truncate", "replace"):
+        with pytest.raises(WriteError, match="table 'InvoiceLine' failed"):
+            write(broken, metadata, url, if_exists=mode)
+        assert row_counts(url) == {"Artist": len(data["Artist"])}
 
 
 BOOM = [

@@ -12,6 +12,7 @@ from conftest import CHINOOK_SQLITE
 from test_write import (
     _cycle_metadata,
     check_cycle_load,
+    check_foreign_keys_checked_during_the_load,
     chinook,
     cycle_data,
     insert_without_id,
@@ -176,20 +177,38 @@ def test_trigger_failure_on_a_late_table_changes_nothing(postgres_databases, chi
             with pytest.raises(WriteError, match="table 'InvoiceLine' failed: boom on row"):
                 write(data, metadata, url, if_exists=mode)
         assert row_counts(url) == before
-    # The option that disables triggers lets the same load through (postgres is a superuser).
+    # The option that disables triggers lets the same load through, but not a missing parent:
+    # the foreign keys are checked all the same.
     write(data, metadata, url, if_exists="truncate", disable_triggers=True)
     assert row_counts(url) == before
+    with pytest.raises(WriteError, match="table 'InvoiceLine' failed: insert or update on table "
+                                         "\"InvoiceLine\" violates foreign key constraint"):
+        write({**data, "InvoiceLine": data["InvoiceLine"].assign(TrackId=999_999)}, metadata, url,
+              if_exists="truncate", disable_triggers=True)
+    assert row_counts(url) == before
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:  # enabled again, as it was
+        assert conn.exec_driver_sql("SELECT tgenabled FROM pg_trigger WHERE tgname = 'boom'"
+                                    ).scalar() == "O"
+    engine.dispose()
 
 
-def test_disable_triggers_needs_a_privileged_role(postgres_databases, chinook_data):
+def test_disable_triggers_needs_the_tables_owner(postgres_databases, chinook_data):
     metadata, data = chinook_data
     url = postgres_databases.new("write_role")
+    write(data, metadata, url)
+    _run(url, *BOOM)
+    before = row_counts(url)
     role = sa.make_url(url).database + "_user"
-    _run(url, f"CREATE ROLE {role} LOGIN", f"GRANT ALL ON SCHEMA public TO {role}")
+    _run(url, f"CREATE ROLE {role} LOGIN", f"GRANT ALL ON SCHEMA public TO {role}",
+         f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}",
+         f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
     try:
-        with pytest.raises(WriteError, match="session_replication_role"):
-            write(data, metadata, sa.make_url(url).set(username=role), disable_triggers=True)
-        assert row_counts(url) == {}
+        with pytest.raises(WriteError, match="trigger 'boom' of table 'InvoiceLine' can only be "
+                                             "disabled by the table's owner or a superuser"):
+            write(data, metadata, sa.make_url(url).set(username=role), if_exists="truncate",
+                  disable_triggers=True)
+        assert row_counts(url) == before
     finally:
         _run(url, f"DROP OWNED BY {role}", f"DROP ROLE {role}")
 
@@ -287,13 +306,15 @@ def test_northwind_from_postgres_into_sqlite(northwind_postgres, tmp_path):
     assert structure(url) == structure(northwind_postgres)
 
 
-def test_foreign_key_violation_found_after_the_copy_changes_nothing(postgres_databases,
-                                                                    chinook_data):
+def test_foreign_key_violation_found_by_the_copy_changes_nothing(postgres_databases,
+                                                                 chinook_data):
     metadata, data = chinook_data
     url = postgres_databases.new("write_fk")
     broken = {**data, "InvoiceLine": data["InvoiceLine"].assign(TrackId=999_999)}
-    with pytest.raises(WriteError, match="table 'InvoiceLine' failed: insert or update on table "
-                                         "\"InvoiceLine\" violates foreign key constraint"):
+    with pytest.raises(WriteError, match=r"table 'InvoiceLine' failed: insert or update on table "
+                                         r"\"InvoiceLine\" violates foreign key constraint .*"
+                                         r"\(Key \(TrackId\)=\(999999\) is not present in "
+                                         r"table \"Track\"\)"):
         write(broken, metadata, url)
     assert row_counts(url) == {}
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
@@ -301,6 +322,20 @@ def test_foreign_key_violation_found_after_the_copy_changes_nothing(postgres_dat
         assert conn.exec_driver_sql("SELECT COUNT(*) FROM pg_class WHERE relkind = 'S'").scalar() \
             == 0
     engine.dispose()
+
+
+def test_foreign_keys_are_declared_before_the_rows_and_checked_as_they_arrive(
+        postgres_databases, chinook_data):
+    metadata, data = chinook_data
+    url = postgres_databases.new("write_fk_during")
+    check_foreign_keys_checked_during_the_load(url, metadata, data)
+    write(data, metadata, url)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:  # as the source declares them: validated, not DEFERRABLE
+        found = conn.exec_driver_sql("SELECT condeferrable, convalidated FROM pg_constraint "
+                                     "WHERE contype = 'f'").fetchall()
+    engine.dispose()
+    assert found == [(False, True)] * len(metadata.relationships)
 
 
 def test_interrupt_during_copy_changes_nothing(postgres_databases, chinook_data):
