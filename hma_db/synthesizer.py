@@ -33,6 +33,7 @@ from hma_db.errors import HmaDbError, ModelFileError, NotFittedError, Synthesize
 from hma_db.hma import HMAModel, fit_hma
 from hma_db.linking import assign_keys, build_links, cast_like
 from hma_db.metadata import Metadata
+from hma_db.schema_json import schema_from_dict, schema_to_dict
 from hma_db.table_params import check_locales, check_table_parameters, default_parameters
 from hma_db.transform import TableTransformer
 
@@ -345,7 +346,8 @@ class HMASynthesizer:
             filepath: the file to write (SDV's convention is a ``.pkl`` name).
             format: ``"pickle"`` (default, like SDV) or ``"json"``, a plain-data model that
                 :func:`load_synthesizer` reads without executing any code, safe to accept from
-                others. JSON does not keep the SQLAlchemy schema of reflected metadata.
+                others. Both keep the SQL schema of reflected metadata (column types, keys,
+                constraints), so both create the same target tables.
         """
         if format == "pickle":
             model_io.save_pickle(self, filepath)
@@ -375,6 +377,10 @@ class HMASynthesizer:
             "columns": self._columns, "dtypes": self._dtypes,
             "transformers": {t: tt.to_dict() for t, tt in self._transformers.items()},
             "model": None if self._model is None else self._model.to_dict(),
+            # The physical schema, so the JSON model creates the same target tables as a pickle.
+            "sql_schema": (None if self.metadata.sql_metadata is None
+                           else schema_to_dict(self.metadata.sql_metadata)),
+            "source": {"schema": self.metadata.schema, "row_counts": self.metadata.row_counts},
             "entropy": self._entropy,
             "sample_rng": self._sample_rng.bit_generator.state,
             "dates": [self._creation_date, self._fit_date],
@@ -383,8 +389,13 @@ class HMASynthesizer:
     @classmethod
     def _from_state(cls, state: dict[str, Any]) -> HMASynthesizer:
         params = state["parameters"]
-        synth = cls(Metadata.from_dict(state["metadata"]), locales=params["locales"],
-                    verbose=params["verbose"], seed=params["seed"])
+        metadata = Metadata.from_dict(state["metadata"])
+        if state.get("sql_schema") is not None:  # absent from models of earlier versions
+            metadata.sql_metadata = schema_from_dict(state["sql_schema"])
+        source = state.get("source") or {}
+        metadata.schema, metadata.row_counts = source.get("schema"), source.get("row_counts") or {}
+        synth = cls(metadata, locales=params["locales"], verbose=params["verbose"],
+                    seed=params["seed"])
         synth._table_parameters = state["table_parameters"]
         synth._columns, synth._dtypes = state["columns"], state["dtypes"]
         synth._transformers = {t: TableTransformer.from_dict(d, synth.metadata)

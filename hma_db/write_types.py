@@ -27,6 +27,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 
+from hma_db.pii import DATE_PII
+
 # MariaDB limits: DECIMAL precision, and a VARCHAR long enough for most keys yet under the
 # 3072-byte index limit in utf8mb4 (255 * 4 bytes), also for two-column keys.
 MYSQL_MAX_DECIMAL = 65
@@ -177,7 +179,9 @@ _GENERATOR_TYPES = {
 
 
 def sdtype_type(options: dict, dialect: str, *, keyed: bool = False) -> sa.types.TypeEngine:
-    """A column type from a column's sdtype and options, for metadata that was not reflected."""
+    """A column type from a column's sdtype and options, for metadata that was not reflected
+    (a model fitted on edited metadata JSON, or a JSON model saved before models kept the SQL
+    schema)."""
     sdtype = options.get("sdtype")
     if options.get("computer_representation") == "Int64" or (
             sdtype == "id" and not options.get("regex_format")
@@ -188,6 +192,10 @@ def sdtype_type(options: dict, dialect: str, *, keyed: bool = False) -> sa.types
     generator = options.get("generator")
     if generator in _GENERATOR_TYPES:
         return translate_type(_GENERATOR_TYPES[generator](), dialect, keyed=keyed)
+    if sdtype == "datetime" and options.get("datetime_format") == "%H:%M:%S":
+        return sa.Time()  # a TIME column: its values are datetime.time, not timestamps
     if sdtype in _SDTYPE_TYPES:
         return translate_type(_SDTYPE_TYPES[sdtype](), dialect, keyed=keyed)
+    if sdtype in DATE_PII:  # personal data generated as dates (date_of_birth), not text
+        return translate_type(sa.DateTime(), dialect, keyed=keyed)
     return _string(sa.String(options.get("max_length")), dialect, keyed)
