@@ -22,12 +22,11 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from hma_db.clone import CloneResult, _check_target, _read_source, _stage, configure_synthesizer
 from hma_db.engines import engine_for
@@ -324,12 +323,9 @@ def _write_report(job: Job, metadata: Metadata, source_engine, target_engine,
 
 
 def _restart_sampling(synthesizer: HMASynthesizer, seed: int | None) -> None:
-    if seed is not None:
-        # Same seed, same rows: whether the model was fitted now or loaded from the cache.
-        synthesizer.reset_sampling()
-    else:
-        # No seed: every run draws new rows, even from a cached model whose stream was saved.
-        synthesizer._sample_rng = np.random.default_rng()
+    # Same seed, same rows: whether the model was fitted now or loaded from the cache. No seed:
+    # every run draws new rows, even from a cached model whose stream was saved.
+    synthesizer.reset_sampling(seed if seed is not None else secrets.randbits(64))
 
 
 def run_job(job: Job, *, verbose: bool = False,

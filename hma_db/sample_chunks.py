@@ -3,8 +3,10 @@
 The tables are split in two:
 
 * **resident** tables: small ones (at most ``chunk_rows`` rows at this scale) whose parents are
-  all resident too, such as lookup tables. They are sampled whole in the first chunk and kept
-  (their sampled scores and keys) as parents for every later chunk;
+  all resident too, such as lookup tables, and tables keyed by resident parents only (a
+  junction of two lookup tables: it holds at most one row per pair, and chunks drawing their
+  own pairs would repeat pairs). They are sampled whole in the first chunk and kept (their
+  sampled scores and keys) as parents for every later chunk;
 * **chunked** tables: every other one. Each table's total, ``round(rows * scale)``, is split
   evenly over ``K`` chunks (the first ``total % K`` chunks get one row more), so totals are
   exact. ``K`` is the largest chunked table's total divided by ``chunk_rows``, rounded up, but
@@ -15,13 +17,18 @@ Each chunk is one run of the hierarchical sampler (:func:`hma_db.hma_sample.samp
 the resident tables fixed: a chunk's children are drawn under the chunk's parents (or the
 resident ones), secondary, cycle and self references are assigned among the rows of the chunk
 and the resident tables, so every foreign key of a chunk points at a row of the same chunk or a
-resident row. Integer primary keys continue from the previous chunk (``start`` offsets), so they
-are unique across chunks.
+resident row.
 
-Limits: string and uuid keys are unique within a chunk by construction and across chunks only
-as far as their generator makes collisions unlikely; unique non-key columns (alternate keys of
-personal data) are made unique within a chunk; a junction table whose parents are all resident
-can repeat a combination across chunks.
+Keys and unique columns are unique across chunks by construction, with nothing remembered
+between chunks: each table's chunk is a :class:`~hma_db.keygen.Span` (its rows' positions in
+the run) and every unique value is a function of one seed drawn per run and the row's position
+(integers count on, patterned strings and uuids are keyed permutations of the position, unique
+personal data numbers the rounds of a fixed Faker pool; see :mod:`hma_db.keygen` and
+:mod:`hma_db.personal`). Memory per unique column is one Faker pool, whatever the scale.
+
+Limit: a chunked table whose key is made of references to resident tables only (it also has a
+chunked parent outside the key) can repeat a combination in two chunks; :func:`chunk_plan`
+logs a warning naming it.
 """
 
 from __future__ import annotations
@@ -30,10 +37,13 @@ import logging
 import math
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import pandas as pd
 
 from hma_db.hma_sample import sample_chunk, target_rows
-from hma_db.linking import assign_keys
+from hma_db.keygen import Span
+from hma_db.linking import assign_keys, cast_like
+from hma_db.metadata import key_columns
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +54,10 @@ def resident_tables(metadata, totals: dict[str, int], chunk_rows: int) -> set[st
     """Small tables whose parents are all resident (see the module docstring)."""
     resident: set[str] = set()
     for table in metadata.topological_order():
-        if totals[table] <= chunk_rows and all(p in resident for p in metadata.parents(table)):
+        # A table keyed by resident parents stays whole too: chunks drawing their own pairs
+        # of the same parents would repeat pairs. It holds at most one row per pair.
+        if all(p in resident for p in metadata.parents(table)) and (
+                totals[table] <= chunk_rows or _parent_keys(metadata, table)):
             resident.add(table)
     # A cycle cut at a nullable key: a resident table must not reference a chunked one.
     changed = True
@@ -57,10 +70,35 @@ def resident_tables(metadata, totals: dict[str, int], chunk_rows: int) -> set[st
     return resident
 
 
+def _parent_keys(metadata, table: str) -> list[list[str]]:
+    """The unique keys of a table made only of foreign-key columns, with their parents."""
+    fks = set(metadata.foreign_key_columns(table))
+    keys = [metadata.primary_key(table), *metadata.alternate_keys(table)]
+    return [key for key in keys if key and set(key) <= fks]
+
+
+def _key_parents(metadata, table: str, key: list[str]) -> set[str]:
+    return {r["parent_table_name"] for r in metadata.relationships
+            if r["child_table_name"] == table and set(key_columns(r["child_foreign_key"])) & set(key)}
+
+
+def _warn_repeatable_keys(metadata, resident: set[str]) -> None:
+    """A chunked table whose parent-made key references resident tables only (it has another,
+    chunked parent) can repeat a combination in two chunks: say so before sampling."""
+    for table in sorted(set(metadata.tables) - resident):
+        for key in _parent_keys(metadata, table):
+            if _key_parents(metadata, table, key) <= resident:
+                logger.warning("table %s: its key %s is made of references to tables sampled "
+                               "once (%s); two chunks may repeat a combination. Raise chunk_rows "
+                               "to sample %s whole.", table, key,
+                               ", ".join(sorted(_key_parents(metadata, table, key))), table)
+
+
 def chunk_plan(metadata, totals: dict[str, int], chunk_rows: int
                ) -> tuple[set[str], list[dict[str, int]]]:
     """The resident tables and, per chunk, the rows of each chunked table."""
     resident = resident_tables(metadata, totals, chunk_rows)
+    _warn_repeatable_keys(metadata, resident)
     chunked = [t for t in metadata.topological_order() if t not in resident and totals[t] > 0]
     if not chunked:
         return resident | set(totals), [dict(totals)]
@@ -83,6 +121,8 @@ def iter_sample(synthesizer, scale: float, chunk_rows: int = DEFAULT_CHUNK_ROWS,
     columns and dtypes.
     """
     model = synthesizer._fitted_model("sample_chunks")
+    # The synthesizer's own sampling stream, read not replaced: this is the body of
+    # HMASynthesizer.sample_chunks, and reset_sampling(seed) is how callers choose the stream.
     rng = synthesizer._sample_rng
     metadata = synthesizer.metadata
     totals = {t: target_rows(model.tables[t]["rows"], scale) for t in model.order}
@@ -93,15 +133,16 @@ def iter_sample(synthesizer, scale: float, chunk_rows: int = DEFAULT_CHUNK_ROWS,
     fixed_keys: dict[str, pd.DataFrame] = {}
     empty: dict[str, pd.DataFrame] = {}
     offsets = dict.fromkeys(totals, 0)
+    seed = int(rng.integers(2**63))  # fixes every unique column's sequence for the whole run
     for number, rows in enumerate(chunks):
         frames, links, sampled = sample_chunk(model, rows, rng, fixed)
-        keys = {t: synthesizer._transformers[t].generate_keys(len(frames[t]), rng,
-                                                              start=offsets[t] + 1)
+        spans = {t: Span(seed, offsets[t], totals[t]) for t in frames}
+        keys = {t: synthesizer._transformers[t].generate_keys(len(frames[t]), rng, span=spans[t])
                 for t in sorted(frames)}
         keys = _assign(metadata, {**fixed_keys, **keys}, links, synthesizer._dtypes, set(fixed))
         out = {}
         for table in sorted(frames):
-            out[table] = synthesizer._decode_table(table, frames[table], keys[table])
+            out[table] = _decode(synthesizer, table, frames[table], keys[table], rng, spans[table])
             offsets[table] += len(frames[table])
             if on_rows is not None:
                 on_rows(table, len(frames[table]))
@@ -113,6 +154,17 @@ def iter_sample(synthesizer, scale: float, chunk_rows: int = DEFAULT_CHUNK_ROWS,
     for table in metadata.topological_order():
         logger.info("table %s: sampled %d rows in %d chunk(s)", table, offsets[table],
                     1 if table in resident else len(chunks))
+
+
+def _decode(synthesizer, table: str, numeric: pd.DataFrame, keys: pd.DataFrame,
+            rng: np.random.Generator, span: Span) -> pd.DataFrame:
+    """One table of one chunk in the source's columns and dtypes, like ``sample`` makes it;
+    the span keeps its unique columns apart from the other chunks'."""
+    body = synthesizer._transformers[table].reverse_transform(numeric, rng, span)
+    dtypes = synthesizer._dtypes[table]
+    out = {column: cast_like((keys if column in keys.columns else body)[column].reset_index(
+        drop=True), dtypes.get(column)) for column in synthesizer._columns[table]}
+    return pd.DataFrame(out, index=pd.RangeIndex(len(numeric)))
 
 
 def _assign(metadata, keys: dict[str, pd.DataFrame], links, dtypes, fixed: set[str]

@@ -247,13 +247,27 @@ class HMASynthesizer:
         return copy.deepcopy(model.learned_distributions(table_name))
 
     # ----------------------------------------------------------------------- sampling
-    def reset_sampling(self) -> None:
-        """Restart the sampling random stream: the next ``sample`` repeats the first one."""
-        self._sample_rng = np.random.default_rng(self._seed_sequence(1))
+    def reset_sampling(self, seed: int | None = None) -> None:
+        """Restart the sampling random stream.
 
-    def _seed_sequence(self, stream: int) -> np.random.SeedSequence:
+        Args:
+            seed: ``None`` (as in SDV) restarts the synthesizer's own stream, so the next
+                ``sample`` repeats the first one. An integer starts the stream of that seed
+                instead: the same seed gives the same rows in any process, whatever seed the
+                model was fitted with (``reset_sampling(7)`` on a model fitted with ``seed=7`` is
+                its own stream). Later calls without a seed go back to the synthesizer's own.
+
+        Example:
+            >>> synthesizer.reset_sampling(seed=42)
+            >>> first = synthesizer.sample(scale=0.1)
+        """
+        _check_seed(seed)
+        self._sample_rng = np.random.default_rng(self._seed_sequence(1, seed))
+
+    def _seed_sequence(self, stream: int, seed: int | None = None) -> np.random.SeedSequence:
         # Separate, fixed streams for fitting and sampling, so calling one never shifts the other.
-        return np.random.SeedSequence(self._entropy, spawn_key=(stream,))
+        entropy = self._entropy if seed is None else int(seed)
+        return np.random.SeedSequence(entropy, spawn_key=(stream,))
 
     def _fitted_model(self, method: str) -> HMAModel:
         if self._model is None:

@@ -382,6 +382,27 @@ def test_seed_none_differs_and_reset_sampling_repeats(small):
     pd.testing.assert_frame_equal(synthesizer.sample()["Invoice"], first["Invoice"])
 
 
+def test_reset_sampling_with_a_seed(small, fitted_small):
+    synthesizer = HMASynthesizer(small[0], verbose=False)  # fitted without a seed
+    synthesizer.fit(small[1])
+    synthesizer.reset_sampling(seed=9)
+    seeded = synthesizer.sample()["Invoice"]
+    synthesizer.reset_sampling(seed=10)
+    assert not synthesizer.sample()["Invoice"].equals(seeded)
+    synthesizer.reset_sampling(9)
+    pd.testing.assert_frame_equal(synthesizer.sample()["Invoice"], seeded)
+    synthesizer.reset_sampling()  # back to the synthesizer's own stream
+    assert not synthesizer.sample()["Invoice"].equals(seeded)
+    # A model fitted with seed=5 samples from the stream of seed 5.
+    fitted_small.reset_sampling()
+    own = fitted_small.sample()["Invoice"]
+    fitted_small.reset_sampling(5)
+    pd.testing.assert_frame_equal(fitted_small.sample()["Invoice"], own)
+    for bad in (-1, 1.5, "7", True):
+        with pytest.raises(SynthesizerInputError, match="seed"):
+            synthesizer.reset_sampling(bad)
+
+
 # --------------------------------------------------------------------------- model files
 def test_pickle_and_json_models_sample_identically(fitted_chinook, tmp_path):
     fitted_chinook.save(tmp_path / "model.pkl")
