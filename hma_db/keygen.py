@@ -5,8 +5,14 @@ from the source values (``ALFKI``, ``ANATR`` -> ``[A-Z]{5}``; ``INV-0012`` -> ``
 when every value shares the prefix). Patterns are a small regex subset: literal characters,
 escapes, ``\\d``, ``\\w``, ``.``, character classes with ranges, and the quantifiers ``{m}``,
 ``{m,n}``, ``?``, ``*``, ``+`` (a variable count is generated at its largest, or 1 for ``*`` and
-``+``, which still matches). Unique values are drawn as distinct integers below the number of
-strings the pattern allows and written in mixed radix: vectorized, no rejection loop per row.
+``+``, which still matches).
+
+Every kind is a *sequence*: the value at position ``i`` of a run is a function of ``i`` and a
+seed. Integers are ``i + 1``, prefixed keys count; patterned strings write a keyed permutation
+of ``i`` (a Feistel network, :func:`permute`) in mixed radix; uuids carry a 64-bit bijection
+of ``i``. Distinct positions therefore give distinct values by construction, so chunked
+sampling (:class:`Span`) keeps keys unique across chunks with no memory of earlier chunks and
+no rejection loop; everything is vectorized over rows.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from __future__ import annotations
 import math
 import re
 import string
+import zlib
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -157,67 +165,136 @@ def learn_key(series: pd.Series, spec: dict[str, Any], min_count: int) -> dict[s
     return {"kind": "pattern", "pattern": f"[A-Z0-9]{{{max(width, 1)}}}"}
 
 
+@dataclass(frozen=True)
+class Span:
+    """Where one call's rows sit in a sampling run of a table (chunked sampling).
+
+    The rows are positions ``offset .. offset + rows - 1`` of the run's ``total`` rows. Unique
+    values (keys, unique personal data) are a function of ``seed`` and the position, so calls
+    over disjoint spans of one run never repeat a value, and nothing is remembered between them.
+    """
+
+    seed: int
+    offset: int
+    total: int
+
+    def column_seed(self, table: str, column: str) -> int:
+        """The seed of one column's sequence (stable across processes: no ``hash()``)."""
+        name = zlib.crc32(f"{table}.{column}".encode())
+        return int(np.random.SeedSequence([int(self.seed), name]).generate_state(
+            1, np.uint64)[0] >> 1)
+
+
+def sequence(span: Span | None, table: str, column: str) -> dict[str, int]:
+    """``generate_key`` keywords placing a column's values in a chunked run (none alone)."""
+    return {} if span is None else {"seed": span.column_seed(table, column), "total": span.total}
+
+
 def generate_key(spec: dict[str, Any], n: int, rng: np.random.Generator, start: int,
-                 where: str) -> np.ndarray:
-    """``n`` distinct values following a learned key spec (ints are ``start..start+n-1``)."""
+                 where: str, *, seed: int | None = None, total: int | None = None) -> np.ndarray:
+    """``n`` distinct values: positions ``start .. start + n - 1`` of the column's key sequence.
+
+    Integers are the positions themselves; prefixed strings count them; patterned strings and
+    uuids are a keyed permutation of them (see the module docstring), fixed by ``seed`` (drawn
+    from ``rng`` when not given). Calls with one seed over disjoint positions never repeat a
+    value. ``total`` is the last position of the whole run (chunked sampling): it decides
+    whether a prefix counter still fits ``max_length`` and whether the pattern has room.
+    """
     kind = spec["kind"]
+    total = max(int(total or 0), start + n - 1)
     if kind == "int":
         return np.arange(start, start + n, dtype="int64")
     if kind == "prefix":
         prefix, limit = spec["prefix"], spec.get("max_length")
-        if limit and len(prefix) + len(str(start + n - 1)) > limit:
-            # The counter outgrows the column: random digits and letters of the allowed width.
-            alphabet = string.digits + string.ascii_uppercase
-            positions = list(prefix) + [alphabet] * max(limit - len(prefix), 0)
-            return pattern_strings(positions, n, rng, where)
-        return np.char.add(prefix, np.arange(start, start + n).astype(str)).astype(object)
+        if not (limit and len(prefix) + len(str(total)) > limit):
+            return np.char.add(prefix, np.arange(start, start + n).astype(str)).astype(object)
+        # The counter outgrows the column (somewhere in the run, so the whole run switches):
+        # digits and letters of the allowed width.
+        alphabet = string.digits + string.ascii_uppercase
+        positions = list(prefix) + [alphabet] * max(limit - len(prefix), 0)
+    elif kind == "pattern":
+        positions = parse_pattern(spec["pattern"], where)
+    seed = int(rng.integers(2**63)) if seed is None else int(seed)
+    index = np.arange(start - 1, start - 1 + n, dtype="int64")
     if kind == "uuid":
-        return uuids(n, rng)
-    return pattern_strings(parse_pattern(spec["pattern"], where), n, rng, where)
+        return keyed_uuids(index, seed)
+    return pattern_strings(positions, index, seed, where, total)
 
 
-def _distinct_below(space: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` distinct integers in ``[0, space)``, in random order."""
-    if space <= 4 * n:
-        return rng.permutation(space)[:n]
-    out = np.unique(rng.integers(space, size=n + n // 8 + 16))
-    while len(out) < n:
-        out = np.unique(np.concatenate([out, rng.integers(space, size=n - len(out) + 16)]))
-    return rng.permutation(out)[:n]
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: a bijection of the 64-bit integers that scatters neighbours."""
+    x = x.astype(np.uint64)
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)  # uint64 arrays wrap around, as the mixer wants
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
 
 
-def pattern_strings(positions: list[str], n: int, rng: np.random.Generator,
-                    where: str) -> np.ndarray:
-    """``n`` distinct strings, one character per position from its alphabet."""
+def permute(index: np.ndarray, space: int, seed: int) -> np.ndarray:
+    """A keyed permutation of ``[0, space)`` (``space`` <= 2**62) applied to ``index``.
+
+    A 4-round Feistel network on the smallest even number of bits that holds ``space``, with
+    cycle walking (values that land outside ``[0, space)`` go round again), so distinct
+    indices always give distinct numbers and no table of the permutation is ever built.
+    """
+    index = np.asarray(index, dtype=np.int64)
+    if space <= 1:
+        return np.zeros(len(index), dtype=np.int64)
+    half = ((space - 1).bit_length() + 1) // 2
+    mask, shift = np.uint64((1 << half) - 1), np.uint64(half)
+    keys = np.random.SeedSequence(int(seed)).generate_state(4, np.uint64)
+    out = index.astype(np.uint64)
+    todo = np.arange(len(out))
+    while len(todo):  # 2**(2*half) < 4 * space: a few passes over fewer and fewer values
+        left, right = out[todo] >> shift, out[todo] & mask
+        for key in keys:
+            left, right = right, left ^ (_mix(right ^ key) & mask)
+        out[todo] = (left << shift) | right
+        todo = todo[out[todo] >= np.uint64(space)]
+    return out.astype(np.int64)
+
+
+def pattern_strings(positions: list[str], index: np.ndarray, seed: int, where: str,
+                    total: int | None = None) -> np.ndarray:
+    """The strings at ``index`` (distinct indices give distinct strings) of a keyed sequence
+    of the strings with one character per position from its alphabet.
+
+    The last positions (as many as 2**62 values can number) spell a keyed permutation of the
+    index in mixed radix; any earlier positions are filled from a hash of the index.
+    """
+    index = np.asarray(index, dtype=np.int64)
+    n = len(index)
     sizes = [len(a) for a in positions]
     space = math.prod(sizes)
-    if space < n:
+    needed = max(int(total or 0), int(index.max()) + 1 if n else 0)
+    if space < needed:
         raise SamplingError(f"Column {where}: its pattern allows only {space} distinct values; "
-                            f"{n} unique values were requested. Set a wider regex_format.")
+                            f"{needed} unique values were requested. Set a wider regex_format.")
     if not positions:
         return np.full(n, "", dtype=object)
-    # Draw the number in mixed radix from the last (fastest) position; cap so int64 never
-    # overflows: positions beyond the first 18 decimal digits of variety are drawn freely.
+    first, permuted = len(positions), 1
+    while first > 0 and permuted * sizes[first - 1] <= 2**62:
+        first -= 1
+        permuted *= sizes[first]
     codes = np.zeros((n, len(positions)), dtype="int64")
-    budget = min(space, 2**62)
-    numbers = _distinct_below(budget, n, rng) if budget == space else None
-    for j in range(len(positions) - 1, -1, -1):
-        if numbers is not None:
-            codes[:, j], numbers = numbers % sizes[j], numbers // sizes[j]
-        else:
-            codes[:, j] = rng.integers(sizes[j], size=n)
+    numbers = permute(index, permuted, seed)
+    for j in range(len(positions) - 1, first - 1, -1):
+        codes[:, j], numbers = numbers % sizes[j], numbers // sizes[j]
+    filler = _mix(index.astype(np.uint64) + np.random.SeedSequence([int(seed), 1]).generate_state(
+        1, np.uint64)[0])
+    for j in range(first):
+        codes[:, j] = (filler % np.uint64(sizes[j])).astype("int64")
+        filler = _mix(filler)
     chars = np.empty((n, len(positions)), dtype="<U1")
     for j, alphabet in enumerate(positions):
         chars[:, j] = np.array(list(alphabet))[codes[:, j]]
-    out = chars.view(f"<U{len(positions)}").ravel().astype(object)
-    if numbers is None and len(pd.unique(out)) < n:
-        return pattern_strings(positions, n, rng, where)  # astronomically rare
-    return out
+    return chars.view(f"<U{len(positions)}").ravel().astype(object)
 
 
-def uuids(n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` random version-4 uuid strings (lower case, with dashes)."""
-    raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
+def _uuid_text(raw: np.ndarray) -> np.ndarray:
+    """Rows of 16 bytes as version-4 uuid strings (lower case, with dashes)."""
+    n = len(raw)
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
     digits = np.array(list("0123456789abcdef"))
@@ -226,3 +303,29 @@ def uuids(n: int, rng: np.random.Generator) -> np.ndarray:
     parts = [hexes[:, :8], dash, hexes[:, 8:12], dash, hexes[:, 12:16], dash, hexes[:, 16:20],
              dash, hexes[:, 20:]]
     return np.concatenate(parts, axis=1).astype("<U1").view("<U36").ravel().astype(object)
+
+
+def uuids(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` random version-4 uuid strings (lower case, with dashes)."""
+    return _uuid_text(rng.integers(0, 256, size=(n, 16), dtype=np.uint8))
+
+
+# Bytes of a uuid that carry no version or variant bit: 8 of them hold the unique part.
+_UNIQUE_BYTES = [7, 9, 10, 11, 12, 13, 14, 15]
+_OTHER_BYTES = [0, 1, 2, 3, 4, 5, 6, 8]
+
+
+def keyed_uuids(index: np.ndarray, seed: int) -> np.ndarray:
+    """Version-4 uuid strings at ``index`` of a keyed sequence: distinct indices (below 2**64)
+    give distinct uuids, because 64 of the 122 random-looking bits are a bijection of the index.
+    """
+    index = np.asarray(index, dtype=np.int64).astype(np.uint64)
+    keys = np.random.SeedSequence(int(seed)).generate_state(2, np.uint64)
+    raw = np.empty((len(index), 16), dtype=np.uint8)
+    raw[:, _UNIQUE_BYTES] = _bytes(_mix(index + keys[0]))
+    raw[:, _OTHER_BYTES] = _bytes(_mix(index ^ keys[1]))
+    return _uuid_text(raw)
+
+
+def _bytes(words: np.ndarray) -> np.ndarray:
+    return words.astype(">u8").view(np.uint8).reshape(len(words), 8)

@@ -207,12 +207,15 @@ class TableTransformer:
         return pd.DataFrame(out, index=frame.index, columns=self.modeled_columns)
 
     # -------------------------------------------------------------------- reverse transform
-    def reverse_transform(self, numeric: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    def reverse_transform(self, numeric: pd.DataFrame, rng: np.random.Generator,
+                          span: keygen.Span | None = None) -> pd.DataFrame:
         """Rows of every column except primary and foreign keys, in source order and dtypes.
 
         Args:
             numeric: sampled values of :attr:`modeled_columns` (may have no columns).
             rng: the random generator; the same state gives the same rows.
+            span: where these rows sit in a chunked run (:class:`~hma_db.keygen.Span`), so
+                that unique columns never repeat a value of another chunk; None for one call.
         """
         if not self._specs:
             raise NotFittedError(f"TableTransformer('{self.table_name}') is not fitted; call fit.")
@@ -226,27 +229,30 @@ class TableTransformer:
         for column, spec in self._specs.items():
             if spec["role"] in _SKIPPED:
                 continue
-            values = self._column_values(column, spec, numeric, rng, row_locales)
+            values = self._column_values(column, spec, numeric, rng, row_locales, span)
             out[column] = self._restore(column, values, spec)
         return pd.DataFrame(out, index=pd.RangeIndex(n))
 
     def _column_values(self, column: str, spec: dict[str, Any], numeric: pd.DataFrame,
-                       rng: np.random.Generator, locales: np.ndarray) -> Any:
+                       rng: np.random.Generator, locales: np.ndarray,
+                       span: keygen.Span | None) -> Any:
         role = spec["role"]
         if role == "modeled":
             return self._decode(column, spec, numeric, rng)
         where = f"'{self.table_name}.{column}'"
         kind = self.value_kinds[column]
+        # Unique values come from the rows' positions in the run (disjoint between chunks).
+        offset, run = (span.offset if span else 0), keygen.sequence(span, self.table_name, column)
         if role == "personal":
             make = lambda rows: personal.generate(  # noqa: E731
-                spec, locales[rows], rng, self.locales, where)
+                spec, locales[rows], rng, self.locales, where, index=offset + rows, **run)
         elif role == "generated":
             make = lambda rows: generators.generate(  # noqa: E731
                 spec, len(rows), rng, kind=kind, max_length=spec.get("max_length"),
                 locale=self.locales[0])
         elif role == "key":
             make = lambda rows: keygen.generate_key(  # noqa: E731
-                spec["key"], len(rows), rng, 1, where)
+                spec["key"], len(rows), rng, offset + 1, where, **run)
         elif role == "choice":
             values = np.array([from_json(v) for v in spec["values"]] + [None], dtype=object)[:-1]
             make = lambda rows: values[rng.integers(len(values), size=len(rows))]  # noqa: E731
@@ -283,21 +289,25 @@ class TableTransformer:
                        digits=digits)
 
     # --------------------------------------------------------------------------------- keys
-    def generate_keys(self, n: int, rng: np.random.Generator, start: int | None = None
-                      ) -> pd.DataFrame:
+    def generate_keys(self, n: int, rng: np.random.Generator, start: int | None = None,
+                      span: keygen.Span | None = None) -> pd.DataFrame:
         """Unique values for the primary-key columns that are not foreign keys.
 
-        Integers are ``start..start+n-1`` (``start`` defaults to 1); strings follow the
-        column's ``regex_format`` or the pattern learned at fit; uuid columns get uuids.
+        Integers are ``start..start+n-1`` (``start`` defaults to 1, or follows ``span``);
+        strings follow the column's ``regex_format`` or the pattern learned at fit; uuid columns
+        get uuids. With a ``span`` (chunked sampling) the values are those of the span's
+        positions in the run, so chunks never repeat a key.
         """
         if not self._specs:
             raise NotFittedError(f"TableTransformer('{self.table_name}') is not fitted; call fit.")
+        if start is None:
+            start = 1 if span is None else span.offset + 1
         out = {}
         for column, spec in self._specs.items():
             if spec["role"] == "primary_key":
                 where = f"'{self.table_name}.{column}'"
-                values = keygen.generate_key(spec["key"], int(n), rng,
-                                             1 if start is None else int(start), where)
+                values = keygen.generate_key(spec["key"], int(n), rng, int(start), where,
+                                             **keygen.sequence(span, self.table_name, column))
                 out[column] = restore(values, self.source_dtypes[column],
                                       self.value_kinds[column])
         return pd.DataFrame(out, index=pd.RangeIndex(int(n)))

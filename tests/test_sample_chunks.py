@@ -3,14 +3,22 @@ and an all-or-nothing load across chunks."""
 
 from __future__ import annotations
 
+import copy
+import random
+import sqlite3
+import string
+import uuid
+
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 from conftest import CHINOOK_SQLITE
 
-from hma_db import HMASynthesizer, reflect
-from hma_db.errors import WriteError
+from hma_db import HMASynthesizer, personal, reflect
+from hma_db.errors import SamplingError, WriteError
 from hma_db.hma_sample import target_rows
+from hma_db.keygen import generate_key
 from hma_db.metadata import key_columns
 from hma_db.read import read_tables
 from hma_db.sample_chunks import chunk_plan
@@ -130,3 +138,225 @@ def test_write_progress_counts_every_row_of_every_chunk(fitted, tmp_path):
     rows = write_chunks(synthesizer.sample_chunks(scale=1.0, chunk_rows=1000), metadata, target,
                         progress=bar.batch, batch_size=300)
     assert bar.rows == sum(rows.values())
+
+
+# ------------------------------------------------------- every key kind, many small chunks
+_KEYED_SCHEMA = """
+CREATE TABLE tag (id INTEGER PRIMARY KEY, label VARCHAR(10) NOT NULL);
+CREATE TABLE account (code VARCHAR(8) PRIMARY KEY, email VARCHAR(60) NOT NULL UNIQUE,
+                      tier VARCHAR(6));
+CREATE TABLE account_tag (account_code VARCHAR(8) NOT NULL REFERENCES account(code),
+                          tag_id INTEGER NOT NULL REFERENCES tag(id),
+                          PRIMARY KEY (account_code, tag_id));
+CREATE TABLE device (id CHAR(36) PRIMARY KEY,
+                     account_code VARCHAR(8) NOT NULL REFERENCES account(code),
+                     serial VARCHAR(8) NOT NULL UNIQUE, kind VARCHAR(6));
+CREATE TABLE reading (device_id CHAR(36) NOT NULL REFERENCES device(id), seq INTEGER NOT NULL,
+                      value REAL, PRIMARY KEY (device_id, seq));
+CREATE TABLE alert (id INTEGER PRIMARY KEY, device_id CHAR(36) NOT NULL, seq INTEGER NOT NULL,
+                    level VARCHAR(5), FOREIGN KEY (device_id, seq) REFERENCES reading(device_id, seq));
+"""
+
+
+def _keyed_source(path) -> str:
+    """A patterned, a uuid, an integer and a composite primary key, a composite foreign key,
+    a unique email and a unique patterned column."""
+    rng = random.Random(0)
+    con = sqlite3.connect(path)
+    con.executescript(_KEYED_SCHEMA)
+    con.executemany("INSERT INTO tag VALUES (?, ?)", [(i, f"t{i}") for i in range(1, 6)])
+    codes = sorted({"AC-" + "".join(rng.choices(string.ascii_uppercase, k=3))
+                    + "".join(rng.choices(string.digits, k=2)) for _ in range(60)})
+    con.executemany("INSERT INTO account VALUES (?, ?, ?)",
+                    [(c, f"user{i}@example.com", rng.choice(["gold", "silver"]))
+                     for i, c in enumerate(codes)])
+    con.executemany("INSERT INTO account_tag VALUES (?, ?)",
+                    sorted({(rng.choice(codes), rng.randint(1, 5)) for _ in range(100)}))
+    devices = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(150)]
+    con.executemany("INSERT INTO device VALUES (?, ?, ?, ?)",
+                    [(d, rng.choice(codes), f"SN{i:06d}", rng.choice(["meter", "valve"]))
+                     for i, d in enumerate(devices)])
+    readings = [(d, s, rng.gauss(10, 3)) for d in devices for s in range(1, rng.randint(1, 5) + 1)]
+    con.executemany("INSERT INTO reading VALUES (?, ?, ?)", readings)
+    con.executemany("INSERT INTO alert VALUES (?, ?, ?, ?)",
+                    [(i + 1, *rng.choice(readings)[:2], rng.choice(["low", "high"]))
+                     for i in range(100)])
+    con.commit()
+    con.close()
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory):
+    url = _keyed_source(tmp_path_factory.mktemp("keyed") / "source.sqlite")
+    metadata = reflect(url)
+    # Narrow patterns (676 and 1,000 values for 120 and 300 rows): chunks drawing at random
+    # would repeat keys; a sequence cannot.
+    metadata.tables["account"]["columns"]["code"]["regex_format"] = "AC-[A-Z]{2}"
+    metadata.tables["device"]["columns"]["serial"]["regex_format"] = "SN[0-9]{3}"
+    synthesizer = HMASynthesizer(metadata, seed=5, verbose=False)
+    synthesizer.fit(read_tables(url, metadata))
+    return metadata, synthesizer
+
+
+@pytest.fixture
+def small_pools(monkeypatch):
+    """40 Faker values per unique column: 120 emails need numbered ones in later rounds."""
+    monkeypatch.setattr(personal, "POOL_SIZE", 40)
+
+
+def test_keyed_schema_covers_every_key_kind(keyed):
+    _, synthesizer = keyed
+    kinds = {(t, c): spec.get("key", {}).get("kind", spec["role"])
+             for t, tt in synthesizer._transformers.items() for c, spec in tt._specs.items()}
+    assert kinds[("account", "code")] == "pattern" and kinds[("device", "id")] == "uuid"
+    assert kinds[("device", "serial")] == "pattern" and kinds[("alert", "id")] == "int"
+    assert kinds[("account", "email")] == "personal"
+    assert synthesizer._transformers["account"]._specs["email"]["unique"]
+
+
+def _check_unique_and_resolved(metadata, chunks) -> dict[str, pd.DataFrame]:
+    data = _concat(chunks)
+    for table, frame in data.items():
+        assert len(frame) == target_rows(metadata.row_counts[table], 2.0), table
+        for key in [metadata.primary_key(table), *metadata.alternate_keys(table)]:
+            key = key_columns(key)
+            assert not frame.duplicated(key).any(), (table, key)
+    seen: dict[str, pd.DataFrame] = {}
+    for chunk in chunks:  # every reference resolves in its own chunk or an earlier one
+        seen = {t: pd.concat([seen.get(t), f]) if t in seen else f for t, f in chunk.items()}
+        for rel in metadata.relationships:
+            fk, pk = key_columns(rel["child_foreign_key"]), key_columns(rel["parent_primary_key"])
+            child, parent = chunk[rel["child_table_name"]], seen[rel["parent_table_name"]]
+            assert pd.MultiIndex.from_frame(child[fk].dropna()).isin(
+                pd.MultiIndex.from_frame(parent[pk])).all(), rel
+    return data
+
+
+def test_every_key_kind_is_unique_across_many_small_chunks(keyed, small_pools):
+    metadata, synthesizer = keyed
+    chunks = list(synthesizer.sample_chunks(scale=2.0, chunk_rows=25))
+    assert len(chunks) > 20
+    data = _check_unique_and_resolved(metadata, chunks)
+    assert data["account"]["code"].str.fullmatch(r"AC-[A-Z]{2}").all()
+    assert data["device"]["serial"].str.fullmatch(r"SN[0-9]{3}").all()
+    assert data["device"]["id"].map(lambda v: uuid.UUID(v).version == 4).all()
+    emails = data["account"]["email"]
+    assert emails.str.fullmatch(r"[^@\s]+@[^@\s]+\.\w+").all() and emails.str.len().max() <= 60
+    assert emails.str.contains(r"[a-z][0-9]+@").any()  # later rounds are numbered
+    # Each chunk gets its even share of every chunked table (the totals are exact above).
+    share = target_rows(metadata.row_counts["reading"], 2.0) / len(chunks)
+    assert all(int(share) <= len(c["reading"]) <= int(share) + 1 for c in chunks)
+
+
+def test_the_same_seed_gives_the_same_chunks(keyed):
+    _, synthesizer = keyed
+    twin = copy.deepcopy(synthesizer)
+    first = list(synthesizer.sample_chunks(scale=1.0, chunk_rows=40))
+    second = list(twin.sample_chunks(scale=1.0, chunk_rows=40))
+    assert len(first) == len(second) > 5
+    for one, two in zip(first, second, strict=True):
+        for table in one:
+            pd.testing.assert_frame_equal(one[table], two[table])
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_chunked_write_keeps_the_targets_unique_constraints(keyed, small_pools, tmp_path, kind,
+                                                            request):
+    metadata, synthesizer = keyed
+    if kind == "sqlite":
+        target = f"sqlite:///{tmp_path / 'out.sqlite'}"
+    else:
+        target = request.getfixturevalue("postgres_databases").new("keyed")
+    rows = write_chunks(synthesizer.sample_chunks(scale=2.0, chunk_rows=25), metadata, target)
+    assert rows == {t: target_rows(metadata.row_counts[t], 2.0) for t in metadata.tables}
+    engine = sa.create_engine(target, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            email = conn.execute(sa.text("SELECT email FROM account LIMIT 1")).scalar()
+            serial = conn.execute(sa.text("SELECT serial FROM device LIMIT 1")).scalar()
+        # The constraints are on: a repeated email or serial is refused.
+        for statement, value in [("INSERT INTO account (code, email) VALUES ('ZZ-ZZZ99', :v)",
+                                  email),
+                                 ("INSERT INTO device (id, account_code, serial) SELECT "
+                                  "'00000000-0000-4000-8000-000000000000', code, :v FROM account "
+                                  "LIMIT 1", serial)]:
+            with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+                conn.execute(sa.text(statement), {"v": value})
+    finally:
+        engine.dispose()
+
+
+def test_a_table_keyed_by_resident_parents_is_sampled_whole(keyed):
+    metadata, synthesizer = keyed
+    # account (60 rows) and tag fit in a chunk; account_tag (86 rows) does not, but chunks
+    # drawing their own (account, tag) pairs would repeat pairs.
+    chunks = list(synthesizer.sample_chunks(scale=1.0, chunk_rows=70))
+    assert len(chunks) > 3
+    assert [len(c["account_tag"]) > 0 for c in chunks] == [True] + [False] * (len(chunks) - 1)
+    pairs = _concat(chunks)["account_tag"]
+    assert len(pairs) == metadata.row_counts["account_tag"] and not pairs.duplicated().any()
+
+
+def test_a_key_of_resident_parents_in_a_chunked_table_is_reported(caplog):
+    from hma_db import Metadata
+
+    ids = {"sdtype": "id"}
+    metadata = Metadata.from_dict({"tables": {
+        "a": {"primary_key": "id", "columns": {"id": ids}},
+        "b": {"primary_key": "id", "columns": {"id": ids}},
+        "c": {"primary_key": "id", "columns": {"id": ids}},
+        "j": {"primary_key": ["a_id", "b_id"],
+              "columns": {"a_id": ids, "b_id": ids, "c_id": ids}}},
+        "relationships": [{"parent_table_name": p, "parent_primary_key": "id",
+                           "child_table_name": "j", "child_foreign_key": f"{p}_id"}
+                          for p in "abc"]})
+    with caplog.at_level("WARNING", logger="hma_db.sample_chunks"):
+        resident, _ = chunk_plan(metadata, {"a": 5, "b": 5, "c": 1000, "j": 20}, 100)
+    assert resident == {"a", "b"}
+    assert "table j: its key ['a_id', 'b_id'] is made of references to tables sampled once (a, b)" \
+        in caplog.text
+
+
+# ------------------------------------------------------------------- the sequences alone
+@pytest.mark.parametrize("spec", [
+    {"kind": "pattern", "pattern": "[A-Z]{3}"},
+    {"kind": "pattern", "pattern": "[a-z]{30}"},  # more than 2**62 values
+    {"kind": "uuid"},
+    {"kind": "prefix", "prefix": "C", "max_length": 4},  # the run outgrows the counter
+    {"kind": "int"},
+])
+def test_key_sequences_never_repeat_across_spans(spec):
+    rng = np.random.default_rng(0)
+    spans = [(1, 700), (701, 9000), (9701, 7000)]
+    parts = [generate_key(spec, n, rng, start, "'t.c'", seed=11, total=16_700)
+             for start, n in spans]
+    values = pd.Series(np.concatenate(parts))
+    assert values.is_unique and len(values) == 16_700
+    again = generate_key(spec, 9000, rng, 701, "'t.c'", seed=11, total=16_700)
+    assert (again == parts[1]).all()  # a function of the seed and the position only
+    if spec["kind"] == "prefix":
+        assert values.str.len().max() <= 4 and values.str.startswith("C").all()
+
+
+def test_a_pattern_refuses_a_run_longer_than_its_values():
+    with pytest.raises(SamplingError, match="allows only 676 distinct values; 700 unique"):
+        generate_key({"kind": "pattern", "pattern": "[A-Z]{2}"}, 10, np.random.default_rng(0),
+                     1, "'t.c'", seed=1, total=700)
+
+
+@pytest.mark.parametrize("provider,max_length", [("email", 24), ("name", 12), ("city", None)])
+def test_unique_personal_data_never_repeats_across_spans(provider, max_length, monkeypatch):
+    monkeypatch.setattr(personal, "POOL_SIZE", 60)
+    spec = {"provider": provider, "unique": True, "max_length": max_length}
+    locales = ("en_US", "fr_FR")
+    rng = np.random.default_rng(0)
+    parts = []
+    for start, n in [(0, 300), (300, 1700), (2000, 500)]:
+        rows = personal.row_locales(n, locales, rng)
+        parts.append(personal.generate(spec, rows, rng, locales, "'t.c'",
+                                       index=np.arange(start, start + n), seed=4, total=2500))
+    values = pd.Series(np.concatenate(parts))
+    assert values.is_unique and values.notna().all()
+    if max_length:
+        assert values.str.len().max() <= max_length
