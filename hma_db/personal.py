@@ -95,7 +95,12 @@ def _as_text(values: list[Any], max_length: int | None) -> pd.Series:
     if out.map(lambda v: isinstance(v, str)).all():
         out = out.str.replace("\n", ", ", regex=False)
         if max_length:
+            # An email too long loses letters of its name, not of its domain.
+            head, tail, email = _split(out)
+            room = max_length - tail.str.len()
+            fits = email & (room >= 1)
             out = out.str.slice(0, max_length).str.rstrip()
+            out[fits] = _cut(head[fits], room[fits]) + tail[fits]
     return out
 
 
@@ -168,21 +173,22 @@ def _unique_bases(provider: str, max_length: int | None, locales: tuple[str, ...
         return [(values[labels == i].to_numpy(dtype=object), None, None)
                 for i in range(len(locales))]
     head0, tail, email = _split(values.astype(str))
-    width, kept = 0, np.ones(len(values), dtype=bool)
+    width = 0
     while True:
-        head = head0
+        head, roomy = head0, pd.Series(True, index=head0.index)
         if max_length:
             room = max_length - tail.str.len() - width - (~email).astype(int)
-            if (room < 1).any():
-                raise SamplingError(f"Column {where}: max_length {max_length} leaves no room to "
-                                    f"make {total} values unique")
-            head = _cut(head0, room)
+            roomy = room >= 1  # a base with no room left for the longest number is left out
+            head = _cut(head0, room.clip(lower=0))
         full = head + tail
-        kept = (~full.duplicated() & ~_suffix_shaped(head, tail, email)).to_numpy()
+        kept = (roomy & ~full.duplicated() & ~_suffix_shaped(head, tail, email)).to_numpy()
         counts = np.bincount(labels[kept], minlength=len(locales))
         if counts.min() == 0:
-            raise SamplingError(f"Column {where}: Faker produced no value to build unique ones "
-                                "from")
+            raise SamplingError(
+                f"Column {where}: no value Faker made leaves room in max_length {max_length} for "
+                f"the numbers that make {total} values unique; widen the column"
+                if max_length else f"Column {where}: Faker produced no value to build unique "
+                "ones from")
         needed = len(str((total - 1) // int(counts.min()) + 1))
         if needed <= width:
             break
