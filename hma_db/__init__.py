@@ -49,6 +49,7 @@ _LAZY = {
     "TableTransformer": "hma_db.transform",
     "write": "hma_db.write",
     "write_chunks": "hma_db.write",
+    "write_files": "hma_db.write_files",
 }
 
 
@@ -100,6 +101,7 @@ if _TYPE_CHECKING:
     from hma_db.synthesizer import HMASynthesizer, load_synthesizer
     from hma_db.transform import TableTransformer
     from hma_db.write import write, write_chunks
+    from hma_db.write_files import write_files
 
 __version__ = "0.1.0"
 
@@ -139,4 +141,5 @@ __all__ = [
     "simplify_schema",
     "write",
     "write_chunks",
+    "write_files",
 ]

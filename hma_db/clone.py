@@ -3,7 +3,8 @@
 This is the only module that imports every stage. :func:`clone` is the whole job;
 :func:`fit_database` and :func:`sample_to_database` split it in two for users who keep a fitted
 model between runs (they back ``HMASynthesizer.fit_database`` and
-``HMASynthesizer.sample_to_database``).
+``HMASynthesizer.sample_to_database``); :func:`sample_to_directory` writes CSV or Parquet files
+instead (``HMASynthesizer.sample_to_directory``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from hma_db.sample_chunks import DEFAULT_CHUNK_ROWS
 from hma_db.subset import read_subset
 from hma_db.synthesizer import HMASynthesizer
 from hma_db.write import write, write_chunks
+from hma_db.write_files import write_files
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +151,23 @@ def sample_to_database(synthesizer: HMASynthesizer, target: Source, *, scale: fl
         synthetic = synthesizer.sample(scale=scale)
         return write(synthetic, synthesizer.get_metadata(), engine, schema=schema,
                      if_exists=if_exists)
+
+
+def sample_to_directory(synthesizer: HMASynthesizer, directory: str | os.PathLike, *,
+                        scale: float = 1.0, format: str = "csv", if_exists: str = "fail",
+                        chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> dict[str, int]:
+    """Sample synthetic tables and write them as files into ``directory`` (see
+    :func:`hma_db.write_files`), ``chunk_rows`` rows of the largest table at a time (None: all
+    at once); rows written per table."""
+    _check_scale(scale)
+    if chunk_rows is None:
+        chunks = (synthesizer.sample(scale=scale) for _ in range(1))  # drawn after the checks
+    else:
+        chunks = synthesizer.sample_chunks(scale=scale, chunk_rows=chunk_rows)
+    total = sum(target_rows(r, scale) for r in synthesizer._fitted_model("sample").row_counts.values())
+    with RowBar("sample and write", total, synthesizer.verbose) as bar:
+        return write_files(chunks, directory, format=format, if_exists=if_exists,
+                           metadata=synthesizer.get_metadata(), progress=bar.add)
 
 
 def save_report(source: Source, target: Source, metadata, path: str | os.PathLike, *,
