@@ -9,6 +9,7 @@ Exit codes: 0 done, 1 the job failed, 2 usage or configuration error.
 
 from __future__ import annotations
 
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ from hma_db.cli_base import (
     configure_logging,
     database_url,
     hide_passwords,
+    sample_target,
     source_label,
     split_names,
     target_url,
@@ -232,24 +234,57 @@ def fit_command(settings: Settings, source: str, output: Path, metadata_file: Pa
 @click.argument("target")
 @click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
               show_default=True, help="Rows per table relative to the source.")
+@click.option("--seed", type=click.IntRange(min=0),
+              help="Sample the rows of this seed: the same seed gives the same rows, in any "
+                   "process.")
+@click.option("--format", "file_format", type=click.Choice(["csv", "parquet"]),
+              help="Write files into the directory TARGET, one <table>.csv or <table>.parquet "
+                   "each [default for a directory: csv].")
 @click.option("--schema", metavar="NAME", help="Schema to write into (default: the connection's).")
 @click.option("--if-exists", type=click.Choice(["fail", "replace", "truncate", "append"]),
-              default="fail", show_default=True, help="What to do with existing target tables.")
+              default="fail", show_default=True,
+              help="What to do with existing target tables (a directory: fail or replace).")
 @click.pass_obj
-def sample_command(settings: Settings, model: Path, target: str, scale: float,
-                   schema: str | None, if_exists: str) -> None:
+def sample_command(settings: Settings, model: Path, target: str, scale: float, seed: int | None,
+                   file_format: str | None, schema: str | None, if_exists: str) -> None:
     """Sample synthetic tables from a saved MODEL and write them into TARGET.
 
-    TARGET is a database URL or the path of a SQLite file (created when missing). A model
-    fitted with --seed gives the same rows every time.
+    \b
+    TARGET is
+      a database URL   postgresql+psycopg://app@staging/shop, sqlite:///out.sqlite
+      a directory      with --format, or a path ending in / or an existing directory:
+                       one <table>.csv (default) or <table>.parquet file per table
+                       (created when missing; other files are left alone)
+      any other path   a SQLite file (created when missing)
+
+    Without --seed, a model fitted with --seed gives the same rows every time and one fitted
+    without draws new rows each time. Nothing is written when the command fails.
     """
+    kind, where = sample_target(target, file_format)
+    if kind == "directory" and schema is not None:
+        raise click.UsageError("--schema is for databases; TARGET is a directory.")
+    if kind == "directory" and if_exists not in ("fail", "replace"):
+        raise click.UsageError(f"--if-exists {if_exists} is for databases (it keeps a table's "
+                               "definition or continues its keys); a directory takes fail or "
+                               "replace.")
     synthesizer = load_synthesizer(model)
     synthesizer.verbose = settings.interactive and not settings.quiet
+    if seed is None and synthesizer.seed is None:
+        seed = secrets.randbits(64)  # the model's saved stream would repeat the same rows
+    if seed is not None:
+        synthesizer.reset_sampling(seed)
     started = time.perf_counter()
-    rows = synthesizer.sample_to_database(target_url(target), scale=scale, schema=schema,
-                                          if_exists=if_exists)
+    if kind == "directory":
+        file_format = file_format or "csv"
+        rows = synthesizer.sample_to_directory(where, scale=scale, format=file_format,
+                                               if_exists=if_exists)
+        label = f"{target} ({'CSV' if file_format == 'csv' else 'Parquet'} files)"
+    else:
+        rows = synthesizer.sample_to_database(where, scale=scale, schema=schema,
+                                              if_exists=if_exists)
+        label = source_label(target)
     seconds = {"sample and write": time.perf_counter() - started}
-    settings.echo(run_summary(rows, seconds, source_label(target)))
+    settings.echo(run_summary(rows, seconds, label))
 
 
 @cli.command("report", epilog=EPILOG,

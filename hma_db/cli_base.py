@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 import sys
 import traceback
@@ -205,8 +206,36 @@ def target_url(target: str) -> str:
     path = Path(target)
     if path.is_dir():
         raise ConfigError(f"'{target}' is a directory; TARGET is a database URL or the path of a "
-                          "SQLite file (writing CSV or Parquet files is not supported).")
+                          "SQLite file ('hma-db sample' writes CSV or Parquet files into a "
+                          "directory).")
     return f"sqlite:///{path.resolve()}"
+
+
+_SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+
+
+def sample_target(target: str, file_format: str | None) -> tuple[str, str | Path]:
+    """``("database", url)`` or ``("directory", path)`` for the TARGET of ``hma-db sample``.
+
+    A URL is a database; ``--format``, a trailing slash or an existing directory mean a
+    directory of files; any other path is a SQLite file.
+    """
+    directory = target.endswith(("/", os.sep)) or Path(target).is_dir()
+    if "://" in target:
+        if file_format is not None:
+            raise click.UsageError("--format writes files into a directory; TARGET is a "
+                                   "database URL.")
+        return "database", target
+    if file_format is None and not directory:
+        return "database", target_url(target)
+    path = Path(target)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"'{target}' is a file; --format writes one file per table into a "
+                          "directory: choose a directory (created when missing).")
+    if not directory and path.suffix.lower() in _SQLITE_SUFFIXES:
+        raise click.UsageError(f"'{target}' names a SQLite file, but --format writes files into "
+                               "a directory: drop --format, or choose a directory name.")
+    return "directory", path
 
 
 def check_output(output: Path | None, force: bool) -> None:

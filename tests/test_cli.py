@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import click
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
@@ -416,6 +417,9 @@ def test_plan_writes_nothing_and_fails_when_the_run_would(tmp_path):
 
 
 _CHINOOK_ROWS = [347, 275, 59, 8, 25, 412, 2240, 5, 18, 8715, 3503]
+_CHINOOK_TABLE_ROWS = {"Artist": 275, "Employee": 8, "Genre": 25, "MediaType": 5, "Playlist": 18,
+                       "Album": 347, "Customer": 59, "Invoice": 412, "Track": 3503,
+                       "InvoiceLine": 2240, "PlaylistTrack": 8715}
 
 
 @pytest.mark.parametrize("extra, fragments", [
@@ -478,6 +482,118 @@ def test_sample_is_reproducible_and_respects_if_exists(chinook_model, tmp_path):
     assert _contents(target) == first
 
 
+def test_sample_seed_gives_the_same_rows_in_another_process(chinook_model, tmp_path):
+    first, again, other = (tmp_path / f"{n}.sqlite" for n in ("first", "again", "other"))
+    result = run("sample", chinook_model, first, "--scale", "0.2", "--seed", "5")
+    assert result.exit_code == 0, result.stderr
+    done = subprocess.run([*_hma_db(), "sample", str(chinook_model), str(again), "--scale", "0.2",
+                           "--seed", "5"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert _contents(again) == _contents(first)
+    assert run("sample", chinook_model, other, "--scale", "0.2", "--seed", "6").exit_code == 0
+    assert _contents(other) != _contents(first)
+    assert _contents(other)["Track"] != _contents(first)["Track"]
+
+
+def test_sample_without_seed_repeats_a_seeded_model_and_varies_an_unseeded_one(chinook_model,
+                                                                                tmp_path):
+    runs = []
+    for n in range(2):
+        target = tmp_path / f"seeded{n}.sqlite"
+        assert run("sample", chinook_model, target, "--scale", "0.1").exit_code == 0
+        runs.append(_contents(target))
+    assert runs[0] == runs[1]  # the model was fitted with --seed 11
+    model = tmp_path / "unseeded.json"
+    assert run("fit", CHINOOK_SQLITE, "-o", model, "--include", "Artist,Album").exit_code == 0
+    runs = []
+    for n in range(2):
+        target = tmp_path / f"unseeded{n}.sqlite"
+        assert run("sample", model, target).exit_code == 0
+        runs.append(_contents(target))
+    assert runs[0]["Album"] != runs[1]["Album"]
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+@pytest.mark.parametrize("file_format", ["csv", "parquet"])
+def test_sample_into_a_directory_of_files(chinook_model, tmp_path, file_format):
+    target = tmp_path / "out" / "synthetic"
+    args = ["sample", chinook_model, target, "--scale", "0.2", "--seed", "3",
+            "--format", file_format]
+    result = run(*args)
+    assert result.exit_code == 0, result.stderr
+    label = "CSV" if file_format == "csv" else "Parquet"
+    assert result.stdout.splitlines()[0] == f"Wrote {sum(_rows(result.stdout).values()):,} rows " \
+                                            f"to 11 tables in {target} ({label} files)"
+    rows = _rows(result.stdout)
+    assert rows == {t: round(n / 5) for t, n in _CHINOOK_TABLE_ROWS.items()}
+    assert sorted(_files(target)) == sorted(f"{t}.{file_format}" for t in rows)
+    source = sa.create_engine(f"sqlite:///{CHINOOK_SQLITE}")
+    with source.connect() as conn:
+        for table, count in rows.items():
+            path = target / f"{table}.{file_format}"
+            back = pd.read_csv(path) if file_format == "csv" else pd.read_parquet(path)
+            columns = [c["name"] for c in sa.inspect(conn).get_columns(table)]
+            assert list(back.columns) == columns and len(back) == count, table
+    source.dispose()
+    written = _files(target)
+    result = run(*args)  # --if-exists fail: every existing file is listed, nothing changes
+    assert result.exit_code == 1
+    assert_one_error_line(result, "11 file(s) already exist", f"Track.{file_format}")
+    assert _files(target) == written
+    result = run(*args[:-4], "--seed", "4", "--format", file_format, "--if-exists", "replace")
+    assert result.exit_code == 0, result.stderr
+    assert _rows(result.stdout) == rows and _files(target) != written
+    result = run(*args, "--if-exists", "append")
+    assert result.exit_code == 2 and "a directory takes fail or replace" in result.stderr
+
+
+def test_sample_directory_rules(chinook_model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # A trailing slash or an existing directory: CSV files; any other path: a SQLite file.
+    assert run("sample", chinook_model, "csv/", "--scale", "0.1").exit_code == 0
+    assert (tmp_path / "csv" / "Artist.csv").is_file()
+    (tmp_path / "existing").mkdir()
+    assert run("sample", chinook_model, "existing", "--scale", "0.1").exit_code == 0
+    assert (tmp_path / "existing" / "Track.csv").is_file()
+    assert run("sample", chinook_model, "plain", "--scale", "0.1").exit_code == 0
+    assert (tmp_path / "plain").read_bytes().startswith(b"SQLite format 3")
+    for args, message in [
+        (["x.sqlite", "--format", "csv"], "names a SQLite file"),
+        (["sqlite:///x.sqlite", "--format", "parquet"], "TARGET is a database URL"),
+        (["dir/", "--schema", "s"], "--schema is for databases"),
+        (["dir/", "--if-exists", "truncate"], "--if-exists truncate is for databases"),
+    ]:
+        result = run("sample", chinook_model, *args)
+        assert result.exit_code == 2 and message in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["csv", "existing", "plain"]
+
+
+def _sqlite_schema(path: Path) -> list[str]:
+    """The CREATE statements of a SQLite file as sorted lines (the order of unnamed foreign keys
+    within a table is not part of the schema)."""
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL").scalars()
+        lines = sorted(line.strip().rstrip(",") for s in sql for line in s.splitlines())
+    engine.dispose()
+    return lines
+
+
+def test_a_json_model_writes_the_same_sqlite_tables_as_a_pickle(chinook_model, tmp_path):
+    model = tmp_path / "chinook.json"
+    assert run("fit", CHINOOK_SQLITE, "-o", model, "--seed", "11").exit_code == 0
+    for name in (chinook_model, model):  # Employee failed from JSON: "type 'Timestamp'..."
+        result = run("sample", name, tmp_path / f"{name.name}.sqlite", "--scale", "0.2")
+        assert result.exit_code == 0, result.stderr
+    from_pickle, from_json = tmp_path / "chinook.pkl.sqlite", tmp_path / "chinook.json.sqlite"
+    assert _sqlite_schema(from_json) == _sqlite_schema(from_pickle)
+    assert '"BirthDate" DATETIME' in _sqlite_schema(from_json)
+    assert _contents(from_json) == _contents(from_pickle)  # the same model and seed
+
+
 def test_fit_with_edited_metadata_as_json_model(tmp_path):
     metadata_file, model = tmp_path / "m.json", tmp_path / "model.json"
     result = run("reflect", CHINOOK_SQLITE, "--include", "Artist,Album", "-o", metadata_file)
@@ -500,7 +616,8 @@ def test_fit_with_edited_metadata_as_json_model(tmp_path):
 @pytest.mark.parametrize("args, fragments", [
     (["sample", "{tmp}/nope.pkl", "{tmp}/out.sqlite"], ["nope.pkl"]),
     (["sample", CHINOOK_SQLITE, "{tmp}/out.sqlite"], ["is not an hma_db model"]),
-    (["sample", "{model}", "{tmp}"], ["is a directory"]),
+    (["sample", "{model}", "{model}", "--format", "csv"], ["is a file", "directory"]),
+    (["clone", CHINOOK_SQLITE, "{tmp}"], ["is a directory", "hma-db sample"]),
     (["fit", "{tmp}/missing.sqlite", "-o", "{tmp}/m.pkl"], ["missing.sqlite"]),
     (["fit", CHINOOK_SQLITE, "-o", "{model}"], ["already exists"]),
     (["fit", CHINOOK_SQLITE, "-o", "{tmp}/m.pkl", "--include", "Nope"], ["Nope"]),
@@ -520,6 +637,20 @@ def test_sample_scale_must_be_positive(chinook_model, tmp_path, scale):
     assert result.exit_code == 2 and "--scale" in result.stderr
 
 
+def _postgres_schema(url: str) -> list[tuple]:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        columns = conn.exec_driver_sql(
+            "SELECT table_name, column_name, data_type, character_maximum_length, "
+            "numeric_precision, numeric_scale, is_nullable, column_default "
+            "FROM information_schema.columns WHERE table_schema = 'public'").fetchall()
+        constraints = conn.exec_driver_sql(
+            "SELECT conrelid::regclass::text, contype, pg_get_constraintdef(oid) "
+            "FROM pg_constraint WHERE connamespace = 'public'::regnamespace").fetchall()
+    engine.dispose()
+    return sorted(map(tuple, columns + constraints), key=repr)
+
+
 @pytest.mark.postgres
 def test_fit_postgres_and_sample_into_postgres(chinook_postgres, postgres_databases, tmp_path):
     model, target = tmp_path / "pg.json", postgres_databases.new("cli_sample")
@@ -531,6 +662,12 @@ def test_fit_postgres_and_sample_into_postgres(chinook_postgres, postgres_databa
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM track").scalar() == round(3503 / 5)
     engine.dispose()
+    # The same model as a pickle writes the same tables (types, lengths, keys, checks).
+    pickle_model, pickle_target = tmp_path / "pg.pkl", postgres_databases.new("cli_sample_pkl")
+    assert run("fit", chinook_postgres, "-o", pickle_model, "--seed", "2").exit_code == 0
+    assert run("sample", pickle_model, pickle_target, "--scale", "0.2").exit_code == 0
+    assert _postgres_schema(target) == _postgres_schema(pickle_target)
+    assert ("invoice", "total", "numeric", None, 10, 2, "NO", None) in _postgres_schema(target)
     result = run("sample", model, target.replace("postgres@", f"postgres:{PASSWORD}@").replace(
         ":5432/", ":1/"))
     assert result.exit_code == 1
@@ -622,8 +759,8 @@ def test_readme_command_examples_show_real_output(readme_dir):
     for block in _blocks("console"):
         pattern = r"^\$ (hma-db (?:reflect|clone|fit|sample|report) .*)\n((?:(?!\$ ).*\n)*)"
         commands += re.findall(pattern, block, re.M)
-    assert [c.split()[1] for c, _ in commands] == ["reflect", "clone", "fit", "sample", "report",
-                                                   "reflect"]
+    assert [c.split()[1] for c, _ in commands] == ["reflect", "clone", "fit", "sample", "sample",
+                                                   "report", "reflect"]
     for command, output in commands:
         result = run(*shlex.split(command)[1:])
         assert _without_times(result.stdout + result.stderr) == _without_times(output), command
