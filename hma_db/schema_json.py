@@ -17,8 +17,8 @@ nothing but declared values when it loads, so :func:`schema_to_dict` writes each
 A type is a class name and its constructor arguments as plain values (a nested type for an
 array's items or a domain's base type, ``{"sql": text}`` for SQL text). :func:`schema_from_dict`
 looks the name up only among SQLAlchemy's public type classes (``sqlalchemy.types`` and the
-``postgresql``, ``mysql`` and ``sqlite`` dialect packages) and hma_db's ``RawType``; anything
-else is a :class:`~hma_db.ModelFileError`.
+``postgresql``, ``mysql`` and ``sqlite`` dialect packages; not ``PickleType``, which unpickles
+what it reads) and hma_db's ``RawType``; anything else is a :class:`~hma_db.ModelFileError`.
 
 SQL text in the file (CHECK constraints, server defaults, generated-column expressions) is data:
 loading never runs it, and a CHECK reaches a target only through
@@ -292,10 +292,12 @@ def type_from_dict(data: dict[str, Any], where: str = "a column") -> sa.types.Ty
     namespace = _NAMESPACES.get(dialect) if isinstance(dialect, (str, type(None))) else None
     cls = namespace.__dict__.get(name) if namespace is not None and isinstance(name, str) \
         else None
-    if not (isinstance(cls, type) and issubclass(cls, sa.types.TypeEngine)):
+    if not (isinstance(cls, type) and issubclass(cls, sa.types.TypeEngine)) \
+            or issubclass(cls, sa.PickleType):  # unpickles what it reads: never a reflected type
         raise ModelFileError(
             f"The model's SQL schema gives {where} the type {dialect or 'sqlalchemy'}.{name}, "
-            "which is not a SQLAlchemy column type; the model file may have been tampered with.")
+            "which is not a column type a reflected schema holds; the model file may have "
+            "been tampered with.")
     positional = args.pop("*", [])
     values = {k: _data_to_value(v, where) for k, v in args.items()}
     try:

@@ -106,11 +106,13 @@ def _employee(data: dict) -> dict:
 
 @pytest.mark.parametrize("change, message", [
     (lambda t: t["columns"][0]["type"].update(type="Popen", dialect="subprocess"),
-     "not a SQLAlchemy column type"),
+     "not a column type a reflected schema holds"),
     (lambda t: t["columns"][0]["type"].update(type="MetaData", dialect=None),
-     "not a SQLAlchemy column type"),
+     "not a column type a reflected schema holds"),
     (lambda t: t["columns"][0]["type"].update(type="__class__", dialect=None),
-     "not a SQLAlchemy column type"),
+     "not a column type a reflected schema holds"),
+    (lambda t: t["columns"][0]["type"].update(type="PickleType", dialect=None),
+     "not a column type a reflected schema holds"),
     (lambda t: t["columns"][1]["type"]["args"].update(lenght=3), "arguments it does not take"),
     (lambda t: t["constraints"].append({"kind": "trigger", "name": "x"}), "unknown kind"),
     (lambda t: t["constraints"].append(
