@@ -101,10 +101,12 @@ def write_files(tables: Tables | Iterable[Tables], directory: str | os.PathLike,
                 if table not in chunk:
                     raise WriteError(f"Table '{table}' is missing from a chunk of the data; "
                                      "every chunk must hold every table.")
-                rows = file.add(chunk[table])
+                rows = file.add(chunk[table]) if chunk[table] is not None else 0
                 if progress is not None and rows:
                     progress(table, rows)
         for file in files.values():
+            if file.conversions is None:  # no frame at all: the file still gets its columns
+                file.add(pd.DataFrame(columns=list(file.columns)))
             file.close()
         if if_exists == "fail":
             _check_existing(paths, if_exists)  # nothing appeared while we were writing

@@ -157,3 +157,18 @@ def test_values_the_formats_cannot_hold_as_they_are(tmp_path):
     back = pd.read_csv(tmp_path / "t.csv", dtype=str, keep_default_na=False)
     assert back["note"][0] == 'a, "quoted"\nline' and back["note"][1] == ""
     assert back["parent"].tolist() == ["1", "2", "", "1000", "1001", "", "1003"]
+
+
+@pytest.mark.parametrize("format", ["csv", "parquet"])
+def test_an_empty_table_still_gets_a_file_with_its_columns(tmp_path, format):
+    metadata = Metadata.from_dict({"tables": {"a": {"columns": {"x": {"sdtype": "numerical"}}},
+                                              "b": {"columns": {"y": {"sdtype": "numerical"}}}}})
+    chunks = [{"a": pd.DataFrame({"x": [1.5]}), "b": None}, {"a": pd.DataFrame({"x": [2.5]}),
+                                                             "b": pd.DataFrame({"y": []})}]
+    assert write_files(chunks, tmp_path, format=format, metadata=metadata) == {"a": 2, "b": 0}
+    read = pd.read_csv if format == "csv" else pd.read_parquet
+    assert read(tmp_path / f"a.{format}")["x"].tolist() == [1.5, 2.5]
+    assert list(read(tmp_path / f"b.{format}").columns) == ["y"]
+    assert write_files([{"a": None, "b": None}], tmp_path / "none", format=format,
+                       metadata=metadata) == {"a": 0, "b": 0}
+    assert list(read(tmp_path / "none" / f"b.{format}").columns) == ["y"]
