@@ -16,20 +16,8 @@ from pathlib import Path
 
 import click
 
-from hma_db import (
-    HMASynthesizer,
-    Metadata,
-    MetadataError,
-    __version__,
-    clone,
-    evaluate_databases,
-    format_plan,
-    load_job,
-    load_synthesizer,
-    plan_job,
-    reflect,
-    run_job,
-)
+import hma_db  # the API's names load on first use: 'hma-db --help' stays quick
+from hma_db import __version__
 from hma_db.cli_base import (
     EPILOG,
     EXIT_FAILED,
@@ -45,6 +33,7 @@ from hma_db.cli_base import (
     target_url,
 )
 from hma_db.cli_output import metadata_summary, report_summary, run_summary
+from hma_db.errors import MetadataError
 
 
 @click.group(cls=HmaDbGroup, context_settings={"help_option_names": ["-h", "--help"]},
@@ -81,8 +70,8 @@ def reflect_command(settings: Settings, source: str, schema: str | None, include
     sqlite:///file.sqlite) or the path of a SQLite file.
     """
     check_output(output, force)
-    metadata = reflect(database_url(source), schema=schema, include=split_names(include),
-                       exclude=split_names(exclude))
+    metadata = hma_db.reflect(database_url(source), schema=schema, include=split_names(include),
+                              exclude=split_names(exclude))
     try:
         metadata.validate()
     except MetadataError as exc:
@@ -127,11 +116,12 @@ def clone_command(settings: Settings, source: str, target: str, scale: float, se
     (tables created, or checked for drift when they exist). SOURCE is only read. Both are
     database URLs or paths of SQLite files (TARGET is created when missing).
     """
-    result = clone(database_url(source), target_url(target), scale=scale, seed=seed,
-                   schema=schema, target_schema=target_schema, include=split_names(include),
-                   exclude=split_names(exclude), if_exists=if_exists,
-                   locales=split_names(locales), verbose=settings.interactive and not settings.quiet,
-                   max_rows=max_rows, report=report_file)
+    result = hma_db.clone(database_url(source), target_url(target), scale=scale, seed=seed,
+                          schema=schema, target_schema=target_schema, include=split_names(include),
+                          exclude=split_names(exclude), if_exists=if_exists,
+                          locales=split_names(locales),
+                          verbose=settings.interactive and not settings.quiet,
+                          max_rows=max_rows, report=report_file)
     settings.echo(run_summary(result.rows, result.seconds, source_label(target)))
     if result.report is not None:
         settings.echo("\n" + report_summary(result.report, source_label(source),
@@ -151,8 +141,8 @@ def plan_command(ctx: click.Context, job_file: Path) -> None:
     each column will be generated. Exits with 1 when the run would fail.
     """
     settings: Settings = ctx.obj
-    plan = plan_job(load_job(job_file))
-    settings.echo(format_plan(plan))
+    plan = hma_db.plan_job(hma_db.load_job(job_file))
+    settings.echo(hma_db.format_plan(plan))
     if not plan.ok:
         click.echo(hide_passwords("error: the run would fail: " + "; ".join(plan.problems)), err=True)
         ctx.exit(EXIT_FAILED)
@@ -168,9 +158,9 @@ def run_command(settings: Settings, job_file: Path) -> None:
     Progress goes to standard error (timestamped when it is not a terminal, e.g. under cron),
     the summary to standard output. See 'hma-db plan' to check a job first.
     """
-    job = load_job(job_file)
-    result = run_job(job, verbose=settings.interactive and not settings.quiet,
-                     on_event=lambda event: settings.progress(event.message))
+    job = hma_db.load_job(job_file)
+    result = hma_db.run_job(job, verbose=settings.interactive and not settings.quiet,
+                            on_event=lambda event: settings.progress(event.message))
     model = f"{result.model} ({result.model_reason})" if result.model_reason else result.model
     settings.echo(run_summary(result.rows, result.seconds, source_label(job.target), model))
 
@@ -212,13 +202,13 @@ def fit_command(settings: Settings, source: str, output: Path, metadata_file: Pa
                                "remove tables from the metadata file instead.")
     url, started = database_url(source), time.perf_counter()
     if metadata_file is not None:
-        metadata = Metadata.load_from_json(metadata_file)
+        metadata = hma_db.Metadata.load_from_json(metadata_file)
         metadata.schema = schema
     else:
-        metadata = reflect(url, schema=schema, include=split_names(include),
-                           exclude=split_names(exclude))
-    synthesizer = HMASynthesizer(metadata, locales=split_names(locales) or ["en_US"], seed=seed,
-                                 verbose=settings.interactive and not settings.quiet)
+        metadata = hma_db.reflect(url, schema=schema, include=split_names(include),
+                                  exclude=split_names(exclude))
+    synthesizer = hma_db.HMASynthesizer(metadata, locales=split_names(locales) or ["en_US"], seed=seed,
+                                        verbose=settings.interactive and not settings.quiet)
     synthesizer.fit_database(url, max_rows=max_rows)
     seconds = time.perf_counter() - started
     if force and output.exists():
@@ -267,7 +257,7 @@ def sample_command(settings: Settings, model: Path, target: str, scale: float, s
         raise click.UsageError(f"--if-exists {if_exists} is for databases (it keeps a table's "
                                "definition or continues its keys); a directory takes fail or "
                                "replace.")
-    synthesizer = load_synthesizer(model)
+    synthesizer = hma_db.load_synthesizer(model)
     synthesizer.verbose = settings.interactive and not settings.quiet
     if seed is None and synthesizer.seed is None:
         seed = secrets.randbits(64)  # the model's saved stream would repeat the same rows
@@ -317,9 +307,9 @@ def report_command(ctx: click.Context, source: str, target: str, metadata_file: 
     databases are only read.
     """
     settings: Settings = ctx.obj
-    metadata = Metadata.load_from_json(metadata_file) if metadata_file is not None else None
-    report = evaluate_databases(database_url(source), database_url(target), metadata,
-                                schema=schema, target_schema=target_schema, max_rows=max_rows)
+    metadata = hma_db.Metadata.load_from_json(metadata_file) if metadata_file is not None else None
+    report = hma_db.evaluate_databases(database_url(source), database_url(target), metadata,
+                                       schema=schema, target_schema=target_schema, max_rows=max_rows)
     settings.echo(report_summary(report, source_label(source), source_label(target)))
     if html_file is not None:
         settings.echo(f"Wrote {report.save_html(html_file)}")

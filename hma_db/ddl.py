@@ -79,10 +79,17 @@ def _column(source: sa.Table, col: sa.Column, dialect: str, keyed: set[str], opt
     return sa.Column(col.name, type_, *args, **kwargs)
 
 
+def _constraint_order(con: sa.Constraint) -> tuple:
+    """A stable order for constraints: unnamed ones (SQLite's foreign keys) have no name to
+    sort by, and a set's order changes between processes, so the columns and text break ties."""
+    text = str(getattr(con, "sqltext", ""))
+    return type(con).__name__, str(con.name), tuple(c.name for c in con.columns), text
+
+
 def _constraints(source: sa.Table, dialect: str, tables: dict[str, str],
                  schema: str | None) -> list:
     out = []
-    for con in sorted(source.constraints, key=lambda c: (type(c).__name__, str(c.name))):
+    for con in sorted(source.constraints, key=_constraint_order):
         cols = [c.name for c in con.columns]
         if isinstance(con, sa.PrimaryKeyConstraint) and cols:
             out.append(sa.PrimaryKeyConstraint(*cols, name=_name(con.name, dialect)))
@@ -324,7 +331,7 @@ def create_tables(conn: sa.Connection, tables: list[sa.Table], *,
         conn.execute(sa.schema.CreateTable(table, include_foreign_key_constraints=inline))
         created.add(table.key)
         closing += sorted((fk for fk in table.foreign_key_constraints if fk not in inline),
-                          key=lambda c: str(c.name))
+                          key=_constraint_order)
         for index in sorted(table.indexes, key=lambda i: str(i.name)):
             if index.unique:
                 conn.execute(sa.schema.CreateIndex(index))

@@ -37,12 +37,11 @@ import logging
 import math
 from collections.abc import Callable, Iterator
 
-import numpy as np
 import pandas as pd
 
 from hma_db.hma_sample import sample_chunk, target_rows
 from hma_db.keygen import Span
-from hma_db.linking import assign_keys, cast_like
+from hma_db.linking import assign_keys
 from hma_db.metadata import key_columns
 
 logger = logging.getLogger(__name__)
@@ -142,7 +141,8 @@ def iter_sample(synthesizer, scale: float, chunk_rows: int = DEFAULT_CHUNK_ROWS,
         keys = _assign(metadata, {**fixed_keys, **keys}, links, synthesizer._dtypes, set(fixed))
         out = {}
         for table in sorted(frames):
-            out[table] = _decode(synthesizer, table, frames[table], keys[table], rng, spans[table])
+            out[table] = synthesizer._decode_table(table, frames[table], keys[table], rng,
+                                                     spans[table])
             offsets[table] += len(frames[table])
             if on_rows is not None:
                 on_rows(table, len(frames[table]))
@@ -154,17 +154,6 @@ def iter_sample(synthesizer, scale: float, chunk_rows: int = DEFAULT_CHUNK_ROWS,
     for table in metadata.topological_order():
         logger.info("table %s: sampled %d rows in %d chunk(s)", table, offsets[table],
                     1 if table in resident else len(chunks))
-
-
-def _decode(synthesizer, table: str, numeric: pd.DataFrame, keys: pd.DataFrame,
-            rng: np.random.Generator, span: Span) -> pd.DataFrame:
-    """One table of one chunk in the source's columns and dtypes, like ``sample`` makes it;
-    the span keeps its unique columns apart from the other chunks'."""
-    body = synthesizer._transformers[table].reverse_transform(numeric, rng, span)
-    dtypes = synthesizer._dtypes[table]
-    out = {column: cast_like((keys if column in keys.columns else body)[column].reset_index(
-        drop=True), dtypes.get(column)) for column in synthesizer._columns[table]}
-    return pd.DataFrame(out, index=pd.RangeIndex(len(numeric)))
 
 
 def _assign(metadata, keys: dict[str, pd.DataFrame], links, dtypes, fixed: set[str]

@@ -301,8 +301,8 @@ class HMASynthesizer:
         """Sample like :meth:`sample`, yielding ``{table: DataFrame}`` chunks of bounded size.
 
         Small tables come whole in the first chunk; the others are spread evenly over the
-        chunks (about ``chunk_rows`` rows of the largest table each), with exact totals, integer
-        keys unique across chunks and every foreign key pointing at a row of the same chunk or
+        chunks (about ``chunk_rows`` rows of the largest table each), with exact totals, keys and
+        unique columns unique across chunks and every foreign key pointing at a row of the same chunk or
         of an earlier one (see :mod:`hma_db.sample_chunks`). Memory depends on ``chunk_rows``,
         not on ``scale``. ``on_rows(table, rows)`` is called for each table of each chunk
         (progress bars).
@@ -317,8 +317,12 @@ class HMASynthesizer:
         with self._quiet():
             yield from iter_sample(self, float(scale), int(chunk_rows), on_rows)
 
-    def _decode_table(self, table: str, numeric: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
-        body = self._transformers[table].reverse_transform(numeric, self._sample_rng)
+    def _decode_table(self, table: str, numeric: pd.DataFrame, keys: pd.DataFrame,
+                      rng: np.random.Generator | None = None, span=None) -> pd.DataFrame:
+        """One table in the source's columns and dtypes; ``span`` (a :class:`keygen.Span`)
+        keeps a chunk's unique columns apart from the other chunks'."""
+        rng = self._sample_rng if rng is None else rng
+        body = self._transformers[table].reverse_transform(numeric, rng, span)
         body = body.reset_index(drop=True)
         keys = keys.reset_index(drop=True)
         dtypes = self._dtypes[table]

@@ -42,6 +42,17 @@ def test_import_is_light():
     assert out.stdout.strip() == "[]"
 
 
+def test_command_line_loads_the_model_libraries_only_when_a_command_needs_them():
+    # 'hma-db --help' and usage errors answer without importing scipy, copulas, rdt or faker.
+    import subprocess
+    import sys
+
+    code = ("import sys, hma_db.cli; "
+            "print(sorted({'scipy', 'copulas', 'rdt', 'faker'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_functions_named_like_their_module_stay_functions():
     # Importing hma_db.clone imports hma_db.reflect and hma_db.write on the way; the package
     # must still hand out the functions, whatever was imported first.
