@@ -87,9 +87,23 @@ class Settings:
     quiet: bool = False
 
     def echo(self, text: str = "") -> None:
-        """Print normal output (standard output), unless ``--quiet``."""
-        if not self.quiet:
+        """Print normal output (standard output), unless ``--quiet``.
+
+        A reader that stops early (``hma-db reflect ... | head``) closes the pipe: the rest of
+        the output goes nowhere and the command still finishes its work (the ``-o`` file).
+        """
+        if self.quiet:
+            return
+        try:
             click.echo(hide_passwords(text))
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # Python would report the pipe again when it flushes at exit; point the file
+            # descriptor at /dev/null instead (the recipe of the signal module's documentation).
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            self.quiet = True
 
     def warn(self, text: str) -> None:
         """Print a warning on standard error (even with ``--quiet``)."""

@@ -101,6 +101,18 @@ def test_usage_errors_exit_2():
 
 
 # --------------------------------------------------------------------------------------- reflect
+def test_output_piped_into_a_reader_that_stops_early(tmp_path):
+    # 'hma-db reflect ... | head': the closed pipe is no error and the -o file is still written.
+    # 'true' exits before hma-db prints anything, so every write meets the closed pipe.
+    out = tmp_path / "c.json"
+    command = shlex.join([*_hma_db(), "reflect", str(CHINOOK_SQLITE), "-o", str(out)])
+    script = f"{command} | true; exit ${{PIPESTATUS[0]}}"
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "error" not in result.stderr.lower(), result.stderr
+    assert len(Metadata.load_from_json(out).tables) == 11
+
+
 def test_reflect_chinook_writes_sdv_json(tmp_path):
     out = tmp_path / "c.json"
     result = run("reflect", f"sqlite:///{CHINOOK_SQLITE}", "-o", out)
