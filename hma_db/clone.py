@@ -13,7 +13,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,14 +143,15 @@ def fit_database(synthesizer: HMASynthesizer, source: Source,
 
 
 def sample_to_database(synthesizer: HMASynthesizer, target: Source, *, scale: float = 1.0,
-                       schema: str | None = None, if_exists: str = "fail") -> dict[str, int]:
-    """Sample synthetic tables and write them into ``target``; rows written per table."""
+                       schema: str | None = None, if_exists: str = "fail",
+                       chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> dict[str, int]:
+    """Sample synthetic tables and write them into ``target``, ``chunk_rows`` rows of the
+    largest table at a time in one transaction (None: all at once); rows written per table."""
     _check_scale(scale)
     with engine_for(target, error=WriteError, must_exist=False) as engine:
         connect(engine, error=WriteError).close()  # fail before sampling when unreachable
-        synthetic = synthesizer.sample(scale=scale)
-        return write(synthetic, synthesizer.get_metadata(), engine, schema=schema,
-                     if_exists=if_exists)
+        return sample_and_write(synthesizer, engine, CloneResult(), scale=scale, schema=schema,
+                                if_exists=if_exists, chunk_rows=chunk_rows)
 
 
 def sample_to_directory(synthesizer: HMASynthesizer, directory: str | os.PathLike, *,
@@ -236,15 +237,27 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
         with _stage(result, "fit"):
             synthesizer.fit(data, row_counts=metadata.row_counts if max_rows else None)
         del data  # the source rows are not needed past this point
-        result.rows = _sample_and_write(synthesizer, metadata, target_engine, result,
-                                        scale=scale, schema=target_schema, if_exists=if_exists,
-                                        chunk_rows=chunk_rows, verbose=verbose)
+        result.rows = sample_and_write(synthesizer, target_engine, result, scale=scale,
+                                       schema=target_schema, if_exists=if_exists,
+                                       chunk_rows=chunk_rows, verbose=verbose)
         if report is not None:
             with _stage(result, "report"):
                 result.report = save_report(source_engine, target_engine, metadata, report,
                                             schema=schema, target_schema=target_schema,
                                             locales=locales, seed=seed)
     return result
+
+
+def _both(first: Callable, second: Callable | None) -> Callable:
+    """Call ``first`` and then ``second`` (when given) with the same arguments."""
+    if second is None:
+        return first
+
+    def call(*args) -> None:
+        first(*args)
+        second(*args)
+
+    return call
 
 
 def _timed(chunks: Iterator[dict], result: CloneResult, name: str) -> Iterator[dict]:
@@ -259,23 +272,28 @@ def _timed(chunks: Iterator[dict], result: CloneResult, name: str) -> Iterator[d
         yield chunk
 
 
-def _sample_and_write(synthesizer: HMASynthesizer, metadata, target_engine, result: CloneResult,
-                      *, scale: float, schema: str | None, if_exists: str,
-                      chunk_rows: int | None, verbose: bool = False) -> dict[str, int]:
+def sample_and_write(synthesizer: HMASynthesizer, target_engine, result: CloneResult, *,
+                     scale: float, schema: str | None, if_exists: str,
+                     chunk_rows: int | None = DEFAULT_CHUNK_ROWS, verbose: bool = False,
+                     progress: Callable[[str, int, int], None] | None = None) -> dict[str, int]:
     """Sample and write, in chunks of bounded size unless appending (whose key shifting needs
-    every table at once) or ``chunk_rows`` is None."""
+    every table at once) or ``chunk_rows`` is None; the seconds of both stages go into
+    ``result.seconds``. ``progress(table, done, total)`` is called after each written batch,
+    ``done`` counting from zero again in each chunk (as :func:`hma_db.write_chunks` does)."""
+    metadata = synthesizer.get_metadata()
     if chunk_rows is None or if_exists == "append":
         with _stage(result, "sample"):
             synthetic = synthesizer.sample(scale=scale)
         with _stage(result, "write"):
-            return write(synthetic, metadata, target_engine, schema=schema, if_exists=if_exists)
+            return write(synthetic, metadata, target_engine, schema=schema, if_exists=if_exists,
+                         progress=progress)
     started = time.perf_counter()
     total = sum(target_rows(r, scale) for r in synthesizer._fitted_model("sample").row_counts.values())
     with RowBar("sample", total, verbose) as sampled, RowBar("write", total, verbose) as written:
         chunks = _timed(iter(synthesizer.sample_chunks(scale=scale, chunk_rows=chunk_rows,
                                                        on_rows=sampled.add)), result, "sample")
         rows = write_chunks(chunks, metadata, target_engine, schema=schema, if_exists=if_exists,
-                            progress=written.batch)
+                            progress=_both(written.batch, progress))
     result.seconds["write"] = time.perf_counter() - started - result.seconds["sample"]
     logger.info("sample done in %.2fs; write done in %.2fs", result.seconds["sample"],
                 result.seconds["write"])

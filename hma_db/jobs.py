@@ -28,7 +28,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hma_db.clone import CloneResult, _check_target, _read_source, _stage, configure_synthesizer
+from hma_db.clone import (
+    CloneResult,
+    _check_target,
+    _read_source,
+    _stage,
+    configure_synthesizer,
+    sample_and_write,
+)
 from hma_db.engines import engine_for
 from hma_db.errors import (
     ConfigError,
@@ -38,12 +45,13 @@ from hma_db.errors import (
     SynthesizerInputError,
     WriteError,
 )
+from hma_db.hma_sample import target_rows
 from hma_db.job_file import Job, suggestion
 from hma_db.metadata import BASIC_SDTYPES, Metadata
 from hma_db.reflect import reflect
 from hma_db.report import evaluate_databases
+from hma_db.sample_chunks import DEFAULT_CHUNK_ROWS
 from hma_db.synthesizer import HMASynthesizer, load_synthesizer
-from hma_db.write import write
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +63,8 @@ class JobEvent:
     ``kind`` is one of ``stage_started`` and ``stage_finished`` (with ``stage`` and, when
     finished, ``seconds``), ``model_fitted``, ``model_reused``, ``model_saved``,
     ``report_saved``, ``report_failed``, and
-    ``rows_written`` (``table``, ``done`` and ``total`` rows, after each batch of the write; these
+    ``rows_written`` (``table``, ``done`` and ``total`` rows of the table over all chunks, after
+    each batch of the write; these
     are passed to ``on_event`` but not kept in :attr:`JobResult.events`).
     """
 
@@ -247,6 +256,8 @@ class _Reporter:
 
     def __init__(self, result: JobResult, on_event: Callable[[JobEvent], None] | None):
         self.result, self.on_event = result, on_event
+        self._written: dict[str, int] = {}
+        self.totals: dict[str, int] = {}  # rows each table will have, once the model is known
 
     def emit(self, kind: str, message: str, **details) -> None:
         event = JobEvent(kind, message, **details)
@@ -257,9 +268,15 @@ class _Reporter:
             self.on_event(event)
 
     def rows_written(self, table: str, done: int, total: int) -> None:
+        """Rows of ``table`` written so far, over every chunk: a chunked write reports
+        ``done`` out of each chunk's ``total``, counting from zero in each."""
+        before = self._written.get(table, 0)
+        if done >= total:
+            self._written[table] = before + total
         if self.on_event is not None:
-            self.on_event(JobEvent("rows_written", f"{table}: {done}/{total} rows", stage="write",
-                                   table=table, done=done, total=total))
+            whole = self.totals.get(table, total)
+            self.on_event(JobEvent("rows_written", f"{table}: {before + done}/{whole} rows",
+                                   stage="write", table=table, done=before + done, total=whole))
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -329,13 +346,16 @@ def _restart_sampling(synthesizer: HMASynthesizer, seed: int | None) -> None:
 
 
 def run_job(job: Job, *, verbose: bool = False,
-            on_event: Callable[[JobEvent], None] | None = None) -> JobResult:
+            on_event: Callable[[JobEvent], None] | None = None,
+            chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> JobResult:
     """Run a job: reflect, fit (or reuse the cached model), sample and write into the target.
 
     Args:
         job: from :func:`hma_db.load_job`.
         verbose: show the synthesizer's progress bars.
         on_event: called with each :class:`JobEvent` as it happens (stages, model decisions).
+        chunk_rows: sample and write about this many rows of the largest table at a time, in
+            one transaction (None: all at once); memory depends on it, not on ``scale``.
 
     Returns:
         A :class:`JobResult`: rows written per table, seconds per stage, whether the model was
@@ -360,12 +380,19 @@ def run_job(job: Job, *, verbose: bool = False,
             metadata = reflect_job(source_engine, job)
         _check_target(source_engine, target_engine, job.source_schema, job.target_schema)
         synthesizer = _model_for(job, metadata, source_engine, report, verbose)
-        with report.stage("sample"):
-            _restart_sampling(synthesizer, job.seed)
-            synthetic = synthesizer.sample(scale=job.scale)
-        with report.stage("write"):
-            result.rows = write(synthetic, metadata, target_engine, schema=job.target_schema,
-                                if_exists=job.if_exists, progress=report.rows_written)
+        _restart_sampling(synthesizer, job.seed)
+        report.totals = {t: target_rows(rows, job.scale) for t, rows in
+                         synthesizer._fitted_model("sample").row_counts.items()}
+        # Chunk by chunk: each chunk is written before the next is drawn, so memory does not
+        # grow with the scale; the two stages are timed apart all the same.
+        report.emit("stage_started", "sample and write...", stage="sample")
+        result.rows = sample_and_write(synthesizer, target_engine, result, scale=job.scale,
+                                       schema=job.target_schema, if_exists=job.if_exists,
+                                       chunk_rows=chunk_rows, progress=report.rows_written)
+        for name in ("sample", "write"):
+            seconds = result.seconds[name]
+            report.emit("stage_finished", f"{name} done in {seconds:.2f}s", stage=name,
+                        seconds=seconds)
         if job.report is not None:
             _write_report(job, metadata, source_engine, target_engine, report)
     return result

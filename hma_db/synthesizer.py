@@ -334,11 +334,14 @@ class HMASynthesizer:
         return pd.DataFrame(out, index=pd.RangeIndex(len(numeric)))
 
     def sample_to_database(self, target, scale: float = 1.0, *, schema: str | None = None,
-                           if_exists: str = "fail") -> dict[str, int]:
-        """Sample and write the tables into a database; rows written per table."""
+                           if_exists: str = "fail", chunk_rows: int | None = 100_000
+                           ) -> dict[str, int]:
+        """Sample and write the tables into a database, about ``chunk_rows`` rows of the largest
+        table at a time in one transaction (None: all at once); rows written per table."""
         from hma_db.clone import sample_to_database
 
-        return sample_to_database(self, target, scale=scale, schema=schema, if_exists=if_exists)
+        return sample_to_database(self, target, scale=scale, schema=schema, if_exists=if_exists,
+                                  chunk_rows=chunk_rows)
 
     def sample_to_directory(self, directory: str | Path, scale: float = 1.0, *,
                             format: str = "csv", if_exists: str = "fail",

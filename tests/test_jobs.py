@@ -66,6 +66,26 @@ def test_same_seed_twice_gives_identical_targets_and_another_seed_differs(tmp_pa
     assert table_contents(url) != contents
 
 
+def test_chunked_run_counts_rows_over_chunks_and_repeats_with_the_seed(tmp_path):
+    # Invoice's 412 rows come in chunks of about 150: the progress events count over the whole
+    # table, every key stays valid, and the same seed writes the same rows again.
+    job = load_job(write_job(tmp_path, SMALL + 'seed = 5\nif_exists = "replace"\n'))
+    url = f"sqlite:///{tmp_path / 'target.sqlite'}"
+    events: list = []
+    first = run_job(job, chunk_rows=150, on_event=events.append)
+    written = [e for e in events if e.kind == "rows_written" and e.table == "Invoice"]
+    assert written[-1].done == written[-1].total == first.rows["Invoice"] == 412
+    assert len({e.done for e in written if e.done < 412}) >= 2  # several chunks were written
+    with sqlite3.connect(tmp_path / "target.sqlite") as conn:
+        assert conn.execute('SELECT COUNT(DISTINCT "InvoiceId") FROM "Invoice"').fetchone()[0] == 412
+        orphans = conn.execute('SELECT COUNT(*) FROM "Invoice" i LEFT JOIN "Customer" c '
+                               'ON c."CustomerId" = i."CustomerId" WHERE c."CustomerId" IS NULL')
+        assert orphans.fetchone()[0] == 0
+    contents = table_contents(url)
+    run_job(job, chunk_rows=150)
+    assert table_contents(url) == contents
+
+
 def test_model_cache_reuses_refits_on_change_and_on_age(tmp_path):
     body = SMALL + 'seed = 3\nif_exists = "replace"\n[model]\npath = "m/model.pkl"\nmax_age = "1h"\n'
     path = write_job(tmp_path, body)

@@ -160,13 +160,15 @@ def test_northwind_all_tables(northwind, fitted_northwind, scale):
     check_synthetic(northwind[0], northwind[1], fitted_northwind.sample(scale=scale), scale)
 
 
-def test_fit_database_and_sample_to_database(tmp_path):
+@pytest.mark.parametrize("chunk_rows", [None, 1000])
+def test_fit_database_and_sample_to_database(tmp_path, chunk_rows):
+    # chunk_rows=1000 writes PlaylistTrack's 4,358 rows in five chunks, keys valid across them.
     source = f"sqlite:///{CHINOOK_SQLITE}"
     synthesizer = HMASynthesizer(reflect(source), verbose=False, seed=10)
     assert synthesizer.fit_database(source) is synthesizer
-    written = synthesizer.sample_to_database(f"sqlite:///{tmp_path / 'copy.sqlite'}", scale=0.5)
-    assert written["Invoice"] == 206 and len(written) == 11
     target = f"sqlite:///{tmp_path / 'copy.sqlite'}"
+    written = synthesizer.sample_to_database(target, scale=0.5, chunk_rows=chunk_rows)
+    assert written["Invoice"] == 206 and len(written) == 11
     copy_metadata = reflect(target)
     check_synthetic(copy_metadata, read_tables(source, copy_metadata),
                     read_tables(target, copy_metadata), 0.5)
