@@ -778,8 +778,11 @@ def test_readme_command_examples_show_real_output(readme_dir):
         assert _without_times(result.stdout + result.stderr) == _without_times(output), command
 
 
-def test_readme_python_example_shows_real_output(readme_dir):
-    code, expected = _blocks("python")[0], _blocks("text")[0]
+@pytest.mark.parametrize("number", [0, 1])
+def test_readme_python_examples_show_real_output(readme_dir, number):
+    """Each python block, run in a fresh process, prints exactly the text block it pairs with."""
+    assert len(_blocks("python")) == len(_blocks("text")) == 2
+    code, expected = _blocks("python")[number], _blocks("text")[number]
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout == expected
