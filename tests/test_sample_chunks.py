@@ -99,19 +99,22 @@ def _interrupted(chunks, after: int):
         yield chunk
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres),
+                                  pytest.param("mariadb", marks=pytest.mark.mysql)])
 def test_an_interrupted_chunked_load_leaves_the_target_as_it_was(fitted, tmp_path, kind, request):
     metadata, synthesizer = fitted
     if kind == "sqlite":
         target = f"sqlite:///{tmp_path / 'out.sqlite'}"
     else:
-        target = request.getfixturevalue("postgres_databases").new("chunks")
+        servers = "postgres_databases" if kind == "postgresql" else "mysql_databases"
+        target = request.getfixturevalue(servers).new("chunks")
     first = write_chunks(synthesizer.sample_chunks(scale=0.3, chunk_rows=5000), metadata, target)
     engine = sa.create_engine(target, poolclass=sa.pool.NullPool)
 
     def counts():
         with engine.connect() as conn:
-            return {t: conn.execute(sa.text(f'SELECT count(*) FROM "{t}"')).scalar()
+            quote = conn.dialect.identifier_preparer.quote
+            return {t: conn.execute(sa.text(f"SELECT count(*) FROM {quote(t)}")).scalar()
                     for t in metadata.tables}
 
     before = counts()
