@@ -91,7 +91,15 @@ def database_identity(conn: sa.Connection, schema: str | None) -> tuple:
 
 def _check_target(source_engine: sa.Engine, target_engine: sa.Engine,
                   schema: str | None, target_schema: str | None) -> None:
-    """Refuse an unreachable target, or a target that is the source itself."""
+    """Refuse a schema on a SQLite target (the writer would, but only after the fit), an
+    unreachable target, or a target that is the source itself."""
+    if target_schema is not None and target_engine.dialect.name == "sqlite":
+        raise WriteError(f"SQLite has no schemas; write to another file instead of schema "
+                         f"'{target_schema}'.")
+    database = target_engine.url.database or ""
+    if target_engine.dialect.name == "sqlite" and database not in ("", ":memory:") \
+            and not database.startswith("file:") and not Path(database).exists():
+        return  # a file still to be created is not the source; connecting would leave it empty
     with connect(target_engine, error=WriteError) as target_conn, \
             connect(source_engine, error=WriteError) as source_conn:
         if database_identity(target_conn, target_schema) == database_identity(source_conn, schema):

@@ -22,7 +22,7 @@ from hma_db.engines import connect, engine_for, safe_url
 from hma_db.errors import MetadataError, WriteError
 from hma_db.graph import relationship_name
 from hma_db.hma_sample import target_rows
-from hma_db.job_file import Job
+from hma_db.job_file import Job, check_target_schema
 from hma_db.jobs import cached_model, job_synthesizer, reflect_job
 from hma_db.metadata import Metadata
 from hma_db.personal import provider_for
@@ -178,6 +178,7 @@ def plan_job(job: Job) -> Plan:
     Example:
         >>> print(format_plan(plan_job(load_job("examples/chinook-sqlite.toml"))))
     """
+    check_target_schema(job)
     with engine_for(job.source) as source_engine, \
             engine_for(job.target, error=WriteError, must_exist=False) as target_engine:
         metadata = reflect_job(source_engine, job)

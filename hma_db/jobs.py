@@ -46,7 +46,7 @@ from hma_db.errors import (
     WriteError,
 )
 from hma_db.hma_sample import target_rows
-from hma_db.job_file import Job, suggestion
+from hma_db.job_file import Job, check_target_schema, suggestion
 from hma_db.metadata import BASIC_SDTYPES, Metadata
 from hma_db.reflect import reflect
 from hma_db.report import evaluate_databases
@@ -372,6 +372,7 @@ def run_job(job: Job, *, verbose: bool = False,
         >>> result.rows["Invoice"], result.model
         (412, 'fitted')
     """
+    check_target_schema(job)
     result = JobResult()
     report = _Reporter(result, on_event)
     with engine_for(job.source) as source_engine, \

@@ -814,3 +814,194 @@ def test_cli_reference_is_current():
         CLI_REFERENCE.write_text(expected)
     assert CLI_REFERENCE.is_file(), "docs/cli.md is missing"
     assert CLI_REFERENCE.read_text() == expected, "docs/cli.md is stale; see its first lines"
+
+
+# ------------------------------------------------------------------------------- audit additions
+_SMALL_JOB = 'include = ["{e}", "{c}", "{i}"]\nseed = 6\nif_exists = "replace"\n' \
+             '[model]\npath = "model.pkl"\n'
+
+
+def _total_seconds(stdout: str) -> float:
+    return float(re.search(r"\(total (\d+\.\d\d)s\)$", stdout.rstrip()).group(1))
+
+
+def _stages(stdout: str) -> list[str]:
+    line = next(x for x in stdout.splitlines() if x.startswith("Time per stage: "))
+    return re.findall(r"(?:: |, )([a-z ]+) \d+\.\d\ds", line)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_run_twice_same_rows_and_a_cached_model_is_not_refitted_and_faster(backend, request,
+                                                                           tmp_path):
+    if backend == "sqlite":
+        source, target = CHINOOK_SQLITE, f"sqlite:///{tmp_path / 'synthetic.sqlite'}"
+        names = {"e": "Employee", "c": "Customer", "i": "Invoice"}
+    else:
+        source = request.getfixturevalue("chinook_postgres")
+        target = request.getfixturevalue("postgres_databases").new("cli_run_twice")
+        names = {"e": "employee", "c": "customer", "i": "invoice"}
+    job = tmp_path / "job.toml"
+    job.write_text(f'source = "{source}"\ntarget = "{target}"\n' + _SMALL_JOB.format(**names))
+    first = run("run", job)
+    assert first.exit_code == 0, first.stderr
+    assert first.stdout.splitlines()[1].startswith("Model: fitted (no saved model")
+    assert {"read", "fit", "save model"} <= set(_stages(first.stdout))
+    written = _target_contents(target)
+    assert sum(len(rows) for rows in written.values()) == 8 + 59 + 412
+    second = run("run", job)
+    assert second.exit_code == 0, second.stderr
+    assert second.stdout.splitlines()[1].startswith("Model: reused (the model at")
+    assert not {"read", "fit"} & set(_stages(second.stdout))  # visible in the output: no refit
+    assert not any(p.endswith("fit...") for p in second.stderr.splitlines())
+    assert _total_seconds(second.stdout) < _total_seconds(first.stdout)
+    assert _target_contents(target) == written
+
+
+def _target_contents(url: str) -> dict[str, list]:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        names = sa.inspect(conn).get_table_names()
+        found = {n: sorted(map(tuple, conn.execute(sa.select(sa.text("*")).select_from(
+            sa.table(n))).fetchall()), key=repr) for n in names}
+    engine.dispose()
+    return found
+
+
+@pytest.mark.postgres
+def test_plan_and_run_on_postgres_with_existing_tables_under_fail(chinook_postgres,
+                                                                  postgres_databases, tmp_path):
+    target = postgres_databases.new("cli_plan")
+    job = tmp_path / "job.toml"
+    job.write_text(f'source = "{chinook_postgres}"\ntarget = "{target}"\n'
+                   'include = ["artist", "album"]\nseed = 1\nif_exists = "fail"\n'
+                   '[schema]\nsource = "public"\ntarget = "public"\n')
+    result = run("plan", job)
+    assert result.exit_code == 0, result.stderr
+    assert "Tables in write order (2 tables" in result.stdout
+    assert result.stdout.rstrip().endswith("No problems found: the run would write 622 rows.")
+    assert _target_contents(target) == {}  # plan writes nothing
+    result = run("run", job)
+    assert result.exit_code == 0, result.stderr
+    assert _rows(result.stdout) == {"artist": 275, "album": 347}
+    written = _target_contents(target)
+    result = run("plan", job)
+    assert result.exit_code == 1
+    assert "Problems (the run would fail):" in result.stdout
+    assert result.stderr.startswith("error: the run would fail: These tables already exist in the "
+                                    "target: artist, album")
+    result = run("-q", "run", job)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert_one_error_line(result, "already exist", "artist", "album")
+    assert _target_contents(target) == written
+
+
+@pytest.mark.postgres
+def test_report_command_on_postgres(chinook_postgres, postgres_databases, tmp_path):
+    target, metadata = postgres_databases.new("cli_report"), tmp_path / "m.json"
+    result = run("reflect", chinook_postgres, "--include", "artist,album", "-o", metadata)
+    assert result.exit_code == 0, result.stderr
+    result = run("clone", chinook_postgres, target, "--include", "artist,album", "--seed", "2")
+    assert result.exit_code == 0, result.stderr
+    report_json = tmp_path / "r.json"
+    result = run("report", chinook_postgres, target, "--metadata", metadata, "--json", report_json,
+                 "--check")
+    findings = json.loads(report_json.read_text())
+    assert result.exit_code == (0 if findings["passed"] else 1), result.stderr
+    assert result.stdout.splitlines()[0] == f"Synthetic {target} against real {chinook_postgres}"
+    assert {c["table"] for c in findings["validity"]["checks"]} == {"artist", "album"}
+    assert findings["validity"]["passed"] is True
+    missing = target.rsplit("/", 1)[0] + "/hma_no_such_database"
+    result = run("report", chinook_postgres, missing, "--metadata", metadata)
+    assert result.exit_code == 1
+    assert_one_error_line(result, "hma_no_such_database")
+
+
+@pytest.mark.parametrize("name, content, fragment", [
+    ("model.pkl", b"not a model", "is not an hma_db model: it is neither a pickle"),
+    ("model.json", b'{"tables": {}}', "is JSON but not an hma_db model"),
+])
+def test_run_and_plan_refuse_a_model_file_that_is_not_a_model(tmp_path, name, content, fragment):
+    job = _job(tmp_path, f'[model]\npath = "{name}"\n')
+    (tmp_path / name).write_bytes(content)
+    for command in ("plan", "run"):
+        result = run("-q", command, job)
+        assert result.exit_code == 2, result.stderr
+        assert_one_error_line(result, name, fragment)
+    assert (tmp_path / name).read_bytes() == content and not (tmp_path / "synthetic.sqlite").exists()
+
+
+def _add_column(url: str, table: str, column: str) -> None:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'ALTER TABLE "{table}" ADD COLUMN "{column}" TEXT')
+    engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_model_whose_schema_does_not_match_the_target(backend, request, tmp_path):
+    if backend == "sqlite":
+        source, target = CHINOOK_SQLITE, f"sqlite:///{tmp_path / 'synthetic.sqlite'}"
+        album = "Album"
+    else:
+        source = request.getfixturevalue("chinook_postgres")
+        target = request.getfixturevalue("postgres_databases").new("cli_mismatch")
+        album = "album"
+    model = tmp_path / "model.pkl"
+    tables = "Artist,Album" if backend == "sqlite" else "artist,album"
+    assert run("fit", source, "-o", model, "--include", tables, "--seed", "1").exit_code == 0
+    assert run("sample", model, target).exit_code == 0
+    _add_column(target, album, "Extra")
+    written = _target_contents(target)
+    for mode in ("truncate", "append"):
+        result = run("sample", model, target, "--if-exists", mode)
+        assert result.exit_code == 1, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert lines[0].startswith("error: The existing target tables differ from the source "
+                                   "schema"), result.stderr
+        assert lines[1:] == [f"  - table {album}: the target has a column Extra the source does "
+                             "not have"]
+        assert _target_contents(target) == written
+    # A job writing into the drifted target.
+    include = json.dumps(tables.split(","))
+    job = tmp_path / "job.toml"
+    job.write_text(f'source = "{source}"\ntarget = "{target}"\ninclude = {include}\nseed = 1\n'
+                   'if_exists = "truncate"\n')
+    result = run("-q", "run", job)
+    assert result.exit_code == 1, result.stderr
+    assert "differ from the source schema" in result.stderr and "column Extra" in result.stderr
+    assert _target_contents(target) == written
+
+
+def test_plan_unreachable_target_exits_1_without_password(tmp_path):
+    job = _job(tmp_path, target=f"postgresql+psycopg://app:{PASSWORD}@127.0.0.1:1/staging")
+    result = run("plan", job)
+    assert result.exit_code == 1
+    assert_one_error_line(result, "Cannot connect", "app:***@127.0.0.1:1/staging")
+    assert result.stdout == ""
+
+
+def test_reflect_unknown_schema_on_sqlite():
+    result = run("reflect", CHINOOK_SQLITE, "--schema", "no_such_schema")
+    assert result.exit_code == 2
+    assert_one_error_line(result, "Schema 'no_such_schema' does not exist", "its schemas are: main")
+    assert result.stdout == ""
+
+
+def test_a_target_schema_on_a_sqlite_target_fails_before_the_fit(tmp_path, monkeypatch):
+    # The writer refused it only after reading and fitting the whole source; plan saw no problem.
+    job = _job(tmp_path, '[schema]\ntarget = "staging"\n')
+    for command in ("plan", "run"):
+        result = run(command, job)
+        assert result.exit_code == 2, result.stderr
+        assert_one_error_line(result, "job.toml, line 7: 'schema.target' cannot be used with a "
+                                      "SQLite target")
+    import hma_db.synthesizer
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted although the target cannot be written")
+
+    monkeypatch.setattr(hma_db.synthesizer.HMASynthesizer, "fit", no_fit)
+    result = run("clone", CHINOOK_SQLITE, tmp_path / "out.sqlite", "--target-schema", "staging")
+    assert result.exit_code == 1, result.stderr
+    assert_one_error_line(result, "SQLite has no schemas", "'staging'")
+    assert not (tmp_path / "synthetic.sqlite").exists()

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import CHINOOK_SQLITE
 
-from hma_db import ConfigError, ModelFileError, SchemaDriftError, WriteError
+from hma_db import ConfigError, ModelFileError, ReflectionError, SchemaDriftError, WriteError
 from hma_db.hma_sample import target_rows
 from hma_db.job_file import load_job
 from hma_db.job_plan import BY_TYPE, KEY, MODELED, PERSONAL, format_plan, plan_job
@@ -397,3 +397,87 @@ def test_mariadb_target_reseeds_reproducibly(mysql_databases, tmp_path):
     assert plan_job(load_job(path)).ok  # replace: existing tables are no problem
     run_job(load_job(path))
     assert table_contents(target) == contents
+
+
+# ----------------------------------------------------------------------------- audit additions
+def test_sqlite_source_schema_and_a_max_rows_number_reach_the_run(tmp_path):
+    # schema.source: SQLite's one schema is "main"; any other is refused with the source's list.
+    body = SMALL + 'seed = 2\nmax_rows = 60\n[schema]\nsource = "main"\n[model]\npath = "sub.pkl"\n'
+    result = run_job(load_job(write_job(tmp_path, body, name="subset.toml")))
+    assert result.rows == {"Employee": 8, "Customer": 59, "Invoice": 412}  # full row counts
+    with pytest.raises(ReflectionError, match="Schema 'other' does not exist .* its schemas are: "
+                                              "main"):
+        run_job(load_job(write_job(tmp_path, SMALL + '[schema]\nsource = "other"\n',
+                                   name="other.toml")))
+    # max_rows = 60: the model learned Invoice from a subset, so it differs from a full fit.
+    full = SMALL + 'seed = 2\n[model]\npath = "full.pkl"\n'
+    run_job(load_job(write_job(tmp_path, full, target="sqlite:///full.sqlite", name="full.toml")))
+    subset = load_synthesizer(tmp_path / "sub.pkl").get_learned_distributions("Invoice")["Total"]
+    whole = load_synthesizer(tmp_path / "full.pkl").get_learned_distributions("Invoice")["Total"]
+    assert subset != whole
+
+
+def test_a_target_schema_with_a_sqlite_target_is_refused_before_anything_is_read(tmp_path):
+    # SQLite has no schemas: this failed in the writer, after the read and the fit, and plan
+    # found no problem with it.
+    path = write_job(tmp_path, SMALL + '[schema]\ntarget = "staging"\n[model]\npath = "m.pkl"\n')
+    for call in (plan_job, run_job):
+        events: list = []
+        with pytest.raises(ConfigError, match=r"job.toml, line 5: 'schema.target' cannot be used "
+                                              r"with a SQLite target"):
+            call(load_job(path), **({"on_event": events.append} if call is run_job else {}))
+        assert events == []
+    assert not (tmp_path / "m.pkl").exists() and not (tmp_path / "target.sqlite").exists()
+
+
+@pytest.mark.postgres
+def test_postgres_max_rows_table_parameters_provider_report_fail_and_model_age(
+        chinook_postgres, postgres_databases, tmp_path):
+    target = postgres_databases.new("job_more_keys")
+    body = ('include = ["employee", "customer", "invoice"]\nseed = 3\nmax_rows = 60\n'
+            'if_exists = "fail"\nreport = "out/quality.json"\n'
+            '[columns."customer.company"]\nprovider = "company"\n'
+            '[tables.invoice]\ndefault_distribution = "truncnorm"\nenforce_rounding = true\n'
+            'locales = ["fr_FR"]\n'
+            '[model]\npath = "model.pkl"\nmax_age = "1s"\n')
+    path = write_job(tmp_path, body, source=chinook_postgres, target=target)
+    first = run_job(load_job(path))
+    assert first.rows == {"employee": 8, "customer": 59, "invoice": 412}  # max_rows: fit only
+    assert first.model == "fitted" and first.report_error is None
+    report = json.loads((tmp_path / "out" / "quality.json").read_text())
+    assert report["validity"]["passed"] and first.report_path == tmp_path / "out" / "quality.json"
+    model = load_synthesizer(tmp_path / "model.pkl")
+    company = model.get_metadata().tables["customer"]["columns"]["company"]
+    assert (company["sdtype"], company["pii"]) == ("company", True)
+    params = model.get_table_parameters("invoice")["synthesizer_parameters"]
+    assert params["default_distribution"] == "truncnorm" and params["enforce_rounding"] is True
+    assert params["locales"] == ["fr_FR"]
+    assert model.get_learned_distributions("invoice")["total"]["distribution"] == "truncnorm"
+    contents = table_contents(target)
+
+    def companies(url: str) -> set:
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            found = set(conn.exec_driver_sql("SELECT company FROM customer").scalars())
+        engine.dispose()
+        return found - {None}
+
+    real_companies, synthetic = companies(chinook_postgres), companies(target)
+    assert synthetic and not synthetic & real_companies  # generated, never copied
+    # if_exists = "fail" with the tables there: refused, the target as it was.
+    with pytest.raises(WriteError, match="already exist"):
+        run_job(load_job(path))
+    assert table_contents(target) == contents
+    # max_rows: a full fit learns another invoice total than the fit on the subset.
+    full_path = write_job(tmp_path, body.replace("max_rows = 60\n", "").replace(
+        '"fail"', '"replace"').replace("model.pkl", "full.pkl").replace("out/quality.json",
+                                                                       "out/full.json"),
+        source=chinook_postgres, target=target, name="full.toml")
+    run_job(load_job(full_path))
+    assert load_synthesizer(tmp_path / "full.pkl").get_learned_distributions("invoice")[
+        "total"] != model.get_learned_distributions("invoice")["total"]
+    # model.max_age: a model older than it is fitted again.
+    time.sleep(1.2)
+    path.write_text(path.read_text().replace('"fail"', '"replace"'))
+    aged = run_job(load_job(path))
+    assert aged.model == "fitted" and "older than max_age 1s" in aged.model_reason
