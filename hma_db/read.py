@@ -25,6 +25,7 @@ and libpq's one call per row.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -182,8 +183,31 @@ def _fetched_frames(conn: sa.Connection, metadata: Metadata, query: sa.Select, n
 
 def concat_chunks(chunks: list[pd.DataFrame]) -> pd.DataFrame:
     """One frame from a table's chunks, with settled dtypes (see :func:`settle_dtypes`)."""
+    chunks = [c for c in chunks if len(c)] or chunks[:1]
+    if len(chunks) > 1:
+        _align_all_null_columns(chunks)
     frame = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
     return settle_dtypes(frame)
+
+
+def _align_all_null_columns(chunks: list[pd.DataFrame]) -> None:
+    """Give a column that is all NULL in some chunks the dtype its other chunks concatenate to.
+
+    An all-NULL chunk says nothing about the column's type; pandas 2 leaves it out when it
+    concatenates (with a FutureWarning), pandas 3 will not. Done here, the result is the same
+    for both. One vectorized pass per column and chunk, not per row.
+    """
+    for name in chunks[0].columns:
+        present = [c[name].notna() for c in chunks]
+        if all(p.all() for p in present) or not any(p.any() for p in present):
+            continue
+        # One non-null value of each informative chunk: they concatenate to the common dtype.
+        dtype = pd.concat([c[name][p].iloc[:1] for c, p in zip(chunks, present, strict=True)
+                           if p.any()]).dtype
+        for chunk, p in zip(chunks, present, strict=True):
+            if not p.any() and chunk[name].dtype != dtype:
+                with contextlib.suppress(TypeError, ValueError):  # NULLs cannot be bool
+                    chunk[name] = chunk[name].astype(dtype)
 
 
 def read_failure(table_name: str, exc: sa.exc.DBAPIError) -> ReflectionError:
