@@ -4,7 +4,7 @@ A job file says what one ``hma-db run`` does, so that a nightly reseed is a file
 read. Every key, with its type::
 
     source = "${PROD_DATABASE_URL}"        # database URL, or the path of a SQLite file (required)
-    target = "sqlite:///staging.sqlite"    # database URL, or the path of a SQLite file (required)
+    target = "${STAGING_DATABASE_URL}"     # database URL, or the path of a SQLite file (required)
     include = ["Customer", "Invoice"]      # only these tables (foreign keys to others dropped)
     exclude = ["AuditLog"]                 # tables to leave out
     locales = ["en_US", "fr_CA"]           # Faker locales for personal data (a string is accepted)
