@@ -91,7 +91,8 @@ class TargetTables:
         names = [t for t in self.tables if t in existing]
         if self.if_exists == "fail":
             raise WriteError(f"These tables already exist in the target: {', '.join(names)}; "
-                             "pass if_exists='replace', 'truncate' or 'append'.")
+                             "pass if_exists='replace', 'truncate' or 'append' (--if-exists on the "
+                             "command line).")
         if self.if_exists == "replace" and self.dialect != "mysql":
             self._drop(conn, names)
             self.emptied += names
@@ -107,7 +108,7 @@ class TargetTables:
         if differences:
             raise SchemaDriftError(
                 "The existing target tables differ from the source schema; fix them or pass "
-                "if_exists='replace':", differences)
+                "if_exists='replace' (--if-exists replace):", differences)
         return names if self.if_exists == "truncate" else []
 
     def _qualified(self, conn: sa.Connection, names: list[str]) -> list[str]:
