@@ -579,3 +579,17 @@ def test_prefixed_keys_stay_within_max_length():
     assert tt.generate_keys(3, np.random.default_rng(0))["code"].tolist() == ["C1", "C2", "C3"]
     keys = tt.generate_keys(20_000, np.random.default_rng(0))["code"]
     assert keys.is_unique and keys.str.len().max() <= 5 and keys.str.startswith("C").all()
+
+
+def test_decimals_keep_their_places_and_nulls_on_both_paths():
+    from hma_db.values import decimals
+
+    values = np.array([0.125, 1.005, -3.999, np.nan, 12.0, 1e20 / 3])
+    small = decimals(values[:5], 2)
+    assert [str(v) for v in small] == ["0.12", "1.00", "-4.00", "None", "12.00"]
+    # A value too large to scale exactly in float64 goes through text, with the same places.
+    large = decimals(values, 2)
+    assert large[3] is None and str(large[5]) == f"{1e20 / 3:.2f}"
+    assert [str(v) for v in large[:3]] == [f"{v:.2f}" for v in values[:3]]
+    assert all(isinstance(v, decimal.Decimal) for v in large if v is not None)
+    assert decimals(np.array([np.nan]), 3).tolist() == [None]
