@@ -10,7 +10,6 @@ instead (``HMASynthesizer.sample_to_directory``).
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -21,7 +20,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from hma_db.engines import Source, connect, engine_for, safe_url
-from hma_db.errors import DataError, SynthesizerInputError, WriteError
+from hma_db.errors import DataError, WriteError
 from hma_db.hma_sample import target_rows
 from hma_db.progress import RowBar
 from hma_db.read import read_tables
@@ -30,6 +29,7 @@ from hma_db.report import Report, evaluate_databases
 from hma_db.sample_chunks import DEFAULT_CHUNK_ROWS
 from hma_db.subset import read_subset
 from hma_db.synthesizer import HMASynthesizer
+from hma_db.synthesizer_checks import check_scale
 from hma_db.write import write, write_chunks
 from hma_db.write_files import write_files
 
@@ -109,12 +109,6 @@ def _check_target(source_engine: sa.Engine, target_engine: sa.Engine,
                 "database or a --target-schema.")
 
 
-def _check_scale(scale: float) -> None:
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) \
-            or not math.isfinite(scale) or scale <= 0:
-        raise SynthesizerInputError(f"scale must be a positive number; found {scale!r}.")
-
-
 def _read_source(source: Source, metadata, *, max_rows=None, seed: int | None = None,
                  verbose: bool = False) -> dict:
     total = sum(metadata.row_counts.values()) if metadata.row_counts and not max_rows else None
@@ -155,7 +149,7 @@ def sample_to_database(synthesizer: HMASynthesizer, target: Source, *, scale: fl
                        chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> dict[str, int]:
     """Sample synthetic tables and write them into ``target``, ``chunk_rows`` rows of the
     largest table at a time in one transaction (None: all at once); rows written per table."""
-    _check_scale(scale)
+    check_scale(scale)
     with engine_for(target, error=WriteError, must_exist=False) as engine:
         connect(engine, error=WriteError).close()  # fail before sampling when unreachable
         return sample_and_write(synthesizer, engine, CloneResult(), scale=scale, schema=schema,
@@ -168,7 +162,7 @@ def sample_to_directory(synthesizer: HMASynthesizer, directory: str | os.PathLik
     """Sample synthetic tables and write them as files into ``directory`` (see
     :func:`hma_db.write_files`), ``chunk_rows`` rows of the largest table at a time (None: all
     at once); rows written per table."""
-    _check_scale(scale)
+    check_scale(scale)
     if chunk_rows is None:
         chunks = (synthesizer.sample(scale=scale) for _ in range(1))  # drawn after the checks
     else:
@@ -229,7 +223,7 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
     Example:
         >>> clone("sqlite:///examples/chinook.sqlite", "sqlite:///staging.sqlite", seed=7)
     """
-    _check_scale(scale)
+    check_scale(scale)
     result = CloneResult()
     with engine_for(source) as source_engine, \
             engine_for(target, error=WriteError, must_exist=False) as target_engine:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import logging
-import math
 import numbers
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -33,7 +32,8 @@ from hma_db.errors import HmaDbError, ModelFileError, NotFittedError, Synthesize
 from hma_db.hma import HMAModel, fit_hma
 from hma_db.linking import assign_keys, build_links, cast_like
 from hma_db.metadata import Metadata
-from hma_db.schema_json import schema_from_dict, schema_to_dict
+from hma_db.synthesizer_checks import check_row_counts, check_scale, check_seed
+from hma_db.synthesizer_state import from_state, to_state
 from hma_db.table_params import check_locales, check_table_parameters, default_parameters
 from hma_db.transform import TableTransformer
 
@@ -67,7 +67,7 @@ class HMASynthesizer:
             raise SynthesizerInputError(
                 f"metadata must be an hma_db Metadata; found {type(metadata).__name__}.")
         metadata.validate()
-        _check_seed(seed)
+        check_seed(seed)
         self.metadata = metadata.copy()
         self.locales = check_locales(list(locales) if isinstance(locales, tuple) else locales)
         self.verbose = bool(verbose)
@@ -208,7 +208,7 @@ class HMASynthesizer:
         numeric = {t: frame[transformers[t].modeled_columns] for t, frame in processed_data.items()}
         links = build_links(self.metadata, processed_data, progress=self._bar)
         rng = np.random.default_rng(self._seed_sequence(0))
-        counts = _check_row_counts(row_counts, processed_data)
+        counts = check_row_counts(row_counts, processed_data)
         with self._quiet():
             self._model = fit_hma(self.metadata, numeric, links, self._table_parameters, rng,
                                   progress=self._bar if self.verbose else None)
@@ -261,7 +261,7 @@ class HMASynthesizer:
             >>> synthesizer.reset_sampling(seed=42)
             >>> first = synthesizer.sample(scale=0.1)
         """
-        _check_seed(seed)
+        check_seed(seed)
         self._sample_rng = np.random.default_rng(self._seed_sequence(1, seed))
 
     def _seed_sequence(self, stream: int, seed: int | None = None) -> np.random.SeedSequence:
@@ -282,7 +282,7 @@ class HMASynthesizer:
             unique primary keys and foreign keys that all reference sampled parent rows.
         """
         model = self._fitted_model("sample")
-        _check_scale(scale)
+        check_scale(scale)
         with self._quiet():
             numeric, links = model.sample(float(scale), self._sample_rng)
             tables = sorted(self.metadata.tables)
@@ -309,7 +309,7 @@ class HMASynthesizer:
         """
         from hma_db.sample_chunks import iter_sample
 
-        _check_scale(scale)
+        check_scale(scale)
         if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, numbers.Integral) \
                 or chunk_rows < 1:
             raise SynthesizerInputError(f"chunk_rows must be a positive integer; found {chunk_rows!r}.")
@@ -389,7 +389,7 @@ class HMASynthesizer:
         if format == "pickle":
             model_io.save_pickle(self, filepath)
         elif format == "json":
-            model_io.save_json(self._to_state(), filepath)
+            model_io.save_json(to_state(self), filepath)
         else:
             raise SynthesizerInputError(f"format must be 'pickle' or 'json'; found {format!r}.")
 
@@ -405,75 +405,6 @@ class HMASynthesizer:
             ModelFileError: the file is missing or is not an hma_db model.
         """
         return load_synthesizer(filepath)
-
-    def _to_state(self) -> dict[str, Any]:
-        return {
-            "parameters": self.get_parameters(),
-            "metadata": self.metadata.to_dict(),
-            "table_parameters": copy.deepcopy(self._table_parameters),
-            "columns": self._columns, "dtypes": self._dtypes,
-            "transformers": {t: tt.to_dict() for t, tt in self._transformers.items()},
-            "model": None if self._model is None else self._model.to_dict(),
-            # The physical schema, so the JSON model creates the same target tables as a pickle.
-            "sql_schema": (None if self.metadata.sql_metadata is None
-                           else schema_to_dict(self.metadata.sql_metadata)),
-            "source": {"schema": self.metadata.schema, "row_counts": self.metadata.row_counts},
-            "entropy": self._entropy,
-            "sample_rng": self._sample_rng.bit_generator.state,
-            "dates": [self._creation_date, self._fit_date],
-        }
-
-    @classmethod
-    def _from_state(cls, state: dict[str, Any]) -> HMASynthesizer:
-        params = state["parameters"]
-        metadata = Metadata.from_dict(state["metadata"])
-        if state.get("sql_schema") is not None:  # absent from models of earlier versions
-            metadata.sql_metadata = schema_from_dict(state["sql_schema"])
-        source = state.get("source") or {}
-        metadata.schema, metadata.row_counts = source.get("schema"), source.get("row_counts") or {}
-        synth = cls(metadata, locales=params["locales"], verbose=params["verbose"],
-                    seed=params["seed"])
-        synth._table_parameters = state["table_parameters"]
-        synth._columns, synth._dtypes = state["columns"], state["dtypes"]
-        synth._transformers = {t: TableTransformer.from_dict(d, synth.metadata)
-                               for t, d in state["transformers"].items()}
-        synth._model = None if state["model"] is None else HMAModel.from_dict(state["model"])
-        synth._entropy = state["entropy"]
-        synth._sample_rng.bit_generator.state = state["sample_rng"]
-        synth._creation_date, synth._fit_date = state["dates"]
-        return synth
-
-
-def _check_seed(seed: Any) -> None:
-    if seed is None:
-        return
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise SynthesizerInputError(f"seed must be a non-negative integer or None; found {seed!r}.")
-
-
-def _check_row_counts(row_counts: Any, data: dict[str, pd.DataFrame]) -> dict[str, int]:
-    """The full row counts to sample at: known tables, integers no smaller than the data."""
-    if row_counts is None:
-        return {}
-    counts = {}
-    for table, rows in dict(row_counts).items():
-        if table not in data:
-            continue  # e.g. metadata.row_counts of tables left out of the model
-        if isinstance(rows, bool) or not isinstance(rows, numbers.Integral) \
-                or rows < len(data[table]):
-            raise SynthesizerInputError(
-                f"row_counts['{table}'] must be an integer of at least the {len(data[table])} "
-                f"rows fitted on; found {rows!r}.")
-        counts[table] = int(rows)
-    return counts
-
-
-def _check_scale(scale: Any) -> None:
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) \
-            or not math.isfinite(scale) or scale <= 0:
-        raise SynthesizerInputError(
-            f"scale must be a positive finite number (1.0 keeps the source row counts); "
-            f"found {scale!r}.")
 
 
 def load_synthesizer(filepath: str | Path) -> HMASynthesizer:
@@ -494,7 +425,7 @@ def load_synthesizer(filepath: str | Path) -> HMASynthesizer:
     if kind == "pickle":
         return payload
     try:
-        return HMASynthesizer._from_state(payload)
+        return from_state(HMASynthesizer, payload)
     except HmaDbError as exc:
         raise ModelFileError(f"'{filepath}' holds an hma_db model that does not load: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - a damaged model can fail in any component
