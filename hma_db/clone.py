@@ -38,7 +38,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class CloneResult:
-    """What a clone did: rows written per table and seconds per stage."""
+    """What a clone did: rows written per table, seconds per stage, and the source rows read
+    per table (fewer than the source has with ``max_rows``; none when a job reuses its model)."""
 
     rows: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)

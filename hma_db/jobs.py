@@ -305,6 +305,7 @@ def _model_for(job: Job, metadata: Metadata, source_engine, report: _Reporter,
             data = _read_source(source_engine, metadata, max_rows=job.max_rows, seed=job.seed)
         except SynthesizerInputError as exc:  # max_rows names a table the source lacks
             raise ConfigError(f"{job.where('max_rows')}: {exc}") from exc
+    report.result.rows_read = {t: len(frame) for t, frame in data.items()}
     with report.stage("fit"):
         wanted.fit(data, row_counts=metadata.row_counts if job.max_rows else None)
     del data  # the source rows are not needed past this point

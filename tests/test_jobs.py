@@ -405,6 +405,7 @@ def test_sqlite_source_schema_and_a_max_rows_number_reach_the_run(tmp_path):
     body = SMALL + 'seed = 2\nmax_rows = 60\n[schema]\nsource = "main"\n[model]\npath = "sub.pkl"\n'
     result = run_job(load_job(write_job(tmp_path, body, name="subset.toml")))
     assert result.rows == {"Employee": 8, "Customer": 59, "Invoice": 412}  # full row counts
+    assert sum(result.rows_read.values()) < 8 + 59 + 412  # fitted on a subset of the rows
     with pytest.raises(ReflectionError, match="Schema 'other' does not exist .* its schemas are: "
                                               "main"):
         run_job(load_job(write_job(tmp_path, SMALL + '[schema]\nsource = "other"\n',
