@@ -126,11 +126,34 @@ def _independent_draws(metadata: Metadata, table: str, columns: list[str],
     return pd.DataFrame(out)
 
 
+def _shapes(text: pd.Series) -> pd.Series:
+    """Each value's shape: digits as 9, letters as a ("T6G 2C7" -> "a9a 9a9")."""
+    return text.str.replace(r"\d", "9", regex=True).str.replace(r"[^\W\d_]", "a", regex=True)
+
+
+def _pattern_chance(real: pd.Series, draws: pd.Series) -> float:
+    """The chance that one Faker value equals some real value by its pattern alone.
+
+    Pattern providers (postcodes, phone numbers) fill a fixed shape ("99999") with random digits
+    and letters. A few hundred draws rarely meet one of a handful of real codes, yet among
+    thousands of synthetic values a coincidence is expected. Each distinct real value whose
+    shape the draws show adds that shape's share of the draws over the number of strings of the
+    shape (10 per digit, 26 per letter). A real e-mail address has a shape Faker may produce,
+    but so many strings share it that the chance stays nil: one match still flags it.
+    """
+    real_shapes = _shapes(_text(real).drop_duplicates())
+    if real_shapes.empty:
+        return 0.0
+    share = real_shapes.map(_shapes(_text(draws)).value_counts(normalize=True)).fillna(0.0)
+    strings = 10.0 ** real_shapes.str.count("9") * 26.0 ** real_shapes.str.count("a")
+    return float(min((share / strings).sum(), 1.0))
+
+
 def _matches(real: pd.DataFrame, synthetic: pd.DataFrame, draws: pd.DataFrame | None) -> dict:
     """Synthetic rows equal to a real row on all columns, with the chance share and the flag.
 
-    The chance share is the larger of the real rows' own recurrence and the share of
-    independent Faker draws that equal a real row.
+    The chance share is the largest of the real rows' own recurrence, the share of
+    independent Faker draws that equal a real row, and (one column) the pattern chance.
     """
     real_hash = set(_text_hashes(real))
     syn = synthetic.dropna(how="all")
@@ -138,6 +161,8 @@ def _matches(real: pd.DataFrame, synthetic: pd.DataFrame, draws: pd.DataFrame | 
     chance = _recurring_share(_text_hashes(real.dropna(how="all")))
     if draws is not None:
         chance = max(chance, float(_text_hashes(draws).isin(real_hash).mean()))
+        if draws.shape[1] == 1:
+            chance = max(chance, _pattern_chance(real.iloc[:, 0], draws.iloc[:, 0]))
     return {"synthetic_values": len(syn), "matches": matches,
             "match_share": matches / len(syn) if len(syn) else 0.0, "chance_share": chance,
             "flagged": beyond_chance(matches, len(syn), chance)}

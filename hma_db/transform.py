@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from hma_db import columns as plan
-from hma_db import encoders, generators, keygen, personal
+from hma_db import dependencies, encoders, generators, keygen, personal
 from hma_db.errors import DataError, MetadataError, ModelFileError, NotFittedError
 from hma_db.metadata import Metadata
 from hma_db.values import from_json, restore, value_kind
@@ -125,6 +125,12 @@ class TableTransformer:
                                   self.value_kinds[column])
             for column, role in roles.items()
         }
+        # A category determined by another (a city's country) is derived, not modeled.
+        found = dependencies.find(frame, dependencies.candidates(self._specs),
+                                  self.min_category_count)
+        for target, source in found.items():
+            self._specs[target] = dependencies.learn(frame, source, target, self._specs[source])
+            logger.debug("table %s: %s is derived from %s", self.table_name, target, source)
 
     def _prepare(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
         """rdt's input frame (modeled columns and null indicators) and its sdtypes."""
@@ -225,13 +231,17 @@ class TableTransformer:
                             f"column(s) {missing}")
         n = len(numeric)
         row_locales = personal.row_locales(n, self.locales, rng)
-        out = {}
+        raw, out = {}, {}
         for column, spec in self._specs.items():
-            if spec["role"] in _SKIPPED:
+            if spec["role"] in _SKIPPED or spec["role"] == "derived":
                 continue
-            values = self._column_values(column, spec, numeric, rng, row_locales, span)
-            out[column] = self._restore(column, values, spec)
-        return pd.DataFrame(out, index=pd.RangeIndex(n))
+            raw[column] = self._column_values(column, spec, numeric, rng, row_locales, span)
+            out[column] = self._restore(column, raw[column], spec)
+        for column, spec in self._specs.items():
+            if spec["role"] == "derived":  # from its source's sampled values
+                out[column] = self._restore(
+                    column, dependencies.derive(raw[spec["source"]], spec), spec)
+        return pd.DataFrame({c: out[c] for c in self._specs if c in out}, index=pd.RangeIndex(n))
 
     def _column_values(self, column: str, spec: dict[str, Any], numeric: pd.DataFrame,
                        rng: np.random.Generator, locales: np.ndarray,
