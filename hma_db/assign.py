@@ -208,6 +208,9 @@ def _self_roots(n: int, quantiles: list[float], rng: np.random.Generator,
     return link
 
 
+MAX_REFILLED_GROUPS = 1_000  # groups refilled one by one; more go to consecutive targets
+
+
 def _codes(arrays: list[np.ndarray], sizes: list[int]) -> np.ndarray:
     """One int64 code per row for a combination of non-negative positions."""
     if np.prod([float(max(s, 1)) for s in sizes]) < 2 ** 62:
@@ -250,9 +253,46 @@ def deduplicate(group_links: list[np.ndarray], group_sizes: list[int], last: np.
         last[mover], last[partner] = last[partner], last[mover].copy()
     repeat = _duplicated(group * n_last + last[rows])
     if repeat.any():
-        in_bad = np.isin(group, np.unique(group[repeat]))
-        last[rows[in_bad]] = _consecutive_targets(group[in_bad], n_last, rng, name)
+        # The large groups are refilled with the repeating ones: they hold most targets, so
+        # the room they leave decides whether the others can keep their targets' counts.
+        ids, sizes = np.unique(group, return_counts=True)
+        bad_groups = np.union1d(np.unique(group[repeat]), ids[sizes > n_last // 2])
+        in_bad = np.isin(group, bad_groups)
+        if len(bad_groups) > MAX_REFILLED_GROUPS:
+            last[rows[in_bad]] = _consecutive_targets(group[in_bad], n_last, rng, name)
+        else:
+            capacity = np.bincount(last[rows], minlength=n_last)
+            room = capacity - np.bincount(last[rows[~in_bad]], minlength=n_last)
+            last[rows[in_bad]] = _refill_groups(group[in_bad], room, rng, name)
     return last
+
+
+def _refill_groups(groups: np.ndarray, room: np.ndarray, rng: np.random.Generator,
+                   name: str) -> np.ndarray:
+    """Distinct targets for the rows of each group, keeping each target's number of rows.
+
+    Largest group first, each takes the targets with the most room left (ties at random): the
+    greedy construction of a bipartite graph with given degrees, which succeeds whenever the
+    degrees allow one (Gale-Ryser). A target's room can run out only when they do not; it
+    then takes more rows than planned, never a repeated pair. This loops over the groups the
+    swaps could not fix, a few large ones (at most ``MAX_REFILLED_GROUPS``), each step
+    vectorized over the targets.
+    """
+    room = room.astype(float)
+    n_last = len(room)
+    order = np.argsort(groups, kind="stable")
+    _, starts, sizes = np.unique(groups[order], return_index=True, return_counts=True)
+    out = np.empty(len(groups), dtype=np.int64)
+    for i in np.argsort(-sizes, kind="stable"):
+        size = int(sizes[i])
+        if size > n_last:
+            raise SamplingError(
+                f"{name}: a combination group holds {size} rows but only {n_last} distinct "
+                "targets exist, so the key cannot be unique")
+        most_room = np.argpartition(-(room + 0.5 * rng.random(n_last)), size - 1)[:size]
+        out[order[starts[i]:starts[i] + size]] = rng.permutation(most_room)
+        room[most_room] -= 1
+    return out
 
 
 def _consecutive_targets(groups: np.ndarray, n_last: int, rng: np.random.Generator,

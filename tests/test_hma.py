@@ -518,3 +518,17 @@ def test_random_schemas_keep_every_invariant(seed):
                 assert (link[linked] < linked).all(), name
             elif not nullable[name] and len(frames[rel["parent"]]):
                 assert (link >= 0).all(), name
+
+
+def test_deduplicate_keeps_every_targets_row_count_when_groups_nearly_cover_the_targets():
+    # Two groups hold 95 of 100 targets each (Chinook's big playlists): random swaps cannot
+    # clear their repeats, and the refill must still give every target exactly its 2 rows.
+    from hma_db.assign import deduplicate
+
+    rng = np.random.default_rng(3)
+    sizes = [95, 95, 10]
+    group = np.repeat(np.arange(3), sizes)
+    last = rng.permutation(np.repeat(np.arange(100), 2))
+    out = deduplicate([group], [3], last, 100, rng, "test")
+    assert len(set(zip(group.tolist(), out.tolist(), strict=True))) == len(out)
+    assert np.bincount(out, minlength=100).tolist() == [2] * 100
