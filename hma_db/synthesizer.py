@@ -125,7 +125,7 @@ class HMASynthesizer:
                 "fitted_hma_db_version": __version__ if self._model is not None else None}
 
     def _check_table(self, table_name: str) -> None:
-        if table_name not in self.metadata.tables:
+        if not isinstance(table_name, str) or table_name not in self.metadata.tables:
             raise SynthesizerInputError(
                 f"Unknown table {table_name!r}; the metadata has: "
                 f"{', '.join(sorted(self.metadata.tables))}.")

@@ -83,7 +83,7 @@ def check_table_parameters(metadata: Metadata, table_name: Any,
         SynthesizerInputError: an unknown table, parameter, column or distribution, or
             ``gaussian_kde``; the message names it.
     """
-    if table_name not in metadata.tables:
+    if not isinstance(table_name, str) or table_name not in metadata.tables:
         raise SynthesizerInputError(
             f"Unknown table {table_name!r}; the metadata has: {', '.join(sorted(metadata.tables))}.")
     if not isinstance(table_parameters, dict):

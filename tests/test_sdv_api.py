@@ -10,6 +10,8 @@ Each block below is the documented call, with the documentation's ``guests`` tab
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import CHINOOK_SQLITE
 
@@ -103,3 +105,33 @@ def test_documented_simplify_schema(chinook, capsys):
     )
     assert set(simplified_data) == set(simplified_metadata.tables) == set(data)
     assert "Kept 11 of 11 tables" in capsys.readouterr().out
+
+
+def test_documented_quickstart_and_verbose(chinook, tmp_path, monkeypatch, capfd):
+    metadata, data = chinook
+    monkeypatch.chdir(tmp_path)
+
+    # The page's first example
+    synthesizer = HMASynthesizer(metadata)
+    synthesizer.fit(data)
+    synthetic_data = synthesizer.sample()
+
+    assert set(synthetic_data) == set(data)
+    for table_name, frame in data.items():
+        assert list(synthetic_data[table_name].columns) == list(frame.columns)
+        assert len(synthetic_data[table_name]) == len(frame)
+    err = capfd.readouterr().err  # verbose defaults to True: a bar for each fitting stage
+    for stage in ("Preprocess", "Learning relationships", "Modeling tables"):
+        assert re.search(stage + r"[^\n\r]*: +100%\|", err), stage  # a finished tqdm bar
+
+    # verbose=False: the synthesizer fits the data silently
+    synthesizer = HMASynthesizer(
+        metadata,
+        verbose=False
+    )
+    synthesizer.fit(data)
+    assert capfd.readouterr() == ("", "")
+
+    # save writes a pickle file
+    synthesizer.save(filepath='my_synthesizer.pkl')
+    assert (tmp_path / 'my_synthesizer.pkl').read_bytes()[:1] == b"\x80"

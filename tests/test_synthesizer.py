@@ -546,3 +546,199 @@ def test_simplify_schema_keeps_the_connected_tables(northwind, chinook, capsys):
     assert "Kept 11 of 11 tables" in capsys.readouterr().out
     with pytest.raises(DataError):
         simplify_schema({t: f for t, f in chinook[1].items() if t != "Album"}, chinook[0])
+
+
+# ------------------------------------------------------- section 3 behaviours, end to end
+@pytest.mark.parametrize("parameters, named", [
+    ({"numerical_distributions": {"Total": "weibull"}}, ["weibull", "Invoice.Total"]),
+    ({"numerical_distributions": {"Total": "gaussian_kde"}}, ["gaussian_kde", "Invoice.Total"]),
+    ({"default_distribution": "gaussian_kde"}, ["gaussian_kde", "'Invoice'"]),
+    ({"default_distribution": "lognorm"}, ["lognorm", "'Invoice'"]),
+    ({"numerical_distributions": {"Nope": "beta"}}, ["Invoice.Nope"]),
+    ({"epochs": 10}, ["epochs", "'Invoice'"]),
+])
+def test_parameter_errors_name_the_table_and_column(small, parameters, named):
+    synthesizer = HMASynthesizer(small[0], verbose=False)
+    with pytest.raises(SynthesizerInputError) as info:
+        synthesizer.set_table_parameters(table_name="Invoice", table_parameters=parameters)
+    assert isinstance(info.value, HmaDbError)
+    for name in named:
+        assert name in str(info.value), (name, str(info.value))
+    # The refused call changed nothing.
+    assert synthesizer.get_table_parameters("Invoice")["synthesizer_parameters"] == \
+        HMASynthesizer(small[0], verbose=False).get_table_parameters("Invoice")[
+            "synthesizer_parameters"]
+
+
+def test_default_locales_and_every_table_uses_the_locales(small):
+    default = HMASynthesizer(small[0], verbose=False)
+    assert default.get_parameters()["locales"] == ["en_US"]
+    for table in SMALL:
+        assert default.get_table_parameters(table)["synthesizer_parameters"]["locales"] == ["en_US"]
+    from faker.providers.person.fr_FR import Provider as FrenchNames
+
+    french = set(FrenchNames.first_names)
+    synthesizer = HMASynthesizer(small[0], locales=["fr_FR"], verbose=False, seed=1)
+    synthesizer.fit(small[1])
+    synthetic = synthesizer.sample(scale=2.0)
+    for table in ("Customer", "Employee"):  # both tables' personal data speak French
+        names = synthetic[table]["FirstName"]
+        assert names.isin(french).all(), (table, names.tolist()[:5])
+    english = HMASynthesizer(small[0], verbose=False, seed=1)
+    english.fit(small[1])
+    assert english.sample(scale=2.0)["Customer"]["FirstName"].isin(french).mean() < 0.5
+
+
+def test_categorical_columns_and_missing_values_are_modeled(chinook, fitted_chinook):
+    real = chinook[1]["Invoice"]
+    fitted_chinook.reset_sampling()
+    synthetic = fitted_chinook.sample(scale=3.0)["Invoice"]
+    counts = real["BillingCountry"].value_counts()
+    # Only categories seen at least min_category_count (5) times, in about their shares.
+    assert set(synthetic["BillingCountry"]) <= set(counts[counts >= 5].index)
+    shares = synthetic["BillingCountry"].value_counts(normalize=True)
+    assert abs(shares.get("USA", 0) - counts["USA"] / counts.sum()) < 0.06
+    # A categorical column with nulls keeps its null share (within 5 points).
+    assert real["BillingState"].isna().any()
+    assert abs(synthetic["BillingState"].isna().mean() - real["BillingState"].isna().mean()) < 0.05
+    assert set(synthetic["BillingState"].dropna()) <= set(real["BillingState"].dropna())
+    tracks, real_tracks = fitted_chinook.sample(scale=1.0)["Track"], chinook[1]["Track"]
+    assert abs(tracks["Composer"].isna().mean() - real_tracks["Composer"].isna().mean()) < 0.05
+
+
+def test_min_max_rounding_and_unique_personal_data_through_the_synthesizer(chinook,
+                                                                            fitted_chinook):
+    metadata, real = chinook
+    synthetic = fitted_chinook.sample(scale=3.0)
+    tracks = synthetic["Track"]
+    for column in ("Milliseconds", "Bytes"):
+        assert tracks[column].min() >= real["Track"][column].min()
+        assert tracks[column].max() <= real["Track"][column].max()
+    assert tracks["Milliseconds"].dtype == "int64"
+    totals = synthetic["Invoice"]["Total"]
+    assert all(isinstance(t, decimal.Decimal) and t.as_tuple().exponent == -2 for t in totals)
+    assert real["Invoice"]["Total"].min() <= totals.min() and \
+        totals.max() <= real["Invoice"]["Total"].max()
+    # Personal data that is unique in the source stays unique at three times its size, within
+    # the declared length; nothing is copied from the source.
+    for table, column in (("Customer", "Email"), ("Employee", "Email"), ("Customer", "Phone")):
+        values, source = synthetic[table][column].dropna(), real[table][column].dropna()
+        assert source.is_unique and values.is_unique, (table, column)
+        assert values.str.len().max() <= metadata.tables[table]["columns"][column]["max_length"]
+        assert not values.isin(source).any(), (table, column)
+
+
+EDGE_METADATA = {
+    "tables": {
+        "solo": {"primary_key": "id", "columns": {
+            "id": {"sdtype": "id"}, "v": {"sdtype": "numerical"},
+            "kind": {"sdtype": "categorical"}}},
+        "empty": {"primary_key": "id", "columns": {
+            "id": {"sdtype": "id"}, "v": {"sdtype": "numerical", "nullable": True}}},
+        "orphan": {"primary_key": "id", "columns": {  # child of the empty table: all NULL
+            "id": {"sdtype": "id"}, "empty_id": {"sdtype": "id", "nullable": True},
+            "w": {"sdtype": "numerical"}}},
+        "tag": {"primary_key": "id", "columns": {"id": {"sdtype": "id"}}},  # keys only
+        "solo_tag": {"primary_key": ["solo_id", "tag_id"], "columns": {  # junction
+            "solo_id": {"sdtype": "id"}, "tag_id": {"sdtype": "id"}}},
+        "edge": {"primary_key": "id", "columns": {  # two foreign keys to the same table
+            "id": {"sdtype": "id"}, "from_tag": {"sdtype": "id"},
+            "to_tag": {"sdtype": "id", "nullable": True}, "weight": {"sdtype": "numerical"}}},
+        "dept": {"primary_key": "id", "columns": {  # a cycle through a nullable foreign key
+            "id": {"sdtype": "id"}, "head_id": {"sdtype": "id", "nullable": True},
+            "budget": {"sdtype": "numerical"}}},
+        "person": {"primary_key": "id", "columns": {
+            "id": {"sdtype": "id"}, "dept_id": {"sdtype": "id"},
+            "age": {"sdtype": "numerical"}}},
+    },
+    "relationships": [
+        {"parent_table_name": p, "child_table_name": c, "parent_primary_key": pk,
+         "child_foreign_key": fk}
+        for p, c, pk, fk in [("empty", "orphan", "id", "empty_id"),
+                             ("solo", "solo_tag", "id", "solo_id"),
+                             ("tag", "solo_tag", "id", "tag_id"),
+                             ("tag", "edge", "id", "from_tag"), ("tag", "edge", "id", "to_tag"),
+                             ("person", "dept", "id", "head_id"),
+                             ("dept", "person", "id", "dept_id")]],
+}
+
+
+def _edge_data() -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    return {
+        "solo": pd.DataFrame({"id": [1], "v": [2.5], "kind": ["only"]}),
+        "empty": pd.DataFrame({"id": pd.Series([], dtype="int64"),
+                               "v": pd.Series([], dtype="float64")}),
+        "orphan": pd.DataFrame({"id": [1, 2, 3, 4, 5], "empty_id": [np.nan] * 5,
+                                "w": [1.0, 2.0, 3.0, 4.0, 5.0]}),
+        "tag": pd.DataFrame({"id": [1, 2, 3, 4]}),
+        "solo_tag": pd.DataFrame({"solo_id": [1, 1, 1], "tag_id": [1, 2, 4]}),
+        "edge": pd.DataFrame({"id": range(1, 21), "from_tag": rng.integers(1, 5, 20),
+                              "to_tag": np.where(rng.random(20) < 0.3, np.nan,
+                                                 rng.integers(1, 5, 20)),
+                              "weight": rng.gamma(2.0, 1.0, 20).round(2)}),
+        "dept": pd.DataFrame({"id": [1, 2, 3, 4], "head_id": [1.0, 5.0, np.nan, 9.0],
+                              "budget": [10.0, 20.0, 15.0, 30.0]}),
+        "person": pd.DataFrame({"id": range(1, 11), "dept_id": [1, 1, 2, 2, 2, 3, 4, 4, 4, 4],
+                                "age": [30.0, 41, 25, 52, 38, 29, 60, 33, 47, 36]}),
+    }
+
+
+@pytest.mark.parametrize("scale", [1.0, 3.0])
+def test_empty_one_row_key_only_junction_and_cycle_tables(scale):
+    metadata, data = Metadata.from_dict(EDGE_METADATA), _edge_data()
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=2)
+    synthesizer.fit(data)
+    synthetic = synthesizer.sample(scale=scale)
+    check_synthetic(metadata, data, synthetic, scale)
+    assert len(synthetic["empty"]) == 0 and synthetic["orphan"]["empty_id"].isna().all()
+    # A category seen once is rare (under min_category_count): never copied.
+    assert len(synthetic["solo"]) == round(scale) and not (synthetic["solo"]["kind"] == "only").any()
+    assert synthetic["tag"]["id"].is_unique and list(synthetic["tag"].columns) == ["id"]
+    assert not synthetic["solo_tag"].duplicated().any()
+    for table in metadata.tables:
+        assert isinstance(synthesizer.get_learned_distributions(table), dict)
+
+
+WHOLE_DATABASE_SCRIPT = textwrap.dedent("""
+    import sys
+    import pandas as pd
+    from hma_db.read import read_tables
+    from hma_db.reflect import reflect
+    from hma_db.synthesizer import HMASynthesizer
+    url = "sqlite:///" + sys.argv[1]
+    metadata = reflect(url)
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=int(sys.argv[2]))
+    synthesizer.fit(read_tables(url, metadata))
+    for table, frame in sorted(synthesizer.sample(scale=0.7).items()):
+        print(table, len(frame), pd.util.hash_pandas_object(frame.astype(str), index=True).sum())
+""")
+
+
+def test_same_seed_same_whole_northwind_in_two_processes():
+    def run(seed: int, hash_seed: str) -> str:
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        done = subprocess.run(
+            [sys.executable, "-c", WHOLE_DATABASE_SCRIPT, str(NORTHWIND_SQLITE), str(seed)],
+            capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    first = run(21, "0")
+    assert len(first.splitlines()) == 14
+    assert run(21, "3") == first
+    other = run(22, "0").splitlines()
+    # Another seed changes every table that has rows (two Northwind tables are empty).
+    for mine, theirs in zip(first.splitlines(), other, strict=True):
+        assert (mine != theirs) == (mine.split()[1] != "0"), (mine, theirs)
+
+
+@pytest.mark.parametrize("table_name", [["Invoice"], {"Invoice": 1}, None, 3])
+def test_a_table_name_that_is_not_a_name_is_refused(fitted_small, table_name):
+    # An unhashable name once escaped as a TypeError instead of naming the problem.
+    for call in (lambda: fitted_small.set_table_parameters(table_name, {}),
+                 lambda: fitted_small.get_table_parameters(table_name),
+                 lambda: fitted_small.get_learned_distributions(table_name)):
+        with pytest.raises(SynthesizerInputError, match="Unknown table") as info:
+            call()
+        assert repr(table_name) in str(info.value)
