@@ -221,6 +221,78 @@ def generate_key(spec: dict[str, Any], n: int, rng: np.random.Generator, start: 
     return pattern_strings(positions, index, seed, where, total)
 
 
+def _space(spec: dict[str, Any], total: int, where: str) -> int | None:
+    """How many distinct values a key column can take in a run of ``total`` rows (None: enough
+    for any run)."""
+    kind = spec["kind"]
+    if kind == "pattern":
+        return math.prod(len(a) for a in parse_pattern(spec["pattern"], where))
+    if kind == "prefix":
+        prefix, limit = spec["prefix"], spec.get("max_length")
+        if limit and len(prefix) + len(str(total)) > limit:
+            return 36 ** max(limit - len(prefix), 0)
+    return None
+
+
+def generate_composite_key(specs: list[dict[str, Any]], n: int, rng: np.random.Generator,
+                           start: int, wheres: list[str], *, seeds: list[int | None] | None = None,
+                           total: int | None = None) -> list[np.ndarray]:
+    """Values for the generated columns of a composite primary key: only the combination is
+    unique, so a column with few possible values (a one-letter code) may repeat.
+
+    The widest column carries the row's position; the others cycle through their own keyed
+    sequences. When no column alone has room for the run, the position is spread over the
+    columns in mixed radix (widest first). Values depend only on the position and the seeds,
+    as in :func:`generate_key`, so chunks of one run never repeat a combination.
+    """
+    total = max(int(total or 0), start + n - 1)
+    seeds = list(seeds) if seeds is not None else [None] * len(specs)
+    spaces = [_space(spec, total, where) for spec, where in zip(specs, wheres, strict=True)]
+    order = sorted(range(len(specs)), key=lambda j: -(spaces[j] or 2**63))
+    index = np.arange(start - 1, start - 1 + n, dtype="int64")
+    positions: dict[int, np.ndarray] = {}
+    if spaces[order[0]] is None or spaces[order[0]] >= total:
+        for j in order:
+            positions[j] = index if spaces[j] is None else index % spaces[j]
+    else:
+        if math.prod(spaces) < total:
+            raise SamplingError(
+                f"The key ({', '.join(wheres)}) allows only {math.prod(spaces)} distinct "
+                f"combinations; {total} were requested. Set a wider regex_format.")
+        rest = index
+        for j in order:
+            positions[j], rest = rest % spaces[j], rest // spaces[j]
+    out = []
+    for j, spec in enumerate(specs):
+        seed = seeds[j]
+        counted = spec["kind"] == "int" or (spec["kind"] == "prefix" and _space(
+            spec, total, wheres[j]) is None)
+        if seed is None and not counted:  # draws as generate_key does
+            seed = int(rng.integers(2**63))
+        out.append(_values_at(spec, positions[j], seed, wheres[j], total))
+    return out
+
+
+def _values_at(spec: dict[str, Any], index: np.ndarray, seed: int | None, where: str,
+               total: int) -> np.ndarray:
+    """A key column's values at the 0-based positions ``index`` of its sequence."""
+    kind = spec["kind"]
+    if kind == "int":
+        return index + 1
+    if kind == "uuid":
+        return keyed_uuids(index, seed)
+    if kind == "prefix":
+        prefix, limit = spec["prefix"], spec.get("max_length")
+        if not (limit and len(prefix) + len(str(total)) > limit):
+            return np.char.add(prefix, (index + 1).astype(str)).astype(object)
+        positions = list(prefix) + [string.digits + string.ascii_uppercase] * max(
+            limit - len(prefix), 0)
+    else:
+        positions = parse_pattern(spec["pattern"], where)
+    space = math.prod(len(a) for a in positions)
+    return pattern_strings(positions, index, seed, where, min(total, space))
+
+
 def _mix(x: np.ndarray) -> np.ndarray:
     """splitmix64's finalizer: a bijection of the 64-bit integers that scatters neighbours."""
     x = x.astype(np.uint64)

@@ -312,14 +312,20 @@ class TableTransformer:
             raise NotFittedError(f"TableTransformer('{self.table_name}') is not fitted; call fit.")
         if start is None:
             start = 1 if span is None else span.offset + 1
-        out = {}
-        for column, spec in self._specs.items():
-            if spec["role"] == "primary_key":
-                where = f"'{self.table_name}.{column}'"
-                values = keygen.generate_key(spec["key"], int(n), rng, int(start), where,
-                                             **keygen.sequence(span, self.table_name, column))
-                out[column] = restore(values, self.source_dtypes[column],
-                                      self.value_kinds[column])
+        columns = [c for c, spec in self._specs.items() if spec["role"] == "primary_key"]
+        wheres = [f"'{self.table_name}.{c}'" for c in columns]
+        if len(columns) > 1:  # a composite key: only the combination must be unique
+            places = [keygen.sequence(span, self.table_name, c) for c in columns]
+            values = keygen.generate_composite_key(
+                [self._specs[c]["key"] for c in columns], int(n), rng, int(start), wheres,
+                seeds=[p.get("seed") for p in places],
+                total=places[0].get("total") if places else None)
+        else:
+            values = [keygen.generate_key(self._specs[c]["key"], int(n), rng, int(start), where,
+                                          **keygen.sequence(span, self.table_name, c))
+                      for c, where in zip(columns, wheres, strict=True)]
+        out = {c: restore(v, self.source_dtypes[c], self.value_kinds[c])
+               for c, v in zip(columns, values, strict=True)}
         return pd.DataFrame(out, index=pd.RangeIndex(int(n)))
 
     # ------------------------------------------------------------------------ saved state

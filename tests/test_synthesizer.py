@@ -742,3 +742,43 @@ def test_a_table_name_that_is_not_a_name_is_refused(fitted_small, table_name):
         with pytest.raises(SynthesizerInputError, match="Unknown table") as info:
             call()
         assert repr(table_name) in str(info.value)
+
+
+def _stores_and_sales() -> tuple[Metadata, dict[str, pd.DataFrame]]:
+    metadata = Metadata.from_dict({"tables": {
+        "store": {"primary_key": ["region", "num"], "columns": {
+            "region": {"sdtype": "id"}, "num": {"sdtype": "id"}, "size": {"sdtype": "numerical"}}},
+        "sale": {"primary_key": "id", "columns": {
+            "id": {"sdtype": "id"}, "s_region": {"sdtype": "id", "nullable": True},
+            "s_num": {"sdtype": "id", "nullable": True}, "amount": {"sdtype": "numerical"}}}},
+        "relationships": [{"parent_table_name": "store", "child_table_name": "sale",
+                           "parent_primary_key": ["region", "num"],
+                           "child_foreign_key": ["s_region", "s_num"]}]})
+    rng = np.random.default_rng(0)
+    # 40 stores keyed by a one-letter region and a number: the letter alone repeats.
+    stores = pd.DataFrame({"region": list("NSEW") * 10, "num": np.repeat(np.arange(10), 4),
+                           "size": rng.gamma(2, 10, 40)})
+    k, null = rng.integers(0, 40, 400), rng.random(400) < 0.2
+    sales = pd.DataFrame({"id": range(400),
+                          "s_region": np.where(null, None, stores["region"].to_numpy()[k]),
+                          "s_num": np.where(null, np.nan, stores["num"].to_numpy()[k]),
+                          "amount": rng.gamma(2, 5, 400)})
+    return metadata, {"store": stores, "sale": sales}
+
+
+@pytest.mark.parametrize("scale", [1.0, 3.0])
+def test_composite_key_with_a_narrow_column_and_a_composite_foreign_key(scale):
+    # A one-letter region allows 26 values; 120 stores once failed with "allows only 26
+    # distinct values" because every key column was made unique on its own.
+    metadata, data = _stores_and_sales()
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=3)
+    synthesizer.fit(data)
+    synthetic = synthesizer.sample(scale=scale)
+    check_synthetic(metadata, data, synthetic, scale)
+    stores = synthetic["store"]
+    assert stores["region"].str.fullmatch("[A-Z]").all()
+    assert not stores[["region", "num"]].duplicated().any()
+    chunks = list(synthesizer.sample_chunks(scale=scale, chunk_rows=25))
+    assert len(chunks) > 1
+    whole = {t: pd.concat([c[t] for c in chunks if t in c], ignore_index=True) for t in data}
+    check_synthetic(metadata, data, whole, scale)

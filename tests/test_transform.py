@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from conftest import CHINOOK_SQLITE
 from faker.providers.person.fr_FR import Provider as FrenchNames
 
-from hma_db import DataError, Metadata, MetadataError, NotFittedError
+from hma_db import DataError, Metadata, MetadataError, NotFittedError, SamplingError, keygen
 from hma_db.transform import TableTransformer
 from hma_db.values import from_json
 
@@ -593,3 +593,22 @@ def test_decimals_keep_their_places_and_nulls_on_both_paths():
     assert [str(v) for v in large[:3]] == [f"{v:.2f}" for v in values[:3]]
     assert all(isinstance(v, decimal.Decimal) for v in large if v is not None)
     assert decimals(np.array([np.nan]), 3).tolist() == [None]
+
+
+def test_composite_key_columns_are_unique_together_not_alone():
+    metadata = Metadata.from_dict({"tables": {"t": {
+        "primary_key": ["letter", "digit"],
+        "columns": {"letter": {"sdtype": "id", "regex_format": "[A-Z]"},
+                    "digit": {"sdtype": "id", "regex_format": "[0-9]"}}}}})
+    frame = pd.DataFrame({"letter": list("AABB"), "digit": list("0101")})
+    tt = _fitted("t", metadata, frame)
+    # No column alone has room for 200 rows: the combinations (260 of them) do.
+    keys = tt.generate_keys(200, np.random.default_rng(0))
+    assert not keys.duplicated().any()
+    assert keys["letter"].str.fullmatch("[A-Z]").all() and keys["digit"].str.fullmatch("[0-9]").all()
+    # Generated in two spans of one run, as chunked sampling does: still no repeated pair.
+    first = tt.generate_keys(120, np.random.default_rng(1), span=keygen.Span(7, 0, 260))
+    second = tt.generate_keys(140, np.random.default_rng(2), span=keygen.Span(7, 120, 260))
+    assert not pd.concat([first, second]).duplicated().any()
+    with pytest.raises(SamplingError, match=r"'t\.letter'.*'t\.digit'.*260"):
+        tt.generate_keys(261, np.random.default_rng(0))
