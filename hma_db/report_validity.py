@@ -176,6 +176,14 @@ def _sql_column_checks(conn: sa.Connection, t, table: str, columns: dict, n: int
         if meta.get("allowed_values"):
             bad = count.where(c.is_not(None), c.not_in(list(meta["allowed_values"])))
             findings.append(_finding(table, [column], "allowed values", _count(conn, bad), n))
+        if meta.get("max_length") and meta.get("sdtype") not in ("numerical", "datetime",
+                                                                 "boolean"):
+            # characters, not bytes: MySQL's LENGTH counts bytes
+            length = sa.func.length if conn.dialect.name == "sqlite" else sa.func.char_length
+            text = sa.cast(c, sa.Text) if conn.dialect.name == "postgresql" else c
+            bad = count.where(c.is_not(None), length(text) > meta["max_length"])
+            findings.append(_finding(table, [column], f"length <= {meta['max_length']}",
+                                     _count(conn, bad), n))
         if column in table_ranges:
             low, high = (_plain(v) for v in table_ranges[column])
             if conn.dialect.name == "sqlite" and meta["sdtype"] == "datetime":
