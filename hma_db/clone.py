@@ -117,7 +117,8 @@ def _read_source(source: Source, metadata, *, max_rows=None, seed: int | None = 
         if max_rows is None:
             data = read_tables(source, metadata, on_chunk=bar.add)
         else:
-            data = read_subset(source, metadata, max_rows, seed=seed, on_chunk=bar.add)
+            data = read_subset(source, metadata, max_rows, seed=seed, on_chunk=bar.add,
+                               on_plan=bar.set_total)
     if all(len(frame) == 0 for frame in data.values()):
         raise DataError(f"The source {safe_url(source)} has no rows in any of its "
                         f"{len(data)} tables; there is nothing to learn from.")

@@ -31,6 +31,11 @@ class RowBar:
         self.bar.set_postfix_str(table, refresh=False)
         self.bar.update(rows)
 
+    def set_total(self, total: int) -> None:
+        """Give the stage its total once it is known (a subset's size), for the ETA."""
+        self.bar.total = total
+        self.bar.refresh()
+
     def batch(self, table: str, done: int, total: int) -> None:
         """The ``progress(table, done, total)`` callback of writes: ``done`` counts the rows of
         the table's current load, and starts again for each chunk."""

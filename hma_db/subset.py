@@ -339,7 +339,8 @@ def _selector(metadata: Metadata, table: str, keys: pd.DataFrame, mask: np.ndarr
 
 def read_subset(source: Source, metadata: Metadata, max_rows: MaxRows, *, seed: int | None = None,
                 chunk_size: int = DEFAULT_CHUNK_SIZE,
-                on_chunk: Callable[[str, int], None] | None = None) -> dict[str, pd.DataFrame]:
+                on_chunk: Callable[[str, int], None] | None = None,
+                on_plan: Callable[[int], None] | None = None) -> dict[str, pd.DataFrame]:
     """Read a referentially closed random subset of about ``max_rows`` rows.
 
     Args:
@@ -352,6 +353,8 @@ def read_subset(source: Source, metadata: Metadata, max_rows: MaxRows, *, seed: 
         seed: makes the choice of rows reproducible.
         chunk_size: rows per fetch.
         on_chunk: called with (table, rows) after every chunk read, for progress bars.
+        on_plan: called with the planned size of the subset once the rows are chosen, before
+            they are read (a progress bar's total: its ETA).
 
     Returns:
         ``{table: DataFrame}``: every foreign key of the subset resolves inside the subset.
@@ -372,6 +375,8 @@ def read_subset(source: Source, metadata: Metadata, max_rows: MaxRows, *, seed: 
             plan = choose_rows(metadata, keys, max_rows, rng)
             logger.info("subset: %d of %d rows (%s taken whole)", plan.size,
                         sum(len(f) for f in keys.values()), ", ".join(sorted(plan.whole)) or "none")
+            if on_plan is not None:
+                on_plan(plan.size)
             data = {}
             for table in metadata.topological_order():
                 started = time.perf_counter()

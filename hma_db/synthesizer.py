@@ -185,7 +185,7 @@ class HMASynthesizer:
         self._prepared["dtypes"][table] = {c: str(frame[c].dtype) for c in frame.columns}
         numeric = transformer.transform(frame).reset_index(drop=True)
         keys = frame[self._key_columns(table)].reset_index(drop=True)
-        logger.info("table %s: %d rows, %d modeled columns", table, len(frame), numeric.shape[1])
+        logger.debug("table %s: %d rows, %d modeled columns", table, len(frame), numeric.shape[1])
         return pd.concat([numeric, keys], axis=1)
 
     def _key_columns(self, table: str) -> list[str]:

@@ -95,7 +95,7 @@ class TableTransformer:
             self._specs, self._hyper = {}, None  # never half fitted
             raise
         self.modeled_columns = list(prepared.columns)
-        logger.info("table %s: %d modeled columns of %d", self.table_name,
+        logger.debug("table %s: %d modeled columns of %d", self.table_name,
                     len(self.modeled_columns), len(self._specs))
 
     def _meta_columns(self) -> dict[str, dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import random
+import re
 import sqlite3
 import string
 import uuid
@@ -363,3 +364,81 @@ def test_unique_personal_data_never_repeats_across_spans(provider, max_length, m
     assert values.is_unique and values.notna().all()
     if max_length:
         assert values.str.len().max() <= max_length
+
+
+# ------------------------------------------------------- progress: log lines and bars
+def _stage_of(record) -> str | None:
+    """The clone stage an INFO line of hma_db is about (the model's and the transformers' lines
+    count for fit, the synthesizer's for fit or sample)."""
+    if record.name == "hma_db.read":
+        return "read"
+    if record.name in ("hma_db.hma", "hma_db.transform", "hma_db.copula"):
+        return "fit"
+    if record.name in ("hma_db.synthesizer", "hma_db.sample_chunks"):
+        return "sample" if "sampled" in record.getMessage() else "fit"
+    if record.name.startswith("hma_db.write"):
+        return "write"
+    return None
+
+
+def _stage_lines(records, tables) -> dict[str, dict[str, list[str]]]:
+    """{stage: {table: INFO messages of the stage that name the table}}."""
+    out: dict[str, dict[str, list[str]]] = {
+        s: {t: [] for t in tables} for s in ("read", "fit", "sample", "write")}
+    for record in records:
+        stage = _stage_of(record)
+        if record.levelno != 20 or stage is None:
+            continue
+        message = record.getMessage()
+        for table in tables:
+            if re.search(rf"(^|\s){table}:", message):
+                out[stage][table].append(message)
+    return out
+
+
+@pytest.mark.parametrize("chunk_rows, max_rows", [(None, None), (1000, 3000)])
+def test_one_info_line_per_table_per_stage(tmp_path, caplog, chunk_rows, max_rows):
+    """Logs get one INFO line per table for each of read, fit, sample and write, whether the
+    output is sampled at once or in chunks and whether the source is read whole or a subset;
+    the read line of a subset names the full row count."""
+    import logging
+
+    from hma_db.clone import clone
+
+    source = f"sqlite:///{CHINOOK_SQLITE}"
+    tables = list(reflect(source).tables)
+    with caplog.at_level(logging.INFO, logger="hma_db"):
+        result = clone(source, f"sqlite:///{tmp_path / 'out.sqlite'}", seed=2,
+                       chunk_rows=chunk_rows, max_rows=max_rows)
+    lines = _stage_lines(caplog.records, tables)
+    for stage, per_table in lines.items():
+        for table, messages in per_table.items():
+            assert len(messages) == 1, (stage, table, messages)
+    for table in tables:
+        assert re.search(rf"\b{result.rows[table]} row", lines["write"][table][0])
+        assert re.search(rf"\b{result.rows[table]} rows", lines["sample"][table][0])
+    read = lines["read"]["InvoiceLine"][0]
+    assert ("of 2240 rows" in read) is (max_rows is not None), read
+    if max_rows is not None:
+        assert result.rows_read["InvoiceLine"] < 2240 == result.rows["InvoiceLine"]
+
+
+@pytest.mark.parametrize("max_rows", [None, 3000])
+def test_progress_bars_count_rows_per_stage_with_an_eta(tmp_path, capsys, max_rows):
+    """verbose=True: read, sample and write bars in rows, each with its total (so tqdm shows the
+    time left) and the table being worked on."""
+    from hma_db.clone import clone
+
+    source = f"sqlite:///{CHINOOK_SQLITE}"
+    clone(source, f"sqlite:///{tmp_path / 'out.sqlite'}", seed=2, chunk_rows=1000, verbose=True,
+          max_rows=max_rows)
+    err = capsys.readouterr().err.replace("\r", "\n")
+    total = "15.6k"
+    for stage in ("sample", "write"):
+        done = [line for line in err.splitlines()
+                if line.startswith(f"{stage}: 100%") and f"{total}/{total}" in line]
+        assert done, (stage, err[-2000:])
+        # elapsed<remaining, the rate in rows, the table shown beside the bar
+        assert re.search(r"\[\d\d:\d\d<\d\d:\d\d, [\d.]+k?rows/s, \w+\]", done[-1]), done[-1]
+    read = [line for line in err.splitlines() if line.startswith("read:")]
+    assert read and re.search(r"\d\d:\d\d<\d\d:\d\d", read[-1]), read[-3:]
