@@ -52,7 +52,7 @@ def find(frame: pd.DataFrame, columns: list[str], min_category_count: int) -> di
     sample = np.random.default_rng(0).permutation(len(frame))[:_SAMPLE_ROWS]
     kept: list[str] = []
     derived: dict[str, str] = {}
-    for column in sorted(columns, key=lambda c: (-distinct[c], columns.index(c))):
+    for column in sorted(columns, key=lambda c: -distinct[c]):  # stable: ties keep order
         source = next((a for a in kept
                        if len(frame) >= distinct[a] * max(min_category_count, 2)
                        and _determines(codes[a][sample], codes[column][sample], distinct[column])

@@ -200,25 +200,17 @@ def generate_key(spec: dict[str, Any], n: int, rng: np.random.Generator, start: 
     value. ``total`` is the last position of the whole run (chunked sampling): it decides
     whether a prefix counter still fits ``max_length`` and whether the pattern has room.
     """
-    kind = spec["kind"]
     total = max(int(total or 0), start + n - 1)
-    if kind == "int":
-        return np.arange(start, start + n, dtype="int64")
-    if kind == "prefix":
-        prefix, limit = spec["prefix"], spec.get("max_length")
-        if not (limit and len(prefix) + len(str(total)) > limit):
-            return np.char.add(prefix, np.arange(start, start + n).astype(str)).astype(object)
-        # The counter outgrows the column (somewhere in the run, so the whole run switches):
-        # digits and letters of the allowed width.
-        alphabet = string.digits + string.ascii_uppercase
-        positions = list(prefix) + [alphabet] * max(limit - len(prefix), 0)
-    elif kind == "pattern":
-        positions = parse_pattern(spec["pattern"], where)
-    seed = int(rng.integers(2**63)) if seed is None else int(seed)
+    if seed is None and not _counted(spec, total, where):
+        seed = int(rng.integers(2**63))
     index = np.arange(start - 1, start - 1 + n, dtype="int64")
-    if kind == "uuid":
-        return keyed_uuids(index, seed)
-    return pattern_strings(positions, index, seed, where, total)
+    return _values_at(spec, index, seed, where, total)
+
+
+def _counted(spec: dict[str, Any], total: int, where: str) -> bool:
+    """Whether the column's values count the positions (no seed: integers, a prefix counter
+    that fits its column)."""
+    return spec["kind"] == "int" or (spec["kind"] == "prefix" and _space(spec, total, where) is None)
 
 
 def _space(spec: dict[str, Any], total: int, where: str) -> int | None:
@@ -265,17 +257,18 @@ def generate_composite_key(specs: list[dict[str, Any]], n: int, rng: np.random.G
     out = []
     for j, spec in enumerate(specs):
         seed = seeds[j]
-        counted = spec["kind"] == "int" or (spec["kind"] == "prefix" and _space(
-            spec, total, wheres[j]) is None)
-        if seed is None and not counted:  # draws as generate_key does
+        if seed is None and not _counted(spec, total, wheres[j]):  # draws as generate_key does
             seed = int(rng.integers(2**63))
-        out.append(_values_at(spec, positions[j], seed, wheres[j], total))
+        room = total if spaces[j] is None else min(total, spaces[j])
+        out.append(_values_at(spec, positions[j], seed, wheres[j], room))
     return out
 
 
 def _values_at(spec: dict[str, Any], index: np.ndarray, seed: int | None, where: str,
                total: int) -> np.ndarray:
-    """A key column's values at the 0-based positions ``index`` of its sequence."""
+    """A key column's values at the 0-based positions ``index`` of its sequence; ``total``
+    values of it are needed in the whole run (whether a prefix counter fits, whether a
+    pattern has room)."""
     kind = spec["kind"]
     if kind == "int":
         return index + 1
@@ -285,12 +278,13 @@ def _values_at(spec: dict[str, Any], index: np.ndarray, seed: int | None, where:
         prefix, limit = spec["prefix"], spec.get("max_length")
         if not (limit and len(prefix) + len(str(total)) > limit):
             return np.char.add(prefix, (index + 1).astype(str)).astype(object)
+        # The counter outgrows the column (somewhere in the run, so the whole run switches):
+        # digits and letters of the allowed width.
         positions = list(prefix) + [string.digits + string.ascii_uppercase] * max(
             limit - len(prefix), 0)
     else:
         positions = parse_pattern(spec["pattern"], where)
-    space = math.prod(len(a) for a in positions)
-    return pattern_strings(positions, index, seed, where, min(total, space))
+    return pattern_strings(positions, index, seed, where, total)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:

@@ -319,7 +319,7 @@ class TableTransformer:
             values = keygen.generate_composite_key(
                 [self._specs[c]["key"] for c in columns], int(n), rng, int(start), wheres,
                 seeds=[p.get("seed") for p in places],
-                total=places[0].get("total") if places else None)
+                total=places[0].get("total"))
         else:
             values = [keygen.generate_key(self._specs[c]["key"], int(n), rng, int(start), where,
                                           **keygen.sequence(span, self.table_name, c))

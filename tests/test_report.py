@@ -335,6 +335,12 @@ def _run_script(url: str, script: str, inserts: list[str]) -> None:
     engine.dispose()
 
 
+def _failed_checks(report) -> dict:
+    """``{(table, first column, check): violations}`` of the failed validity checks."""
+    return {(f["table"], f["columns"][0], f["check"]): f["violations"]
+            for f in report.validity if not f["passed"]}
+
+
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres),
                                   pytest.param("mariadb", marks=pytest.mark.mysql)])
 def test_every_validity_rule_is_checked_with_sql_in_the_target(kind, tmp_path, request):
@@ -367,8 +373,7 @@ def test_every_validity_rule_is_checked_with_sql_in_the_target(kind, tmp_path, r
         "(4, 'much too long', NULL, 25)",
         "INSERT INTO player VALUES (1, 1, 1.0), (2, 7, 5.0), (3, NULL, 100.0), (3, 4, NULL)"])
     report = evaluate_databases(source, target)
-    failed = {(f["table"], f["columns"][0], f["check"]): f["violations"]
-              for f in report.validity if not f["passed"]}
+    failed = _failed_checks(report)
     assert failed == {
         ("team", "id", "primary key not null"): 1,
         ("team", "id", "primary key unique"): 2,
@@ -385,8 +390,7 @@ def test_every_validity_rule_is_checked_with_sql_in_the_target(kind, tmp_path, r
     }
     # The same data as DataFrames gives the same findings.
     frames = evaluate(read_tables(source, metadata), read_tables(target, metadata), metadata)
-    assert {(f["table"], f["columns"][0], f["check"]): f["violations"]
-            for f in frames.validity if not f["passed"]} == failed
+    assert _failed_checks(frames) == failed
 
 
 # ------------------------------------------------------------------------------ large tables
