@@ -4,7 +4,7 @@ from conftest import CHINOOK_SQLITE
 from schema_metadata import sqlite_frames, sqlite_metadata
 
 from hma_db import DataError, Metadata
-from hma_db.pii import guess_from_name, guess_from_values, is_faker_provider, words
+from hma_db.schema.pii import guess_from_name, guess_from_values, is_faker_provider, words
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,9 @@ from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE
 from schema_metadata import sqlite_metadata
 
 from hma_db import HmaDbError, Metadata, MetadataError, ReflectionError, __version__
-from hma_db.cli import cli
-from hma_db.cli_base import HmaDbGroup, exit_code, hide_passwords
-from hma_db.cli_output import metadata_summary
+from hma_db.cli.base import HmaDbGroup, exit_code, hide_passwords
+from hma_db.cli.main import cli
+from hma_db.cli.output import metadata_summary
 
 PASSWORD = "s3cr3t-Pa55"
 
@@ -194,7 +194,7 @@ def test_verbose_shows_debug_logs_and_leaves_logging_as_it_was():
     handlers, level = list(logger.handlers), logger.level
     result = run("-v", "reflect", CHINOOK_SQLITE, "--include", "Artist")
     assert result.exit_code == 0, result.stderr
-    assert re.search(r"^\S+ \S+ INFO hma_db\.reflect: ", result.stderr, re.M), result.stderr
+    assert re.search(r"^\S+ \S+ INFO hma_db\.source\.reflect: ", result.stderr, re.M), result.stderr
     assert run("reflect", CHINOOK_SQLITE, "--include", "Artist").stderr == ""
     assert logger.handlers == handlers and logger.level == level
 
@@ -734,7 +734,7 @@ def test_installed_entry_point(tmp_path):
 
 
 def test_main_reads_the_command_line():
-    done = subprocess.run([sys.executable, "-c", "from hma_db.cli import main; main()", "--version"],
+    done = subprocess.run([sys.executable, "-c", "from hma_db.cli.main import main; main()", "--version"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and __version__ in done.stdout
 
@@ -995,12 +995,12 @@ def test_a_target_schema_on_a_sqlite_target_fails_before_the_fit(tmp_path, monke
         assert result.exit_code == 2, result.stderr
         assert_one_error_line(result, "job.toml, line 7: 'schema.target' cannot be used with a "
                                       "SQLite target")
-    import hma_db.synthesizer
+    import hma_db.synthesizer.hma
 
     def no_fit(*args, **kwargs):
         raise AssertionError("fitted although the target cannot be written")
 
-    monkeypatch.setattr(hma_db.synthesizer.HMASynthesizer, "fit", no_fit)
+    monkeypatch.setattr(hma_db.synthesizer.hma.HMASynthesizer, "fit", no_fit)
     result = run("clone", CHINOOK_SQLITE, tmp_path / "out.sqlite", "--target-schema", "staging")
     assert result.exit_code == 1, result.stderr
     assert_one_error_line(result, "SQLite has no schemas", "'staging'")

@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from conftest import CHINOOK_SQLITE, NORTHWIND_POSTGRES_SQL, run_postgres_script
 from test_write import insert_without_id, row_counts, structure
 
-from hma_db.clone import clone
-from hma_db.hma_sample import target_rows
-from hma_db.read import read_tables
-from hma_db.reflect import reflect
+from hma_db.model.sample import target_rows
+from hma_db.pipeline import clone
+from hma_db.source.read import read_tables
+from hma_db.source.reflect import reflect
 
 SCALES = [0.5, 1.0, 3.0]
 CHINOOK = f"sqlite:///{CHINOOK_SQLITE}"

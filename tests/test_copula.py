@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from hma_db.copula import FIT_SAMPLE_SIZE, GaussianCopula, nearest_correlation
 from hma_db.errors import SynthesizerInputError
+from hma_db.model.copula import FIT_SAMPLE_SIZE, GaussianCopula, nearest_correlation
 
 RHO = np.array([[1.0, 0.7, -0.3], [0.7, 1.0, 0.0], [-0.3, 0.0, 1.0]])
 

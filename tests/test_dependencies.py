@@ -8,7 +8,7 @@ import pytest
 from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE
 
 from hma_db import HMASynthesizer, load_synthesizer, read_tables, reflect
-from hma_db.dependencies import derive, find, learn
+from hma_db.transform.dependencies import derive, find, learn
 
 CITIES = {"Paris": "France", "Lyon": "France", "Berlin": "Germany", "Hamburg": "Germany",
           "Oslo": "Norway", "Rome": None}

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 import yaml
 from conftest import CHINOOK_POSTGRES_SQL, ROOT
 
-from hma_db.job_file import load_job
+from hma_db.jobs.file import load_job
 
 if sys.version_info >= (3, 11):
     import tomllib

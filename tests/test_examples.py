@@ -13,9 +13,9 @@ import sqlalchemy as sa
 import yaml
 from conftest import CHINOOK_SQLITE, ROOT
 
-from hma_db.hma_sample import target_rows
-from hma_db.job_file import load_job
-from hma_db.jobs import run_job
+from hma_db.jobs.file import load_job
+from hma_db.jobs.run import run_job
+from hma_db.model.sample import target_rows
 
 EXAMPLES = ROOT / "examples"
 

@@ -3,7 +3,7 @@ from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE
 from schema_metadata import sqlite_metadata
 
 from hma_db import Metadata, MetadataError
-from hma_db.graph import relationship_name
+from hma_db.schema.graph import relationship_name
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hma_db.assign import allocate, assign_self, deduplicate
 from hma_db.errors import ModelFileError, SamplingError, SynthesizerInputError
-from hma_db.hma import HMAModel, fit_hma
-from hma_db.metadata import Metadata
+from hma_db.model.assign import allocate, assign_self, deduplicate
+from hma_db.model.hierarchy import HMAModel, fit_hma
+from hma_db.schema.metadata import Metadata
 
 
 def _table(md: Metadata, name: str, pk, ids=(), nullable=()) -> None:
@@ -426,8 +426,8 @@ def test_whole_chinook_schema_at_several_scales():
     import sqlalchemy as sa
     from conftest import CHINOOK_SQLITE
 
-    from hma_db.linking import build_links
-    from hma_db.reflect import reflect
+    from hma_db.source.reflect import reflect
+    from hma_db.synthesizer.links import build_links
 
     md = reflect(f"sqlite:///{CHINOOK_SQLITE}")
     engine = sa.create_engine(f"sqlite:///{CHINOOK_SQLITE}")
@@ -523,7 +523,7 @@ def test_random_schemas_keep_every_invariant(seed):
 def test_deduplicate_keeps_every_targets_row_count_when_groups_nearly_cover_the_targets():
     # Two groups hold 95 of 100 targets each (Chinook's big playlists): random swaps cannot
     # clear their repeats, and the refill must still give every target exactly its 2 rows.
-    from hma_db.assign import deduplicate
+    from hma_db.model.assign import deduplicate
 
     rng = np.random.default_rng(3)
     sizes = [95, 95, 10]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from hma_db import ConfigError
-from hma_db.job_file import load_job, parse_job
-from hma_db.toml_lines import key_lines
+from hma_db.jobs.file import load_job, parse_job
+from hma_db.jobs.toml_lines import key_lines
 
 FULL = """\
 source = "${SRC_URL}"

@@ -14,11 +14,11 @@ import sqlalchemy as sa
 from conftest import CHINOOK_SQLITE
 
 from hma_db import ConfigError, ModelFileError, ReflectionError, SchemaDriftError, WriteError
-from hma_db.hma_sample import target_rows
-from hma_db.job_file import load_job
-from hma_db.job_plan import BY_TYPE, KEY, MODELED, PERSONAL, format_plan, plan_job
-from hma_db.jobs import run_job
-from hma_db.synthesizer import load_synthesizer
+from hma_db.jobs.file import load_job
+from hma_db.jobs.plan import BY_TYPE, KEY, MODELED, PERSONAL, format_plan, plan_job
+from hma_db.jobs.run import run_job
+from hma_db.model.sample import target_rows
+from hma_db.synthesizer.hma import load_synthesizer
 
 # A small corner of Chinook keeps each fit around a second.
 SMALL = 'include = ["Employee", "Customer", "Invoice"]\n'

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hma_db.key_codes import link_keys
+from hma_db.source.key_codes import link_keys
 
 
 def _isin_parents(parent: pd.DataFrame, child: pd.DataFrame, pk, fk, rows) -> np.ndarray:

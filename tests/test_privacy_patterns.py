@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from hma_db.report_privacy import _faker_draws, _matches, _pattern_chance
+from hma_db.report.privacy import _faker_draws, _matches, _pattern_chance
 
 
 def test_a_postcode_met_by_coincidence_is_not_a_leak_but_an_email_is():

@@ -59,7 +59,7 @@ def test_functions_named_like_their_module_stay_functions():
     import subprocess
     import sys
 
-    code = ("import hma_db.clone, hma_db.cli\n"
+    code = ("import hma_db.pipeline, hma_db.cli\n"
             "from hma_db import clone, reflect, write\n"
             "print(all(callable(f) and f.__name__ == n for f, n in "
             "[(clone, 'clone'), (reflect, 'reflect'), (write, 'write')]))")

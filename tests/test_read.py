@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from conftest import CHINOOK_SQLITE
 
 from hma_db import reflect
-from hma_db.read import begin_read_only, read_table_chunks, read_tables
+from hma_db.source.read import begin_read_only, read_table_chunks, read_tables
 
 DDL = """CREATE TABLE item (id INTEGER PRIMARY KEY, qty INTEGER, price FLOAT, ok BOOLEAN,
                             name VARCHAR(20) NOT NULL)"""

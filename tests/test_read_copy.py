@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from hma_db import ReflectionError, reflect
-from hma_db.read import begin_read_only, concat_chunks, read_table_chunks, read_tables
-from hma_db.subset import read_subset
+from hma_db.source.read import begin_read_only, concat_chunks, read_table_chunks, read_tables
+from hma_db.source.subset import read_subset
 
 pytestmark = pytest.mark.postgres
 
@@ -124,7 +124,7 @@ def test_copy_and_sqlalchemy_readers_agree_on_every_type(awkward_url, chunk_size
     metadata = reflect(awkward_url, include=["awkward"])
     slow = _read(awkward_url, metadata, "awkward", use_copy=False, chunk_size=chunk_size,
                  timezone=timezone)
-    with caplog.at_level(logging.DEBUG, logger="hma_db.read_copy"):
+    with caplog.at_level(logging.DEBUG, logger="hma_db.source.read_copy"):
         fast = _read(awkward_url, metadata, "awkward", use_copy=True, chunk_size=chunk_size,
                      timezone=timezone)
     assert "read awkward through COPY" in caplog.text
@@ -210,7 +210,7 @@ def test_chinook_tables_agree(chinook_postgres):
 
 def test_subset_through_copy_is_the_subset_through_sqlalchemy(chinook_postgres, monkeypatch):
     fast = read_subset(chinook_postgres, reflect(chinook_postgres), 1500, seed=3)
-    monkeypatch.setattr("hma_db.read.is_psycopg", lambda conn: False)
+    monkeypatch.setattr("hma_db.source.read.is_psycopg", lambda conn: False)
     slow = read_subset(chinook_postgres, reflect(chinook_postgres), 1500, seed=3)
     assert sorted(fast) == sorted(slow) and 1000 < sum(len(f) for f in fast.values()) < 2500
     for table in slow:

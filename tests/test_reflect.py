@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE
 
 from hma_db import Metadata, ReflectionError
-from hma_db.profiling import learn_key_format, text_options
-from hma_db.reflect import reflect
-from hma_db.sqltypes import RawType, allowed_values_from_check, type_options
+from hma_db.schema.sqltypes import RawType, allowed_values_from_check, type_options
+from hma_db.source.profiling import learn_key_format, text_options
+from hma_db.source.reflect import reflect
 
 
 def _sqlite(tmp_path, ddl: str, name: str = "edge.sqlite") -> str:

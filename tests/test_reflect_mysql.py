@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from hma_db import Metadata, ReflectionError
-from hma_db.reflect import _connect, reflect
+from hma_db.source.reflect import _connect, reflect
 
 pytestmark = pytest.mark.mysql
 

@@ -7,8 +7,8 @@ import sqlalchemy as sa
 from conftest import CHINOOK_SNAKE_SQLITE, NORTHWIND_SQLITE
 
 from hma_db import Metadata, ReflectionError
-from hma_db.reflect import _connect, reflect
-from hma_db.sqltypes import RawType
+from hma_db.schema.sqltypes import RawType
+from hma_db.source.reflect import _connect, reflect
 
 pytestmark = pytest.mark.postgres
 

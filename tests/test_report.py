@@ -15,8 +15,7 @@ from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE
 from scipy.stats import ks_2samp
 
 from hma_db import HMASynthesizer, Report, evaluate, evaluate_databases, reflect, write
-from hma_db.read import read_tables
-from hma_db.report_fidelity import (
+from hma_db.report.fidelity import (
     contingency_similarity,
     discretize,
     ks_complement,
@@ -24,7 +23,8 @@ from hma_db.report_fidelity import (
     scored_columns,
     tv_complement,
 )
-from hma_db.report_privacy import personal_columns
+from hma_db.report.privacy import personal_columns
+from hma_db.source.read import read_tables
 
 REQUIRE = os.environ.get("HMA_DB_REQUIRE_SERVERS") == "1"
 
@@ -396,7 +396,7 @@ def test_every_validity_rule_is_checked_with_sql_in_the_target(kind, tmp_path, r
 # ------------------------------------------------------------------------------ large tables
 def test_evaluate_databases_samples_tables_larger_than_max_rows(chinook, tmp_path):
     from hma_db.engines import engine_for
-    from hma_db.report import _read
+    from hma_db.report.evaluate import _read
 
     metadata, _, synthetic = chinook
     source = f"sqlite:///{CHINOOK_SQLITE}"

@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import CHINOOK_SQLITE
 
-from hma_db.cli import cli
-from hma_db.clone import clone
+from hma_db.cli.main import cli
+from hma_db.pipeline import clone
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,15 @@ import pytest
 import sqlalchemy as sa
 from conftest import CHINOOK_SQLITE
 
-from hma_db import HMASynthesizer, personal, reflect
+from hma_db import HMASynthesizer, reflect
 from hma_db.errors import SamplingError, WriteError
-from hma_db.hma_sample import target_rows
-from hma_db.keygen import generate_key
-from hma_db.metadata import key_columns
-from hma_db.read import read_tables
-from hma_db.sample_chunks import chunk_plan
-from hma_db.write import write_chunks
+from hma_db.model.sample import target_rows
+from hma_db.schema.metadata import key_columns
+from hma_db.source.read import read_tables
+from hma_db.synthesizer.chunks import chunk_plan
+from hma_db.target.write import write_chunks
+from hma_db.transform import personal
+from hma_db.transform.keygen import generate_key
 
 
 @pytest.fixture(scope="module")
@@ -315,7 +316,7 @@ def test_a_key_of_resident_parents_in_a_chunked_table_is_reported(caplog):
         "relationships": [{"parent_table_name": p, "parent_primary_key": "id",
                            "child_table_name": "j", "child_foreign_key": f"{p}_id"}
                           for p in "abc"]})
-    with caplog.at_level("WARNING", logger="hma_db.sample_chunks"):
+    with caplog.at_level("WARNING", logger="hma_db.synthesizer.chunks"):
         resident, _ = chunk_plan(metadata, {"a": 5, "b": 5, "c": 1000, "j": 20}, 100)
     assert resident == {"a", "b"}
     assert "table j: its key ['a_id', 'b_id'] is made of references to tables sampled once (a, b)" \
@@ -370,13 +371,13 @@ def test_unique_personal_data_never_repeats_across_spans(provider, max_length, m
 def _stage_of(record) -> str | None:
     """The clone stage an INFO line of hma_db is about (the model's and the transformers' lines
     count for fit, the synthesizer's for fit or sample)."""
-    if record.name == "hma_db.read":
+    if record.name == "hma_db.source.read":
         return "read"
-    if record.name in ("hma_db.hma", "hma_db.transform", "hma_db.copula"):
+    if record.name in ("hma_db.model.hierarchy", "hma_db.transform.table", "hma_db.model.copula"):
         return "fit"
-    if record.name in ("hma_db.synthesizer", "hma_db.sample_chunks"):
+    if record.name in ("hma_db.synthesizer.hma", "hma_db.synthesizer.chunks"):
         return "sample" if "sampled" in record.getMessage() else "fit"
-    if record.name.startswith("hma_db.write"):
+    if record.name.startswith("hma_db.target.write"):
         return "write"
     return None
 
@@ -403,7 +404,7 @@ def test_one_info_line_per_table_per_stage(tmp_path, caplog, chunk_rows, max_row
     the read line of a subset names the full row count."""
     import logging
 
-    from hma_db.clone import clone
+    from hma_db.pipeline import clone
 
     source = f"sqlite:///{CHINOOK_SQLITE}"
     tables = list(reflect(source).tables)
@@ -427,7 +428,7 @@ def test_one_info_line_per_table_per_stage(tmp_path, caplog, chunk_rows, max_row
 def test_progress_bars_count_rows_per_stage_with_an_eta(tmp_path, capsys, max_rows):
     """verbose=True: read, sample and write bars in rows, each with its total (so tqdm shows the
     time left) and the table being worked on."""
-    from hma_db.clone import clone
+    from hma_db.pipeline import clone
 
     source = f"sqlite:///{CHINOOK_SQLITE}"
     clone(source, f"sqlite:///{tmp_path / 'out.sqlite'}", seed=2, chunk_rows=1000, verbose=True,

@@ -12,8 +12,8 @@ from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from hma_db import HMASynthesizer, ModelFileError, load_synthesizer, reflect
-from hma_db.ddl import target_metadata
-from hma_db.schema_json import schema_from_dict, schema_to_dict
+from hma_db.schema.sql_json import schema_from_dict, schema_to_dict
+from hma_db.target.ddl import target_metadata
 
 DIALECTS = {"postgresql": postgresql.dialect(), "sqlite": sqlite.dialect(),
             "mysql": mysql.dialect()}

@@ -16,8 +16,8 @@ import pytest
 from conftest import CHINOOK_SQLITE
 
 from hma_db import HMASynthesizer, Metadata, load_synthesizer, simplify_schema
-from hma_db.read import read_tables
-from hma_db.reflect import reflect
+from hma_db.source.read import read_tables
+from hma_db.source.reflect import reflect
 
 
 @pytest.fixture(scope="module")

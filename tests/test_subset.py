@@ -10,9 +10,9 @@ from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE
 
 from hma_db import reflect
 from hma_db.errors import SynthesizerInputError
-from hma_db.metadata import key_columns
-from hma_db.read import read_tables
-from hma_db.subset import down_edges, read_subset
+from hma_db.schema.metadata import key_columns
+from hma_db.source.read import read_tables
+from hma_db.source.subset import down_edges, read_subset
 
 
 def assert_closed(metadata, data: dict[str, pd.DataFrame]) -> None:
@@ -137,7 +137,7 @@ def test_max_rows_is_checked():
 
 def test_clone_fitted_on_a_subset_samples_the_full_row_counts(tmp_path):
     from hma_db import HMASynthesizer
-    from hma_db.clone import clone
+    from hma_db.pipeline import clone
 
     source = f"sqlite:///{CHINOOK_SQLITE}"
     target = f"sqlite:///{tmp_path / 'out.sqlite'}"
@@ -155,9 +155,9 @@ def test_job_files_and_the_command_line_take_max_rows(tmp_path):
     from click.testing import CliRunner
 
     from hma_db import load_synthesizer
-    from hma_db.cli import cli
+    from hma_db.cli.main import cli
     from hma_db.errors import ConfigError
-    from hma_db.job_file import parse_job
+    from hma_db.jobs.file import parse_job
 
     job = parse_job('source = "a.sqlite"\ntarget = "b.sqlite"\nmax_rows = 5000\n')
     assert job.max_rows == 5000
@@ -180,10 +180,10 @@ def test_the_clone_command_takes_max_rows(tmp_path, caplog):
 
     from click.testing import CliRunner
 
-    from hma_db.cli import cli
+    from hma_db.cli.main import cli
 
     target = tmp_path / "out.sqlite"
-    with caplog.at_level(logging.INFO, logger="hma_db.read"):
+    with caplog.at_level(logging.INFO, logger="hma_db.source.read"):
         result = CliRunner().invoke(cli, ["clone", str(CHINOOK_SQLITE), str(target),
                                           "--max-rows", "2000", "--seed", "3"])
     assert result.exit_code == 0, result.output

@@ -24,14 +24,14 @@ from hma_db import (
     ModelFileError,
     NotFittedError,
     SynthesizerInputError,
-    model_io,
 )
-from hma_db.linking import assign_keys, link_positions
-from hma_db.metadata import key_columns
-from hma_db.read import read_tables
-from hma_db.reflect import reflect
-from hma_db.simplify import simplify_schema
-from hma_db.synthesizer import HMASynthesizer, load_synthesizer
+from hma_db.schema.metadata import key_columns
+from hma_db.schema.simplify import simplify_schema
+from hma_db.source.read import read_tables
+from hma_db.source.reflect import reflect
+from hma_db.synthesizer import files as model_io
+from hma_db.synthesizer.hma import HMASynthesizer, load_synthesizer
+from hma_db.synthesizer.links import assign_keys, link_positions
 
 SMALL = ("Employee", "Customer", "Invoice")  # a closed subset: self-reference, nullable FK
 
@@ -323,9 +323,9 @@ def test_a_failed_refit_keeps_the_fitted_model(small, fitted_small):
 SCRIPT = textwrap.dedent("""
     import sys
     import pandas as pd
-    from hma_db.read import read_tables
-    from hma_db.reflect import reflect
-    from hma_db.synthesizer import HMASynthesizer
+    from hma_db.source.read import read_tables
+    from hma_db.source.reflect import reflect
+    from hma_db.synthesizer.hma import HMASynthesizer
     url = "sqlite:///" + sys.argv[1]
     metadata = reflect(url)
     keep = {"Employee", "Customer", "Invoice"}
@@ -703,9 +703,9 @@ def test_empty_one_row_key_only_junction_and_cycle_tables(scale):
 WHOLE_DATABASE_SCRIPT = textwrap.dedent("""
     import sys
     import pandas as pd
-    from hma_db.read import read_tables
-    from hma_db.reflect import reflect
-    from hma_db.synthesizer import HMASynthesizer
+    from hma_db.source.read import read_tables
+    from hma_db.source.reflect import reflect
+    from hma_db.synthesizer.hma import HMASynthesizer
     url = "sqlite:///" + sys.argv[1]
     metadata = reflect(url)
     synthesizer = HMASynthesizer(metadata, verbose=False, seed=int(sys.argv[2]))

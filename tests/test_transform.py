@@ -16,9 +16,10 @@ import sqlalchemy as sa
 from conftest import CHINOOK_SQLITE
 from faker.providers.person.fr_FR import Provider as FrenchNames
 
-from hma_db import DataError, Metadata, MetadataError, NotFittedError, SamplingError, keygen
-from hma_db.transform import TableTransformer
-from hma_db.values import from_json
+from hma_db import DataError, Metadata, MetadataError, NotFittedError, SamplingError
+from hma_db.schema.values import from_json
+from hma_db.transform import keygen
+from hma_db.transform.table import TableTransformer
 
 CHINOOK_TABLES = ["Customer", "Employee", "Invoice", "InvoiceLine", "Track"]
 
@@ -433,7 +434,7 @@ def test_names_look_like_their_provider(chinook, chinook_metadata):
 def test_frequency_interval_encoder_is_an_rdt_transformer():
     from rdt import HyperTransformer
 
-    from hma_db.encoders import FrequencyIntervalEncoder
+    from hma_db.transform.encoders import FrequencyIntervalEncoder
 
     codes = pd.DataFrame({"c": np.repeat([0, 1, 2], [600, 300, 100])})
     hyper = HyperTransformer()
@@ -545,7 +546,7 @@ import hashlib, sys
 import numpy as np, pandas as pd
 sys.path.insert(0, {tests!r})
 from test_transform import _rich_frame, _uniform
-from hma_db.transform import TableTransformer
+from hma_db.transform.table import TableTransformer
 frame, metadata = _rich_frame()
 tt = TableTransformer("t", metadata, locales=["en_US", "de_DE"])
 tt.fit(frame)
@@ -582,7 +583,7 @@ def test_prefixed_keys_stay_within_max_length():
 
 
 def test_decimals_keep_their_places_and_nulls_on_both_paths():
-    from hma_db.values import decimals
+    from hma_db.schema.values import decimals
 
     values = np.array([0.125, 1.005, -3.999, np.nan, 12.0, 1e20 / 3])
     small = decimals(values[:5], 2)

@@ -12,12 +12,12 @@ import sqlalchemy as sa
 from conftest import CHINOOK_SQLITE
 
 from hma_db import Metadata, SchemaDriftError, WriteError
-from hma_db.ddl import drift, target_metadata
-from hma_db.graph import relationship_name
-from hma_db.reflect import reflect
-from hma_db.write import write, write_chunks
-from hma_db.write_checks import translate_check
-from hma_db.write_prepare import parents_first
+from hma_db.schema.graph import relationship_name
+from hma_db.source.reflect import reflect
+from hma_db.target.check_sql import translate_check
+from hma_db.target.ddl import drift, target_metadata
+from hma_db.target.prepare import parents_first
+from hma_db.target.write import write, write_chunks
 
 CHINOOK_URL = f"sqlite:///{CHINOOK_SQLITE}"
 
@@ -368,7 +368,7 @@ def test_check_constraints_translate_or_are_dropped(text, dialect, expected):
 def _ddl(column_type, dialect_name: str, *, keyed: bool = False) -> str:
     from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-    from hma_db.write_types import translate_type
+    from hma_db.target.types import translate_type
 
     dialects = {"postgresql": postgresql.dialect(), "mysql": mysql.dialect(),
                 "sqlite": sqlite.dialect()}

@@ -22,9 +22,9 @@ from test_write import (
 from test_write_postgres import check_kinds_elsewhere, kinds_source
 
 from hma_db import WriteError
-from hma_db.ddl import drift, target_metadata
-from hma_db.reflect import reflect
-from hma_db.write import write
+from hma_db.source.reflect import reflect
+from hma_db.target.ddl import drift, target_metadata
+from hma_db.target.write import write
 
 pytestmark = pytest.mark.mysql
 

@@ -169,7 +169,7 @@ def sqlite_metadata(path: Path) -> tuple[dict, str]:
     (``Metadata.detect_from_dataframes``) with keys and foreign keys from the SQLite schema.
     """
     try:
-        from hma_db.reflect import reflect
+        from hma_db.source.reflect import reflect
     except ImportError:
         return _guessed_metadata(path), "guessed from the data (hma_db.reflect not available)"
     return reflect(f"sqlite:///{path}").to_dict(), "hma_db.reflect"

@@ -46,7 +46,7 @@ def child_clone(args) -> dict:
     """One clone in this process; stage seconds, rows, rows/s and peak RSS."""
     sys.path.insert(0, str(ROOT))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    from hma_db.clone import clone
+    from hma_db.pipeline import clone
 
     started = time.perf_counter()
     result = clone(args.source, args.target, scale=args.scale, seed=7, max_rows=args.max_rows,
@@ -70,7 +70,7 @@ def child_read(args) -> dict:
     import sqlalchemy as sa
 
     from hma_db import reflect
-    from hma_db.read import begin_read_only, read_table_chunks
+    from hma_db.source.read import begin_read_only, read_table_chunks
 
     metadata = reflect(args.source, include=args.tables)
     engine = sa.create_engine(args.source)

@@ -4,7 +4,7 @@ About a million synthetic rows over three tables (customers <- orders <- order_i
 fresh PostgreSQL databases, one per method, in the same run; the script prints rows/s and the
 ratios. The raw COPY is the usual psycopg idiom: ``copy.write_row`` per row of the DataFrame
 (values made plain Python first). Every method loads the same DataFrames into tables created by
-the same DDL (:func:`hma_db.ddl.create_tables`, as write() creates them): primary keys and
+the same DDL (:func:`hma_db.target.ddl.create_tables`, as write() creates them): primary keys and
 foreign keys declared before the first row, so the server checks every row's foreign key during
 the load, for all three. A last line, for reference only, times the raw COPY into tables
 without foreign keys that are added afterwards (one validating join each): it shows what the
@@ -39,8 +39,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from hma_db import Metadata
-from hma_db.ddl import create_tables, target_metadata
-from hma_db.write import write
+from hma_db.target.ddl import create_tables, target_metadata
+from hma_db.target.write import write
 
 ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 

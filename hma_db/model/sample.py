@@ -1,0 +1,226 @@
+"""Sampling the hierarchical model: tables top-down, all children of all parents at once.
+
+Each table is drawn in topological order. A root table's rows come from its copula. A child
+table is drawn under its *primary* parent relationship: the parents' sampled ``num_rows``
+(clipped to the range seen) become exact child counts by largest-remainder rounding; every
+child of parent p gets the aggregated scores ``mean_p + sd_p * e`` with ``e`` correlated like
+the children within a parent, and its remaining columns are drawn from its copula conditional
+on those scores. Children with a NULL primary foreign key come from the copula alone.
+
+Afterwards, every other foreign key is assigned: secondary parents by capacity and
+resemblance, cut (cycle) relationships by capacity, self-references to earlier rows, then
+junction keys are de-duplicated. Every step is vectorized over rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from hma_db.model.assign import (
+    allocate_within,
+    assign_by_capacity,
+    assign_self,
+    deduplicate,
+    degrees_at,
+    half_up,
+    nonnull_count,
+    sample_degrees,
+)
+from hma_db.model.fit import extension_columns, num_rows_column
+
+
+class _Sampled:
+    """The sampled values and scores of one table, with column lookup."""
+
+    def __init__(self, columns: list[str], scores: np.ndarray, values: np.ndarray):
+        self.index = {c: j for j, c in enumerate(columns)}
+        self.scores, self.values = scores, values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def take(self, columns: list[str], scores: bool = False) -> np.ndarray:
+        source = self.scores if scores else self.values
+        return source[:, [self.index[c] for c in columns]]
+
+
+def target_rows(source_rows: int, scale: float) -> int:
+    """``round(rows * scale)``, at least 1 unless the source table was empty."""
+    return 0 if source_rows == 0 else max(1, half_up(source_rows * scale))
+
+
+def sample_tables(model, scale: float, rng: np.random.Generator
+                  ) -> tuple[dict[str, pd.DataFrame], dict[str, np.ndarray]]:
+    """Sample every table of a fitted :class:`~hma_db.model.hierarchy.HMAModel`; see ``HMAModel.sample``."""
+    rows = {t: target_rows(model.tables[t]["rows"], scale) for t in model.order}
+    frames, links, _ = sample_chunk(model, rows, rng)
+    return frames, links
+
+
+def sample_chunk(model, rows: dict[str, int], rng: np.random.Generator,
+                 fixed: dict[str, _Sampled] | None = None
+                 ) -> tuple[dict[str, pd.DataFrame], dict[str, np.ndarray], dict[str, _Sampled]]:
+    """Sample ``rows[t]`` rows of every table not in ``fixed``.
+
+    ``fixed`` holds tables sampled earlier (in a previous chunk, see
+    :mod:`hma_db.synthesizer.chunks`): they are parents for this chunk's rows, are not sampled again,
+    and their own links are not reassigned. Child counts are exact per table: the chunk's
+    ``rows[child]`` are spread over the parents of the chunk (and the fixed ones).
+
+    Returns:
+        ``(frames, links, sampled)``: frames of the tables sampled here, links of their
+        relationships, and every table's sampled state (to pass on as ``fixed``).
+    """
+    fixed = fixed or {}
+    sampled: dict[str, _Sampled] = dict(fixed)
+    links: dict[str, np.ndarray] = {}
+    for table in model.order:
+        if table not in fixed:
+            sampled[table] = _sample_table(model, table, rows[table], sampled, links, rng)
+    for name in sorted(model.relationships):
+        if name not in links and model.relationships[name]["child"] not in fixed:
+            links[name] = _assign_other(model, name, sampled, rng)
+    for table in sorted(set(model.junctions) - set(fixed)):
+        for key in model.junctions[table]:
+            _deduplicate_key(model, key, sampled, links, rng)
+    frames = {}
+    for table in sorted(set(model.tables) - set(fixed)):
+        own = model.tables[table]["columns"]
+        frames[table] = pd.DataFrame(sampled[table].values[:, :len(own)], columns=own)
+    return frames, links, sampled
+
+
+def _sample_table(model, table: str, n: int, sampled: dict[str, _Sampled],
+                  links: dict[str, np.ndarray], rng: np.random.Generator) -> _Sampled:
+    record = model.tables[table]
+    columns = record["columns"] + record["extension_columns"]
+    copula, primary = record["copula"], record["primary"]
+    if n == 0 or copula is None:
+        if primary is not None:
+            links[primary] = np.zeros(0, dtype=np.int64)
+        return _Sampled(columns, np.zeros((0, len(columns))), np.zeros((0, len(columns))))
+    if primary is None:
+        scores = copula.sample_scores(n, rng)
+    else:
+        scores, link = _children_scores(model, table, primary, n, sampled, rng)
+        order = rng.permutation(len(scores))  # interleave NULL-parent rows with the others
+        scores, links[primary] = scores[order], link[order]
+    return _Sampled(columns, scores, copula.from_scores(scores))
+
+
+def _children_scores(model, table: str, name: str, n: int, sampled: dict[str, _Sampled],
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of ``n`` rows of ``table`` drawn under the parents of relationship ``name``."""
+    rel = model.relationships[name]
+    parent = sampled[rel["parent"]]
+    copula = model.tables[table]["copula"]
+    n_linked = nonnull_count(n, rel["null_share"], len(parent))
+    n_null = n - n_linked  # NULL foreign keys, at the source's share
+    cap = _primary_cap(model, table, name, sampled)
+    counts = allocate_within(_expected_counts(rel, name, parent), n_linked, _range(rel), cap)
+    # A unique key can make fewer children possible than asked (scale < 1 on a junction
+    # table): the table then gets fewer rows rather than NULLs in a key column.
+    n_linked = int(counts.sum())
+    parent_of = np.repeat(np.arange(len(parent), dtype=np.int64), counts)
+    aggregated = rel["aggregated"]
+    if aggregated:
+        k = len(aggregated)
+        stats = parent.take(extension_columns(name, aggregated)[1:])
+        means, sds = stats[:, :k][parent_of], np.clip(stats[:, k:], 0, None)[parent_of]
+        known = means + sds * _within_noise(rel, counts, rng)
+        linked = copula.conditional_scores(known, aggregated, rng)
+    else:
+        linked = copula.sample_scores(n_linked, rng)
+    orphans = copula.sample_scores(n_null, rng)
+    link = np.concatenate([parent_of, np.full(n_null, -1, dtype=np.int64)])
+    return np.vstack([linked, orphans]), link
+
+
+def _expected_counts(rel, name: str, parent: _Sampled) -> np.ndarray:
+    """Each sampled parent's number of children: its ``num_rows`` score mapped through the
+    source's out-degree quantiles, so counts keep the source's values and range (the copula
+    keeps their dependence on the parent's other columns)."""
+    score = parent.take([num_rows_column(name)], scores=True)[:, 0]
+    return degrees_at(rel["degree_quantiles"], special.ndtr(score))
+
+
+def _within_noise(rel, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Correlated within-group deviations that sum to zero in every group, for children laid
+    out parent by parent (``counts[p]`` consecutive rows for parent ``p``).
+
+    The sampled group mean already contains the noise of averaging m children; centering the
+    deviations makes the children's mean score exactly the sampled one, so their total variance
+    is between + within (not inflated by within/m) and the parent-child dependence is kept.
+    One-child groups get the sampled mean itself.
+    """
+    k = len(rel["aggregated"])
+    chol = np.linalg.cholesky(np.asarray(rel["within_correlation"]))
+    noise = rng.standard_normal((int(counts.sum()), k)) @ chol.T
+    present = counts > 0
+    if present.any():
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[present]
+        means = np.add.reduceat(noise, starts, axis=0) / counts[present][:, None]
+        noise -= np.repeat(means, counts[present], axis=0)
+    # Centered deviations have sample variance (ddof=1) of one, so sd_p is the group's sd.
+    return noise
+
+
+def _primary_cap(model, table: str, name: str, sampled: dict[str, _Sampled]) -> int | None:
+    """Most children one parent may have so that the table's unique keys can hold."""
+    if model.relationships[name]["unique"]:
+        return 1
+    caps = []
+    for key in model.junctions.get(table, []):
+        if name in key:
+            others = [model.relationships[o]["parent"] for o in key if o != name]
+            if all(p in sampled for p in others):
+                caps.append(int(np.prod([float(len(sampled[p])) for p in others])))
+    return min(caps) if caps else None
+
+
+def _assign_other(model, name: str, sampled: dict[str, _Sampled],
+                  rng: np.random.Generator) -> np.ndarray:
+    """A link for a secondary, cut or self relationship, once every table is sampled."""
+    rel = model.relationships[name]
+    child, parent = sampled[rel["child"]], sampled[rel["parent"]]
+    cap = 1 if rel["unique"] else None
+    if rel["kind"] == "self":
+        return assign_self(len(child), rel["null_share"], rel["degree_quantiles"], rng, cap)
+    if rel["kind"] == "deferred":
+        weights = sample_degrees(rel["degree_quantiles"], len(parent), rng)
+        return assign_by_capacity(len(child), rel["null_share"], weights, None, None, rng, cap,
+                                  _range(rel))
+    weights = _expected_counts(rel, name, parent)
+    child_key = parent_key = None
+    w = np.asarray(rel["projection"], dtype=float)
+    if rel["aggregated"] and np.any(w != 0):
+        k = len(rel["aggregated"])
+        parent_key = parent.take(extension_columns(name, rel["aggregated"])[1:1 + k]) @ w
+        projected = child.take(rel["aggregated"], scores=True) @ w
+        child_key = rel["shrink"] * projected + rel["posterior_sd"] * rng.standard_normal(len(child))
+    return assign_by_capacity(len(child), rel["null_share"], weights, child_key, parent_key,
+                              rng, cap, _range(rel))
+
+
+def _range(rel) -> tuple[int, int]:
+    """The source's fewest and most children per parent row."""
+    return int(rel["min_count"]), int(max(rel["max_count"], rel["min_count"], 1))
+
+
+def _deduplicate_key(model, key: list[str], sampled: dict[str, _Sampled],
+                     links: dict[str, np.ndarray], rng: np.random.Generator) -> None:
+    """Make the combination of the links in ``key`` unique by reassigning one of them."""
+    rels = model.relationships
+    table = rels[key[0]]["child"]
+    primary = model.tables[table]["primary"]
+    # Reassign a secondary link, never the primary one the rows were generated under.
+    # Prefer a link with no order constraint (a self-reference must point at earlier rows).
+    movable = sorted((n for n in key if n != primary), key=lambda n: (rels[n]["kind"] == "self", n))
+    last = movable[0]
+    others = [n for n in key if n != last]
+    links[last] = deduplicate(
+        [links[n] for n in others], [len(sampled[rels[n]["parent"]]) for n in others],
+        links[last], len(sampled[rels[last]["parent"]]), rng, f"Table '{table}' key {key}")
+

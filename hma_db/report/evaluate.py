@@ -1,0 +1,288 @@
+"""The quality and privacy report: is the synthetic data realistic, valid and free of leaks?
+
+:func:`evaluate` compares real and synthetic tables in memory; :func:`evaluate_databases`
+reads both from databases (sampling tables larger than ``max_rows``) and runs the validity
+checks as SQL in the target. Both return a :class:`Report`:
+
+- ``score``: the overall fidelity score, the mean of the four properties of SDMetrics'
+  multi-table quality report (Column Shapes, Column Pair Trends, Cardinality, Intertable
+  Trends; see :mod:`hma_db.report.fidelity`), NaN properties left out as SDMetrics does;
+- ``properties`` and ``details``: per property, the score and the per-column / per-pair /
+  per-relationship rows; ``table_scores``: each property's mean per table;
+- ``validity``: schema rules checked on the synthetic data (:mod:`hma_db.report.validity`);
+- ``privacy``: leak checks against chance baselines (:mod:`hma_db.report.privacy`);
+- ``to_json()`` and ``save_html(path)`` (:mod:`hma_db.report.html`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from hma_db.engines import Source, connect, engine_for, safe_url
+from hma_db.errors import DataError, ReflectionError
+from hma_db.report.fidelity import PROPERTIES, fidelity, property_score
+from hma_db.report.plots import distributions
+from hma_db.report.privacy import privacy
+from hma_db.report.validity import frame_checks, ranges, sql_checks
+from hma_db.schema import Metadata
+from hma_db.source import begin_read_only, reflect, table_selectable
+
+DEFAULT_MAX_ROWS = 100_000
+# What the HTML summary marks as passed. The fidelity figures are SDMetrics' scale (0..1).
+DEFAULT_THRESHOLDS = {"score": 0.6, "Column Shapes": 0.7, "Column Pair Trends": 0.5,
+                      "Cardinality": 0.6, "Intertable Trends": 0.5}
+
+
+@dataclass
+class Report:
+    """The result of :func:`evaluate`: fidelity, validity and privacy findings.
+
+    Example:
+        >>> report = evaluate(real, synthetic, metadata)
+        >>> round(report.score, 2), report.properties["Cardinality"]
+        >>> report.save_html("report.html")
+    """
+
+    score: float
+    properties: dict[str, float]
+    details: dict[str, pd.DataFrame]
+    validity: list[dict]
+    privacy: dict
+    rows: dict[str, dict[str, int]]
+    thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
+    distributions: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def table_scores(self) -> dict[str, dict[str, float]]:
+        """``{table: {property: mean score}}``; relationship properties count for the child."""
+        out: dict[str, dict[str, float]] = {}
+        for name, details in self.details.items():
+            if details.empty:
+                continue
+            key = "Table" if "Table" in details else "Child Table"
+            for table, rows in details.groupby(key):
+                out.setdefault(table, {})[name] = property_score(rows)
+        return out
+
+    @property
+    def validity_passed(self) -> bool:
+        """Whether every validity check found no violation."""
+        return all(f["passed"] for f in self.validity)
+
+    @property
+    def privacy_passed(self) -> bool:
+        """Whether no privacy finding is flagged."""
+        return bool(self.privacy.get("passed", True))
+
+    @property
+    def passed(self) -> bool:
+        """Score at or above its threshold, all validity checks passed, no privacy flag."""
+        return (_at_least(self.score, self.thresholds["score"]) and self.validity_passed
+                and self.privacy_passed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data: ``score`` at the top level, then every finding."""
+        return _clean({
+            "score": self.score, "passed": self.passed, "thresholds": self.thresholds,
+            "properties": self.properties, "tables": self.table_scores, "rows": self.rows,
+            "details": {name: d.to_dict(orient="records") for name, d in self.details.items()},
+            "validity": {"passed": self.validity_passed, "checks": self.validity},
+            "privacy": self.privacy})
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The report as JSON text (NaN written as null); also written to ``path`` if given."""
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
+
+    def save_html(self, path: str | Path) -> Path:
+        """Write the report as one self-contained HTML file with plots; returns the path."""
+        from hma_db.report.html import render
+
+        path = Path(path)
+        path.write_text(render(self), encoding="utf-8")
+        return path
+
+
+def _at_least(value: float, threshold: float) -> bool:
+    return value is not None and not math.isnan(value) and value >= threshold
+
+
+def _clean(value):
+    """JSON-safe: NaN -> None, numpy scalars -> Python, tuples -> lists, keys -> text."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (pd.Timestamp, np.datetime64)):
+        return str(value)
+    return value
+
+
+def _check_tables(real: dict, synthetic: dict, metadata: Metadata) -> None:
+    problems = [f"table '{t}' is missing from the {side} data" for t in metadata.tables
+                for side, data in (("real", real), ("synthetic", synthetic)) if t not in data]
+    problems += [f"column '{t}.{c}' is missing from the {side} data"
+                 for t, meta in metadata.tables.items()
+                 for side, data in (("real", real), ("synthetic", synthetic)) if t in data
+                 for c in meta["columns"] if c not in data[t].columns]
+    if problems:
+        raise DataError("The data does not match the metadata.", problems)
+
+
+def evaluate(real: dict[str, pd.DataFrame], synthetic: dict[str, pd.DataFrame],
+             metadata: Metadata | dict, *, min_category_count: int = 5,
+             locales: tuple[str, ...] | list[str] = ("en_US",), seed: int = 0,
+             thresholds: dict[str, float] | None = None) -> Report:
+    """Compare synthetic tables with the real ones they imitate.
+
+    Args:
+        real / synthetic: ``{table: DataFrame}`` with the columns of ``metadata``.
+        metadata: a :class:`Metadata` (or its dict in SDV's layout).
+        min_category_count: a category seen fewer times in ``real`` is rare: it must not appear
+            in ``synthetic`` (the synthesizer's setting of the same name).
+        locales: the Faker locales of the synthesizer, for the chance baseline of personal data.
+        seed: for the random train/holdout split and subsamples.
+        thresholds: overrides of :data:`DEFAULT_THRESHOLDS` for the summary's pass/fail.
+
+    Returns:
+        A :class:`Report`.
+
+    Example:
+        >>> report = evaluate(real, synthesizer.sample(), metadata)
+        >>> report.score
+    """
+    metadata = Metadata.from_dict(metadata) if isinstance(metadata, dict) else metadata
+    _check_tables(real, synthetic, metadata)
+    return _build(real, synthetic, metadata, frame_checks(synthetic, metadata, ranges(real, metadata)),
+                  min_category_count=min_category_count, locales=tuple(locales), seed=seed,
+                  thresholds=thresholds)
+
+
+def _build(real, synthetic, metadata: Metadata, validity: list[dict], *, min_category_count: int,
+           locales: tuple[str, ...], seed: int, thresholds: dict | None,
+           rows: dict | None = None) -> Report:
+    details = fidelity(real, synthetic, metadata)
+    properties = {name: property_score(details[name]) for name in PROPERTIES}
+    scores = [s for s in properties.values() if not math.isnan(s)]
+    return Report(
+        score=float(np.mean(scores)) if scores else float("nan"),
+        properties=properties, details=details, validity=validity,
+        privacy=privacy(real, synthetic, metadata, min_category_count=min_category_count,
+                        locales=locales, seed=seed),
+        rows=rows or {t: {"real": len(real[t]), "synthetic": len(synthetic[t])}
+                      for t in metadata.tables},
+        thresholds={**DEFAULT_THRESHOLDS, **(thresholds or {})},
+        distributions=distributions(real, synthetic, metadata))
+
+
+def evaluate_databases(source: Source, target: Source, metadata: Metadata | None = None, *,
+                       schema: str | None = None, target_schema: str | None = None,
+                       max_rows: int = DEFAULT_MAX_ROWS, min_category_count: int = 5,
+                       locales: tuple[str, ...] | list[str] = ("en_US",), seed: int = 0,
+                       thresholds: dict[str, float] | None = None) -> Report:
+    """Evaluate the synthetic database ``target`` against the real database ``source``.
+
+    Tables with more than ``max_rows`` rows are sampled at random (``max_rows`` rows) on both
+    sides, so Cardinality and Intertable Trends are then approximate. The validity checks run
+    as COUNT queries in the target over all its rows; value ranges come from the source.
+
+    Args:
+        source / target: URL, SQLAlchemy URL or Engine; both are only read.
+        metadata: the schema; reflected from ``source`` when not given.
+        schema / target_schema: the schemas to read from.
+        max_rows: rows read per table and side, at most.
+        min_category_count, locales, seed, thresholds: as for :func:`evaluate`.
+
+    Example:
+        >>> evaluate_databases("sqlite:///prod.sqlite", "sqlite:///staging.sqlite").score
+    """
+    with engine_for(source, error=ReflectionError) as source_engine, \
+            engine_for(target, error=ReflectionError) as target_engine:
+        if metadata is None:
+            metadata = reflect(source_engine, schema=schema)
+        real, real_rows, real_ranges = _read(source_engine, metadata, schema, max_rows, seed)
+        synthetic, syn_rows, _ = _read(target_engine, metadata, target_schema, max_rows, seed)
+        with connect(target_engine, error=ReflectionError) as conn:
+            begin_read_only(conn)
+            try:
+                validity = sql_checks(conn, metadata, schema=target_schema,
+                                      value_ranges=real_ranges)
+            finally:
+                conn.rollback()
+    rows = {t: {"real": real_rows[t], "synthetic": syn_rows[t]} for t in metadata.tables}
+    return _build(real, synthetic, metadata, validity, min_category_count=min_category_count,
+                  locales=tuple(locales), seed=seed, thresholds=thresholds, rows=rows)
+
+
+def _read(engine: sa.Engine, metadata: Metadata, schema: str | None, max_rows: int,
+          seed: int) -> tuple[dict, dict, dict]:
+    """Every table (a random ``max_rows`` sample of a larger one), row counts, value ranges."""
+    data, counts, value_ranges = {}, {}, {}
+    with connect(engine, error=ReflectionError) as conn:
+        begin_read_only(conn)
+        if schema:
+            conn = conn.execution_options(schema_translate_map={None: schema})
+        try:
+            for table in metadata.tables:
+                data[table], counts[table] = _read_table(conn, metadata, table, max_rows, seed)
+                value_ranges[table] = _sql_ranges(conn, metadata, table)
+        except sa.exc.DBAPIError as exc:
+            raise ReflectionError(f"Reading table '{table}' from {safe_url(engine)} failed: "
+                                  f"{str(exc.orig).strip().splitlines()[0]}") from exc
+        finally:
+            conn.rollback()
+    return data, counts, value_ranges
+
+
+def _read_table(conn: sa.Connection, metadata: Metadata, table: str, max_rows: int,
+                seed: int) -> tuple[pd.DataFrame, int]:
+    selectable = table_selectable(metadata, table)
+    names = list(metadata.tables[table]["columns"])
+    count = int(conn.execute(sa.select(sa.func.count()).select_from(selectable)).scalar())
+    query = sa.select(*[selectable.c[n] for n in names])
+    if count > max_rows:
+        random = sa.func.rand() if conn.dialect.name in ("mysql", "mariadb") else sa.func.random()
+        query = query.order_by(random).limit(max_rows)
+    rows = conn.execute(query).fetchall()
+    frame = pd.DataFrame.from_records(rows, columns=names) if rows else \
+        pd.DataFrame({n: pd.Series(dtype=object) for n in names})
+    return frame, count
+
+
+def _sql_ranges(conn: sa.Connection, metadata: Metadata, table: str) -> dict[str, tuple]:
+    """(min, max) of the numerical and datetime columns, from the whole table."""
+    selectable = table_selectable(metadata, table)
+    columns = [c for c, m in metadata.tables[table]["columns"].items()
+               if m.get("sdtype") in ("numerical", "datetime")]
+    if not columns:
+        return {}
+    row = conn.execute(sa.select(*[f(selectable.c[c]) for c in columns
+                                   for f in (sa.func.min, sa.func.max)])).one()
+    return {c: (row[2 * i], row[2 * i + 1]) for i, c in enumerate(columns)
+            if row[2 * i] is not None}
+
+
+def report_summary(report: Report) -> str:
+    """A few lines for a terminal: the score, each property, validity and privacy."""
+    lines = [f"score {report.score:.3f}"]
+    lines += [f"  {name}: {value:.3f}" if not math.isnan(value) else f"  {name}: n/a"
+              for name, value in report.properties.items()]
+    failed = [f for f in report.validity if not f["passed"]]
+    lines.append(f"validity: {'passed' if not failed else f'{len(failed)} check(s) failed'}")
+    flagged = sum(f["flagged"] for v in report.privacy.values() if isinstance(v, list) for f in v)
+    lines.append(f"privacy: {'passed' if not flagged else f'{flagged} finding(s) flagged'}")
+    return "\n".join(lines)

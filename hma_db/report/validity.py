@@ -1,0 +1,207 @@
+"""Validity: does the synthetic data keep the schema's rules?
+
+Checks, each one row of findings (table, column(s), check, violating rows): primary keys unique
+and not null, alternate keys unique, foreign keys resolve, NOT NULL columns, CHECK ``IN`` lists
+(``allowed_values``), text within ``max_length``, and numbers and datetimes within the real
+data's range. On DataFrames the checks are pandas expressions; in a database they are COUNT
+queries run in the target (:func:`sql_checks`), so what is checked is what was written.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from hma_db.schema import Metadata, key_columns
+
+
+def _finding(table: str, columns: list[str], check: str, violations: int, rows: int) -> dict:
+    return {"table": table, "columns": columns, "check": check, "violations": int(violations),
+            "rows": int(rows), "passed": int(violations) == 0}
+
+
+def ranges(data: dict[str, pd.DataFrame], metadata: Metadata) -> dict[str, dict[str, tuple]]:
+    """``{table: {column: (min, max)}}`` of the numerical and datetime columns of ``data``."""
+    out: dict[str, dict[str, tuple]] = {}
+    for table, frame in data.items():
+        for column, meta in metadata.tables[table]["columns"].items():
+            if meta.get("sdtype") in ("numerical", "datetime") and column in frame \
+                    and frame[column].notna().any():
+                values = _comparable(frame[column], meta["sdtype"])
+                out.setdefault(table, {})[column] = (values.min(), values.max())
+    return out
+
+
+def _comparable(values: pd.Series, sdtype: str) -> pd.Series:
+    if sdtype == "numerical":
+        return pd.to_numeric(values.astype(object), errors="coerce").astype(float).dropna()
+    values = pd.to_datetime(values, errors="coerce", utc=True, format="mixed") \
+        if not pd.api.types.is_datetime64_any_dtype(values) else values
+    if getattr(values.dt, "tz", None) is not None:
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return values.dropna()
+
+
+def _relationships_of(metadata: Metadata, table: str) -> list[dict]:
+    return [r for r in metadata.relationships if r["child_table_name"] == table]
+
+
+def _orphans(child: pd.DataFrame, parent: pd.DataFrame, rel: dict) -> int:
+    fk, pk = key_columns(rel["child_foreign_key"]), key_columns(rel["parent_primary_key"])
+    refs = child[fk].dropna()
+    if len(fk) == 1:
+        return int((~refs[fk[0]].isin(parent[pk[0]])).sum())
+    known = pd.MultiIndex.from_frame(parent[pk].set_axis(fk, axis=1))
+    return int((~pd.MultiIndex.from_frame(refs).isin(known)).sum())
+
+
+def frame_checks(data: dict[str, pd.DataFrame], metadata: Metadata,
+                 value_ranges: dict[str, dict[str, tuple]] | None = None) -> list[dict]:
+    """Every validity check on synthetic DataFrames; ``value_ranges`` from the real data."""
+    findings = []
+    for table, table_meta in metadata.tables.items():
+        frame, n = data[table], len(data[table])
+        pk = metadata.primary_key(table)
+        if pk:
+            findings.append(_finding(table, pk, "primary key not null",
+                                     frame[pk].isna().any(axis=1).sum(), n))
+            findings.append(_finding(table, pk, "primary key unique",
+                                     frame[pk].duplicated(keep=False).sum(), n))
+        for key in metadata.alternate_keys(table):
+            present = frame[key].dropna()
+            findings.append(_finding(table, key, "unique", present.duplicated(keep=False).sum(), n))
+        for rel in _relationships_of(metadata, table):
+            findings.append(_finding(table, key_columns(rel["child_foreign_key"]),
+                                     f"foreign key -> {rel['parent_table_name']}",
+                                     _orphans(frame, data[rel["parent_table_name"]], rel), n))
+        findings += _column_checks(table, frame, table_meta["columns"],
+                                   (value_ranges or {}).get(table, {}))
+    return findings
+
+
+def _column_checks(table: str, frame: pd.DataFrame, columns: dict, table_ranges: dict) -> list[dict]:
+    findings, n = [], len(frame)
+    for column, meta in columns.items():
+        values = frame[column]
+        if meta.get("nullable") is False:
+            findings.append(_finding(table, [column], "not null", values.isna().sum(), n))
+        if meta.get("allowed_values"):
+            allowed = set(meta["allowed_values"])
+            bad = values.notna() & ~values.isin(allowed) & ~values.astype(str).isin(
+                {str(v) for v in allowed})
+            findings.append(_finding(table, [column], "allowed values", bad.sum(), n))
+        if meta.get("max_length") and values.map(type).eq(str).any():
+            lengths = values.dropna().astype(str).str.len()
+            findings.append(_finding(table, [column], f"length <= {meta['max_length']}",
+                                     (lengths > meta["max_length"]).sum(), n))
+        if column in table_ranges:
+            low, high = table_ranges[column]
+            present = _comparable(values, meta["sdtype"])
+            findings.append(_finding(table, [column], "within the real range",
+                                     ((present < low) | (present > high)).sum(), n))
+    return findings
+
+
+# ------------------------------------------------------------------------------ SQL
+def _count(conn: sa.Connection, query) -> int:
+    return int(conn.execute(query).scalar() or 0)
+
+
+def _table(metadata: Metadata, table: str, name: str | None = None):
+    """The reflected Table when there is one (its types bind values as the target stores them),
+    else a table clause from the metadata's column names."""
+    if metadata.sql_metadata is not None and table in metadata.sql_metadata.tables:
+        sql_table = metadata.sql_metadata.tables[table]
+    else:
+        columns = [sa.column(c) for c in metadata.tables[table]["columns"]]
+        sql_table = sa.table(table, *columns)
+    return sql_table.alias(name) if name else sql_table
+
+
+def sql_checks(conn: sa.Connection, metadata: Metadata, *, schema: str | None = None,
+               value_ranges: dict[str, dict[str, tuple]] | None = None) -> list[dict]:
+    """The validity checks as COUNT queries in the database behind ``conn``."""
+    if schema:
+        conn = conn.execution_options(schema_translate_map={None: schema})
+    findings = []
+    for table, table_meta in metadata.tables.items():
+        t = _table(metadata, table)
+        n = _count(conn, sa.select(sa.func.count()).select_from(t))
+        pk = metadata.primary_key(table)
+        if pk:
+            nulls = sa.select(sa.func.count()).select_from(t).where(
+                sa.or_(*[t.c[c].is_(None) for c in pk]))
+            findings.append(_finding(table, pk, "primary key not null", _count(conn, nulls), n))
+            findings.append(_finding(table, pk, "primary key unique", _repeated(conn, t, pk), n))
+        for key in metadata.alternate_keys(table):
+            findings.append(_finding(table, key, "unique", _repeated(conn, t, key), n))
+        for rel in _relationships_of(metadata, table):
+            findings.append(_finding(table, key_columns(rel["child_foreign_key"]),
+                                     f"foreign key -> {rel['parent_table_name']}",
+                                     _sql_orphans(conn, metadata, rel), n))
+        findings += _sql_column_checks(conn, t, table, table_meta["columns"], n,
+                                       (value_ranges or {}).get(table, {}))
+    return findings
+
+
+def _repeated(conn: sa.Connection, t, key: list[str]) -> int:
+    """Rows whose non-null key value is shared with another row."""
+    groups = (sa.select(sa.func.count().label("n")).select_from(t)
+              .where(sa.and_(*[t.c[c].is_not(None) for c in key]))
+              .group_by(*[t.c[c] for c in key]).having(sa.func.count() > 1).subquery())
+    return _count(conn, sa.select(sa.func.coalesce(sa.func.sum(groups.c.n), 0)))
+
+
+def _sql_orphans(conn: sa.Connection, metadata: Metadata, rel: dict) -> int:
+    fk, pk = key_columns(rel["child_foreign_key"]), key_columns(rel["parent_primary_key"])
+    child = _table(metadata, rel["child_table_name"], "c")
+    parent = _table(metadata, rel["parent_table_name"], "p")
+    on = sa.and_(*[child.c[f] == parent.c[p] for f, p in zip(fk, pk, strict=True)])
+    join = child.outerjoin(parent, on)
+    query = sa.select(sa.func.count()).select_from(join).where(
+        sa.and_(*[child.c[f].is_not(None) for f in fk]), parent.c[pk[0]].is_(None))
+    return _count(conn, query)
+
+
+def _sql_column_checks(conn: sa.Connection, t, table: str, columns: dict, n: int,
+                       table_ranges: dict) -> list[dict]:
+    findings = []
+    count = sa.select(sa.func.count()).select_from(t)
+    for column, meta in columns.items():
+        c = t.c[column]
+        if meta.get("nullable") is False:
+            findings.append(_finding(table, [column], "not null",
+                                     _count(conn, count.where(c.is_(None))), n))
+        if meta.get("allowed_values"):
+            bad = count.where(c.is_not(None), c.not_in(list(meta["allowed_values"])))
+            findings.append(_finding(table, [column], "allowed values", _count(conn, bad), n))
+        if meta.get("max_length") and meta.get("sdtype") not in ("numerical", "datetime",
+                                                                 "boolean"):
+            # characters, not bytes: MySQL's LENGTH counts bytes
+            length = sa.func.length if conn.dialect.name == "sqlite" else sa.func.char_length
+            text = sa.cast(c, sa.Text) if conn.dialect.name == "postgresql" else c
+            bad = count.where(c.is_not(None), length(text) > meta["max_length"])
+            findings.append(_finding(table, [column], f"length <= {meta['max_length']}",
+                                     _count(conn, bad), n))
+        if column in table_ranges:
+            low, high = (_plain(v) for v in table_ranges[column])
+            if conn.dialect.name == "sqlite" and meta["sdtype"] == "datetime":
+                # SQLite keeps datetimes as text in several formats: compare them as days
+                c, low, high = (sa.func.julianday(v) for v in
+                                (c, str(pd.Timestamp(low)), str(pd.Timestamp(high))))
+            else:
+                low, high = sa.literal(low, c.type), sa.literal(high, c.type)
+            bad = count.where(sa.or_(c < low, c > high))
+            findings.append(_finding(table, [column], "within the real range",
+                                     _count(conn, bad), n))
+    return findings
+
+
+def _plain(value):
+    """A bound parameter the drivers take: Python floats and datetimes, not numpy scalars."""
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,51 @@
+"""The schema stage: what a database looks like, as data.
+
+Takes in a metadata dict (SDV's JSON layout) or DataFrames to detect it from; gives out
+:class:`Metadata` (tables, columns and sdtypes, keys, relationships, the physical SQL schema), the
+foreign-key graph, checks of data against the metadata, personal-data guesses, SQL types mapped to
+sdtypes and the SQL schema as plain JSON. Every later stage reads it; it reads no database.
+"""
+
+from hma_db.schema.graph import relationship_name
+from hma_db.schema.metadata import BASIC_SDTYPES, METADATA_SPEC_VERSION, Metadata, key_columns
+from hma_db.schema.pii import DATE_PII, guess_from_name, guess_from_values, is_faker_provider
+from hma_db.schema.simplify import simplify_schema
+from hma_db.schema.sql_json import schema_from_dict, schema_to_dict
+from hma_db.schema.sqltypes import (
+    DATE,
+    TEXT,
+    RawType,
+    allowed_values_from_check,
+    base_type,
+    domain_checks,
+    json_checked_columns,
+    type_options,
+)
+from hma_db.schema.values import from_json, restore, to_json, value_kind
+
+__all__ = [
+    "BASIC_SDTYPES",
+    "DATE",
+    "DATE_PII",
+    "METADATA_SPEC_VERSION",
+    "Metadata",
+    "RawType",
+    "TEXT",
+    "allowed_values_from_check",
+    "base_type",
+    "domain_checks",
+    "from_json",
+    "guess_from_name",
+    "guess_from_values",
+    "is_faker_provider",
+    "json_checked_columns",
+    "key_columns",
+    "relationship_name",
+    "restore",
+    "schema_from_dict",
+    "schema_to_dict",
+    "simplify_schema",
+    "to_json",
+    "type_options",
+    "value_kind",
+]

@@ -1,0 +1,378 @@
+"""Multi-table metadata in SDV's JSON layout.
+
+A :class:`Metadata` holds, per table, its columns with their sdtypes and options, its primary key
+(one column or a list), its alternate keys, and the relationships between tables (single- or
+multi-column foreign keys). A file written by SDV's ``Metadata.save_to_json`` loads here, and
+``to_dict`` writes the same layout::
+
+    {"METADATA_SPEC_VERSION": "V1",
+     "tables": {"Invoice": {"primary_key": "InvoiceId",
+                            "columns": {"InvoiceId": {"sdtype": "id"},
+                                        "Total": {"sdtype": "numerical"}}}},
+     "relationships": [{"parent_table_name": "Customer", "parent_primary_key": "CustomerId",
+                        "child_table_name": "Invoice", "child_foreign_key": "CustomerId"}]}
+
+hma_db adds a few optional column options that SDV does not have and ignores when absent:
+``nullable``, ``max_length``, ``allowed_values``, ``precision``, ``scale``, ``generator``
+(how a column that is neither modeled nor personal data is generated: ``text``, ``json``,
+``array``, ``bytes``, ``uuid``, ``interval``, ``ip``) and ``pii``.
+
+When the metadata comes from :func:`hma_db.source.reflect`, ``sql_metadata`` holds the SQLAlchemy
+``MetaData`` with the source's ``Table`` objects (the physical schema, used to recreate it in a
+target) and ``row_counts`` the source's row count per table. Neither is written to JSON.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from hma_db.errors import MetadataError
+from hma_db.schema import graph
+from hma_db.schema.pii import is_faker_provider
+
+METADATA_SPEC_VERSION = "V1"
+BASIC_SDTYPES = ("numerical", "categorical", "boolean", "datetime", "id", "unknown")
+GENERATORS = ("text", "json", "array", "bytes", "uuid", "interval", "ip", "xml", "tsvector")
+_TABLE_KEYS = {"columns", "primary_key", "alternate_keys", "column_relationships",
+               "sequence_key", "sequence_index"}
+
+Key = str | list[str]
+
+
+def key_columns(key: Key | None) -> list[str]:
+    """A key as a list of column names (``None`` -> ``[]``, ``"id"`` -> ``["id"]``)."""
+    if key is None:
+        return []
+    return [key] if isinstance(key, str) else list(key)
+
+
+def _key_value(columns: list[str]) -> Key:
+    return columns[0] if len(columns) == 1 else list(columns)
+
+
+class Metadata:
+    """Tables, columns, keys and relationships of a database, in SDV's multi-table layout.
+
+    Example:
+        >>> metadata = Metadata.load_from_json("chinook.json")
+        >>> metadata.update_column("Customer", "Company", sdtype="company", pii=True)
+        >>> metadata.topological_order()[:3]
+        ['Artist', 'Employee', 'Genre']
+    """
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[str, Any]] = {}
+        self.relationships: list[dict[str, Any]] = []
+        self.sql_metadata = None  # sqlalchemy.MetaData when reflected from a database
+        self.row_counts: dict[str, int] = {}
+        self.schema: str | None = None
+
+    # ----------------------------------------------------------------------------- JSON layout
+    @classmethod
+    def from_dict(cls, metadata_dict: dict[str, Any]) -> Metadata:
+        """Build metadata from a dict in SDV's multi-table layout.
+
+        A single-table SDV dict (``columns`` at the top level) is not accepted: wrap it in
+        ``{"tables": {"name": ...}}``.
+        """
+        if not isinstance(metadata_dict, dict) or "tables" not in metadata_dict:
+            raise MetadataError(
+                "Expected a multi-table metadata dict with a 'tables' key; found "
+                + (f"the keys {sorted(metadata_dict)}" if isinstance(metadata_dict, dict)
+                   else type(metadata_dict).__name__)
+            )
+        metadata = cls()
+        for name, table in metadata_dict["tables"].items():
+            metadata.tables[name] = copy.deepcopy(dict(table))
+            metadata.tables[name].setdefault("columns", {})
+        metadata.relationships = [copy.deepcopy(dict(r)) for r in
+                                  metadata_dict.get("relationships", [])]
+        return metadata
+
+    def to_dict(self) -> dict[str, Any]:
+        """The metadata as a dict in SDV's multi-table layout (a deep copy)."""
+        tables = {}
+        for name, table in self.tables.items():
+            out = {k: copy.deepcopy(v) for k, v in table.items() if v not in (None, [])}
+            out["columns"] = copy.deepcopy(table["columns"])
+            tables[name] = out
+        return {
+            "METADATA_SPEC_VERSION": METADATA_SPEC_VERSION,
+            "tables": tables,
+            "relationships": copy.deepcopy(self.relationships),
+        }
+
+    def save_to_json(self, filepath: str | Path) -> None:
+        """Write the metadata to a JSON file (refuses to overwrite an existing file, like SDV)."""
+        path = Path(filepath)
+        if path.exists():
+            raise MetadataError(f"'{path}' already exists; choose another file name or remove it.")
+        path.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+
+    @classmethod
+    def load_from_json(cls, filepath: str | Path) -> Metadata:
+        """Read metadata from a JSON file written by hma_db or by SDV."""
+        path = Path(filepath)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise MetadataError(f"Metadata file '{path}' does not exist.") from exc
+        except json.JSONDecodeError as exc:
+            raise MetadataError(f"'{path}' is not valid JSON: {exc}") from exc
+        return cls.from_dict(data)
+
+    def copy(self) -> Metadata:
+        """A deep copy (the SQLAlchemy schema is shared, it is never modified)."""
+        other = Metadata.from_dict(self.to_dict())
+        other.sql_metadata, other.schema = self.sql_metadata, self.schema
+        other.row_counts = dict(self.row_counts)
+        return other
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Metadata) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"Metadata({len(self.tables)} tables, {len(self.relationships)} relationships)"
+
+    # ------------------------------------------------------------------------------ editing
+    def _table(self, table_name: str) -> dict[str, Any]:
+        if table_name not in self.tables:
+            raise MetadataError(
+                f"Unknown table '{table_name}'; the metadata has: {', '.join(sorted(self.tables))}"
+            )
+        return self.tables[table_name]
+
+    def _check_columns(self, table_name: str, columns: list[str]) -> None:
+        known = self._table(table_name)["columns"]
+        missing = [c for c in columns if c not in known]
+        if missing:
+            raise MetadataError(
+                f"Table '{table_name}' has no column {', '.join(repr(c) for c in missing)}; "
+                f"its columns are: {', '.join(known)}"
+            )
+
+    def add_table(self, table_name: str) -> None:
+        """Add an empty table."""
+        if table_name in self.tables:
+            raise MetadataError(f"Table '{table_name}' already exists.")
+        self.tables[table_name] = {"columns": {}}
+
+    def remove_table(self, table_name: str) -> None:
+        """Remove a table and every relationship that involves it."""
+        self._table(table_name)
+        del self.tables[table_name]
+        self.relationships = [
+            r for r in self.relationships
+            if table_name not in (r["parent_table_name"], r["child_table_name"])
+        ]
+        self.row_counts.pop(table_name, None)
+
+    def add_column(self, table_name: str, column_name: str, **kwargs: Any) -> None:
+        """Add a column; ``kwargs`` are its options (``sdtype`` is required)."""
+        columns = self._table(table_name)["columns"]
+        if column_name in columns:
+            raise MetadataError(f"Column '{table_name}.{column_name}' already exists.")
+        if "sdtype" not in kwargs:
+            raise MetadataError(f"Column '{table_name}.{column_name}' needs an sdtype.")
+        columns[column_name] = dict(kwargs)
+
+    def update_column(self, table_name: str, column_name: str, **kwargs: Any) -> None:
+        """Change a column's options. A new ``sdtype`` drops the options of the old one."""
+        self._check_columns(table_name, [column_name])
+        column = self._table(table_name)["columns"][column_name]
+        if "sdtype" in kwargs and kwargs["sdtype"] != column.get("sdtype"):
+            kept = {"nullable", "max_length", "precision", "scale"}
+            column = {k: v for k, v in column.items() if k in kept}
+        column.update(kwargs)
+        self.tables[table_name]["columns"][column_name] = column
+
+    def set_primary_key(self, table_name: str, column_name: Key) -> None:
+        """Set a table's primary key: one column name or a list of names."""
+        columns = key_columns(column_name)
+        self._check_columns(table_name, columns)
+        self.tables[table_name]["primary_key"] = _key_value(columns)
+
+    def add_alternate_keys(self, table_name: str, column_names: list[Key]) -> None:
+        """Add unique keys to a table: each item is a column name or a list of names."""
+        table = self._table(table_name)
+        keys = table.setdefault("alternate_keys", [])
+        for key in column_names:
+            self._check_columns(table_name, key_columns(key))
+            if key not in keys:
+                keys.append(key)
+
+    def add_relationship(self, parent_table_name: str, child_table_name: str,
+                         parent_primary_key: Key, child_foreign_key: Key) -> None:
+        """Declare that ``child_foreign_key`` of the child references the parent's primary key."""
+        self._check_columns(parent_table_name, key_columns(parent_primary_key))
+        self._check_columns(child_table_name, key_columns(child_foreign_key))
+        rel = {"parent_table_name": parent_table_name, "child_table_name": child_table_name,
+               "parent_primary_key": parent_primary_key, "child_foreign_key": child_foreign_key}
+        if rel in self.relationships:
+            raise MetadataError(f"The relationship {graph.relationship_name(rel)} already exists.")
+        self.relationships.append(rel)
+
+    def remove_relationship(self, parent_table_name: str, child_table_name: str) -> None:
+        """Remove every relationship between the parent and the child."""
+        before = len(self.relationships)
+        self.relationships = [
+            r for r in self.relationships
+            if (r["parent_table_name"], r["child_table_name"])
+            != (parent_table_name, child_table_name)
+        ]
+        if len(self.relationships) == before:
+            raise MetadataError(
+                f"There is no relationship from '{parent_table_name}' to '{child_table_name}'."
+            )
+
+    # ----------------------------------------------------------------------------- accessors
+    def get_column_names(self, table_name: str, **options: Any) -> list[str]:
+        """Column names of a table, in order, whose options match ``options`` (e.g. sdtype='id')."""
+        return [
+            name for name, col in self._table(table_name)["columns"].items()
+            if all(col.get(k) == v for k, v in options.items())
+        ]
+
+    def primary_key(self, table_name: str) -> list[str]:
+        """The primary key columns of a table ([] when it has none)."""
+        return key_columns(self._table(table_name).get("primary_key"))
+
+    def alternate_keys(self, table_name: str) -> list[list[str]]:
+        """Each alternate key of a table as a list of columns."""
+        return [key_columns(k) for k in self._table(table_name).get("alternate_keys", [])]
+
+    def foreign_key_columns(self, table_name: str) -> list[str]:
+        """Every column of a table that is part of a foreign key, in column order."""
+        fk = {c for r in self.relationships if r["child_table_name"] == table_name
+              for c in key_columns(r["child_foreign_key"])}
+        return [c for c in self._table(table_name)["columns"] if c in fk]
+
+    def is_nullable(self, relationship: dict[str, Any]) -> bool:
+        """True when every column of the relationship's foreign key may be NULL."""
+        columns = self.tables[relationship["child_table_name"]]["columns"]
+        return all(columns.get(c, {}).get("nullable", False)
+                   for c in key_columns(relationship["child_foreign_key"]))
+
+    # ---------------------------------------------------------------------------- the graph
+    def parents(self, table_name: str) -> list[str]:
+        """Tables this table references (self excluded), sorted."""
+        return sorted({r["parent_table_name"] for r in self.relationships
+                       if r["child_table_name"] == table_name} - {table_name})
+
+    def children(self, table_name: str) -> list[str]:
+        """Tables that reference this table (self excluded), sorted."""
+        return sorted({r["child_table_name"] for r in self.relationships
+                       if r["parent_table_name"] == table_name} - {table_name})
+
+    def self_references(self) -> list[dict[str, Any]]:
+        """Relationships from a table to itself."""
+        return [r for r in self.relationships if r["parent_table_name"] == r["child_table_name"]]
+
+    def cycles(self) -> list[list[str]]:
+        """Each cycle between two or more tables, e.g. ``['a', 'b', 'a']``."""
+        return graph.cycles(self.tables, self.relationships)
+
+    def deferred_relationships(self) -> list[dict[str, Any]]:
+        """Nullable relationships cut to break every cycle (written NULL first, then updated)."""
+        return graph.deferred_relationships(self.tables, self.relationships, self.is_nullable)
+
+    def topological_order(self) -> list[str]:
+        """Tables with parents before children (cycles cut at a nullable foreign key)."""
+        deferred = self.deferred_relationships()
+        return graph.topological_order(
+            self.tables, [r for r in self.relationships if r not in deferred])
+
+    def depth(self) -> int:
+        """Foreign-key steps on the longest parent-to-child chain (cycles cut, self-refs ignored)."""
+        deferred = self.deferred_relationships()
+        return graph.depth(self.tables, [r for r in self.relationships if r not in deferred])
+
+    # ---------------------------------------------------------------------------- validation
+    def validate(self) -> None:
+        """Check the metadata; raise one :class:`MetadataError` listing every problem."""
+        problems: list[str] = []
+        for name, table in self.tables.items():
+            problems += _table_problems(name, table)
+        sound = []  # relationships without problems: the cycle check needs their tables
+        for rel in self.relationships:
+            rel_problems = self._relationship_problems(rel)
+            problems += rel_problems
+            if not rel_problems:
+                sound.append(rel)
+        try:
+            graph.deferred_relationships(self.tables, sound, self.is_nullable)
+        except MetadataError as exc:
+            problems.append(str(exc))
+        if problems:
+            raise MetadataError("The metadata is not valid:", problems)
+
+    def _relationship_problems(self, rel: dict[str, Any]) -> list[str]:
+        missing = [k for k in ("parent_table_name", "child_table_name", "parent_primary_key",
+                               "child_foreign_key") if k not in rel]
+        if missing:
+            return [f"relationship {rel} lacks {', '.join(missing)}"]
+        name = graph.relationship_name(rel)
+        parent, child = rel["parent_table_name"], rel["child_table_name"]
+        unknown = [t for t in (parent, child) if t not in self.tables]
+        if unknown:
+            return [f"relationship {name}: unknown table {', '.join(repr(t) for t in unknown)}"]
+        pk, fk = key_columns(rel["parent_primary_key"]), key_columns(rel["child_foreign_key"])
+        parent_pk = self.primary_key(parent)
+        problems = []
+        if not parent_pk:
+            problems.append(f"relationship {name}: parent table '{parent}' has no primary key")
+        elif pk != parent_pk:
+            problems.append(f"relationship {name}: expected the parent's primary key {parent_pk}, "
+                            f"found {pk}")
+        if len(pk) != len(fk):
+            problems.append(f"relationship {name}: the foreign key has {len(fk)} column(s) but "
+                            f"the primary key has {len(pk)}")
+        cols = self.tables[child]["columns"]
+        problems += [f"relationship {name}: child column '{child}.{c}' does not exist"
+                     for c in fk if c not in cols]
+        pcols = self.tables[parent]["columns"]
+        for p, f in zip(pk, fk, strict=False):
+            if p in pcols and f in cols and pcols[p].get("sdtype") != cols[f].get("sdtype"):
+                problems.append(
+                    f"relationship {name}: '{child}.{f}' has sdtype '{cols[f].get('sdtype')}' "
+                    f"but '{parent}.{p}' has '{pcols[p].get('sdtype')}'; they must match")
+        return problems
+
+    def validate_data(self, data: dict) -> None:
+        """Check a dict of DataFrames against the metadata; see :func:`hma_db.schema.checks.validate_data`."""
+        from hma_db.schema.checks import validate_data
+
+        validate_data(self, data)
+
+    @classmethod
+    def detect_from_dataframes(cls, data: dict) -> Metadata:
+        """Guess metadata from a dict of DataFrames; see :func:`hma_db.schema.checks.detect`."""
+        from hma_db.schema.checks import detect
+
+        return detect(data)
+
+
+def _table_problems(name: str, table: dict[str, Any]) -> list[str]:
+    problems = [f"table '{name}': unknown key '{k}'" for k in table if k not in _TABLE_KEYS]
+    columns = table.get("columns", {})
+    for col, spec in columns.items():
+        sdtype = spec.get("sdtype") if isinstance(spec, dict) else None
+        if sdtype is None:
+            problems.append(f"column '{name}.{col}': no sdtype")
+        elif sdtype not in BASIC_SDTYPES and not is_faker_provider(sdtype):
+            problems.append(
+                f"column '{name}.{col}': unknown sdtype '{sdtype}'; expected one of "
+                f"{', '.join(BASIC_SDTYPES)} or a Faker provider name such as 'email'")
+        generator = spec.get("generator") if isinstance(spec, dict) else None
+        if generator is not None and generator not in GENERATORS:
+            problems.append(f"column '{name}.{col}': unknown generator '{generator}'; expected "
+                            f"one of {', '.join(GENERATORS)}")
+    keys = [("primary key", table.get("primary_key"))]
+    keys += [("alternate key", k) for k in table.get("alternate_keys", [])]
+    for kind, key in keys:
+        problems += [f"table '{name}': {kind} column '{c}' does not exist"
+                     for c in key_columns(key) if c not in columns]
+    return problems

@@ -1,0 +1,19 @@
+"""The source stage: reflect a database and read its rows. The only user of the inspector.
+
+Takes in a URL or engine (only ever read, in read-only transactions where the server allows);
+gives out :class:`~hma_db.schema.Metadata` with the physical schema and row counts
+(:func:`reflect`), and ``{table: DataFrame}`` of the whole tables or of a referentially closed
+subset (:func:`read_tables`, :func:`read_subset`), streamed in chunks (COPY TO on PostgreSQL).
+"""
+
+from hma_db.source.read import begin_read_only, read_tables, table_selectable
+from hma_db.source.reflect import reflect
+from hma_db.source.subset import read_subset
+
+__all__ = [
+    "begin_read_only",
+    "read_subset",
+    "read_tables",
+    "reflect",
+    "table_selectable",
+]

@@ -1,0 +1,147 @@
+"""A cheap look at the data of reflected tables: what the schema alone cannot say.
+
+For each table, one ``LIMIT`` query reads a small sample of the columns that need it, and (on tables
+up to :data:`EXACT_DISTINCT_MAX_ROWS` rows) one query counts their distinct and non-null values.
+From these:
+
+- text columns become personal data (a Faker provider sdtype with ``pii``), categorical (a small
+  domain whose values repeat) or generated text;
+- string primary keys get a ``regex_format`` learned from the sample (``[A-Z]{5}`` for Northwind's
+  customer ids) or ``generator: 'uuid'`` when they hold UUIDs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from hma_db.schema import DATE_PII, guess_from_name, guess_from_values
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_ROWS = 1000  # rows read per table for the value checks
+PII_SAMPLE = 200  # values handed to guess_from_values
+EXACT_DISTINCT_MAX_ROWS = 200_000  # above this, distinct counts come from the sample only
+CATEGORICAL_MAX = 100  # a categorical column has at most this many distinct values
+CATEGORY_MIN_MEAN = 5  # ... and each value appears this many times on average
+# Place names are personal data only when they do not repeat much: a country column of an
+# orders table is a plain category.
+WEAK_PII = {"city", "state", "country"}
+_SHORT_FORMS = {"state": "state_abbr", "country": "country_code"}
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_CLASSES = {"A": ("[A-Z]", 26), "a": ("[a-z]", 26), "9": (r"\d", 10)}
+
+
+def sample(conn: sa.Connection, table: sa.Table, columns: list[str],
+           rows: int) -> tuple[pd.DataFrame, dict[str, tuple[int, int]]]:
+    """Sample values of ``columns`` and their (distinct, non-null) counts.
+
+    The counts are exact on tables up to :data:`EXACT_DISTINCT_MAX_ROWS` rows and taken from the
+    sample above that, so a large table costs one bounded query (on PostgreSQL a TABLESAMPLE of
+    random pages; elsewhere the first rows).
+    """
+    if not columns or rows == 0:
+        return pd.DataFrame(columns=columns), dict.fromkeys(columns, (0, 0))
+    source = table
+    if rows > EXACT_DISTINCT_MAX_ROWS and conn.dialect.name == "postgresql":
+        # Random pages instead of the first rows, which may all be alike (old, archived...).
+        percent = min(100.0, 100.0 * 3 * SAMPLE_ROWS / rows)
+        source = sa.tablesample(table, sa.func.system(percent))
+    cols = [source.c[c] for c in columns]
+    result = conn.execute(sa.select(*cols).limit(SAMPLE_ROWS)).fetchall()
+    frame = pd.DataFrame([tuple(r) for r in result], columns=columns, dtype="object")
+    if rows <= EXACT_DISTINCT_MAX_ROWS:
+        exprs = [f(c) for c in cols for f in (lambda c: sa.func.count(sa.distinct(c)), sa.func.count)]
+        counts = list(conn.execute(sa.select(*exprs)).one())
+        stats = {c: (int(counts[2 * i]), int(counts[2 * i + 1])) for i, c in enumerate(columns)}
+    else:
+        stats = {c: (int(frame[c].nunique()), int(frame[c].notna().sum())) for c in columns}
+    return frame, stats
+
+
+def _fit_length(provider: str, max_length: int | None) -> str:
+    if max_length is not None and max_length <= 3 and provider in _SHORT_FORMS:
+        return _SHORT_FORMS[provider]
+    return provider
+
+
+def text_options(name: str, options: dict[str, Any], values: pd.Series,
+                 distinct: int, non_null: int) -> dict[str, Any]:
+    """Options of a text column: personal data, categorical or generated text.
+
+    Strong personal-data names (email, names, phone...) win, then values that look like emails,
+    phones, IPs or URLs; otherwise a column whose few values repeat is categorical; otherwise a
+    place name makes personal data; otherwise the column is generated text within its length.
+    """
+    kept = {k: options[k] for k in ("nullable", "max_length") if k in options}
+    provider = guess_from_name(name)
+    if provider in DATE_PII:
+        provider = None
+    if provider and provider not in WEAK_PII:
+        return {"sdtype": provider, "pii": True, **kept}
+    # Values that look like emails or phone numbers are personal even when they repeat.
+    by_value = None if provider else guess_from_values(values.dropna().head(PII_SAMPLE))
+    if by_value:
+        return {"sdtype": by_value, "pii": True, **kept}
+    if non_null and distinct <= CATEGORICAL_MAX and non_null >= CATEGORY_MIN_MEAN * distinct:
+        return {"sdtype": "categorical", **kept}
+    if provider:
+        return {"sdtype": _fit_length(provider, kept.get("max_length")), "pii": True, **kept}
+    return options
+
+
+def date_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """A date column named like a birth date is personal data (``date_of_birth``)."""
+    provider = guess_from_name(name)
+    if provider in DATE_PII:
+        return {"sdtype": provider, "pii": True, "nullable": options["nullable"]}
+    return options
+
+
+def _runs(value: str) -> list[tuple[str, int]]:
+    runs: list[tuple[str, int]] = []
+    for char in value:
+        cls = "A" if "A" <= char <= "Z" else "a" if "a" <= char <= "z" else \
+            "9" if "0" <= char <= "9" else char
+        if runs and runs[-1][0] == cls:
+            runs[-1] = (cls, runs[-1][1] + 1)
+        else:
+            runs.append((cls, 1))
+    return runs
+
+
+def learn_key_format(values: pd.Series, rows: int) -> dict[str, Any]:
+    """``regex_format`` (or ``generator: 'uuid'``) for a string key, learned from sample values.
+
+    Only simple shapes are learned: every value must be the same sequence of runs of upper-case
+    letters, lower-case letters, digits and fixed characters (lengths may vary per run), and the
+    pattern must allow at least ten times ``rows`` distinct values. Returns {} otherwise.
+
+    Example:
+        >>> learn_key_format(pd.Series(["ALFKI", "ANATR", "BONAP"]), 91)
+        {'regex_format': '[A-Z]{5}'}
+    """
+    text = values.dropna()
+    if text.empty or not all(isinstance(v, str) for v in text):
+        return {}
+    if text.map(lambda v: bool(_UUID.match(v))).all():
+        return {"generator": "uuid"}
+    shapes = [_runs(v) for v in text]
+    signature = [cls for cls, _ in shapes[0]]
+    if len(signature) > 8 or any([cls for cls, _ in s] != signature for s in shapes):
+        return {}
+    parts, capacity = [], 1.0
+    for i, cls in enumerate(signature):
+        lengths = [s[i][1] for s in shapes]
+        low, high = min(lengths), max(lengths)
+        pattern, size = _CLASSES.get(cls, (re.escape(cls), 1))
+        parts.append(pattern + (f"{{{low}}}" if low == high else f"{{{low},{high}}}"))
+        capacity *= float(size) ** high
+    if capacity < 10 * max(rows, 1):
+        return {}
+    regex = "".join(parts).replace("{1}", "")
+    return {"regex_format": regex}

@@ -1,0 +1,356 @@
+"""Read a database's schema into :class:`~hma_db.Metadata`, with the SQLAlchemy tables behind it.
+
+:func:`reflect` is the only user of SQLAlchemy's ``Inspector`` in hma_db. It reads the tables of one
+schema (views and PostgreSQL partitions left out), maps SQL types to sdtypes
+(:mod:`hma_db.schema.sqltypes`), turns primary and foreign keys into ``id`` columns and relationships,
+unique constraints and unique indexes into alternate keys, and looks at a small sample of the data
+(:mod:`hma_db.source.profiling`) to find personal data, categorical text and the shape of string keys.
+Generated (computed) columns stay in the SQLAlchemy tables but not in the metadata: the database
+computes them, so they are never read, modeled or written.
+The source is opened read-only where the database allows it and never written.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import sqlalchemy as sa
+
+from hma_db.errors import ReflectionError
+from hma_db.schema import DATE, TEXT, Metadata, base_type, type_options
+from hma_db.source import profiling
+from hma_db.source.reflect_schema import (
+    add_mysql_checks,
+    add_sqlite_unique_constraints,
+    alternate_keys,
+    autoincrement_columns,
+    bare_tables,
+    checked_values,
+    complete_types,
+    lift_partition_foreign_keys,
+    partitions,
+)
+
+logger = logging.getLogger(__name__)
+
+Source = str | sa.URL | sa.Engine
+_KEY = "key"  # the kind of a string primary-key column, whose format is learned from the data
+_URL_HINT = ("expected dialect+driver://user@host/database, e.g. "
+             "postgresql+psycopg://app@localhost/shop or sqlite:///path/to/file.sqlite")
+
+
+def reflect(source: Source, *, schema: str | None = None, include: Iterable[str] | None = None,
+            exclude: Iterable[str] | None = None) -> Metadata:
+    """Reflect the tables of a database into :class:`Metadata`.
+
+    Args:
+        source: a URL string, a ``sqlalchemy.URL`` or an ``Engine`` (a given engine is not
+            disposed; one created here is). A path to an existing SQLite file also works.
+        schema: the schema to read (default: the connection's default schema).
+        include: read only these tables.
+        exclude: leave these tables out.
+
+    Returns:
+        The metadata, with ``sql_metadata`` (the SQLAlchemy tables keyed by bare name),
+        ``schema`` and ``row_counts`` set.
+
+    Raises:
+        ReflectionError: the URL is invalid, the SQLite file does not exist, the connection is
+            refused, the schema does not exist, or ``include``/``exclude`` name a missing table.
+
+    Example:
+        >>> metadata = reflect("sqlite:///examples/chinook.sqlite")
+        >>> metadata.tables["Customer"]["columns"]["Email"]
+        {'sdtype': 'email', 'pii': True, 'nullable': False, 'max_length': 60}
+    """
+    with _engine(source) as engine, _connect(engine) as conn:
+        label = engine.url.render_as_string(hide_password=True)
+        try:
+            with warnings.catch_warnings():
+                # Unknown column types are looked up by name afterwards (sqltypes.RawType).
+                warnings.simplefilter("ignore", sa.exc.SAWarning)
+                return _reflect(conn, schema, include, exclude, label)
+        except sa.exc.SQLAlchemyError as exc:
+            raise ReflectionError(
+                f"Cannot read the schema of {label}: {_first_line(exc, engine.url)}") from exc
+
+
+# ------------------------------------------------------------------------ opening the source
+def _first_line(exc: BaseException, url: sa.URL | None = None) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    text = lines[0] if lines else type(orig).__name__
+    if url is not None and url.password:
+        text = text.replace(str(url.password), "***")
+    return text
+
+
+def _mask(text: str) -> str:
+    """Hide what looks like a password in a string that is not a valid URL."""
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+
+
+def _parse(source: str | sa.URL) -> sa.URL:
+    if isinstance(source, sa.URL):
+        return source
+    if not isinstance(source, str):
+        raise ReflectionError(f"Expected a database URL (str or sqlalchemy.URL) or an Engine; "
+                              f"found {type(source).__name__}")
+    if "://" not in source and Path(source).is_file():
+        return sa.URL.create("sqlite", database=str(Path(source).resolve()))
+    try:
+        return sa.make_url(source)
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise ReflectionError(f"'{_mask(source)}' is not a valid database URL; {_URL_HINT}") from exc
+
+
+def _sqlite_engine(url: sa.URL) -> sa.Engine:
+    """A read-only SQLite engine; a missing file is an error, never a new empty database."""
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return sa.create_engine(url)
+    path = Path(database)
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "does not exist"
+        raise ReflectionError(f"The SQLite database file '{path}' {what}; check the path in the "
+                              f"URL '{url.render_as_string(hide_password=True)}'")
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    return sa.create_engine(url, creator=lambda: sqlite3.connect(uri, uri=True),
+                            poolclass=sa.pool.NullPool)
+
+
+def _create_engine(url: sa.URL) -> sa.Engine:
+    label = url.render_as_string(hide_password=True)
+    try:
+        if url.get_backend_name() == "sqlite":
+            return _sqlite_engine(url)
+        connect_args = {}
+        if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("psycopg",
+                                                                               "psycopg2"):
+            # Every transaction of this engine is read-only (the server enforces it).
+            connect_args["options"] = "-c default_transaction_read_only=on"
+        return sa.create_engine(url, connect_args=connect_args, poolclass=sa.pool.NullPool)
+    except sa.exc.NoSuchModuleError as exc:
+        raise ReflectionError(f"Unknown database dialect or driver '{url.drivername}' in "
+                              f"'{label}'; {_URL_HINT}") from exc
+    except ImportError as exc:
+        hint = " (for MariaDB/MySQL use mysql+pymysql://, installed by pip install " \
+            "'hma_db[mysql]')" if url.get_backend_name() in ("mysql", "mariadb") else ""
+        raise ReflectionError(f"The database driver for '{label}' is not installed: "
+                              f"{exc}{hint}") from exc
+    except sa.exc.ArgumentError as exc:
+        raise ReflectionError(f"Invalid database URL '{label}': {_first_line(exc, url)}") from exc
+
+
+@contextmanager
+def _engine(source: Source) -> Iterator[sa.Engine]:
+    if isinstance(source, sa.Engine):
+        yield source
+        return
+    engine = _create_engine(_parse(source))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _read_only(conn: sa.Connection) -> None:
+    """Make the connection's transaction read-only (also for engines the caller created)."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+    elif dialect in ("mysql", "mariadb"):
+        try:  # applies to the next transaction, which reflect's first query starts
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        except sa.exc.DBAPIError:
+            logger.info("this server cannot make the transaction read-only; reading anyway")
+
+
+@contextmanager
+def _connect(engine: sa.Engine) -> Iterator[sa.Connection]:
+    label = engine.url.render_as_string(hide_password=True)
+    try:
+        conn = engine.connect()
+    except sa.exc.SQLAlchemyError as exc:
+        raise ReflectionError(f"Cannot connect to {label}: {_first_line(exc, engine.url)}") from exc
+    try:
+        _read_only(conn)
+        yield conn
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+# -------------------------------------------------------------------------- choosing tables
+def _check_schema(inspector: sa.Inspector, schema: str | None, label: str) -> None:
+    if schema is None:
+        return
+    names = inspector.get_schema_names()
+    if schema not in names:
+        raise ReflectionError(f"Schema '{schema}' does not exist in {label}; its schemas are: "
+                              f"{', '.join(names)}")
+
+
+def _names(values: Iterable[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return [values] if isinstance(values, str) else list(values)
+
+
+def _select_tables(available: list[str], include: list[str] | None, exclude: list[str] | None,
+                   where: str, parts: dict[str, str]) -> list[str]:
+    for option, names in (("include", include), ("exclude", exclude)):
+        missing = [n for n in names or [] if n not in available]
+        if missing:
+            shown = ", ".join(available[:30]) + (" ..." if len(available) > 30 else "")
+            hints = [f"'{m}' is a partition of '{parts[m]}'" for m in missing if m in parts]
+            raise ReflectionError(
+                f"{option} names table(s) {', '.join(repr(m) for m in missing)} that do not "
+                f"exist in {where}; its tables are: {shown or '(none)'}"
+                + (f" ({'; '.join(hints)}: name the partitioned table)" if hints else ""))
+    chosen = [t for t in available if include is None or t in include]
+    return [t for t in chosen if t not in (exclude or [])]
+
+
+def _reflect(conn: sa.Connection, schema: str | None, include: Iterable[str] | None,
+             exclude: Iterable[str] | None, label: str) -> Metadata:
+    inspector = sa.inspect(conn)
+    _check_schema(inspector, schema, label)
+    where = label + (f" (schema '{schema}')" if schema else "")
+    parts = partitions(conn, schema)
+    available = sorted(t for t in inspector.get_table_names(schema=schema) if t not in parts)
+    names = _select_tables(available, _names(include), _names(exclude), where, parts)
+    source = sa.MetaData()
+    source.reflect(bind=conn, schema=schema, only=names, views=False, resolve_fks=False)
+    source_tables = {n: source.tables[f"{schema}.{n}" if schema else n] for n in names}
+    complete_types(conn, source_tables, schema)
+    sql_metadata = bare_tables(source_tables)
+    lift_partition_foreign_keys(inspector, sql_metadata, parts, schema)
+    add_sqlite_unique_constraints(conn, sql_metadata, schema)
+    add_mysql_checks(conn, sql_metadata, schema)
+    metadata = _to_metadata(conn, sql_metadata, source_tables, schema)
+    metadata.sql_metadata, metadata.schema = sql_metadata, schema
+    logger.info("reflected %d tables and %d relationships from %s", len(metadata.tables),
+                len(metadata.relationships), where)
+    return metadata
+
+
+# ------------------------------------------------------------------------- building metadata
+def _to_metadata(conn: sa.Connection, sql_metadata: sa.MetaData, source_tables: dict[str, sa.Table],
+                 schema: str | None) -> Metadata:
+    metadata = Metadata()
+    relationships = [rel for table in sql_metadata.tables.values()
+                     for rel in _relationships(table)]
+    fk_columns: dict[str, set[str]] = {}
+    for rel in relationships:
+        fk_columns.setdefault(rel["child_table_name"], set()).update(rel["child_foreign_key"])
+    for name, table in sql_metadata.tables.items():
+        rows = conn.execute(sa.select(sa.func.count()).select_from(source_tables[name])).scalar()
+        metadata.row_counts[name] = int(rows)
+        entry = _table_entry(conn, table, source_tables[name], fk_columns.get(name, set()),
+                             int(rows), schema)
+        metadata.tables[name] = entry
+        logger.info("table %s: %d columns, %d rows", name, len(table.columns), rows)
+    metadata.relationships = [
+        {k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in rel.items()}
+        for rel in relationships  # a generated foreign-key column is the database's business
+        if all(c in metadata.tables[rel["child_table_name"]]["columns"]
+               for c in rel["child_foreign_key"])
+    ]
+    return metadata
+
+
+def _relationships(table: sa.Table) -> list[dict[str, Any]]:
+    """One relationship per foreign key that references its parent's primary key."""
+    found = []
+    for fkc in sorted(table.foreign_key_constraints, key=lambda c: (c.column_keys, c.name or "")):
+        parent = fkc.referred_table
+        pairs = {e.column.name: e.parent.name for e in fkc.elements}
+        pk = [c.name for c in parent.primary_key.columns]
+        if not pk or set(pairs) != set(pk):
+            logger.warning("foreign key %s.(%s) references %s.(%s), not its primary key; "
+                           "it is kept in the schema but not modeled as a relationship",
+                           table.name, ", ".join(pairs.values()), parent.name, ", ".join(pairs))
+            continue
+        rel = {"parent_table_name": parent.name, "parent_primary_key": pk,
+               "child_table_name": table.name, "child_foreign_key": [pairs[c] for c in pk]}
+        if rel not in found:
+            found.append(rel)
+    return found
+
+
+def _table_entry(conn: sa.Connection, table: sa.Table, source_table: sa.Table, fk_columns: set[str],
+                 rows: int, schema: str | None) -> dict[str, Any]:
+    """One table in SDV's layout: column options, primary key, alternate keys."""
+    pk = [c.name for c in table.primary_key.columns]
+    allowed, json_columns = checked_values(table)
+    serial = autoincrement_columns(conn, table, schema)
+    columns: dict[str, dict[str, Any]] = {}
+    kinds: dict[str, str | None] = {}
+    for column in table.columns:
+        if column.computed is not None:
+            # The database computes it from the other columns: never read, modeled or written.
+            logger.info("table %s: generated column %s left to the database", table.name,
+                        column.name)
+            continue
+        options, kind = type_options(column.type)
+        if column.name in json_columns:
+            options, kind = {"sdtype": "unknown", "generator": "json"}, None
+        options["nullable"] = bool(column.nullable) and column.name not in pk
+        if column.name in serial:
+            options["autoincrement"] = True
+        if column.name in pk or column.name in fk_columns:
+            own_key = column.name not in fk_columns
+            options = _key_options(options, own_key)
+            # A string key of the table's own gets its format from the data.
+            own_string = own_key and "generator" not in options and isinstance(
+                base_type(column.type), sa.String)
+            kind = _KEY if own_string else None
+        elif column.name in allowed:
+            options = {"sdtype": "categorical", "allowed_values": allowed[column.name],
+                       **{k: options[k] for k in ("nullable", "max_length") if k in options}}
+            kind = None
+        columns[column.name], kinds[column.name] = options, kind
+    _profile(conn, source_table, columns, kinds, rows)
+    entry: dict[str, Any] = {"columns": columns}
+    if pk:
+        entry["primary_key"] = pk[0] if len(pk) == 1 else pk
+    alternate = [k for k in alternate_keys(table)
+                 if all(c in columns for c in ([k] if isinstance(k, str) else k))]
+    if alternate:
+        entry["alternate_keys"] = alternate
+    return entry
+
+
+def _key_options(options: dict[str, Any], own_key: bool) -> dict[str, Any]:
+    """Options of a primary- or foreign-key column: sdtype 'id' and what generating it needs."""
+    kept = {k: options[k] for k in ("nullable", "max_length", "autoincrement") if k in options}
+    key = {"sdtype": "id", **kept}
+    if own_key and options.get("generator") == "uuid":
+        key["generator"] = "uuid"
+    return key
+
+
+def _profile(conn: sa.Connection, table: sa.Table, columns: dict[str, dict[str, Any]],
+             kinds: dict[str, str | None], rows: int) -> None:
+    """Settle text columns, birth dates and string-key formats from a small sample of the data."""
+    for name, kind in kinds.items():
+        if kind == DATE:
+            columns[name] = profiling.date_options(name, columns[name])
+    wanted = [n for n, k in kinds.items() if k in (TEXT, _KEY)]
+    frame, stats = profiling.sample(conn, table, wanted, rows)
+    for name in wanted:
+        if kinds[name] == _KEY:
+            columns[name].update(profiling.learn_key_format(frame[name], rows))
+        else:
+            distinct, non_null = stats[name]
+            columns[name] = profiling.text_options(name, columns[name], frame[name], distinct,
+                                                   non_null)

@@ -1,0 +1,44 @@
+"""Argument checks of :class:`~hma_db.synthesizer.hma.HMASynthesizer` that other stages share
+(``clone`` checks ``scale`` before it reads anything)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import pandas as pd
+
+from hma_db.errors import SynthesizerInputError
+
+
+def check_seed(seed: Any) -> None:
+    if seed is None:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise SynthesizerInputError(f"seed must be a non-negative integer or None; found {seed!r}.")
+
+
+def check_row_counts(row_counts: Any, data: dict[str, pd.DataFrame]) -> dict[str, int]:
+    """The full row counts to sample at: known tables, integers no smaller than the data."""
+    if row_counts is None:
+        return {}
+    counts = {}
+    for table, rows in dict(row_counts).items():
+        if table not in data:
+            continue  # e.g. metadata.row_counts of tables left out of the model
+        if isinstance(rows, bool) or not isinstance(rows, numbers.Integral) \
+                or rows < len(data[table]):
+            raise SynthesizerInputError(
+                f"row_counts['{table}'] must be an integer of at least the {len(data[table])} "
+                f"rows fitted on; found {rows!r}.")
+        counts[table] = int(rows)
+    return counts
+
+
+def check_scale(scale: Any) -> None:
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) \
+            or not math.isfinite(scale) or scale <= 0:
+        raise SynthesizerInputError(
+            f"scale must be a positive finite number (1.0 keeps the source row counts); "
+            f"found {scale!r}.")

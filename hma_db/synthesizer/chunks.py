@@ -1,0 +1,167 @@
+"""Sampling in chunks, so that memory depends on the chunk size and not on ``scale``.
+
+The tables are split in two:
+
+* **resident** tables: small ones (at most ``chunk_rows`` rows at this scale) whose parents are
+  all resident too, such as lookup tables, and tables keyed by resident parents only (a
+  junction of two lookup tables: it holds at most one row per pair, and chunks drawing their
+  own pairs would repeat pairs). They are sampled whole in the first chunk and kept (their
+  sampled scores and keys) as parents for every later chunk;
+* **chunked** tables: every other one. Each table's total, ``round(rows * scale)``, is split
+  evenly over ``K`` chunks (the first ``total % K`` chunks get one row more), so totals are
+  exact. ``K`` is the largest chunked table's total divided by ``chunk_rows``, rounded up, but
+  never more than the smallest chunked table's total, so every chunk has at least one row of
+  every chunked table for its children to reference.
+
+Each chunk is one run of the hierarchical sampler (:func:`hma_db.model.sample.sample_chunk`) with
+the resident tables fixed: a chunk's children are drawn under the chunk's parents (or the
+resident ones), secondary, cycle and self references are assigned among the rows of the chunk
+and the resident tables, so every foreign key of a chunk points at a row of the same chunk or a
+resident row.
+
+Keys and unique columns are unique across chunks by construction, with nothing remembered
+between chunks: each table's chunk is a :class:`~hma_db.transform.keygen.Span` (its rows' positions in
+the run) and every unique value is a function of one seed drawn per run and the row's position
+(integers count on, patterned strings and uuids are keyed permutations of the position, unique
+personal data numbers the rounds of a fixed Faker pool; see :mod:`hma_db.transform.keygen` and
+:mod:`hma_db.transform.personal`). Memory per unique column is one Faker pool, whatever the scale.
+
+Limit: a chunked table whose key is made of references to resident tables only (it also has a
+chunked parent outside the key) can repeat a combination in two chunks; :func:`chunk_plan`
+logs a warning naming it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterator
+
+import pandas as pd
+
+from hma_db.model import sample_chunk, target_rows
+from hma_db.schema import key_columns
+from hma_db.synthesizer.links import assign_keys
+from hma_db.transform import Span
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHUNK_ROWS = 100_000
+
+
+def resident_tables(metadata, totals: dict[str, int], chunk_rows: int) -> set[str]:
+    """Small tables whose parents are all resident (see the module docstring)."""
+    resident: set[str] = set()
+    for table in metadata.topological_order():
+        # A table keyed by resident parents stays whole too: chunks drawing their own pairs
+        # of the same parents would repeat pairs. It holds at most one row per pair.
+        if all(p in resident for p in metadata.parents(table)) and (
+                totals[table] <= chunk_rows or _parent_keys(metadata, table)):
+            resident.add(table)
+    # A cycle cut at a nullable key: a resident table must not reference a chunked one.
+    changed = True
+    while changed:
+        changed = False
+        for rel in metadata.relationships:
+            if rel["child_table_name"] in resident and rel["parent_table_name"] not in resident:
+                resident.discard(rel["child_table_name"])
+                changed = True
+    return resident
+
+
+def _parent_keys(metadata, table: str) -> list[list[str]]:
+    """The unique keys of a table made only of foreign-key columns, with their parents."""
+    fks = set(metadata.foreign_key_columns(table))
+    keys = [metadata.primary_key(table), *metadata.alternate_keys(table)]
+    return [key for key in keys if key and set(key) <= fks]
+
+
+def _key_parents(metadata, table: str, key: list[str]) -> set[str]:
+    return {r["parent_table_name"] for r in metadata.relationships
+            if r["child_table_name"] == table and set(key_columns(r["child_foreign_key"])) & set(key)}
+
+
+def _warn_repeatable_keys(metadata, resident: set[str]) -> None:
+    """A chunked table whose parent-made key references resident tables only (it has another,
+    chunked parent) can repeat a combination in two chunks: say so before sampling."""
+    for table in sorted(set(metadata.tables) - resident):
+        for key in _parent_keys(metadata, table):
+            if _key_parents(metadata, table, key) <= resident:
+                logger.warning("table %s: its key %s is made of references to tables sampled "
+                               "once (%s); two chunks may repeat a combination. Raise chunk_rows "
+                               "to sample %s whole.", table, key,
+                               ", ".join(sorted(_key_parents(metadata, table, key))), table)
+
+
+def chunk_plan(metadata, totals: dict[str, int], chunk_rows: int
+               ) -> tuple[set[str], list[dict[str, int]]]:
+    """The resident tables and, per chunk, the rows of each chunked table."""
+    resident = resident_tables(metadata, totals, chunk_rows)
+    _warn_repeatable_keys(metadata, resident)
+    chunked = [t for t in metadata.topological_order() if t not in resident and totals[t] > 0]
+    if not chunked:
+        return resident | set(totals), [dict(totals)]
+    k = max(1, min(math.ceil(max(totals[t] for t in chunked) / chunk_rows),
+                   min(totals[t] for t in chunked)))
+    chunks = []
+    for c in range(k):
+        rows = {t: totals[t] // k + (c < totals[t] % k) for t in chunked}
+        rows.update({t: totals[t] if c == 0 else 0 for t in totals if t not in rows})
+        chunks.append(rows)
+    return resident, chunks
+
+
+def iter_sample(synthesizer, scale: float, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                on_rows: Callable[[str, int], None] | None = None
+                ) -> Iterator[dict[str, pd.DataFrame]]:
+    """Yield ``{table: DataFrame}`` chunks of a fitted synthesizer's sample; see the module doc.
+
+    Every chunk has every table (resident ones are empty after the first chunk) with the source
+    columns and dtypes.
+    """
+    model = synthesizer._fitted_model("sample_chunks")
+    # The synthesizer's own sampling stream, read not replaced: this is the body of
+    # HMASynthesizer.sample_chunks, and reset_sampling(seed) is how callers choose the stream.
+    rng = synthesizer._sample_rng
+    metadata = synthesizer.metadata
+    totals = {t: target_rows(model.tables[t]["rows"], scale) for t in model.order}
+    resident, chunks = chunk_plan(metadata, totals, chunk_rows)
+    logger.info("sampling in %d chunk(s); resident tables: %s", len(chunks),
+                ", ".join(sorted(resident)) or "none")
+    fixed: dict = {}
+    fixed_keys: dict[str, pd.DataFrame] = {}
+    empty: dict[str, pd.DataFrame] = {}
+    offsets = dict.fromkeys(totals, 0)
+    seed = int(rng.integers(2**63))  # fixes every unique column's sequence for the whole run
+    for number, rows in enumerate(chunks):
+        frames, links, sampled = sample_chunk(model, rows, rng, fixed)
+        spans = {t: Span(seed, offsets[t], totals[t]) for t in frames}
+        keys = {t: synthesizer._transformers[t].generate_keys(len(frames[t]), rng, span=spans[t])
+                for t in sorted(frames)}
+        keys = _assign(metadata, {**fixed_keys, **keys}, links, synthesizer._dtypes, set(fixed))
+        out = {}
+        for table in sorted(frames):
+            out[table] = synthesizer._decode_table(table, frames[table], keys[table], rng,
+                                                     spans[table])
+            offsets[table] += len(frames[table])
+            if on_rows is not None:
+                on_rows(table, len(frames[table]))
+        if number == 0:
+            fixed = {t: sampled[t] for t in resident}
+            fixed_keys = {t: keys[t] for t in resident}
+            empty = {t: out[t].iloc[0:0] for t in resident}
+        yield {t: out.get(t, empty.get(t)) for t in metadata.tables}
+    for table in metadata.topological_order():
+        logger.info("table %s: sampled %d rows in %d chunk(s)", table, offsets[table],
+                    1 if table in resident else len(chunks))
+
+
+def _assign(metadata, keys: dict[str, pd.DataFrame], links, dtypes, fixed: set[str]
+            ) -> dict[str, pd.DataFrame]:
+    """Foreign keys of this chunk's tables; the fixed tables' keys are complete already."""
+    if not fixed:
+        return assign_keys(metadata, keys, links, dtypes)
+    view = metadata.copy()
+    view.relationships = [r for r in metadata.relationships if r["child_table_name"] not in fixed]
+    done = assign_keys(view, keys, links, dtypes)
+    return {t: keys[t] if t in fixed else done[t] for t in keys}

@@ -1,0 +1,433 @@
+"""``HMASynthesizer``: SDV's multi-table API over hma_db's vectorized hierarchical model.
+
+Code written for SDV's ``HMASynthesizer`` runs with only its imports changed::
+
+    from hma_db import HMASynthesizer, load_synthesizer
+
+The synthesizer glues three stages: per table a :class:`~hma_db.transform.table.TableTransformer`
+turns columns into numbers, :func:`~hma_db.model.hierarchy.fit_hma` learns the tables and their
+relationships from those numbers and the *links* (each child row's parent row position, see
+:mod:`hma_db.synthesizer.links`), and sampling runs the same way back, generating primary keys and
+filling foreign keys from the sampled links so that every reference is valid.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import logging
+import numbers
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from hma_db.errors import HmaDbError, ModelFileError, NotFittedError, SynthesizerInputError
+from hma_db.model import HMAModel, fit_hma
+from hma_db.schema import Metadata
+from hma_db.synthesizer import files as model_io
+from hma_db.synthesizer.checks import check_row_counts, check_scale, check_seed
+from hma_db.synthesizer.links import assign_keys, build_links, cast_like
+from hma_db.synthesizer.params import check_locales, check_table_parameters, default_parameters
+from hma_db.synthesizer.state import from_state, to_state
+from hma_db.transform import TableTransformer
+
+logger = logging.getLogger(__name__)
+
+SYNTHESIZER_NAME = "GaussianCopulaSynthesizer"
+
+
+class HMASynthesizer:
+    """Learn a whole database (any number of tables, any depth) and sample a synthetic copy.
+
+    Args:
+        metadata: the tables, keys and relationships (a :class:`~hma_db.Metadata` or its dict).
+        locales: Faker locales for personal-data columns in every table.
+        verbose: show progress bars while fitting and sampling.
+        seed: an integer makes fitting and sampling reproducible in any process; ``None``
+            draws fresh randomness.
+
+    Example:
+        >>> synthesizer = HMASynthesizer(metadata, locales=["en_US", "fr_CA"], seed=7)
+        >>> synthesizer.set_table_parameters("Invoice", {"default_distribution": "truncnorm"})
+        >>> synthesizer.fit(data)
+        >>> synthetic = synthesizer.sample(scale=0.5)
+    """
+
+    def __init__(self, metadata: Metadata | dict, locales: list[str] | str = ("en_US",),
+                 verbose: bool = True, seed: int | None = None):
+        if isinstance(metadata, dict):
+            metadata = Metadata.from_dict(metadata)
+        if not isinstance(metadata, Metadata):
+            raise SynthesizerInputError(
+                f"metadata must be an hma_db Metadata; found {type(metadata).__name__}.")
+        metadata.validate()
+        check_seed(seed)
+        self.metadata = metadata.copy()
+        self.locales = check_locales(list(locales) if isinstance(locales, tuple) else locales)
+        self.verbose = bool(verbose)
+        self.seed = None if seed is None else int(seed)
+        self._table_parameters = {t: default_parameters(self.locales) for t in self.metadata.tables}
+        self._transformers: dict[str, TableTransformer] = {}
+        self._model: HMAModel | None = None
+        self._columns: dict[str, list[str]] = {}
+        self._dtypes: dict[str, dict[str, str]] = {}
+        self._creation_date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        self._fit_date: str | None = None
+        self._prepared: dict[str, dict] | None = None
+        self._entropy = np.random.SeedSequence(self.seed).entropy
+        self.reset_sampling()
+
+    # ------------------------------------------------------------------------- parameters
+    def get_parameters(self) -> dict[str, Any]:
+        """The constructor's arguments except the metadata (a copy)."""
+        return {"locales": list(self.locales), "verbose": self.verbose, "seed": self.seed}
+
+    def get_metadata(self) -> Metadata:
+        """A copy of the metadata the synthesizer was built with."""
+        return self.metadata.copy()
+
+    def set_table_parameters(self, table_name: str, table_parameters: dict[str, Any]) -> None:
+        """Set a table's Gaussian copula parameters (used by the next ``fit``).
+
+        Args:
+            table_name: a table of the metadata.
+            table_parameters: any of ``default_distribution``, ``numerical_distributions``
+                (``{column: distribution}``), ``enforce_min_max_values``, ``enforce_rounding``,
+                ``locales``. As in SDV, the given keys replace earlier values and the others
+                are kept (``numerical_distributions`` is replaced as a whole). Distributions:
+                ``norm``, ``beta``, ``truncnorm``, ``gamma``, ``uniform``, ``student_t``.
+
+        Raises:
+            SynthesizerInputError: an unknown table, parameter, column or distribution, or the
+                non-parametric ``gaussian_kde``.
+        """
+        params = check_table_parameters(self.metadata, table_name, table_parameters)
+        self._table_parameters[table_name].update(params)
+
+    def get_table_parameters(self, table_name: str) -> dict[str, Any]:
+        """``{'synthesizer_name': 'GaussianCopulaSynthesizer', 'synthesizer_parameters': {...}}``."""
+        self._check_table(table_name)
+        return {"synthesizer_name": SYNTHESIZER_NAME,
+                "synthesizer_parameters": copy.deepcopy(self._table_parameters[table_name])}
+
+    def get_info(self) -> dict[str, Any]:
+        """When the synthesizer was created and fitted, and by which version of hma_db."""
+        from hma_db import __version__
+
+        return {"class_name": type(self).__name__, "creation_date": self._creation_date,
+                "is_fit": self._model is not None, "last_fit_date": self._fit_date,
+                "fitted_hma_db_version": __version__ if self._model is not None else None}
+
+    def _check_table(self, table_name: str) -> None:
+        if not isinstance(table_name, str) or table_name not in self.metadata.tables:
+            raise SynthesizerInputError(
+                f"Unknown table {table_name!r}; the metadata has: "
+                f"{', '.join(sorted(self.metadata.tables))}.")
+
+    # ------------------------------------------------------------------------ fitting
+    def fit(self, data: dict[str, pd.DataFrame], row_counts: dict[str, int] | None = None) -> None:
+        """Learn every table and relationship from ``data`` (``{table: DataFrame}``).
+
+        The data is checked against the metadata first: missing tables or columns, NULL or
+        repeated primary keys and foreign keys that reference nothing raise one
+        :class:`~hma_db.DataError` listing every problem.
+
+        Args:
+            data: the tables, or a referentially closed subset of them.
+            row_counts: the full row count of each table when ``data`` is a subset (e.g.
+                ``metadata.row_counts`` from :func:`~hma_db.source.reflect`): ``sample(scale=1.0)``
+                then gives every table its full size. Tables not listed keep ``len(data[t])``.
+        """
+        self.fit_processed_data(self.preprocess(data), row_counts=row_counts)
+
+    def preprocess(self, data: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """Check ``data`` and turn each table into numbers (modeled columns plus raw keys)."""
+        self._validate(data)
+        processed = {}
+        # Fitted transformers wait here until the model fits, so a failed fit keeps the old model.
+        self._prepared = {"transformers": {}, "columns": {}, "dtypes": {}}
+        with self._quiet():
+            for table in self._bar(sorted(self.metadata.tables), "Preprocess tables"):
+                processed[table] = self._preprocess_table(table, data[table])
+        return processed
+
+    def validate(self, data: dict[str, pd.DataFrame]) -> None:
+        """Check ``data`` against the metadata as ``fit`` does, without fitting.
+
+        Raises:
+            DataError: listing every missing table or column, NULL or repeated key and
+                foreign key that references nothing.
+        """
+        self._validate(data)
+
+    def _validate(self, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise SynthesizerInputError(
+                f"data must be a dict {{table name: DataFrame}}; found {type(data).__name__}.")
+        self.metadata.validate()
+        self.metadata.validate_data(data)
+
+    def _preprocess_table(self, table: str, frame: pd.DataFrame) -> pd.DataFrame:
+        params = self._table_parameters[table]
+        transformer = TableTransformer(
+            table, self.metadata, locales=params["locales"],
+            enforce_min_max_values=params["enforce_min_max_values"],
+            enforce_rounding=params["enforce_rounding"])
+        transformer.fit(frame)
+        self._prepared["transformers"][table] = transformer
+        self._prepared["columns"][table] = list(frame.columns)
+        self._prepared["dtypes"][table] = {c: str(frame[c].dtype) for c in frame.columns}
+        numeric = transformer.transform(frame).reset_index(drop=True)
+        keys = frame[self._key_columns(table)].reset_index(drop=True)
+        logger.debug("table %s: %d rows, %d modeled columns", table, len(frame), numeric.shape[1])
+        return pd.concat([numeric, keys], axis=1)
+
+    def _key_columns(self, table: str) -> list[str]:
+        keys = self.metadata.primary_key(table) + self.metadata.foreign_key_columns(table)
+        return list(dict.fromkeys(keys))
+
+    def fit_processed_data(self, processed_data: dict[str, pd.DataFrame],
+                           row_counts: dict[str, int] | None = None) -> None:
+        """Fit the hierarchical model on the output of :meth:`preprocess` (``row_counts``: see
+        :meth:`fit`)."""
+        prepared = self._prepared
+        if prepared is None:
+            raise NotFittedError("fit_processed_data needs the output of preprocess(data) "
+                                 "from this synthesizer; call preprocess first, or fit(data).")
+        if not isinstance(processed_data, dict) or set(processed_data) != set(self.metadata.tables):
+            raise SynthesizerInputError(
+                "fit_processed_data expects {table: frame} for every table of the metadata, as "
+                "preprocess(data) returns it.")
+        transformers = prepared["transformers"]
+        numeric = {t: frame[transformers[t].modeled_columns] for t, frame in processed_data.items()}
+        links = build_links(self.metadata, processed_data, progress=self._bar)
+        rng = np.random.default_rng(self._seed_sequence(0))
+        counts = check_row_counts(row_counts, processed_data)
+        with self._quiet():
+            self._model = fit_hma(self.metadata, numeric, links, self._table_parameters, rng,
+                                  progress=self._bar if self.verbose else None)
+        for table, rows in counts.items():
+            # Sampling sizes follow the model's row counts: roots get the full counts, and
+            # child totals are exact per table, spread over the parents as in the subset.
+            self._model.tables[table]["rows"] = rows
+        self._transformers, self._columns = transformers, prepared["columns"]
+        self._dtypes, self._prepared = prepared["dtypes"], None
+        self._fit_date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        self.reset_sampling()
+
+    def fit_database(self, source, max_rows: int | dict[str, int] | None = None) -> HMASynthesizer:
+        """Read every table of the metadata from a database URL or engine and fit on it.
+
+        Args:
+            source: the database (only read).
+            max_rows: fit on a referentially closed random subset of about this many rows (or
+                ``{table: rows}``, see :func:`hma_db.source.subset.read_subset`), chosen with the
+                synthesizer's seed; sampling still gives the tables their full sizes at
+                ``scale=1.0``.
+        """
+        from hma_db.pipeline import fit_database
+
+        return fit_database(self, source, max_rows=max_rows)
+
+    def get_learned_distributions(self, table_name: str) -> dict[str, dict]:
+        """The marginal distribution learned for each modeled column of a table (any table).
+
+        Returns:
+            ``{column: {'distribution': name, 'learned_parameters': {...}}}``; when the requested
+            distribution could not be fitted, the fallback that was used is reported.
+        """
+        self._check_table(table_name)
+        model = self._fitted_model("get_learned_distributions")
+        return copy.deepcopy(model.learned_distributions(table_name))
+
+    # ----------------------------------------------------------------------- sampling
+    def reset_sampling(self, seed: int | None = None) -> None:
+        """Restart the sampling random stream.
+
+        Args:
+            seed: ``None`` (as in SDV) restarts the synthesizer's own stream, so the next
+                ``sample`` repeats the first one. An integer starts the stream of that seed
+                instead: the same seed gives the same rows in any process, whatever seed the
+                model was fitted with (``reset_sampling(7)`` on a model fitted with ``seed=7`` is
+                its own stream). Later calls without a seed go back to the synthesizer's own.
+
+        Example:
+            >>> synthesizer.reset_sampling(seed=42)
+            >>> first = synthesizer.sample(scale=0.1)
+        """
+        check_seed(seed)
+        self._sample_rng = np.random.default_rng(self._seed_sequence(1, seed))
+
+    def _seed_sequence(self, stream: int, seed: int | None = None) -> np.random.SeedSequence:
+        # Separate, fixed streams for fitting and sampling, so calling one never shifts the other.
+        entropy = self._entropy if seed is None else int(seed)
+        return np.random.SeedSequence(entropy, spawn_key=(stream,))
+
+    def _fitted_model(self, method: str) -> HMAModel:
+        if self._model is None:
+            raise NotFittedError(f"{method} needs a fitted synthesizer; call fit(data) first.")
+        return self._model
+
+    def sample(self, scale: float = 1.0) -> dict[str, pd.DataFrame]:
+        """Sample every table; ``scale`` multiplies each table's row count (at least 1 row).
+
+        Returns:
+            ``{table: DataFrame}`` with the source columns in their source order and dtypes,
+            unique primary keys and foreign keys that all reference sampled parent rows.
+        """
+        model = self._fitted_model("sample")
+        check_scale(scale)
+        with self._quiet():
+            numeric, links = model.sample(float(scale), self._sample_rng)
+            tables = sorted(self.metadata.tables)
+            keys = {t: self._transformers[t].generate_keys(len(numeric[t]), self._sample_rng)
+                    for t in tables}
+            keys = assign_keys(self.metadata, keys, links, self._dtypes)
+            out = {t: self._decode_table(t, numeric[t], keys[t])
+                   for t in self._bar(tables, "Sampling tables")}
+        for table in tables:
+            logger.info("table %s: sampled %d rows", table, len(out[table]))
+        return out
+
+    def sample_chunks(self, scale: float = 1.0, chunk_rows: int = 100_000,
+                      on_rows: Callable[[str, int], None] | None = None
+                      ) -> Iterator[dict[str, pd.DataFrame]]:
+        """Sample like :meth:`sample`, yielding ``{table: DataFrame}`` chunks of bounded size.
+
+        Small tables come whole in the first chunk; the others are spread evenly over the
+        chunks (about ``chunk_rows`` rows of the largest table each), with exact totals, keys and
+        unique columns unique across chunks and every foreign key pointing at a row of the same chunk or
+        of an earlier one (see :mod:`hma_db.synthesizer.chunks`). Memory depends on ``chunk_rows``,
+        not on ``scale``. ``on_rows(table, rows)`` is called for each table of each chunk
+        (progress bars).
+        """
+        from hma_db.synthesizer.chunks import iter_sample
+
+        check_scale(scale)
+        if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, numbers.Integral) \
+                or chunk_rows < 1:
+            raise SynthesizerInputError(f"chunk_rows must be a positive integer; found {chunk_rows!r}.")
+        self._fitted_model("sample_chunks")
+        with self._quiet():
+            yield from iter_sample(self, float(scale), int(chunk_rows), on_rows)
+
+    def _decode_table(self, table: str, numeric: pd.DataFrame, keys: pd.DataFrame,
+                      rng: np.random.Generator | None = None, span=None) -> pd.DataFrame:
+        """One table in the source's columns and dtypes; ``span`` (a :class:`keygen.Span`)
+        keeps a chunk's unique columns apart from the other chunks'."""
+        rng = self._sample_rng if rng is None else rng
+        body = self._transformers[table].reverse_transform(numeric, rng, span)
+        body = body.reset_index(drop=True)
+        keys = keys.reset_index(drop=True)
+        dtypes = self._dtypes[table]
+        out = {}
+        for column in self._columns[table]:
+            values = keys[column] if column in keys.columns else body[column]
+            out[column] = cast_like(values, dtypes.get(column))
+        logger.debug("table %s: sampled %d rows", table, len(numeric))
+        return pd.DataFrame(out, index=pd.RangeIndex(len(numeric)))
+
+    def sample_to_database(self, target, scale: float = 1.0, *, schema: str | None = None,
+                           if_exists: str = "fail", chunk_rows: int | None = 100_000
+                           ) -> dict[str, int]:
+        """Sample and write the tables into a database, about ``chunk_rows`` rows of the largest
+        table at a time in one transaction (None: all at once); rows written per table."""
+        from hma_db.pipeline import sample_to_database
+
+        return sample_to_database(self, target, scale=scale, schema=schema, if_exists=if_exists,
+                                  chunk_rows=chunk_rows)
+
+    def sample_to_directory(self, directory: str | Path, scale: float = 1.0, *,
+                            format: str = "csv", if_exists: str = "fail",
+                            chunk_rows: int | None = 100_000) -> dict[str, int]:
+        """Sample and write the tables as files, one ``<table>.csv`` or ``<table>.parquet``
+        each, in chunks of about ``chunk_rows`` rows (see :func:`hma_db.target.files`); rows
+        written per table.
+
+        Example:
+            >>> synthesizer.sample_to_directory("synthetic/", scale=0.1, format="parquet")
+            {'Artist': 28, 'Album': 35, ...}
+        """
+        from hma_db.pipeline import sample_to_directory
+
+        return sample_to_directory(self, directory, scale=scale, format=format,
+                                   if_exists=if_exists, chunk_rows=chunk_rows)
+
+    # --------------------------------------------------------------------- progress, noise
+    def _bar(self, iterable: Iterable, desc: str, total: int | None = None) -> Iterable:
+        if not self.verbose:
+            return iterable
+        return tqdm(iterable, desc=desc, total=total)
+
+    @contextmanager
+    def _quiet(self):
+        """Without ``verbose``, nothing is printed: library warnings are silenced too."""
+        if self.verbose:
+            yield
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+
+    # ---------------------------------------------------------------------- save / load
+    def save(self, filepath: str | Path, format: str = "pickle") -> None:  # noqa: A002 - SDV's name
+        """Save the synthesizer.
+
+        Args:
+            filepath: the file to write (SDV's convention is a ``.pkl`` name).
+            format: ``"pickle"`` (default, like SDV) or ``"json"``, a plain-data model that
+                :func:`load_synthesizer` reads without executing any code, safe to accept from
+                others. Both keep the SQL schema of reflected metadata (column types, keys,
+                constraints), so both create the same target tables.
+        """
+        if format == "pickle":
+            model_io.save_pickle(self, filepath)
+        elif format == "json":
+            model_io.save_json(to_state(self), filepath)
+        else:
+            raise SynthesizerInputError(f"format must be 'pickle' or 'json'; found {format!r}.")
+
+    @classmethod
+    def load(cls, filepath: str | Path) -> HMASynthesizer:
+        """Load a synthesizer saved with :meth:`save` (pickle or JSON, detected from the file).
+
+        Warning: a pickle file runs code while it loads. hma_db checks that the file starts
+        like a pickled ``HMASynthesizer`` and only resolves classes of the libraries a model
+        uses, but only load pickles you trust; exchange models as JSON, which runs no code.
+
+        Raises:
+            ModelFileError: the file is missing or is not an hma_db model.
+        """
+        return load_synthesizer(filepath)
+
+
+def load_synthesizer(filepath: str | Path) -> HMASynthesizer:
+    """Load a synthesizer saved with :meth:`HMASynthesizer.save` (pickle or JSON).
+
+    The format is detected from the file's first bytes. JSON models are plain data and load
+    without executing any code. Pickle executes code while it loads: hma_db checks the pickle
+    header and that its first object is an ``HMASynthesizer``, and resolves only classes of the
+    libraries a model is made of, but load pickles only from sources you trust.
+
+    Raises:
+        ModelFileError: the file is missing, unreadable, or not an hma_db model.
+
+    Example:
+        >>> synthesizer = load_synthesizer("my_synthesizer.pkl")
+    """
+    kind, payload = model_io.load(filepath)
+    if kind == "pickle":
+        return payload
+    try:
+        return from_state(HMASynthesizer, payload)
+    except HmaDbError as exc:
+        raise ModelFileError(f"'{filepath}' holds an hma_db model that does not load: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - a damaged model can fail in any component
+        raise ModelFileError(f"'{filepath}' is a damaged hma_db JSON model: "
+                             f"{type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,20 @@
+"""The target stage: write synthetic tables into a database or files.
+
+Takes in ``{table: DataFrame}`` (or an iterator of such chunks) and the metadata; creates the
+target tables or checks existing ones for drift, loads rows in foreign-key order (COPY on
+PostgreSQL, batched inserts elsewhere) in one transaction, resets sequences, and gives out the
+rows written per table. :func:`write_files` writes CSV or Parquet files instead.
+"""
+
+from hma_db.target.ddl import dialect_family, drift, target_metadata
+from hma_db.target.files import write_files
+from hma_db.target.write import write, write_chunks
+
+__all__ = [
+    "dialect_family",
+    "drift",
+    "target_metadata",
+    "write",
+    "write_chunks",
+    "write_files",
+]

@@ -1,0 +1,120 @@
+"""CHECK constraints across dialects: keep the ones whose SQL means the same everywhere.
+
+A reflected CHECK is SQL text in the source's dialect. Comparisons, ``IN`` lists, ``BETWEEN``,
+``LIKE``, ``IS [NOT] NULL`` and ``AND``/``OR``/``NOT`` over columns and literals mean the same on
+PostgreSQL, SQLite and MariaDB once PostgreSQL's casts (``'a'::text``) are removed and
+``= ANY (ARRAY[...])`` is written as ``IN (...)``; identifiers are re-quoted for the target.
+Anything else (functions, casts to other types, subqueries, boolean columns compared with
+integers) is dropped by the caller, with a log line, rather than guessed.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+
+from hma_db.target.types import family
+
+_CAST = (r"::\s*(?:double\s+precision|character\s+varying|bit\s+varying|"
+         r"time(?:stamp)?\s+with(?:out)?\s+time\s+zone|\"[^\"]+\"|[A-Za-z_]\w*)"
+         r"(?:\s*\(\s*\d+(?:\s*,\s*\d+)?\s*\))?(?:\[\])*")
+_TOKEN = re.compile(rf"""
+    (?P<str>'(?:[^']|'')*')
+  | (?P<qid>"(?:[^"]|"")*"|`[^`]*`|\[[A-Za-z_][\w ]*\])
+  | (?P<cast>{_CAST})
+  | (?P<num>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
+  | (?P<word>[A-Za-z_][\w$]*)
+  | (?P<op><>|!=|<=|>=|[=<>(),+\-*/%\[\]])
+  | (?P<ws>\s+)
+""", re.X)
+_KEYWORDS = {"and", "or", "not", "in", "is", "null", "between", "like", "true", "false",
+             "any", "all", "array"}
+_ANY = re.compile(r"(=|<>)\s*(ANY|ALL)\s*\(\s*(\(\s*)?ARRAY\s*\[([^\]]*)\]\s*(?(3)\))\s*\)", re.I)
+
+
+def source_dialect(table: sa.Table) -> str | None:
+    """The dialect a reflected table came from, judged by its column types' modules."""
+    for col in table.columns:
+        module = type(col.type).__module__
+        for name in ("postgresql", "sqlite", "mysql"):
+            if f".dialects.{name}" in module:
+                return name
+    return None
+
+
+def _quote(name: str, dialect: str) -> str:
+    if dialect == "mysql":
+        return "`" + name.replace("`", "``") + "`"
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _tokens(text: str) -> list[tuple[str, str]] | None:
+    pos, out = 0, []
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if match is None:
+            return None
+        out.append((match.lastgroup, match.group()))
+        pos = match.end()
+    return out
+
+
+def _identifier(kind: str, value: str) -> str:
+    if kind == "word":
+        return value
+    if value[0] == '"':
+        return value[1:-1].replace('""', '"')
+    return value[1:-1]
+
+
+def _rewrite(tokens, dialect: str, columns: dict[str, sa.Column]) -> str | None:
+    parts = []
+    for kind, value in tokens:
+        if kind == "cast":
+            continue
+        if kind in ("word", "qid"):
+            name = _identifier(kind, value)
+            if kind == "word" and value.lower() in _KEYWORDS:
+                parts.append(value.upper())
+                continue
+            column = columns.get(name)
+            if column is None and kind == "word":
+                column = columns.get(name.lower())
+            if column is None or family(column.type) == "boolean":
+                return None
+            parts.append(_quote(column.name, dialect))
+        elif kind == "str" and dialect == "mysql":
+            parts.append(value.replace("\\", "\\\\"))
+        else:
+            parts.append(value)
+    return "".join(parts)
+
+
+def _in_list(match: re.Match) -> str:
+    negated = match.group(1) == "<>" and match.group(2).upper() == "ALL"
+    if match.group(1) == "<>" and not negated:
+        return match.group(0)  # '<> ANY' is not NOT IN; left as is, refused below
+    return ("NOT IN" if negated else "IN") + f" ({match.group(4).strip()})"
+
+
+def translate_check(text: str, dialect: str, column_names: list[str], *,
+                    source_table: sa.Table | None = None) -> str | None:
+    """The CHECK's SQL for ``dialect``, or None when it does not translate safely."""
+    if source_table is not None and source_dialect(source_table) == dialect:
+        return text
+    tokens = _tokens(text)
+    if tokens is None:
+        return None
+    if source_table is not None:
+        columns = {c.name: c for c in source_table.columns}
+    else:
+        columns = {name: sa.Column(name, sa.String()) for name in column_names}
+    columns.update({name.lower(): col for name, col in list(columns.items())})
+    rewritten = _rewrite(tokens, dialect, columns)
+    if rewritten is None:
+        return None
+    rewritten = _ANY.sub(_in_list, rewritten)
+    if re.search(r"\b(ANY|ALL|ARRAY)\b|\[", rewritten):
+        return None
+    return rewritten

@@ -1,0 +1,275 @@
+"""Write tables into a target database: schema, foreign-key order, bulk load, all or nothing.
+
+:func:`write` creates the target tables from the source schema translated to the target's
+dialect with every constraint declared (:mod:`hma_db.target.ddl`), or handles the existing ones per
+``if_exists`` (:mod:`hma_db.target.tables`); loads parents before children with the dialect's
+bulk loader (:mod:`hma_db.target.loaders`) while the target checks each foreign key as the rows arrive
+(:mod:`hma_db.target.session`); fills the foreign keys that close a cycle afterwards, moves key
+counters past the loaded keys and commits once. On any failure the target is left as it was
+(see :class:`_Run` for how, per database).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+import pandas as pd
+import sqlalchemy as sa
+
+from hma_db.engines import Source, connect, engine_for
+from hma_db.errors import HmaDbError, WriteError
+from hma_db.schema import Metadata
+from hma_db.target.ddl import dialect_family, is_generated_key
+from hma_db.target.loaders import loader_for
+from hma_db.target.prepare import check_columns, plan_table, shift_keys
+from hma_db.target.session import Session
+from hma_db.target.tables import TargetTables
+from hma_db.target.types import family
+
+log = logging.getLogger(__name__)
+IF_EXISTS = ("fail", "replace", "truncate", "append")
+Progress = Callable[[str, int, int], None]
+
+
+def write(data: dict[str, pd.DataFrame], metadata: Metadata, target: Source, *,
+          schema: str | None = None, if_exists: str = "fail", batch_size: int | None = None,
+          disable_triggers: bool = False, reference_existing: bool = False,
+          progress: Progress | None = None) -> dict[str, int]:
+    """Write ``data`` into ``target`` in one transaction; return the rows written per table.
+
+    Tables are created from ``metadata.sql_metadata`` translated to the target's dialect (from
+    the sdtypes when the metadata was not reflected), in ``schema`` when given (created if
+    missing; on MariaDB a schema is a database). Existing tables must match that schema
+    (:class:`SchemaDriftError` lists the differences otherwise).
+
+    Args:
+        data: one DataFrame per table, columns named like the table's.
+        metadata: the tables, keys and relationships (from :func:`hma_db.source.reflect` ideally).
+        target: a URL string, a SQLAlchemy ``URL`` or an ``Engine`` (not disposed).
+        schema: the target schema (PostgreSQL schema, MariaDB database).
+        if_exists: what to do with tables that exist: ``fail`` (default), ``replace`` (drop and
+            recreate; on MariaDB, where DDL commits, tables of the same structure are emptied
+            instead and changed ones are loaded under staging names and swapped in after the
+            commit), ``truncate`` (empty, then load) or ``append``. ``append`` adds to each
+            single-column integer primary key the offset ``max(target) - min(data) + 1`` when the
+            keys would collide, and the same offset to the foreign keys referring to those rows;
+            other keys (strings, composite keys of their own) are written as given and a clash
+            is refused by the target.
+        batch_size: rows per COPY chunk / ``executemany`` call (progress granularity).
+        disable_triggers: PostgreSQL only: the enabled triggers of the existing target tables
+            are disabled for the load and enabled again before the commit (needs the tables'
+            owner). Foreign keys are still checked. Refused elsewhere.
+        reference_existing: with ``append``, a foreign key value that matches no row of the
+            parent's data is kept as is and refers to a row already in the target (which the
+            target's foreign key checks); without it such a value raises :class:`WriteError`.
+            A value that matches a row of the parent's data follows that row's new key. When the
+            parent table is not in ``data`` at all, its foreign key values are kept as given.
+        progress: called as ``progress(table, rows_done, rows_total)`` after each batch.
+
+    Returns:
+        ``{table: rows written}`` in load order.
+
+    Raises:
+        WriteError: the target is unreachable or refused the rows; it was left as it was.
+        SchemaDriftError: an existing table differs from the source schema.
+
+    Example:
+        >>> write(synthetic, metadata, "postgresql+psycopg://app@staging/shop",
+        ...       if_exists="replace")
+        {'Artist': 275, 'Album': 347, ...}
+    """
+    tables = _check_arguments(data, metadata, if_exists, batch_size)
+    with engine_for(target, error=WriteError, must_exist=False) as engine:
+        dialect = dialect_family(engine.dialect.name)
+        if schema is not None and dialect == "sqlite":
+            raise WriteError(f"SQLite has no schemas; write to another file instead of schema "
+                             f"'{schema}'.")
+        if disable_triggers and dialect != "postgresql":
+            raise WriteError(f"disable_triggers is supported on PostgreSQL only, not {dialect}.")
+        target = TargetTables(engine, dialect, metadata, tables, schema, if_exists)
+        run = _Run(target, data, if_exists=if_exists, batch_size=batch_size,
+                   disable_triggers=disable_triggers, reference_existing=reference_existing,
+                   progress=progress)
+        return run.execute()
+
+
+def write_chunks(chunks: Iterable[dict[str, pd.DataFrame]], metadata: Metadata, target: Source, *,
+                 schema: str | None = None, if_exists: str = "fail",
+                 batch_size: int | None = None, progress: Progress | None = None
+                 ) -> dict[str, int]:
+    """Write ``{table: DataFrame}`` chunks in one transaction, each chunk as :func:`write` would.
+
+    Every chunk must hold every table (empty frames are fine) and may reference rows of earlier
+    chunks. The chunks are consumed one at a time, so they can be generated lazily
+    (:meth:`HMASynthesizer.sample_chunks`) and memory stays bounded. All or nothing: a failure
+    in any chunk, or an interruption, leaves the target as it was.
+
+    Returns:
+        ``{table: rows written}`` over all chunks.
+    """
+    iterator = iter(chunks)
+    first = next(iterator, None)
+    if first is None:
+        raise WriteError("write_chunks got no chunk to write.")
+    tables = _check_arguments(first, metadata, if_exists, batch_size)
+    with engine_for(target, error=WriteError, must_exist=False) as engine:
+        dialect = dialect_family(engine.dialect.name)
+        if schema is not None and dialect == "sqlite":
+            raise WriteError(f"SQLite has no schemas; write to another file instead of schema "
+                             f"'{schema}'.")
+        target = TargetTables(engine, dialect, metadata, tables, schema, if_exists)
+        run = _Run(target, first, if_exists=if_exists, batch_size=batch_size,
+                   disable_triggers=False, reference_existing=False, progress=progress,
+                   more=iterator)
+        return run.execute()
+
+
+def _check_arguments(data, metadata: Metadata, if_exists: str, batch_size) -> list[str]:
+    if if_exists not in IF_EXISTS:
+        raise WriteError(f"if_exists must be one of {', '.join(IF_EXISTS)}; found {if_exists!r}")
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise WriteError(f"batch_size must be a positive integer; found {batch_size!r}")
+    unknown = sorted(set(data) - set(metadata.tables))
+    if unknown:
+        raise WriteError(f"The data has tables the metadata does not know: {', '.join(unknown)}")
+    return [t for t in metadata.topological_order() if t in data]
+
+
+class _Run:
+    """One write. PostgreSQL and SQLite run DDL and rows in one transaction (SQLite through an
+    explicit BEGIN, since Python's sqlite3 would commit DDL on its own). MariaDB commits DDL
+    implicitly: the tables (and database) this run created are recorded and dropped, in reverse
+    order, when the load fails; rows go in one InnoDB transaction."""
+
+    def __init__(self, target: TargetTables, data: dict[str, pd.DataFrame], **options):
+        self.target, self.data, self.options = target, data, options
+        self.dialect, self.metadata, self.tables = target.dialect, target.metadata, target.tables
+        self.loader = loader_for(self.dialect)
+        self.batch_size = options["batch_size"] or self.loader.default_batch_size
+        self.current: str | None = None
+
+    def execute(self) -> dict[str, int]:
+        conn = connect(self.target.engine, error=WriteError)
+        try:
+            session = Session(conn, self.dialect)
+            try:
+                trans = session.begin()
+                try:
+                    counts = self._load(conn, session)
+                    self.current = None
+                    session.commit(trans)
+                except BaseException as exc:
+                    self._undo(trans)
+                    raise self._error(exc) from exc
+            finally:
+                session.end()
+            if self.target.staged:  # after the commit, outside the undo: the rows are safe
+                self.target.swap_staged(conn)
+        finally:
+            conn.close()
+        log.info("write: %d table(s), %d row(s) committed", len(counts), sum(counts.values()))
+        return counts
+
+    def _error(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, HmaDbError) or not isinstance(exc, Exception):
+            return exc  # ours already say what happened; Ctrl-C stays Ctrl-C
+        orig = getattr(exc, "orig", None) or exc
+        args = getattr(orig, "args", ())
+        # pymysql errors are (code, message) pairs: keep the message
+        text = args[1] if len(args) == 2 and isinstance(args[0], int) else orig
+        lines = str(text).strip().splitlines()
+        detail = getattr(getattr(orig, "diag", None), "message_detail", None)  # psycopg
+        message = lines[0] if lines else type(exc).__name__
+        if detail and detail not in message:  # e.g. which key is not present in which table
+            message = f"{message} ({detail.rstrip('.')})"
+        where = f"table '{self.current}'" if self.current else "the target"
+        return WriteError(f"Writing {where} failed: {message}; the target was left as it was.")
+
+    def _undo(self, trans) -> None:
+        try:
+            trans.rollback()
+        except Exception:  # noqa: BLE001 - a lost connection has rolled back on the server
+            log.debug("rollback failed; the server discards the transaction", exc_info=True)
+        if self.dialect == "mysql":
+            self.target.drop_created()
+
+    def _load(self, conn: sa.Connection, session: Session) -> dict[str, int]:
+        existing, after_load = self.target.prepare(conn)
+        if self.options["disable_triggers"]:
+            session.disable_triggers([self.target.table(n) for n in self.tables])
+        session.check_rows_as_loaded()
+        plans = self._plans(self._shifted(conn, existing))
+        counts = self._load_plans(conn, plans, dict.fromkeys(self.tables, 0))
+        # Later chunks (write_chunks) go into the same transaction, after the first one.
+        for chunk in self.options.get("more", ()):
+            self.data = chunk
+            counts = self._load_plans(conn, self._plans(self._shifted(conn, existing)), counts)
+        if "more" in self.options:
+            for name, rows in counts.items():
+                log.info("write: %s: %d row(s)", name, rows)
+        for plan in plans:
+            self.current = plan.name
+            self.loader.reset_counters(conn, self.target.table(plan.name), plan.generated)
+        for name, statement in after_load:  # plain indexes only: no constraint waits for them
+            self.current = name
+            conn.execute(statement)
+        return counts
+
+    # -------------------------------------------------------------------------------- rows
+    def _shifted(self, conn: sa.Connection, existing: set[str]) -> dict[str, pd.DataFrame]:
+        if self.options["if_exists"] != "append":
+            return self.data
+        offsets = {}
+        for name in self.tables:
+            pk = list(self.target.table(name).primary_key.columns)
+            frame = self.data[name]
+            if name not in existing or len(pk) != 1 or family(pk[0].type) != "integer" \
+                    or pk[0].name not in frame or frame.empty:
+                continue
+            current = conn.execute(sa.select(sa.func.max(pk[0]))).scalar()
+            lowest = frame[pk[0].name].min()
+            if current is not None and lowest <= current:
+                offsets[name] = int(current - lowest + 1)
+        log.info("write: append shifts keys by %s", offsets)
+        return shift_keys(self.data, self.metadata, offsets, self.options["reference_existing"])
+
+    def _plans(self, data: dict[str, pd.DataFrame]):
+        written = set(self.tables)
+        deferred = [r for r in self.metadata.deferred_relationships()
+                    if {r["parent_table_name"], r["child_table_name"]} <= written]
+        plans = []
+        for name in self.tables:
+            table = self.target.table(name)
+            source = self.metadata.sql_metadata.tables.get(name) if self.metadata.sql_metadata \
+                else None
+            generated = [c.name for c in table.primary_key.columns if c.autoincrement is True
+                         or (source is not None and is_generated_key(source, source.c[c.name]))]
+            check_columns(name, data[name], table, generated)
+            frame = data[name][[c.name for c in table.columns if c.name in data[name].columns]]
+            plans.append(plan_table(name, frame, self.metadata, table, deferred, generated))
+        return plans
+
+    def _load_plans(self, conn: sa.Connection, plans, counts: dict[str, int]) -> dict[str, int]:
+        """Load one chunk's tables, then fill its deferred and self-referencing keys."""
+        for plan in plans:
+            counts[plan.name] += self._load_table(conn, plan)
+        for plan in plans:
+            self.current = plan.name
+            for keys, frame in plan.updates:
+                self.loader.update(conn, self.target.table(plan.name), keys, frame,
+                                   self.batch_size)
+        return counts
+
+    def _load_table(self, conn: sa.Connection, plan) -> int:
+        self.current = plan.name
+        total, progress = len(plan.frame), self.options["progress"]
+
+        def on_batch(done: int) -> None:
+            if progress is not None:
+                progress(plan.name, done, total)
+
+        rows = self.loader.load(conn, self.target.table(plan.name), plan.frame, self.batch_size,
+                                on_batch)
+        (log.debug if "more" in self.options else log.info)("write: %s: %d row(s)", plan.name, rows)
+        return rows

@@ -1,0 +1,21 @@
+"""The transform stage: per table, columns to numbers and back.
+
+Takes in a table's DataFrame and its metadata; gives out a :class:`TableTransformer` that turns
+the modeled columns into floats for the copula and, in reverse, numbers into the source's columns:
+categories, datetimes, numbers with their rounding and bounds, text of the right shape, personal
+data from Faker, and generated keys (unique across chunks of one run).
+"""
+
+from hma_db.transform.columns import plan_roles
+from hma_db.transform.keygen import Span
+from hma_db.transform.personal import faker_for, provider_for, resolve_provider
+from hma_db.transform.table import TableTransformer
+
+__all__ = [
+    "Span",
+    "TableTransformer",
+    "faker_for",
+    "plan_roles",
+    "provider_for",
+    "resolve_provider",
+]

@@ -1,0 +1,207 @@
+"""What happens to each column of a table: its *role*, decided from the metadata, and what is
+learned for it at fit.
+
+Roles: ``primary_key`` and ``foreign_key`` (made by the synthesizer from generated keys and
+sampled links), ``key`` (another unique column: generated unique), ``modeled`` (numbers,
+timestamps, categories: through the copula), ``personal`` (Faker), ``generated`` (by type),
+``constant`` (one value, or only nulls), ``choice`` (a categorical column none of whose values
+is frequent enough to show, but whose allowed values the schema lists).
+
+Every spec is a plain JSON-able dict, so a fitted transformer is saved and loaded without pickle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hma_db.schema import BASIC_SDTYPES, Metadata, to_json
+from hma_db.transform import encoders, generators, keygen
+from hma_db.transform.personal import provider_for
+
+MODELED_SDTYPES = ("numerical", "datetime", "categorical", "boolean")
+
+
+def unique_columns(metadata: Metadata, table: str) -> set[str]:
+    """Columns generated unique to keep the alternate keys unique.
+
+    A one-column key makes its column unique. A composite key is kept unique by making one of its
+    columns unique: the last one that is neither a foreign key (those come from sampled links)
+    nor personal data, else the last personal-data column. A key made only of foreign keys is
+    left to the hierarchical model, which never repeats a combination.
+    """
+    columns = metadata.tables[table]["columns"]
+    fks = set(metadata.foreign_key_columns(table))
+    chosen: set[str] = set()
+    for key in metadata.alternate_keys(table):
+        free = [c for c in key if c not in fks]
+        plain = [c for c in free if not is_personal(columns[c])]
+        if plain or free:
+            chosen.add((plain or free)[-1])
+    return chosen
+
+
+def is_personal(spec: dict[str, Any]) -> bool:
+    """Personal data: ``pii: True`` or a Faker provider as sdtype."""
+    return bool(spec.get("pii")) or spec.get("sdtype") not in BASIC_SDTYPES
+
+
+def plan_roles(metadata: Metadata, table: str) -> dict[str, str]:
+    """The role of every column of a table, from the metadata alone."""
+    columns = metadata.tables[table]["columns"]
+    pk, fks = set(metadata.primary_key(table)), set(metadata.foreign_key_columns(table))
+    unique = unique_columns(metadata, table)
+    roles = {}
+    for name, spec in columns.items():
+        sdtype = spec.get("sdtype")
+        if name in fks:
+            roles[name] = "foreign_key"
+        elif name in pk:
+            roles[name] = "primary_key"
+        elif is_personal(spec):
+            roles[name] = "personal"
+        elif name in unique or sdtype == "id":
+            roles[name] = "key"
+        elif sdtype in MODELED_SDTYPES:
+            roles[name] = "modeled"
+        else:
+            roles[name] = "generated"
+    return roles
+
+
+def null_share(series: pd.Series) -> float:
+    return float(series.isna().mean()) if len(series) else 0.0
+
+
+# --------------------------------------------------------------------------- learning
+class Learner:
+    """Learns the spec of each column and builds rdt's input for the modeled ones."""
+
+    def __init__(self, table: str, metadata: Metadata, *, enforce_rounding: bool,
+                 enforce_min_max_values: bool, min_category_count: int):
+        self.table = table
+        self.columns = metadata.tables[table]["columns"]
+        self.unique = unique_columns(metadata, table)
+        self.enforce_rounding = enforce_rounding
+        self.enforce_min_max = enforce_min_max_values
+        self.min_count = min_category_count
+
+    def where(self, column: str) -> str:
+        return f"'{self.table}.{column}'"
+
+    def learn(self, role: str, column: str, series: pd.Series, dtype: str,
+              kind: str) -> dict[str, Any]:
+        meta = self.columns[column]
+        if role == "foreign_key":
+            return {"role": role}
+        if role in ("primary_key", "key"):
+            return {"role": role, "key": keygen.learn_key(series, meta, self.min_count),
+                    "null_share": null_share(series)}
+        if role == "personal":
+            return {"role": role, "null_share": null_share(series),
+                    "provider": provider_for(meta.get("sdtype"), column, self.where(column)),
+                    "unique": column in self.unique, "max_length": meta.get("max_length")}
+        if role == "generated":
+            return self.generated(column, series, dtype, kind)
+        return self.modeled(column, series, dtype, kind)
+
+    def generated(self, column: str, series: pd.Series, dtype: str, kind: str,
+                  generator: str | None = None) -> dict[str, Any]:
+        generator = generator or self.columns[column].get("generator") or _infer_generator(
+            dtype, kind)
+        spec = generators.learn(generator, series.dropna(), self.min_count)
+        spec.update(role="generated", null_share=null_share(series),
+                    max_length=self.columns[column].get("max_length"))
+        return spec
+
+    def modeled(self, column: str, series: pd.Series, dtype: str, kind: str) -> dict[str, Any]:
+        sdtype = self.columns[column]["sdtype"]
+        if sdtype in ("categorical", "boolean"):
+            return self.categorical(column, series, dtype, kind)
+        observed = series.dropna()
+        if observed.empty:
+            return {"role": "constant", "value": None, "null_share": 1.0}
+        if sdtype == "datetime" and kind != "time":
+            stamps = encoders.as_utc(series, self.table, column,
+                                     self.columns[column].get("datetime_format"))
+            spec = encoders.learn_datetime(stamps, enforce_min_max=self.enforce_min_max)
+        else:
+            values = encoders.as_numbers(series, self.table, column, kind)
+            integer = dtype.lower().lstrip("u").startswith("int") or kind == "int"
+            spec = encoders.learn_numerical(values, integer=integer,
+                                            enforce_rounding=self.enforce_rounding,
+                                            enforce_min_max=self.enforce_min_max)
+            spec["scale"] = self.columns[column].get("scale")
+            if spec["min"] != spec["max"] and encoders.is_discrete(values, self.min_count):
+                return self.discrete(values, spec)
+        if spec["min"] == spec["max"]:
+            return {"role": "constant", "value": to_json(observed.iloc[0]),
+                    "null_share": null_share(series)}
+        spec.update(role="modeled", has_nulls=bool(series.isna().any()), intervals=[],
+                    null_intervals=[], null_share=null_share(series))
+        return spec
+
+    def discrete(self, values: np.ndarray, numbers: dict[str, Any]) -> dict[str, Any]:
+        """A few-valued number as an ordered category (nulls are one more category)."""
+        spec = encoders.learn_categorical(pd.Series(values), min_count=self.min_count,
+                                          allowed=None, ordered=True)
+        spec.update(role="modeled", numeric=True,
+                    digits=encoders.learn_digits(values[~np.isnan(values)]),
+                    scale=numbers["scale"])
+        return spec
+
+    def categorical(self, column: str, series: pd.Series, dtype: str,
+                    kind: str) -> dict[str, Any]:
+        meta = self.columns[column]
+        boolean = meta["sdtype"] == "boolean"
+        # Booleans show no rare real value: their domain is known, so every value may appear.
+        spec = encoders.learn_categorical(series, min_count=1 if boolean else self.min_count,
+                                          allowed=meta.get("allowed_values"))
+        nulls = bool(series.isna().any())
+        categories = spec["categories"]
+        if not categories:
+            if meta.get("allowed_values"):
+                return {"role": "choice", "values": [to_json(v) for v in meta["allowed_values"]],
+                        "null_share": null_share(series)}
+            if nulls and series.dropna().empty:
+                return {"role": "constant", "value": None, "null_share": 1.0}
+            return self.generated(column, series, dtype, kind,
+                                  "number" if kind in ("int", "float") else "text")
+        if len(categories) == 1 and spec["counts"][0] + series.isna().sum() == len(series):
+            return {"role": "constant", "value": categories[0], "null_share": null_share(series)}
+        spec.update(role="modeled")
+        return spec
+
+
+def _infer_generator(dtype: str, kind: str) -> str:
+    """The generator of an 'unknown' column without one, from its values."""
+    by_kind = {"bytes": "bytes", "dict": "json", "list": "array", "uuid": "uuid",
+               "timedelta": "interval", "ip": "ip", "int": "number", "float": "number",
+               "decimal": "number"}
+    if dtype.startswith("timedelta"):
+        return "interval"
+    return by_kind.get(kind, "text")
+
+
+def prepare(spec: dict[str, Any], table: str, column: str, series: pd.Series, kind: str,
+            fmt: str | None) -> dict[str, Any]:
+    """rdt's input for one modeled column: {input column: (values, rdt sdtype)}."""
+    if spec["kind"] == "categorical":
+        if spec.get("numeric"):
+            series = pd.Series(encoders.as_numbers(series, table, column, kind))
+        return {column: (encoders.category_codes(series, spec), "categorical")}
+    if spec["kind"] == "datetime":
+        stamps = encoders.as_utc(series, table, column, fmt)
+        nulls = stamps.isna().to_numpy()
+        ns = stamps.to_numpy().astype("int64")
+        filled = encoders.fill_nulls(ns, nulls, table, column).astype("datetime64[ns]")
+        out = {column: (filled, "datetime")}
+    else:
+        values = encoders.as_numbers(series, table, column, kind)
+        nulls = np.isnan(values)
+        out = {column: (encoders.fill_nulls(values, nulls, table, column), "numerical")}
+    if spec["has_nulls"]:
+        out[column + encoders.NULL_SUFFIX] = (encoders.null_codes(nulls), "categorical")
+    return out
