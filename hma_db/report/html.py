@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import html
 import math
-from typing import TYPE_CHECKING
 
 import plotly.io as pio
-
-if TYPE_CHECKING:
-    from hma_db.report.evaluate import Report
 
 REAL, SYNTHETIC = "#1f3b73", "#f28e2b"
 _STYLE = """
@@ -81,7 +77,7 @@ def _overlay(title: str, x: list, real: list, synthetic: list, width=None, x_tit
         "yaxis": {"title": {"text": y_title}}, "xaxis": {"title": {"text": x_title}}}}
 
 
-def _summary(report: Report, figures: _Figures) -> str:
+def _summary(report, figures: _Figures) -> str:
     t = report.thresholds
     rows = [{"property": "Overall score", "score": report.score, "threshold": t["score"],
              "result": report.score >= t["score"] if not math.isnan(report.score) else False}]
@@ -103,7 +99,7 @@ def _summary(report: Report, figures: _Figures) -> str:
             f"{body}</table>{figures.div(chart, 'summary-plot')}")
 
 
-def _table_section(report: Report, table: str, figures: _Figures) -> str:
+def _table_section(report, table: str, figures: _Figures) -> str:
     rows = report.rows.get(table, {})
     scores = report.table_scores.get(table, {})
     parts = [f'<section class="table" id="table-{_e(table)}"><h3>{_e(table)}</h3>',
@@ -122,7 +118,7 @@ def _table_section(report: Report, table: str, figures: _Figures) -> str:
     return "".join(parts) + "</section>"
 
 
-def _cardinality_section(report: Report, figures: _Figures) -> str:
+def _cardinality_section(report, figures: _Figures) -> str:
     plots = []
     for data in report.distributions.get("cardinality", []):
         figure = _overlay(f"Children per parent: {data['relationship']}", data["x"], data["real"],
@@ -136,7 +132,7 @@ def _cardinality_section(report: Report, figures: _Figures) -> str:
             + '<div class="plots">' + "".join(plots) + "</div>")
 
 
-def _privacy_section(report: Report) -> str:
+def _privacy_section(report) -> str:
     p = report.privacy
     return (f"<h2>Privacy {_verdict(report.privacy_passed)}</h2>"
             '<p class="note">A finding is flagged when it is too frequent for chance (binomial '
@@ -159,7 +155,7 @@ def _privacy_section(report: Report) -> str:
                                                      "flagged"]))
 
 
-def _validity_section(report: Report) -> str:
+def _validity_section(report) -> str:
     failed = [f for f in report.validity if not f["passed"]]
     return (f"<h2>Validity {_verdict(report.validity_passed)}</h2>"
             f"<p>{len(report.validity)} checks, {len(failed)} failed.</p>"
@@ -167,8 +163,8 @@ def _validity_section(report: Report) -> str:
                      ["table", "columns", "check", "violations", "rows", "passed"]))
 
 
-def render(report: Report) -> str:
-    """The whole HTML document."""
+def render(report) -> str:
+    """The whole HTML document of a :class:`~hma_db.report.result.Report` (which calls this)."""
     figures = _Figures()
     body = [_summary(report, figures), "<h2>Tables</h2>"]
     body += [_table_section(report, table, figures) for table in report.rows]

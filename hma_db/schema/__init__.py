@@ -7,7 +7,8 @@ sdtypes and the SQL schema as plain JSON. Every later stage reads it; it reads n
 """
 
 from hma_db.schema.graph import relationship_name
-from hma_db.schema.metadata import BASIC_SDTYPES, METADATA_SPEC_VERSION, Metadata, key_columns
+from hma_db.schema.keys import key_columns
+from hma_db.schema.metadata import BASIC_SDTYPES, METADATA_SPEC_VERSION, Metadata
 from hma_db.schema.pii import DATE_PII, guess_from_name, guess_from_values, is_faker_provider
 from hma_db.schema.simplify import simplify_schema
 from hma_db.schema.sql_json import schema_from_dict, schema_to_dict

@@ -11,7 +11,7 @@ import pandas as pd
 
 from hma_db.errors import DataError
 from hma_db.schema import graph, pii
-from hma_db.schema.metadata import Metadata, key_columns
+from hma_db.schema.keys import key_columns
 
 _SHOWN = 5  # bad values shown per problem
 
@@ -56,7 +56,7 @@ def _orphans(rel: dict, data: dict[str, pd.DataFrame]) -> list[str]:
             f"row, e.g. {_show(values)}"]
 
 
-def validate_data(metadata: Metadata, data: dict[str, pd.DataFrame]) -> None:
+def validate_data(metadata, data: dict[str, pd.DataFrame]) -> None:
     """Raise one :class:`DataError` listing every way ``data`` does not fit ``metadata``."""
     problems = [f"table '{t}' is in the metadata but not in the data"
                 for t in metadata.tables if t not in data]
@@ -113,11 +113,12 @@ def _guess_primary_key(table: str, frame: pd.DataFrame) -> str | None:
     return None
 
 
-def detect(data: dict[str, pd.DataFrame]) -> Metadata:
+def detect(data: dict[str, pd.DataFrame], metadata_class: type):
     """Guess metadata from DataFrames: sdtypes from dtypes and values, primary keys named
     ``id`` / ``<table>_id`` / ``<table>Id``, and relationships where a child column has the
-    parent key's name and all its values are parent keys."""
-    metadata = Metadata()
+    parent key's name and all its values are parent keys. Builds a ``metadata_class`` (the
+    :class:`~hma_db.schema.Metadata` that calls this, which this module does not import)."""
+    metadata = metadata_class()
     for table, frame in data.items():
         metadata.add_table(table)
         for column in frame.columns:

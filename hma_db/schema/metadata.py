@@ -31,6 +31,8 @@ from typing import Any
 
 from hma_db.errors import MetadataError
 from hma_db.schema import graph
+from hma_db.schema.checks import detect, validate_data
+from hma_db.schema.keys import Key, key_columns, key_value
 from hma_db.schema.pii import is_faker_provider
 
 METADATA_SPEC_VERSION = "V1"
@@ -38,20 +40,6 @@ BASIC_SDTYPES = ("numerical", "categorical", "boolean", "datetime", "id", "unkno
 GENERATORS = ("text", "json", "array", "bytes", "uuid", "interval", "ip", "xml", "tsvector")
 _TABLE_KEYS = {"columns", "primary_key", "alternate_keys", "column_relationships",
                "sequence_key", "sequence_index"}
-
-Key = str | list[str]
-
-
-def key_columns(key: Key | None) -> list[str]:
-    """A key as a list of column names (``None`` -> ``[]``, ``"id"`` -> ``["id"]``)."""
-    if key is None:
-        return []
-    return [key] if isinstance(key, str) else list(key)
-
-
-def _key_value(columns: list[str]) -> Key:
-    return columns[0] if len(columns) == 1 else list(columns)
-
 
 class Metadata:
     """Tables, columns, keys and relationships of a database, in SDV's multi-table layout.
@@ -193,7 +181,7 @@ class Metadata:
         """Set a table's primary key: one column name or a list of names."""
         columns = key_columns(column_name)
         self._check_columns(table_name, columns)
-        self.tables[table_name]["primary_key"] = _key_value(columns)
+        self.tables[table_name]["primary_key"] = key_value(columns)
 
     def add_alternate_keys(self, table_name: str, column_names: list[Key]) -> None:
         """Add unique keys to a table: each item is a column name or a list of names."""
@@ -342,17 +330,13 @@ class Metadata:
         return problems
 
     def validate_data(self, data: dict) -> None:
-        """Check a dict of DataFrames against the metadata; see :func:`hma_db.schema.checks.validate_data`."""
-        from hma_db.schema.checks import validate_data
-
+        """Check a dict of DataFrames against the metadata; see ``checks.validate_data``."""
         validate_data(self, data)
 
     @classmethod
     def detect_from_dataframes(cls, data: dict) -> Metadata:
         """Guess metadata from a dict of DataFrames; see :func:`hma_db.schema.checks.detect`."""
-        from hma_db.schema.checks import detect
-
-        return detect(data)
+        return detect(data, cls)
 
 
 def _table_problems(name: str, table: dict[str, Any]) -> list[str]:
