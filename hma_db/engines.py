@@ -1,12 +1,19 @@
-"""Opening databases: one place that turns what a caller passes into an Engine.
+"""Opening databases and hiding passwords: the one place for both.
 
 Public functions accept a URL string, a SQLAlchemy ``URL`` or an ``Engine``. An engine hma_db
 created is disposed when the work is done; one the caller gave is never disposed. A plain path to
-an existing file is taken as a SQLite database, so ``hma-db reflect chinook.sqlite`` works.
+an existing file is taken as a SQLite database, so ``hma-db reflect chinook.sqlite`` works; a
+SQLite source that does not exist is an error, never a new empty database.
+
+Every URL shown to a person goes through :func:`safe_url` (SQLAlchemy's rendering, password
+hidden), and every free text that may hold one (a driver's message, a traceback) through
+:func:`hide_passwords`.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,15 +24,47 @@ from hma_db.errors import HmaDbError
 
 Source = str | sa.URL | sa.Engine
 
+_URL_HINT = ("expected dialect+driver://user@host/database, e.g. "
+             "postgresql+psycopg://app@localhost/shop or sqlite:///path/to/file.sqlite, "
+             "or the path of a SQLite file")
+
+# scheme://user:password@host -> scheme://user:***@host. The password may hold anything but '@'
+# and white space, as SQLAlchemy's own URL parser allows ('/' and ':' included).
+_PASSWORD_IN_URL = re.compile(r"(\w[\w+.-]*://[^\s:/@]*):[^\s@]*@")
+
+
+def hide_passwords(text: str) -> str:
+    """Replace the password of every URL in ``text`` with ``***``.
+
+    Example:
+        >>> hide_passwords("could not connect to postgresql://app:s3cret@db/shop")
+        'could not connect to postgresql://app:***@db/shop'
+    """
+    return _PASSWORD_IN_URL.sub(r"\1:***@", text)
+
 
 def safe_url(source: Source) -> str:
     """The URL of a source with its password hidden, for messages and logs."""
     if isinstance(source, sa.Engine):
-        return source.url.render_as_string(hide_password=True)
+        source = source.url
     try:
         return sa.make_url(source).render_as_string(hide_password=True)
     except (sa.exc.ArgumentError, ValueError):
-        return "<an unparsable URL>" if "@" in str(source) else str(source)
+        text = str(source)
+        masked = hide_passwords(text)
+        # An '@' the pattern does not recognise may still follow a password: show nothing.
+        return masked if masked != text or "@" not in text else "<an unparsable URL>"
+
+
+def first_line(exc: BaseException, url: sa.URL | None = None) -> str:
+    """The first line of a database error (the driver's own message when there is one), with
+    ``url``'s password and any password in a URL hidden."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    text = lines[0] if lines else type(orig).__name__
+    if url is not None and url.password:
+        text = text.replace(str(url.password), "***")
+    return hide_passwords(text)
 
 
 def to_url(source: str | sa.URL, *, error: type[HmaDbError] = HmaDbError,
@@ -36,31 +75,53 @@ def to_url(source: str | sa.URL, *, error: type[HmaDbError] = HmaDbError,
     long as its directory does: SQLite creates the file on first write.
     """
     if isinstance(source, sa.URL):
-        return source
-    text = str(source)
-    if "://" not in text and Path(text).is_file():
-        return sa.make_url(f"sqlite:///{Path(text).resolve()}")
-    try:
-        url = sa.make_url(text)
-    except (sa.exc.ArgumentError, ValueError) as exc:
-        raise error(
-            f"'{safe_url(text)}' is not a database URL; expected dialect+driver://user@host/db "
-            "(e.g. postgresql+psycopg://app@localhost/shop) or the path of a SQLite file") from exc
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        path = Path(url.database)
-        if not url.query.get("mode") and not path.is_file() \
-                and (must_exist or not path.parent.is_dir()):
-            raise error(f"The SQLite file '{path}' does not exist.")
+        url = source
+    elif isinstance(source, (str, os.PathLike)):
+        text = str(source)
+        if "://" not in text and Path(text).is_file():
+            url = sa.URL.create("sqlite", database=str(Path(text).resolve()))
+        else:
+            try:
+                url = sa.make_url(text)
+            except (sa.exc.ArgumentError, ValueError) as exc:
+                raise error(f"'{safe_url(text)}' is not a valid database URL; {_URL_HINT}") \
+                    from exc
+    else:
+        raise error(f"Expected a database URL (str or sqlalchemy.URL) or an Engine; found "
+                    f"{type(source).__name__}")
+    if url.get_backend_name() == "sqlite":
+        _check_sqlite_file(url, error, must_exist)
     return url
 
 
+def _check_sqlite_file(url: sa.URL, error: type[HmaDbError], must_exist: bool) -> None:
+    """Refuse a SQLite file that is missing (connecting would create it) or not a file."""
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:") or url.query.get("mode"):
+        return  # in memory, or a URI whose mode says what to do
+    path = Path(database)
+    if path.is_file() or (not must_exist and not path.exists() and path.parent.is_dir()):
+        return
+    what = ("is not a file" if path.exists() else "does not exist" if must_exist
+            else "cannot be created: its directory does not exist")
+    raise error(f"The SQLite database file '{path}' {what}; check the path in the URL "
+                f"'{safe_url(url)}'")
+
+
 def create_engine(url: sa.URL, *, error: type[HmaDbError] = HmaDbError) -> sa.Engine:
-    """``sqlalchemy.create_engine`` with a clear error when the driver is not installed."""
+    """``sqlalchemy.create_engine`` with one clear line for an unknown or missing driver."""
     try:
         return sa.create_engine(url)
-    except (ModuleNotFoundError, sa.exc.NoSuchModuleError) as exc:
-        hint = " (pip install 'hma_db[mysql]')" if url.get_backend_name() == "mysql" else ""
-        raise error(f"No driver for '{safe_url(url)}': {exc}{hint}") from exc
+    except sa.exc.NoSuchModuleError as exc:
+        raise error(f"Unknown database dialect or driver '{url.drivername}' in "
+                    f"'{safe_url(url)}'; {_URL_HINT}") from exc
+    except ImportError as exc:
+        hint = " (for MariaDB/MySQL use mysql+pymysql://, installed by pip install " \
+            "'hma_db[mysql]')" if url.get_backend_name() in ("mysql", "mariadb") else ""
+        raise error(f"The database driver for '{safe_url(url)}' is not installed: "
+                    f"{exc}{hint}") from exc
+    except sa.exc.ArgumentError as exc:
+        raise error(f"Invalid database URL '{safe_url(url)}': {first_line(exc, url)}") from exc
 
 
 @contextmanager
@@ -84,6 +145,6 @@ def connect(engine: sa.Engine, *, error: type[HmaDbError] = HmaDbError) -> sa.Co
     """Open a connection; a refused or failed connection becomes one clear ``error`` line."""
     try:
         return engine.connect()
-    except sa.exc.DBAPIError as exc:
-        first_line = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise error(f"Cannot connect to {safe_url(engine)}: {first_line}") from exc
+    except sa.exc.SQLAlchemyError as exc:
+        raise error(f"Cannot connect to {safe_url(engine)}: {first_line(exc, engine.url)}") \
+            from exc

@@ -6,7 +6,8 @@ import pytest
 import sqlalchemy as sa
 
 from hma_db import Metadata, ReflectionError
-from hma_db.source.reflect import _connect, reflect
+from hma_db.source import begin_read_only
+from hma_db.source.reflect import reflect
 
 pytestmark = pytest.mark.mysql
 
@@ -95,10 +96,15 @@ def test_mysql_missing_table(mysql_edge):
 
 def test_mysql_read_only(mysql_edge):
     url, _ = mysql_edge
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    with _connect(engine) as conn, pytest.raises(sa.exc.DBAPIError, match="READ ONLY"):
-        conn.exec_driver_sql("INSERT INTO parent VALUES (2, 'xyz')")
+    engine = sa.create_engine(url, pool_size=1, max_overflow=0)  # one connection, reused
+    with engine.connect() as conn:
+        begin_read_only(conn)
+        with pytest.raises(sa.exc.DBAPIError, match="READ ONLY"):
+            conn.exec_driver_sql("INSERT INTO parent VALUES (2, 'xyz')")
     assert reflect(engine).row_counts["parent"] == 1
+    with engine.connect() as conn:  # read-only was for those transactions, not the session
+        conn.exec_driver_sql("INSERT INTO parent VALUES (2, 'xyz')")
+        conn.rollback()
     engine.dispose()
 
 

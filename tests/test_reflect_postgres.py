@@ -8,7 +8,8 @@ from conftest import CHINOOK_SNAKE_SQLITE, NORTHWIND_SQLITE
 
 from hma_db import Metadata, ReflectionError
 from hma_db.schema.sqltypes import RawType
-from hma_db.source.reflect import _connect, reflect
+from hma_db.source import begin_read_only
+from hma_db.source.reflect import reflect
 
 pytestmark = pytest.mark.postgres
 
@@ -238,8 +239,10 @@ def test_pg_read_only_and_engine_kept(postgres_databases):
     url = postgres_databases.new("reflect_ro")
     _run(url, "CREATE TABLE t (id int PRIMARY KEY)")
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    with _connect(engine) as conn, pytest.raises(sa.exc.DBAPIError, match="read-only"):
-        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+    with engine.connect() as conn:
+        begin_read_only(conn)
+        with pytest.raises(sa.exc.DBAPIError, match="read-only"):
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
     assert sorted(reflect(engine).tables) == ["t"]
     with engine.begin() as conn:  # the caller's engine still works, and still writes
         conn.exec_driver_sql("INSERT INTO t VALUES (1)")

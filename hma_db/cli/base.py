@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -22,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-import sqlalchemy as sa
 
 from hma_db import (
     ConfigError,
@@ -44,18 +42,22 @@ Exit codes:
 # Errors in what the user asked for, as opposed to a job that failed while running.
 _USAGE_ERRORS = (ConfigError, MetadataError, SynthesizerInputError, ModelFileError)
 
-# scheme://user:password@host -> scheme://user:***@host, for text that did not come through
-# SQLAlchemy's URL rendering (a foreign exception message, a traceback).
-_PASSWORD_IN_URL = re.compile(r"(\w[\w+.-]*://[^\s:/@]*):[^\s@/]*@")
+# hma_db.engines (the one password masker) imports SQLAlchemy: it is imported where it is used,
+# so that 'hma-db --help' does not wait for it.
 
 
 def hide_passwords(text: str) -> str:
-    """Replace the password of every URL in ``text`` with ``***``."""
-    return _PASSWORD_IN_URL.sub(r"\1:***@", text)
+    """Replace the password of every URL in ``text`` with ``***`` (see
+    :func:`hma_db.engines.hide_passwords`)."""
+    from hma_db import engines
+
+    return engines.hide_passwords(text)
 
 
 def _database_failed(exc: BaseException) -> bool:
     """True when the database itself failed (refused, timed out, denied) somewhere in the chain."""
+    import sqlalchemy as sa
+
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -196,10 +198,9 @@ def source_label(source: str) -> str:
     """How a source is shown: a URL without its password, or the path as given."""
     if "://" not in source:
         return source
-    try:
-        return sa.make_url(source).render_as_string(hide_password=True)
-    except (sa.exc.ArgumentError, ValueError):
-        return hide_passwords(source)
+    from hma_db import engines
+
+    return engines.safe_url(source)
 
 
 def database_url(source: str) -> str:

@@ -5,8 +5,9 @@ pyarrow (:mod:`hma_db.source.read_copy`), which gives the same values and dtypes
 falls back to it where it cannot (the reason logged at DEBUG). Elsewhere rows are fetched with
 ``yield_per`` (a server-side cursor on MariaDB and on PostgreSQL through other drivers), so a
 large table never sits in the driver's buffers twice. The source is only ever read: on
-PostgreSQL the transaction is declared ``READ ONLY`` (and ``REPEATABLE READ``, so that the
-several passes of a subset read see one snapshot), and it is rolled back at the end everywhere.
+PostgreSQL and MariaDB the transaction is declared ``READ ONLY`` (:func:`begin_read_only`, on
+PostgreSQL also ``REPEATABLE READ``, so that the several passes of a subset read see one
+snapshot), and it is rolled back at the end everywhere.
 
 Chunk dtypes come from the SQL types (a domain's from its base type), not from the values of one
 chunk: an integer column is ``int64`` when it is ``NOT NULL`` and pandas' nullable ``Int64``
@@ -33,7 +34,7 @@ from collections.abc import Callable, Iterator
 import pandas as pd
 import sqlalchemy as sa
 
-from hma_db.engines import Source, connect, engine_for
+from hma_db.engines import Source, connect, engine_for, first_line
 from hma_db.errors import ReflectionError
 from hma_db.schema import Metadata, base_type
 from hma_db.source.read_copy import copy_reader, is_psycopg
@@ -55,6 +56,10 @@ def table_selectable(metadata: Metadata, table_name: str) -> sa.Table | sa.Table
 def begin_read_only(conn: sa.Connection) -> None:
     """Start a transaction that the server itself refuses to write in, where it can.
 
+    The one read-only guard of hma_db: every read of a source (reflect, read, subset, report) goes
+    through it, on engines hma_db created and on engines the caller gave alike. It holds for this
+    transaction only, so a caller's pooled connection still writes afterwards.
+
     On PostgreSQL it is also ``REPEATABLE READ``: every query of the transaction sees the same
     snapshot, so a table read twice (keys first, then rows) gives the same rows in the same order.
     MariaDB's InnoDB default is already repeatable read; SQLite reads one snapshot per transaction.
@@ -63,7 +68,10 @@ def begin_read_only(conn: sa.Connection) -> None:
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     elif conn.dialect.name in ("mysql", "mariadb"):
-        conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
+        try:  # the transaction has not started on the server yet: the next statement starts it
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        except sa.exc.DBAPIError:
+            logger.info("this server cannot make the transaction read-only; reading anyway")
 
 
 def chunk_dtypes(metadata: Metadata, table_name: str, names: list[str]) -> dict[str, str]:
@@ -211,8 +219,7 @@ def _align_all_null_columns(chunks: list[pd.DataFrame]) -> None:
 
 def read_failure(table_name: str, exc: sa.exc.DBAPIError) -> ReflectionError:
     """The error for a failed read, naming the table and the server's first message line."""
-    return ReflectionError(f"Reading table '{table_name}' failed: "
-                           f"{str(exc.orig).strip().splitlines()[0]}")
+    return ReflectionError(f"Reading table '{table_name}' failed: {first_line(exc)}")
 
 
 def read_tables(source: Source, metadata: Metadata, *, chunk_size: int = DEFAULT_CHUNK_SIZE,

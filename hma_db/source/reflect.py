@@ -7,26 +7,24 @@ unique constraints and unique indexes into alternate keys, and looks at a small 
 (:mod:`hma_db.source.profiling`) to find personal data, categorical text and the shape of string keys.
 Generated (computed) columns stay in the SQLAlchemy tables but not in the metadata: the database
 computes them, so they are never read, modeled or written.
-The source is opened read-only where the database allows it and never written.
+The source is opened read-only where the database allows it (:func:`~hma_db.source.read.begin_read_only`)
+and never written.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import sqlite3
 import warnings
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote
 
 import sqlalchemy as sa
 
+from hma_db.engines import Source, connect, engine_for, first_line, safe_url
 from hma_db.errors import ReflectionError
 from hma_db.schema import DATE, TEXT, Metadata, base_type, type_options
 from hma_db.source import profiling
+from hma_db.source.read import begin_read_only
 from hma_db.source.reflect_schema import (
     add_mysql_checks,
     add_sqlite_unique_constraints,
@@ -41,10 +39,7 @@ from hma_db.source.reflect_schema import (
 
 logger = logging.getLogger(__name__)
 
-Source = str | sa.URL | sa.Engine
 _KEY = "key"  # the kind of a string primary-key column, whose format is learned from the data
-_URL_HINT = ("expected dialect+driver://user@host/database, e.g. "
-             "postgresql+psycopg://app@localhost/shop or sqlite:///path/to/file.sqlite")
 
 
 def reflect(source: Source, *, schema: str | None = None, include: Iterable[str] | None = None,
@@ -71,122 +66,20 @@ def reflect(source: Source, *, schema: str | None = None, include: Iterable[str]
         >>> metadata.tables["Customer"]["columns"]["Email"]
         {'sdtype': 'email', 'pii': True, 'nullable': False, 'max_length': 60}
     """
-    with _engine(source) as engine, _connect(engine) as conn:
-        label = engine.url.render_as_string(hide_password=True)
+    with engine_for(source, error=ReflectionError) as engine, \
+            connect(engine, error=ReflectionError) as conn:
+        label = safe_url(engine)
         try:
+            begin_read_only(conn)
             with warnings.catch_warnings():
                 # Unknown column types are looked up by name afterwards (sqltypes.RawType).
                 warnings.simplefilter("ignore", sa.exc.SAWarning)
                 return _reflect(conn, schema, include, exclude, label)
         except sa.exc.SQLAlchemyError as exc:
             raise ReflectionError(
-                f"Cannot read the schema of {label}: {_first_line(exc, engine.url)}") from exc
-
-
-# ------------------------------------------------------------------------ opening the source
-def _first_line(exc: BaseException, url: sa.URL | None = None) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    lines = str(orig).strip().splitlines()
-    text = lines[0] if lines else type(orig).__name__
-    if url is not None and url.password:
-        text = text.replace(str(url.password), "***")
-    return text
-
-
-def _mask(text: str) -> str:
-    """Hide what looks like a password in a string that is not a valid URL."""
-    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
-
-
-def _parse(source: str | sa.URL) -> sa.URL:
-    if isinstance(source, sa.URL):
-        return source
-    if not isinstance(source, str):
-        raise ReflectionError(f"Expected a database URL (str or sqlalchemy.URL) or an Engine; "
-                              f"found {type(source).__name__}")
-    if "://" not in source and Path(source).is_file():
-        return sa.URL.create("sqlite", database=str(Path(source).resolve()))
-    try:
-        return sa.make_url(source)
-    except (sa.exc.ArgumentError, ValueError) as exc:
-        raise ReflectionError(f"'{_mask(source)}' is not a valid database URL; {_URL_HINT}") from exc
-
-
-def _sqlite_engine(url: sa.URL) -> sa.Engine:
-    """A read-only SQLite engine; a missing file is an error, never a new empty database."""
-    database = url.database or ""
-    if database in ("", ":memory:") or database.startswith("file:"):
-        return sa.create_engine(url)
-    path = Path(database)
-    if not path.is_file():
-        what = "is not a file" if path.exists() else "does not exist"
-        raise ReflectionError(f"The SQLite database file '{path}' {what}; check the path in the "
-                              f"URL '{url.render_as_string(hide_password=True)}'")
-    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
-    return sa.create_engine(url, creator=lambda: sqlite3.connect(uri, uri=True),
-                            poolclass=sa.pool.NullPool)
-
-
-def _create_engine(url: sa.URL) -> sa.Engine:
-    label = url.render_as_string(hide_password=True)
-    try:
-        if url.get_backend_name() == "sqlite":
-            return _sqlite_engine(url)
-        connect_args = {}
-        if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("psycopg",
-                                                                               "psycopg2"):
-            # Every transaction of this engine is read-only (the server enforces it).
-            connect_args["options"] = "-c default_transaction_read_only=on"
-        return sa.create_engine(url, connect_args=connect_args, poolclass=sa.pool.NullPool)
-    except sa.exc.NoSuchModuleError as exc:
-        raise ReflectionError(f"Unknown database dialect or driver '{url.drivername}' in "
-                              f"'{label}'; {_URL_HINT}") from exc
-    except ImportError as exc:
-        hint = " (for MariaDB/MySQL use mysql+pymysql://, installed by pip install " \
-            "'hma_db[mysql]')" if url.get_backend_name() in ("mysql", "mariadb") else ""
-        raise ReflectionError(f"The database driver for '{label}' is not installed: "
-                              f"{exc}{hint}") from exc
-    except sa.exc.ArgumentError as exc:
-        raise ReflectionError(f"Invalid database URL '{label}': {_first_line(exc, url)}") from exc
-
-
-@contextmanager
-def _engine(source: Source) -> Iterator[sa.Engine]:
-    if isinstance(source, sa.Engine):
-        yield source
-        return
-    engine = _create_engine(_parse(source))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
-def _read_only(conn: sa.Connection) -> None:
-    """Make the connection's transaction read-only (also for engines the caller created)."""
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-    elif dialect in ("mysql", "mariadb"):
-        try:  # applies to the next transaction, which reflect's first query starts
-            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-        except sa.exc.DBAPIError:
-            logger.info("this server cannot make the transaction read-only; reading anyway")
-
-
-@contextmanager
-def _connect(engine: sa.Engine) -> Iterator[sa.Connection]:
-    label = engine.url.render_as_string(hide_password=True)
-    try:
-        conn = engine.connect()
-    except sa.exc.SQLAlchemyError as exc:
-        raise ReflectionError(f"Cannot connect to {label}: {_first_line(exc, engine.url)}") from exc
-    try:
-        _read_only(conn)
-        yield conn
-    finally:
-        conn.rollback()
-        conn.close()
+                f"Cannot read the schema of {label}: {first_line(exc, engine.url)}") from exc
+        finally:
+            conn.rollback()
 
 
 # -------------------------------------------------------------------------- choosing tables
