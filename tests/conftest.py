@@ -30,6 +30,7 @@ MYSQL_URL = os.environ.get("HMA_DB_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.
 REQUIRE_SERVERS = os.environ.get("HMA_DB_REQUIRE_SERVERS") == "1"
 
 _counter = itertools.count()
+_wider_setups = 0  # > 0 while a class-, module- or session-scoped fixture is being set up
 
 
 def _server_or_skip(url: str, kind: str) -> sa.Engine:
@@ -48,11 +49,27 @@ def _server_or_skip(url: str, kind: str) -> sa.Engine:
 
 
 class _Databases:
-    """Creates uniquely named databases on one server and drops them at the end of the session."""
+    """Creates uniquely named databases on one server and drops them when they are done with.
+
+    On PostgreSQL a database made by a test (in its body or a function-scoped fixture) is dropped
+    as that test ends; one made by a wider fixture (``chinook_postgres``...) lives to the end of
+    the session, as every database does on MariaDB. The reason is that each ``DROP DATABASE``
+    forces an immediate checkpoint, which writes and fsyncs every dirty page on the server, while
+    the pages of the database being dropped are thrown away unwritten. Dropping all of the
+    session's databases at its end made the first ``DROP`` write out the pages of all the others
+    (thousands of files to fsync), only to delete them a moment later: a teardown of seconds, more
+    the more databases the run made and the slower the disk. Dropped as soon as its test ends, a
+    database's pages mostly never reach the disk, and each checkpoint has little left to write.
+    """
+
+    live: list[_Databases] = []
 
     def __init__(self, admin: sa.Engine):
         self.admin = admin
-        self.created: list[str] = []
+        self.postgres = admin.dialect.name == "postgresql"
+        self.created: list[str] = []  # dropped at the end of the session
+        self.of_test: list[str] = []  # dropped at the end of the current test
+        _Databases.live.append(self)
 
     def new(self, hint: str = "db") -> str:
         """Create an empty database and return its URL (as a string, password included)."""
@@ -60,19 +77,59 @@ class _Databases:
         with self.admin.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
             conn.exec_driver_sql(f"CREATE DATABASE {name}")
-        self.created.append(name)
+        (self.of_test if self.postgres and not _wider_setups else self.created).append(name)
         return self.admin.url.set(database=name).render_as_string(hide_password=False)
 
-    def drop_all(self) -> None:
+    def _drop(self, names: list[str]) -> None:
+        if not names:
+            return
         with self.admin.connect() as conn:
-            if self.admin.dialect.name == "postgresql":
-                conn.execute(sa.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = ANY(:names) AND pid <> pg_backend_pid()"),
-                    {"names": self.created})
-            for name in self.created:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+            for name in names:
+                # FORCE ends the sessions still connected, and waits for them to exit.
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}"
+                                     + (" WITH (FORCE)" if self.postgres else ""))
+
+    def drop_test_databases(self) -> None:
+        names, self.of_test = self.of_test, []
+        self._drop(names)
+
+    def drop_all(self) -> None:
+        _Databases.live.remove(self)
+        names, self.created = self.of_test + self.created, []
+        self.of_test = []
+        self._drop(names)
         self.admin.dispose()
+
+
+class _WiderFixtures:
+    """Counts the wider-than-function fixtures being set up: a database they make outlives the
+    test that first asked for them (also when asked through ``request.getfixturevalue``).
+    Registered as a plugin, since a hook in this conftest would miss the session-scoped
+    fixtures (pytest calls their hooks for the root directory only)."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(self, fixturedef):
+        global _wider_setups
+        wider = fixturedef.scope != "function"
+        _wider_setups += wider
+        try:
+            return (yield)
+        finally:
+            _wider_setups -= wider
+
+
+def pytest_configure(config):
+    if not config.pluginmanager.has_plugin("hma_db_wider_fixtures"):
+        config.pluginmanager.register(_WiderFixtures(), "hma_db_wider_fixtures")
+
+
+@pytest.fixture(autouse=True)
+def _drop_the_tests_databases():
+    """Drop the databases the test made as it ends (after its other function-scoped fixtures,
+    which may still use them; before the wider fixtures' teardown)."""
+    yield
+    for databases in _Databases.live:
+        databases.drop_test_databases()
 
 
 @pytest.fixture(scope="session")

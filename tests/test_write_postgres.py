@@ -349,5 +349,12 @@ def test_interrupt_during_copy_changes_nothing(postgres_databases, chinook_data)
 
     with pytest.raises(KeyboardInterrupt):
         write(data, metadata, url, if_exists="append", batch_size=1000, progress=interrupt)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:  # rolled back before the interrupt got out: no lock is left
+        assert conn.exec_driver_sql(
+            "SELECT pid, relation::regclass::text, mode FROM pg_locks WHERE pid <> "
+            "pg_backend_pid() AND database = (SELECT oid FROM pg_database "
+            "WHERE datname = current_database())").fetchall() == []
+    engine.dispose()
     assert row_counts(url) == {"Artist": len(data["Artist"])}
     assert write(data, metadata, url, if_exists="append")["PlaylistTrack"] == 8715
