@@ -1,13 +1,30 @@
-"""Progress bars in rows, with an ETA, for the stages of a clone (read, sample, write).
+"""Progress of a clone's stages (read, fit, sample, write): bars in rows and stage times.
 
 One :class:`RowBar` per stage counts rows across tables (the table being worked on is shown
 beside the bar); tqdm computes the rate and the time left from the stage's total. Logs get one
-INFO line per table per stage from the stages themselves; bars are for people at a terminal.
+INFO line per table per stage from the stages themselves, and one line per stage from
+:func:`stage`; bars are for people at a terminal.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from tqdm.auto import tqdm
+
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def stage(seconds: dict[str, float], name: str) -> Iterator[None]:
+    """Time one stage into ``seconds[name]`` and log it when it ends."""
+    started = time.perf_counter()
+    yield
+    seconds[name] = time.perf_counter() - started
+    logger.info("%s done in %.2fs", name, seconds[name])
 
 
 class RowBar:

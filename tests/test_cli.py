@@ -734,8 +734,8 @@ def test_installed_entry_point(tmp_path):
 
 
 def test_main_reads_the_command_line():
-    done = subprocess.run([sys.executable, "-c", "from hma_db.cli.main import main; main()", "--version"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", "from hma_db.cli import main; main()",
+                           "--version"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and __version__ in done.stdout
 
 

@@ -197,7 +197,7 @@ def test_several_parents_capacity_and_resemblance():
                "shop": pd.DataFrame({"tier": tier}),
                "orders": pd.DataFrame({"price": price, "spend": spend})}
     model = fit_hma(md, numeric, {rc: customer_link, rs: shop_link}, {}, np.random.default_rng(0))
-    assert model.tables["orders"]["primary"] == rs  # the shop explains more of the orders
+    assert model.tables["orders"].primary == rs  # the shop explains more of the orders
     frames, links = model.sample(1.0, np.random.default_rng(1))
     _check_links(model, frames, links)
     assert abs(_null_share(links[rs]) - _null_share(shop_link)) < 0.05

@@ -21,6 +21,7 @@ from hma_db.errors import SamplingError, WriteError
 from hma_db.model.sample import target_rows
 from hma_db.schema.metadata import key_columns
 from hma_db.source.read import read_tables
+from hma_db.synthesizer import files as model_files
 from hma_db.synthesizer.chunks import chunk_plan
 from hma_db.target.write import write_chunks
 from hma_db.transform import personal
@@ -210,14 +211,17 @@ def small_pools(monkeypatch):
     monkeypatch.setattr(personal, "POOL_SIZE", 40)
 
 
-def test_keyed_schema_covers_every_key_kind(keyed):
+def test_keyed_schema_covers_every_key_kind(keyed, tmp_path):
     _, synthesizer = keyed
+    synthesizer.save(tmp_path / "model.json")  # the transformers' column roles, as saved
+    saved = model_files.load(tmp_path / "model.json")["transformers"]
+    specs = {t: d["columns"] for t, d in saved.items()}
     kinds = {(t, c): spec.get("key", {}).get("kind", spec["role"])
-             for t, tt in synthesizer._transformers.items() for c, spec in tt._specs.items()}
+             for t, columns in specs.items() for c, spec in columns.items()}
     assert kinds[("account", "code")] == "pattern" and kinds[("device", "id")] == "uuid"
     assert kinds[("device", "serial")] == "pattern" and kinds[("alert", "id")] == "int"
     assert kinds[("account", "email")] == "personal"
-    assert synthesizer._transformers["account"]._specs["email"]["unique"]
+    assert specs["account"]["email"]["unique"]
 
 
 def _check_unique_and_resolved(metadata, chunks) -> dict[str, pd.DataFrame]:

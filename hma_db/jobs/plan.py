@@ -20,9 +20,8 @@ from hma_db.errors import MetadataError, WriteError
 from hma_db.jobs.file import Job, check_target_schema
 from hma_db.jobs.run import cached_model, job_synthesizer, reflect_job
 from hma_db.model import target_rows
-from hma_db.pipeline import _check_target
 from hma_db.schema import Metadata, relationship_name
-from hma_db.target import dialect_family, drift, target_metadata
+from hma_db.target import check_target, dialect_family, drift, target_metadata
 from hma_db.transform import plan_roles, provider_for
 
 # How a column gets its values (DESIGN.md section 2): exactly one of these.
@@ -181,7 +180,7 @@ def plan_job(job: Job) -> Plan:
             engine_for(job.target, error=WriteError, must_exist=False) as target_engine:
         metadata = reflect_job(source_engine, job)
         if not _new_sqlite_file(target_engine):  # a file that does not exist is not the source
-            _check_target(source_engine, target_engine, job.source_schema, job.target_schema)
+            check_target(source_engine, target_engine, job.source_schema, job.target_schema)
         wanted = job_synthesizer(metadata, job)
         model, reason = cached_model(job, wanted)
         order = metadata.topological_order()

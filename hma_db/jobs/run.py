@@ -1,9 +1,9 @@
 """Running a job file: the scheduled-seeding pipeline with a model cache.
 
-:func:`run_job` does what :func:`hma_db.pipeline` does (reflect, read, fit, sample, write), with the
-job file's settings applied on the way: column overrides on the reflected metadata, per-table
-parameters, locales, scale, seed, ``if_exists``. With ``[model] path`` it keeps the fitted model
-between runs and fits again only when it must:
+:func:`run_job` is :func:`hma_db.clone` (reflect, read, fit, sample, write) with the job file's
+settings applied on the way, through :class:`~hma_db.pipeline.CloneHooks`: column overrides
+on the reflected metadata, per-table parameters, locales, scale, seed, ``if_exists``. With
+``[model] path`` it keeps the fitted model between runs and fits again only when it must:
 
 - no model file yet;
 - the model does not match the job any more: its *fingerprint* (a hash of the metadata after the
@@ -11,8 +11,8 @@ between runs and fits again only when it must:
   differs from the one the job gives now, which is how a source schema change is noticed;
 - the model is older than ``max_age`` (counted from its fit date, which it stores).
 
-A file that is not an hma_db model is an error, never silently overwritten. The steps it shares
-with :func:`hma_db.pipeline` (timing, target check, reading) come from :mod:`hma_db.pipeline`.
+A file that is not an hma_db model is an error, never silently overwritten. A report that
+cannot be made is recorded in the result; the rows are written all the same.
 """
 
 from __future__ import annotations
@@ -28,29 +28,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hma_db.engines import engine_for
 from hma_db.errors import (
     ConfigError,
     HmaDbError,
     ModelFileError,
     ReflectionError,
     SynthesizerInputError,
-    WriteError,
 )
 from hma_db.jobs.file import Job, check_target_schema, suggestion
-from hma_db.model import target_rows
-from hma_db.pipeline import (
-    CloneResult,
-    _check_target,
-    _read_source,
-    _stage,
-    configure_synthesizer,
-    sample_and_write,
-)
-from hma_db.report import evaluate_databases
+from hma_db.pipeline import CloneHooks, CloneResult, configure_synthesizer, run_clone
+from hma_db.progress import stage
 from hma_db.schema import BASIC_SDTYPES, Metadata
-from hma_db.source import reflect
-from hma_db.synthesizer import DEFAULT_CHUNK_ROWS, HMASynthesizer, load_synthesizer
+from hma_db.source import check_max_rows, reflect
+from hma_db.synthesizer import DEFAULT_CHUNK_ROWS, HMASynthesizer, format_for, load_synthesizer
 
 logger = logging.getLogger(__name__)
 
@@ -161,15 +151,15 @@ def job_synthesizer(metadata: Metadata, job: Job, *, verbose: bool = False) -> H
 
 
 def reflect_job(source_engine, job: Job) -> Metadata:
-    """Reflect the job's source and apply its column overrides."""
+    """Reflect the job's source and apply its column overrides (``hma-db plan``'s view)."""
     try:
         metadata = reflect(source_engine, schema=job.source_schema, include=job.include,
                            exclude=job.exclude)
     except ReflectionError as exc:
-        option = str(exc).split(" ", 1)[0]
-        if option in ("include", "exclude"):  # a table name in the job file is wrong
-            raise ConfigError(f"{job.where(option)}: {exc}") from exc
-        raise
+        named = _named_in_job(job, exc)
+        if named is exc:
+            raise
+        raise named from exc
     apply_overrides(metadata, job)
     return metadata
 
@@ -233,7 +223,7 @@ def cached_model(job: Job, wanted: HMASynthesizer) -> tuple[HMASynthesizer | Non
 def save_model(synthesizer: HMASynthesizer, path: Path) -> None:
     """Save next to the old model, then swap, so a crash never leaves half a model file.
 
-    ``.json`` files get the safe JSON format, anything else a pickle. The folder is created.
+    ``.json`` files get the JSON format, anything else a pickle. The folder is created.
 
     Raises:
         ModelFileError: the file cannot be written.
@@ -241,7 +231,7 @@ def save_model(synthesizer: HMASynthesizer, path: Path) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        synthesizer.save(temporary, format="json" if path.suffix == ".json" else "pickle")
+        synthesizer.save(temporary, format=format_for(path))
         os.replace(temporary, path)
     except OSError as exc:
         raise ModelFileError(f"Cannot save the model to '{path}': {exc.strerror or exc}") from exc
@@ -250,21 +240,79 @@ def save_model(synthesizer: HMASynthesizer, path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------- running
-class _Reporter:
-    """Times stages into the result, logs, and tells ``on_event``."""
+class _JobHooks(CloneHooks):
+    """What a job adds to :func:`hma_db.pipeline.run_clone`: the job's column overrides and
+    settings (errors named with their line), the model cache, events and a report that may
+    fail without failing the run."""
 
-    def __init__(self, result: JobResult, on_event: Callable[[JobEvent], None] | None):
-        self.result, self.on_event = result, on_event
+    def __init__(self, job: Job, result: JobResult, on_event: Callable[[JobEvent], None] | None,
+                 verbose: bool):
+        self.job, self.result, self.on_event, self.verbose = job, result, on_event, verbose
         self._written: dict[str, int] = {}
-        self.totals: dict[str, int] = {}  # rows each table will have, once the model is known
+        self._totals: dict[str, int] = {}  # rows each table will have, once the model is known
 
     def emit(self, kind: str, message: str, **details) -> None:
         event = JobEvent(kind, message, **details)
-        if kind.startswith("model"):  # stages are logged by clone._stage already
+        if kind.startswith("model"):  # stages are logged by progress.stage already
             logger.info("%s", message)
         self.result.events.append(event)
         if self.on_event is not None:
             self.on_event(event)
+
+    def stage(self, name: str, seconds: float | None) -> None:
+        if seconds is None:
+            self.emit("stage_started", f"{name}...", stage=name)
+        else:
+            self.emit("stage_finished", f"{name} done in {seconds:.2f}s", stage=name,
+                      seconds=seconds)
+
+    @contextmanager
+    def _timed(self, name: str) -> Iterator[None]:
+        self.stage(name, None)
+        with stage(self.result.seconds, name):
+            yield
+        self.stage(name, self.result.seconds[name])
+
+    def edit_metadata(self, metadata: Metadata) -> None:
+        apply_overrides(metadata, self.job)
+
+    def make_synthesizer(self, metadata: Metadata, make) -> HMASynthesizer:
+        if self.job.max_rows is not None:
+            try:
+                check_max_rows(metadata, self.job.max_rows)
+            except SynthesizerInputError as exc:  # max_rows names a table the source lacks
+                raise ConfigError(f"{self.job.where('max_rows')}: {exc}") from exc
+        return job_synthesizer(metadata, self.job, verbose=self.verbose)
+
+    def reuse(self, wanted: HMASynthesizer) -> HMASynthesizer | None:
+        with self._timed("load model"):
+            model, reason = cached_model(self.job, wanted)
+        self.result.model_reason = reason
+        if model is None:
+            self.emit("model_fitted", f"fitting a new model: {reason}")
+            self._prepare_sampling(wanted)
+            return None
+        model.verbose = self.verbose
+        self.result.model = "reused"
+        self.emit("model_reused", f"reusing the saved model: {reason}")
+        self._prepare_sampling(model)
+        return model
+
+    def fitted(self, synthesizer: HMASynthesizer) -> None:
+        self._prepare_sampling(synthesizer)
+        if self.job.model_path is not None:
+            with self._timed("save model"):
+                save_model(synthesizer, self.job.model_path)
+            self.emit("model_saved", f"saved the model to {self.job.model_path}")
+
+    def _prepare_sampling(self, synthesizer: HMASynthesizer) -> None:
+        if not synthesizer.get_info()["is_fit"]:
+            return  # called again once fitted
+        # Same seed, same rows: whether the model was fitted now or loaded from the cache. No
+        # seed: every run draws new rows, even from a cached model whose stream was saved.
+        seed = self.job.seed
+        synthesizer.reset_sampling(seed if seed is not None else secrets.randbits(64))
+        self._totals = synthesizer.sample_sizes(self.job.scale)
 
     def rows_written(self, table: str, done: int, total: int) -> None:
         """Rows of ``table`` written so far, over every chunk: a chunked write reports
@@ -273,76 +321,17 @@ class _Reporter:
         if done >= total:
             self._written[table] = before + total
         if self.on_event is not None:
-            whole = self.totals.get(table, total)
+            whole = self._totals.get(table, total)
             self.on_event(JobEvent("rows_written", f"{table}: {before + done}/{whole} rows",
                                    stage="write", table=table, done=before + done, total=whole))
 
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        self.emit("stage_started", f"{name}...", stage=name)
-        with _stage(self.result, name):
-            yield
-        seconds = self.result.seconds[name]
-        self.emit("stage_finished", f"{name} done in {seconds:.2f}s", stage=name, seconds=seconds)
-
-
-def _model_for(job: Job, metadata: Metadata, source_engine, report: _Reporter,
-               verbose: bool) -> HMASynthesizer:
-    """The cached model when valid, else a freshly fitted one (saved when the job caches)."""
-    wanted = job_synthesizer(metadata, job, verbose=verbose)
-    with report.stage("load model"):
-        model, reason = cached_model(job, wanted)
-    report.result.model_reason = reason
-    if model is not None:
-        model.verbose = verbose
-        report.result.model = "reused"
-        report.emit("model_reused", f"reusing the saved model: {reason}")
-        return model
-    report.emit("model_fitted", f"fitting a new model: {reason}")
-    with report.stage("read"):
-        try:
-            data = _read_source(source_engine, metadata, max_rows=job.max_rows, seed=job.seed)
-        except SynthesizerInputError as exc:  # max_rows names a table the source lacks
-            raise ConfigError(f"{job.where('max_rows')}: {exc}") from exc
-    report.result.rows_read = {t: len(frame) for t, frame in data.items()}
-    with report.stage("fit"):
-        wanted.fit(data, row_counts=metadata.row_counts if job.max_rows else None)
-    del data  # the source rows are not needed past this point
-    if job.model_path is not None:
-        with report.stage("save model"):
-            save_model(wanted, job.model_path)
-        report.emit("model_saved", f"saved the model to {job.model_path}")
-    return wanted
-
-
-def _write_report(job: Job, metadata: Metadata, source_engine, target_engine,
-                  report: _Reporter) -> None:
-    """Compare the written target with the source and save the report where the job says."""
-    result, path = report.result, job.report
-    try:
-        with report.stage("report"):
-            found = evaluate_databases(source_engine, target_engine, metadata,
-                                       schema=job.source_schema, target_schema=job.target_schema,
-                                       locales=job.locales, seed=job.seed or 0)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if path.suffix.lower() == ".json":
-                found.to_json(path)
-            else:
-                found.save_html(path)
-    except (HmaDbError, OSError) as exc:
-        result.report_error = str(exc)
-        logger.warning("the report could not be made: %s", exc)
-        report.emit("report_failed", f"the report could not be made: {exc}")
-        return
-    result.report_path, result.report_score, result.report_passed = path, found.score, found.passed
-    report.emit("report_saved", f"report saved to {path}: score {found.score:.2f}, "
-                                f"{'passed' if found.passed else 'below its thresholds'}")
-
-
-def _restart_sampling(synthesizer: HMASynthesizer, seed: int | None) -> None:
-    # Same seed, same rows: whether the model was fitted now or loaded from the cache. No seed:
-    # every run draws new rows, even from a cached model whose stream was saved.
-    synthesizer.reset_sampling(seed if seed is not None else secrets.randbits(64))
+    def report_failed(self, error: Exception) -> bool:
+        if not isinstance(error, (HmaDbError, OSError)):
+            return False
+        self.result.report_error = str(error)
+        logger.warning("the report could not be made: %s", error)
+        self.emit("report_failed", f"the report could not be made: {error}")
+        return True
 
 
 def run_job(job: Job, *, verbose: bool = False,
@@ -374,26 +363,31 @@ def run_job(job: Job, *, verbose: bool = False,
     """
     check_target_schema(job)
     result = JobResult()
-    report = _Reporter(result, on_event)
-    with engine_for(job.source) as source_engine, \
-            engine_for(job.target, error=WriteError, must_exist=False) as target_engine:
-        with report.stage("reflect"):
-            metadata = reflect_job(source_engine, job)
-        _check_target(source_engine, target_engine, job.source_schema, job.target_schema)
-        synthesizer = _model_for(job, metadata, source_engine, report, verbose)
-        _restart_sampling(synthesizer, job.seed)
-        report.totals = {t: target_rows(rows, job.scale) for t, rows in
-                         synthesizer._fitted_model("sample").row_counts.items()}
-        # Chunk by chunk: each chunk is written before the next is drawn, so memory does not
-        # grow with the scale; the two stages are timed apart all the same.
-        report.emit("stage_started", "sample and write...", stage="sample")
-        result.rows = sample_and_write(synthesizer, target_engine, result, scale=job.scale,
-                                       schema=job.target_schema, if_exists=job.if_exists,
-                                       chunk_rows=chunk_rows, progress=report.rows_written)
-        for name in ("sample", "write"):
-            seconds = result.seconds[name]
-            report.emit("stage_finished", f"{name} done in {seconds:.2f}s", stage=name,
-                        seconds=seconds)
-        if job.report is not None:
-            _write_report(job, metadata, source_engine, target_engine, report)
+    hooks = _JobHooks(job, result, on_event, verbose)
+    try:
+        run_clone(job.source, job.target, hooks=hooks, result=result, scale=job.scale,
+                  seed=job.seed, schema=job.source_schema, target_schema=job.target_schema,
+                  include=job.include, exclude=job.exclude, if_exists=job.if_exists,
+                  locales=job.locales, report=job.report, max_rows=job.max_rows,
+                  chunk_rows=chunk_rows, verbose=verbose)
+    except ReflectionError as exc:
+        named = _named_in_job(job, exc)
+        if named is exc:
+            raise
+        raise named from exc
+    if result.report is not None:
+        path, found = job.report, result.report
+        result.report_path, result.report_score = path, found.score
+        result.report_passed = found.passed
+        hooks.emit("report_saved", f"report saved to {path}: score {found.score:.2f}, "
+                                   f"{'passed' if found.passed else 'below its thresholds'}")
     return result
+
+
+def _named_in_job(job: Job, exc: ReflectionError) -> HmaDbError:
+    """A table name of ``include`` or ``exclude`` that the source lacks is the job file's
+    mistake: say where it is."""
+    option = str(exc).split(" ", 1)[0]
+    if option in ("include", "exclude"):
+        return ConfigError(f"{job.where(option)}: {exc}")
+    return exc

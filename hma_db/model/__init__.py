@@ -6,11 +6,14 @@ parent's children) that samples numeric frames and links back, whole or a chunk 
 never sees key values or SQL. The only importer of ``copulas``.
 """
 
+from hma_db.model.fit import TableModel
 from hma_db.model.hierarchy import HMAModel, fit_hma
-from hma_db.model.sample import sample_chunk, target_rows
+from hma_db.model.sample import check_scale, sample_chunk, target_rows
 
 __all__ = [
     "HMAModel",
+    "TableModel",
+    "check_scale",
     "fit_hma",
     "sample_chunk",
     "target_rows",

@@ -23,7 +23,9 @@ no loop over parents or rows.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,6 +40,39 @@ MAX_AGGREGATED = 20
 COVARIANCE_ROWS = 200_000
 EXTENSION_DISTRIBUTION = "truncnorm"
 SEP = " :: "  # joins a relationship name and a statistic into an extension column name
+
+
+@dataclass
+class TableModel:
+    """What the model learned of one table: its copula over its own modeled columns and the
+    extension columns of its children, and how many rows the source had."""
+
+    rows: int
+    columns: list[str]
+    extension_columns: list[str]
+    default_distribution: str
+    distributions: dict[str, str]
+    copula: GaussianCopula | None = None  # None for an empty source table
+    primary: str | None = field(default=None)  # the relationship it is sampled under
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (the ``tables`` entries of a JSON model)."""
+        return {"rows": self.rows, "columns": list(self.columns),
+                "extension_columns": list(self.extension_columns),
+                "default_distribution": self.default_distribution,
+                "distributions": dict(self.distributions), "primary": self.primary,
+                "copula": None if self.copula is None else self.copula.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TableModel:
+        """The inverse of :meth:`to_dict`."""
+        copula = data["copula"]
+        return cls(rows=int(data["rows"]), columns=list(data["columns"]),
+                   extension_columns=list(data["extension_columns"]),
+                   default_distribution=data["default_distribution"],
+                   distributions=copy.deepcopy(data["distributions"]),
+                   copula=None if copula is None else GaussianCopula.from_dict(copula),
+                   primary=data.get("primary"))
 
 
 def num_rows_column(rel_name: str) -> str:
@@ -235,20 +270,20 @@ def own_degrees(rel: dict[str, Any], link: np.ndarray, n_parent: int) -> None:
 def fit_tables(metadata, numeric: dict[str, pd.DataFrame], links: dict[str, np.ndarray],
                table_parameters: dict[str, dict], rng: np.random.Generator,
                rels: dict[str, dict[str, Any]], progress: Callable | None = None
-               ) -> dict[str, dict[str, Any]]:
+               ) -> dict[str, TableModel]:
     """Fit every table's copula bottom-up, filling the relationship records on the way."""
     order = metadata.topological_order()
     rows = {t: len(numeric[t]) for t in order}
     for name, rel in rels.items():
         if rel["kind"] != "model":
             own_degrees(rel, np.asarray(links[name], dtype=np.int64), rows[rel["parent"]])
-    tables: dict[str, dict[str, Any]] = {}
+    tables: dict[str, TableModel] = {}
     pending: dict[str, np.ndarray] = {}  # extension blocks waiting for their parent
     steps = list(reversed(order))
     for table in (progress(steps, "Modeling tables") if progress else steps):
         tables[table], scores, columns = _fit_table(
             table, numeric[table], table_parameters.get(table, {}), rels, pending, rng)
-        candidates = tables[table]["columns"] + [
+        candidates = tables[table].columns + [
             num_rows_column(n) for n in _model_rels(rels, parent=table)]
         for name in _model_rels(rels, child=table):
             rel = rels[name]
@@ -258,7 +293,7 @@ def fit_tables(metadata, numeric: dict[str, pd.DataFrame], links: dict[str, np.n
     for table, record in tables.items():
         choices = sorted(_model_rels(rels, child=table),
                          key=lambda n: (-rels[n]["information"], n))
-        record["primary"] = choices[0] if choices else None
+        record.primary = choices[0] if choices else None
     return tables
 
 
@@ -285,15 +320,14 @@ def _fit_table(table: str, frame: pd.DataFrame, parameters: dict[str, Any],
                                  f"{table} (default)")
     distributions = {**_distributions(own, parameters),
                      **dict.fromkeys(ext_names, EXTENSION_DISTRIBUTION)}
-    record = {"rows": len(frame), "columns": own, "extension_columns": ext_names,
-              "default_distribution": default, "distributions": distributions}
+    record = TableModel(rows=len(frame), columns=own, extension_columns=ext_names,
+                        default_distribution=default, distributions=distributions)
     if len(frame) == 0:
-        record["copula"] = None
         return record, np.zeros((0, len(columns))), columns
     copula = GaussianCopula(default, distributions)
     try:
         scores = copula.fit_scores(data, columns, rng)
     except SynthesizerInputError as exc:
         raise SynthesizerInputError(f"Table '{table}': {exc}") from exc
-    record["copula"] = copula
+    record.copula = copula
     return record, scores, columns

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -27,19 +26,19 @@ import numpy as np
 import pandas as pd
 
 from hma_db.errors import ModelFileError, SynthesizerInputError
-from hma_db.model.copula import GaussianCopula
-from hma_db.model.fit import check_inputs, fit_tables, plan
-from hma_db.model.sample import sample_tables
+from hma_db.model.fit import TableModel, check_inputs, fit_tables, plan
+from hma_db.model.sample import check_scale, sample_tables
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "hma_db.model.hierarchy"
+FORMAT = "hma_db.hma"  # the name of the format, kept from the first release
 VERSION = 1
 
 
 def fit_hma(metadata, numeric: dict[str, pd.DataFrame], links: dict[str, np.ndarray],
             table_parameters: dict[str, dict], rng: np.random.Generator,
-            progress: Callable | None = None) -> HMAModel:
+            progress: Callable | None = None,
+            row_counts: dict[str, int] | None = None) -> HMAModel:
     """Fit the hierarchical model.
 
     Args:
@@ -50,6 +49,9 @@ def fit_hma(metadata, numeric: dict[str, pd.DataFrame], links: dict[str, np.ndar
             (keyed by source column; a modeled column ``col`` or ``col.<anything>`` uses it).
         rng: the random generator (subsamples for the marginal fits).
         progress: optional ``progress(iterable, description) -> iterable`` (e.g. a tqdm wrapper).
+        row_counts: the full row count of tables fitted on a subset; sampling sizes follow
+            them (roots get the full counts, child totals are exact per table, spread over the
+            parents as in the subset). Tables not listed keep their fitted row count.
 
     Returns:
         The fitted :class:`HMAModel`.
@@ -63,7 +65,9 @@ def fit_hma(metadata, numeric: dict[str, pd.DataFrame], links: dict[str, np.ndar
     tables = fit_tables(metadata, numeric, links, table_parameters, rng, rels, progress)
     for table, record in tables.items():
         logger.info("table %s: %d rows, %d columns + %d extension columns", table,
-                    record["rows"], len(record["columns"]), len(record["extension_columns"]))
+                    record.rows, len(record.columns), len(record.extension_columns))
+    for table, rows in (row_counts or {}).items():
+        tables[table].rows = int(rows)
     return HMAModel(metadata.topological_order(), tables, rels, junctions)
 
 
@@ -74,7 +78,7 @@ class HMAModel:
     and :meth:`to_dict` turns those into plain data too.
     """
 
-    def __init__(self, order: list[str], tables: dict[str, dict[str, Any]],
+    def __init__(self, order: list[str], tables: dict[str, TableModel],
                  relationships: dict[str, dict[str, Any]], junctions: dict[str, list[list[str]]]):
         self.order = list(order)
         self.tables = tables
@@ -84,7 +88,7 @@ class HMAModel:
     @property
     def row_counts(self) -> dict[str, int]:
         """The source row count of every table."""
-        return {t: int(r["rows"]) for t, r in self.tables.items()}
+        return {t: int(r.rows) for t, r in self.tables.items()}
 
     def sample(self, scale: float, rng: np.random.Generator
                ) -> tuple[dict[str, pd.DataFrame], dict[str, np.ndarray]]:
@@ -100,9 +104,7 @@ class HMAModel:
             into the sampled parent rows (``-1``: NULL). Self-references point only at earlier
             rows; junction keys never repeat a combination.
         """
-        if not isinstance(scale, numbers.Real) or isinstance(scale, bool) \
-                or not np.isfinite(scale) or scale <= 0:
-            raise SynthesizerInputError(f"scale must be a positive number; found {scale!r}")
+        check_scale(scale)
         return sample_tables(self, float(scale), rng)
 
     def learned_distributions(self, table: str) -> dict[str, dict[str, Any]]:
@@ -112,21 +114,17 @@ class HMAModel:
             raise SynthesizerInputError(
                 f"Unknown table '{table}'; the model has: {', '.join(sorted(self.tables))}")
         record = self.tables[table]
-        if record["copula"] is None:  # an empty source table: nothing was learned
-            return {c: {"distribution": record["distributions"].get(
-                c, record["default_distribution"]), "learned_parameters": {}}
-                for c in record["columns"]}
-        learned = record["copula"].learned_distributions()
-        return {c: learned[c] for c in record["columns"]}
+        if record.copula is None:  # an empty source table: nothing was learned
+            return {c: {"distribution": record.distributions.get(
+                c, record.default_distribution), "learned_parameters": {}}
+                for c in record.columns}
+        learned = record.copula.learned_distributions()
+        return {c: learned[c] for c in record.columns}
 
     # ----------------------------------------------------------------------- plain data
     def to_dict(self) -> dict[str, Any]:
         """The model as plain JSON-able data (lists, dicts, strings, numbers)."""
-        tables = {}
-        for name, record in self.tables.items():
-            tables[name] = {**copy.deepcopy({k: v for k, v in record.items() if k != "copula"}),
-                            "copula": None if record["copula"] is None
-                            else record["copula"].to_dict()}
+        tables = {name: record.to_dict() for name, record in self.tables.items()}
         return {"format": FORMAT, "version": VERSION, "order": list(self.order),
                 "tables": tables, "relationships": copy.deepcopy(self.relationships),
                 "junctions": copy.deepcopy(self.junctions)}
@@ -140,11 +138,8 @@ class HMAModel:
             raise ModelFileError(f"Hierarchical model version {params.get('version')!r}; "
                                  f"this hma_db reads version {VERSION}")
         try:
-            tables = {}
-            for name, record in params["tables"].items():
-                copula = record["copula"]
-                tables[name] = {**copy.deepcopy({k: v for k, v in record.items() if k != "copula"}),
-                                "copula": None if copula is None else GaussianCopula.from_dict(copula)}
+            tables = {name: TableModel.from_dict(record)
+                      for name, record in params["tables"].items()}
             return cls(params["order"], tables, copy.deepcopy(params["relationships"]),
                        copy.deepcopy(params["junctions"]))
         except (KeyError, TypeError, ValueError) as exc:

@@ -14,10 +14,15 @@ junction keys are de-duplicated. Every step is vectorized over rows.
 
 from __future__ import annotations
 
+import math
+import numbers
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from scipy import special
 
+from hma_db.errors import SynthesizerInputError
 from hma_db.model.assign import (
     allocate_within,
     assign_by_capacity,
@@ -53,8 +58,8 @@ def target_rows(source_rows: int, scale: float) -> int:
 
 def sample_tables(model, scale: float, rng: np.random.Generator
                   ) -> tuple[dict[str, pd.DataFrame], dict[str, np.ndarray]]:
-    """Sample every table of a fitted :class:`~hma_db.model.hierarchy.HMAModel`; see ``HMAModel.sample``."""
-    rows = {t: target_rows(model.tables[t]["rows"], scale) for t in model.order}
+    """Sample every table of a fitted ``HMAModel``; see :meth:`HMAModel.sample`."""
+    rows = {t: target_rows(model.tables[t].rows, scale) for t in model.order}
     frames, links, _ = sample_chunk(model, rows, rng)
     return frames, links
 
@@ -87,7 +92,7 @@ def sample_chunk(model, rows: dict[str, int], rng: np.random.Generator,
             _deduplicate_key(model, key, sampled, links, rng)
     frames = {}
     for table in sorted(set(model.tables) - set(fixed)):
-        own = model.tables[table]["columns"]
+        own = model.tables[table].columns
         frames[table] = pd.DataFrame(sampled[table].values[:, :len(own)], columns=own)
     return frames, links, sampled
 
@@ -95,8 +100,8 @@ def sample_chunk(model, rows: dict[str, int], rng: np.random.Generator,
 def _sample_table(model, table: str, n: int, sampled: dict[str, _Sampled],
                   links: dict[str, np.ndarray], rng: np.random.Generator) -> _Sampled:
     record = model.tables[table]
-    columns = record["columns"] + record["extension_columns"]
-    copula, primary = record["copula"], record["primary"]
+    columns = record.columns + record.extension_columns
+    copula, primary = record.copula, record.primary
     if n == 0 or copula is None:
         if primary is not None:
             links[primary] = np.zeros(0, dtype=np.int64)
@@ -115,7 +120,7 @@ def _children_scores(model, table: str, name: str, n: int, sampled: dict[str, _S
     """Scores of ``n`` rows of ``table`` drawn under the parents of relationship ``name``."""
     rel = model.relationships[name]
     parent = sampled[rel["parent"]]
-    copula = model.tables[table]["copula"]
+    copula = model.tables[table].copula
     n_linked = nonnull_count(n, rel["null_share"], len(parent))
     n_null = n - n_linked  # NULL foreign keys, at the source's share
     cap = _primary_cap(model, table, name, sampled)
@@ -214,7 +219,7 @@ def _deduplicate_key(model, key: list[str], sampled: dict[str, _Sampled],
     """Make the combination of the links in ``key`` unique by reassigning one of them."""
     rels = model.relationships
     table = rels[key[0]]["child"]
-    primary = model.tables[table]["primary"]
+    primary = model.tables[table].primary
     # Reassign a secondary link, never the primary one the rows were generated under.
     # Prefer a link with no order constraint (a self-reference must point at earlier rows).
     movable = sorted((n for n in key if n != primary), key=lambda n: (rels[n]["kind"] == "self", n))
@@ -224,3 +229,11 @@ def _deduplicate_key(model, key: list[str], sampled: dict[str, _Sampled],
         [links[n] for n in others], [len(sampled[rels[n]["parent"]]) for n in others],
         links[last], len(sampled[rels[last]["parent"]]), rng, f"Table '{table}' key {key}")
 
+
+def check_scale(scale: Any) -> None:
+    """Refuse a scale that is not a positive finite number (``bool`` included)."""
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) \
+            or not math.isfinite(scale) or scale <= 0:
+        raise SynthesizerInputError(
+            f"scale must be a positive finite number (1.0 keeps the source row counts); "
+            f"found {scale!r}.")

@@ -85,6 +85,16 @@ class Report:
             Path(path).write_text(text + "\n")
         return text
 
+    def save(self, path: str | Path) -> Path:
+        """Write the report as JSON when ``path`` ends in ``.json``, else as HTML (creating
+        the folder); returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix.lower() == ".json":
+            self.to_json(path)
+            return path
+        return self.save_html(path)
+
     def save_html(self, path: str | Path) -> Path:
         """Write the report as one self-contained HTML file with plots; returns the path."""
         path = Path(path)

@@ -8,10 +8,11 @@ subset (:func:`read_tables`, :func:`read_subset`), streamed in chunks (COPY TO o
 
 from hma_db.source.read import begin_read_only, read_tables, table_selectable
 from hma_db.source.reflect import reflect
-from hma_db.source.subset import read_subset
+from hma_db.source.subset import check_max_rows, read_subset
 
 __all__ = [
     "begin_read_only",
+    "check_max_rows",
     "read_subset",
     "read_tables",
     "reflect",

@@ -2,20 +2,26 @@
 
 Takes in metadata and ``{table: DataFrame}`` (or a database to read); gives out a fitted
 synthesizer whose state is one plain dataclass (:class:`FittedState`), samples with valid keys
-(whole, or in chunks of bounded memory), and model files (a plain-data pickle or JSON) that
-load without running code.
+(whole, or in chunks of bounded memory), model files (a plain-data pickle or JSON) that load
+without running code, and the database helpers that read a source to fit on and write samples
+into a target (:func:`read_source`, :func:`sample_and_write`).
 """
 
-from hma_db.synthesizer.checks import check_scale
 from hma_db.synthesizer.chunks import DEFAULT_CHUNK_ROWS
+from hma_db.synthesizer.database import read_source, sample_and_write
+from hma_db.synthesizer.files import format_for
 from hma_db.synthesizer.hma import HMASynthesizer, load_synthesizer
 from hma_db.synthesizer.params import DISTRIBUTIONS, NON_PARAMETRIC
+from hma_db.synthesizer.state import FittedState
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
     "DISTRIBUTIONS",
-    "HMASynthesizer",
     "NON_PARAMETRIC",
-    "check_scale",
+    "FittedState",
+    "HMASynthesizer",
+    "format_for",
     "load_synthesizer",
+    "read_source",
+    "sample_and_write",
 ]

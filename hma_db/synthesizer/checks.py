@@ -1,9 +1,8 @@
-"""Argument checks of :class:`~hma_db.synthesizer.hma.HMASynthesizer` that other stages share
-(``clone`` checks ``scale`` before it reads anything)."""
+"""Argument checks of :class:`~hma_db.synthesizer.hma.HMASynthesizer` (the scale check is the
+model's, :func:`hma_db.model.check_scale`, shared by every stage that takes a scale)."""
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any
 
@@ -36,9 +35,7 @@ def check_row_counts(row_counts: Any, data: dict[str, pd.DataFrame]) -> dict[str
     return counts
 
 
-def check_scale(scale: Any) -> None:
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) \
-            or not math.isfinite(scale) or scale <= 0:
-        raise SynthesizerInputError(
-            f"scale must be a positive finite number (1.0 keeps the source row counts); "
-            f"found {scale!r}.")
+def check_chunk_rows(chunk_rows: Any) -> None:
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, numbers.Integral) \
+            or chunk_rows < 1:
+        raise SynthesizerInputError(f"chunk_rows must be a positive integer; found {chunk_rows!r}.")

@@ -26,6 +26,9 @@ the run) and every unique value is a function of one seed drawn per run and the 
 personal data numbers the rounds of a fixed Faker pool; see :mod:`hma_db.transform.keygen` and
 :mod:`hma_db.transform.personal`). Memory per unique column is one Faker pool, whatever the scale.
 
+:meth:`HMASynthesizer.sample <hma_db.synthesizer.HMASynthesizer.sample>` is the same run with
+one chunk holding every table (``chunk_rows=None``).
+
 Limit: a chunked table whose key is made of references to resident tables only (it also has a
 chunked parent outside the key) can repeat a combination in two chunks; :func:`chunk_plan`
 logs a warning naming it.
@@ -37,11 +40,13 @@ import logging
 import math
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import pandas as pd
 
-from hma_db.model import sample_chunk, target_rows
+from hma_db.model import sample_chunk
 from hma_db.schema import key_columns
-from hma_db.synthesizer.links import assign_keys
+from hma_db.synthesizer.links import assign_keys, cast_like
+from hma_db.synthesizer.state import FittedState
 from hma_db.transform import Span
 
 logger = logging.getLogger(__name__)
@@ -93,9 +98,12 @@ def _warn_repeatable_keys(metadata, resident: set[str]) -> None:
                                ", ".join(sorted(_key_parents(metadata, table, key))), table)
 
 
-def chunk_plan(metadata, totals: dict[str, int], chunk_rows: int
+def chunk_plan(metadata, totals: dict[str, int], chunk_rows: int | None
                ) -> tuple[set[str], list[dict[str, int]]]:
-    """The resident tables and, per chunk, the rows of each chunked table."""
+    """The resident tables and, per chunk, the rows of each chunked table (``chunk_rows``
+    None: one chunk of every table)."""
+    if chunk_rows is None:
+        return set(totals), [dict(totals)]
     resident = resident_tables(metadata, totals, chunk_rows)
     _warn_repeatable_keys(metadata, resident)
     chunked = [t for t in metadata.topological_order() if t not in resident and totals[t] > 0]
@@ -111,20 +119,18 @@ def chunk_plan(metadata, totals: dict[str, int], chunk_rows: int
     return resident, chunks
 
 
-def iter_sample(synthesizer, scale: float, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+def iter_sample(state: FittedState, metadata, scale: float,
+                chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
                 on_rows: Callable[[str, int], None] | None = None
                 ) -> Iterator[dict[str, pd.DataFrame]]:
     """Yield ``{table: DataFrame}`` chunks of a fitted synthesizer's sample; see the module doc.
 
     Every chunk has every table (resident ones are empty after the first chunk) with the source
-    columns and dtypes.
+    columns and dtypes. The synthesizer's sampling stream (``state.sample_rng``) is drawn from,
+    so consecutive runs differ and ``reset_sampling`` repeats them.
     """
-    model = synthesizer._fitted_model("sample_chunks")
-    # The synthesizer's own sampling stream, read not replaced: this is the body of
-    # HMASynthesizer.sample_chunks, and reset_sampling(seed) is how callers choose the stream.
-    rng = synthesizer._sample_rng
-    metadata = synthesizer.metadata
-    totals = {t: target_rows(model.tables[t]["rows"], scale) for t in model.order}
+    rng = state.sample_rng
+    totals = state.sample_sizes(scale)
     resident, chunks = chunk_plan(metadata, totals, chunk_rows)
     logger.info("sampling in %d chunk(s); resident tables: %s", len(chunks),
                 ", ".join(sorted(resident)) or "none")
@@ -134,15 +140,14 @@ def iter_sample(synthesizer, scale: float, chunk_rows: int = DEFAULT_CHUNK_ROWS,
     offsets = dict.fromkeys(totals, 0)
     seed = int(rng.integers(2**63))  # fixes every unique column's sequence for the whole run
     for number, rows in enumerate(chunks):
-        frames, links, sampled = sample_chunk(model, rows, rng, fixed)
+        frames, links, sampled = sample_chunk(state.model, rows, rng, fixed)
         spans = {t: Span(seed, offsets[t], totals[t]) for t in frames}
-        keys = {t: synthesizer._transformers[t].generate_keys(len(frames[t]), rng, span=spans[t])
+        keys = {t: state.transformers[t].generate_keys(len(frames[t]), rng, span=spans[t])
                 for t in sorted(frames)}
-        keys = _assign(metadata, {**fixed_keys, **keys}, links, synthesizer._dtypes, set(fixed))
+        keys = _assign(metadata, {**fixed_keys, **keys}, links, state.dtypes, set(fixed))
         out = {}
         for table in sorted(frames):
-            out[table] = synthesizer._decode_table(table, frames[table], keys[table], rng,
-                                                     spans[table])
+            out[table] = decode_table(state, table, frames[table], keys[table], rng, spans[table])
             offsets[table] += len(frames[table])
             if on_rows is not None:
                 on_rows(table, len(frames[table]))
@@ -154,6 +159,21 @@ def iter_sample(synthesizer, scale: float, chunk_rows: int = DEFAULT_CHUNK_ROWS,
     for table in metadata.topological_order():
         logger.info("table %s: sampled %d rows in %d chunk(s)", table, offsets[table],
                     1 if table in resident else len(chunks))
+
+
+def decode_table(state: FittedState, table: str, numeric: pd.DataFrame, keys: pd.DataFrame,
+                 rng: np.random.Generator, span: Span) -> pd.DataFrame:
+    """One table in the source's columns and dtypes; ``span`` keeps a chunk's unique columns
+    apart from the other chunks'."""
+    body = state.transformers[table].reverse_transform(numeric, rng, span)
+    body = body.reset_index(drop=True)
+    keys = keys.reset_index(drop=True)
+    dtypes = state.dtypes[table]
+    out = {}
+    for column in state.columns[table]:
+        values = keys[column] if column in keys.columns else body[column]
+        out[column] = cast_like(values, dtypes.get(column))
+    return pd.DataFrame(out, index=pd.RangeIndex(len(numeric)))
 
 
 def _assign(metadata, keys: dict[str, pd.DataFrame], links, dtypes, fixed: set[str]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import logging
-import numbers
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -27,14 +26,16 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from hma_db._version import __version__
 from hma_db.errors import HmaDbError, ModelFileError, NotFittedError, SynthesizerInputError
-from hma_db.model import HMAModel, fit_hma
+from hma_db.model import check_scale, fit_hma
 from hma_db.schema import Metadata
-from hma_db.synthesizer import files as model_io
-from hma_db.synthesizer.checks import check_row_counts, check_scale, check_seed
-from hma_db.synthesizer.links import assign_keys, build_links, cast_like
+from hma_db.synthesizer import database, files
+from hma_db.synthesizer.checks import check_chunk_rows, check_row_counts, check_seed
+from hma_db.synthesizer.chunks import DEFAULT_CHUNK_ROWS, iter_sample
+from hma_db.synthesizer.links import build_links
 from hma_db.synthesizer.params import check_locales, check_table_parameters, default_parameters
-from hma_db.synthesizer.state import from_state, to_state
+from hma_db.synthesizer.state import FittedState, SavedSynthesizer, from_state, to_state
 from hma_db.transform import TableTransformer
 
 logger = logging.getLogger(__name__)
@@ -73,15 +74,10 @@ class HMASynthesizer:
         self.verbose = bool(verbose)
         self.seed = None if seed is None else int(seed)
         self._table_parameters = {t: default_parameters(self.locales) for t in self.metadata.tables}
-        self._transformers: dict[str, TableTransformer] = {}
-        self._model: HMAModel | None = None
-        self._columns: dict[str, list[str]] = {}
-        self._dtypes: dict[str, dict[str, str]] = {}
+        self._fitted: FittedState | None = None
         self._creation_date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        self._fit_date: str | None = None
         self._prepared: dict[str, dict] | None = None
         self._entropy = np.random.SeedSequence(self.seed).entropy
-        self.reset_sampling()
 
     # ------------------------------------------------------------------------- parameters
     def get_parameters(self) -> dict[str, Any]:
@@ -118,11 +114,10 @@ class HMASynthesizer:
 
     def get_info(self) -> dict[str, Any]:
         """When the synthesizer was created and fitted, and by which version of hma_db."""
-        from hma_db import __version__
-
+        fitted = self._fitted
         return {"class_name": type(self).__name__, "creation_date": self._creation_date,
-                "is_fit": self._model is not None, "last_fit_date": self._fit_date,
-                "fitted_hma_db_version": __version__ if self._model is not None else None}
+                "is_fit": fitted is not None, "last_fit_date": fitted and fitted.fit_date,
+                "fitted_hma_db_version": __version__ if fitted is not None else None}
 
     def _check_table(self, table_name: str) -> None:
         if not isinstance(table_name, str) or table_name not in self.metadata.tables:
@@ -210,16 +205,13 @@ class HMASynthesizer:
         rng = np.random.default_rng(self._seed_sequence(0))
         counts = check_row_counts(row_counts, processed_data)
         with self._quiet():
-            self._model = fit_hma(self.metadata, numeric, links, self._table_parameters, rng,
-                                  progress=self._bar if self.verbose else None)
-        for table, rows in counts.items():
-            # Sampling sizes follow the model's row counts: roots get the full counts, and
-            # child totals are exact per table, spread over the parents as in the subset.
-            self._model.tables[table]["rows"] = rows
-        self._transformers, self._columns = transformers, prepared["columns"]
-        self._dtypes, self._prepared = prepared["dtypes"], None
-        self._fit_date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        self.reset_sampling()
+            model = fit_hma(self.metadata, numeric, links, self._table_parameters, rng,
+                            progress=self._bar if self.verbose else None, row_counts=counts)
+        self._fitted = FittedState(
+            model=model, transformers=transformers, columns=prepared["columns"],
+            dtypes=prepared["dtypes"], sample_rng=np.random.default_rng(self._seed_sequence(1)),
+            fit_date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+        self._prepared = None
 
     def fit_database(self, source, max_rows: int | dict[str, int] | None = None) -> HMASynthesizer:
         """Read every table of the metadata from a database URL or engine and fit on it.
@@ -231,9 +223,7 @@ class HMASynthesizer:
                 synthesizer's seed; sampling still gives the tables their full sizes at
                 ``scale=1.0``.
         """
-        from hma_db.pipeline import fit_database
-
-        return fit_database(self, source, max_rows=max_rows)
+        return database.fit_database(self, source, max_rows=max_rows)
 
     def get_learned_distributions(self, table_name: str) -> dict[str, dict]:
         """The marginal distribution learned for each modeled column of a table (any table).
@@ -243,8 +233,8 @@ class HMASynthesizer:
             distribution could not be fitted, the fallback that was used is reported.
         """
         self._check_table(table_name)
-        model = self._fitted_model("get_learned_distributions")
-        return copy.deepcopy(model.learned_distributions(table_name))
+        fitted = self._fitted_state("get_learned_distributions")
+        return copy.deepcopy(fitted.model.learned_distributions(table_name))
 
     # ----------------------------------------------------------------------- sampling
     def reset_sampling(self, seed: int | None = None) -> None:
@@ -262,17 +252,24 @@ class HMASynthesizer:
             >>> first = synthesizer.sample(scale=0.1)
         """
         check_seed(seed)
-        self._sample_rng = np.random.default_rng(self._seed_sequence(1, seed))
+        if self._fitted is not None:  # fit starts the synthesizer's own stream
+            self._fitted.sample_rng = np.random.default_rng(self._seed_sequence(1, seed))
 
     def _seed_sequence(self, stream: int, seed: int | None = None) -> np.random.SeedSequence:
         # Separate, fixed streams for fitting and sampling, so calling one never shifts the other.
         entropy = self._entropy if seed is None else int(seed)
         return np.random.SeedSequence(entropy, spawn_key=(stream,))
 
-    def _fitted_model(self, method: str) -> HMAModel:
-        if self._model is None:
+    def _fitted_state(self, method: str) -> FittedState:
+        if self._fitted is None:
             raise NotFittedError(f"{method} needs a fitted synthesizer; call fit(data) first.")
-        return self._model
+        return self._fitted
+
+    def sample_sizes(self, scale: float = 1.0) -> dict[str, int]:
+        """The rows each table gets from ``sample(scale)``: ``round(rows * scale)``, at least 1
+        for a table that had rows (half rounds up)."""
+        check_scale(scale)
+        return self._fitted_state("sample_sizes").sample_sizes(float(scale))
 
     def sample(self, scale: float = 1.0) -> dict[str, pd.DataFrame]:
         """Sample every table; ``scale`` multiplies each table's row count (at least 1 row).
@@ -281,71 +278,45 @@ class HMASynthesizer:
             ``{table: DataFrame}`` with the source columns in their source order and dtypes,
             unique primary keys and foreign keys that all reference sampled parent rows.
         """
-        model = self._fitted_model("sample")
+        fitted = self._fitted_state("sample")
         check_scale(scale)
+        bar = self._bar(None, "Sampling tables", total=len(self.metadata.tables))
         with self._quiet():
-            numeric, links = model.sample(float(scale), self._sample_rng)
-            tables = sorted(self.metadata.tables)
-            keys = {t: self._transformers[t].generate_keys(len(numeric[t]), self._sample_rng)
-                    for t in tables}
-            keys = assign_keys(self.metadata, keys, links, self._dtypes)
-            out = {t: self._decode_table(t, numeric[t], keys[t])
-                   for t in self._bar(tables, "Sampling tables")}
-        for table in tables:
-            logger.info("table %s: sampled %d rows", table, len(out[table]))
+            (out,) = iter_sample(fitted, self.metadata, float(scale), chunk_rows=None,
+                                 on_rows=None if bar is None else lambda table, rows: bar.update())
+        if bar is not None:
+            bar.close()
         return out
 
-    def sample_chunks(self, scale: float = 1.0, chunk_rows: int = 100_000,
+    def sample_chunks(self, scale: float = 1.0, chunk_rows: int = DEFAULT_CHUNK_ROWS,
                       on_rows: Callable[[str, int], None] | None = None
                       ) -> Iterator[dict[str, pd.DataFrame]]:
         """Sample like :meth:`sample`, yielding ``{table: DataFrame}`` chunks of bounded size.
 
         Small tables come whole in the first chunk; the others are spread evenly over the
         chunks (about ``chunk_rows`` rows of the largest table each), with exact totals, keys and
-        unique columns unique across chunks and every foreign key pointing at a row of the same chunk or
-        of an earlier one (see :mod:`hma_db.synthesizer.chunks`). Memory depends on ``chunk_rows``,
-        not on ``scale``. ``on_rows(table, rows)`` is called for each table of each chunk
-        (progress bars).
+        unique columns unique across chunks and every foreign key pointing at a row of the same
+        chunk or of an earlier one (see :mod:`hma_db.synthesizer.chunks`). Memory depends on
+        ``chunk_rows``, not on ``scale``. ``on_rows(table, rows)`` is called for each table of
+        each chunk (progress bars).
         """
-        from hma_db.synthesizer.chunks import iter_sample
-
         check_scale(scale)
-        if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, numbers.Integral) \
-                or chunk_rows < 1:
-            raise SynthesizerInputError(f"chunk_rows must be a positive integer; found {chunk_rows!r}.")
-        self._fitted_model("sample_chunks")
+        check_chunk_rows(chunk_rows)
+        fitted = self._fitted_state("sample_chunks")
         with self._quiet():
-            yield from iter_sample(self, float(scale), int(chunk_rows), on_rows)
-
-    def _decode_table(self, table: str, numeric: pd.DataFrame, keys: pd.DataFrame,
-                      rng: np.random.Generator | None = None, span=None) -> pd.DataFrame:
-        """One table in the source's columns and dtypes; ``span`` (a :class:`keygen.Span`)
-        keeps a chunk's unique columns apart from the other chunks'."""
-        rng = self._sample_rng if rng is None else rng
-        body = self._transformers[table].reverse_transform(numeric, rng, span)
-        body = body.reset_index(drop=True)
-        keys = keys.reset_index(drop=True)
-        dtypes = self._dtypes[table]
-        out = {}
-        for column in self._columns[table]:
-            values = keys[column] if column in keys.columns else body[column]
-            out[column] = cast_like(values, dtypes.get(column))
-        logger.debug("table %s: sampled %d rows", table, len(numeric))
-        return pd.DataFrame(out, index=pd.RangeIndex(len(numeric)))
+            yield from iter_sample(fitted, self.metadata, float(scale), int(chunk_rows), on_rows)
 
     def sample_to_database(self, target, scale: float = 1.0, *, schema: str | None = None,
-                           if_exists: str = "fail", chunk_rows: int | None = 100_000
+                           if_exists: str = "fail", chunk_rows: int | None = DEFAULT_CHUNK_ROWS
                            ) -> dict[str, int]:
         """Sample and write the tables into a database, about ``chunk_rows`` rows of the largest
         table at a time in one transaction (None: all at once); rows written per table."""
-        from hma_db.pipeline import sample_to_database
-
-        return sample_to_database(self, target, scale=scale, schema=schema, if_exists=if_exists,
+        return database.sample_to_database(self, target, scale=scale, schema=schema, if_exists=if_exists,
                                   chunk_rows=chunk_rows)
 
     def sample_to_directory(self, directory: str | Path, scale: float = 1.0, *,
                             format: str = "csv", if_exists: str = "fail",
-                            chunk_rows: int | None = 100_000) -> dict[str, int]:
+                            chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> dict[str, int]:
         """Sample and write the tables as files, one ``<table>.csv`` or ``<table>.parquet``
         each, in chunks of about ``chunk_rows`` rows (see :func:`hma_db.target.files`); rows
         written per table.
@@ -354,13 +325,13 @@ class HMASynthesizer:
             >>> synthesizer.sample_to_directory("synthetic/", scale=0.1, format="parquet")
             {'Artist': 28, 'Album': 35, ...}
         """
-        from hma_db.pipeline import sample_to_directory
-
-        return sample_to_directory(self, directory, scale=scale, format=format,
+        return database.sample_to_directory(self, directory, scale=scale, format=format,
                                    if_exists=if_exists, chunk_rows=chunk_rows)
 
     # --------------------------------------------------------------------- progress, noise
-    def _bar(self, iterable: Iterable, desc: str, total: int | None = None) -> Iterable:
+    def _bar(self, iterable: Iterable | None, desc: str, total: int | None = None):
+        """``iterable`` wrapped in a progress bar when verbose (a bar to update by hand when
+        ``iterable`` is None; None when not verbose)."""
         if not self.verbose:
             return iterable
         return tqdm(iterable, desc=desc, total=total)
@@ -376,44 +347,67 @@ class HMASynthesizer:
             yield
 
     # ---------------------------------------------------------------------- save / load
-    def save(self, filepath: str | Path, format: str = "pickle") -> None:  # noqa: A002 - SDV's name
+    def save(self, filepath: str | Path, format: str | None = None) -> None:  # noqa: A002 - SDV's name
         """Save the synthesizer.
 
         Args:
             filepath: the file to write (SDV's convention is a ``.pkl`` name).
-            format: ``"pickle"`` (default, like SDV) or ``"json"``, a plain-data model that
-                :func:`load_synthesizer` reads without executing any code, safe to accept from
-                others. Both keep the SQL schema of reflected metadata (column types, keys,
-                constraints), so both create the same target tables.
+            format: ``"pickle"`` (like SDV) or ``"json"``; by default JSON for a ``.json``
+                name and pickle for any other. Both hold the same plain data (no live
+                objects), so loading either runs no code; both keep the SQL schema of
+                reflected metadata, so both create the same target tables.
         """
-        if format == "pickle":
-            model_io.save_pickle(self, filepath)
-        elif format == "json":
-            model_io.save_json(to_state(self), filepath)
-        else:
+        if format not in (None, *files.FORMATS):
             raise SynthesizerInputError(f"format must be 'pickle' or 'json'; found {format!r}.")
+        files.save(to_state(self._saved()), filepath, format)
+
+    def _saved(self) -> SavedSynthesizer:
+        fitted = self._fitted
+        unfitted_stream = None if fitted else \
+            np.random.default_rng(self._seed_sequence(1)).bit_generator.state
+        return SavedSynthesizer(
+            parameters=self.get_parameters(), metadata=self.metadata,
+            table_parameters=self._table_parameters, entropy=self._entropy,
+            creation_date=self._creation_date, fitted=fitted, sample_rng_state=unfitted_stream)
+
+    @classmethod
+    def _restore(cls, saved: SavedSynthesizer) -> HMASynthesizer:
+        params = saved.parameters
+        synthesizer = cls(saved.metadata, locales=params["locales"], verbose=params["verbose"],
+                          seed=params["seed"])
+        synthesizer._table_parameters = saved.table_parameters
+        synthesizer._entropy, synthesizer._creation_date = saved.entropy, saved.creation_date
+        synthesizer._fitted = saved.fitted
+        return synthesizer
 
     @classmethod
     def load(cls, filepath: str | Path) -> HMASynthesizer:
         """Load a synthesizer saved with :meth:`save` (pickle or JSON, detected from the file).
 
-        Warning: a pickle file runs code while it loads. hma_db checks that the file starts
-        like a pickled ``HMASynthesizer`` and only resolves classes of the libraries a model
-        uses, but only load pickles you trust; exchange models as JSON, which runs no code.
+        Both formats hold plain data only: loading builds values and numpy arrays, and a file
+        that asks for anything else is refused.
 
         Raises:
-            ModelFileError: the file is missing or is not an hma_db model.
+            ModelFileError: the file is missing, is not an hma_db model, or was saved by a
+                release whose pickles held live objects (hma_db 0.1).
         """
-        return load_synthesizer(filepath)
+        try:
+            return cls._restore(from_state(files.load(filepath)))
+        except ModelFileError:
+            raise
+        except HmaDbError as exc:
+            raise ModelFileError(f"'{filepath}' holds an hma_db model that does not load: "
+                                 f"{exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - a damaged model can fail in any component
+            raise ModelFileError(f"'{filepath}' is a damaged hma_db model: "
+                                 f"{type(exc).__name__}: {exc}") from exc
 
 
 def load_synthesizer(filepath: str | Path) -> HMASynthesizer:
     """Load a synthesizer saved with :meth:`HMASynthesizer.save` (pickle or JSON).
 
-    The format is detected from the file's first bytes. JSON models are plain data and load
-    without executing any code. Pickle executes code while it loads: hma_db checks the pickle
-    header and that its first object is an ``HMASynthesizer``, and resolves only classes of the
-    libraries a model is made of, but load pickles only from sources you trust.
+    The format is detected from the file's first bytes; either holds plain data only, so
+    loading runs no code from the file.
 
     Raises:
         ModelFileError: the file is missing, unreadable, or not an hma_db model.
@@ -421,13 +415,4 @@ def load_synthesizer(filepath: str | Path) -> HMASynthesizer:
     Example:
         >>> synthesizer = load_synthesizer("my_synthesizer.pkl")
     """
-    kind, payload = model_io.load(filepath)
-    if kind == "pickle":
-        return payload
-    try:
-        return from_state(HMASynthesizer, payload)
-    except HmaDbError as exc:
-        raise ModelFileError(f"'{filepath}' holds an hma_db model that does not load: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - a damaged model can fail in any component
-        raise ModelFileError(f"'{filepath}' is a damaged hma_db JSON model: "
-                             f"{type(exc).__name__}: {exc}") from exc
+    return HMASynthesizer.load(filepath)

@@ -1,57 +1,101 @@
-"""The synthesizer as plain data and back: the content of a JSON model file.
+"""The synthesizer's state: what fitting learned (:class:`FittedState`), and the whole
+synthesizer as plain data and back (:class:`SavedSynthesizer`, the content of a model file).
 
-:mod:`hma_db.synthesizer.files` turns this data into JSON (and checks it when reading); this module knows
-which of the synthesizer's parts make a model, so that a JSON model samples exactly what the
-pickled synthesizer would, and creates the same target tables.
+The synthesizer owns one ``FittedState`` and hands it to the chunked sampler
+(:mod:`hma_db.synthesizer.chunks`); nobody else reaches into the synthesizer. A model file holds
+:func:`to_state`'s plain data (dicts, lists, numbers, strings, numpy arrays), never live objects
+of rdt, Faker or SQLAlchemy, so that loading one builds values, not objects the file chooses.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
-from hma_db.model import HMAModel
+import numpy as np
+
+from hma_db.model import HMAModel, target_rows
 from hma_db.schema import Metadata, schema_from_dict, schema_to_dict
 from hma_db.transform import TableTransformer
 
 
-def to_state(synth) -> dict[str, Any]:
-    """Everything a fitted (or unfitted) synthesizer holds, as plain data."""
+@dataclass
+class FittedState:
+    """Everything ``fit`` learned: the model, the per-table transformers, the source columns
+    and dtypes of every table, the sampling random stream and when it was fitted."""
+
+    model: HMAModel
+    transformers: dict[str, TableTransformer]
+    columns: dict[str, list[str]]  # each table's source columns, in their source order
+    dtypes: dict[str, dict[str, str]]  # each column's source dtype, to cast samples back
+    sample_rng: np.random.Generator
+    fit_date: str | None = None
+
+    @property
+    def row_counts(self) -> dict[str, int]:
+        """The rows each table had in the source (its full count when fitted on a subset)."""
+        return self.model.row_counts
+
+    def sample_sizes(self, scale: float) -> dict[str, int]:
+        """The rows each table gets at ``scale``."""
+        return {t: target_rows(rows, scale) for t, rows in self.row_counts.items()}
+
+
+@dataclass
+class SavedSynthesizer:
+    """A synthesizer as a model file keeps it: its arguments, metadata and parameters, its
+    random stream's entropy, and what it learned (``fitted``, None before ``fit``)."""
+
+    parameters: dict[str, Any]  # locales, verbose, seed
+    metadata: Metadata
+    table_parameters: dict[str, dict[str, Any]]
+    entropy: int
+    creation_date: str
+    fitted: FittedState | None
+    sample_rng_state: dict[str, Any] | None = None  # of an unfitted synthesizer's stream
+
+
+def to_state(saved: SavedSynthesizer) -> dict[str, Any]:
+    """A synthesizer as plain data (the layout of JSON models since hma_db 0.1)."""
+    fitted, metadata = saved.fitted, saved.metadata
+    rng_state = fitted.sample_rng.bit_generator.state if fitted else saved.sample_rng_state
     return {
-        "parameters": synth.get_parameters(),
-        "metadata": synth.metadata.to_dict(),
-        "table_parameters": copy.deepcopy(synth._table_parameters),
-        "columns": synth._columns, "dtypes": synth._dtypes,
-        "transformers": {t: tt.to_dict() for t, tt in synth._transformers.items()},
-        "model": None if synth._model is None else synth._model.to_dict(),
-        # The physical schema, so the JSON model creates the same target tables as a pickle.
-        "sql_schema": (None if synth.metadata.sql_metadata is None
-                       else schema_to_dict(synth.metadata.sql_metadata)),
-        "source": {"schema": synth.metadata.schema, "row_counts": synth.metadata.row_counts},
-        "entropy": synth._entropy,
-        "sample_rng": synth._sample_rng.bit_generator.state,
-        "dates": [synth._creation_date, synth._fit_date],
+        "parameters": dict(saved.parameters),
+        "metadata": metadata.to_dict(),
+        "table_parameters": copy.deepcopy(saved.table_parameters),
+        "columns": fitted.columns if fitted else {},
+        "dtypes": fitted.dtypes if fitted else {},
+        "transformers": {t: tt.to_dict() for t, tt in fitted.transformers.items()} if fitted else {},
+        "model": fitted.model.to_dict() if fitted else None,
+        # The physical schema, so that a model file creates the same target tables.
+        "sql_schema": (None if metadata.sql_metadata is None
+                       else schema_to_dict(metadata.sql_metadata)),
+        "source": {"schema": metadata.schema, "row_counts": metadata.row_counts},
+        "entropy": saved.entropy,
+        "sample_rng": rng_state,
+        "dates": [saved.creation_date, fitted.fit_date if fitted else None],
     }
 
 
-def from_state(cls: type, state: dict[str, Any]):
-    """A synthesizer of class ``cls`` from :func:`to_state`'s data."""
-    params = state["parameters"]
+def from_state(state: dict[str, Any]) -> SavedSynthesizer:
+    """The inverse of :func:`to_state`."""
     metadata = Metadata.from_dict(state["metadata"])
-    if state.get("sql_schema") is not None:  # absent from models of earlier versions
+    if state.get("sql_schema") is not None:
         metadata.sql_metadata = schema_from_dict(state["sql_schema"])
     source = state.get("source") or {}
     metadata.schema, metadata.row_counts = source.get("schema"), source.get("row_counts") or {}
-    synth = cls(metadata, locales=params["locales"], verbose=params["verbose"],
-                seed=params["seed"])
-    synth._table_parameters = state["table_parameters"]
-    synth._columns, synth._dtypes = state["columns"], state["dtypes"]
-    synth._transformers = {t: TableTransformer.from_dict(d, synth.metadata)
-                           for t, d in state["transformers"].items()}
-    synth._model = None if state["model"] is None else HMAModel.from_dict(state["model"])
-    synth._entropy = state["entropy"]
-    synth._sample_rng.bit_generator.state = state["sample_rng"]
-    synth._creation_date, synth._fit_date = state["dates"]
-    return synth
-
-
+    creation_date, fit_date = state["dates"]
+    fitted = None
+    if state["model"] is not None:
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state["sample_rng"]
+        fitted = FittedState(
+            model=HMAModel.from_dict(state["model"]),
+            transformers={t: TableTransformer.from_dict(d, metadata)
+                          for t, d in state["transformers"].items()},
+            columns=state["columns"], dtypes=state["dtypes"], sample_rng=rng, fit_date=fit_date)
+    return SavedSynthesizer(parameters=state["parameters"], metadata=metadata,
+                            table_parameters=state["table_parameters"], entropy=state["entropy"],
+                            creation_date=creation_date, fitted=fitted,
+                            sample_rng_state=state["sample_rng"])

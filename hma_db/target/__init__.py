@@ -8,9 +8,12 @@ rows written per table. :func:`write_files` writes CSV or Parquet files instead.
 
 from hma_db.target.ddl import dialect_family, drift, target_metadata
 from hma_db.target.files import write_files
+from hma_db.target.guard import check_target, refuse_sqlite_schema
 from hma_db.target.write import write, write_chunks
 
 __all__ = [
+    "check_target",
+    "refuse_sqlite_schema",
     "dialect_family",
     "drift",
     "target_metadata",

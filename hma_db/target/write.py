@@ -21,6 +21,7 @@ from hma_db.engines import Source, connect, engine_for
 from hma_db.errors import HmaDbError, WriteError
 from hma_db.schema import Metadata
 from hma_db.target.ddl import dialect_family, is_generated_key
+from hma_db.target.guard import refuse_sqlite_schema
 from hma_db.target.loaders import loader_for
 from hma_db.target.prepare import check_columns, plan_table, shift_keys
 from hma_db.target.session import Session
@@ -82,9 +83,7 @@ def write(data: dict[str, pd.DataFrame], metadata: Metadata, target: Source, *,
     tables = _check_arguments(data, metadata, if_exists, batch_size)
     with engine_for(target, error=WriteError, must_exist=False) as engine:
         dialect = dialect_family(engine.dialect.name)
-        if schema is not None and dialect == "sqlite":
-            raise WriteError(f"SQLite has no schemas; write to another file instead of schema "
-                             f"'{schema}'.")
+        refuse_sqlite_schema(dialect, schema)
         if disable_triggers and dialect != "postgresql":
             raise WriteError(f"disable_triggers is supported on PostgreSQL only, not {dialect}.")
         target = TargetTables(engine, dialect, metadata, tables, schema, if_exists)
@@ -115,9 +114,7 @@ def write_chunks(chunks: Iterable[dict[str, pd.DataFrame]], metadata: Metadata, 
     tables = _check_arguments(first, metadata, if_exists, batch_size)
     with engine_for(target, error=WriteError, must_exist=False) as engine:
         dialect = dialect_family(engine.dialect.name)
-        if schema is not None and dialect == "sqlite":
-            raise WriteError(f"SQLite has no schemas; write to another file instead of schema "
-                             f"'{schema}'.")
+        refuse_sqlite_schema(dialect, schema)
         target = TargetTables(engine, dialect, metadata, tables, schema, if_exists)
         run = _Run(target, first, if_exists=if_exists, batch_size=batch_size,
                    disable_triggers=False, reference_existing=False, progress=progress,

@@ -1,0 +1,132 @@
+"""The synthesizer's database methods: read a source and fit, sample and write a target.
+
+These back :meth:`HMASynthesizer.fit_database`, :meth:`~HMASynthesizer.sample_to_database` and
+:meth:`~HMASynthesizer.sample_to_directory`, and :func:`hma_db.clone` builds on them. They use
+the synthesizer through its public API only (this module does not import it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+
+from hma_db.engines import Source, connect, engine_for, safe_url
+from hma_db.errors import DataError, WriteError
+from hma_db.model import check_scale
+from hma_db.progress import RowBar, stage
+from hma_db.source import read_subset, read_tables
+from hma_db.synthesizer.chunks import DEFAULT_CHUNK_ROWS
+from hma_db.target import write, write_chunks, write_files
+
+logger = logging.getLogger(__name__)
+
+
+def read_source(source: Source, metadata, *, max_rows=None, seed: int | None = None,
+                verbose: bool = False) -> dict:
+    """Every table of ``metadata`` from ``source`` (or a closed subset of about ``max_rows``
+    rows), with a progress bar in rows.
+
+    Raises:
+        DataError: the source has no rows at all.
+    """
+    total = sum(metadata.row_counts.values()) if metadata.row_counts and not max_rows else None
+    with RowBar("read", total, verbose) as bar:
+        if max_rows is None:
+            data = read_tables(source, metadata, on_chunk=bar.add)
+        else:
+            data = read_subset(source, metadata, max_rows, seed=seed, on_chunk=bar.add,
+                               on_plan=bar.set_total)
+    if all(len(frame) == 0 for frame in data.values()):
+        raise DataError(f"The source {safe_url(source)} has no rows in any of its "
+                        f"{len(data)} tables; there is nothing to learn from.")
+    return data
+
+
+def fit_database(synthesizer, source: Source, max_rows: int | dict[str, int] | None = None):
+    """Read every table of the synthesizer's metadata from ``source`` (or a closed subset of
+    about ``max_rows`` rows) and fit on it, at the full row counts."""
+    metadata = synthesizer.get_metadata()
+    data = read_source(source, metadata, max_rows=max_rows, seed=synthesizer.seed)
+    synthesizer.fit(data, row_counts=metadata.row_counts if max_rows is not None else None)
+    return synthesizer
+
+
+def sample_to_database(synthesizer, target: Source, *, scale: float = 1.0,
+                       schema: str | None = None, if_exists: str = "fail",
+                       chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> dict[str, int]:
+    """Sample synthetic tables and write them into ``target``, ``chunk_rows`` rows of the
+    largest table at a time in one transaction (None: all at once); rows written per table."""
+    check_scale(scale)
+    with engine_for(target, error=WriteError, must_exist=False) as engine:
+        connect(engine, error=WriteError).close()  # fail before sampling when unreachable
+        return sample_and_write(synthesizer, engine, {}, scale=scale, schema=schema,
+                                if_exists=if_exists, chunk_rows=chunk_rows)
+
+
+def sample_to_directory(synthesizer, directory: str | os.PathLike, *,
+                        scale: float = 1.0, format: str = "csv", if_exists: str = "fail",  # noqa: A002
+                        chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> dict[str, int]:
+    """Sample synthetic tables and write them as files into ``directory`` (see
+    :func:`hma_db.write_files`), ``chunk_rows`` rows of the largest table at a time (None: all
+    at once); rows written per table."""
+    total = sum(synthesizer.sample_sizes(scale).values())  # checks the scale and the fit
+    if chunk_rows is None:
+        chunks = (synthesizer.sample(scale=scale) for _ in range(1))  # drawn after the checks
+    else:
+        chunks = synthesizer.sample_chunks(scale=scale, chunk_rows=chunk_rows)
+    with RowBar("sample and write", total, synthesizer.verbose) as bar:
+        return write_files(chunks, directory, format=format, if_exists=if_exists,
+                           metadata=synthesizer.get_metadata(), progress=bar.add)
+
+
+def _both(first: Callable, second: Callable | None) -> Callable:
+    """Call ``first`` and then ``second`` (when given) with the same arguments."""
+    if second is None:
+        return first
+
+    def call(*args) -> None:
+        first(*args)
+        second(*args)
+
+    return call
+
+
+def _timed(chunks: Iterator[dict], seconds: dict[str, float], name: str) -> Iterator[dict]:
+    """Pass ``chunks`` on, adding the time spent producing them to ``seconds[name]``."""
+    seconds[name] = 0.0
+    while True:
+        started = time.perf_counter()
+        chunk = next(chunks, None)
+        seconds[name] += time.perf_counter() - started
+        if chunk is None:
+            return
+        yield chunk
+
+
+def sample_and_write(synthesizer, target_engine, seconds: dict[str, float], *,
+                     scale: float, schema: str | None, if_exists: str,
+                     chunk_rows: int | None = DEFAULT_CHUNK_ROWS, verbose: bool = False,
+                     progress: Callable[[str, int, int], None] | None = None) -> dict[str, int]:
+    """Sample and write, in chunks of bounded size unless appending (whose key shifting needs
+    every table at once) or ``chunk_rows`` is None; the seconds of both stages go into
+    ``seconds``. ``progress(table, done, total)`` is called after each written batch, ``done``
+    counting from zero again in each chunk (as :func:`hma_db.write_chunks` does)."""
+    metadata = synthesizer.get_metadata()
+    if chunk_rows is None or if_exists == "append":
+        with stage(seconds, "sample"):
+            synthetic = synthesizer.sample(scale=scale)
+        with stage(seconds, "write"):
+            return write(synthetic, metadata, target_engine, schema=schema, if_exists=if_exists,
+                         progress=progress)
+    started = time.perf_counter()
+    total = sum(synthesizer.sample_sizes(scale).values())
+    with RowBar("sample", total, verbose) as sampled, RowBar("write", total, verbose) as written:
+        chunks = _timed(iter(synthesizer.sample_chunks(scale=scale, chunk_rows=chunk_rows,
+                                                       on_rows=sampled.add)), seconds, "sample")
+        rows = write_chunks(chunks, metadata, target_engine, schema=schema, if_exists=if_exists,
+                            progress=_both(written.batch, progress))
+    seconds["write"] = time.perf_counter() - started - seconds["sample"]
+    logger.info("sample done in %.2fs; write done in %.2fs", seconds["sample"], seconds["write"])
+    return rows
