@@ -169,8 +169,8 @@ def run_command(settings: Settings, job_file: Path) -> None:
              short_help="Learn a model of a database and save it to a file.")
 @click.argument("source")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The model file: .pkl (pickle, like SDV) or .json (plain data, loads without "
-                   "running code).")
+              help="The model file: .pkl (SDV's name) or .json; both hold plain data and load "
+                   "without running code.")
 @click.option("--metadata", "metadata_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Use this metadata JSON (e.g. from 'hma-db reflect', edited) instead of "
                    "reflecting SOURCE.")
@@ -213,7 +213,7 @@ def fit_command(settings: Settings, source: str, output: Path, metadata_file: Pa
     seconds = time.perf_counter() - started
     if force and output.exists():
         output.unlink()
-    synthesizer.save(output, format="json" if output.suffix.lower() == ".json" else "pickle")
+    synthesizer.save(output)  # JSON for a .json name, else a pickle
     settings.echo(f"Fitted a model of {len(metadata.tables)} tables from {source_label(source)} "
                   f"in {seconds:.2f}s; saved it to {output}")
 

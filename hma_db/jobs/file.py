@@ -70,9 +70,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from hma_db.errors import ConfigError
+from hma_db.errors import ConfigError, WriteError
 from hma_db.jobs.toml_lines import key_lines
 from hma_db.jobs.values import IF_EXISTS, TOP, Checker, KeyPath, line_of, location, suggestion
+from hma_db.target import refuse_sqlite_schema
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -201,10 +202,12 @@ def check_target_schema(job: Job) -> None:
     SQLite has no schemas, and the writer refuses one only once the model is fitted, so
     ``hma-db plan`` would find no problem and ``hma-db run`` would fail after the fit.
     """
-    if job.target_schema is not None and job.target.startswith("sqlite:"):
+    dialect = "sqlite" if job.target.startswith("sqlite:") else "other"
+    try:
+        refuse_sqlite_schema(dialect, job.target_schema)
+    except WriteError as exc:
         raise ConfigError(f"{job.where('schema', 'target')}: 'schema.target' cannot be used with "
-                          "a SQLite target: SQLite has no schemas. Remove the key, or write to "
-                          "another file.")
+                          f"a SQLite target ({exc}) Remove the key.") from exc
 
 
 def load_job(path: str | Path, *, env: dict[str, str] | None = None) -> Job:

@@ -17,8 +17,9 @@ import sqlalchemy as sa
 
 from hma_db.engines import connect, engine_for, safe_url
 from hma_db.errors import MetadataError, WriteError
+from hma_db.jobs.cache import cached_model
 from hma_db.jobs.file import Job, check_target_schema
-from hma_db.jobs.run import cached_model, job_synthesizer, reflect_job
+from hma_db.jobs.setup import job_synthesizer, reflect_job
 from hma_db.model import target_rows
 from hma_db.schema import Metadata, relationship_name
 from hma_db.target import check_target, dialect_family, drift, target_metadata

@@ -17,11 +17,7 @@ cannot be made is recorded in the result; the rows are written all the same.
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import json
 import logging
-import os
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,16 +27,17 @@ from pathlib import Path
 from hma_db.errors import (
     ConfigError,
     HmaDbError,
-    ModelFileError,
     ReflectionError,
     SynthesizerInputError,
 )
-from hma_db.jobs.file import Job, check_target_schema, suggestion
-from hma_db.pipeline import CloneHooks, CloneResult, configure_synthesizer, run_clone
+from hma_db.jobs.cache import cached_model, save_model
+from hma_db.jobs.file import Job, check_target_schema
+from hma_db.jobs.setup import apply_overrides, job_synthesizer, named_in_job
+from hma_db.pipeline import CloneHooks, CloneResult, run_clone
 from hma_db.progress import stage
-from hma_db.schema import BASIC_SDTYPES, Metadata
-from hma_db.source import check_max_rows, reflect
-from hma_db.synthesizer import DEFAULT_CHUNK_ROWS, HMASynthesizer, format_for, load_synthesizer
+from hma_db.schema import Metadata
+from hma_db.source import check_max_rows
+from hma_db.synthesizer import DEFAULT_CHUNK_ROWS, HMASynthesizer
 
 logger = logging.getLogger(__name__)
 
@@ -87,159 +84,6 @@ class JobResult(CloneResult):
     events: list[JobEvent] = field(default_factory=list)
 
 
-# ------------------------------------------------------------------------- metadata edits
-def _resolve_column(metadata: Metadata, key: str) -> tuple[str, str] | None:
-    """``"table.column"`` split at the dot that names an existing column (names may hold dots)."""
-    for i, char in enumerate(key):
-        if char == "." and key[:i] in metadata.tables \
-                and key[i + 1:] in metadata.tables[key[:i]]["columns"]:
-            return key[:i], key[i + 1:]
-    return None
-
-
-def apply_overrides(metadata: Metadata, job: Job) -> None:
-    """Apply the job's ``[columns."table.column"]`` entries to reflected metadata, in place.
-
-    Raises:
-        ConfigError: the column does not exist, or is a key (keys are always generated).
-    """
-    for override in job.columns:
-        where = job.where("columns", override.key)
-        found = _resolve_column(metadata, override.key)
-        if found is None:
-            known = [f"{t}.{c}" for t in metadata.tables for c in metadata.tables[t]["columns"]]
-            raise ConfigError(f"{where}: [columns.\"{override.key}\"] names no column of the "
-                              f"source{suggestion(override.key, known)}")
-        table, column = found
-        if column in metadata.primary_key(table) or column in metadata.foreign_key_columns(table):
-            raise ConfigError(f"{where}: '{table}.{column}' is a key column; key values are "
-                              "always generated (unique and referentially valid), so they take "
-                              "no sdtype, provider or categorical setting.")
-        if override.provider:
-            metadata.update_column(table, column, sdtype=override.provider, pii=True)
-        elif override.categorical:
-            metadata.update_column(table, column, sdtype="categorical", pii=False)
-        elif override.sdtype:
-            metadata.update_column(table, column, sdtype=override.sdtype,
-                                   pii=override.sdtype not in BASIC_SDTYPES)
-        _drop_generator(metadata.tables[table]["columns"][column])
-
-
-def _drop_generator(column: dict) -> None:
-    # A generated-by-type column given a modeled sdtype must be modeled, not generated.
-    if column.get("sdtype") != "unknown":
-        column.pop("generator", None)
-
-
-def job_synthesizer(metadata: Metadata, job: Job, *, verbose: bool = False) -> HMASynthesizer:
-    """An unfitted synthesizer set up with the job's locales, seed and per-table parameters.
-
-    Raises:
-        ConfigError: ``[tables.NAME]`` names a missing table or column, with its line.
-    """
-    for table in job.table_parameters:
-        if table not in metadata.tables:
-            raise ConfigError(f"{job.where('tables', table)}: [tables.{table}] names no table "
-                              f"of the source{suggestion(table, list(metadata.tables))}")
-    try:
-        return configure_synthesizer(metadata, locales=job.locales, seed=job.seed,
-                                     verbose=verbose, table_parameters=job.table_parameters)
-    except SynthesizerInputError as exc:
-        table = next((t for t in job.table_parameters if f"'{t}" in str(exc)), None)
-        where = job.where("tables", table) if table else job.where()
-        raise ConfigError(f"{where}: {exc}") from exc
-
-
-def reflect_job(source_engine, job: Job) -> Metadata:
-    """Reflect the job's source and apply its column overrides (``hma-db plan``'s view)."""
-    try:
-        metadata = reflect(source_engine, schema=job.source_schema, include=job.include,
-                           exclude=job.exclude)
-    except ReflectionError as exc:
-        named = _named_in_job(job, exc)
-        if named is exc:
-            raise
-        raise named from exc
-    apply_overrides(metadata, job)
-    return metadata
-
-
-# ---------------------------------------------------------------------------- model cache
-def fingerprint(synthesizer: HMASynthesizer) -> str:
-    """A hash of what a model was (or will be) fitted for: metadata, parameters, locales, seed.
-
-    Example:
-        >>> fingerprint(load_synthesizer("model.pkl")) == fingerprint(job_synthesizer(md, job))
-    """
-    metadata = synthesizer.get_metadata()
-    state = {"metadata": metadata.to_dict(),
-             "parameters": {t: synthesizer.get_table_parameters(t) for t in sorted(metadata.tables)},
-             "locales": list(synthesizer.locales), "seed": synthesizer.seed}
-    text = json.dumps(state, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _age(synthesizer: HMASynthesizer, path: Path) -> dt.timedelta:
-    fitted = synthesizer.get_info().get("last_fit_date")
-    if fitted:
-        when = dt.datetime.fromisoformat(fitted)
-    else:  # a model saved before it was fitted has no date: use the file's
-        when = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
-    return dt.datetime.now(dt.timezone.utc) - when
-
-
-def _days(delta: dt.timedelta) -> str:
-    seconds = delta.total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f}{unit}"
-    return f"{seconds:.0f}s"
-
-
-def cached_model(job: Job, wanted: HMASynthesizer) -> tuple[HMASynthesizer | None, str]:
-    """The saved model when it can be reused, else None; and the reason, for the log.
-
-    Raises:
-        ModelFileError: ``model.path`` exists but is not an hma_db model.
-    """
-    path = job.model_path
-    if path is None:
-        return None, "no model cache in the job file"
-    if not path.exists():
-        return None, f"no saved model at {path} yet"
-    model = load_synthesizer(path)
-    if not model.get_info().get("is_fit"):
-        return None, f"the model at {path} was never fitted"
-    if fingerprint(model) != fingerprint(wanted):
-        return None, ("the source schema or the job's column, table, locale or seed settings "
-                      "changed since the model was fitted")
-    age = _age(model, path)
-    if job.model_max_age is not None and age > job.model_max_age:
-        return None, (f"the model is {_days(age)} old, older than max_age "
-                      f"{_days(job.model_max_age)}")
-    return model, f"the model at {path} matches the source schema and is {_days(age)} old"
-
-
-def save_model(synthesizer: HMASynthesizer, path: Path) -> None:
-    """Save next to the old model, then swap, so a crash never leaves half a model file.
-
-    ``.json`` files get the JSON format, anything else a pickle. The folder is created.
-
-    Raises:
-        ModelFileError: the file cannot be written.
-    """
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        synthesizer.save(temporary, format=format_for(path))
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise ModelFileError(f"Cannot save the model to '{path}': {exc.strerror or exc}") from exc
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-# ------------------------------------------------------------------------------- running
 class _JobHooks(CloneHooks):
     """What a job adds to :func:`hma_db.pipeline.run_clone`: the job's column overrides and
     settings (errors named with their line), the model cache, events and a report that may
@@ -371,7 +215,7 @@ def run_job(job: Job, *, verbose: bool = False,
                   locales=job.locales, report=job.report, max_rows=job.max_rows,
                   chunk_rows=chunk_rows, verbose=verbose)
     except ReflectionError as exc:
-        named = _named_in_job(job, exc)
+        named = named_in_job(job, exc)
         if named is exc:
             raise
         raise named from exc
@@ -382,12 +226,3 @@ def run_job(job: Job, *, verbose: bool = False,
         hooks.emit("report_saved", f"report saved to {path}: score {found.score:.2f}, "
                                    f"{'passed' if found.passed else 'below its thresholds'}")
     return result
-
-
-def _named_in_job(job: Job, exc: ReflectionError) -> HmaDbError:
-    """A table name of ``include`` or ``exclude`` that the source lacks is the job file's
-    mistake: say where it is."""
-    option = str(exc).split(" ", 1)[0]
-    if option in ("include", "exclude"):
-        return ConfigError(f"{job.where(option)}: {exc}")
-    return exc
