@@ -20,6 +20,7 @@ from hma_db.schema.sqltypes import (
     base_type,
     domain_checks,
     json_checked_columns,
+    sqlite_declared_type,
     type_options,
 )
 from hma_db.schema.values import from_json, restore, to_json, value_kind
@@ -46,6 +47,7 @@ __all__ = [
     "schema_from_dict",
     "schema_to_dict",
     "simplify_schema",
+    "sqlite_declared_type",
     "to_json",
     "type_options",
     "value_kind",

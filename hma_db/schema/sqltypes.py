@@ -187,3 +187,95 @@ def json_checked_columns(sqltext: str, columns: list[str]) -> set[str]:
     """Columns a CHECK declares to hold JSON (MariaDB stores JSON as LONGTEXT + json_valid)."""
     names = {_unquote(m.group("col")) for m in _JSON_VALID.finditer(sqltext)}
     return {c for c in columns if c in names}
+
+
+# ------------------------------------------------------------------ SQLite declared type names
+# SQLite accepts any type name (TIMESTAMPTZ, DATETIME2, NUMBER(10,2), VARCHAR2(30), none at all)
+# and stores each value in the storage class its *affinity* prefers; the name alone often says
+# little (TIMESTAMPTZ has NUMERIC affinity, yet holds ISO text), so the values settle the type.
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ZONE = r"(?:Z|[+-]\d{2}(?::?\d{2})?)"
+_ISO_STAMP = re.compile(rf"^\d{{4}}-\d{{2}}-\d{{2}}[T ]\d{{2}}:\d{{2}}(?::\d{{2}}(?:\.\d+)?)?{_ZONE}?$")
+_ISO_TIME = re.compile(r"^\d{2}:\d{2}:\d{2}(?:\.\d+)?$")
+_HAS_ZONE = re.compile(rf"[T ].*{_ZONE}$")
+_INT32_MAX = 2**31 - 1
+
+
+def sqlite_affinity(declared: str | None) -> str:
+    """The affinity SQLite gives a declared type name (https://www.sqlite.org/datatype3.html,
+    section 3.1, its five rules in their order): INTEGER, TEXT, BLOB, REAL or NUMERIC.
+
+    Example:
+        >>> sqlite_affinity("UNSIGNED BIG INT"), sqlite_affinity("TIMESTAMPTZ")
+        ('INTEGER', 'NUMERIC')
+    """
+    name = (declared or "").upper()
+    if "INT" in name:
+        return "INTEGER"
+    if any(part in name for part in ("CHAR", "CLOB", "TEXT")):
+        return "TEXT"
+    if "BLOB" in name or not name.strip():
+        return "BLOB"
+    if any(part in name for part in ("REAL", "FLOA", "DOUB")):
+        return "REAL"
+    return "NUMERIC"
+
+
+def _declared_numbers(declared: str) -> list[int]:
+    match = re.search(r"\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)", declared or "")
+    return [int(g) for g in match.groups() if g is not None] if match else []
+
+
+def _text_type(texts: list[str], declared: str, affinity: str) -> sa.types.TypeEngine:
+    """ISO dates, timestamps and times outside a TEXT-affinity column are dates and times;
+    anything else is text (numbers in a TEXT column stay text: that is what SQLite stored)."""
+    if affinity != "TEXT" and texts:
+        if all(_ISO_DATE.match(t) for t in texts):
+            return sa.Date()
+        if all(_ISO_DATE.match(t) or _ISO_STAMP.match(t) for t in texts):
+            return sa.DateTime(timezone=any(_HAS_ZONE.search(t) for t in texts))
+        if all(_ISO_TIME.match(t) for t in texts):
+            return sa.Time()
+    sizes = _declared_numbers(declared)
+    return sa.String(sizes[0]) if sizes and affinity == "TEXT" else sa.Text()
+
+
+def _empty_type(declared: str, affinity: str) -> sa.types.TypeEngine:
+    """The type of a column without a value to look at: its affinity (and a date or time name)."""
+    name = (declared or "").upper()
+    if affinity == "NUMERIC" and ("DATE" in name or "TIME" in name):
+        return sa.Date() if "TIME" not in name else sa.DateTime()
+    return {"INTEGER": sa.BigInteger, "REAL": sa.Float, "NUMERIC": sa.Float,
+            "BLOB": sa.Text}.get(affinity, lambda: _text_type([], declared, affinity))()
+
+
+def sqlite_declared_type(declared: str | None, values: list[Any],
+                         integer_range: tuple[int, int] | None = None) -> sa.types.TypeEngine:
+    """The SQLAlchemy type of a SQLite column from its declared name and a sample of its values
+    (as sqlite3 returns them: ``int``, ``float``, ``str``, ``bytes``).
+
+    ``integer_range``: the smallest and largest integer stored (decides INTEGER or BIGINT).
+
+    Example:
+        >>> sqlite_declared_type("TIMESTAMPTZ", ["2022-02-15 09:34:33+00:00"])
+        DateTime(timezone=True)
+    """
+    declared = declared or ""
+    affinity = sqlite_affinity(declared)
+    classes = {type(v).__name__ for v in values}
+    if not classes:
+        return _empty_type(declared, affinity)
+    if classes == {"str"}:
+        return _text_type(values, declared, affinity)
+    if classes == {"bytes"}:
+        return sa.LargeBinary()
+    if classes == {"int"}:
+        low, high = integer_range or (min(values), max(values))
+        big = "BIG" in declared.upper() or max(abs(low), abs(high)) > _INT32_MAX
+        return sa.BigInteger() if big else sa.Integer()
+    if classes <= {"int", "float"}:
+        sizes = _declared_numbers(declared)
+        if affinity == "NUMERIC" and len(sizes) == 2:
+            return sa.Numeric(*sizes)
+        return sa.Float()
+    return sa.Text()  # mixed storage classes: text is what every value can be read as

@@ -20,7 +20,7 @@ import re
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 
 from hma_db.schema import (
     RawType,
@@ -28,6 +28,7 @@ from hma_db.schema import (
     base_type,
     domain_checks,
     json_checked_columns,
+    sqlite_declared_type,
 )
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,9 @@ def _drop_foreign_key(table: sa.Table, fkc: sa.ForeignKeyConstraint) -> None:
 def complete_types(conn: sa.Connection, tables: dict[str, sa.Table], schema: str | None) -> None:
     """Give columns whose type SQLAlchemy does not know a RawType with the SQL type name, and
     string domains their length."""
+    if conn.dialect.name == "sqlite":
+        for name, table in tables.items():
+            sqlite_types(conn, table, name, schema)
     lengths = domain_lengths(conn) if conn.dialect.name == "postgresql" else {}
     for column in (c for t in tables.values() for c in t.columns):
         if isinstance(column.type, postgresql.DOMAIN) and column.type.name in lengths:
@@ -77,6 +81,36 @@ def complete_types(conn: sa.Connection, tables: dict[str, sa.Table], schema: str
         raw = raw_type_names(conn, name, schema)
         for column in unknown:
             column.type = RawType(raw.get(column.name) or "text")
+
+
+_SQLITE_SAMPLE = 1000  # values looked at per SQLite column whose declared type says little
+_SQLITE_NAMES = set(sqlite.base.ischema_names)  # names SQLAlchemy reads as what they say
+
+
+def _sqlite_values(conn: sa.Connection, table: str, column: str, schema: str | None) -> tuple:
+    quote = conn.dialect.identifier_preparer.quote_identifier
+    source = f"{quote(schema)}.{quote(table)}" if schema else quote(table)
+    col = quote(column)
+    values = [r[0] for r in conn.exec_driver_sql(
+        f"SELECT {col} FROM {source} WHERE {col} IS NOT NULL LIMIT {_SQLITE_SAMPLE}")]
+    bounds = conn.exec_driver_sql(
+        f"SELECT min({col}), max({col}) FROM {source} WHERE typeof({col}) = 'integer'").one()
+    return values, (tuple(bounds) if bounds[0] is not None else None)
+
+
+def sqlite_types(conn: sa.Connection, table: sa.Table, name: str, schema: str | None) -> None:
+    """Type the SQLite columns whose declared name SQLAlchemy does not know (TIMESTAMPTZ,
+    DATETIME2, NUMBER(10,2), VARCHAR2(30), none at all) by SQLite's affinity rules and a look at
+    their values: SQLAlchemy would call TIMESTAMPTZ NUMERIC and fail on its ISO text."""
+    for _, column, declared, *_ in _sqlite_table_info(conn, name, schema):
+        base = re.sub(r"\(.*", "", declared or "").strip().upper()
+        if column not in table.c or base in _SQLITE_NAMES:
+            continue
+        values, bounds = _sqlite_values(conn, name, column, schema)
+        found = sqlite_declared_type(declared, values, bounds)
+        logger.info("table %s: column %s declared %r read as %s", name, column, declared or "",
+                    found)
+        table.c[column].type = found
 
 
 def checked_values(table: sa.Table) -> tuple[dict[str, list[Any]], set[str]]:
