@@ -1,0 +1,184 @@
+"""The hostile-schema corpus of tests/corpus/: its shapes, how each SQL file is loaded, and the
+checks that a clone of a shape kept every key and constraint of the source.
+
+A shape is a few tables that show one thing real databases do and Chinook and Northwind do not
+(a partitioned key, a money column, a quote in a name...). tests/test_corpus.py clones each shape
+on its own (``include=`` its tables), so one shape that fails cannot hide another.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+CORPUS = Path(__file__).resolve().parent / "corpus"
+TARGETS = ("sqlite", "postgresql", "mariadb")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One shape of the corpus: its source dialect, name, tables and (PostgreSQL) schema."""
+
+    source: str
+    name: str
+    tables: tuple[str, ...]
+    schema: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.source}-{self.name}"
+
+
+def _shapes(source: str, *entries) -> list[Shape]:
+    return [Shape(source, name, tuple(tables), *rest) for name, tables, *rest in entries]
+
+
+SHAPES: list[Shape] = [
+    *_shapes(
+        "postgresql",
+        ("partition_range", ["pr_customer", "pr_payment"]),
+        ("partition_list", ["pl_event"]),
+        ("identity_generated", ["ig_invoice", "ig_line"]),
+        ("domain_enum", ["de_person"]),
+        ("arrays", ["ar_post"]),
+        ("json", ["js_document"]),
+        ("uuid", ["uu_account", "uu_session"]),
+        ("interval", ["iv_task"]),
+        ("network", ["nw_device"]),
+        ("money", ["mo_price"]),
+        ("ranges", ["rg_booking"]),
+        ("tsvector", ["ts_article"]),
+        ("xml", ["xm_feed"]),
+        ("bits", ["bt_flags"]),
+        ("bytea", ["by_file"]),
+        ("numeric_plain", ["nu_measure"]),
+        ("cross_schema", ["client", "visit"], "sales"),
+        ("fk_to_unique", ["fu_product", "fu_order_line"]),
+        ("partial_unique", ["pu_coupon"]),
+        ("two_fks_one_parent", ["tf_airport", "tf_flight"]),
+        ("composite_fk", ["cf_order", "cf_order_line"]),
+        ("no_primary_key", ["np_user", "np_event", "np_log"]),
+        ("hostile_names", ["select", "MixedCase", "café_ñandú", 'we"ird;name']),
+        ("wide_200", ["wd_wide"]),
+        ("long_text", ["lt_document"]),
+        ("null_only", ["nl_parent", "nl_child"]),
+        ("narrow_unique", ["nu_state"]),
+        ("datetime_unique", ["du_rental"]),
+    ),
+    *_shapes(
+        "mariadb",
+        ("enum", ["m_ticket"]),
+        ("set", ["m_film"]),
+        ("year", ["m_vintage"]),
+        ("bit", ["m_switch"]),
+        ("json", ["m_config"]),
+        ("tinyint1", ["m_member"]),
+        ("unsigned", ["m_counter"]),
+        ("auto_increment", ["m_author", "m_book"]),
+        ("geometry", ["m_place"]),
+        ("blob", ["m_attachment"]),
+        ("latin1", ["m_client_latin1"]),
+    ),
+    *_shapes(
+        "sqlite",
+        ("foreign_type_names", ["s_event"]),
+        ("no_declared_type", ["s_loose"]),
+        ("without_rowid", ["s_code", "s_usage"]),
+        ("strict", ["s_strict"]),
+    ),
+]
+
+
+# ----------------------------------------------------------------------------- loading
+def split_statements(script: str) -> list[str]:
+    """The statements of a SQL script: split on ``;`` outside quotes ('', "", ``) and
+    comments, so a semicolon inside a name or a string does not end a statement."""
+    token = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`|--[^\n]*|;|[^'\"`;-]+|-")
+    statements, current = [], []
+    for match in token.finditer(script):
+        piece = match.group()
+        if piece == ";":
+            statements.append("".join(current).strip())
+            current = []
+        elif not piece.startswith("--"):
+            current.append(piece)
+    statements.append("".join(current).strip())
+    return [s for s in statements if s]
+
+
+def load_corpus(dialect: str, url: str) -> None:
+    """Load tests/corpus/<dialect>.sql into the empty database at ``url`` without a client
+    program: the driver runs PostgreSQL's script in one call, SQLite's with executescript,
+    and MariaDB's statement by statement."""
+    script = (CORPUS / f"{dialect}.sql").read_text(encoding="utf-8")
+    if dialect == "sqlite":
+        with sqlite3.connect(sa.make_url(url).database) as conn:
+            conn.executescript(script)
+        return
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        if dialect == "postgresql":  # no parameters: '%' in the script is not a placeholder
+            conn.connection.driver_connection.execute(script)
+        else:
+            cursor = conn.connection.driver_connection.cursor()
+            for statement in split_statements(script):
+                cursor.execute(statement)
+    engine.dispose()
+
+
+# ----------------------------------------------------------------------------- checks
+def _partial(index: dict) -> bool:
+    options = index.get("dialect_options") or {}
+    return any(k.endswith("_where") and v is not None for k, v in options.items())
+
+
+def constraints(url: str, tables: tuple[str, ...], schema: str | None = None,
+                *, partial: bool = True) -> dict[str, dict]:
+    """Per table: primary key, foreign keys, unique column sets (constraints and unique
+    indexes; partial ones only when ``partial``) and NOT NULL columns, as the database
+    reports them; the same shape for a source and a target, so the two compare with ==."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    found = {}
+    try:
+        inspector = sa.inspect(engine)
+        for table in tables:
+            pk = inspector.get_pk_constraint(table, schema=schema)["constrained_columns"]
+            uniques = {tuple(u["column_names"])
+                       for u in inspector.get_unique_constraints(table, schema=schema)}
+            uniques |= {tuple(i["column_names"]) for i in inspector.get_indexes(table, schema=schema)
+                        if i.get("unique") and (partial or not _partial(i))}
+            uniques.discard(tuple(pk))  # SQLite and MariaDB list the key's own index
+            fks = {(tuple(fk["constrained_columns"]), fk["referred_table"],
+                    tuple(fk["referred_columns"]))
+                   for fk in inspector.get_foreign_keys(table, schema=schema)}
+            not_null = {c["name"] for c in inspector.get_columns(table, schema=schema)
+                        if not c["nullable"]} - set(pk)
+            found[table] = {"primary key": tuple(pk), "unique": sorted(uniques),
+                            "foreign keys": sorted(fks), "not null": sorted(not_null)}
+    finally:
+        engine.dispose()
+    return found
+
+
+def row_counts(url: str, tables: tuple[str, ...]) -> dict[str, int]:
+    """Rows per table in the database at ``url`` (default schema)."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return {t: conn.execute(sa.select(sa.func.count()).select_from(sa.table(t))).scalar()
+                    for t in tables}
+    finally:
+        engine.dispose()
+
+
+def table_names(url: str) -> list[str]:
+    """The tables of the database at ``url`` (default schema)."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        return sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
