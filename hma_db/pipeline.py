@@ -11,20 +11,24 @@ pass :class:`CloneHooks` to :func:`run_clone` instead of writing the steps again
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
+
 from hma_db.engines import Source, engine_for
-from hma_db.errors import WriteError
-from hma_db.model import check_scale
+from hma_db.errors import HmaDbError, SamplingError, WriteError
+from hma_db.model import check_scale, target_rows
 from hma_db.progress import stage
 from hma_db.report import Report, evaluate_databases
 from hma_db.schema import Metadata
 from hma_db.source import reflect
 from hma_db.synthesizer import DEFAULT_CHUNK_ROWS, HMASynthesizer, read_source, sample_and_write
-from hma_db.target import check_target
+from hma_db.target import check_target, dialect_family, target_metadata
+from hma_db.transform import parse_pattern, plan_roles, unique_columns, unique_room
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +96,95 @@ def save_report(source: Source, target: Source, metadata, path: str | os.PathLik
     return found
 
 
+# ------------------------------------------------------------------- checks before the work
+def _personal_room(metadata: Metadata, table: str, rows: int) -> list[str]:
+    """Unique personal-data columns that no value of their width can make unique."""
+    roles, columns = plan_roles(metadata, table), metadata.tables[table]["columns"]
+    return [problem for name in sorted(unique_columns(metadata, table))
+            if roles.get(name) == "personal"
+            and (problem := unique_room(columns[name].get("max_length"), rows,
+                                        f"'{table}.{name}'")) is not None]
+
+
+def _key_room(metadata: Metadata, table: str, rows: int) -> list[str]:
+    """Keys whose ``regex_format`` (set, or learned at reflection) has fewer values than rows."""
+    columns, fks = metadata.tables[table]["columns"], set(metadata.foreign_key_columns(table))
+    problems = []
+    for key in [metadata.primary_key(table), *metadata.alternate_keys(table)]:
+        free = [c for c in key if c not in fks]
+        if not free or not all(columns[c].get("regex_format") for c in free):
+            continue  # integers, uuids or links: room for any number of rows
+        named = ", ".join(f"{table}.{c}" for c in free)
+        try:
+            room = math.prod(math.prod(len(a) for a in parse_pattern(
+                columns[c]["regex_format"], f"'{table}.{c}'")) for c in free)
+        except HmaDbError as exc:
+            problems.append(f"{exc} Set a regex_format hma_db can generate (a job's "
+                            "[columns] override).")
+            continue
+        if rows > room:
+            formats = ", ".join(repr(columns[c]["regex_format"]) for c in free)
+            problems.append(f"Key ({named}): regex_format {formats} allows only {room:,} "
+                            f"distinct values and {rows:,} rows need one each; set a wider "
+                            "regex_format or lower the scale.")
+    return problems
+
+
+def _type_problems(metadata: Metadata, tables: list[str], dialect: sa.Dialect,
+                   schema: str | None) -> list[str]:
+    """Tables and columns whose types do not translate to the target's dialect."""
+    name = dialect_family(dialect.name)
+    try:
+        wanted = target_metadata(metadata, tables, name, schema)
+    except Exception as exc:  # noqa: BLE001 - every failure is reported, none stops the check
+        return [f"The source schema cannot be translated to {name}: {exc}"]
+    problems = []
+    for table in wanted.sorted_tables:
+        for column in table.columns:
+            try:
+                column.type.compile(dialect=dialect)
+            except Exception as exc:  # noqa: BLE001
+                problems.append(f"Column '{table.name}.{column.name}': its type {column.type!r} "
+                                f"has no {name} form ({exc}); exclude the table or override the "
+                                "column's sdtype.")
+        try:
+            sa.schema.CreateTable(table).compile(dialect=dialect)
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"Table '{table.name}' cannot be created in {name}: {exc}; exclude "
+                            "it or fix the source schema.")
+    return problems
+
+
+def check_before_work(metadata: Metadata, target_engine: sa.Engine, *, scale: float = 1.0,
+                      target_schema: str | None = None) -> list[str]:
+    """Every problem the run would meet before writing, found without reading a row: unique
+    columns whose generator has no room for the rows at ``scale`` (personal data and
+    patterned keys), and types with no form in the target's dialect. One line each, naming
+    the table, the column and what to do.
+
+    :func:`run_clone` refuses a run with any of them before reading the source, and ``hma-db
+    plan`` lists them: one implementation, so a plan that passes is a run that gets past them.
+    """
+    tables = metadata.topological_order()
+    problems = []
+    for table in tables:
+        rows = target_rows(metadata.row_counts.get(table, 0), scale)
+        problems += _personal_room(metadata, table, rows) + _key_room(metadata, table, rows)
+    return problems + _type_problems(metadata, tables, target_engine.dialect, target_schema)
+
+
+def refuse_before_work(metadata: Metadata, target_engine: sa.Engine, *, scale: float,
+                       target_schema: str | None) -> None:
+    """Raise :class:`SamplingError` listing :func:`check_before_work`'s problems, if any."""
+    problems = check_before_work(metadata, target_engine, scale=scale,
+                                 target_schema=target_schema)
+    if len(problems) == 1:
+        raise SamplingError(problems[0])
+    if problems:
+        raise SamplingError("The run would fail; nothing was read or written:\n"
+                            + "\n".join(f"  - {p}" for p in problems))
+
+
 def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | None = None,
           schema: str | None = None, target_schema: str | None = None,
           include: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
@@ -99,7 +192,8 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
           report: str | os.PathLike | None = None,
           table_parameters: dict[str, dict] | None = None, verbose: bool = False,
           max_rows: int | dict[str, int] | None = None,
-          chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> CloneResult:
+          chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
+          on_stage: Callable[[str, float | None], None] | None = None) -> CloneResult:
     """Clone ``source`` into ``target`` as synthetic data: reflect, read, fit, sample, write.
 
     Args:
@@ -119,6 +213,9 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
             ``{table: rows}``); the output still has the source's row counts times ``scale``.
         chunk_rows: sample and write about this many rows of the largest table at a time, all
             in one transaction, so memory does not grow with ``scale`` (None: all at once).
+        on_stage: called with ``(stage, None)`` when a stage starts and ``(stage, seconds)``
+            when it ends: progress for a log, where bars are no use (``hma-db clone`` under
+            cron or CI).
 
     Returns:
         A :class:`CloneResult` with rows written per table and seconds per stage.
@@ -130,7 +227,17 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
                      target_schema=target_schema, include=include, exclude=exclude,
                      if_exists=if_exists, locales=locales, report=report,
                      table_parameters=table_parameters, verbose=verbose, max_rows=max_rows,
-                     chunk_rows=chunk_rows)
+                     chunk_rows=chunk_rows, hooks=_StageHooks(on_stage) if on_stage else None)
+
+
+class _StageHooks(CloneHooks):
+    """:func:`clone`'s ``on_stage``: the stages' starts and ends, nothing else."""
+
+    def __init__(self, on_stage: Callable[[str, float | None], None]):
+        self.on_stage = on_stage
+
+    def stage(self, name: str, seconds: float | None) -> None:
+        self.on_stage(name, seconds)
 
 
 def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None,
@@ -154,6 +261,7 @@ def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None
             metadata = reflect(source_engine, schema=schema, include=include, exclude=exclude)
             hooks.edit_metadata(metadata)
         check_target(source_engine, target_engine, schema, target_schema)
+        refuse_before_work(metadata, target_engine, scale=scale, target_schema=target_schema)
         wanted = hooks.make_synthesizer(metadata, lambda: configure_synthesizer(
             metadata, locales=locales, seed=seed, verbose=verbose,
             table_parameters=table_parameters))

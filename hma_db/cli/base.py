@@ -83,10 +83,29 @@ def exit_code(exc: HmaDbError) -> int:
 
 @dataclass
 class Settings:
-    """The group's options, handed to every command."""
+    """The output options (``-v``/``-q``, given before or after the subcommand), handed to
+    every command."""
 
     verbose: bool = False
     quiet: bool = False
+    undo_logging: Callable[[], None] | None = None
+
+    def set_output(self, verbose: bool, quiet: bool) -> None:
+        """Set ``--verbose``/``--quiet`` (once more when a subcommand repeats them) and send
+        hma_db's logs to standard error at that level."""
+        verbose, quiet = verbose or self.verbose, quiet or self.quiet
+        if verbose and quiet:
+            raise click.UsageError("--verbose and --quiet exclude each other.")
+        if self.undo_logging is not None:
+            self.undo_logging()
+        self.verbose, self.quiet = verbose, quiet
+        self.undo_logging = configure_logging(verbose, quiet)
+
+    def close(self) -> None:
+        """Leave logging as it was before the command (see :func:`configure_logging`)."""
+        if self.undo_logging is not None:
+            self.undo_logging()
+            self.undo_logging = None
 
     def echo(self, text: str = "") -> None:
         """Print normal output (standard output), unless ``--quiet``.
@@ -126,6 +145,11 @@ class Settings:
         click.echo(hide_passwords(message), err=True)
 
 
+    def stage_line(self, name: str, seconds: float | None) -> None:
+        """A stage's start (``seconds`` None) or end as a progress line, as ``run`` prints."""
+        self.progress(f"{name}..." if seconds is None else f"{name} done in {seconds:.2f}s")
+
+
 class _PasswordHidingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return hide_passwords(super().format(record))
@@ -153,6 +177,26 @@ def configure_logging(verbose: bool, quiet: bool) -> Callable[[], None]:
     return undo
 
 
+def _output_flag(verbose: bool):
+    def callback(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+        settings = ctx.find_object(Settings)
+        if value and settings is not None:
+            settings.set_output(verbose=verbose, quiet=not verbose)
+    return callback
+
+
+def output_options(command: Callable) -> Callable:
+    """``-v/--verbose`` and ``-q/--quiet`` on a subcommand too, so ``hma-db clone SRC TGT
+    --verbose`` works as ``hma-db --verbose clone SRC TGT`` does (they set the same
+    :class:`Settings`)."""
+    command = click.option("-q", "--quiet", is_flag=True, expose_value=False,
+                           callback=_output_flag(False),
+                           help="Print only errors and warnings.")(command)
+    return click.option("-v", "--verbose", is_flag=True, expose_value=False,
+                        callback=_output_flag(True),
+                        help="Show debug logs and tracebacks.")(command)
+
+
 def report_error(exc: BaseException, verbose: bool) -> None:
     """Print an error: its traceback with ``--verbose``, then the ``error:`` line."""
     if verbose:
@@ -166,6 +210,13 @@ def report_error(exc: BaseException, verbose: bool) -> None:
     click.echo(hide_passwords(f"error: {message}"), err=True)
 
 
+def _verbose(ctx: click.Context) -> bool:
+    """``--verbose`` given before or after the subcommand."""
+    settings = ctx.obj
+    return settings.verbose if isinstance(settings, Settings) else bool(
+        ctx.params.get("verbose", False))
+
+
 class HmaDbGroup(click.Group):
     """A click group that turns errors from any subcommand into a message and an exit code."""
 
@@ -175,10 +226,10 @@ class HmaDbGroup(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except HmaDbError as exc:
-            report_error(exc, ctx.params.get("verbose", False))
+            report_error(exc, _verbose(ctx))
             ctx.exit(exit_code(exc))
         except Exception as exc:  # noqa: BLE001 - the last line of defence: no bare traceback
-            report_error(exc, ctx.params.get("verbose", False))
+            report_error(exc, _verbose(ctx))
             ctx.exit(EXIT_FAILED)
 
     def list_commands(self, ctx: click.Context) -> list[str]:

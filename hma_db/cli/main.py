@@ -24,9 +24,9 @@ from hma_db.cli.base import (
     HmaDbGroup,
     Settings,
     check_output,
-    configure_logging,
     database_url,
     hide_passwords,
+    output_options,
     sample_target,
     source_label,
     split_names,
@@ -44,10 +44,9 @@ from hma_db.errors import MetadataError
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     """Clone a SQL database into a realistic, anonymized synthetic copy."""
-    if verbose and quiet:
-        raise click.UsageError("--verbose and --quiet exclude each other.")
-    ctx.call_on_close(configure_logging(verbose, quiet))
-    ctx.obj = Settings(verbose=verbose, quiet=quiet)
+    ctx.obj = Settings()
+    ctx.obj.set_output(verbose, quiet)
+    ctx.call_on_close(ctx.obj.close)
 
 
 @cli.command("reflect", epilog=EPILOG,
@@ -61,6 +60,7 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the metadata to this JSON file (SDV's multi-table layout).")
 @click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
+@output_options
 @click.pass_obj
 def reflect_command(settings: Settings, source: str, schema: str | None, include: tuple[str, ...],
                     exclude: tuple[str, ...], output: Path | None, force: bool) -> None:
@@ -105,6 +105,7 @@ def reflect_command(settings: Settings, source: str, schema: str | None, include
               help="Fit on a referentially closed random subset of about N rows.")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the quality and privacy report (HTML, or JSON for a .json name).")
+@output_options
 @click.pass_obj
 def clone_command(settings: Settings, source: str, target: str, scale: float, seed: int | None,
                   schema: str | None, target_schema: str | None, include: tuple[str, ...],
@@ -115,13 +116,17 @@ def clone_command(settings: Settings, source: str, target: str, scale: float, se
     Reflects SOURCE, learns it, samples SCALE times its rows and writes them into TARGET
     (tables created, or checked for drift when they exist). SOURCE is only read. Both are
     database URLs or paths of SQLite files (TARGET is created when missing).
+
+    Progress goes to standard error: bars on a terminal, else one timestamped line per stage
+    start and end (cron, CI); the summary goes to standard output.
     """
     result = hma_db.clone(database_url(source), target_url(target), scale=scale, seed=seed,
                           schema=schema, target_schema=target_schema, include=split_names(include),
                           exclude=split_names(exclude), if_exists=if_exists,
                           locales=split_names(locales),
                           verbose=settings.interactive and not settings.quiet,
-                          max_rows=max_rows, report=report_file)
+                          max_rows=max_rows, report=report_file,
+                          on_stage=None if settings.interactive else settings.stage_line)
     settings.echo(run_summary(result.rows, result.seconds, source_label(target)))
     if result.report is not None:
         settings.echo("\n" + report_summary(result.report, source_label(source),
@@ -132,6 +137,7 @@ def clone_command(settings: Settings, source: str, target: str, scale: float, se
 @cli.command("plan", epilog=EPILOG,
              short_help="Show what a job file would do, without writing anything.")
 @click.argument("job_file", type=click.Path(dir_okay=False, path_type=Path))
+@output_options
 @click.pass_context
 def plan_command(ctx: click.Context, job_file: Path) -> None:
     """Show what 'hma-db run JOB_FILE' would do, without writing anything.
@@ -151,6 +157,7 @@ def plan_command(ctx: click.Context, job_file: Path) -> None:
 @cli.command("run", epilog=EPILOG,
              short_help="Run a job file: reflect, fit or reuse, sample, write.")
 @click.argument("job_file", type=click.Path(dir_okay=False, path_type=Path))
+@output_options
 @click.pass_obj
 def run_command(settings: Settings, job_file: Path) -> None:
     """Run a job file: reflect the source, fit (or reuse the saved model), sample, write.
@@ -187,6 +194,7 @@ def run_command(settings: Settings, job_file: Path) -> None:
               help="Fit on a referentially closed random subset of about N rows (the model "
                    "still samples the full table sizes).")
 @click.option("--force", is_flag=True, help="Overwrite the model file if it exists.")
+@output_options
 @click.pass_obj
 def fit_command(settings: Settings, source: str, output: Path, metadata_file: Path | None,
                 schema: str | None, include: tuple[str, ...], exclude: tuple[str, ...],
@@ -234,6 +242,7 @@ def fit_command(settings: Settings, source: str, output: Path, metadata_file: Pa
 @click.option("--if-exists", type=click.Choice(["fail", "replace", "truncate", "append"]),
               default="fail", show_default=True,
               help="What to do with existing target tables (a directory: fail or replace).")
+@output_options
 @click.pass_obj
 def sample_command(settings: Settings, model: Path, target: str, scale: float, seed: int | None,
                    file_format: str | None, schema: str | None, if_exists: str) -> None:
@@ -295,6 +304,7 @@ def sample_command(settings: Settings, model: Path, target: str, scale: float, s
 @click.option("--check", is_flag=True, help="Exit with 1 when the report does not pass.")
 @click.option("--fail-under", type=click.FloatRange(0, 1), metavar="SCORE",
               help="Exit with 1 when the overall score is below SCORE (e.g. 0.8).")
+@output_options
 @click.pass_context
 def report_command(ctx: click.Context, source: str, target: str, metadata_file: Path | None,
                    schema: str | None, target_schema: str | None, max_rows: int,

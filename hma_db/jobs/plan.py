@@ -2,10 +2,12 @@
 
 :func:`plan_job` connects to the source and the target, reflects the source with the job's
 overrides, checks the existing target tables against the source schema (the writer's own drift
-check), decides what the model cache would do, and returns a :class:`Plan`: the tables in write
-order, the rows each gets at the job's scale, and how each column will be generated. Nothing is
-written: not the target, not the model file (a SQLite target that does not exist is not even
-opened, since opening it would create it).
+check), runs the checks a run makes before any work (:func:`hma_db.pipeline.check_before_work`:
+room for unique values, key shapes, types in the target's dialect), decides what the model
+cache would do, and returns a :class:`Plan`: the tables in write order, the rows each gets at
+the job's scale, and how each column will be generated. Nothing is written: not the target,
+not the model file (a SQLite target that does not exist is not even opened, since opening it
+would create it).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from hma_db.jobs.cache import cached_model
 from hma_db.jobs.file import Job, check_target_schema
 from hma_db.jobs.setup import job_synthesizer, reflect_job
 from hma_db.model import target_rows
+from hma_db.pipeline import check_before_work
 from hma_db.schema import Metadata, relationship_name
 from hma_db.target import check_target, dialect_family, drift, target_metadata
 from hma_db.transform import plan_roles, provider_for
@@ -186,6 +189,8 @@ def plan_job(job: Job) -> Plan:
         model, reason = cached_model(job, wanted)
         order = metadata.topological_order()
         states, differences = _target_state(target_engine, metadata, job, order)
+        before_work = check_before_work(metadata, target_engine, scale=job.scale,
+                                        target_schema=job.target_schema)
         plan = Plan(source=safe_url(source_engine), target=safe_url(target_engine),
                     scale=job.scale, seed=job.seed, if_exists=job.if_exists,
                     model=f"{'reuse' if model is not None else 'fit'}: {reason}",
@@ -197,7 +202,7 @@ def plan_job(job: Job) -> Plan:
         plan.tables.append(TablePlan(table, rows, target_rows(rows, job.scale), states[table],
                                      column_plans(metadata, table, parameters)))
     existing = [t for t, state in states.items() if state.startswith("exists")]
-    plan.problems = _problems(plan, existing)
+    plan.problems = _problems(plan, existing) + before_work
     plan.deferred = [relationship_name(r) for r in metadata.deferred_relationships()]
     return plan
 

@@ -6,16 +6,19 @@ categories, datetimes, numbers with their rounding and bounds, text of the right
 data from Faker, and generated keys (unique across chunks of one run).
 """
 
-from hma_db.transform.columns import plan_roles
-from hma_db.transform.keygen import Span
-from hma_db.transform.personal import faker_for, provider_for, resolve_provider
+from hma_db.transform.columns import plan_roles, unique_columns
+from hma_db.transform.keygen import Span, parse_pattern
+from hma_db.transform.personal import faker_for, provider_for, resolve_provider, unique_room
 from hma_db.transform.table import TableTransformer
 
 __all__ = [
     "Span",
     "TableTransformer",
     "faker_for",
+    "parse_pattern",
     "plan_roles",
     "provider_for",
     "resolve_provider",
+    "unique_columns",
+    "unique_room",
 ]

@@ -15,10 +15,20 @@ that would make a suffixed value ambiguous (an email head ending in a digit, ``A
 ``Ann``) are left out, and the locales' pools are made disjoint, so distinct positions give
 distinct values by construction: chunks of a run (positions that do not overlap) never repeat
 a value, and memory is one pool per column whatever the size of the run.
+
+A column too narrow for those numbers (``state_abbr`` in a ``varchar(2)``) takes Faker's
+distinct values as they are when there are enough of them, else a keyed sequence of *codes* of
+their shape and the column's width (``[A-Z]{2}``: 676 codes), made as key patterns are
+(:func:`hma_db.transform.keygen.pattern_strings`), so chunks still never repeat a value. Only a
+column where no codes of its width are enough is refused (:func:`unique_room`), and the checks
+before a run call that same function, so the refusal comes before any work.
 """
 
 from __future__ import annotations
 
+import math
+import string
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -27,6 +37,7 @@ import pandas as pd
 
 from hma_db.errors import MetadataError, SamplingError
 from hma_db.schema import guess_from_name, is_faker_provider
+from hma_db.transform import keygen
 
 POOL_SIZE = 5_000  # Faker calls per column and sample, at most (split between the locales)
 
@@ -150,14 +161,15 @@ def _suffix_shaped(head: pd.Series, tail: pd.Series, email: pd.Series) -> pd.Ser
     return shaped | (email & head.str.contains(r"[0-9]$")) | (head.str.len() == 0)
 
 
-def _unique_bases(provider: str, max_length: int | None, locales: tuple[str, ...], seed: int,
-                  total: int, where: str) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per locale, the (head, tail, is email) of its distinct bases, disjoint between locales.
+def _provider_bases(provider: str, max_length: int | None, locales: tuple[str, ...],
+                    seed: int, size: int, total: int,
+                    where: str) -> list[tuple[np.ndarray, Any, Any]] | None:
+    """Per locale, the (head, tail, is email) of its distinct bases, disjoint between locales,
+    from pools of ``size`` Faker values; None when no base leaves room for the numbers.
 
     Bases are cut so that the longest suffix the run needs still fits ``max_length``.
     """
     seeds = np.random.SeedSequence(int(seed)).generate_state(2 * len(locales))
-    size = min(total, _pool_size(locales))
     values, labels = [], []
     for i, locale in enumerate(locales):
         pool = _faker_pool(locale, provider, size, int(seeds[i]) % 2**31, max_length, where)
@@ -184,11 +196,10 @@ def _unique_bases(provider: str, max_length: int | None, locales: tuple[str, ...
         kept = (roomy & ~full.duplicated() & ~_suffix_shaped(head, tail, email)).to_numpy()
         counts = np.bincount(labels[kept], minlength=len(locales))
         if counts.min() == 0:
-            raise SamplingError(
-                f"Column {where}: no value Faker made leaves room in max_length {max_length} for "
-                f"the numbers that make {total} values unique; widen the column"
-                if max_length else f"Column {where}: Faker produced no value to build unique "
-                "ones from")
+            if max_length:
+                return None
+            raise SamplingError(f"Column {where}: Faker produced no value to build unique "
+                                "ones from")
         needed = len(str((total - 1) // int(counts.min()) + 1))
         if needed <= width:
             break
@@ -196,6 +207,97 @@ def _unique_bases(provider: str, max_length: int | None, locales: tuple[str, ...
     return [(head[kept & (labels == i)].to_numpy(dtype=object),
              tail[kept & (labels == i)].to_numpy(dtype=object),
              email[kept & (labels == i)].to_numpy(dtype=bool)) for i in range(len(locales))]
+
+
+# The widest alphabet of codes: one case only, so that a case-insensitive collation (MariaDB's
+# default) cannot see two codes as one value.
+_CODE_CHARS = string.ascii_uppercase + string.digits
+
+
+def code_room(max_length: int) -> int:
+    """How many distinct codes of width ``max_length`` the widest code alphabet has."""
+    return len(_CODE_CHARS) ** int(max_length)
+
+
+def unique_room(max_length: int | None, total: int, where: str) -> str | None:
+    """Why a unique personal-data column cannot get ``total`` distinct values that fit
+    ``max_length``, in one line naming the column and what to do; None when it can.
+
+    The generator (:func:`unique_generate`) and the checks before a run (``plan``, ``run``,
+    ``clone``) both call this, so a plan that passes is a run whose values fit.
+    """
+    if not max_length or total <= code_room(max_length):
+        return None
+    return (f"Column {where}: {total:,} unique values are needed, but only "
+            f"{code_room(max_length):,} distinct values fit max_length {max_length} (codes of "
+            f"letters and digits); lower the scale to at most {code_room(max_length):,} rows "
+            f"for this table, or widen the column")
+
+
+@dataclass(frozen=True)
+class _Codes:
+    """A unique column's values as a keyed sequence of codes: one alphabet per character."""
+
+    positions: tuple[str, ...]
+    seed: int
+
+
+def _fold_case(alphabet: str) -> str:
+    """An alphabet with one letter case at most (upper case when it mixes both)."""
+    if any(c.isupper() for c in alphabet) and any(c.islower() for c in alphabet):
+        return "".join(dict.fromkeys(c.upper() for c in alphabet))
+    return alphabet
+
+
+def _code_shapes(values: pd.Series, max_length: int) -> list[list[str]]:
+    """Code shapes from the narrowest to the widest: the shape of Faker's values (``AL``,
+    ``CA`` -> two upper-case letters), then their characters at the column's full width,
+    then upper-case letters and digits at the full width."""
+    text = values.dropna().astype(str).str.slice(0, max_length)
+    text = text[text.str.len() > 0]
+    shapes = []
+    pattern = keygen.learn_pattern(text, min_count=1) if len(text) else None
+    if pattern is not None:
+        shapes.append([_fold_case(a) for a in keygen.parse_pattern(pattern, "")])
+    seen = "".join(sorted(set("".join(text.tolist())) & set(string.ascii_letters + string.digits)))
+    if seen:
+        shapes.append([_fold_case(seen)] * max_length)
+    shapes.append([_CODE_CHARS] * max_length)
+    return shapes
+
+
+def _codes(provider: str, max_length: int, locales: tuple[str, ...], seed: int, total: int,
+           where: str) -> _Codes:
+    """The narrowest code shape with room for ``total`` values (see :func:`unique_room`)."""
+    problem = unique_room(max_length, total, where)
+    if problem is not None:
+        raise SamplingError(problem)
+    sample = _faker_pool(locales[0], provider, min(_pool_size(locales), 1_000), int(seed) % 2**31,
+                         max_length, where)
+    for shape in _code_shapes(pd.Series(sample, dtype=object), max_length):
+        if math.prod(len(a) for a in shape) >= total:
+            code_seed = int(np.random.SeedSequence([int(seed), 2]).generate_state(1, np.uint64)[0]
+                            >> 1)
+            return _Codes(tuple(shape), code_seed)
+    raise SamplingError(unique_room(max_length, total, where) or where)  # not reached
+
+
+def _unique_bases(provider: str, max_length: int | None, locales: tuple[str, ...], seed: int,
+                  total: int, where: str) -> list[tuple[np.ndarray, Any, Any]] | _Codes:
+    """How a unique column gets its values: per locale, the distinct bases that positions
+    number (see the module doc); else, when a column too narrow for numbers has room for
+    ``total`` values, a keyed sequence of codes of the values' shape and the column's width.
+
+    A run first draws as many Faker values as it needs rows; a narrow column (a two-letter
+    ``state_abbr``) draws the whole pool before falling back to codes, so 51 rows still get
+    51 real abbreviations.
+    """
+    pool = _pool_size(locales)
+    for size in dict.fromkeys((min(total, pool), pool)):
+        bases = _provider_bases(provider, max_length, locales, seed, size, total, where)
+        if bases is not None:
+            return bases
+    return _codes(provider, int(max_length), locales, seed, total, where)
 
 
 def _unique_at(bases: tuple[np.ndarray, np.ndarray | None, np.ndarray | None],
@@ -224,6 +326,8 @@ def unique_generate(spec: dict[str, Any], locale_of_row: np.ndarray, locales: tu
     """
     bases = _unique_bases(spec["provider"], spec.get("max_length"), tuple(locales), int(seed),
                           int(total), where)
+    if isinstance(bases, _Codes):  # positions are distinct in the run, whatever the locale
+        return keygen.pattern_strings(list(bases.positions), index, bases.seed, where, total)
     out = np.empty(len(index), dtype=object)
     for i in range(len(locales)):
         rows = np.flatnonzero(locale_of_row == i)
