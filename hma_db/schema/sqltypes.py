@@ -46,12 +46,17 @@ _GENERATED: list[tuple[tuple[type, ...], str]] = [
     ((sa.JSON,), "json"),
     ((sa.Uuid,), "uuid"),
     ((postgresql.INTERVAL, sa.Interval), "interval"),
-    ((postgresql.INET, postgresql.CIDR, postgresql.MACADDR, postgresql.MACADDR8), "ip"),
+    ((postgresql.INET, postgresql.CIDR), "ip"),
+    ((postgresql.MACADDR, postgresql.MACADDR8), "mac"),
+    ((postgresql.AbstractSingleRange,), "range"),
     ((postgresql.TSVECTOR,), "tsvector"),
     ((sqltypes._Binary,), "bytes"),
 ]
 _RAW_TEXT = {"citext", "name"}  # text types of extensions or catalogs that SQLAlchemy does not know
 _RAW_GENERATORS = {"xml": "xml", "tsvector": "tsvector", "inet": "ip", "cidr": "ip",
+                   "macaddr": "mac", "macaddr8": "mac", "int4range": "range", "int8range": "range",
+                   "numrange": "range", "daterange": "range", "tsrange": "range",
+                   "tstzrange": "range",
                    "json": "json", "jsonb": "json", "uuid": "uuid"}
 
 
@@ -93,6 +98,15 @@ def _numeric_options(type_: sa.types.TypeEngine) -> dict[str, Any]:
     return options
 
 
+def _bit_options(type_: sa.types.TypeEngine) -> dict[str, Any]:
+    """A bit string: ``bit`` alone is ``bit(1)``, ``bit varying`` alone has no limit."""
+    length = type_.length or (None if getattr(type_, "varying", False) else 1)
+    options: dict[str, Any] = {"sdtype": "unknown", "generator": "bits"}
+    if length:
+        options["max_length"] = int(length)
+    return options
+
+
 def type_options(type_: sa.types.TypeEngine) -> tuple[dict[str, Any], str | None]:
     """Column options for a SQL type, and the kind of data check it needs (TEXT, DATE or None).
 
@@ -105,6 +119,8 @@ def type_options(type_: sa.types.TypeEngine) -> tuple[dict[str, Any], str | None
         return {"sdtype": "categorical", "allowed_values": list(type_.enums)}, None
     if isinstance(type_, sa.Boolean) or _is_boolean_tinyint(type_):
         return {"sdtype": "boolean"}, None
+    if isinstance(type_, (postgresql.BIT, mysql.BIT)):
+        return _bit_options(type_), None
     for classes, generator in _GENERATED:
         if isinstance(type_, classes):
             return {"sdtype": "unknown", "generator": generator}, None

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hma_db.transform import shaped
 from hma_db.transform.keygen import uuids
 
 _QUANTILES = np.linspace(0.0, 1.0, 21)
@@ -23,7 +24,7 @@ _CELLS = 4_000_000  # characters per block of generated text (bounds memory)
 _SLACK = 12  # characters past the target length searched for a word end
 _JSON_SAMPLE = 2_000  # rows parsed to learn the keys of a JSON column
 GENERATORS = ("text", "json", "array", "bytes", "uuid", "interval", "ip", "xml", "tsvector",
-              "number")
+              "number", "mac", "range", "bits")
 
 
 def quantiles(values: np.ndarray) -> list[float]:
@@ -176,6 +177,13 @@ def _learn_array(values: pd.Series) -> dict[str, Any]:
             if as_text else "list"}
 
 
+_SHAPED = {  # generator -> (learn, generate)
+    "mac": (shaped.learn_mac, lambda spec, n, rng, _length: shaped.mac_addresses(spec, n, rng)),
+    "range": (shaped.learn_range, lambda spec, n, rng, _length: shaped.ranges(spec, n, rng)),
+    "bits": (shaped.learn_bits, shaped.bit_strings),
+}
+
+
 def learn(generator: str, values: pd.Series, min_count: int) -> dict[str, Any]:
     """The shape of a generated-by-type column from its non-null source values."""
     spec: dict[str, Any] = {"generator": generator}
@@ -195,6 +203,8 @@ def learn(generator: str, values: pd.Series, min_count: int) -> dict[str, Any]:
         numbers = pd.to_numeric(values).to_numpy(dtype=float)
         spec["values"] = quantiles(numbers)
         spec["whole"] = bool(np.all(numbers == np.round(numbers)))
+    elif generator in _SHAPED:
+        spec.update(_SHAPED[generator][0](values))
     elif generator == "uuid":
         spec["upper"] = bool(values.astype(str).str.isupper().all()) if len(values) else False
     return spec
@@ -285,6 +295,8 @@ def generate(spec: dict[str, Any], n: int, rng: np.random.Generator, *, kind: st
         out = uuids(n, rng)
         return pd.Series(out, dtype=object).str.upper().to_numpy(dtype=object) if spec.get(
             "upper") else out
+    if generator in _SHAPED:
+        return _SHAPED[generator][1](spec, n, rng, max_length)
     if generator == "ip":
         return ip_addresses(n, rng, spec.get("v6_share", 0.0))
     if generator == "interval":
