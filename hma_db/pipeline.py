@@ -123,7 +123,7 @@ def _key_room(metadata: Metadata, table: str, rows: int) -> list[str]:
                             "[columns] override).")
             continue
         if rows > room:
-            formats = ", ".join(repr(columns[c]["regex_format"]) for c in free)
+            formats = ", ".join(f"'{columns[c]['regex_format']}'" for c in free)
             problems.append(f"Key ({named}): regex_format {formats} allows only {room:,} "
                             f"distinct values and {rows:,} rows need one each; set a wider "
                             "regex_format or lower the scale.")

@@ -228,10 +228,10 @@ def unique_room(max_length: int | None, total: int, where: str) -> str | None:
     """
     if not max_length or total <= code_room(max_length):
         return None
-    return (f"Column {where}: {total:,} unique values are needed, but only "
-            f"{code_room(max_length):,} distinct values fit max_length {max_length} (codes of "
-            f"letters and digits); lower the scale to at most {code_room(max_length):,} rows "
-            f"for this table, or widen the column")
+    room = code_room(max_length)
+    return (f"Column {where}: {total:,} unique values are needed, but only {room:,} distinct "
+            f"values fit max_length {max_length} (codes of upper-case letters and digits); lower "
+            f"the scale so that the table gets at most {room:,} rows, or widen the column.")
 
 
 @dataclass(frozen=True)
