@@ -29,9 +29,20 @@ def run(*args: str):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
+# A progress line on standard error when it is not a terminal (cron, CI, CliRunner): 'run' and
+# 'clone' print one per stage start and end, before any error line.
+PROGRESS_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ .*\n?", re.M)
+
+
+def without_progress(stderr: str) -> str:
+    """Standard error without its progress lines (a terminal shows bars there instead)."""
+    return PROGRESS_LINE.sub("", stderr)
+
+
 def assert_one_error_line(result, *fragments: str) -> str:
-    """The command failed with exactly one ``error:`` line, no traceback and no password."""
-    lines = result.stderr.strip().splitlines()
+    """The command failed with exactly one ``error:`` line (after any progress lines), no
+    traceback and no password."""
+    lines = without_progress(result.stderr).strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: "), result.stderr
     for fragment in fragments:
@@ -315,7 +326,44 @@ def test_errors_with_a_problem_list_print_every_problem():
     assert result.stderr == "error: The metadata is not valid:\n  - first\n  - second\n"
 
 
+def test_verbose_and_quiet_work_after_the_subcommand_too():
+    # 'hma-db reflect SOURCE --verbose' was "No such option: --verbose".
+    logger = logging.getLogger("hma_db")
+    handlers, level = list(logger.handlers), logger.level
+    result = run("reflect", CHINOOK_SQLITE, "--include", "Artist", "--verbose")
+    assert result.exit_code == 0, result.stderr
+    assert re.search(r"^\S+ \S+ INFO hma_db\.source\.reflect: ", result.stderr, re.M), result.stderr
+    assert logger.handlers == handlers and logger.level == level
+    result = run("reflect", CHINOOK_SQLITE, "--include", "Artist", "-q")
+    assert result.exit_code == 0 and result.stdout == "" and result.stderr == ""
+    result = run("reflect", f"postgresql+psycopg://app:{PASSWORD}@127.0.0.1:1/shop", "-v")
+    assert result.exit_code == 1 and "Traceback" in result.stderr
+    assert PASSWORD not in result.stderr + result.stdout
+    result = run("-v", "reflect", CHINOOK_SQLITE, "--quiet")
+    assert result.exit_code == 2 and "exclude each other" in result.stderr
+
+
 # ----------------------------------------------------------------------------------------- clone
+def test_clone_prints_stage_lines_for_logs_and_takes_verbose_after_the_command(tmp_path):
+    # Not a terminal (cron, CI): clone printed nothing until its summary, while run printed
+    # timestamped lines; and 'hma-db clone SOURCE TARGET --verbose' was "No such option".
+    args = ["clone", CHINOOK_SQLITE, tmp_path / "a.sqlite", "--include", "Artist,Album",
+            "--seed", "3"]
+    result = run(*args)
+    assert result.exit_code == 0, result.stderr
+    progress = result.stderr.splitlines()
+    assert all(PROGRESS_LINE.match(p) for p in progress), result.stderr
+    stages = [re.sub(r"\d+\.\d\ds$", "#s", p.split(" ", 1)[1]) for p in progress]
+    assert stages == ["reflect...", "reflect done in #s", "read...", "read done in #s", "fit...",
+                      "fit done in #s", "sample...", "sample done in #s", "write done in #s"]
+    assert result.stdout.startswith("Wrote 622 rows to 2 tables in ")
+    result = run(*args[:2], tmp_path / "b.sqlite", *args[3:], "--verbose")
+    assert result.exit_code == 0, result.stderr
+    assert re.search(r"^\S+ \S+ INFO hma_db\.progress: fit done in ", result.stderr, re.M)
+    result = run(*args[:2], tmp_path / "c.sqlite", *args[3:], "--quiet")
+    assert result.exit_code == 0 and result.stdout == "" and result.stderr == ""
+
+
 def test_clone_is_reproducible_and_respects_if_exists(tmp_path):
     target = tmp_path / "synthetic.sqlite"
     args = ["clone", CHINOOK_SQLITE, target, "--scale", "0.2", "--seed", "4"]
@@ -775,7 +823,10 @@ def test_readme_command_examples_show_real_output(readme_dir):
                                                    "report", "reflect"]
     for command, output in commands:
         result = run(*shlex.split(command)[1:])
-        assert _without_times(result.stdout + result.stderr) == _without_times(output), command
+        # The README shows a terminal, where progress is bars; CliRunner's standard error is not
+        # a terminal, so 'clone' also prints timestamped stage lines there.
+        shown = result.stdout + without_progress(result.stderr)
+        assert _without_times(shown) == _without_times(output), command
 
 
 @pytest.mark.parametrize("number", [0, 1])

@@ -143,8 +143,10 @@ def plan_command(ctx: click.Context, job_file: Path) -> None:
     """Show what 'hma-db run JOB_FILE' would do, without writing anything.
 
     Connects to the source and the target, reflects the source with the job's overrides, checks
-    existing target tables for drift and prints the tables in write order, their rows and how
-    each column will be generated. Exits with 1 when the run would fail.
+    existing target tables for drift, makes the checks a run makes before any work (room for
+    unique values at the job's scale, key shapes, types in the target's dialect) and prints the
+    tables in write order, their rows and how each column will be generated. Exits with 1 when
+    the run would fail, with one line per problem.
     """
     settings: Settings = ctx.obj
     plan = hma_db.plan_job(hma_db.load_job(job_file))
