@@ -313,9 +313,9 @@ class Metadata:
         problems = []
         if not parent_pk:
             problems.append(f"relationship {name}: parent table '{parent}' has no primary key")
-        elif pk != parent_pk:
+        elif pk != parent_pk and sorted(pk) not in [sorted(k) for k in self.alternate_keys(parent)]:
             problems.append(f"relationship {name}: expected the parent's primary key {parent_pk}, "
-                            f"found {pk}")
+                            f"found {pk}, which is not one of its alternate keys either")
         if len(pk) != len(fk):
             problems.append(f"relationship {name}: the foreign key has {len(fk)} column(s) but "
                             f"the primary key has {len(pk)}")

@@ -25,6 +25,7 @@ from hma_db.errors import ReflectionError
 from hma_db.schema import DATE, TEXT, Metadata, base_type, type_options
 from hma_db.source import profiling
 from hma_db.source.read import begin_read_only
+from hma_db.source.reflect_keys import add_key_facts
 from hma_db.source.reflect_schema import (
     add_mysql_checks,
     add_sqlite_unique_constraints,
@@ -130,6 +131,7 @@ def _reflect(conn: sa.Connection, schema: str | None, include: Iterable[str] | N
     add_sqlite_unique_constraints(conn, sql_metadata, schema)
     add_mysql_checks(conn, sql_metadata, schema)
     metadata = _to_metadata(conn, sql_metadata, source_tables, schema)
+    add_key_facts(conn, metadata, sql_metadata, schema)  # partial unique, FKs to UNIQUE, partitions
     metadata.sql_metadata, metadata.schema = sql_metadata, schema
     logger.info("reflected %d tables and %d relationships from %s", len(metadata.tables),
                 len(metadata.relationships), where)
@@ -169,10 +171,7 @@ def _relationships(table: sa.Table) -> list[dict[str, Any]]:
         pairs = {e.column.name: e.parent.name for e in fkc.elements}
         pk = [c.name for c in parent.primary_key.columns]
         if not pk or set(pairs) != set(pk):
-            logger.warning("foreign key %s.(%s) references %s.(%s), not its primary key; "
-                           "it is kept in the schema but not modeled as a relationship",
-                           table.name, ", ".join(pairs.values()), parent.name, ", ".join(pairs))
-            continue
+            continue  # a foreign key to a unique key: reflect_keys.add_unique_references
         rel = {"parent_table_name": parent.name, "parent_primary_key": pk,
                "child_table_name": table.name, "child_foreign_key": [pairs[c] for c in pk]}
         if rel not in found:

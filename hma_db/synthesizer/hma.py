@@ -33,7 +33,7 @@ from hma_db.schema import Metadata
 from hma_db.synthesizer import database, files
 from hma_db.synthesizer.checks import check_chunk_rows, check_row_counts, check_seed
 from hma_db.synthesizer.chunks import DEFAULT_CHUNK_ROWS, iter_sample
-from hma_db.synthesizer.links import build_links
+from hma_db.synthesizer.links import build_links, referenced_columns
 from hma_db.synthesizer.params import check_locales, check_table_parameters, default_parameters
 from hma_db.synthesizer.state import FittedState, SavedSynthesizer, from_state, to_state
 from hma_db.transform import TableTransformer
@@ -184,7 +184,7 @@ class HMASynthesizer:
         return pd.concat([numeric, keys], axis=1)
 
     def _key_columns(self, table: str) -> list[str]:
-        keys = self.metadata.primary_key(table) + self.metadata.foreign_key_columns(table)
+        keys = referenced_columns(self.metadata, table) + self.metadata.foreign_key_columns(table)
         return list(dict.fromkeys(keys))
 
     def fit_processed_data(self, processed_data: dict[str, pd.DataFrame],

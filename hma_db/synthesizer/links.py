@@ -18,6 +18,16 @@ from hma_db.errors import DataError
 from hma_db.schema import Metadata, key_columns, relationship_name
 
 
+def referenced_columns(metadata: Metadata, table: str) -> list[str]:
+    """The columns of ``table`` that children reference: its primary key, and the unique
+    columns that a foreign key references instead (their values are generated with the keys)."""
+    columns = list(metadata.primary_key(table))
+    for rel in metadata.relationships:
+        if rel["parent_table_name"] == table:
+            columns += key_columns(rel["parent_primary_key"])
+    return list(dict.fromkeys(columns))
+
+
 def _parent_index(parent: pd.DataFrame, pk: list[str]) -> pd.Index:
     if len(pk) == 1:
         return pd.Index(parent[pk[0]].to_numpy())
@@ -31,15 +41,20 @@ def link_positions(parent: pd.DataFrame, child: pd.DataFrame, pk: list[str],
     Args:
         parent: the parent table; ``pk`` must be unique in it.
         child: the child table.
-        pk: the parent's primary key columns.
+        pk: the parent's referenced columns (its primary key, or a unique key).
         fk: the child's foreign key columns, in the order of ``pk``.
     """
-    index = _parent_index(parent, pk)
+    # A unique column other than the primary key may be NULL in several parent rows: those
+    # rows are referenced by no child, and left out of the lookup (which needs unique values).
+    present = parent[pk].notna().all(axis=1).to_numpy()
+    rows = np.flatnonzero(present)
+    index = _parent_index(parent.iloc[rows] if len(rows) < len(parent) else parent, pk)
     if len(fk) == 1:
-        positions = index.get_indexer(child[fk[0]].to_numpy())
+        found = index.get_indexer(child[fk[0]].to_numpy())
     else:
-        positions = index.get_indexer(pd.MultiIndex.from_frame(child[fk].set_axis(pk, axis=1)))
-    positions = np.asarray(positions, dtype=np.int64)
+        found = index.get_indexer(pd.MultiIndex.from_frame(child[fk].set_axis(pk, axis=1)))
+    found = np.asarray(found, dtype=np.int64)
+    positions = np.where(found >= 0, rows[np.maximum(found, 0)] if len(rows) else -1, -1)
     positions[child[fk].isna().any(axis=1).to_numpy()] = -1
     return positions
 

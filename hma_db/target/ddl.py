@@ -71,8 +71,12 @@ def _column(source: sa.Table, col: sa.Column, dialect: str, keyed: set[str], opt
                            name=f"{source.name}_{col.name}", schema=schema)
     if generated and dialect == "sqlite":
         type_ = sa.Integer()  # only INTEGER PRIMARY KEY is SQLite's rowid alias
+    # SQLite numbers only a lone INTEGER PRIMARY KEY and MariaDB only the first column of a
+    # key: in a composite key (payment_date, payment_id) the generated values are written as
+    # they are, without AUTO_INCREMENT.
+    composite = len(source.primary_key.columns) > 1 and dialect != "postgresql"
     kwargs = {"nullable": col.nullable, "primary_key": col.primary_key,
-              "autoincrement": generated if col.primary_key else False}
+              "autoincrement": generated and not composite if col.primary_key else False}
     args = []
     if generated and dialect == "postgresql" and col.identity is not None:
         args.append(sa.Identity(always=bool(col.identity.always)))

@@ -27,20 +27,37 @@ MODELED_SDTYPES = ("numerical", "datetime", "categorical", "boolean")
 def unique_columns(metadata: Metadata, table: str) -> set[str]:
     """Columns generated unique to keep the alternate keys unique.
 
-    A one-column key makes its column unique. A composite key is kept unique by making one of its
-    columns unique: the last one that is neither a foreign key (those come from sampled links)
-    nor personal data, else the last personal-data column. A key made only of foreign keys is
-    left to the hierarchical model, which never repeats a combination.
+    A one-column key (an alternate key or a partial unique index) makes its column unique. A
+    composite key is kept unique by making one of its columns unique: the last one that is
+    neither a foreign key (those come from sampled links) nor personal data, else the last
+    personal-data column. A key made only of foreign keys is left to the hierarchical model,
+    which never repeats a combination.
     """
     columns = metadata.tables[table]["columns"]
     fks = set(metadata.foreign_key_columns(table))
     chosen: set[str] = set()
-    for key in metadata.alternate_keys(table):
+    for key in [*metadata.alternate_keys(table), *partial_unique_keys(columns)]:
         free = [c for c in key if c not in fks]
         plain = [c for c in free if not is_personal(columns[c])]
         if plain or free:
             chosen.add((plain or free)[-1])
     return chosen
+
+
+def referenced_keys(metadata: Metadata, table: str) -> list[str]:
+    """Unique columns, not of the primary key, that a foreign key references: generated with
+    the primary key (never NULL), since children take their values from the sampled parents."""
+    pk = set(metadata.primary_key(table))
+    found = [c for rel in metadata.relationships if rel["parent_table_name"] == table
+             for c in ([rel["parent_primary_key"]] if isinstance(rel["parent_primary_key"], str)
+                       else rel["parent_primary_key"]) if c not in pk]
+    return list(dict.fromkeys(found))
+
+
+def partial_unique_keys(columns: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """The columns of partial unique indexes (``partial_unique`` on their first column): the
+    target enforces them, so they are sampled unique in every row (a safe superset)."""
+    return [list(key) for spec in columns.values() for key in spec.get("partial_unique", [])]
 
 
 def is_personal(spec: dict[str, Any]) -> bool:

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from hma_db.errors import MetadataError, SamplingError
+from hma_db.transform import keytime
 
 _CLASSES = {"d": string.digits, "w": string.ascii_letters + string.digits + "_",
             "s": " "}
@@ -139,10 +140,17 @@ def _compress(parts: list[str]) -> str:
 
 
 def learn_key(series: pd.Series, spec: dict[str, Any], min_count: int) -> dict[str, Any]:
-    """How to generate a key column: ``int``, ``uuid``, ``pattern`` or ``prefix`` (+ counter)."""
+    """How to generate a key column: ``int``, ``uuid``, ``pattern``, ``prefix`` (+ counter),
+    ``temporal`` (dates, timestamps, times) or ``listed`` (a list partition's values)."""
     from hma_db.schema import value_kind
 
     kind = value_kind(series)
+    listed = (spec.get("partition_bounds") or {}).get("values")
+    if listed:  # a list partition's column takes only the listed values
+        return keytime.learn_listed(series, listed)
+    temporal = keytime.temporal_type(series, kind)
+    if temporal:  # dates and timestamps stay dates and timestamps (keytime's docstring)
+        return keytime.learn_temporal(series, spec, temporal, kind)
     if spec.get("generator") == "uuid" or kind == "uuid":
         return {"kind": "uuid"}
     if kind in ("int", "float", "decimal"):
@@ -217,6 +225,8 @@ def _space(spec: dict[str, Any], total: int, where: str) -> int | None:
     """How many distinct values a key column can take in a run of ``total`` rows (None: enough
     for any run)."""
     kind = spec["kind"]
+    if kind in ("temporal", "listed"):
+        return keytime.space(spec, total)
     if kind == "pattern":
         return math.prod(len(a) for a in parse_pattern(spec["pattern"], where))
     if kind == "prefix":
@@ -239,19 +249,27 @@ def generate_composite_key(specs: list[dict[str, Any]], n: int, rng: np.random.G
     """
     total = max(int(total or 0), start + n - 1)
     seeds = list(seeds) if seeds is not None else [None] * len(specs)
-    spaces = [_space(spec, total, where) for spec, where in zip(specs, wheres, strict=True)]
+    spaces = _composite_spaces(specs, total, wheres)
     order = sorted(range(len(specs)), key=lambda j: -(spaces[j] or 2**63))
     index = np.arange(start - 1, start - 1 + n, dtype="int64")
     positions: dict[int, np.ndarray] = {}
+    free: set[int] = set()  # dates and listed values beside a column that carries the position
     if spaces[order[0]] is None or spaces[order[0]] >= total:
         for j in order:
             positions[j] = index if spaces[j] is None else index % spaces[j]
+        free = {j for j in order[1:] if specs[j]["kind"] in _DRAWN}
     else:
         if math.prod(spaces) < total:
             raise SamplingError(
                 f"The key ({', '.join(wheres)}) allows only {math.prod(spaces)} distinct "
                 f"combinations; {total} were requested. Set a wider regex_format.")
         rest = index
+        if any(specs[j]["kind"] in _DRAWN for j in order) and math.prod(spaces) <= 2**62:
+            # Spread the positions over every combination, so that the last column (a list
+            # partition's value) is not the same for the first rows of the run.
+            first = seeds[order[0]]
+            mixer = int(rng.integers(2**63)) if first is None else (first ^ 0x5BD1E995)
+            rest = permute(index, math.prod(spaces), mixer)
         for j in order:
             positions[j], rest = rest % spaces[j], rest // spaces[j]
     out = []
@@ -260,18 +278,36 @@ def generate_composite_key(specs: list[dict[str, Any]], n: int, rng: np.random.G
         if seed is None and not _counted(spec, total, wheres[j]):  # draws as generate_key does
             seed = int(rng.integers(2**63))
         room = total if spaces[j] is None else min(total, spaces[j])
-        out.append(_values_at(spec, positions[j], seed, wheres[j], room))
+        out.append(_values_at(spec, positions[j], seed, wheres[j], room, unique=j not in free))
     return out
 
 
+_DRAWN = ("temporal", "listed")  # key kinds drawn from a distribution where they may repeat
+
+
+def _composite_spaces(specs: list[dict[str, Any]], total: int, wheres: list[str]
+                      ) -> list[int | None]:
+    """The room of each column of a composite key: dates within their seen range, so that a
+    date keeps its distribution while another column carries the position; widened beyond it
+    only when no combination of the columns has room otherwise."""
+    seen = [keytime.space(spec, 0) if spec["kind"] == "temporal" else _space(spec, total, where)
+            for spec, where in zip(specs, wheres, strict=True)]
+    if any(s is None or s >= total for s in seen) or math.prod(seen) >= total:
+        return seen
+    return [_space(spec, total, where) for spec, where in zip(specs, wheres, strict=True)]
+
+
 def _values_at(spec: dict[str, Any], index: np.ndarray, seed: int | None, where: str,
-               total: int) -> np.ndarray:
+               total: int, unique: bool = True) -> np.ndarray:
     """A key column's values at the 0-based positions ``index`` of its sequence; ``total``
     values of it are needed in the whole run (whether a prefix counter fits, whether a
-    pattern has room)."""
+    pattern has room). A date or listed column that need not be unique (``unique=False``)
+    is drawn from its distribution."""
     kind = spec["kind"]
     if kind == "int":
         return index + 1
+    if kind in ("temporal", "listed"):
+        return keytime.values(spec, index, seed, where, total, unique, permute, _mix)
     if kind == "uuid":
         return keyed_uuids(index, seed)
     if kind == "prefix":

@@ -232,9 +232,10 @@ class TableTransformer:
         n = len(numeric)
         row_locales = personal.row_locales(n, self.locales, rng)
         raw, out = {}, {}
+        referenced = set(plan.referenced_keys(self.metadata, self.table_name))
         for column, spec in self._specs.items():
-            if spec["role"] in _SKIPPED or spec["role"] == "derived":
-                continue
+            if spec["role"] in _SKIPPED or spec["role"] == "derived" or column in referenced:
+                continue  # keys come from generate_keys
             raw[column] = self._column_values(column, spec, numeric, rng, row_locales, span)
             out[column] = self._restore(column, raw[column], spec)
         for column, spec in self._specs.items():
@@ -301,7 +302,8 @@ class TableTransformer:
     # --------------------------------------------------------------------------------- keys
     def generate_keys(self, n: int, rng: np.random.Generator, start: int | None = None,
                       span: keygen.Span | None = None) -> pd.DataFrame:
-        """Unique values for the primary-key columns that are not foreign keys.
+        """Unique values for the primary-key columns that are not foreign keys, and for the
+        unique columns that foreign keys reference (``columns.referenced_keys``).
 
         Integers are ``start..start+n-1`` (``start`` defaults to 1, or follows ``span``);
         strings follow the column's ``regex_format`` or the pattern learned at fit; uuid columns
@@ -324,6 +326,12 @@ class TableTransformer:
             values = [keygen.generate_key(self._specs[c]["key"], int(n), rng, int(start), where,
                                           **keygen.sequence(span, self.table_name, c))
                       for c, where in zip(columns, wheres, strict=True)]
+        for column in plan.referenced_keys(self.metadata, self.table_name):
+            if self._specs[column]["role"] == "key":  # children take these values: no NULLs
+                columns.append(column)
+                values.append(keygen.generate_key(
+                    self._specs[column]["key"], int(n), rng, int(start), f"'{self.table_name}."
+                    f"{column}'", **keygen.sequence(span, self.table_name, column)))
         out = {c: restore(v, self.source_dtypes[c], self.value_kinds[c])
                for c, v in zip(columns, values, strict=True)}
         return pd.DataFrame(out, index=pd.RangeIndex(int(n)))

@@ -1,0 +1,251 @@
+"""Keys of every type (issue 13, points 1 and 4): dates, timestamps, times, uuids, decimals and
+listed values in composite primary keys, UNIQUE constraints and partial unique indexes; the
+bounds of PostgreSQL partitions; foreign keys to a UNIQUE non-key column; foreign keys into a
+schema that is not read. Each shape is cloned end to end into SQLite, PostgreSQL and MariaDB
+with every constraint enforced by the target.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from hma_db import Metadata, reflect
+from hma_db.pipeline import clone
+from hma_db.transform import TableTransformer
+
+# ------------------------------------------------------------------------------ sources
+PG_SOURCE = """
+CREATE TABLE customer (customer_id serial PRIMARY KEY, code varchar(12) NOT NULL UNIQUE,
+                       badge varchar(3) NOT NULL, active boolean NOT NULL);
+CREATE UNIQUE INDEX customer_badge_active ON customer (badge) WHERE active;
+CREATE TABLE inventory (inventory_id int PRIMARY KEY, film text NOT NULL);
+CREATE TABLE rental (rental_id serial PRIMARY KEY, rental_date timestamp NOT NULL,
+                     inventory_id int NOT NULL REFERENCES inventory,
+                     customer_id int NOT NULL REFERENCES customer,
+                     UNIQUE (rental_date, inventory_id, customer_id));
+CREATE TABLE payment (payment_id serial, payment_date timestamptz NOT NULL,
+                      customer_code varchar(12) NOT NULL REFERENCES customer (code),
+                      amount numeric(5,2) NOT NULL,
+                      PRIMARY KEY (payment_date, payment_id)) PARTITION BY RANGE (payment_date);
+CREATE TABLE payment_2022_01 PARTITION OF payment
+    FOR VALUES FROM ('2022-01-01 00:00:00+00') TO ('2022-02-01 00:00:00+00');
+CREATE TABLE payment_2022_02 PARTITION OF payment
+    FOR VALUES FROM ('2022-02-01 00:00:00+00') TO ('2022-03-01 00:00:00+00');
+CREATE TABLE payment_2022_04 PARTITION OF payment
+    FOR VALUES FROM ('2022-04-01 00:00:00+00') TO ('2022-05-01 00:00:00+00');
+CREATE TABLE event (day date, slot time, region text, note text,
+                    PRIMARY KEY (day, slot, region)) PARTITION BY LIST (region);
+CREATE TABLE event_eu PARTITION OF event FOR VALUES IN ('eu', 'uk');
+CREATE TABLE event_us PARTITION OF event FOR VALUES IN ('us');
+CREATE TABLE ledger (entry uuid PRIMARY KEY, amount numeric(10,2) NOT NULL);
+CREATE TABLE price (sku numeric(8,0), valid_from date, price numeric(8,2),
+                    PRIMARY KEY (sku, valid_from));
+INSERT INTO customer (code, badge, active)
+    SELECT 'C-' || lpad(i::text, 5, '0'),
+           CASE WHEN i % 5 = 0 THEN 'A' || (i / 5) ELSE 'B' || (i % 8) END, i % 5 = 0
+    FROM generate_series(1, 200) i;
+INSERT INTO inventory SELECT i, 'film ' || (i % 7) FROM generate_series(0, 49) i;
+INSERT INTO rental (rental_date, inventory_id, customer_id)
+    SELECT timestamp '2005-05-24 22:00:00' + i * interval '37 minutes 13 seconds', i % 50,
+           1 + i % 200 FROM generate_series(1, 1000) i;
+INSERT INTO payment (payment_date, customer_code, amount)
+    SELECT timestamptz '2022-01-01 00:00:00+00' + ((i * 7919) % 3300) * interval '17 minutes 3.330639 seconds',
+           'C-' || lpad((1 + i % 200)::text, 5, '0'), (i % 900) / 100.0
+    FROM generate_series(1, 1000) i;
+INSERT INTO payment (payment_date, customer_code, amount)
+    SELECT timestamptz '2022-04-01 00:00:00+00' + i * interval '3 hours', 'C-00001', 1
+    FROM generate_series(1, 200) i;
+INSERT INTO event SELECT date '2023-01-01' + (i % 40), time '08:00' + (i % 17) * interval '15 minutes',
+                         (ARRAY['eu', 'uk', 'us'])[1 + i % 3], 'n'
+    FROM generate_series(1, 600) i ON CONFLICT DO NOTHING;
+INSERT INTO ledger SELECT gen_random_uuid(), i FROM generate_series(1, 300) i;
+INSERT INTO price SELECT 1000 + i % 30, date '2020-01-06' + (i / 30) * 7, i
+    FROM generate_series(1, 600) i;
+"""
+
+SQLITE_SOURCE = """
+CREATE TABLE customer (customer_id INTEGER PRIMARY KEY, code TEXT NOT NULL UNIQUE,
+                       badge TEXT NOT NULL, active INTEGER NOT NULL);
+CREATE UNIQUE INDEX customer_badge_active ON customer (badge) WHERE active;
+CREATE TABLE inventory (inventory_id INTEGER PRIMARY KEY, film TEXT NOT NULL);
+CREATE TABLE rental (rental_id INTEGER PRIMARY KEY, rental_date DATETIME NOT NULL,
+                     inventory_id INTEGER NOT NULL REFERENCES inventory (inventory_id),
+                     customer_id INTEGER NOT NULL REFERENCES customer (customer_id),
+                     UNIQUE (rental_date, inventory_id, customer_id));
+CREATE TABLE payment (payment_id INTEGER NOT NULL, payment_date TEXT NOT NULL,
+                      customer_code TEXT NOT NULL REFERENCES customer (code), amount REAL,
+                      PRIMARY KEY (payment_date, payment_id));
+CREATE TABLE slot (day DATE NOT NULL, at TIME NOT NULL, room TEXT NOT NULL,
+                   PRIMARY KEY (day, at, room));
+CREATE TABLE ledger (entry TEXT PRIMARY KEY, amount NUMERIC NOT NULL);
+"""
+
+TARGETS = ["sqlite", "postgresql", "mariadb"]
+
+
+def _sqlite_source(path: Path) -> str:
+    """A SQLite database holding every key shape of SQLITE_SOURCE (timestamps as text)."""
+    rng = np.random.default_rng(0)
+    con = sqlite3.connect(path)
+    con.executescript(SQLITE_SOURCE)
+    customers = [(i, f"C-{i:05d}", f"A{i // 5}" if i % 5 == 0 else f"B{i % 8}", int(i % 5 == 0))
+                 for i in range(1, 201)]
+    con.executemany("INSERT INTO customer VALUES (?, ?, ?, ?)", customers)
+    con.executemany("INSERT INTO inventory VALUES (?, ?)", [(i, f"film {i % 7}") for i in range(50)])
+    start = pd.Timestamp("2005-05-24 22:00:00")
+    rentals = [(i, str(start + pd.Timedelta(seconds=2233 * i)), i % 50, 1 + i % 200)
+               for i in range(1, 1001)]
+    con.executemany("INSERT INTO rental VALUES (?, ?, ?, ?)", rentals)
+    stamps = pd.Timestamp("2022-01-01", tz="UTC") + pd.to_timedelta(
+        rng.integers(0, 40 * 86_400_000_000, 800), unit="us")
+    payments = [(i, stamps[i].isoformat(sep=" "), f"C-{1 + i % 200:05d}", 1.5)
+                for i in range(800)]
+    con.executemany("INSERT INTO payment VALUES (?, ?, ?, ?)", payments)
+    slots = {(f"2023-01-{1 + i % 28:02d}", f"{8 + i % 9:02d}:{15 * (i % 4):02d}:00",
+              "AB"[i % 2]) for i in range(500)}
+    con.executemany("INSERT INTO slot VALUES (?, ?, ?)", sorted(slots))
+    con.executemany("INSERT INTO ledger VALUES (?, ?)",
+                    [(str(pd.util.hash_pandas_object(pd.Series([i])).iloc[0]), i)
+                     for i in range(300)])
+    con.commit()
+    con.close()
+    return f"sqlite:///{path}"
+
+
+def _postgres_source(postgres_databases) -> str:
+    url = postgres_databases.new("keys_pg")
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.connection.driver_connection.execute(PG_SOURCE)
+    engine.dispose()
+    return url
+
+
+def _target(kind: str, tmp_path: Path, request) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'target.sqlite'}"
+    fixture = "postgres_databases" if kind == "postgresql" else "mysql_databases"
+    return request.getfixturevalue(fixture).new("keys_target")
+
+
+def _frames(url: str) -> dict[str, pd.DataFrame]:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        names = sa.inspect(conn).get_table_names()
+        frames = {n: pd.read_sql_table(n, conn) for n in names if not n.startswith("hma_")}
+    engine.dispose()
+    return frames
+
+
+def _check_keys(frames: dict[str, pd.DataFrame]) -> None:
+    """Every key of every type is unique, of its type, and references a parent row."""
+    payment, customer = frames["payment"], frames["customer"]
+    assert payment["customer_code"].isin(customer["code"]).all()
+    assert not payment.duplicated(["payment_date", "payment_id"]).any()
+    assert not customer["badge"][customer["active"].astype(bool)].duplicated().any()
+    stamps = pd.to_datetime(frames["rental"]["rental_date"], format="mixed")
+    assert stamps.notna().all()
+    assert not frames["rental"].duplicated(["rental_date", "inventory_id", "customer_id"]).any()
+
+
+# --------------------------------------------------------------------- PostgreSQL source
+@pytest.mark.parametrize("kind", TARGETS)
+def test_partitioned_postgres_keys_clone_into_every_target(postgres_databases, tmp_path,
+                                                           request, kind):
+    """A timestamptz in a partitioned table's primary key stays a timestamp within the
+    partitions' bounds (no row in March, which has no partition); a timestamp in a composite
+    UNIQUE, a list partition's value, a date with a time in a key, uuid and numeric keys;
+    a partial unique index and a foreign key to a UNIQUE column are kept at the load."""
+    source = _postgres_source(postgres_databases)
+    target = _target(kind, tmp_path, request)
+    result = clone(source, target, seed=5)
+    assert result.rows["payment"] == 1200
+    frames = _frames(target)
+    _check_keys(frames)
+    paid = pd.to_datetime(frames["payment"]["payment_date"], utc=True, format="mixed")
+    months = set(paid.dt.month)
+    assert months <= {1, 2, 4} and paid.dt.year.eq(2022).all()
+    assert set(frames["event"]["region"]) == {"eu", "uk", "us"}
+    days = pd.to_datetime(frames["event"]["day"])
+    assert days.min() >= pd.Timestamp("2023-01-01") and days.max() <= pd.Timestamp("2023-02-10")
+    weekdays = pd.to_datetime(frames["price"]["valid_from"]).dt.weekday
+    assert weekdays.eq(0).all()  # weekly dates stay on their weekday
+    assert frames["ledger"]["entry"].astype(str).str.len().eq(36).all()
+
+
+def test_partition_bounds_are_reflected(postgres_databases):
+    metadata = reflect(_postgres_source(postgres_databases))
+    bounds = metadata.tables["payment"]["columns"]["payment_date"]["partition_bounds"]
+    assert len(bounds["ranges"]) == 3
+    assert bounds["ranges"][2][0].startswith("2022-04-01")
+    assert metadata.tables["event"]["columns"]["region"]["partition_bounds"] == {
+        "values": ["eu", "uk", "us"]}
+    assert {"parent_table_name": "customer", "parent_primary_key": "code",
+            "child_table_name": "payment", "child_foreign_key": "customer_code"} in \
+        metadata.relationships
+    assert metadata.tables["customer"]["columns"]["badge"]["partial_unique"] == [["badge"]]
+
+
+# ------------------------------------------------------------------------- SQLite source
+@pytest.mark.parametrize("kind", TARGETS)
+def test_sqlite_keys_clone_into_every_target(tmp_path, request, kind):
+    """SQLite: timestamps stored as text in a composite primary key and a composite UNIQUE,
+    a date and a time in one key, a partial unique index, a foreign key to a UNIQUE column."""
+    source = _sqlite_source(tmp_path / "source.sqlite")
+    target = _target(kind, tmp_path, request)
+    clone(source, target, seed=2)
+    frames = _frames(target)
+    _check_keys(frames)
+    slot = frames["slot"]
+    assert not slot.duplicated().any()
+    assert pd.to_datetime(slot["day"].astype(str)).between("2023-01-01", "2023-12-31").all()
+
+
+def test_temporal_keys_unique_in_chunks(tmp_path):
+    """A datetime, the one generated column of a composite UNIQUE (the others are foreign
+    keys), stays unique across chunks of one run."""
+    source = _sqlite_source(tmp_path / "source.sqlite")
+    target = f"sqlite:///{tmp_path / 'target.sqlite'}"
+    clone(source, target, seed=9, scale=3, chunk_rows=700)
+    rental = _frames(target)["rental"]
+    assert len(rental) == 3000
+    assert not rental["rental_date"].duplicated().any()
+
+
+def test_timestamp_key_values_keep_the_distribution():
+    """A timestamp carrying the row's position keeps the source's distribution."""
+    stamps = pd.Series(pd.Timestamp("2020-01-01") + pd.to_timedelta(
+        np.random.default_rng(1).gamma(2.0, 3600.0, 2000).round(), unit="s"))
+    data = pd.DataFrame({"at": stamps.drop_duplicates().reset_index(drop=True)})
+    metadata = Metadata.from_dict({"tables": {"t": {"columns": {"at": {"sdtype": "id"}},
+                                                    "primary_key": "at"}}})
+    tt = TableTransformer("t", metadata)
+    tt.fit(data)
+    keys = tt.generate_keys(len(data), np.random.default_rng(0))["at"]
+    assert keys.is_unique and keys.dtype == data["at"].dtype
+    seen, made = data["at"].astype("int64"), keys.astype("int64")
+    assert abs(np.median(made) - np.median(seen)) < 0.05 * (seen.max() - seen.min())
+
+
+# ------------------------------------------------------------------------ other schemas
+def test_cross_schema_foreign_key_is_named(postgres_databases, caplog):
+    url = postgres_databases.new("keys_schemas")
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA a; CREATE SCHEMA b; "
+                             "CREATE TABLE b.customers (id int PRIMARY KEY); "
+                             "CREATE TABLE a.orders (id int PRIMARY KEY, "
+                             "customer_id int REFERENCES b.customers (id))")
+    engine.dispose()
+    with caplog.at_level(logging.WARNING, logger="hma_db"):
+        reflect(url, schema="a")
+    lines = [r.getMessage() for r in caplog.records if "schema 'b'" in r.getMessage()]
+    assert len(lines) == 1
+    assert "orders" in lines[0] and "customer_id" in lines[0] and "b.customers" in lines[0]
