@@ -4,6 +4,7 @@ import os
 import re
 import shlex
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -427,6 +428,32 @@ def _contents(path) -> dict:
         frames = {n: conn.exec_driver_sql(f'SELECT * FROM "{n}"').fetchall() for n in names}
     engine.dispose()
     return frames
+
+
+def test_plan_passes_a_run_that_passes_and_refuses_one_line_per_problem(tmp_path):
+    # Northwind's us_states.state_abbr varchar(2) made UNIQUE: plan said "No problems found"
+    # and run failed ("no value Faker made leaves room in max_length 2 ... widen the column").
+    source = tmp_path / "northwind.sqlite"
+    shutil.copy(NORTHWIND_SQLITE, source)
+    with sqlite3.connect(source) as conn:
+        conn.execute("CREATE UNIQUE INDEX us_states_abbr ON us_states (state_abbr)")
+    job = tmp_path / "job.toml"
+    job.write_text(f'source = "{source}"\ntarget = "sqlite:///{tmp_path / "out.sqlite"}"\n'
+                   'seed = 1\n')
+    result = run("plan", job)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.rstrip().endswith("No problems found: the run would write 3,362 rows.")
+    result = run("run", job)
+    assert result.exit_code == 0, result.stderr
+    # At scale 40 no code of width 2 is enough (1,296 exist), and the tables exist now with
+    # if_exists = fail: one error line per problem, naming the table, the column, what to do.
+    job.write_text(job.read_text() + 'scale = 40\ninclude = ["us_states"]\n')
+    result = run("plan", job)
+    assert result.exit_code == 1
+    assert [line.split(": ", 2)[2][:40] for line in result.stderr.splitlines()] == [
+        "These tables already exist in the target", "Column 'us_states.state_abbr': 2,040 uni"]
+    assert result.stderr.splitlines()[1].endswith("lower the scale so that the table gets at "
+                                                  "most 1,296 rows, or widen the column.")
 
 
 def test_run_twice_reuses_the_model_and_writes_the_same_rows(tmp_path):

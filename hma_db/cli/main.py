@@ -152,7 +152,8 @@ def plan_command(ctx: click.Context, job_file: Path) -> None:
     plan = hma_db.plan_job(hma_db.load_job(job_file))
     settings.echo(hma_db.format_plan(plan))
     if not plan.ok:
-        click.echo(hide_passwords("error: the run would fail: " + "; ".join(plan.problems)), err=True)
+        for problem in plan.problems:  # one line each, as a log or a CI step shows them
+            click.echo(hide_passwords(f"error: the run would fail: {problem}"), err=True)
         ctx.exit(EXIT_FAILED)
 
 
