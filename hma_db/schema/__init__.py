@@ -20,6 +20,7 @@ from hma_db.schema.sqltypes import (
     base_type,
     domain_checks,
     json_checked_columns,
+    set_width,
     sqlite_declared_type,
     type_options,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "restore",
     "schema_from_dict",
     "schema_to_dict",
+    "set_width",
     "simplify_schema",
     "sqlite_declared_type",
     "to_json",

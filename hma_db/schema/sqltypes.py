@@ -98,6 +98,12 @@ def _numeric_options(type_: sa.types.TypeEngine) -> dict[str, Any]:
     return options
 
 
+def set_width(type_: mysql.SET) -> int:
+    """The longest value a MariaDB SET can hold: every member, joined by commas."""
+    members = [str(v) for v in type_.values]
+    return max(sum(len(m) for m in members) + len(members) - 1, 1)
+
+
 def _bit_options(type_: sa.types.TypeEngine) -> dict[str, Any]:
     """A bit string: ``bit`` alone is ``bit(1)``, ``bit varying`` alone has no limit."""
     length = type_.length or (None if getattr(type_, "varying", False) else 1)
@@ -121,6 +127,9 @@ def type_options(type_: sa.types.TypeEngine) -> tuple[dict[str, Any], str | None
         return {"sdtype": "boolean"}, None
     if isinstance(type_, (postgresql.BIT, mysql.BIT)):
         return _bit_options(type_), None
+    if isinstance(type_, mysql.SET):
+        # A closed vocabulary: its combinations are categories, as an ENUM's values are.
+        return {"sdtype": "categorical", "max_length": set_width(type_)}, None
     for classes, generator in _GENERATED:
         if isinstance(type_, classes):
             return {"sdtype": "unknown", "generator": generator}, None

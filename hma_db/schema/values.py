@@ -91,9 +91,10 @@ def restore(values: Any, dtype: str, kind: str = "none", *, digits: int | None =
     if dtype.startswith("timedelta64"):
         return pd.to_timedelta(series).astype(dtype)
     if is_integer_dtype(dtype):
-        numbers = pd.to_numeric(series).round()
+        numbers = _integer_range(pd.to_numeric(series).round(), dtype)
         if dtype[0].islower() and numbers.isna().any():
-            return numbers.astype(dtype[0].upper() + dtype[1:])  # NULLs need a nullable dtype
+            nullable = "UInt" + dtype[4:] if dtype.startswith("uint") else "I" + dtype[1:]
+            return numbers.astype(nullable)  # NULLs need a nullable dtype
         return numbers.astype(dtype)
     if dtype.startswith(("float", "Float")):
         return pd.to_numeric(series).astype(dtype)
@@ -106,6 +107,15 @@ def restore(values: Any, dtype: str, kind: str = "none", *, digits: int | None =
     if dtype.startswith("string"):
         return series.astype(dtype)
     return _to_objects(series, kind, digits)
+
+
+def _integer_range(numbers: pd.Series, dtype: str) -> pd.Series:
+    """Floats clipped into the integer dtype's range: the float nearest BIGINT UNSIGNED's
+    maximum (2**64 - 1) is 2**64, one past it, and a cast would overflow."""
+    if numbers.dtype.kind != "f":
+        return numbers
+    info = np.iinfo(pd.api.types.pandas_dtype(dtype.lower()))
+    return numbers.clip(float(info.min), np.nextafter(float(info.max) + 1.0, 0.0))
 
 
 def _to_datetime(series: pd.Series, dtype: str) -> pd.Series:

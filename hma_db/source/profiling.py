@@ -20,6 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from hma_db.schema import DATE_PII, guess_from_name, guess_from_values
+from hma_db.source.read import readable
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def sample(conn: sa.Connection, table: sa.Table, columns: list[str],
         # Random pages instead of the first rows, which may all be alike (old, archived...).
         percent = min(100.0, 100.0 * 3 * SAMPLE_ROWS / rows)
         source = sa.tablesample(table, sa.func.system(percent))
-    cols = [source.c[c] for c in columns]
+    cols = [readable(source.c[c]) for c in columns]
     result = conn.execute(sa.select(*cols).limit(SAMPLE_ROWS)).fetchall()
     frame = pd.DataFrame([tuple(r) for r in result], columns=columns, dtype="object")
     if rows <= EXACT_DISTINCT_MAX_ROWS:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import mysql, postgresql
 
 from hma_db.engines import Source, connect, engine_for, first_line
 from hma_db.errors import ReflectionError
@@ -129,11 +129,16 @@ def settle_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _selected(column: sa.ColumnElement) -> sa.ColumnElement:
+def readable(column: sa.ColumnElement) -> sa.ColumnElement:
     """A column as it is read: PostgreSQL's ``money`` as ``numeric``, whose text ('$1.25',
-    '1.234,50 €') would otherwise depend on the server's ``lc_monetary``."""
-    if isinstance(base_type(getattr(column, "type", None)), postgresql.MONEY):
+    '1.234,50 €') would otherwise depend on the server's ``lc_monetary``; a MariaDB ``SET`` as
+    its text ('Trailers,Commentaries', members in declared order), not a Python set that
+    nothing downstream can hash or compare."""
+    type_ = base_type(getattr(column, "type", None))
+    if isinstance(type_, postgresql.MONEY):
         return sa.cast(column, sa.Numeric(19, 2)).label(column.name)
+    if isinstance(type_, mysql.SET):
+        return sa.cast(column, sa.String()).label(column.name)
     return column
 
 
@@ -143,7 +148,7 @@ def table_query(metadata: Metadata, table_name: str, columns: list[str] | None =
     (a stable order makes reads, and so fits with a seed, reproducible)."""
     table = table_selectable(metadata, table_name)
     names = list(columns or metadata.tables[table_name]["columns"])
-    query = sa.select(*[_selected(table.c[name]) for name in names])
+    query = sa.select(*[readable(table.c[name]) for name in names])
     if where is not None:
         query = query.where(where(table))
     pk = [table.c[c] for c in metadata.primary_key(table_name)]

@@ -162,6 +162,8 @@ def _convert(series: pd.Series, column: sa.Column, dialect: str) -> pd.Series:
         series = series.dt.date
     if series.dtype.kind == "m":  # an interval outside PostgreSQL is DOUBLE seconds
         return series.dt.total_seconds()
+    if dialect == "sqlite" and series.dtype.kind == "u" and (series > 2**63 - 1).any():
+        return series.astype("float64")  # BIGINT UNSIGNED past SQLite's INTEGER: a REAL
     if kind == "integer" and series.dtype.kind == "f":
         return series.astype("Int64")
     converters = {

@@ -27,7 +27,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 
-from hma_db.schema import DATE_PII
+from hma_db.schema import DATE_PII, set_width
 
 # MariaDB limits: DECIMAL precision, and a VARCHAR long enough for most keys yet under the
 # 3072-byte index limit in utf8mb4 (255 * 4 bytes), also for two-column keys.
@@ -39,7 +39,7 @@ _FAMILIES = [  # order matters: subclasses before their bases
     (sa.Enum, "enum"), (sa.Boolean, "boolean"), (sa.ARRAY, "array"), (sa.JSON, "json"),
     (postgresql.HSTORE, "json"), (sa.Uuid, "uuid"), (sa.Interval, "interval"),
     (postgresql.INTERVAL, "interval"), (sa.Float, "float"), (sa.Numeric, "numeric"),
-    (sa.Integer, "integer"), (mysql.YEAR, "integer"), (sa.DateTime, "datetime"),
+    (sa.Integer, "integer"), (mysql.YEAR, "integer"), (mysql.BIT, "integer"), (sa.DateTime, "datetime"),
     (sa.Date, "date"), (sa.Time, "time"), (sa.sql.sqltypes._Binary, "binary"),
     (sa.String, "string"),
 ]
@@ -96,12 +96,38 @@ def _float(type_: sa.Float, dialect: str) -> sa.types.TypeEngine:
     return sa.Double()
 
 
-def _integer(type_: sa.Integer) -> sa.types.TypeEngine:
+# An UNSIGNED integer elsewhere: the next wider signed type that holds its whole range
+# (BIGINT UNSIGNED reaches 2**64 - 1: NUMERIC(20, 0)).
+_UNSIGNED_ELSEWHERE = [(mysql.TINYINT, sa.SmallInteger), (sa.SmallInteger, sa.Integer),
+                       (mysql.MEDIUMINT, sa.Integer), (sa.BigInteger, lambda: sa.Numeric(20, 0)),
+                       (sa.Integer, sa.BigInteger)]
+
+
+def _integer(type_: sa.types.TypeEngine, dialect: str) -> sa.types.TypeEngine:
+    """Same dialect on MariaDB: the type itself (UNSIGNED, YEAR, BIT(n) kept); elsewhere an
+    integer type that holds the source's whole range."""
+    if dialect == "mysql" and isinstance(type_, (mysql.YEAR, mysql.BIT)) or getattr(
+            type_, "unsigned", False) and dialect == "mysql":
+        return type_.copy()
+    if isinstance(type_, mysql.BIT):
+        return sa.BigInteger() if (type_.length or 1) > 31 else sa.Integer()
+    if isinstance(type_, mysql.YEAR):
+        return sa.SmallInteger()
+    if getattr(type_, "unsigned", False):
+        return next(make() for cls, make in _UNSIGNED_ELSEWHERE if isinstance(type_, cls))
     if isinstance(type_, sa.BigInteger):
         return sa.BigInteger()
     if isinstance(type_, sa.SmallInteger | mysql.TINYINT):
         return sa.SmallInteger()
     return sa.Integer()
+
+
+def _set(type_: mysql.SET, dialect: str) -> sa.types.TypeEngine:
+    """A MariaDB SET: kept on MariaDB; elsewhere text as wide as all its members together, so
+    every combination fits ('Trailers,Commentaries,Deleted Scenes')."""
+    if dialect == "mysql":
+        return mysql.SET(*type_.values)
+    return sa.String(set_width(type_))
 
 
 def _datetime(type_, dialect: str) -> sa.types.TypeEngine:
@@ -145,7 +171,8 @@ def _by_family(type_, kind: str, dialect: str, keyed: bool, name: str, schema: s
             return postgresql.ARRAY(item, dimensions=type_.dimensions)
         return sa.JSON()
     handlers = {"float": lambda: _float(type_, dialect), "numeric": lambda: _numeric(type_, dialect),
-                "integer": lambda: _integer(type_), "datetime": lambda: _datetime(type_, dialect),
+                "integer": lambda: _integer(type_, dialect),
+                "datetime": lambda: _datetime(type_, dialect),
                 "string": lambda: _string(type_, dialect, keyed)}
     return handlers[kind]()
 
@@ -159,6 +186,8 @@ def translate_type(type_: sa.types.TypeEngine, dialect: str, *, keyed: bool = Fa
     PostgreSQL enum type is created.
     """
     type_ = _base(type_)
+    if isinstance(type_, mysql.SET):
+        return _set(type_, dialect)
     kind = family(type_)
     if kind != "other":
         return _by_family(type_, kind, dialect, keyed, name, schema)

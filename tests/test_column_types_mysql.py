@@ -1,0 +1,95 @@
+"""MariaDB's own types cloned into MariaDB, PostgreSQL and SQLite: SET, BIT, UNSIGNED (BIGINT
+UNSIGNED past int64 included), YEAR, TINYINT(1). Each load must succeed with every constraint
+enforced; same dialect keeps the type, other dialects get a type that holds every value."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from hma_db import clone, reflect
+
+pytestmark = pytest.mark.mysql
+
+_MEMBERS = ["Trailers", "Commentaries", "Deleted Scenes", "Behind the Scenes"]
+FILM_SQL = """CREATE TABLE film (
+  id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
+  rating ENUM('G','PG','PG-13','R','NC-17') DEFAULT 'G',
+  features SET('Trailers','Commentaries','Deleted Scenes','Behind the Scenes'),
+  yr YEAR, flag BIT(1), bits BIT(8), active TINYINT(1) NOT NULL,
+  small_u TINYINT UNSIGNED, med_u MEDIUMINT UNSIGNED, int_u INT UNSIGNED, big_u BIGINT UNSIGNED
+) DEFAULT CHARSET=latin1"""
+
+
+def _film_rows(n: int = 300) -> list[dict]:
+    rows = []
+    for i in range(n):
+        members = [m for j, m in enumerate(_MEMBERS) if (i >> j) & 1]
+        rows.append({"rating": ["G", "PG", "PG-13", "R", "NC-17"][i % 5],
+                     "features": ",".join(members), "yr": 1990 + i % 30, "flag": i % 2,
+                     "bits": i % 256, "active": i % 3 == 0, "small_u": 200 + i % 56,
+                     "med_u": 16_777_215 - i, "int_u": 4_294_967_295 - i * 7,
+                     "big_u": 2**64 - 1 - i * 10**15})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def film_source(mysql_databases) -> str:
+    url = mysql_databases.new("types_src")
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(FILM_SQL)
+        conn.execute(sa.text(
+            "INSERT INTO film (rating, features, yr, flag, bits, active, small_u, med_u, int_u, "
+            "big_u) VALUES (:rating, :features, :yr, :flag, :bits, :active, :small_u, :med_u, "
+            ":int_u, :big_u)"), _film_rows())
+    engine.dispose()
+    return url
+
+
+def _frame(url: str, sql: str) -> pd.DataFrame:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        frame = pd.read_sql(sa.text(sql), conn)
+    engine.dispose()
+    return frame
+
+
+def test_reflected_set_and_bit(film_source):
+    columns = reflect(film_source).tables["film"]["columns"]
+    assert columns["features"] == {"sdtype": "categorical", "max_length": 54, "nullable": True}
+    assert columns["bits"]["generator"] == "bits" and columns["bits"]["max_length"] == 8
+    assert columns["active"]["sdtype"] == "boolean"
+
+
+def _check_values(out: pd.DataFrame) -> None:
+    assert len(out) == 300
+    members = out["features"].dropna().str.split(",").explode()
+    assert set(members) <= {*_MEMBERS, ""}
+    assert pd.to_numeric(out["int_u"]).max() <= 4_294_967_295
+    assert pd.to_numeric(out["int_u"]).min() >= 4_294_967_295 - 299 * 7
+    assert pd.to_numeric(out["yr"]).between(1990, 2019).all()
+
+
+def test_clone_into_mariadb_keeps_the_types(film_source, mysql_databases):
+    target = mysql_databases.new("types_my")
+    clone(film_source, target, seed=5)  # crashed: unhashable type: 'set'
+    out = _frame(target, "SELECT features, yr, int_u, CAST(big_u AS CHAR) AS big_u, "
+                         "bits + 0 AS bits FROM film")
+    _check_values(out)
+    big = out["big_u"].map(int)
+    assert big.min() >= 2**64 - 1 - 299 * 10**15 and big.max() <= 2**64 - 1  # past int64
+    assert pd.to_numeric(out["bits"]).between(0, 255).all()
+    created = _frame(target, "SHOW CREATE TABLE film").iloc[0, 1].lower()
+    for kept in ("set('trailers'", "year", "int(10) unsigned", "bigint(20) unsigned", "bit(8)"):
+        assert kept in created, kept
+
+
+@pytest.mark.postgres
+def test_clone_into_postgres_and_sqlite(film_source, postgres_databases, tmp_path):
+    for target in (postgres_databases.new("types_pg"), f"sqlite:///{tmp_path / 'film.sqlite'}"):
+        clone(film_source, target, seed=5)
+        _check_values(_frame(target, "SELECT * FROM film"))
+    longest = _frame(target, "SELECT max(length(features)) AS n FROM film")["n"].iloc[0]
+    assert longest > len("Behind the Scenes")  # a combination, wider than any one member
