@@ -29,6 +29,7 @@ from hma_db.report.plots import distributions
 from hma_db.report.privacy import privacy
 from hma_db.report.result import DEFAULT_THRESHOLDS, Report
 from hma_db.report.validity import frame_checks, ranges, sql_checks
+from hma_db.report.values import comparable_frames
 from hma_db.schema import Metadata
 from hma_db.source import begin_read_only, reflect, table_selectable
 
@@ -68,6 +69,7 @@ def evaluate(real: dict[str, pd.DataFrame], synthetic: dict[str, pd.DataFrame],
     """
     metadata = Metadata.from_dict(metadata) if isinstance(metadata, dict) else metadata
     _check_tables(real, synthetic, metadata)
+    real, synthetic = comparable_frames(real, metadata), comparable_frames(synthetic, metadata)
     return _build(real, synthetic, metadata, frame_checks(synthetic, metadata, ranges(real, metadata)),
                   min_category_count=min_category_count, locales=tuple(locales), seed=seed,
                   thresholds=thresholds)
@@ -125,6 +127,7 @@ def evaluate_databases(source: Source, target: Source, metadata: Metadata | None
             finally:
                 conn.rollback()
     rows = {t: {"real": real_rows[t], "synthetic": syn_rows[t]} for t in metadata.tables}
+    real, synthetic = comparable_frames(real, metadata), comparable_frames(synthetic, metadata)
     return _build(real, synthetic, metadata, validity, min_category_count=min_category_count,
                   locales=tuple(locales), seed=seed, thresholds=thresholds, rows=rows)
 

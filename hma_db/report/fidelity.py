@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats.contingency import association
 
+from hma_db.report.values import as_datetimes, as_numbers, skipped_note
 from hma_db.schema import Metadata, key_columns
 
 SHAPES = {"numerical": "continuous", "datetime": "continuous", "categorical": "discrete",
@@ -43,30 +44,25 @@ def scored_columns(metadata: Metadata, table: str) -> dict[str, str]:
     return {name: meta["sdtype"] for name, meta in columns.items() if meta.get("sdtype") in SHAPES}
 
 
-def prepare(frame: pd.DataFrame, sdtypes: dict[str, str]) -> pd.DataFrame:
+def prepare(frame: pd.DataFrame, sdtypes: dict[str, str],
+            skipped: dict[str, int] | None = None) -> pd.DataFrame:
     """The scored columns with comparable dtypes: numbers as float, datetimes as datetime64.
 
     Decimal and integer columns from a database become float; text dates are parsed; time zones
-    are dropped after conversion to UTC so that real and synthetic compare.
+    are dropped after conversion to UTC so that real and synthetic compare. A value that is not
+    a number (or a datetime) becomes null; ``skipped``, when given, gets how many per column.
     """
     out = {}
     for column, sdtype in sdtypes.items():
-        values = frame[column]
+        values, lost = frame[column], 0
         if sdtype == "numerical":
-            values = pd.to_numeric(values.astype(object).where(values.notna(), np.nan),
-                                   errors="coerce").astype(float)
+            values, lost = as_numbers(values)
         elif sdtype == "datetime":
-            values = _as_datetime(values)
+            values, lost = as_datetimes(values)
         out[column] = values
+        if skipped is not None and lost:
+            skipped[column] = lost
     return pd.DataFrame(out, index=frame.index)
-
-
-def _as_datetime(values: pd.Series) -> pd.Series:
-    if not pd.api.types.is_datetime64_any_dtype(values):
-        values = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
-    if getattr(values.dt, "tz", None) is not None:
-        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-    return values.astype("datetime64[ns]")
 
 
 def _numeric(values: pd.Series) -> np.ndarray:
@@ -96,7 +92,8 @@ def tv_complement(real: pd.Series, synthetic: pd.Series) -> float:
     q = synthetic.dropna().value_counts(normalize=True)
     if len(p) == 0 or len(q) == 0:
         return float("nan")
-    p, q = p.align(q, fill_value=0.0)
+    index = p.index.union(q.index, sort=False)  # no sort: a column may mix types
+    p, q = p.reindex(index, fill_value=0.0), q.reindex(index, fill_value=0.0)
     return float(1 - 0.5 * np.abs(p - q).sum())
 
 
@@ -136,13 +133,14 @@ def contingency_similarity(real: pd.DataFrame, synthetic: pd.DataFrame,
     rng = rng or np.random.default_rng(0)
     real, synthetic = (_subsample(f, rng) for f in (real, synthetic))
     columns = list(real.columns[:2])
-    real_counts = real.groupby(columns, dropna=False).size()
+    real_counts = real.groupby(columns, dropna=False, sort=False).size()
     table = real_counts.unstack(fill_value=0)
     if table.to_numpy().sum() == 0 or min(table.shape) < 2:
         return float("nan"), float("nan")
     cramer = float(association(table.to_numpy(), method="cramer"))
     p = real_counts / len(real)
-    q = synthetic.set_axis(columns, axis=1).groupby(columns, dropna=False).size() / len(synthetic)
+    q = synthetic.set_axis(columns, axis=1).groupby(columns, dropna=False, sort=False).size() \
+        / len(synthetic)
     index = p.index.union(q.index, sort=False).drop_duplicates()
     diff = (p.reindex(index, fill_value=0) - q.reindex(index, fill_value=0)).abs().fillna(0)
     return float(1 - diff.sum() / 2), cramer
@@ -284,7 +282,24 @@ def _denormalize(data: dict[str, pd.DataFrame], rel: dict, parent_cols: list[str
     right = parent[pk].set_axis([f"k{i}" for i in range(len(pk))], axis=1).join(
         parent[parent_cols].add_prefix("p."))
     keys = [f"k{i}" for i in range(len(fk))]
+    left, right = _same_key_types(left.dropna(subset=keys), right.dropna(subset=keys), keys)
     return left.merge(right, on=keys, how="inner").drop(columns=keys)
+
+
+def _same_key_types(left: pd.DataFrame, right: pd.DataFrame,
+                    keys: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both sides' key columns as Python objects where their dtypes differ.
+
+    pandas refuses to merge an object column with an int64 one, and a foreign key read from a
+    database is an object column when it is all NULL, holds Decimals or mixes types. Objects
+    compare by value (1 == 1.0 == Decimal(1)), so the join finds the same pairs as SQL would.
+    """
+    numeric = pd.api.types.is_numeric_dtype
+    differ = [k for k in keys if left[k].dtype != right[k].dtype
+              and not (numeric(left[k]) and numeric(right[k]))]  # int with float merges
+    if not differ:
+        return left, right
+    return (left.astype({k: object for k in differ}), right.astype({k: object for k in differ}))
 
 
 def intertable_trends(real, synthetic, metadata: Metadata) -> pd.DataFrame:
@@ -329,16 +344,40 @@ PROPERTIES = {
 
 def fidelity(real: dict[str, pd.DataFrame], synthetic: dict[str, pd.DataFrame],
              metadata: Metadata) -> dict[str, pd.DataFrame]:
-    """The details of every property, on prepared copies of the scored columns plus keys."""
-    real_p, syn_p = _prepared(real, metadata), _prepared(synthetic, metadata)
-    return {name: compute(real_p, syn_p, metadata) for name, compute in PROPERTIES.items()}
+    """The details of every property, on prepared copies of the scored columns plus keys.
+
+    Column Shapes gets a ``Note`` column when some values were not numbers or datetimes and
+    were skipped (the score is then of the values that were).
+    """
+    skipped_real: dict[str, dict[str, int]] = {}
+    skipped_syn: dict[str, dict[str, int]] = {}
+    real_p, syn_p = _prepared(real, metadata, skipped_real), _prepared(synthetic, metadata,
+                                                                       skipped_syn)
+    details = {name: compute(real_p, syn_p, metadata) for name, compute in PROPERTIES.items()}
+    details["Column Shapes"] = _with_notes(details["Column Shapes"], metadata, skipped_real,
+                                           skipped_syn)
+    return details
 
 
-def _prepared(data: dict[str, pd.DataFrame], metadata: Metadata) -> dict[str, pd.DataFrame]:
+def _prepared(data: dict[str, pd.DataFrame], metadata: Metadata,
+              skipped: dict[str, dict[str, int]]) -> dict[str, pd.DataFrame]:
     out = {}
     for table in metadata.tables:
         sdtypes = scored_columns(metadata, table)
         frame = data[table]
         keys = [c for c in frame.columns if c not in sdtypes]
-        out[table] = pd.concat([frame[keys], prepare(frame, sdtypes)], axis=1)[list(frame.columns)]
+        prepared = prepare(frame, sdtypes, skipped.setdefault(table, {}))
+        out[table] = pd.concat([frame[keys], prepared], axis=1)[list(frame.columns)]
     return out
+
+
+def _with_notes(details: pd.DataFrame, metadata: Metadata, skipped_real: dict,
+                skipped_syn: dict) -> pd.DataFrame:
+    """``details`` plus a Note per column whose values were partly skipped (none: unchanged)."""
+    if not any(skipped_real.values()) and not any(skipped_syn.values()):
+        return details
+    kinds = {"numerical": "numbers", "datetime": "datetimes"}
+    notes = [skipped_note(kinds.get(metadata.tables[t]["columns"][c]["sdtype"], "comparable"),
+                          skipped_real.get(t, {}).get(c, 0), skipped_syn.get(t, {}).get(c, 0))
+             for t, c in zip(details["Table"], details["Column"], strict=True)]
+    return details.assign(Note=notes)

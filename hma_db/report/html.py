@@ -110,12 +110,23 @@ def _table_section(report, table: str, figures: _Figures) -> str:
         figure = _overlay(f"{table}.{column} ({data['sdtype']})", data["x"], data["real"],
                           data["synthetic"], data.get("width"))
         plots.append(figures.div(figure, "column-plot"))
+    parts += [f'<p class="note">{_e(table)}.{_e(column)}: {_e(note)}</p>'
+              for column, note in _notes(report, table)]
     if plots:
         parts.append('<div class="plots">' + "".join(plots) + "</div>")
     else:
         parts.append('<p class="note">No modeled column to plot (keys, personal data and '
                      "generated text only).</p>")
     return "".join(parts) + "</section>"
+
+
+def _notes(report, table: str) -> list[tuple[str, str]]:
+    """(column, note) of the table's Column Shapes rows whose values were partly skipped."""
+    shapes = report.details.get("Column Shapes")
+    if shapes is None or "Note" not in shapes:
+        return []
+    rows = shapes[(shapes["Table"] == table) & shapes["Note"].notna()]
+    return list(zip(rows["Column"], rows["Note"], strict=True))
 
 
 def _cardinality_section(report, figures: _Figures) -> str:
@@ -160,7 +171,8 @@ def _validity_section(report) -> str:
     return (f"<h2>Validity {_verdict(report.validity_passed)}</h2>"
             f"<p>{len(report.validity)} checks, {len(failed)} failed.</p>"
             + _table(failed + [f for f in report.validity if f["passed"]],
-                     ["table", "columns", "check", "violations", "rows", "passed"]))
+                     ["table", "columns", "check", "violations", "rows", "passed"]
+                     + (["note"] if any(f.get("note") for f in report.validity) else [])))
 
 
 def render(report) -> str:
