@@ -56,7 +56,8 @@ INSERT INTO rental (rental_date, inventory_id, customer_id)
     SELECT timestamp '2005-05-24 22:00:00' + i * interval '37 minutes 13 seconds', i % 50,
            1 + i % 200 FROM generate_series(1, 1000) i;
 INSERT INTO payment (payment_date, customer_code, amount)
-    SELECT timestamptz '2022-01-01 00:00:00+00' + ((i * 7919) % 3300) * interval '17 minutes 3.330639 seconds',
+    SELECT timestamptz '2022-01-01 00:00:00+00'
+               + ((i * 7919) % 3300) * interval '17 minutes 3.330639 seconds',
            'C-' || lpad((1 + i % 200)::text, 5, '0'), (i % 900) / 100.0
     FROM generate_series(1, 1000) i;
 INSERT INTO payment (payment_date, customer_code, amount)
@@ -249,3 +250,51 @@ def test_cross_schema_foreign_key_is_named(postgres_databases, caplog):
     lines = [r.getMessage() for r in caplog.records if "schema 'b'" in r.getMessage()]
     assert len(lines) == 1
     assert "orders" in lines[0] and "customer_id" in lines[0] and "b.customers" in lines[0]
+
+
+# ------------------------------------------------------------- one shape per test (SQLite)
+def _one_shape(path: Path, script: str, rows: list[tuple[str, list[tuple]]]) -> str:
+    con = sqlite3.connect(path)
+    con.executescript(script)
+    for sql, values in rows:
+        con.executemany(sql, values)
+    con.commit()
+    con.close()
+    return f"sqlite:///{path}"
+
+
+def test_partial_unique_index_is_sampled_unique(tmp_path):
+    """``CREATE UNIQUE INDEX ... (code) WHERE active``: active rows never share a code in the
+    target (before: the code was modeled as a category and the load hit a duplicate key)."""
+    source = _one_shape(tmp_path / "s.sqlite", """
+        CREATE TABLE badge (id INTEGER PRIMARY KEY, code TEXT NOT NULL, active INTEGER NOT NULL);
+        CREATE UNIQUE INDEX badge_code_active ON badge (code) WHERE active;""",
+        [("INSERT INTO badge VALUES (?, ?, ?)",
+          [(i, f"A{i // 5}" if i % 5 == 0 else f"B{i % 8}", int(i % 5 == 0))
+           for i in range(1, 301)])])
+    target = f"sqlite:///{tmp_path / 't.sqlite'}"
+    clone(source, target, seed=1, scale=2)
+    badge = _frames(target)["badge"]
+    assert len(badge) == 600 and badge["code"].is_unique
+    assert reflect(source).tables["badge"]["columns"]["code"]["partial_unique"] == [["code"]]
+
+
+def test_foreign_key_to_unique_column_is_modeled(tmp_path, caplog):
+    """A foreign key to a UNIQUE non-key column is a relationship: the children reference the
+    sampled parents' values (before: "not modeled", and the load failed after the fit)."""
+    source = _one_shape(tmp_path / "s.sqlite", """
+        CREATE TABLE coded (id INTEGER PRIMARY KEY, code TEXT NOT NULL UNIQUE, size REAL);
+        CREATE TABLE uses_code (id INTEGER PRIMARY KEY,
+                                code TEXT REFERENCES coded (code), qty INTEGER);""",
+        [("INSERT INTO coded VALUES (?, ?, ?)", [(i, f"K{i:04d}", i / 3) for i in range(80)]),
+         ("INSERT INTO uses_code VALUES (?, ?, ?)",
+          [(i, None if i % 9 == 0 else f"K{(i * 7) % 80:04d}", i % 4) for i in range(400)])])
+    target = f"sqlite:///{tmp_path / 't.sqlite'}"
+    with caplog.at_level(logging.WARNING, logger="hma_db"):
+        clone(source, target, seed=4)
+    assert not [r for r in caplog.records if "not modeled" in r.getMessage()]
+    frames = _frames(target)
+    codes = frames["uses_code"]["code"]
+    assert codes.dropna().isin(frames["coded"]["code"]).all()
+    assert 0.05 < codes.isna().mean() < 0.2  # the NULL share is kept
+    assert frames["coded"]["code"].is_unique

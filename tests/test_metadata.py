@@ -208,11 +208,12 @@ def test_validate_collects_every_problem_in_one_error():
 
 def test_validate_reports_a_missing_foreign_key_column_and_a_wrong_parent_key():
     m = _shop()
-    m.relationships.append({"parent_table_name": "customer", "parent_primary_key": "email",
+    # 'referred_by' is neither the primary key nor an alternate key ('email' would be valid).
+    m.relationships.append({"parent_table_name": "customer", "parent_primary_key": "referred_by",
                             "child_table_name": "line", "child_foreign_key": "buyer"})
     with pytest.raises(MetadataError) as info:
         m.validate()
-    assert any("expected the parent's primary key ['id'], found ['email']" in p
+    assert any("expected the parent's primary key ['id'], found ['referred_by']" in p
                for p in info.value.problems)
     assert any("child column 'line.buyer' does not exist" in p for p in info.value.problems)
 

@@ -228,10 +228,11 @@ def test_edge_self_reference_cycle_and_two_parents(edge):
 
 
 def test_edge_foreign_key_to_unique_key(edge):
-    # Kept in the physical schema, but not a relationship: the metadata layout references
-    # primary keys only.
+    # Kept in the physical schema and modeled as a relationship to the unique key (issue 13).
     assert [fk.column.name for fk in edge.sql_metadata.tables["uses_code"].foreign_keys] == ["code"]
-    assert not [r for r in edge.relationships if r["child_table_name"] == "uses_code"]
+    assert [r for r in edge.relationships if r["child_table_name"] == "uses_code"] == [
+        {"parent_table_name": "coded", "parent_primary_key": "code",
+         "child_table_name": "uses_code", "child_foreign_key": "code"}]
     assert edge.tables["coded"]["alternate_keys"] == ["code"]
 
 

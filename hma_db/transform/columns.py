@@ -70,6 +70,7 @@ def plan_roles(metadata: Metadata, table: str) -> dict[str, str]:
     columns = metadata.tables[table]["columns"]
     pk, fks = set(metadata.primary_key(table)), set(metadata.foreign_key_columns(table))
     unique = unique_columns(metadata, table)
+    referenced = set(referenced_keys(metadata, table))
     roles = {}
     for name, spec in columns.items():
         sdtype = spec.get("sdtype")
@@ -77,6 +78,8 @@ def plan_roles(metadata: Metadata, table: str) -> dict[str, str]:
             roles[name] = "foreign_key"
         elif name in pk:
             roles[name] = "primary_key"
+        elif name in referenced:  # children copy its values: a generated key, even if personal
+            roles[name] = "key"
         elif is_personal(spec):
             roles[name] = "personal"
         elif name in unique or sdtype == "id":
