@@ -298,3 +298,24 @@ def test_foreign_key_to_unique_column_is_modeled(tmp_path, caplog):
     assert codes.dropna().isin(frames["coded"]["code"]).all()
     assert 0.05 < codes.isna().mean() < 0.2  # the NULL share is kept
     assert frames["coded"]["code"].is_unique
+
+
+def test_rows_land_in_the_partitions_of_a_partitioned_target(postgres_databases):
+    """Into a target made with the source's partitions (and no default partition), every
+    row finds its partition: PostgreSQL refuses a row outside every partition's bounds."""
+    source = _postgres_source(postgres_databases)
+    target = postgres_databases.new("keys_partitioned")
+    ddl = ";".join(s for s in PG_SOURCE.split(";") if not s.strip().upper().startswith("INSERT"))
+    engine = sa.create_engine(target, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.connection.driver_connection.execute(ddl)
+    clone(source, target, seed=6, scale=1.5, if_exists="truncate")
+    with engine.connect() as conn:
+        parts = dict(conn.exec_driver_sql(
+            "SELECT tableoid::regclass::text, count(*) FROM payment GROUP BY 1").all())
+        regions = dict(conn.exec_driver_sql(
+            "SELECT tableoid::regclass::text, count(*) FROM event GROUP BY 1").all())
+    engine.dispose()
+    assert sum(parts.values()) == 1800 and set(parts) <= {
+        "payment_2022_01", "payment_2022_02", "payment_2022_04"}
+    assert set(regions) == {"event_eu", "event_us"}
