@@ -20,6 +20,8 @@ FILM_SQL = """CREATE TABLE film (
   yr YEAR, flag BIT(1), bits BIT(8), active TINYINT(1) NOT NULL,
   small_u TINYINT UNSIGNED, med_u MEDIUMINT UNSIGNED, int_u INT UNSIGNED, big_u BIGINT UNSIGNED
 ) DEFAULT CHARSET=latin1"""
+PLACES_SQL = """CREATE TABLE places (id INT AUTO_INCREMENT PRIMARY KEY, loc POINT NOT NULL,
+  geom GEOMETRY)"""
 
 
 def _film_rows(n: int = 300) -> list[dict]:
@@ -44,6 +46,12 @@ def film_source(mysql_databases) -> str:
             "INSERT INTO film (rating, features, yr, flag, bits, active, small_u, med_u, int_u, "
             "big_u) VALUES (:rating, :features, :yr, :flag, :bits, :active, :small_u, :med_u, "
             ":int_u, :big_u)"), _film_rows())
+        conn.exec_driver_sql(PLACES_SQL)
+        conn.exec_driver_sql(  # longitudes 2..3, latitudes 48..49 (and a line among the geoms)
+            "INSERT INTO places (loc, geom) SELECT ST_PointFromText(CONCAT('POINT(', 2 + seq / 200, "
+            "' ', 48 + seq / 200, ')')), IF(MOD(seq, 10) = 0, ST_GeomFromText('LINESTRING(2 48, 3 49)'),"
+            " ST_PointFromText(CONCAT('POINT(', 3 - seq / 200, ' ', 49 - seq / 200, ')'))) "
+            "FROM seq_0_to_199")
     engine.dispose()
     return url
 
@@ -81,6 +89,13 @@ def test_clone_into_mariadb_keeps_the_types(film_source, mysql_databases):
     big = out["big_u"].map(int)
     assert big.min() >= 2**64 - 1 - 299 * 10**15 and big.max() <= 2**64 - 1  # past int64
     assert pd.to_numeric(out["bits"]).between(0, 255).all()
+    flags = _frame(target, "SELECT DISTINCT flag + 0 AS f FROM film")["f"]
+    assert set(flags) == {0, 1}
+    places = _frame(target, "SELECT ST_X(loc) AS x, ST_Y(loc) AS y, ST_GeometryType(geom) AS g "
+                            "FROM places")
+    assert len(places) == 200 and places["x"].between(2, 3).all()
+    assert places["y"].between(48, 49).all() and set(places["g"].dropna()) == {"POINT"}
+    assert "point not null" in _frame(target, "SHOW CREATE TABLE places").iloc[0, 1].lower()
     created = _frame(target, "SHOW CREATE TABLE film").iloc[0, 1].lower()
     for kept in ("set('trailers'", "year", "int(10) unsigned", "bigint(20) unsigned", "bit(8)"):
         assert kept in created, kept
@@ -91,5 +106,8 @@ def test_clone_into_postgres_and_sqlite(film_source, postgres_databases, tmp_pat
     for target in (postgres_databases.new("types_pg"), f"sqlite:///{tmp_path / 'film.sqlite'}"):
         clone(film_source, target, seed=5)
         _check_values(_frame(target, "SELECT * FROM film"))
+        locs = _frame(target, "SELECT loc FROM places")["loc"]  # WKT text, never random words
+        coords = locs.str.extract(r"^POINT\(([-\d.]+) ([-\d.]+)\)$").astype(float)
+        assert coords[0].between(2, 3).all() and coords[1].between(48, 49).all()
     longest = _frame(target, "SELECT max(length(features)) AS n FROM film")["n"].iloc[0]
     assert longest > len("Behind the Scenes")  # a combination, wider than any one member

@@ -18,8 +18,8 @@ TYPES_SQL = """
 CREATE TABLE pgt (
   id serial PRIMARY KEY, price money NOT NULL, mac macaddr, mac8 macaddr8,
   r4 int4range, r8 int8range, rn numrange, rd daterange, rts tsrange, rtz tstzrange,
-  b8 bit(8), vb bit varying(16), n numeric, iv interval);
-INSERT INTO pgt (price, mac, mac8, r4, r8, rn, rd, rts, rtz, b8, vb, n, iv)
+  b8 bit(8), vb bit varying(16), n numeric, iv interval, pt point);
+INSERT INTO pgt (price, mac, mac8, r4, r8, rn, rd, rts, rtz, b8, vb, n, iv, pt)
 SELECT (g * 3.25)::numeric(10,2)::money,
        ('08:00:2b:' || lpad(to_hex(g % 256), 2, '0') || ':01:02')::macaddr,
        ('08:00:2b:01:02:03:04:' || lpad(to_hex(g % 256), 2, '0'))::macaddr8,
@@ -31,7 +31,7 @@ SELECT (g * 3.25)::numeric(10,2)::money,
                timestamp '2021-01-01' + (g + 3) * interval '1 hour'),
        tstzrange(timestamptz '2021-01-01 00:00+00' + g * interval '1 hour', NULL),
        (g % 256)::bit(8), (g::bit(12))::varbit, g::numeric / 7,
-       (g % 50) * interval '1 hour' + interval '3 minutes'
+       (g % 50) * interval '1 hour' + interval '3 minutes', point(2 + g / 300.0, 48 + g / 300.0)
 FROM generate_series(1, 300) g;
 """
 _RANGES = ["r4", "r8", "rn", "rd", "rts", "rtz"]
@@ -63,6 +63,7 @@ def test_reflected_generators(types_source):
     assert columns["b8"] == {"sdtype": "unknown", "generator": "bits", "max_length": 8,
                              "nullable": True}
     assert columns["vb"]["max_length"] == 16
+    assert columns["pt"]["generator"] == "point"
 
 
 _BOUNDS = """SELECT min(lower(r4)) AS r4_low, max(upper(r4)) AS r4_high,
@@ -70,7 +71,8 @@ _BOUNDS = """SELECT min(lower(r4)) AS r4_low, max(upper(r4)) AS r4_high,
     max(upper(rn)) AS rn_high, min(lower(rtz)) AS rtz_low, bool_or(upper(rtz) IS NOT NULL) AS rtz_up,
     min(length(b8)) AS b8_min, max(length(b8)) AS b8_max, max(length(vb)) AS vb_max,
     min(price::numeric) AS price_low, max(price::numeric) AS price_high,
-    max(iv) AS iv_max, count(*) AS n FROM pgt"""
+    max(iv) AS iv_max, count(*) AS n, min(pt[0]) AS x_low, max(pt[0]) AS x_high,
+    min(pt[1]) AS y_low, max(pt[1]) AS y_high FROM pgt"""
 
 
 def test_clone_into_postgres(types_source, postgres_databases):
@@ -84,6 +86,8 @@ def test_clone_into_postgres(types_source, postgres_databases):
     assert out["b8_min"] == out["b8_max"] == 8 and out["vb_max"] <= 16
     assert source["price_low"] <= out["price_low"] and out["price_high"] <= source["price_high"]
     assert out["iv_max"] <= source["iv_max"]
+    for low, high in (("x_low", "x_high"), ("y_low", "y_high")):  # a point type, in the extent
+        assert source[low] <= out[low] and out[high] <= source[high]
     macs = _frame(target, "SELECT mac::text AS mac, mac8::text AS mac8 FROM pgt")
     assert macs["mac"].dropna().str.fullmatch(r"([0-9a-f]{2}:){5}[0-9a-f]{2}").all()
     assert macs["mac8"].dropna().str.fullmatch(r"([0-9a-f]{2}:){7}[0-9a-f]{2}").all()

@@ -29,8 +29,9 @@ class RawType(sa.types.UserDefinedType):
 
     cache_ok = True
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, dialect: str | None = None):
         self.name = name
+        self.dialect = dialect  # the database family it was read from ('mysql'...), if known
 
     def get_col_spec(self, **_: Any) -> str:
         return self.name
@@ -58,6 +59,18 @@ _RAW_GENERATORS = {"xml": "xml", "tsvector": "tsvector", "inet": "ip", "cidr": "
                    "numrange": "range", "daterange": "range", "tsrange": "range",
                    "tstzrange": "range",
                    "json": "json", "jsonb": "json", "uuid": "uuid"}
+
+
+# Spatial types whose values may be points: generated as points within the source's extent.
+GEOMETRY_NAMES = {"point", "geometry", "geography"}
+
+
+def is_geometry(type_: sa.types.TypeEngine) -> bool:
+    """A spatial column SQLAlchemy does not know (MariaDB POINT/GEOMETRY, PostgreSQL point,
+    PostGIS geometry/geography), judged by its SQL name."""
+    if not isinstance(type_, RawType):
+        return False
+    return re.split(r"[\s(]", type_.name.strip().lower(), maxsplit=1)[0] in GEOMETRY_NAMES
 
 
 def base_type(type_: sa.types.TypeEngine) -> sa.types.TypeEngine:
@@ -144,6 +157,8 @@ def type_options(type_: sa.types.TypeEngine) -> tuple[dict[str, Any], str | None
         if getattr(type_, "length", None):
             options["max_length"] = int(type_.length)
         return options, TEXT
+    if is_geometry(type_):
+        return {"sdtype": "unknown", "generator": "point"}, None
     if isinstance(type_, RawType):
         name = type_.name.split("(")[0].strip().lower()
         if name in _RAW_TEXT:

@@ -37,7 +37,7 @@ from sqlalchemy.dialects import mysql, postgresql
 
 from hma_db.engines import Source, connect, engine_for, first_line
 from hma_db.errors import ReflectionError
-from hma_db.schema import Metadata, base_type
+from hma_db.schema import Metadata, base_type, is_geometry
 from hma_db.source.read_copy import copy_reader, is_psycopg
 
 logger = logging.getLogger(__name__)
@@ -133,12 +133,16 @@ def readable(column: sa.ColumnElement) -> sa.ColumnElement:
     """A column as it is read: PostgreSQL's ``money`` as ``numeric``, whose text ('$1.25',
     '1.234,50 €') would otherwise depend on the server's ``lc_monetary``; a MariaDB ``SET`` as
     its text ('Trailers,Commentaries', members in declared order), not a Python set that
-    nothing downstream can hash or compare."""
+    nothing downstream can hash or compare; a spatial column as text, not the server's binary."""
     type_ = base_type(getattr(column, "type", None))
     if isinstance(type_, postgresql.MONEY):
         return sa.cast(column, sa.Numeric(19, 2)).label(column.name)
     if isinstance(type_, mysql.SET):
         return sa.cast(column, sa.String()).label(column.name)
+    if is_geometry(type_):  # as text: 'POINT(1 2)' (WKT), or '(1,2)' for PostgreSQL's point
+        if type_.dialect == "postgresql" and type_.name.strip().lower() == "point":
+            return sa.cast(column, sa.Text()).label(column.name)
+        return sa.func.ST_AsText(column, type_=sa.Text()).label(column.name)
     return column
 
 

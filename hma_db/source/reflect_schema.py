@@ -79,8 +79,9 @@ def complete_types(conn: sa.Connection, tables: dict[str, sa.Table], schema: str
         if not unknown:
             continue
         raw = raw_type_names(conn, name, schema)
+        family = "mysql" if conn.dialect.name == "mariadb" else conn.dialect.name
         for column in unknown:
-            column.type = RawType(raw.get(column.name) or "text")
+            column.type = RawType(raw.get(column.name) or "text", dialect=family)
 
 
 _SQLITE_SAMPLE = 1000  # values looked at per SQLite column whose declared type says little

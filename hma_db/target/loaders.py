@@ -16,6 +16,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from hma_db.errors import WriteError
+from hma_db.schema import is_geometry
 from hma_db.target.copy import copy_frame, json_text
 from hma_db.target.types import family
 
@@ -31,12 +32,18 @@ class Loader:
     def _marker(self, conn: sa.Connection) -> str:
         return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
+    def _placeholder(self, conn: sa.Connection, column: sa.Column) -> str:
+        """A value's placeholder; a spatial column on MariaDB takes WKT through ST_GeomFromText."""
+        mark = self._marker(conn)
+        return f"ST_GeomFromText({mark})" if is_geometry(column.type) and \
+            self.dialect == "mysql" else mark
+
     def load(self, conn: sa.Connection, table: sa.Table, frame: pd.DataFrame, batch_size: int,
              on_batch=None) -> int:
         """Insert every row of ``frame`` (columns named like the table's) into ``table``."""
         quote = conn.dialect.identifier_preparer.quote
         columns = ", ".join(quote(c) for c in frame.columns)
-        marks = ", ".join([self._marker(conn)] * len(frame.columns))
+        marks = ", ".join(self._placeholder(conn, table.c[c]) for c in frame.columns)
         sql = f"INSERT INTO {_table_sql(conn, table)} ({columns}) VALUES ({marks})"
         for start in range(0, len(frame), batch_size):
             rows = python_rows(frame.iloc[start:start + batch_size], table, self.dialect)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 
-from hma_db.schema import DATE_PII, set_width
+from hma_db.schema import DATE_PII, RawType, is_geometry, set_width
 
 # MariaDB limits: DECIMAL precision, and a VARCHAR long enough for most keys yet under the
 # 3072-byte index limit in utf8mb4 (255 * 4 bytes), also for two-column keys.
@@ -191,6 +191,8 @@ def translate_type(type_: sa.types.TypeEngine, dialect: str, *, keyed: bool = Fa
     kind = family(type_)
     if kind != "other":
         return _by_family(type_, kind, dialect, keyed, name, schema)
+    if is_geometry(type_) and type_.dialect == dialect:
+        return RawType(type_.name, dialect=dialect)  # POINT, GEOMETRY...: same dialect keeps it
     if dialect == "postgresql" and type(type_).__module__.startswith("sqlalchemy.dialects.postgresql"):
         return type_.copy()  # tsvector, inet, money, xml...: PostgreSQL to PostgreSQL keeps them
     if isinstance(type_, postgresql.MONEY):

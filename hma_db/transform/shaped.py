@@ -190,3 +190,28 @@ def bit_strings(spec: dict[str, Any], n: int, rng: np.random.Generator,
     matrix = (rng.integers(0, 2, size=(n, width)) + ord("0")).astype(np.uint32)
     matrix[np.arange(width)[None, :] >= lengths[:, None]] = 0
     return np.ascontiguousarray(matrix).view(f"<U{width}").ravel().astype(object)
+
+
+# ----------------------------------------------------------------------------------- points
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_PAIR_WKT = re.compile(rf"({_NUMBER})\s+({_NUMBER})")
+_PAIR_PG = re.compile(rf"^\s*\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\)\s*$")
+
+
+def learn_point(values: pd.Series) -> dict[str, Any]:
+    """The quantiles of the x and y coordinates of every vertex (the source's extent and
+    density), and the spelling: WKT (``POINT(x y)``) or PostgreSQL's ``(x,y)``."""
+    text = values.iloc[:_SAMPLE].astype(str)
+    postgres = bool(len(text)) and bool(text.str.match(_PAIR_PG).all())
+    pairs = text.str.extractall(_PAIR_PG if postgres else _PAIR_WKT).astype(float)
+    x, y = (pairs[0].to_numpy(), pairs[1].to_numpy()) if len(pairs) else (np.zeros(1),) * 2
+    return {"x": _quantiles(x), "y": _quantiles(y), "style": "pg" if postgres else "wkt"}
+
+
+def points(spec: dict[str, Any], n: int, rng: np.random.Generator) -> np.ndarray:
+    """Points within the source's extent, as WKT text or PostgreSQL point text."""
+    x = np.char.mod("%.6f", _draw(spec["x"], n, rng))
+    y = np.char.mod("%.6f", _draw(spec["y"], n, rng))
+    if spec.get("style") == "pg":
+        return np.char.add(np.char.add(np.char.add(np.char.add("(", x), ","), y), ")").astype(object)
+    return np.char.add(np.char.add(np.char.add(np.char.add("POINT(", x), " "), y), ")").astype(object)
