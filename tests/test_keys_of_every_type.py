@@ -45,6 +45,9 @@ CREATE TABLE event (day date, slot time, region text, note text,
 CREATE TABLE event_eu PARTITION OF event FOR VALUES IN ('eu', 'uk');
 CREATE TABLE event_us PARTITION OF event FOR VALUES IN ('us');
 CREATE TABLE ledger (entry uuid PRIMARY KEY, amount numeric(10,2) NOT NULL);
+CREATE TABLE reading (taken timestamptz NOT NULL, level float) PARTITION BY RANGE (taken);
+CREATE TABLE reading_jan PARTITION OF reading FOR VALUES FROM ('2021-01-01') TO ('2021-02-01');
+CREATE TABLE reading_mar PARTITION OF reading FOR VALUES FROM ('2021-03-01') TO ('2021-04-01');
 CREATE TABLE price (sku numeric(8,0), valid_from date, price numeric(8,2),
                     PRIMARY KEY (sku, valid_from));
 INSERT INTO customer (code, badge, active)
@@ -67,6 +70,8 @@ INSERT INTO event SELECT date '2023-01-01' + (i % 40), time '08:00' + (i % 17) *
                          (ARRAY['eu', 'uk', 'us'])[1 + i % 3], 'n'
     FROM generate_series(1, 600) i ON CONFLICT DO NOTHING;
 INSERT INTO ledger SELECT gen_random_uuid(), i FROM generate_series(1, 300) i;
+INSERT INTO reading SELECT timestamptz '2021-01-01 00:00:00+00' + (i % 2) * interval '59 days'
+                           + (i % 97) * interval '7 hours', i % 13 FROM generate_series(1, 600) i;
 INSERT INTO price SELECT 1000 + i % 30, date '2020-01-06' + (i / 30) * 7, i
     FROM generate_series(1, 600) i;
 """
@@ -179,6 +184,8 @@ def test_partitioned_postgres_keys_clone_into_every_target(postgres_databases, t
     weekdays = pd.to_datetime(frames["price"]["valid_from"]).dt.weekday
     assert weekdays.eq(0).all()  # weekly dates stay on their weekday
     assert frames["ledger"]["entry"].astype(str).str.len().eq(36).all()
+    taken = pd.to_datetime(frames["reading"]["taken"], utc=True, format="mixed")
+    assert set(taken.dt.month) == {1, 3}  # a modeled partition column: none in February
 
 
 def test_partition_bounds_are_reflected(postgres_databases):
@@ -319,3 +326,8 @@ def test_rows_land_in_the_partitions_of_a_partitioned_target(postgres_databases)
     assert sum(parts.values()) == 1800 and set(parts) <= {
         "payment_2022_01", "payment_2022_02", "payment_2022_04"}
     assert set(regions) == {"event_eu", "event_us"}
+    with engine.connect() as conn:
+        readings = dict(conn.exec_driver_sql(
+            "SELECT tableoid::regclass::text, count(*) FROM reading GROUP BY 1").all())
+    engine.dispose()
+    assert set(readings) == {"reading_jan", "reading_mar"} and sum(readings.values()) == 900

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from hma_db.schema import BASIC_SDTYPES, Metadata, to_json
-from hma_db.transform import encoders, generators, keygen
+from hma_db.transform import encoders, generators, keygen, keytime
 from hma_db.transform.personal import provider_for
 
 MODELED_SDTYPES = ("numerical", "datetime", "categorical", "boolean")
@@ -147,6 +147,9 @@ class Learner:
             stamps = encoders.as_utc(series, self.table, column,
                                      self.columns[column].get("datetime_format"))
             spec = encoders.learn_datetime(stamps, enforce_min_max=self.enforce_min_max)
+            spans = keytime.partition_spans(self.columns[column], spec["unit_ns"])
+            if spans:  # a range-partitioned table: no value between two partitions
+                spec["spans"] = spans
         else:
             values = encoders.as_numbers(series, self.table, column, kind)
             integer = dtype.lower().lstrip("u").startswith("int") or kind == "int"

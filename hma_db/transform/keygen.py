@@ -154,7 +154,8 @@ def learn_key(series: pd.Series, spec: dict[str, Any], min_count: int) -> dict[s
     if spec.get("generator") == "uuid" or kind == "uuid":
         return {"kind": "uuid"}
     if kind in ("int", "float", "decimal"):
-        return {"kind": "int"}
+        ranges = keytime.integer_ranges(spec)  # a range partition's bounds, if any
+        return {"kind": "int"} if ranges is None else {"kind": "int", "ranges": ranges}
     if spec.get("regex_format"):
         return {"kind": "pattern", "pattern": spec["regex_format"]}
     text = series.dropna().astype(str)
@@ -227,6 +228,8 @@ def _space(spec: dict[str, Any], total: int, where: str) -> int | None:
     kind = spec["kind"]
     if kind in ("temporal", "listed"):
         return keytime.space(spec, total)
+    if kind == "int" and spec.get("ranges"):
+        return keytime.integer_room(spec["ranges"])
     if kind == "pattern":
         return math.prod(len(a) for a in parse_pattern(spec["pattern"], where))
     if kind == "prefix":
@@ -305,6 +308,8 @@ def _values_at(spec: dict[str, Any], index: np.ndarray, seed: int | None, where:
     is drawn from its distribution."""
     kind = spec["kind"]
     if kind == "int":
+        if spec.get("ranges"):
+            return keytime.integers_in_ranges(spec["ranges"], index, where, total)
         return index + 1
     if kind in ("temporal", "listed"):
         return keytime.values(spec, index, seed, where, total, unique, permute, _mix)

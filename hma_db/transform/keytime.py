@@ -248,3 +248,69 @@ def _as_text(stamps: pd.Series, temporal: str, text: dict[str, Any]) -> np.ndarr
         digits = (stamps.dt.microsecond * 1000 + stamps.dt.nanosecond).astype(str).str.zfill(9)
         out = out + "." + digits.str[: text["fraction"]]
     return (out + text["zone"]).to_numpy(dtype=object)
+
+
+# ------------------------------------------------------------- integers in range partitions
+def integer_ranges(meta: dict[str, Any]) -> list[list[int]] | None:
+    """A range-partitioned integer key's allowed values as inclusive ``[start, end]`` rows
+    from 1 up (or from the lowest bound, when no partition holds 1); None: unbounded."""
+    ranges = (meta.get("partition_bounds") or {}).get("ranges")
+    if not ranges:
+        return None
+    rows = sorted([_ceil(a) if a is not None else -(2**62), _ceil(b) - 1 if b is not None
+                   else 2**62] for a, b in ranges)
+    positive = [[max(a, 1), b] for a, b in rows if b >= max(a, 1)]
+    return positive or [r for r in rows if r[0] <= r[1]]
+
+
+def _ceil(text: Any) -> int:
+    import decimal
+    import math
+
+    return int(math.ceil(decimal.Decimal(str(text))))
+
+
+def integers_in_ranges(ranges: list[list[int]], index: np.ndarray, where: str,
+                       total: int) -> np.ndarray:
+    """The integers at ``index`` of the allowed values counted upward (gaps skipped)."""
+    rows = np.array(ranges, dtype=np.int64)
+    if integer_room(ranges) < total:
+        raise SamplingError(
+            f"Column {where}: its partitions allow only {integer_room(ranges)} values; {total} "
+            "unique values were requested. Add a partition, or sample fewer rows.")
+    return _expand(np.asarray(index, dtype=np.int64), rows)
+
+
+def integer_room(ranges: list[list[int]]) -> int:
+    return int(sum(min(b - a + 1, 2**62) for a, b in ranges))
+
+
+# ------------------------------------------------------------ modeled partition columns
+def partition_spans(meta: dict[str, Any], unit_ns: int) -> list[list[float]] | None:
+    """A modeled timestamp column's range partitions as inclusive ``[low, high]`` seconds at
+    the column's resolution, or None. Decoded values in a gap between partitions are moved
+    to the nearest bound, since PostgreSQL has no partition for them."""
+    ranges = (meta.get("partition_bounds") or {}).get("ranges")
+    if not ranges:
+        return None
+
+    def seconds(value: Any, upper: bool) -> float:
+        if value is None:
+            return float("inf") if upper else float("-inf")
+        ns = int(_nanoseconds(pd.Series([str(value)]), "datetime")[0])
+        ticks = -(-ns // unit_ns) - (1 if upper else 0)  # the upper bound is exclusive
+        return ticks * unit_ns / 1e9
+
+    return sorted([seconds(a, False), seconds(b, True)] for a, b in ranges)
+
+
+def into_spans(values: np.ndarray, spans: list[list[float]]) -> np.ndarray:
+    """Values outside every span moved to the nearest bound of a span (NaN kept)."""
+    rows = np.array(spans, dtype=float)
+    out = np.asarray(values, dtype=float).copy()
+    k = np.searchsorted(rows[:, 0], out, side="right") - 1  # the span starting below
+    below = np.where(k >= 0, rows[np.maximum(k, 0), 1], -np.inf)  # its end
+    above = np.where(k + 1 < len(rows), rows[np.minimum(k + 1, len(rows) - 1), 0], np.inf)
+    gap = (out > below) & ~np.isnan(out)
+    out[gap] = np.where(out[gap] - below[gap] <= above[gap] - out[gap], below[gap], above[gap])
+    return out

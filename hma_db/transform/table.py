@@ -35,7 +35,7 @@ import pandas as pd
 from hma_db.errors import DataError, MetadataError, ModelFileError, NotFittedError
 from hma_db.schema import Metadata, from_json, restore, value_kind
 from hma_db.transform import columns as plan
-from hma_db.transform import dependencies, encoders, generators, keygen, personal
+from hma_db.transform import dependencies, encoders, generators, keygen, keytime, personal
 
 logger = logging.getLogger(__name__)
 
@@ -278,6 +278,8 @@ class TableTransformer:
         if spec["kind"] == "categorical":
             return encoders.decode_categorical(values, spec, rng)
         if spec["kind"] == "datetime":
+            if spec.get("spans"):  # range partitions: a value in a gap moves to the nearest one
+                values = keytime.into_spans(values, spec["spans"])
             decoded = encoders.decode_datetime(values, spec)
             if self.value_kinds[column] == "str":
                 fmt = self._meta_columns()[column].get("datetime_format")
