@@ -18,7 +18,8 @@ FILM_SQL = """CREATE TABLE film (
   rating ENUM('G','PG','PG-13','R','NC-17') DEFAULT 'G',
   features SET('Trailers','Commentaries','Deleted Scenes','Behind the Scenes'),
   yr YEAR, flag BIT(1), bits BIT(8), active TINYINT(1) NOT NULL,
-  small_u TINYINT UNSIGNED, med_u MEDIUMINT UNSIGNED, int_u INT UNSIGNED, big_u BIGINT UNSIGNED
+  stars TINYINT(1), small_u TINYINT UNSIGNED, med_u MEDIUMINT UNSIGNED, int_u INT UNSIGNED,
+  big_u BIGINT UNSIGNED
 ) DEFAULT CHARSET=latin1"""
 PLACES_SQL = """CREATE TABLE places (id INT AUTO_INCREMENT PRIMARY KEY, loc POINT NOT NULL,
   geom GEOMETRY)"""
@@ -30,7 +31,7 @@ def _film_rows(n: int = 300) -> list[dict]:
         members = [m for j, m in enumerate(_MEMBERS) if (i >> j) & 1]
         rows.append({"rating": ["G", "PG", "PG-13", "R", "NC-17"][i % 5],
                      "features": ",".join(members), "yr": 1990 + i % 30, "flag": i % 2,
-                     "bits": i % 256, "active": i % 3 == 0, "small_u": 200 + i % 56,
+                     "bits": i % 256, "active": i % 3 == 0, "stars": i % 6, "small_u": 200 + i % 56,
                      "med_u": 16_777_215 - i, "int_u": 4_294_967_295 - i * 7,
                      "big_u": 2**64 - 1 - i * 10**15})
     return rows
@@ -43,9 +44,9 @@ def film_source(mysql_databases) -> str:
     with engine.begin() as conn:
         conn.exec_driver_sql(FILM_SQL)
         conn.execute(sa.text(
-            "INSERT INTO film (rating, features, yr, flag, bits, active, small_u, med_u, int_u, "
-            "big_u) VALUES (:rating, :features, :yr, :flag, :bits, :active, :small_u, :med_u, "
-            ":int_u, :big_u)"), _film_rows())
+            "INSERT INTO film (rating, features, yr, flag, bits, active, stars, small_u, med_u, "
+            "int_u, big_u) VALUES (:rating, :features, :yr, :flag, :bits, :active, :stars, "
+            ":small_u, :med_u, :int_u, :big_u)"), _film_rows())
         conn.exec_driver_sql(PLACES_SQL)
         conn.exec_driver_sql(  # longitudes 2..3, latitudes 48..49 (and a line among the geoms)
             "INSERT INTO places (loc, geom) SELECT ST_PointFromText(CONCAT('POINT(', 2 + seq / 200, "
@@ -69,6 +70,7 @@ def test_reflected_set_and_bit(film_source):
     assert columns["features"] == {"sdtype": "categorical", "max_length": 54, "nullable": True}
     assert columns["bits"]["generator"] == "bits" and columns["bits"]["max_length"] == 8
     assert columns["active"]["sdtype"] == "boolean"
+    assert columns["stars"]["sdtype"] == "numerical"  # TINYINT(1) holding 0-5 is no flag
 
 
 def _check_values(out: pd.DataFrame) -> None:
@@ -78,12 +80,13 @@ def _check_values(out: pd.DataFrame) -> None:
     assert pd.to_numeric(out["int_u"]).max() <= 4_294_967_295
     assert pd.to_numeric(out["int_u"]).min() >= 4_294_967_295 - 299 * 7
     assert pd.to_numeric(out["yr"]).between(1990, 2019).all()
+    assert pd.to_numeric(out["stars"]).between(0, 5).all() and out["stars"].nunique() > 2
 
 
 def test_clone_into_mariadb_keeps_the_types(film_source, mysql_databases):
     target = mysql_databases.new("types_my")
     clone(film_source, target, seed=5)  # crashed: unhashable type: 'set'
-    out = _frame(target, "SELECT features, yr, int_u, CAST(big_u AS CHAR) AS big_u, "
+    out = _frame(target, "SELECT features, yr, stars, int_u, CAST(big_u AS CHAR) AS big_u, "
                          "bits + 0 AS bits FROM film")
     _check_values(out)
     big = out["big_u"].map(int)

@@ -20,7 +20,7 @@ import re
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from hma_db.schema import (
     RawType,
@@ -68,6 +68,9 @@ def complete_types(conn: sa.Connection, tables: dict[str, sa.Table], schema: str
     if conn.dialect.name == "sqlite":
         for name, table in tables.items():
             sqlite_types(conn, table, name, schema)
+    if conn.dialect.name in ("mysql", "mariadb"):
+        for table in tables.values():
+            mysql_tinyint_numbers(conn, table)
     lengths = domain_lengths(conn) if conn.dialect.name == "postgresql" else {}
     for column in (c for t in tables.values() for c in t.columns):
         if isinstance(column.type, postgresql.DOMAIN) and column.type.name in lengths:
@@ -112,6 +115,20 @@ def sqlite_types(conn: sa.Connection, table: sa.Table, name: str, schema: str | 
         logger.info("table %s: column %s declared %r read as %s", name, column, declared or "",
                     found)
         table.c[column].type = found
+
+
+def mysql_tinyint_numbers(conn: sa.Connection, table: sa.Table) -> None:
+    """A MariaDB TINYINT(1) is BOOLEAN's spelling, unless it holds numbers other than 0 and 1
+    (a rating 0-5 declared TINYINT(1)): then it is a number, not a flag that loses them."""
+    for column in table.columns:
+        type_ = column.type
+        if not (isinstance(type_, mysql.TINYINT) and type_.display_width == 1):
+            continue
+        other = conn.execute(sa.select(column).where(column.not_in([0, 1])).limit(1)).first()
+        if other is not None:
+            column.type = mysql.TINYINT(unsigned=bool(type_.unsigned))
+            logger.info("table %s: TINYINT(1) column %s holds numbers besides 0 and 1; read as "
+                        "a number", table.name, column.name)
 
 
 def checked_values(table: sa.Table) -> tuple[dict[str, list[Any]], set[str]]:
