@@ -48,6 +48,9 @@ CREATE TABLE ledger (entry uuid PRIMARY KEY, amount numeric(10,2) NOT NULL);
 CREATE TABLE reading (taken timestamptz NOT NULL, level float) PARTITION BY RANGE (taken);
 CREATE TABLE reading_jan PARTITION OF reading FOR VALUES FROM ('2021-01-01') TO ('2021-02-01');
 CREATE TABLE reading_mar PARTITION OF reading FOR VALUES FROM ('2021-03-01') TO ('2021-04-01');
+CREATE TABLE account (id int PRIMARY KEY, opened date) PARTITION BY RANGE (id);
+CREATE TABLE account_a PARTITION OF account FOR VALUES FROM (100000) TO (100500);
+CREATE TABLE account_b PARTITION OF account FOR VALUES FROM (300000) TO (301000);
 CREATE TABLE price (sku numeric(8,0), valid_from date, price numeric(8,2),
                     PRIMARY KEY (sku, valid_from));
 INSERT INTO customer (code, badge, active)
@@ -72,6 +75,8 @@ INSERT INTO event SELECT date '2023-01-01' + (i % 40), time '08:00' + (i % 17) *
 INSERT INTO ledger SELECT gen_random_uuid(), i FROM generate_series(1, 300) i;
 INSERT INTO reading SELECT timestamptz '2021-01-01 00:00:00+00' + (i % 2) * interval '59 days'
                            + (i % 97) * interval '7 hours', i % 13 FROM generate_series(1, 600) i;
+INSERT INTO account SELECT 100000 + i + (i % 2) * 200000, date '2020-01-01' + i
+    FROM generate_series(0, 399) i;
 INSERT INTO price SELECT 1000 + i % 30, date '2020-01-06' + (i / 30) * 7, i
     FROM generate_series(1, 600) i;
 """
@@ -329,5 +334,7 @@ def test_rows_land_in_the_partitions_of_a_partitioned_target(postgres_databases)
     with engine.connect() as conn:
         readings = dict(conn.exec_driver_sql(
             "SELECT tableoid::regclass::text, count(*) FROM reading GROUP BY 1").all())
+        accounts = conn.exec_driver_sql("SELECT count(*) FROM account").scalar()
     engine.dispose()
     assert set(readings) == {"reading_jan", "reading_mar"} and sum(readings.values()) == 900
+    assert accounts == 600  # integer keys counted through the partitions (100000.., 300000..)
