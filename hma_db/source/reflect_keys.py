@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from hma_db.schema import Metadata, key_columns
+from hma_db.schema import Metadata
 
 logger = logging.getLogger(__name__)
 
@@ -201,10 +201,9 @@ def warn_cross_schema(conn: sa.Connection, metadata: Metadata, schema: str | Non
             if not columns:
                 continue
             logger.warning(
-                "table %s: column(s) %s reference %s.%s (%s) in schema '%s', which is not read: "
-                "they are generated as plain values and the target gets no foreign key; to keep "
-                "the reference, move %s into schema '%s' or clone it into the target first and "
-                "give %s the policy 'keep'", table, ", ".join(columns), fk["referred_schema"],
+                "table %s: column(s) %s reference %s.%s (%s) in schema '%s', which is not read "
+                "(hma_db reads one schema): they are generated as plain values and the target "
+                "gets no foreign key; to keep the reference, copy %s.%s into schema '%s' and "
+                "clone again", table, ", ".join(columns), fk["referred_schema"],
                 fk["referred_table"], ", ".join(fk["referred_columns"]), fk["referred_schema"],
-                fk["referred_table"], schema or inspector.default_schema_name,
-                ", ".join(key_columns(columns)))
+                fk["referred_schema"], fk["referred_table"], schema or inspector.default_schema_name)
