@@ -95,3 +95,54 @@ def test_clone_sqlite_foreign_type_names(tmp_path):
     assert pd.to_datetime(out["born_day"], format="ISO8601").notna().all()
     assert pd.to_numeric(out["amount"]).between(0, 1000).all()
     assert out["numtext"].map(type).eq(str).all()
+
+
+def test_sqlite_strict_and_without_rowid_tables(tmp_path):
+    path = tmp_path / "strict.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE s (id INTEGER PRIMARY KEY, v ANY, w TEXT) STRICT")
+    conn.execute("CREATE TABLE k (code TEXT PRIMARY KEY, at, n INT) WITHOUT ROWID")
+    conn.executemany("INSERT INTO s VALUES (?, ?, ?)", [(i, i * 1.5, f"w{i}") for i in range(1, 61)])
+    conn.executemany("INSERT INTO k VALUES (?, ?, ?)",
+                     [(f"K{i:04d}", f"2023-03-{1 + i % 28:02d}T10:00:00Z", i) for i in range(60)])
+    conn.commit()
+    conn.close()
+    metadata = reflect(f"sqlite:///{path}")
+    assert metadata.tables["s"]["columns"]["v"]["sdtype"] == "numerical"
+    assert metadata.tables["k"]["columns"]["at"]["sdtype"] == "datetime"  # no type, ISO text
+    target = f"sqlite:///{tmp_path / 'strict_out.sqlite'}"
+    clone(f"sqlite:///{path}", target, seed=2)
+    assert len(_rows(target, "s")) == 60 and len(_rows(target, "k")) == 60
+
+
+# ------------------------------------------------------------------ generated structured values
+def test_ranges_keep_bounds_empty_and_unbounded_shares():
+    from hma_db.transform.shaped import learn_range, ranges
+
+    source = pd.Series(["[1,5)", "[3,9)", "empty", "(,4)", "[10,)", "[2,3)"] * 50)
+    spec = learn_range(source)
+    assert spec["element"] == "int" and spec["bounds"] == "[)"
+    out = pd.Series(ranges(spec, 4000, np.random.default_rng(0)))
+    assert 0.10 < (out == "empty").mean() < 0.24
+    parts = out[out != "empty"].str.extract(r"^([\[(])(-?\d*),(-?\d*)([\])])$")
+    assert parts[[0, 3]].notna().all().all()  # every value is a range literal
+    lower = pd.to_numeric(parts[1].replace("", np.nan))
+    upper = pd.to_numeric(parts[2].replace("", np.nan))
+    assert lower.min() >= 1 and upper.max() <= 10
+    assert ((upper >= lower) | upper.isna() | lower.isna()).all()
+    assert parts[1].eq("").any() and parts[2].eq("").any()  # unbounded ends, as in the source
+
+
+def test_mac_addresses_and_bit_strings():
+    from hma_db.transform.shaped import bit_strings, learn_bits, learn_mac, mac_addresses
+
+    rng = np.random.default_rng(1)
+    macs = pd.Series(mac_addresses(learn_mac(pd.Series(["08:00:2b:01:02:03"])), 500, rng))
+    assert macs.str.fullmatch(r"([0-9a-f]{2}:){5}[0-9a-f]{2}").all()
+    assert (macs.str[:2].map(lambda h: int(h, 16)) & 0b11 == 0b10).all()  # local, unicast
+    fixed = pd.Series(bit_strings(learn_bits(pd.Series(["0101"] * 5)), 200, rng, 4))
+    assert fixed.str.fullmatch(r"[01]{4}").all()
+    varying = pd.Series(bit_strings(learn_bits(pd.Series(["1", "0110101"])), 200, rng, 5))
+    assert varying.str.fullmatch(r"[01]{1,5}").all()
+    numbers = bit_strings(learn_bits(pd.Series([3, 200])), 200, rng, 8)
+    assert all(0 <= v < 256 for v in numbers)

@@ -99,6 +99,13 @@ def _bound_numbers(bounds: pd.Series, element: str) -> np.ndarray:
     return seconds / unit
 
 
+def _highest(lower: np.ndarray, upper: np.ndarray) -> float | None:
+    """The largest finite bound seen (an upper bound, or the lower bound of an unbounded range)."""
+    both = np.concatenate([lower, upper])
+    both = both[np.isfinite(both)]
+    return float(both.max()) if both.size else None
+
+
 def learn_range(values: pd.Series) -> dict[str, Any]:
     """Element type, bound styles, shares of empty and unbounded ranges, the quantiles of the
     lower bounds and widths, and the largest upper bound (no range reaches past the source's)."""
@@ -118,7 +125,7 @@ def learn_range(values: pd.Series) -> dict[str, Any]:
             "lower_inf": float(np.mean(~np.isfinite(lower))) if len(lower) else 0.0,
             "upper_inf": float(np.mean(~finite)) if len(upper) else 0.0,
             "lower": _quantiles(lower), "width": _quantiles(upper - lower),
-            "high": float(upper[finite].max()) if finite.any() else None,
+            "high": _highest(lower, upper),
             "digits": int(digits) if digits == digits and digits else 0}
 
 
