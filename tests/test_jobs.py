@@ -282,6 +282,19 @@ def test_plan_describes_the_run_and_writes_nothing(tmp_path):
     assert "No problems found" in text and "Faker company" in text
 
 
+def test_plan_refuses_what_the_run_refuses_with_the_same_line(tmp_path):
+    # max_rows naming a table the source lacks: run refused it, plan found no problem. Both
+    # now build the job's synthesizer through jobs.setup.job_synthesizer.
+    path = write_job(tmp_path, SMALL + "max_rows = { Nope = 5 }\n")
+    messages = []
+    for call in (plan_job, run_job):
+        with pytest.raises(ConfigError, match=r"job.toml, line 4: max_rows: unknown table") as raised:
+            call(load_job(path))
+        messages.append(str(raised.value))
+    assert messages[0] == messages[1]
+    assert not (tmp_path / "target.sqlite").exists()
+
+
 def test_plan_reports_existing_tables_and_drift(tmp_path):
     path = write_job(tmp_path, SMALL + 'seed = 2\nif_exists = "fail"\n[model]\npath = "model.pkl"\n')
     run_job(load_job(path))

@@ -25,10 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hma_db.errors import (
-    ConfigError,
     HmaDbError,
     ReflectionError,
-    SynthesizerInputError,
 )
 from hma_db.jobs.cache import cached_model, save_model
 from hma_db.jobs.file import Job, check_target_schema
@@ -36,7 +34,6 @@ from hma_db.jobs.setup import apply_overrides, job_synthesizer, named_in_job
 from hma_db.pipeline import CloneHooks, CloneResult, run_clone
 from hma_db.progress import stage
 from hma_db.schema import Metadata
-from hma_db.source import check_max_rows
 from hma_db.synthesizer import DEFAULT_CHUNK_ROWS, HMASynthesizer
 
 logger = logging.getLogger(__name__)
@@ -121,11 +118,6 @@ class _JobHooks(CloneHooks):
         apply_overrides(metadata, self.job)
 
     def make_synthesizer(self, metadata: Metadata, make) -> HMASynthesizer:
-        if self.job.max_rows is not None:
-            try:
-                check_max_rows(metadata, self.job.max_rows)
-            except SynthesizerInputError as exc:  # max_rows names a table the source lacks
-                raise ConfigError(f"{self.job.where('max_rows')}: {exc}") from exc
         return job_synthesizer(metadata, self.job, verbose=self.verbose)
 
     def reuse(self, wanted: HMASynthesizer) -> HMASynthesizer | None:

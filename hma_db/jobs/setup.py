@@ -8,7 +8,7 @@ from hma_db.errors import ConfigError, HmaDbError, ReflectionError, SynthesizerI
 from hma_db.jobs.file import Job, suggestion
 from hma_db.pipeline import configure_synthesizer
 from hma_db.schema import BASIC_SDTYPES, Metadata
-from hma_db.source import reflect
+from hma_db.source import check_max_rows, reflect
 from hma_db.synthesizer import HMASynthesizer
 
 
@@ -58,9 +58,18 @@ def _drop_generator(column: dict) -> None:
 def job_synthesizer(metadata: Metadata, job: Job, *, verbose: bool = False) -> HMASynthesizer:
     """An unfitted synthesizer set up with the job's locales, seed and per-table parameters.
 
+    ``plan`` and ``run`` both build the job's synthesizer here, so a plan refuses what a run
+    would refuse.
+
     Raises:
-        ConfigError: ``[tables.NAME]`` names a missing table or column, with its line.
+        ConfigError: ``[tables.NAME]`` or ``max_rows`` names a missing table or column, with
+            its line.
     """
+    if job.max_rows is not None:
+        try:
+            check_max_rows(metadata, job.max_rows)
+        except SynthesizerInputError as exc:  # max_rows names a table the source lacks
+            raise ConfigError(f"{job.where('max_rows')}: {exc}") from exc
     for table in job.table_parameters:
         if table not in metadata.tables:
             raise ConfigError(f"{job.where('tables', table)}: [tables.{table}] names no table "
