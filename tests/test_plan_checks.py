@@ -162,3 +162,22 @@ def test_a_key_pattern_without_room_is_refused_by_plan_and_by_clone_before_readi
               on_stage=lambda name, seconds: stages.append(name))
     assert stages == ["reflect", "reflect"] and not (tmp_path / "out.sqlite").exists()
     assert plan_job(load_job(_job(tmp_path, f"sqlite:///{source}", "scale = 5\n"))).ok
+
+
+def test_codes_of_several_locales_never_repeat_across_chunks():
+    # en_US and fr_FR rows of a varchar(2) unique column, sampled in two chunks of one run.
+    import numpy as np
+
+    from hma_db.transform.personal import generate
+
+    spec = {"provider": "state_abbr", "unique": True, "max_length": 2}
+    rng = np.random.default_rng(0)
+    values = []
+    for start in (0, 150):
+        locale_of_row = rng.integers(2, size=150)
+        values += list(generate(spec, locale_of_row, rng, ("en_US", "fr_FR"), "'t.abbr'",
+                                index=np.arange(start, start + 150), seed=42, total=300))
+    assert len(set(values)) == 300 and all(len(v) == 2 and v.isupper() for v in values)
+    again = generate(spec, np.zeros(150, dtype=int), rng, ("en_US", "fr_FR"), "'t.abbr'",
+                     index=np.arange(150, 300), seed=42, total=300)
+    assert list(again) == values[150:]  # a value depends on its position, not on its locale
