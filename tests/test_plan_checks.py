@@ -119,6 +119,20 @@ def test_postgres_northwind_unique_state_abbr_plans_and_runs(postgres_databases,
     assert len(set(abbreviations)) == 153 and {len(a) for a in abbreviations} == {2}
 
 
+@pytest.mark.mysql
+def test_mariadb_target_takes_the_codes_under_its_case_insensitive_unique(mysql_databases,
+                                                                          tmp_path):
+    # MariaDB's default collation compares 'ab' and 'AB' as equal: codes use one case only.
+    source = _northwind_unique_abbr(tmp_path)
+    target = mysql_databases.new("nw_unique_abbr")
+    path = _job(tmp_path, f"sqlite:///{source}", 'include = ["us_states"]\nscale = 6\n',
+                target=target)
+    assert plan_job(load_job(path)).ok
+    assert run_job(load_job(path), chunk_rows=100).rows["us_states"] == 306
+    abbreviations = _abbreviations(target)
+    assert len({a.upper() for a in abbreviations}) == 306
+
+
 # ---------------------------------------------------------------- refusals before the work
 def _stages(events: list) -> list[str]:
     return [e.stage for e in events if e.kind == "stage_started"]
