@@ -18,8 +18,9 @@ TYPES_SQL = """
 CREATE TABLE pgt (
   id serial PRIMARY KEY, price money NOT NULL, mac macaddr, mac8 macaddr8,
   r4 int4range, r8 int8range, rn numrange, rd daterange, rts tsrange, rtz tstzrange,
-  b8 bit(8), vb bit varying(16), n numeric, iv interval, pt point);
-INSERT INTO pgt (price, mac, mac8, r4, r8, rn, rd, rts, rtz, b8, vb, n, iv, pt)
+  b8 bit(8), vb bit varying(16), n numeric, iv interval, pt point, ttz timetz, oi oid,
+  tq tsquery, x xml);
+INSERT INTO pgt (price, mac, mac8, r4, r8, rn, rd, rts, rtz, b8, vb, n, iv, pt, ttz, oi, tq, x)
 SELECT (g * 3.25)::numeric(10,2)::money,
        ('08:00:2b:' || lpad(to_hex(g % 256), 2, '0') || ':01:02')::macaddr,
        ('08:00:2b:01:02:03:04:' || lpad(to_hex(g % 256), 2, '0'))::macaddr8,
@@ -31,7 +32,9 @@ SELECT (g * 3.25)::numeric(10,2)::money,
                timestamp '2021-01-01' + (g + 3) * interval '1 hour'),
        tstzrange(timestamptz '2021-01-01 00:00+00' + g * interval '1 hour', NULL),
        (g % 256)::bit(8), (g::bit(12))::varbit, g::numeric / 7,
-       (g % 50) * interval '1 hour' + interval '3 minutes', point(2 + g / 300.0, 48 + g / 300.0)
+       (g % 50) * interval '1 hour' + interval '3 minutes', point(2 + g / 300.0, 48 + g / 300.0),
+       timetz '10:00+02' + g * interval '1 minute', g::oid, to_tsquery('fox & x' || g),
+       ('<a>' || g || '</a>')::xml
 FROM generate_series(1, 300) g;
 """
 _RANGES = ["r4", "r8", "rn", "rd", "rts", "rtz"]
@@ -64,6 +67,7 @@ def test_reflected_generators(types_source):
                              "nullable": True}
     assert columns["vb"]["max_length"] == 16
     assert columns["pt"]["generator"] == "point"
+    assert columns["tq"]["generator"] == "tsquery" and columns["oi"]["sdtype"] == "numerical"
 
 
 _BOUNDS = """SELECT min(lower(r4)) AS r4_low, max(upper(r4)) AS r4_high,

@@ -51,6 +51,7 @@ _GENERATED: list[tuple[tuple[type, ...], str]] = [
     ((postgresql.MACADDR, postgresql.MACADDR8), "mac"),
     ((postgresql.AbstractSingleRange,), "range"),
     ((postgresql.TSVECTOR,), "tsvector"),
+    ((postgresql.TSQUERY,), "tsquery"),
     ((sqltypes._Binary,), "bytes"),
 ]
 _RAW_TEXT = {"citext", "name"}  # text types of extensions or catalogs that SQLAlchemy does not know
@@ -146,6 +147,8 @@ def type_options(type_: sa.types.TypeEngine) -> tuple[dict[str, Any], str | None
     for classes, generator in _GENERATED:
         if isinstance(type_, classes):
             return {"sdtype": "unknown", "generator": generator}, None
+    if isinstance(type_, postgresql.OID | postgresql.REGCLASS):  # object ids: numbers
+        return {"sdtype": "numerical", "computer_representation": "Int64"}, None
     if isinstance(type_, (sa.Integer, sa.Numeric, sa.Float, postgresql.MONEY, mysql.YEAR)):
         return _numeric_options(type_), None
     if isinstance(type_, sa.Time):

@@ -60,10 +60,19 @@ def _hot_deck(values: np.ndarray, nulls: np.ndarray, rng: np.random.Generator) -
 
 
 # ------------------------------------------------------------------------------ numbers
+def _time_text(value: Any) -> str | None:
+    """A time of day as 'hh:mm:ss[.ffffff]'; a timetz's offset is not part of the modeled value."""
+    if pd.isna(value):
+        return None
+    if getattr(value, "tzinfo", None) is not None:
+        value = value.replace(tzinfo=None)
+    return str(value)
+
+
 def as_numbers(series: pd.Series, table: str, column: str, kind: str) -> np.ndarray:
     """Float values of a numerical column (NaN for nulls); DataError for text or infinities."""
     if kind == "time":
-        seconds = pd.to_timedelta(series.map(lambda t: None if pd.isna(t) else str(t)))
+        seconds = pd.to_timedelta(series.map(_time_text))
         return seconds.dt.total_seconds().to_numpy(dtype=float)
     try:
         values = pd.to_numeric(series, errors="raise").to_numpy(dtype=float, na_value=np.nan)

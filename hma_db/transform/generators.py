@@ -24,7 +24,7 @@ _CELLS = 4_000_000  # characters per block of generated text (bounds memory)
 _SLACK = 12  # characters past the target length searched for a word end
 _JSON_SAMPLE = 2_000  # rows parsed to learn the keys of a JSON column
 GENERATORS = ("text", "json", "array", "bytes", "uuid", "interval", "ip", "xml", "tsvector",
-              "number", "mac", "range", "bits", "point")
+              "number", "mac", "range", "bits", "point", "tsquery")
 
 
 def quantiles(values: np.ndarray) -> list[float]:
@@ -188,7 +188,7 @@ _SHAPED = {  # generator -> (learn, generate)
 def learn(generator: str, values: pd.Series, min_count: int) -> dict[str, Any]:
     """The shape of a generated-by-type column from its non-null source values."""
     spec: dict[str, Any] = {"generator": generator}
-    if generator in ("text", "xml", "tsvector", "bytes"):
+    if generator in ("text", "xml", "tsvector", "tsquery", "bytes"):
         spec["lengths"] = quantiles(_lengths(values))
     elif generator == "json":
         spec.update(_learn_json(values, min_count))
@@ -277,14 +277,18 @@ def _texts(spec: dict[str, Any], n: int, rng: np.random.Generator, max_length: i
         inner = text(np.maximum(lengths - tags, 1), rng, locale,
                      max_length - tags if max_length else None)
         return ("<value>" + pd.Series(inner, dtype=object) + "</value>").to_numpy(dtype=object)
-    return text(lengths, rng, locale, max_length)
+    words = text(lengths, rng, locale, max_length)
+    if generator == "tsquery":  # words a query must all match: 'brown & fox'
+        return pd.Series(words, dtype=object).str.replace(" ", " & ", regex=False).to_numpy(
+            dtype=object)
+    return words
 
 
 def generate(spec: dict[str, Any], n: int, rng: np.random.Generator, *, kind: str,
              max_length: int | None = None, locale: str = "en_US") -> np.ndarray:
     """``n`` values for a generated-by-type column (no nulls; the caller inserts them)."""
     generator = spec["generator"]
-    if generator in ("text", "xml", "tsvector"):
+    if generator in ("text", "xml", "tsvector", "tsquery"):
         return _texts(spec, n, rng, max_length, locale)
     if generator == "bytes":
         return random_bytes(_cap(from_quantiles(spec["lengths"], n, rng), max_length), rng)
