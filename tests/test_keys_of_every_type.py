@@ -338,3 +338,50 @@ def test_rows_land_in_the_partitions_of_a_partitioned_target(postgres_databases)
     engine.dispose()
     assert set(readings) == {"reading_jan", "reading_mar"} and sum(readings.values()) == 900
     assert accounts == 600  # integer keys counted through the partitions (100000.., 300000..)
+
+
+MARIADB_SOURCE = [
+    "CREATE TABLE customer (customer_id INT PRIMARY KEY, name VARCHAR(20) NOT NULL)",
+    "CREATE TABLE inventory (inventory_id INT PRIMARY KEY, film VARCHAR(20) NOT NULL)",
+    "CREATE TABLE rental (rental_id INT AUTO_INCREMENT PRIMARY KEY, rental_date DATETIME NOT NULL,"
+    " inventory_id INT NOT NULL, customer_id INT NOT NULL, return_date DATETIME,"
+    " UNIQUE KEY rental_date (rental_date, inventory_id, customer_id),"
+    " FOREIGN KEY (inventory_id) REFERENCES inventory (inventory_id),"
+    " FOREIGN KEY (customer_id) REFERENCES customer (customer_id))",
+    "CREATE TABLE visit (day DATE NOT NULL, at TIME(3) NOT NULL, ref DECIMAL(6,0) NOT NULL,"
+    " PRIMARY KEY (day, at, ref))",
+]
+
+
+@pytest.mark.parametrize("kind", TARGETS)
+def test_mariadb_datetime_in_composite_unique(mysql_databases, tmp_path, request, kind):
+    """MariaDB: a DATETIME in a composite UNIQUE whose other columns are foreign keys (it
+    alone makes the rows unique), and a DATE, a TIME(3) and a DECIMAL in one primary key."""
+    source = mysql_databases.new("keys_maria")
+    engine = sa.create_engine(source, poolclass=sa.pool.NullPool)
+    start = pd.Timestamp("2005-05-24 22:53:30")
+    with engine.begin() as conn:
+        for statement in MARIADB_SOURCE:
+            conn.exec_driver_sql(statement)
+        conn.execute(sa.text("INSERT INTO customer VALUES (:i, :n)"),
+                     [{"i": i, "n": f"c{i}"} for i in range(1, 60)])
+        conn.execute(sa.text("INSERT INTO inventory VALUES (:i, :f)"),
+                     [{"i": i, "f": f"f{i % 9}"} for i in range(1, 80)])
+        conn.execute(sa.text("INSERT INTO rental (rental_date, inventory_id, customer_id, "
+                             "return_date) VALUES (:d, :inv, :c, :r)"),
+                     [{"d": start + pd.Timedelta(seconds=1931 * i), "inv": 1 + i % 79,
+                       "c": 1 + i % 59, "r": None} for i in range(900)])
+        conn.execute(sa.text("INSERT INTO visit VALUES (:d, :t, :r)"),
+                     [{"d": f"2024-02-{1 + i % 29:02d}", "t": f"{9 + i % 8}:{i % 60:02d}:00.250",
+                       "r": 1000 + i} for i in range(300)])
+    engine.dispose()
+    target = _target(kind, tmp_path, request)
+    clone(source, target, seed=3, scale=1.5)
+    frames = _frames(target)
+    rental = frames["rental"]
+    assert len(rental) == 1350 and rental["rental_date"].is_unique
+    stamps = pd.to_datetime(rental["rental_date"], format="mixed")
+    assert stamps.between("2005-05-01", "2005-12-31").all()
+    visit = frames["visit"]
+    assert not visit.duplicated(["day", "at", "ref"]).any()
+    assert pd.to_datetime(visit["day"].astype(str)).dt.month.eq(2).all()
