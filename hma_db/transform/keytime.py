@@ -40,6 +40,7 @@ _PATTERNS = {
     "time": r"^\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?$",
 }
 _LATEST_NS = np.iinfo(np.int64).max - _DAY_NS  # the last timestamp pandas can hold
+_UNBOUNDED_SECONDS = 1e12
 
 
 def temporal_type(series: pd.Series, kind: str) -> str | None:
@@ -295,8 +296,8 @@ def partition_spans(meta: dict[str, Any], unit_ns: int) -> list[list[float]] | N
         return None
 
     def seconds(value: Any, upper: bool) -> float:
-        if value is None:
-            return float("inf") if upper else float("-inf")
+        if value is None:  # unbounded: beyond any timestamp (finite, for JSON model files)
+            return _UNBOUNDED_SECONDS if upper else -_UNBOUNDED_SECONDS
         ns = int(_nanoseconds(pd.Series([str(value)]), "datetime")[0])
         ticks = -(-ns // unit_ns) - (1 if upper else 0)  # the upper bound is exclusive
         return ticks * unit_ns / 1e9
