@@ -235,12 +235,13 @@ def test_sqlite_blobs_mixed_types_times_and_an_all_null_foreign_key(tmp_path):
 _POSTGRES = [
     "CREATE TABLE orders (id int PRIMARY KEY, freight real, weight float4, raw bytea, "
     "span int4range, doc jsonb, tags text[], price numeric(10, 2), code uuid, wait interval, "
-    "at time, kind text)",
+    "at time, at_zone timetz, cost money, kind text)",
     "CREATE TABLE line (id int PRIMARY KEY, order_id int REFERENCES orders (id), qty int)",
     "INSERT INTO orders SELECT i, (i * 1.37 + 0.01)::real, (i / 3.0)::float4, "
     "decode(lpad(to_hex(i * 9973 %% 65536), 4, '0') || 'ff', 'hex'), int4range(i, i + 3), "
     "jsonb_build_object('k', i %% 3, 'l', jsonb_build_array(1, 2)), ARRAY['a', (i %% 4)::text], "
     "i * 1.25, md5(i::text)::uuid, make_interval(hours => i), make_time(i %% 24, 0, 0), "
+    "'10:00:00+02'::timetz + make_interval(mins => i), (i * 1.25)::money, "
     "(ARRAY['x', 'y', 'z'])[i %% 3 + 1] FROM generate_series(1, 830) i",
     "INSERT INTO line SELECT i, NULL, i %% 7 FROM generate_series(1, 200) i",
 ]
@@ -252,7 +253,11 @@ def test_postgresql_float4_bytea_ranges_json_arrays_against_itself(postgres_data
     4-byte value once widened, so the real database failed the range check against itself."""
     url = postgres_databases.new("report_shapes")
     _execute(url, _POSTGRES)
-    _against_itself(url, tmp_path)
+    data = _against_itself(url, tmp_path)
+    # every scored column compared whole: money read as numeric, times of day (with a zone too)
+    shapes = {row["Column"]: row for row in data["details"]["Column Shapes"]}
+    assert {"freight", "weight", "price", "at", "at_zone", "cost"} <= set(shapes)
+    assert all(row["Score"] == 1.0 and not row.get("Note") for row in shapes.values()), shapes
     # a value truly outside the real range is still found
     target = postgres_databases.new("report_shapes_target")
     _execute(target, [*_POSTGRES, "UPDATE orders SET freight = freight * 1.001 WHERE id = 830",
@@ -265,7 +270,7 @@ def test_postgresql_float4_bytea_ranges_json_arrays_against_itself(postgres_data
 _MARIADB = [
     "CREATE TABLE film (id INT PRIMARY KEY, features SET('Trailers', 'Commentaries', "
     "'Deleted Scenes'), flags BIT(3), pic BLOB, loc POINT, price FLOAT, "
-    "rating ENUM('G', 'PG', 'R'))",
+    "rating ENUM('G', 'PG', 'R'), length TIME, released YEAR, doc JSON)",
     "CREATE TABLE rental (id INT PRIMARY KEY, film_id INT NULL, amount DOUBLE, "
     "FOREIGN KEY (film_id) REFERENCES film (id))",
 ]
@@ -276,7 +281,8 @@ def _mariadb_rows() -> list[str]:
                 "Commentaries,Deleted Scenes,Trailers"]
     films = ", ".join(
         f"({i}, '{features[i % 5]}', b'{i % 8:03b}', X'{(i * 37) % 256:02x}ff00', "
-        f"ST_PointFromText('POINT({i} {i / 2})'), {i * 1.2345678}, '{['G', 'PG', 'R'][i % 3]}')"
+        f"ST_PointFromText('POINT({i} {i / 2})'), {i * 1.2345678}, '{['G', 'PG', 'R'][i % 3]}', "
+        f"'{i % 3:02d}:{i % 60:02d}:00', {1990 + i % 30}, '{{\"k\": [{i % 3}]}}')"
         for i in range(1, 81))
     rentals = ", ".join(f"({i}, NULL, {i * 0.3})" for i in range(1, 41))
     return [f"INSERT INTO film VALUES {films}", f"INSERT INTO rental VALUES {rentals}"]
@@ -295,3 +301,47 @@ def test_mariadb_set_bit_blob_point_float_against_itself(mysql_databases, tmp_pa
     frames = read_tables(url, metadata)
     report = evaluate(frames, read_tables(url, metadata), metadata)
     assert report.validity_passed, [f for f in report.validity if not f["passed"]]
+
+
+def _postgres_copy_of_mariadb() -> list[str]:
+    """The MariaDB tables as a clone into PostgreSQL holds them: SET as text (members in
+    another order), BIT as integers, ENUM as a PostgreSQL enum type, POINT as WKT text."""
+    features = ["Trailers", "Commentaries", "Deleted Scenes,Trailers", "",
+                "Trailers,Deleted Scenes,Commentaries"]
+    films = ", ".join(
+        f"({i}, '{features[i % 5]}', {i % 8}, '\\x{(i * 37) % 256:02x}ff00'::bytea, "
+        f"'POINT({i} {i / 2})', {i * 1.2345678}, '{['G', 'PG', 'R'][i % 3]}', "
+        f"'{i % 3:02d}:{i % 60:02d}:00', {1990 + i % 30}, '{{\"k\": [{i % 3}]}}')"
+        for i in range(1, 81))
+    rentals = ", ".join(f"({i}, NULL, {i * 0.3})" for i in range(1, 41))
+    return [
+        "CREATE TYPE film_rating AS ENUM ('G', 'PG', 'R')",
+        "CREATE TABLE film (id int PRIMARY KEY, features text, flags int, pic bytea, loc text, "
+        "price real, rating film_rating, length time, released int, doc jsonb)",
+        "CREATE TABLE rental (id int PRIMARY KEY, film_id int REFERENCES film (id), "
+        "amount float8)",
+        f"INSERT INTO film VALUES {films}".replace("%", "%%"),
+        f"INSERT INTO rental VALUES {rentals}"]
+
+
+@pytest.mark.mysql
+@pytest.mark.postgres
+def test_mariadb_source_against_a_postgresql_target(mysql_databases, postgres_databases,
+                                                    tmp_path):
+    """The source's MariaDB types in a PostgreSQL target: a SET type SQLAlchemy cannot adapt
+    (TypeError), a BIT asking PostgreSQL for supports_native_bit (AttributeError), ENUM labels
+    bound as VARCHAR against a PostgreSQL enum (no operator). Each is read as the target gives
+    it, and a SET's members compare in any order."""
+    source = mysql_databases.new("report_shapes_source")
+    _execute(source, [*_MARIADB, *_mariadb_rows()])
+    target = postgres_databases.new("report_shapes_target")
+    _execute(target, _postgres_copy_of_mariadb())
+    report = evaluate_databases(source, target)
+    _runs_to_the_end(report, tmp_path)
+    assert report.validity_passed, [f for f in report.validity if not f["passed"]]
+    checks = {(f["columns"][0], f["check"]) for f in report.validity}
+    assert {("rating", "allowed values"), ("price", "within the real range")} <= checks
+    shapes = report.details["Column Shapes"].set_index("Column")["Score"]
+    assert shapes.drop("price").tolist() == pytest.approx([1.0] * 5)  # features included
+    # MariaDB sends a FLOAT rounded to 6 digits, PostgreSQL a real to 7-9: a few ties differ
+    assert shapes["price"] > 0.95

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from hma_db.engines import Source, connect, engine_for, safe_url
 from hma_db.errors import DataError, ReflectionError
+from hma_db.report.dialects import query_table, source_types, sql_value
 from hma_db.report.fidelity import PROPERTIES, fidelity, property_score
 from hma_db.report.plots import distributions
 from hma_db.report.privacy import privacy
@@ -31,7 +32,7 @@ from hma_db.report.result import DEFAULT_THRESHOLDS, Report
 from hma_db.report.validity import frame_checks, ranges, sql_checks
 from hma_db.report.values import comparable_frames
 from hma_db.schema import Metadata
-from hma_db.source import begin_read_only, reflect, table_selectable
+from hma_db.source import begin_read_only, reflect
 
 DEFAULT_MAX_ROWS = 100_000
 def _check_tables(real: dict, synthetic: dict, metadata: Metadata) -> None:
@@ -154,10 +155,11 @@ def _read(engine: sa.Engine, metadata: Metadata, schema: str | None, max_rows: i
 
 def _read_table(conn: sa.Connection, metadata: Metadata, table: str, max_rows: int,
                 seed: int) -> tuple[pd.DataFrame, int]:
-    selectable = table_selectable(metadata, table)
+    selectable = query_table(metadata, table, conn.dialect)
+    types = source_types(metadata, table)
     names = list(metadata.tables[table]["columns"])
     count = int(conn.execute(sa.select(sa.func.count()).select_from(selectable)).scalar())
-    query = sa.select(*[selectable.c[n] for n in names])
+    query = sa.select(*[sql_value(selectable.c[n], types.get(n)).label(n) for n in names])
     if count > max_rows:
         random = sa.func.rand() if conn.dialect.name in ("mysql", "mariadb") else sa.func.random()
         query = query.order_by(random).limit(max_rows)
@@ -169,12 +171,13 @@ def _read_table(conn: sa.Connection, metadata: Metadata, table: str, max_rows: i
 
 def _sql_ranges(conn: sa.Connection, metadata: Metadata, table: str) -> dict[str, tuple]:
     """(min, max) of the numerical and datetime columns, from the whole table."""
-    selectable = table_selectable(metadata, table)
+    selectable = query_table(metadata, table, conn.dialect)
+    types = source_types(metadata, table)
     columns = [c for c, m in metadata.tables[table]["columns"].items()
                if m.get("sdtype") in ("numerical", "datetime")]
     if not columns:
         return {}
-    row = conn.execute(sa.select(*[f(selectable.c[c]) for c in columns
+    row = conn.execute(sa.select(*[f(sql_value(selectable.c[c], types.get(c))) for c in columns
                                    for f in (sa.func.min, sa.func.max)])).one()
     return {c: (row[2 * i], row[2 * i + 1]) for i, c in enumerate(columns)
             if row[2 * i] is not None}

@@ -12,19 +12,21 @@ value that is not a number or a datetime is skipped, counted in the finding's ``
 
 from __future__ import annotations
 
-import datetime
-import re
-
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
+from hma_db.report.dialects import (
+    query_table,
+    range_bounds,
+    source_types,
+    sql_value,
+    sqlite_day,
+)
 from hma_db.report.values import as_datetimes, as_numbers, skipped_note
 from hma_db.schema import Metadata, key_columns
 
 _KINDS = {"numerical": "numbers", "datetime": "datetimes"}
-_TIME_OF_DAY = re.compile(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$")
 
 
 def _finding(table: str, columns: list[str], check: str, violations: int, rows: int) -> dict:
@@ -85,7 +87,7 @@ def frame_checks(data: dict[str, pd.DataFrame], metadata: Metadata,
                                      _orphans(frame, data[rel["parent_table_name"]], rel), n))
         findings += _column_checks(table, frame, table_meta["columns"],
                                    (value_ranges or {}).get(table, {}),
-                                   _table(metadata, table).c)
+                                   source_types(metadata, table))
     return findings
 
 
@@ -101,7 +103,7 @@ def _counts_characters(meta: dict, type_: sa.types.TypeEngine | None) -> bool:
 
 
 def _column_checks(table: str, frame: pd.DataFrame, columns: dict, table_ranges: dict,
-                   sql_columns) -> list[dict]:
+                   types: dict) -> list[dict]:
     findings, n = [], len(frame)
     for column, meta in columns.items():
         values = frame[column]
@@ -112,8 +114,7 @@ def _column_checks(table: str, frame: pd.DataFrame, columns: dict, table_ranges:
             bad = values.notna() & ~values.isin(allowed) & ~values.astype(str).isin(
                 {str(v) for v in allowed})
             findings.append(_finding(table, [column], "allowed values", bad.sum(), n))
-        if _counts_characters(meta, getattr(sql_columns.get(column), "type", None)) \
-                and values.map(type).eq(str).any():
+        if _counts_characters(meta, types.get(column)) and values.map(type).eq(str).any():
             lengths = values.dropna().astype(str).str.len()
             findings.append(_finding(table, [column], f"length <= {meta['max_length']}",
                                      (lengths > meta["max_length"]).sum(), n))
@@ -132,17 +133,6 @@ def _count(conn: sa.Connection, query) -> int:
     return int(conn.execute(query).scalar() or 0)
 
 
-def _table(metadata: Metadata, table: str, name: str | None = None):
-    """The reflected Table when there is one (its types bind values as the target stores them),
-    else a table clause from the metadata's column names."""
-    if metadata.sql_metadata is not None and table in metadata.sql_metadata.tables:
-        sql_table = metadata.sql_metadata.tables[table]
-    else:
-        columns = [sa.column(c) for c in metadata.tables[table]["columns"]]
-        sql_table = sa.table(table, *columns)
-    return sql_table.alias(name) if name else sql_table
-
-
 def sql_checks(conn: sa.Connection, metadata: Metadata, *, schema: str | None = None,
                value_ranges: dict[str, dict[str, tuple]] | None = None) -> list[dict]:
     """The validity checks as COUNT queries in the database behind ``conn``."""
@@ -150,7 +140,7 @@ def sql_checks(conn: sa.Connection, metadata: Metadata, *, schema: str | None = 
         conn = conn.execution_options(schema_translate_map={None: schema})
     findings = []
     for table, table_meta in metadata.tables.items():
-        t = _table(metadata, table)
+        t = query_table(metadata, table, conn.dialect)
         n = _count(conn, sa.select(sa.func.count()).select_from(t))
         pk = metadata.primary_key(table)
         if pk:
@@ -165,7 +155,8 @@ def sql_checks(conn: sa.Connection, metadata: Metadata, *, schema: str | None = 
                                      f"foreign key -> {rel['parent_table_name']}",
                                      _sql_orphans(conn, metadata, rel), n))
         findings += _sql_column_checks(conn, t, table, table_meta["columns"], n,
-                                       (value_ranges or {}).get(table, {}))
+                                       (value_ranges or {}).get(table, {}),
+                                       source_types(metadata, table))
     return findings
 
 
@@ -179,8 +170,8 @@ def _repeated(conn: sa.Connection, t, key: list[str]) -> int:
 
 def _sql_orphans(conn: sa.Connection, metadata: Metadata, rel: dict) -> int:
     fk, pk = key_columns(rel["child_foreign_key"]), key_columns(rel["parent_primary_key"])
-    child = _table(metadata, rel["child_table_name"], "c")
-    parent = _table(metadata, rel["parent_table_name"], "p")
+    child = query_table(metadata, rel["child_table_name"], conn.dialect, "c")
+    parent = query_table(metadata, rel["parent_table_name"], conn.dialect, "p")
     on = sa.and_(*[child.c[f] == parent.c[p] for f, p in zip(fk, pk, strict=True)])
     join = child.outerjoin(parent, on)
     query = sa.select(sa.func.count()).select_from(join).where(
@@ -189,7 +180,9 @@ def _sql_orphans(conn: sa.Connection, metadata: Metadata, rel: dict) -> int:
 
 
 def _sql_column_checks(conn: sa.Connection, t, table: str, columns: dict, n: int,
-                       table_ranges: dict) -> list[dict]:
+                       table_ranges: dict, types: dict) -> list[dict]:
+    """Per column: NOT NULL, allowed values, length and range. What a check means for a column
+    is decided by its type in the source (``types``), which ``t`` may not carry in this dialect."""
     findings = []
     count = sa.select(sa.func.count()).select_from(t)
     for column, meta in columns.items():
@@ -198,9 +191,12 @@ def _sql_column_checks(conn: sa.Connection, t, table: str, columns: dict, n: int
             findings.append(_finding(table, [column], "not null",
                                      _count(conn, count.where(c.is_(None))), n))
         if meta.get("allowed_values"):
-            bad = count.where(c.is_not(None), c.not_in(list(meta["allowed_values"])))
+            allowed = list(meta["allowed_values"])
+            # labels compared as text: an ENUM of another database is no VARCHAR in PostgreSQL
+            text = sa.cast(c, sa.String) if all(isinstance(v, str) for v in allowed) else c
+            bad = count.where(c.is_not(None), text.not_in(allowed))
             findings.append(_finding(table, [column], "allowed values", _count(conn, bad), n))
-        if _counts_characters(meta, c.type) and meta.get("sdtype") not in ("numerical",
+        if _counts_characters(meta, types.get(column)) and meta.get("sdtype") not in ("numerical",
                                                                            "datetime", "boolean"):
             # characters, not bytes: MySQL's LENGTH counts bytes
             length = sa.func.length if conn.dialect.name == "sqlite" else sa.func.char_length
@@ -209,67 +205,15 @@ def _sql_column_checks(conn: sa.Connection, t, table: str, columns: dict, n: int
             findings.append(_finding(table, [column], f"length <= {meta['max_length']}",
                                      _count(conn, bad), n))
         if column in table_ranges:
-            low, high = _widened(c.type, *(_plain(v) for v in table_ranges[column]))
+            low, high = range_bounds(types.get(column), *table_ranges[column])
+            c = sql_value(c, types.get(column))
             if conn.dialect.name == "sqlite" and meta["sdtype"] == "datetime":
                 # SQLite keeps datetimes as text in several formats: compare them as days
-                c, low, high = (sa.func.julianday(v) for v in (c, _day(low), _day(high)))
+                c, low, high = (sa.func.julianday(v) for v in (c, sqlite_day(low),
+                                                                 sqlite_day(high)))
             else:
                 low, high = sa.literal(low, c.type), sa.literal(high, c.type)
             bad = count.where(sa.or_(c < low, c > high))
             findings.append(_finding(table, [column], "within the real range",
                                      _count(conn, bad), n))
     return findings
-
-
-def _day(value) -> str:
-    """A range end as text that SQLite's ``julianday`` reads as it reads the column.
-
-    A time of day stays one (``julianday('10:30:00')`` is on 2000-01-01, for the column's text as
-    for the bound; pandas would put it on today's date, past every stored time). Text pandas
-    cannot read is left as it is, so it is compared as SQLite reads it, or not at all.
-    """
-    if isinstance(value, datetime.time) or (isinstance(value, str)
-                                            and _TIME_OF_DAY.match(value.strip())):
-        return str(value).strip()
-    try:
-        return str(pd.Timestamp(value))
-    except (ValueError, TypeError):
-        return str(value)
-
-
-def _plain(value):
-    """A bound parameter the drivers take: Python floats and datetimes, not numpy scalars."""
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-# float4 holds 24 significant bits (about 7 digits) and MariaDB sends a FLOAT rounded to 6: the
-# real range read back is that close to the stored values, and no closer.
-SINGLE_PRECISION = 1e-5
-
-
-def single_precision(type_: sa.types.TypeEngine) -> bool:
-    """Whether a column type may hold 4-byte floats: PostgreSQL's ``real``, MariaDB's ``FLOAT``
-    and ``FLOAT(p)`` with p <= 24. A ``REAL`` counts wherever it was read (SQLite's is 8 bytes,
-    but a target of another dialect makes it ``real``, 4 bytes)."""
-    if not isinstance(type_, sa.Float) or isinstance(type_, (sa.Double, mysql.REAL)):
-        return False
-    if isinstance(type_, sa.REAL) or (isinstance(type_, mysql.FLOAT) and type_.precision is None):
-        return True
-    return type_.precision is not None and type_.precision <= 24
-
-
-def _widened(type_: sa.types.TypeEngine, low, high) -> tuple:
-    """The real range compared in the column's own precision.
-
-    The minimum and maximum come back from the database as 8-byte floats, and a 4-byte column
-    compared with an 8-byte parameter is compared after widening: a value equal to the real
-    maximum in the column is then found above it (the real database failed against itself). A
-    relative margin of the column's precision keeps such a value in.
-    """
-    if not single_precision(type_) or not isinstance(low, float) or not isinstance(high, float):
-        return low, high
-    return low - abs(low) * SINGLE_PRECISION, high + abs(high) * SINGLE_PRECISION

@@ -14,11 +14,14 @@ are not numbers or datetimes: those are skipped, and the finding says how many.
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import numpy as np
 import pandas as pd
+from sqlalchemy.dialects import mysql
 
+from hma_db.report.dialects import source_types
 from hma_db.schema import Metadata
 
 # What pandas' infer_dtype says of columns whose values are hashable and print as text already.
@@ -37,6 +40,10 @@ def comparable_frames(data: dict[str, pd.DataFrame], metadata: Metadata) -> dict
         changed = {c: comparable(frame[c], columns.get(c, {}).get("sdtype", "unknown"))
                    for c in frame.columns if frame[c].dtype == object}
         changed = {c: v for c, v in changed.items() if v is not frame[c]}
+        if table in metadata.tables:
+            changed |= {c: frame[c].map(_set_text, na_action="ignore")
+                        for c, t in source_types(metadata, table).items()
+                        if isinstance(t, mysql.SET) and c in frame}
         out[table] = frame.assign(**changed) if changed else frame
     return out
 
@@ -72,6 +79,14 @@ def _hashable(value):
     return value
 
 
+def _set_text(value) -> str:
+    """A MariaDB SET value, as a set or as text in any member order, as its sorted members
+    joined by commas: the real side may come as sets and the synthetic one as text written
+    by another database."""
+    members = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    return ",".join(sorted(m for m in members if m))
+
+
 def _bits(value):
     if isinstance(value, (bytes, bytearray, memoryview)):
         return int.from_bytes(bytes(value), "big")
@@ -91,13 +106,14 @@ def as_numbers(values: pd.Series) -> tuple[pd.Series, int]:
 def as_datetimes(values: pd.Series) -> tuple[pd.Series, int]:
     """Naive UTC ``datetime64[ns]``, and how many present values are not datetimes (NaT).
 
-    Times of day (``datetime.time``) are read as text, like SQLite's ``'10:30:00'``, so both
-    sides put them on the same day.
+    Times of day (``datetime.time``, and MariaDB's TIME when a driver gives it as a
+    ``timedelta``) are read as text, like SQLite's ``'10:30:00'``, so both sides put them on the
+    same day (a duration of a day or more is not a time of day: skipped).
     """
     if not pd.api.types.is_datetime64_any_dtype(values):
         text = values.astype(object).where(values.notna(), None)
-        if pd.api.types.infer_dtype(text, skipna=True) == "time":
-            text = text.map(str, na_action="ignore")
+        if pd.api.types.infer_dtype(text, skipna=True) in ("time", "timedelta", "mixed"):
+            text = text.map(_time_text, na_action="ignore")
         parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
     else:
         parsed = values
@@ -105,6 +121,10 @@ def as_datetimes(values: pd.Series) -> tuple[pd.Series, int]:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     parsed = parsed.astype("datetime64[ns]")
     return parsed, int(values.notna().sum() - parsed.notna().sum())
+
+
+def _time_text(value):
+    return str(value) if isinstance(value, (datetime.time, datetime.timedelta)) else value
 
 
 def skipped_note(kind: str, real: int = 0, synthetic: int = 0) -> str | None:
