@@ -136,11 +136,10 @@ def _partial(index: dict) -> bool:
     return any(k.endswith("_where") and v is not None for k, v in options.items())
 
 
-def constraints(url: str, tables: tuple[str, ...], schema: str | None = None,
-                *, partial: bool = True) -> dict[str, dict]:
+def constraints(url: str, tables: tuple[str, ...], schema: str | None = None) -> dict[str, dict]:
     """Per table: primary key, foreign keys, unique column sets (constraints and unique
-    indexes; partial ones only when ``partial``) and NOT NULL columns, as the database
-    reports them; the same shape for a source and a target, so the two compare with ==."""
+    indexes, partial ones too) and NOT NULL columns, as the database reports them; the same
+    shape for a source and a target, so the two compare with ==."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     found = {}
     try:
@@ -150,7 +149,7 @@ def constraints(url: str, tables: tuple[str, ...], schema: str | None = None,
             uniques = {tuple(u["column_names"])
                        for u in inspector.get_unique_constraints(table, schema=schema)}
             uniques |= {tuple(i["column_names"]) for i in inspector.get_indexes(table, schema=schema)
-                        if i.get("unique") and (partial or not _partial(i))}
+                        if i.get("unique")}
             uniques.discard(tuple(pk))  # SQLite and MariaDB list the key's own index
             fks = {(tuple(fk["constrained_columns"]), fk["referred_table"],
                     tuple(fk["referred_columns"]))
@@ -162,6 +161,46 @@ def constraints(url: str, tables: tuple[str, ...], schema: str | None = None,
     finally:
         engine.dispose()
     return found
+
+
+def differences(expected: dict[str, dict], found: dict[str, dict]) -> list[str]:
+    """One line per constraint of ``expected`` (the source) that ``found`` (the target) lacks
+    or has more of, such as ``client: foreign keys ('country_code',) -> country ('code',)
+    missing``."""
+    lines = []
+    for table, wanted in expected.items():
+        got = found.get(table, {})
+        for kind, value in wanted.items():
+            if kind == "primary key":
+                if got.get(kind) != value:
+                    lines.append(f"{table}: primary key {value} in the source, "
+                                 f"{got.get(kind)} in the target")
+                continue
+            for item in value:
+                if item not in got.get(kind, []):
+                    lines.append(f"{table}: {kind} {_shown(item)} missing in the target")
+            for item in got.get(kind, []):
+                if item not in value:
+                    lines.append(f"{table}: {kind} {_shown(item)} only in the target")
+    return lines
+
+
+def _shown(item) -> str:
+    if isinstance(item, tuple) and len(item) == 3 and isinstance(item[1], str):
+        return f"({', '.join(item[0])}) -> {item[1]} ({', '.join(item[2])})"
+    return f"({', '.join(item)})" if isinstance(item, tuple) else str(item)
+
+
+def partial_uniques(url: str, tables: tuple[str, ...], schema: str | None = None
+                    ) -> dict[str, list[tuple[str, ...]]]:
+    """Per table, the column sets of its partial unique indexes (``... WHERE active``)."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        inspector = sa.inspect(engine)
+        return {t: [tuple(i["column_names"]) for i in inspector.get_indexes(t, schema=schema)
+                    if i.get("unique") and _partial(i)] for t in tables}
+    finally:
+        engine.dispose()
 
 
 def row_counts(url: str, tables: tuple[str, ...]) -> dict[str, int]:

@@ -19,6 +19,9 @@ written.
 from __future__ import annotations
 
 import re
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from corpus_shapes import (
@@ -26,7 +29,9 @@ from corpus_shapes import (
     TARGETS,
     Shape,
     constraints,
+    differences,
     load_corpus,
+    partial_uniques,
     row_counts,
     table_names,
 )
@@ -35,9 +40,38 @@ import hma_db
 from hma_db import HmaDbError, HMASynthesizer
 
 SEED = 13
+# Seconds a shape may take to fit, and then to sample, write and report into one target; beyond
+# them the test fails (a corpus run must stay within minutes, and a shape that is slow is a bug).
+FIT_SECONDS = 20
+CLONE_SECONDS = 20
+
+_WIDE = ("fitting postgresql-wide_200 takes more than 20 s (80 s measured for 30 rows x 200 "
+         "columns, 58 s of it preprocessing; its report then takes 348 s in column pair trends)")
+_UNSIGNED = "UNSIGNED becomes signed: values near the maximum overflow"
 
 # (shape id, target) -> the one-line error seen; xfail(strict=True) until a fix lands.
-FAILING: dict[tuple[str, str], str] = {}
+FAILING: dict[tuple[str, str], str] = {
+    ("postgresql-arrays", "sqlite"): "TypeError: must be real number, not str",
+    ("postgresql-arrays", "postgresql"):
+        "WriteError: Writing table 'ar_post' failed: invalid input syntax for type numeric: "
+        "\"lot clearly this interview\"",
+    **{("postgresql-cross_schema", t):
+       "client: foreign keys (country_code) -> country (code) missing in the target "
+       "(a foreign key into another schema is dropped with a warning)" for t in TARGETS},
+    **{("postgresql-wide_200", t): _WIDE for t in TARGETS},
+    ("mariadb-set", "mariadb"):
+        "WriteError: Writing table 'm_film' failed: Data truncated for column "
+        "'special_features' at row 1",
+    ("mariadb-bit", "mariadb"):
+        "WriteError: Writing table 'm_switch' failed: Data too long for column 'mask' at row 3",
+    ("mariadb-unsigned", "sqlite"):
+        f"{_UNSIGNED}: OverflowError: Python int too large to convert to SQLite INTEGER",
+    ("mariadb-unsigned", "postgresql"):
+        f"{_UNSIGNED}: DataError: (psycopg.errors.NumericValueOutOfRange) integer out of range",
+    ("mariadb-unsigned", "mariadb"):
+        f"{_UNSIGNED}: WriteError: Writing table 'm_counter' failed: Out of range value for "
+        "column 'big' at row 1",
+}
 
 # (shape id, target) -> a pattern of the up-front refusal (a HmaDbError before any write).
 REFUSED: dict[tuple[str, str], str] = {}
@@ -91,6 +125,46 @@ def mariadb_corpus(request) -> str:
     return _corpus("mariadb", request)
 
 
+def _server_targets(dialect: str, request) -> dict[str, str]:
+    # One target database per source corpus, shared by its shapes (their tables have distinct
+    # names): a PostgreSQL DROP DATABASE costs a checkpoint, about a second, per shape otherwise.
+    return {source: _new_database(dialect, request, f"corpus_{source}_into")
+            for source in TARGETS}
+
+
+@pytest.fixture(scope="session")
+def postgresql_targets(request) -> dict[str, str]:
+    """{source dialect: URL of an empty PostgreSQL database that its shapes are cloned into}."""
+    return _server_targets("postgresql", request)
+
+
+@pytest.fixture(scope="session")
+def mariadb_targets(request) -> dict[str, str]:
+    """{source dialect: URL of an empty MariaDB database that its shapes are cloned into}."""
+    return _server_targets("mariadb", request)
+
+
+def _target(shape: Shape, target: str, request) -> str:
+    if target == "sqlite":
+        return _new_database("sqlite", request, f"corpus_{shape.name}")
+    return request.getfixturevalue(f"{target}_targets")[shape.source]
+
+
+@contextmanager
+def _within(seconds: float, what: str) -> Iterator[None]:
+    """Raise TimeoutError in the block once ``seconds`` have passed (SIGALRM: the main thread)."""
+    def expired(signum, frame):
+        raise TimeoutError(f"{what} took more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 _FITTED: dict[str, HMASynthesizer | BaseException] = {}
 
 
@@ -99,8 +173,9 @@ def _fitted(shape: Shape, source: str) -> HMASynthesizer:
     is kept and raised again for each)."""
     if shape.id not in _FITTED:
         try:
-            metadata = hma_db.reflect(source, schema=shape.schema, include=shape.tables)
-            _FITTED[shape.id] = HMASynthesizer(metadata, seed=SEED).fit_database(source)
+            with _within(FIT_SECONDS, f"fitting {shape.id}"):
+                metadata = hma_db.reflect(source, schema=shape.schema, include=shape.tables)
+                _FITTED[shape.id] = HMASynthesizer(metadata, seed=SEED).fit_database(source)
         except Exception as exc:  # noqa: BLE001 - raised again below, for every target
             _FITTED[shape.id] = exc
     found = _FITTED[shape.id]
@@ -110,9 +185,23 @@ def _fitted(shape: Shape, source: str) -> HMASynthesizer:
 
 
 # ----------------------------------------------------------------------------- checks
+_SOURCE_CONSTRAINTS: dict[str, tuple[dict, dict]] = {}
+
+
 def _expected_constraints(source: str, shape: Shape, target: str) -> dict:
-    # MariaDB has no partial index: a partial unique index cannot be kept there.
-    return constraints(source, shape.tables, shape.schema, partial=target != "mariadb")
+    """The source's constraints of the shape's tables, which the target must have."""
+    if shape.id not in _SOURCE_CONSTRAINTS:
+        _SOURCE_CONSTRAINTS[shape.id] = (constraints(source, shape.tables, shape.schema),
+                                         partial_uniques(source, shape.tables, shape.schema))
+    expected, partial = _SOURCE_CONSTRAINTS[shape.id]
+    return _without(expected, partial) if target == "mariadb" else expected
+
+
+def _without(found: dict, partial: dict) -> dict:
+    """``found`` without the column sets of partial unique indexes: MariaDB has no partial
+    index, so a target may leave one out or make it a full UNIQUE (whose load then proved it)."""
+    return {t: {**c, "unique": [u for u in c["unique"] if u not in partial[t]]}
+            for t, c in found.items()}
 
 
 def _key_violations(report) -> list[str]:
@@ -127,17 +216,22 @@ def test_corpus_shape_clones(shape: Shape, target: str, request):
     source = request.getfixturevalue(f"{shape.source}_corpus")
     synthesizer = _fitted(shape, source)
     synthesizer.reset_sampling()
-    target_url = _new_database(target, request, f"corpus_{shape.name}_{target}")
+    target_url = _target(shape, target, request)
+    expected = _expected_constraints(source, shape, target)
     refusal = REFUSED.get((shape.id, target))
     if refusal is not None:
         with pytest.raises(HmaDbError, match=refusal):
             synthesizer.sample_to_database(target_url)
-        assert table_names(target_url) == []
+        assert set(shape.tables).isdisjoint(table_names(target_url))
         return
-    written = synthesizer.sample_to_database(target_url)
-    assert written == synthesizer.sample_sizes(1.0)
-    assert row_counts(target_url, shape.tables) == {t: written[t] for t in shape.tables}
-    assert constraints(target_url, shape.tables) == _expected_constraints(source, shape, target)
-    report = hma_db.evaluate_databases(source, target_url, synthesizer.get_metadata(),
-                                       schema=shape.schema)
-    assert _key_violations(report) == []
+    with _within(CLONE_SECONDS, f"cloning {shape.id} into {target}"):
+        written = synthesizer.sample_to_database(target_url)
+        assert written == synthesizer.sample_sizes(1.0)
+        assert row_counts(target_url, shape.tables) == {t: written[t] for t in shape.tables}
+        found = constraints(target_url, shape.tables)
+        if target == "mariadb":
+            found = _without(found, partial_uniques(source, shape.tables, shape.schema))
+        assert differences(expected, found) == []
+        report = hma_db.evaluate_databases(source, target_url, synthesizer.get_metadata(),
+                                           schema=shape.schema)
+        assert _key_violations(report) == []
