@@ -119,8 +119,7 @@ def _key_room(metadata: Metadata, table: str, rows: int) -> list[str]:
             room = math.prod(math.prod(len(a) for a in parse_pattern(
                 columns[c]["regex_format"], f"'{table}.{c}'")) for c in free)
         except HmaDbError as exc:
-            problems.append(f"{exc} Set a regex_format hma_db can generate (a job's "
-                            "[columns] override).")
+            problems.append(f"{exc}; set a regex_format hma_db can generate in the metadata.")
             continue
         if rows > room:
             formats = ", ".join(f"'{columns[c]['regex_format']}'" for c in free)
