@@ -214,6 +214,32 @@ def row_counts(url: str, tables: tuple[str, ...]) -> dict[str, int]:
         engine.dispose()
 
 
+def _numeric_declared(declared: str) -> bool:
+    """SQLite's INTEGER or REAL affinity, or a NUMERIC/DECIMAL name: a column whose values
+    must be numbers (a DATETIME also has NUMERIC affinity, and holds text)."""
+    name = declared.upper()
+    return any(word in name for word in ("INT", "REAL", "FLOA", "DOUB", "NUMERIC", "DECIMAL"))
+
+
+def sqlite_type_mismatches(url: str, tables: tuple[str, ...]) -> list[str]:
+    """Columns of a SQLite target declared as numbers that hold text or blobs: SQLite stores
+    what it is given, so a load into it proves nothing about the values' types."""
+    found = []
+    with sqlite3.connect(sa.make_url(url).database) as conn:
+        for table in tables:
+            quoted = '"' + table.replace('"', '""') + '"'
+            for _, column, declared, *_ in conn.execute(f"PRAGMA table_info({quoted})"):
+                if not _numeric_declared(declared or ""):
+                    continue
+                col = '"' + column.replace('"', '""') + '"'
+                bad = conn.execute(f"SELECT COUNT(*), MIN({col}) FROM {quoted} WHERE typeof({col}) "
+                                   "NOT IN ('integer', 'real', 'null')").fetchone()
+                if bad[0]:
+                    found.append(f"{table}.{column} {declared}: {bad[0]} values that are not "
+                                 f"numbers, such as {bad[1]!r}")
+    return found
+
+
 def table_names(url: str) -> list[str]:
     """The tables of the database at ``url`` (default schema)."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
