@@ -22,7 +22,7 @@ FILM_SQL = """CREATE TABLE film (
   big_u BIGINT UNSIGNED
 ) DEFAULT CHARSET=latin1"""
 PLACES_SQL = """CREATE TABLE places (id INT AUTO_INCREMENT PRIMARY KEY, loc POINT NOT NULL,
-  geom GEOMETRY)"""
+  geom GEOMETRY, ls LINESTRING, pg POLYGON, mp MULTIPOINT, dbl_u DOUBLE UNSIGNED, ip6 INET6)"""
 
 
 def _film_rows(n: int = 300) -> list[dict]:
@@ -49,10 +49,12 @@ def film_source(mysql_databases) -> str:
             ":small_u, :med_u, :int_u, :big_u)"), _film_rows())
         conn.exec_driver_sql(PLACES_SQL)
         conn.exec_driver_sql(  # longitudes 2..3, latitudes 48..49 (and a line among the geoms)
-            "INSERT INTO places (loc, geom) SELECT ST_PointFromText(CONCAT('POINT(', 2 + seq / 200, "
-            "' ', 48 + seq / 200, ')')), IF(MOD(seq, 10) = 0, ST_GeomFromText('LINESTRING(2 48, 3 49)'),"
-            " ST_PointFromText(CONCAT('POINT(', 3 - seq / 200, ' ', 49 - seq / 200, ')'))) "
-            "FROM seq_0_to_199")
+            "INSERT INTO places (loc, geom, ls, pg, mp, dbl_u, ip6) SELECT ST_PointFromText(CONCAT("
+            "'POINT(', 2 + seq / 200, ' ', 48 + seq / 200, ')')), IF(MOD(seq, 10) = 0, "
+            "ST_GeomFromText('LINESTRING(2 48, 3 49)'), ST_PointFromText(CONCAT('POINT(', "
+            "3 - seq / 200, ' ', 49 - seq / 200, ')'))), ST_GeomFromText('LINESTRING(2 48, 3 49)'), "
+            "ST_GeomFromText('POLYGON((2 48, 3 48, 3 49, 2 48))'), "
+            "ST_GeomFromText('MULTIPOINT(2 48, 3 49)'), seq / 7, '::1' FROM seq_0_to_199")
     engine.dispose()
     return url
 
@@ -99,6 +101,11 @@ def test_clone_into_mariadb_keeps_the_types(film_source, mysql_databases):
     assert len(places) == 200 and places["x"].between(2, 3).all()
     assert places["y"].between(48, 49).all() and set(places["g"].dropna()) == {"POINT"}
     assert "point not null" in _frame(target, "SHOW CREATE TABLE places").iloc[0, 1].lower()
+    kinds = _frame(target, "SELECT ST_GeometryType(ls) AS a, ST_GeometryType(pg) AS b, "
+                           "ST_GeometryType(mp) AS c, ST_X(ST_StartPoint(ls)) AS x FROM places")
+    assert set(map(tuple, kinds[["a", "b", "c"]].to_numpy())) == {
+        ("LINESTRING", "POLYGON", "MULTIPOINT")}
+    assert kinds["x"].between(2, 3).all()
     created = _frame(target, "SHOW CREATE TABLE film").iloc[0, 1].lower()
     for kept in ("set('trailers'", "year", "int(10) unsigned", "bigint(20) unsigned", "bit(8)"):
         assert kept in created, kept

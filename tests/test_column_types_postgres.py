@@ -36,6 +36,10 @@ SELECT (g * 3.25)::numeric(10,2)::money,
        timetz '10:00+02' + g * interval '1 minute', g::oid, to_tsquery('fox & x' || g),
        ('<a>' || g || '</a>')::xml
 FROM generate_series(1, 300) g;
+CREATE TABLE shapes (id int PRIMARY KEY, ln line, ls lseg, bx box, pa path, pg polygon, ci circle);
+INSERT INTO shapes SELECT g, line(point(0, 0), point(g, g + 1)), lseg(point(0, 0), point(g, 1)),
+  box(point(0, 0), point(g, g)), path(polygon(box(point(0, 0), point(g, g)))),
+  polygon(box(point(0, 0), point(g, g))), circle(point(g, g), g) FROM generate_series(1, 50) g;
 """
 _RANGES = ["r4", "r8", "rn", "rd", "rts", "rtz"]
 
@@ -95,6 +99,11 @@ def test_clone_into_postgres(types_source, postgres_databases):
     macs = _frame(target, "SELECT mac::text AS mac, mac8::text AS mac8 FROM pgt")
     assert macs["mac"].dropna().str.fullmatch(r"([0-9a-f]{2}:){5}[0-9a-f]{2}").all()
     assert macs["mac8"].dropna().str.fullmatch(r"([0-9a-f]{2}:){7}[0-9a-f]{2}").all()
+    shapes = _frame(target, "SELECT pg_typeof(ln)::text || pg_typeof(ls) || pg_typeof(bx) || "
+                            "pg_typeof(pa) || pg_typeof(pg) || pg_typeof(ci) AS kinds, "
+                            "(bx[0])[0] AS x FROM shapes")
+    assert set(shapes["kinds"]) == {"linelsegboxpathpolygoncircle"}  # kept, and loaded
+    assert shapes["x"].between(0, 50).all()
     copied = _frame(types_source, "SELECT mac::text AS mac FROM pgt")["mac"]
     assert not set(macs["mac"]) & set(copied)  # generated, never copied
 

@@ -56,6 +56,7 @@ _GENERATED: list[tuple[tuple[type, ...], str]] = [
 ]
 _RAW_TEXT = {"citext", "name"}  # text types of extensions or catalogs that SQLAlchemy does not know
 _RAW_GENERATORS = {"xml": "xml", "tsvector": "tsvector", "inet": "ip", "cidr": "ip",
+                   "inet4": "ip", "inet6": "ip",
                    "macaddr": "mac", "macaddr8": "mac", "int4range": "range", "int8range": "range",
                    "numrange": "range", "daterange": "range", "tsrange": "range",
                    "tstzrange": "range",
@@ -63,15 +64,30 @@ _RAW_GENERATORS = {"xml": "xml", "tsvector": "tsvector", "inet": "ip", "cidr": "
 
 
 # Spatial types whose values may be points: generated as points within the source's extent.
-GEOMETRY_NAMES = {"point", "geometry", "geography"}
+# Spatial types: generated as shapes of their kind within the source's extent. The OGC names
+# (MariaDB, PostGIS) read and write WKT; PostgreSQL's own geometric types their own text.
+GEOMETRY_NAMES = {"point", "geometry", "geography", "linestring", "polygon", "multipoint",
+                  "multilinestring", "multipolygon", "geometrycollection"}
+POSTGRES_GEOMETRY = {"point", "line", "lseg", "box", "path", "polygon", "circle"}
+
+
+def _type_word(type_: RawType) -> str:
+    return re.split(r"[\s(]", type_.name.strip().lower(), maxsplit=1)[0]
+
+
+def is_native_geometry(type_: sa.types.TypeEngine) -> bool:
+    """PostgreSQL's own geometric types (point, box, polygon...), read and written as their
+    text ('(1,2)', '((0,0),(1,1))'), not WKT."""
+    return isinstance(type_, RawType) and type_.dialect == "postgresql" and \
+        _type_word(type_) in POSTGRES_GEOMETRY
 
 
 def is_geometry(type_: sa.types.TypeEngine) -> bool:
-    """A spatial column SQLAlchemy does not know (MariaDB POINT/GEOMETRY, PostgreSQL point,
-    PostGIS geometry/geography), judged by its SQL name."""
+    """A spatial column SQLAlchemy does not know (MariaDB POINT/LINESTRING/GEOMETRY...,
+    PostgreSQL point/box/polygon..., PostGIS geometry/geography), judged by its SQL name."""
     if not isinstance(type_, RawType):
         return False
-    return re.split(r"[\s(]", type_.name.strip().lower(), maxsplit=1)[0] in GEOMETRY_NAMES
+    return _type_word(type_) in GEOMETRY_NAMES or is_native_geometry(type_)
 
 
 def base_type(type_: sa.types.TypeEngine) -> sa.types.TypeEngine:

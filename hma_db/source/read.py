@@ -37,7 +37,7 @@ from sqlalchemy.dialects import mysql, postgresql
 
 from hma_db.engines import Source, connect, engine_for, first_line
 from hma_db.errors import ReflectionError
-from hma_db.schema import Metadata, base_type, is_geometry
+from hma_db.schema import Metadata, base_type, is_geometry, is_native_geometry
 from hma_db.source.read_copy import copy_reader, is_psycopg
 
 logger = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def readable(column: sa.ColumnElement) -> sa.ColumnElement:
     if isinstance(type_, mysql.SET):
         return sa.cast(column, sa.String()).label(column.name)
     if is_geometry(type_):  # as text: 'POINT(1 2)' (WKT), or '(1,2)' for PostgreSQL's point
-        if type_.dialect == "postgresql" and type_.name.strip().lower() == "point":
+        if is_native_geometry(type_):
             return sa.cast(column, sa.Text()).label(column.name)
         return sa.func.ST_AsText(column, type_=sa.Text()).label(column.name)
     return column

@@ -180,7 +180,7 @@ def _convert(series: pd.Series, column: sa.Column, dialect: str) -> pd.Series:
     }
     if kind in ("date", "time") and dialect == "sqlite":
         converters[kind] = str
-    if kind == "numeric" and dialect == "sqlite" and series.dtype == object:
+    if kind in ("numeric", "float") and dialect == "sqlite" and series.dtype == object:
         converters[kind] = float  # sqlite3 cannot bind Decimal; NUMERIC affinity stores a number
     if kind in ("string", "enum", "other") and series.dtype == object:
         converters[kind] = _text  # e.g. uuid.UUID values for a CHAR(36) column

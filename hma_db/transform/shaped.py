@@ -202,23 +202,74 @@ def bit_strings(spec: dict[str, Any], n: int, rng: np.random.Generator,
 # ----------------------------------------------------------------------------------- points
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _PAIR_WKT = re.compile(rf"({_NUMBER})\s+({_NUMBER})")
-_PAIR_PG = re.compile(rf"^\s*\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\)\s*$")
+_PAIR_PG = re.compile(rf"\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\)")
+_WKT_KINDS = {"POINT", "LINESTRING", "POLYGON", "MULTIPOINT", "MULTILINESTRING", "MULTIPOLYGON",
+              "GEOMETRYCOLLECTION"}
+
+
+def _pg_kind(text: pd.Series) -> str:
+    """The shape of PostgreSQL's geometric text: '{A,B,C}' line, '<(x,y),r>' circle,
+    '((..),..)' polygon or closed path, '[(..),..]' segment or open path, '(..),(..)' box."""
+    first = text.str.strip().str[:2]
+    for prefix, kind in (("{", "line"), ("<", "circle"), ("((", "closed"), ("[", "open")):
+        if first.str.startswith(prefix).all():
+            return kind
+    return "box" if (text.str.count(r"\(") >= 2).all() else "point"
 
 
 def learn_point(values: pd.Series) -> dict[str, Any]:
-    """The quantiles of the x and y coordinates of every vertex (the source's extent and
-    density), and the spelling: WKT (``POINT(x y)``) or PostgreSQL's ``(x,y)``."""
+    """The quantiles of the x and y coordinates of every vertex (the source's extent), the kind
+    of shape (a column of linestrings gets linestrings, a mixed GEOMETRY column points) and the
+    spelling: WKT, or PostgreSQL's own text."""
     text = values.iloc[:_SAMPLE].astype(str)
-    postgres = bool(len(text)) and bool(text.str.match(_PAIR_PG).all())
+    postgres = bool(len(text)) and not text.str.match(r"^\s*[A-Za-z]").any()
     pairs = text.str.extractall(_PAIR_PG if postgres else _PAIR_WKT).astype(float)
-    x, y = (pairs[0].to_numpy(), pairs[1].to_numpy()) if len(pairs) else (np.zeros(1),) * 2
-    return {"x": _quantiles(x), "y": _quantiles(y), "style": "pg" if postgres else "wkt"}
+    if len(pairs):
+        x, y = pairs[0].to_numpy(), pairs[1].to_numpy()
+    else:  # no vertex to learn from (a line's '{A,B,C}'): the unit square
+        x, y = np.array([0.0, 1.0]), np.array([0.0, 1.0])
+    kinds = set(text.str.extract(r"^\s*([A-Za-z]+)")[0].str.upper().dropna())
+    kind = _pg_kind(text) if postgres else kinds.pop() if len(kinds) == 1 and kinds <= _WKT_KINDS \
+        else "POINT"
+    return {"x": _quantiles(x), "y": _quantiles(y), "style": "pg" if postgres else "wkt",
+            "kind": kind}
+
+
+def _wkt(kind: str, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """WKT of one kind from the vertex texts a ('x1 y1'), b ('x2 y1') and c ('x2 y2')."""
+    line = _join([a, c], ", ")
+    ring = "(" + _join([a, b, c, a], ", ") + ")"
+    body = {"POINT": a, "LINESTRING": line, "POLYGON": ring, "MULTIPOINT": line,
+            "MULTILINESTRING": "(" + line + ")", "MULTIPOLYGON": "(" + ring + ")",
+            "GEOMETRYCOLLECTION": "POINT(" + a.astype(object) + ")"}[kind]
+    return kind + "(" + np.asarray(body, dtype=object) + ")"
+
+
+def _postgres(kind: str, a: np.ndarray, b: np.ndarray, c: np.ndarray,
+              radius: np.ndarray) -> np.ndarray:
+    """PostgreSQL's geometric text from the vertex texts a ('x1,y1'), b, c."""
+    a, b, c = ("(" + v.astype(object) + ")" for v in (a, b, c))
+    shapes = {"point": lambda: a, "box": lambda: _join([c, a], ","),
+              "line": lambda: "[" + _join([a, c], ",") + "]",
+              "open": lambda: "[" + _join([a, c], ",") + "]",
+              "closed": lambda: "(" + _join([a, b, c], ",") + ")",
+              "circle": lambda: "<" + a + "," + radius.astype(object) + ">"}
+    return np.asarray(shapes[kind](), dtype=object)
 
 
 def points(spec: dict[str, Any], n: int, rng: np.random.Generator) -> np.ndarray:
-    """Points within the source's extent, as WKT text or PostgreSQL point text."""
-    x = np.char.mod("%.6f", _draw(spec["x"], n, rng))
-    y = np.char.mod("%.6f", _draw(spec["y"], n, rng))
+    """Shapes of the learned kind with every vertex within the source's extent: WKT, or
+    PostgreSQL's geometric text. Two distinct corners (x1, y1), (x2, y2) make every shape: a
+    point, a segment, a triangle, a box, a circle."""
+    if n == 0:
+        return np.empty(0, dtype=object)
+    x1, x2 = _draw(spec["x"], n, rng), _draw(spec["x"], n, rng)
+    y1, y2 = _draw(spec["y"], n, rng), _draw(spec["y"], n, rng)
+    x2 = np.where(x1 == x2, x1 + 1e-6, x2)  # distinct corners: no zero-length line or area
+    y2 = np.where(y1 == y2, y1 + 1e-6, y2)
+    fx1, fx2, fy1, fy2 = (np.char.mod("%.6f", v).astype(object) for v in (x1, x2, y1, y2))
     if spec.get("style") == "pg":
-        return np.char.add(np.char.add(np.char.add(np.char.add("(", x), ","), y), ")").astype(object)
-    return np.char.add(np.char.add(np.char.add(np.char.add("POINT(", x), " "), y), ")").astype(object)
+        radius = np.char.mod("%.6f", np.abs(x2 - x1) / 2 + 1e-6)
+        return _postgres(spec.get("kind", "point"), fx1 + "," + fy1, fx2 + "," + fy1,
+                         fx2 + "," + fy2, radius)
+    return _wkt(spec.get("kind", "POINT"), fx1 + " " + fy1, fx2 + " " + fy1, fx2 + " " + fy2)
