@@ -24,6 +24,7 @@ proportions seen.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -198,14 +199,25 @@ def values(spec: dict[str, Any], index: np.ndarray, seed: int, where: str, total
                 f"Column {where}: its {spec['type']} values within the partitions' bounds allow "
                 f"only {room} distinct values; {total} unique values were requested. Add a "
                 "partition, or sample fewer rows (a smaller scale).")
-        k = np.arange(total, dtype=np.int64)
-        grid = np.round(np.interp((k + 0.5) / total, probs, quantiles)).astype(np.int64)
-        spread = k + np.maximum.accumulate(np.clip(grid - k, 0, room - total))
+        spread = _spread(tuple(quantiles.tolist()), total, room)
         codes = spread[permute(index, total, seed)]
     else:
         codes = np.round(np.interp(uniform(index, seed, mix), probs, quantiles)).astype(np.int64)
     ticks = _expand(np.clip(codes, 0, room - 1), rows)
     return _output(spec["origin"] + ticks * spec["unit"], spec)
+
+
+@functools.lru_cache(maxsize=2)
+def _spread(quantiles: tuple[float, ...], total: int, room: int) -> np.ndarray:
+    """The ``total`` distinct codes of a run, in order: the quantile function at evenly spaced
+    probabilities, pushed apart to one code each. Kept for the next chunks of the same run,
+    which would otherwise each rebuild all ``total`` of them."""
+    probs = np.linspace(0.0, 1.0, len(quantiles))
+    k = np.arange(total, dtype=np.int64)
+    grid = np.round(np.interp((k + 0.5) / total, probs, np.asarray(quantiles))).astype(np.int64)
+    spread = k + np.maximum.accumulate(np.clip(grid - k, 0, room - total))
+    spread.setflags(write=False)
+    return spread
 
 
 def _listed(spec: dict[str, Any], index: np.ndarray, seed: int, where: str, total: int,
