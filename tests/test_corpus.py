@@ -32,7 +32,6 @@ from corpus_shapes import (
     constraints,
     differences,
     load_corpus,
-    partial_uniques,
     row_counts,
     sqlite_type_mismatches,
     table_names,
@@ -187,23 +186,25 @@ def _fitted(shape: Shape, source: str) -> HMASynthesizer:
 
 
 # ----------------------------------------------------------------------------- checks
-_SOURCE_CONSTRAINTS: dict[str, tuple[dict, dict]] = {}
+_SOURCE_CONSTRAINTS: dict[str, dict] = {}
 
 
-def _expected_constraints(source: str, shape: Shape, target: str) -> dict:
+def _expected_constraints(source: str, shape: Shape) -> dict:
     """The source's constraints of the shape's tables, which the target must have."""
     if shape.id not in _SOURCE_CONSTRAINTS:
-        _SOURCE_CONSTRAINTS[shape.id] = (constraints(source, shape.tables, shape.schema),
-                                         partial_uniques(source, shape.tables, shape.schema))
-    expected, partial = _SOURCE_CONSTRAINTS[shape.id]
-    return _without(expected, partial) if target == "mariadb" else expected
+        _SOURCE_CONSTRAINTS[shape.id] = constraints(source, shape.tables, shape.schema)
+    return _SOURCE_CONSTRAINTS[shape.id]
 
 
-def _without(found: dict, partial: dict) -> dict:
-    """``found`` without the column sets of partial unique indexes: MariaDB has no partial
-    index, so a target may leave one out or make it a full UNIQUE (whose load then proved it)."""
-    return {t: {**c, "unique": [u for u in c["unique"] if u not in partial[t]]}
-            for t, c in found.items()}
+def _without_partial(found: dict, expected: dict) -> tuple[dict, dict]:
+    """Both sides without the column sets of the source's partial unique indexes: MariaDB has
+    no partial index, so a target may leave one out or make it a full UNIQUE (whose load then
+    proved it)."""
+    def strip(side: dict) -> dict:
+        return {t: {**c, "unique": [u for u in c["unique"] if u not in expected[t]["partial"]]}
+                for t, c in side.items()}
+
+    return strip(found), strip(expected)
 
 
 def _key_violations(report) -> list[str]:
@@ -219,7 +220,7 @@ def test_corpus_shape_clones(shape: Shape, target: str, request):
     synthesizer = _fitted(shape, source)
     synthesizer.reset_sampling()
     target_url = _target(shape, target, request)
-    expected = _expected_constraints(source, shape, target)
+    expected = _expected_constraints(source, shape)
     refusal = REFUSED.get((shape.id, target))
     if refusal is not None:
         with pytest.raises(HmaDbError, match=refusal):
@@ -232,7 +233,7 @@ def test_corpus_shape_clones(shape: Shape, target: str, request):
         assert row_counts(target_url, shape.tables) == {t: written[t] for t in shape.tables}
         found = constraints(target_url, shape.tables)
         if target == "mariadb":
-            found = _without(found, partial_uniques(source, shape.tables, shape.schema))
+            found, expected = _without_partial(found, expected)
         assert differences(expected, found) == []
         if target == "sqlite":  # the other targets refuse a value of the wrong type at load
             assert sqlite_type_mismatches(target_url, shape.tables) == []
