@@ -206,13 +206,15 @@ def _against_itself(url: str, tmp_path) -> dict:
 
 _SQLITE = [
     "CREATE TABLE parent (id INTEGER PRIMARY KEY, pic BLOB, anything, at TIME, doc TEXT, "
-    "amount REAL)",
+    "amount REAL, seen DATETIME)",
     "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent(id), n INT)",
     "INSERT INTO parent WITH RECURSIVE i(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM i "
     "WHERE x < 80) SELECT x, CASE x % 3 WHEN 0 THEN x'FF00' WHEN 1 THEN x'FE01' ELSE x'00FF' END, "
     "CASE x % 4 WHEN 0 THEN x WHEN 1 THEN 'text' WHEN 2 THEN x'414243' ELSE x / 3.0 END, "
     "printf('%02d:30:00', x % 21), "
-    "json_object('k', x % 3), x * 1.37 FROM i",
+    "json_object('k', x % 3), x * 1.37, "
+    "CASE x % 10 WHEN 0 THEN 'unknown' ELSE datetime('2020-01-01', '+' || x || ' days') END "
+    "FROM i",
     "INSERT INTO child WITH RECURSIVE i(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM i "
     "WHERE x < 50) SELECT x, NULL, x % 7 FROM i",
 ]
@@ -220,11 +222,15 @@ _SQLITE = [
 
 def test_sqlite_blobs_mixed_types_times_and_an_all_null_foreign_key(tmp_path):
     """A time of day in SQLite was compared with today's date (every row out of the real
-    range); blobs, a column of mixed types and an all-NULL foreign key crashed the report."""
+    range); blobs, a column of mixed types, text in a DATETIME column (SQLAlchemy's "Couldn't
+    parse datetime string") and an all-NULL foreign key crashed the report."""
     url = f"sqlite:///{tmp_path / 'shapes.sqlite'}"
     _execute(url, _SQLITE)
-    assert reflect(url).tables["parent"]["columns"]["at"]["sdtype"] == "datetime"
-    _against_itself(url, tmp_path)
+    columns = reflect(url).tables["parent"]["columns"]
+    assert columns["at"]["sdtype"] == columns["seen"]["sdtype"] == "datetime"
+    data = _against_itself(url, tmp_path)
+    notes = {row["Column"]: row.get("Note") for row in data["details"]["Column Shapes"]}
+    assert notes["seen"] == "skipped 8 real and 8 synthetic value(s) that are not datetimes"
     target = f"sqlite:///{tmp_path / 'target.sqlite'}"
     _execute(target, [*_SQLITE, "UPDATE parent SET at = '23:59:00' WHERE id = 1"])
     report = evaluate_databases(url, target)
@@ -345,3 +351,39 @@ def test_mariadb_source_against_a_postgresql_target(mysql_databases, postgres_da
     assert shapes.drop("price").tolist() == pytest.approx([1.0] * 5)  # features included
     # MariaDB sends a FLOAT rounded to 6 digits, PostgreSQL a real to 7-9: a few ties differ
     assert shapes["price"] > 0.95
+
+
+_SQLITE_LOOSE = [
+    "CREATE TABLE m (id INTEGER PRIMARY KEY, score REAL, size INTEGER CHECK (size IN (1, 2, 3)), "
+    "level REAL)",
+    "INSERT INTO m WITH RECURSIVE i(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM i WHERE x < 60) "
+    "SELECT x, CASE WHEN x % 10 = 0 THEN 'n/a' ELSE x / 4.0 END, x % 3 + 1, x * 1.5 FROM i",
+]
+
+
+@pytest.mark.postgres
+def test_a_check_the_target_refuses_is_noted_not_a_crash(postgres_databases, tmp_path):
+    """A SQLite column typed REAL holding 'n/a' has MAX 'n/a' (PostgreSQL's driver cannot bind
+    it as a float: the report crashed), and a target whose columns are text where the source
+    had numbers has no operator for the comparisons (ProgrammingError before). The range comes
+    from the numbers read; a refused check is a finding with a note."""
+    source = f"sqlite:///{tmp_path / 'loose.sqlite'}"
+    _execute(source, _SQLITE_LOOSE)
+    target = postgres_databases.new("report_refused")
+    _execute(target, [
+        "CREATE TABLE m (id int PRIMARY KEY, score float8, size text, level text)",
+        "INSERT INTO m SELECT x, x / 4.0, (x %% 3 + 1)::text, (x * 1.5)::text "
+        "FROM generate_series(1, 60) x"])
+    report = evaluate_databases(source, target)
+    _runs_to_the_end(report, tmp_path)
+    found = {(f["columns"][0], f["check"]): f for f in report.validity}
+    # the real numbers reach 59 / 4 (60 is the text n/a): only 60 / 4 is above them
+    assert found[("score", "within the real range")]["violations"] == 1
+    assert "note" not in found[("score", "within the real range")]
+    for refused in (("size", "allowed values"), ("level", "within the real range")):
+        assert found[refused]["violations"] == 0
+        assert found[refused]["note"].startswith("not checked: the database refused the query")
+    others = [f for key, f in found.items() if key not in {("size", "allowed values"),
+                                                           ("level", "within the real range")}]
+    assert all("note" not in f for f in others)
+    assert "not checked" in (tmp_path / "report.html").read_text()

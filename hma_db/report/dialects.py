@@ -23,19 +23,22 @@ from hma_db.schema import Metadata
 # float4 holds 24 significant bits (about 7 digits) and MariaDB sends a FLOAT rounded to 6: the
 # real range read back is that close to the stored values, and no closer.
 SINGLE_PRECISION = 1e-5
+_FAMILIES = {"mariadb": "mysql"}  # dialect name -> the sqlalchemy.dialects module of its types
 _TIME_OF_DAY = re.compile(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$")
 
 
 def query_table(metadata: Metadata, table: str, dialect: sa.Dialect | None = None,
-                name: str | None = None) -> sa.Table | sa.TableClause | sa.Alias:
+                name: str | None = None, *,
+                typed: bool = True) -> sa.Table | sa.TableClause | sa.Alias:
     """The table to query: the reflected Table when there is one (its types convert values and
     bind parameters as the database stores them), else a table clause of the metadata's column
     names; aliased as ``name`` if given.
 
     With a ``dialect``, a column whose type that dialect cannot use (a MariaDB SET or a
-    PostgreSQL type read from another database) is queried untyped, as the database gives it.
+    PostgreSQL type read from another database) is queried untyped, as the database gives it;
+    ``typed=False`` leaves every column untyped.
     """
-    if metadata.sql_metadata is None or table not in metadata.sql_metadata.tables:
+    if not typed or metadata.sql_metadata is None or table not in metadata.sql_metadata.tables:
         sql_table = sa.table(table, *[sa.column(c) for c in metadata.tables[table]["columns"]])
     else:
         sql_table = metadata.sql_metadata.tables[table]
@@ -53,16 +56,18 @@ def source_types(metadata: Metadata, table: str) -> dict[str, sa.types.TypeEngin
 
 
 def _usable(type_: sa.types.TypeEngine, dialect: sa.Dialect) -> bool:
-    """Whether SQLAlchemy can bind and convert values of the type in ``dialect``: a type of
-    another dialect may not adapt (a SET in PostgreSQL) or may ask the dialect for what only
-    its own has (MariaDB's BIT asks for ``supports_native_bit``)."""
+    """Whether the type can convert values in ``dialect``: a generic type, one of the dialect's
+    own, or one the dialect adapts into its own (a MariaDB ENUM in PostgreSQL). A type of
+    another dialect that does not adapt (a SET in PostgreSQL raises TypeError) or stays itself
+    (MariaDB's BIT then asks PostgreSQL for ``supports_native_bit``) is not."""
+    module = type(type_).__module__.split(".")
+    if module[:2] != ["sqlalchemy", "dialects"] or module[2] == _FAMILIES.get(dialect.name,
+                                                                              dialect.name):
+        return True
     try:
-        impl = type_.dialect_impl(dialect)
-        impl.bind_processor(dialect)
-        impl.result_processor(dialect, None)
-    except (AttributeError, TypeError, ValueError, NotImplementedError, sa.exc.SQLAlchemyError):
+        return type(type_.dialect_impl(dialect)) is not type(type_)
+    except (TypeError, ValueError, NotImplementedError, sa.exc.SQLAlchemyError):
         return False
-    return True
 
 
 def sql_value(column: sa.ColumnElement,

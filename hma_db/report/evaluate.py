@@ -16,6 +16,8 @@ checks as SQL in the target. Both return a :class:`Report`:
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import math
 
 import numpy as np
@@ -144,7 +146,7 @@ def _read(engine: sa.Engine, metadata: Metadata, schema: str | None, max_rows: i
         try:
             for table in metadata.tables:
                 data[table], counts[table] = _read_table(conn, metadata, table, max_rows, seed)
-                value_ranges[table] = _sql_ranges(conn, metadata, table)
+                value_ranges[table] = _sql_ranges(conn, metadata, table, data[table])
         except sa.exc.DBAPIError as exc:
             raise ReflectionError(f"Reading table '{table}' from {safe_url(engine)} failed: "
                                   f"{str(exc.orig).strip().splitlines()[0]}") from exc
@@ -155,29 +157,63 @@ def _read(engine: sa.Engine, metadata: Metadata, schema: str | None, max_rows: i
 
 def _read_table(conn: sa.Connection, metadata: Metadata, table: str, max_rows: int,
                 seed: int) -> tuple[pd.DataFrame, int]:
-    selectable = query_table(metadata, table, conn.dialect)
-    types = source_types(metadata, table)
     names = list(metadata.tables[table]["columns"])
+    selectable = query_table(metadata, table, conn.dialect)
     count = int(conn.execute(sa.select(sa.func.count()).select_from(selectable)).scalar())
-    query = sa.select(*[sql_value(selectable.c[n], types.get(n)).label(n) for n in names])
-    if count > max_rows:
+
+    def query(t, types):
+        select = sa.select(*[sql_value(t.c[n], types.get(n)).label(n) for n in names])
+        if count <= max_rows:
+            return select
         random = sa.func.rand() if conn.dialect.name in ("mysql", "mariadb") else sa.func.random()
-        query = query.order_by(random).limit(max_rows)
-    rows = conn.execute(query).fetchall()
+        return select.order_by(random).limit(max_rows)
+
+    rows = _fetch(conn, metadata, table, query)
     frame = pd.DataFrame.from_records(rows, columns=names) if rows else \
         pd.DataFrame({n: pd.Series(dtype=object) for n in names})
     return frame, count
 
 
-def _sql_ranges(conn: sa.Connection, metadata: Metadata, table: str) -> dict[str, tuple]:
-    """(min, max) of the numerical and datetime columns, from the whole table."""
-    selectable = query_table(metadata, table, conn.dialect)
+def _fetch(conn: sa.Connection, metadata: Metadata, table: str, query) -> list:
+    """The rows of ``query(table, source types)``, read again untyped when SQLAlchemy cannot
+    convert a value to the column's source type (text in a SQLite DATETIME column, a target
+    column of text where the source had REAL): such values are then taken as the database
+    gives them, and the report skips what it cannot read, with a note."""
     types = source_types(metadata, table)
-    columns = [c for c, m in metadata.tables[table]["columns"].items()
-               if m.get("sdtype") in ("numerical", "datetime")]
+    try:
+        return conn.execute(query(query_table(metadata, table, conn.dialect), types)).fetchall()
+    except (sa.exc.InvalidRequestError, ValueError, TypeError):
+        return conn.execute(query(query_table(metadata, table, typed=False), types)).fetchall()
+
+
+def _sql_ranges(conn: sa.Connection, metadata: Metadata, table: str,
+                frame: pd.DataFrame) -> dict[str, tuple]:
+    """(min, max) of the numerical and datetime columns, from the whole table.
+
+    A column that also holds other values (SQLite stores what it is given) may have a MIN or
+    MAX that is no number or datetime: the range of its values is then taken from the rows
+    read, ``frame``.
+    """
+    sdtypes = {c: m.get("sdtype") for c, m in metadata.tables[table]["columns"].items()}
+    columns = [c for c, sdtype in sdtypes.items() if sdtype in ("numerical", "datetime")]
     if not columns:
         return {}
-    row = conn.execute(sa.select(*[f(sql_value(selectable.c[c], types.get(c))) for c in columns
-                                   for f in (sa.func.min, sa.func.max)])).one()
-    return {c: (row[2 * i], row[2 * i + 1]) for i, c in enumerate(columns)
-            if row[2 * i] is not None}
+    row = _fetch(conn, metadata, table, lambda t, types: sa.select(*[
+        f(sql_value(t.c[c], types.get(c))) for c in columns for f in (sa.func.min, sa.func.max)]))[0]
+    found = {c: (row[2 * i], row[2 * i + 1]) for i, c in enumerate(columns)
+             if row[2 * i] is not None}
+    odd = [c for c, bounds in found.items() if not all(_bound(sdtypes[c], b) for b in bounds)]
+    if odd:
+        found = {c: b for c, b in found.items() if c not in odd}
+        found |= ranges({table: frame[odd]}, metadata).get(table, {})
+    return found
+
+
+def _bound(sdtype: str, value) -> bool:
+    """Whether a MIN or MAX is a number (numerical) or reads as a datetime (datetime)."""
+    if sdtype == "numerical":
+        return isinstance(value, (int, float, decimal.Decimal, np.number)) \
+            and not isinstance(value, (bool, np.bool_))
+    if isinstance(value, (datetime.date, datetime.time)):
+        return True
+    return isinstance(value, str) and pd.notna(pd.to_datetime(value, errors="coerce"))

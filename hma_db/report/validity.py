@@ -25,6 +25,7 @@ from hma_db.report.dialects import (
 )
 from hma_db.report.values import as_datetimes, as_numbers, skipped_note
 from hma_db.schema import Metadata, key_columns
+from hma_db.source import begin_read_only
 
 _KINDS = {"numerical": "numbers", "datetime": "datetimes"}
 
@@ -129,8 +130,33 @@ def _column_checks(table: str, frame: pd.DataFrame, columns: dict, table_ranges:
 
 
 # ------------------------------------------------------------------------------ SQL
-def _count(conn: sa.Connection, query) -> int:
-    return int(conn.execute(query).scalar() or 0)
+class _Counter:
+    """Runs the COUNT queries of the checks, in the caller's read-only transaction.
+
+    A query the database refuses (a comparison its types have no operator for, a value its
+    driver cannot bind) counts no violation and leaves a note on the finding made of it: the
+    check was not made, and the report goes on. The transaction is begun again, since
+    PostgreSQL refuses every later statement of a failed one.
+    """
+
+    def __init__(self, conn: sa.Connection):
+        self.conn, self.refused = conn, None
+
+    def __call__(self, query) -> int:
+        try:
+            return int(self.conn.execute(query).scalar() or 0)
+        except sa.exc.StatementError as exc:
+            self.conn.rollback()
+            begin_read_only(self.conn)
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            self.refused = f"not checked: the database refused the query ({reason})"
+            return 0
+
+    def finding(self, table: str, columns: list[str], check: str, violations: int,
+                rows: int) -> dict:
+        found = _finding(table, columns, check, violations, rows)
+        note, self.refused = self.refused, None
+        return found | {"note": note} if note else found
 
 
 def sql_checks(conn: sa.Connection, metadata: Metadata, *, schema: str | None = None,
@@ -138,82 +164,84 @@ def sql_checks(conn: sa.Connection, metadata: Metadata, *, schema: str | None = 
     """The validity checks as COUNT queries in the database behind ``conn``."""
     if schema:
         conn = conn.execution_options(schema_translate_map={None: schema})
-    findings = []
+    findings, count = [], _Counter(conn)
     for table, table_meta in metadata.tables.items():
         t = query_table(metadata, table, conn.dialect)
-        n = _count(conn, sa.select(sa.func.count()).select_from(t))
+        n = count(sa.select(sa.func.count()).select_from(t))
         pk = metadata.primary_key(table)
         if pk:
             nulls = sa.select(sa.func.count()).select_from(t).where(
                 sa.or_(*[t.c[c].is_(None) for c in pk]))
-            findings.append(_finding(table, pk, "primary key not null", _count(conn, nulls), n))
-            findings.append(_finding(table, pk, "primary key unique", _repeated(conn, t, pk), n))
+            findings.append(count.finding(table, pk, "primary key not null", count(nulls), n))
+            findings.append(count.finding(table, pk, "primary key unique",
+                                          _repeated(count, t, pk), n))
         for key in metadata.alternate_keys(table):
-            findings.append(_finding(table, key, "unique", _repeated(conn, t, key), n))
+            findings.append(count.finding(table, key, "unique", _repeated(count, t, key), n))
         for rel in _relationships_of(metadata, table):
-            findings.append(_finding(table, key_columns(rel["child_foreign_key"]),
-                                     f"foreign key -> {rel['parent_table_name']}",
-                                     _sql_orphans(conn, metadata, rel), n))
-        findings += _sql_column_checks(conn, t, table, table_meta["columns"], n,
+            findings.append(count.finding(table, key_columns(rel["child_foreign_key"]),
+                                          f"foreign key -> {rel['parent_table_name']}",
+                                          _sql_orphans(count, metadata, rel), n))
+        findings += _sql_column_checks(count, t, table, table_meta["columns"], n,
                                        (value_ranges or {}).get(table, {}),
                                        source_types(metadata, table))
     return findings
 
 
-def _repeated(conn: sa.Connection, t, key: list[str]) -> int:
+def _repeated(count: _Counter, t, key: list[str]) -> int:
     """Rows whose non-null key value is shared with another row."""
     groups = (sa.select(sa.func.count().label("n")).select_from(t)
               .where(sa.and_(*[t.c[c].is_not(None) for c in key]))
               .group_by(*[t.c[c] for c in key]).having(sa.func.count() > 1).subquery())
-    return _count(conn, sa.select(sa.func.coalesce(sa.func.sum(groups.c.n), 0)))
+    return count(sa.select(sa.func.coalesce(sa.func.sum(groups.c.n), 0)))
 
 
-def _sql_orphans(conn: sa.Connection, metadata: Metadata, rel: dict) -> int:
+def _sql_orphans(count: _Counter, metadata: Metadata, rel: dict) -> int:
     fk, pk = key_columns(rel["child_foreign_key"]), key_columns(rel["parent_primary_key"])
-    child = query_table(metadata, rel["child_table_name"], conn.dialect, "c")
-    parent = query_table(metadata, rel["parent_table_name"], conn.dialect, "p")
+    dialect = count.conn.dialect
+    child = query_table(metadata, rel["child_table_name"], dialect, "c")
+    parent = query_table(metadata, rel["parent_table_name"], dialect, "p")
     on = sa.and_(*[child.c[f] == parent.c[p] for f, p in zip(fk, pk, strict=True)])
     join = child.outerjoin(parent, on)
     query = sa.select(sa.func.count()).select_from(join).where(
         sa.and_(*[child.c[f].is_not(None) for f in fk]), parent.c[pk[0]].is_(None))
-    return _count(conn, query)
+    return count(query)
 
 
-def _sql_column_checks(conn: sa.Connection, t, table: str, columns: dict, n: int,
+def _sql_column_checks(count: _Counter, t, table: str, columns: dict, n: int,
                        table_ranges: dict, types: dict) -> list[dict]:
     """Per column: NOT NULL, allowed values, length and range. What a check means for a column
     is decided by its type in the source (``types``), which ``t`` may not carry in this dialect."""
-    findings = []
-    count = sa.select(sa.func.count()).select_from(t)
+    findings, dialect = [], count.conn.dialect.name
+    rows = sa.select(sa.func.count()).select_from(t)
     for column, meta in columns.items():
         c = t.c[column]
         if meta.get("nullable") is False:
-            findings.append(_finding(table, [column], "not null",
-                                     _count(conn, count.where(c.is_(None))), n))
+            findings.append(count.finding(table, [column], "not null",
+                                          count(rows.where(c.is_(None))), n))
         if meta.get("allowed_values"):
             allowed = list(meta["allowed_values"])
             # labels compared as text: an ENUM of another database is no VARCHAR in PostgreSQL
             text = sa.cast(c, sa.String) if all(isinstance(v, str) for v in allowed) else c
-            bad = count.where(c.is_not(None), text.not_in(allowed))
-            findings.append(_finding(table, [column], "allowed values", _count(conn, bad), n))
-        if _counts_characters(meta, types.get(column)) and meta.get("sdtype") not in ("numerical",
-                                                                           "datetime", "boolean"):
+            bad = rows.where(c.is_not(None), text.not_in(allowed))
+            findings.append(count.finding(table, [column], "allowed values", count(bad), n))
+        if _counts_characters(meta, types.get(column)) and meta.get("sdtype") not in (
+                "numerical", "datetime", "boolean"):
             # characters, not bytes: MySQL's LENGTH counts bytes
-            length = sa.func.length if conn.dialect.name == "sqlite" else sa.func.char_length
-            text = sa.cast(c, sa.Text) if conn.dialect.name == "postgresql" else c
-            bad = count.where(c.is_not(None), length(text) > meta["max_length"])
-            findings.append(_finding(table, [column], f"length <= {meta['max_length']}",
-                                     _count(conn, bad), n))
+            length = sa.func.length if dialect == "sqlite" else sa.func.char_length
+            text = sa.cast(c, sa.Text) if dialect == "postgresql" else c
+            bad = rows.where(c.is_not(None), length(text) > meta["max_length"])
+            findings.append(count.finding(table, [column], f"length <= {meta['max_length']}",
+                                          count(bad), n))
         if column in table_ranges:
             low, high = range_bounds(types.get(column), *table_ranges[column])
             c = sql_value(c, types.get(column))
-            if conn.dialect.name == "sqlite" and meta["sdtype"] == "datetime":
+            if dialect == "sqlite" and meta["sdtype"] == "datetime":
                 # SQLite keeps datetimes as text in several formats: compare them as days
                 c, low, high = (sa.func.julianday(v) for v in (c, sqlite_day(low),
                                                                  sqlite_day(high)))
             else:
                 low, high = sa.literal(low, c.type), sa.literal(high, c.type)
-            bad = count.where(sa.or_(c < low, c > high))
-            findings.append(_finding(table, [column], "within the real range",
-                                     _count(conn, bad), n))
+            bad = rows.where(sa.or_(c < low, c > high))
+            findings.append(count.finding(table, [column], "within the real range",
+                                          count(bad), n))
     return findings
