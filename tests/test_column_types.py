@@ -146,3 +146,25 @@ def test_mac_addresses_and_bit_strings():
     assert varying.str.fullmatch(r"[01]{1,5}").all()
     numbers = bit_strings(learn_bits(pd.Series([3, 200])), 200, rng, 8)
     assert all(0 <= v < 256 for v in numbers)
+
+
+def test_sqlite_known_type_names_holding_other_values(tmp_path):
+    path = tmp_path / "known.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE d (id INTEGER PRIMARY KEY, a DATE, b DATETIME, c TIMESTAMP, "
+                 "e BOOLEAN, f DECIMAL(5,2), g BOOLEAN)")
+    conn.executemany("INSERT INTO d VALUES (?, ?, ?, ?, ?, ?, ?)", [
+        (i, f"2022-02-{1 + i % 28:02d} 10:00:00", f"2022-03-{1 + i % 28:02d}",
+         1_600_000_000 + i * 1000, ["yes", "no"][i % 2], "n/a" if i % 50 == 0 else i / 3, i % 2)
+        for i in range(1, 201)])
+    conn.commit()
+    conn.close()
+    columns = reflect(f"sqlite:///{path}").tables["d"]["columns"]
+    assert columns["a"]["sdtype"] == "datetime"  # read failed: Invalid isoformat string
+    assert columns["c"]["sdtype"] == "numerical"  # epoch seconds
+    assert columns["e"]["sdtype"] == "categorical" and columns["g"]["sdtype"] == "boolean"
+    target = f"sqlite:///{tmp_path / 'known_out.sqlite'}"
+    clone(f"sqlite:///{path}", target, seed=2)
+    out = _rows(target, "d")
+    assert len(out) == 200 and set(out["e"]) == {"yes", "no"}  # were all read as true
+    assert pd.to_datetime(out["a"], format="ISO8601").dt.hour.nunique() > 1

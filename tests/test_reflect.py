@@ -336,7 +336,7 @@ def test_type_options():
     assert type_options(sa.Text()) == ({"sdtype": "unknown", "generator": "text"}, "text")
     assert type_options(RawType("xml")) == ({"sdtype": "unknown", "generator": "xml"}, None)
     assert type_options(RawType("citext"))[1] == "text"
-    assert type_options(RawType("geometry(Point,4326)"))[0]["generator"] == "text"
+    assert type_options(RawType("geometry(Point,4326)"))[0]["generator"] == "point"  # issue 13
 
 
 def test_learn_key_format():

@@ -91,15 +91,42 @@ _SQLITE_SAMPLE = 1000  # values looked at per SQLite column whose declared type 
 _SQLITE_NAMES = set(sqlite.base.ischema_names)  # names SQLAlchemy reads as what they say
 
 
-def _sqlite_values(conn: sa.Connection, table: str, column: str, schema: str | None) -> tuple:
+def _sqlite_values(conn: sa.Connection, table: str, column: str, schema: str | None,
+                   bounds: bool = True) -> tuple:
     quote = conn.dialect.identifier_preparer.quote_identifier
     source = f"{quote(schema)}.{quote(table)}" if schema else quote(table)
     col = quote(column)
     values = [r[0] for r in conn.exec_driver_sql(
         f"SELECT {col} FROM {source} WHERE {col} IS NOT NULL LIMIT {_SQLITE_SAMPLE}")]
-    bounds = conn.exec_driver_sql(
+    if not bounds:
+        return values, None
+    found = conn.exec_driver_sql(
         f"SELECT min({col}), max({col}) FROM {source} WHERE typeof({col}) = 'integer'").one()
-    return values, (tuple(bounds) if bounds[0] is not None else None)
+    return values, (tuple(found) if found[0] is not None else None)
+
+
+def _check_sqlite_values(conn: sa.Connection, table: sa.Table, name: str, column: str,
+                        declared: str, schema: str | None) -> None:
+    """A DATE, DATETIME, TIME, DECIMAL or BOOLEAN column whose values are something else
+    ('2022-02-15 10:00:00' in a DATE, epoch seconds in a TIMESTAMP, 'n/a' in a DECIMAL, 'yes'
+    in a BOOLEAN) takes the type of its values: SQLAlchemy's conversions would fail on them
+    while reading, or read every text as true."""
+    current = table.c[column].type
+    exact = isinstance(current, sa.Numeric) and not isinstance(current, sa.Float)
+    flag = isinstance(current, sa.Boolean)
+    if not (exact or flag or isinstance(current, (sa.Date, sa.DateTime, sa.Time))):
+        return
+    values, _ = _sqlite_values(conn, name, column, schema, bounds=False)
+    if flag and not any(isinstance(v, str) for v in values):
+        return  # 0 and 1: a boolean as SQLite stores one ('yes'/'no' would all read as true)
+    found = sqlite_declared_type(declared, values)
+    readable = {sa.Date: sa.Date, sa.DateTime: (sa.Date, sa.DateTime), sa.Time: sa.Time,
+                sa.Boolean: sa.Integer, sa.Numeric: (sa.Integer, sa.Numeric, sa.Float)}
+    fits = next(ok for kind, ok in readable.items() if isinstance(current, kind))
+    if values and not isinstance(found, fits):
+        logger.info("table %s: column %s declared %r holds values of type %s", name, column,
+                    declared, found)
+        table.c[column].type = found
 
 
 def sqlite_types(conn: sa.Connection, table: sa.Table, name: str, schema: str | None) -> None:
@@ -108,7 +135,10 @@ def sqlite_types(conn: sa.Connection, table: sa.Table, name: str, schema: str | 
     their values: SQLAlchemy would call TIMESTAMPTZ NUMERIC and fail on its ISO text."""
     for _, column, declared, *_ in _sqlite_table_info(conn, name, schema):
         base = re.sub(r"\(.*", "", declared or "").strip().upper()
-        if column not in table.c or base in _SQLITE_NAMES:
+        if column not in table.c:
+            continue
+        if base in _SQLITE_NAMES:
+            _check_sqlite_values(conn, table, name, column, declared, schema)
             continue
         values, bounds = _sqlite_values(conn, name, column, schema)
         found = sqlite_declared_type(declared, values, bounds)
