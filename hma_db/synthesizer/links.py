@@ -138,12 +138,14 @@ def assign_keys(metadata: Metadata, keys: dict[str, pd.DataFrame],
     out = {table: frame.copy() for table, frame in keys.items()}
     pending = list(metadata.relationships)
     done: set[str] = set()
-    # A table's key is complete once every relationship that fills one of its primary key
-    # columns is assigned; tables whose key uses no foreign key are complete from the start.
+    # A table's key is complete once every relationship that fills one of its referenced
+    # columns (primary key, or a unique key children reference) is assigned; tables whose key
+    # uses no foreign key are complete from the start.
     while pending:
         for table in metadata.tables:
             fk_rels = [r for r in pending if r["child_table_name"] == table
-                       and set(key_columns(r["child_foreign_key"])) & set(metadata.primary_key(table))]
+                       and set(key_columns(r["child_foreign_key"]))
+                       & set(referenced_columns(metadata, table))]
             if not fk_rels:
                 done.add(table)
         ready = [r for r in pending if r["parent_table_name"] in done]
