@@ -86,14 +86,18 @@ def _numeric(type_: sa.Numeric, dialect: str) -> sa.types.TypeEngine:
             return sa.Numeric(MYSQL_MAX_DECIMAL, 30)
         precision = min(precision, MYSQL_MAX_DECIMAL)
         scale = min(scale or 0, precision, 30)
+        if getattr(type_, "unsigned", False):  # same dialect: DECIMAL UNSIGNED kept
+            return mysql.DECIMAL(precision, scale, unsigned=True)
     return sa.Numeric(precision, scale)
 
 
 def _float(type_: sa.Float, dialect: str) -> sa.types.TypeEngine:
-    single = isinstance(type_, sa.REAL) or (type_.precision is not None and type_.precision <= 24)
+    single = isinstance(type_, sa.REAL | mysql.FLOAT) or (
+        type_.precision is not None and type_.precision <= 24)
+    unsigned = dialect == "mysql" and getattr(type_, "unsigned", False)  # kept on MariaDB
     if single:
-        return sa.REAL() if dialect != "mysql" else mysql.FLOAT()
-    return sa.Double()
+        return sa.REAL() if dialect != "mysql" else mysql.FLOAT(unsigned=unsigned)
+    return mysql.DOUBLE(unsigned=True) if unsigned else sa.Double()
 
 
 # An UNSIGNED integer elsewhere: the next wider signed type that holds its whole range
