@@ -92,9 +92,20 @@ def tv_complement(real: pd.Series, synthetic: pd.Series) -> float:
     q = synthetic.dropna().value_counts(normalize=True)
     if len(p) == 0 or len(q) == 0:
         return float("nan")
-    index = p.index.union(q.index, sort=False)  # no sort: a column may mix types
-    p, q = p.reindex(index, fill_value=0.0), q.reindex(index, fill_value=0.0)
+    if orderable(real, synthetic):
+        p, q = p.align(q, fill_value=0.0)
+    else:
+        index = p.index.union(q.index, sort=False)
+        p, q = p.reindex(index, fill_value=0.0), q.reindex(index, fill_value=0.0)
     return float(1 - 0.5 * np.abs(p - q).sum())
+
+
+def orderable(*columns: pd.Series) -> bool:
+    """Whether the values can be sorted: not when a column mixes types (1 and 'a', bytes and
+    dates), which sorted groupings and alignments refuse. Sorted where they can be, the sums run
+    in the order they always did, to the last bit."""
+    return not any(c.dtype == object and pd.api.types.infer_dtype(c, skipna=True)
+                   in ("mixed", "mixed-integer") for c in columns)
 
 
 # ------------------------------------------------------------------------------ column pairs
@@ -133,13 +144,14 @@ def contingency_similarity(real: pd.DataFrame, synthetic: pd.DataFrame,
     rng = rng or np.random.default_rng(0)
     real, synthetic = (_subsample(f, rng) for f in (real, synthetic))
     columns = list(real.columns[:2])
-    real_counts = real.groupby(columns, dropna=False, sort=False).size()
+    sort = orderable(*(real[c] for c in columns), *(synthetic[c] for c in synthetic.columns[:2]))
+    real_counts = real.groupby(columns, dropna=False, sort=sort).size()
     table = real_counts.unstack(fill_value=0)
     if table.to_numpy().sum() == 0 or min(table.shape) < 2:
         return float("nan"), float("nan")
     cramer = float(association(table.to_numpy(), method="cramer"))
     p = real_counts / len(real)
-    q = synthetic.set_axis(columns, axis=1).groupby(columns, dropna=False, sort=False).size() \
+    q = synthetic.set_axis(columns, axis=1).groupby(columns, dropna=False, sort=sort).size() \
         / len(synthetic)
     index = p.index.union(q.index, sort=False).drop_duplicates()
     diff = (p.reindex(index, fill_value=0) - q.reindex(index, fill_value=0)).abs().fillna(0)
