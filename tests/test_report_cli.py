@@ -69,3 +69,28 @@ def test_report_on_postgresql_checks_the_target_with_sql(chinook_postgres, postg
     report = evaluate_databases(chinook_postgres, target)
     failed = {(f["table"], f["check"]): f["violations"] for f in report.validity if not f["passed"]}
     assert failed == {("invoice", "within the real range"): 1, ("track", "not null"): 2}
+
+
+def test_report_command_on_shapes_chinook_lacks(tmp_path):
+    """`hma-db report` on SQLite tables of blobs, mixed types, times of day, text in a DATETIME
+    column and an all-NULL foreign key, with a metadata file (no reflected SQL types): the
+    command ends, every check passes, and the JSON says what was skipped."""
+    from test_report_shapes import _SQLITE, _execute
+
+    from hma_db import reflect
+
+    url = f"sqlite:///{tmp_path / 'shapes.sqlite'}"
+    _execute(url, _SQLITE)
+    metadata = reflect(url)
+    metadata.update_column("parent", "seen", sdtype="datetime")
+    metadata.save_to_json(tmp_path / "metadata.json")
+    html, js = tmp_path / "report.html", tmp_path / "report.json"
+    result = _report(url, url, "--metadata", tmp_path / "metadata.json", "-o", html,
+                     "--json", js, "--fail-under", "0.99")
+    assert result.exit_code == 0, result.output + result.stderr
+    data = json.loads(js.read_text())
+    checks = data["validity"]["checks"]
+    assert f"Validity: {len(checks)} of {len(checks)} checks passed" in result.output
+    notes = {row["Column"]: row.get("Note") for row in data["details"]["Column Shapes"]}
+    assert notes["seen"] == "skipped 8 real and 8 synthetic value(s) that are not datetimes"
+    assert "parent.seen: skipped 8 real" in html.read_text()
