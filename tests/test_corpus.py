@@ -33,6 +33,7 @@ from corpus_shapes import (
     differences,
     load_corpus,
     row_counts,
+    split_statements,
     sqlite_type_mismatches,
     table_names,
 )
@@ -240,3 +241,10 @@ def test_corpus_shape_clones(shape: Shape, target: str, request):
         report = hma_db.evaluate_databases(source, target_url, synthesizer.get_metadata(),
                                            schema=shape.schema)
         assert _key_violations(report) == []
+
+
+def test_statements_split_on_semicolons_outside_quotes_and_comments():
+    script = ("CREATE TABLE \"a;b\" (`c;d` INT); -- a comment; with a semicolon\n"
+              "INSERT INTO t VALUES ('x;''y');\nSELECT 1")
+    assert split_statements(script) == [
+        'CREATE TABLE "a;b" (`c;d` INT)', "INSERT INTO t VALUES ('x;''y')", "SELECT 1"]
