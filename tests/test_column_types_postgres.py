@@ -19,8 +19,8 @@ CREATE TABLE pgt (
   id serial PRIMARY KEY, price money NOT NULL, mac macaddr, mac8 macaddr8,
   r4 int4range, r8 int8range, rn numrange, rd daterange, rts tsrange, rtz tstzrange,
   b8 bit(8), vb bit varying(16), n numeric, iv interval, pt point, ttz timetz, oi oid,
-  tq tsquery, x xml);
-INSERT INTO pgt (price, mac, mac8, r4, r8, rn, rd, rts, rtz, b8, vb, n, iv, pt, ttz, oi, tq, x)
+  tq tsquery, x xml, net cidr);
+INSERT INTO pgt (price, mac, mac8, r4, r8, rn, rd, rts, rtz, b8, vb, n, iv, pt, ttz, oi, tq, x, net)
 SELECT (g * 3.25)::numeric(10,2)::money,
        ('08:00:2b:' || lpad(to_hex(g % 256), 2, '0') || ':01:02')::macaddr,
        ('08:00:2b:01:02:03:04:' || lpad(to_hex(g % 256), 2, '0'))::macaddr8,
@@ -34,7 +34,7 @@ SELECT (g * 3.25)::numeric(10,2)::money,
        (g % 256)::bit(8), (g::bit(12))::varbit, g::numeric / 7,
        (g % 50) * interval '1 hour' + interval '3 minutes', point(2 + g / 300.0, 48 + g / 300.0),
        timetz '10:00+02' + g * interval '1 minute', g::oid, to_tsquery('fox & x' || g),
-       ('<a>' || g || '</a>')::xml
+       ('<a>' || g || '</a>')::xml, ('10.' || (g % 200) || '.0.0/16')::cidr
 FROM generate_series(1, 300) g;
 CREATE TABLE shapes (id int PRIMARY KEY, ln line, ls lseg, bx box, pa path, pg polygon, ci circle);
 INSERT INTO shapes SELECT g, line(point(0, 0), point(g, g + 1)), lseg(point(0, 0), point(g, 1)),
@@ -104,6 +104,8 @@ def test_clone_into_postgres(types_source, postgres_databases):
                             "(bx[0])[0] AS x FROM shapes")
     assert set(shapes["kinds"]) == {"linelsegboxpathpolygoncircle"}  # kept, and loaded
     assert shapes["x"].between(0, 50).all()
+    nets = _frame(target, "SELECT masklen(net) AS n FROM pgt")["n"]
+    assert set(nets.dropna()) == {16}  # networks shaped like the source's, not /32 hosts
     copied = _frame(types_source, "SELECT mac::text AS mac FROM pgt")["mac"]
     assert not set(macs["mac"]) & set(copied)  # generated, never copied
 

@@ -103,9 +103,24 @@ def random_bytes(lengths: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return matrix.view(f"S{longest}").ravel().astype(object)
 
 
-def ip_addresses(n: int, rng: np.random.Generator, v6_share: float = 0.0) -> np.ndarray:
-    """IPv4 (and, in the learned share, IPv6) addresses as text."""
-    octets = rng.integers(1, 255, size=(n, 4)).astype(str)
+def _networks(octets: np.ndarray, prefixes: np.ndarray) -> np.ndarray:
+    """IPv4 octets with the host bits right of each prefix cleared (a cidr value refuses them)."""
+    address = (octets.astype(np.int64) << np.array([24, 16, 8, 0])).sum(axis=1)
+    mask = (0xFFFFFFFF << (32 - prefixes)) & 0xFFFFFFFF
+    return (address & mask)[:, None] >> np.array([24, 16, 8, 0]) & 0xFF
+
+
+def ip_addresses(n: int, rng: np.random.Generator, v6_share: float = 0.0,
+                 prefix_share: float = 0.0, prefixes: list[float] | None = None) -> np.ndarray:
+    """IPv4 (and, in the learned share, IPv6) addresses as text; in ``prefix_share`` of the
+    rows IPv4 networks ('10.1.0.0/16') with prefix lengths drawn from ``prefixes``."""
+    octets = rng.integers(1, 255, size=(n, 4))
+    with_prefix, lengths = np.zeros(n, dtype=bool), np.full(n, 32)
+    if prefix_share > 0:  # (no draw otherwise: the stream of plain addresses stays as it was)
+        with_prefix = rng.random(n) < prefix_share
+        lengths = np.clip(np.round(from_quantiles(prefixes, n, rng)), 8, 32).astype(np.int64)
+        octets[with_prefix] = _networks(octets[with_prefix], lengths[with_prefix])
+    octets = octets.astype(str)
     out = octets[:, 0]
     for j in range(1, 4):
         out = np.char.add(np.char.add(out, "."), octets[:, j])
@@ -117,6 +132,9 @@ def ip_addresses(n: int, rng: np.random.Generator, v6_share: float = 0.0) -> np.
         for j in range(1, 8):
             joined = np.char.add(np.char.add(joined, ":"), groups[:, j])
         out[v6] = joined
+    if with_prefix.any():
+        rows = with_prefix & ~v6
+        out[rows] = out[rows] + np.char.add("/", lengths[rows].astype(str)).astype(object)
     return out
 
 
@@ -199,7 +217,11 @@ def learn(generator: str, values: pd.Series, min_count: int) -> dict[str, Any]:
         spec["seconds"] = quantiles(seconds)
         spec["whole"] = bool(np.all(seconds == np.round(seconds)))
     elif generator == "ip":
-        spec["v6_share"] = float(values.astype(str).str.contains(":").mean()) if len(values) else 0.0
+        text = values.astype(str)
+        spec["v6_share"] = float(text.str.contains(":").mean()) if len(values) else 0.0
+        v4_prefix = text.str.extract(r"^[\d.]+/(\d+)$")[0].dropna().astype(float)
+        spec["prefix_share"] = len(v4_prefix) / len(values) if len(values) else 0.0
+        spec["prefixes"] = quantiles(v4_prefix.to_numpy())
     elif generator == "number":
         numbers = pd.to_numeric(values).to_numpy(dtype=float)
         spec["values"] = quantiles(numbers)
@@ -303,7 +325,8 @@ def generate(spec: dict[str, Any], n: int, rng: np.random.Generator, *, kind: st
     if generator in _SHAPED:
         return _SHAPED[generator][1](spec, n, rng, max_length)
     if generator == "ip":
-        return ip_addresses(n, rng, spec.get("v6_share", 0.0))
+        return ip_addresses(n, rng, spec.get("v6_share", 0.0), spec.get("prefix_share", 0.0),
+                            spec.get("prefixes"))
     if generator == "interval":
         seconds = from_quantiles(spec["seconds"], n, rng)
         seconds = np.round(seconds) if spec.get("whole") else seconds
