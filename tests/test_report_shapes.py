@@ -389,3 +389,28 @@ def test_a_check_the_target_refuses_is_noted_not_a_crash(postgres_databases, tmp
                                                            ("level", "within the real range")}]
     assert all("note" not in f for f in others)
     assert "not checked" in (tmp_path / "report.html").read_text()
+
+
+@pytest.mark.mysql
+@pytest.mark.postgres
+def test_postgresql_numbers_read_from_a_mariadb_target(postgres_databases, mysql_databases,
+                                                       tmp_path):
+    """PostgreSQL reflects ``double precision`` with precision 53 and no scale, which MariaDB's
+    DOUBLE refuses ('You must specify both precision and scale': the report crashed reading the
+    target); ``numeric`` has neither. Such a column is read as MariaDB gives it."""
+    source = postgres_databases.new("report_numbers")
+    _execute(source, [
+        "CREATE TABLE measure (id int PRIMARY KEY, exact numeric NOT NULL, approx real, "
+        "wide double precision)",
+        "INSERT INTO measure SELECT i, (i * 1.25)::numeric, (i * 0.1 + 3.3)::real, "
+        "i * 1e12 / 3 FROM generate_series(1, 40) AS i"])
+    target = mysql_databases.new("report_numbers")
+    rows = ", ".join(f"({i}, {i * 1.25:.2f}, {i * 0.1 + 3.3}, {i * 1e12 / 3!r})"
+                     for i in range(1, 41))
+    _execute(target, ["CREATE TABLE measure (id INT PRIMARY KEY, exact DECIMAL(10, 2) NOT NULL, "
+                      "approx FLOAT, wide DOUBLE)", f"INSERT INTO measure VALUES {rows}"])
+    report = evaluate_databases(source, target)
+    _runs_to_the_end(report, tmp_path)
+    assert report.validity_passed, [f for f in report.validity if not f["passed"]]
+    shapes = report.details["Column Shapes"].set_index("Column")["Score"]
+    assert shapes.tolist() == pytest.approx([1.0, 1.0, 1.0])

@@ -56,18 +56,21 @@ def source_types(metadata: Metadata, table: str) -> dict[str, sa.types.TypeEngin
 
 
 def _usable(type_: sa.types.TypeEngine, dialect: sa.Dialect) -> bool:
-    """Whether the type can convert values in ``dialect``: a generic type, one of the dialect's
-    own, or one the dialect adapts into its own (a MariaDB ENUM in PostgreSQL). A type of
-    another dialect that does not adapt (a SET in PostgreSQL raises TypeError) or stays itself
-    (MariaDB's BIT then asks PostgreSQL for ``supports_native_bit``) is not."""
+    """Whether the type can convert values in ``dialect``: a generic type or one of the
+    dialect's own that the dialect can adapt, or a type of another dialect that it adapts into
+    its own (a MariaDB ENUM in PostgreSQL). Not: a type the dialect refuses to adapt (a SET in
+    PostgreSQL raises TypeError; PostgreSQL's ``double precision``, reflected with precision
+    53, raises ArgumentError in MariaDB, which wants a scale too), nor another dialect's type
+    that stays itself (MariaDB's BIT then asks PostgreSQL for ``supports_native_bit``)."""
+    try:
+        impl = type_.dialect_impl(dialect)
+    except (TypeError, ValueError, NotImplementedError, sa.exc.SQLAlchemyError):
+        return False
     module = type(type_).__module__.split(".")
     if module[:2] != ["sqlalchemy", "dialects"] or module[2] == _FAMILIES.get(dialect.name,
                                                                               dialect.name):
         return True
-    try:
-        return type(type_.dialect_impl(dialect)) is not type(type_)
-    except (TypeError, ValueError, NotImplementedError, sa.exc.SQLAlchemyError):
-        return False
+    return type(impl) is not type(type_)
 
 
 def sql_value(column: sa.ColumnElement,
