@@ -237,6 +237,68 @@ def sqlite_type_mismatches(url: str, tables: tuple[str, ...]) -> list[str]:
     return found
 
 
+_PG_TYPES = """
+    SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
+        || CASE c.relkind WHEN 'p' THEN ' (partitioned table)' ELSE '' END
+    FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+    JOIN pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE n.nspname = COALESCE(:schema, current_schema()) AND c.relname = ANY(:tables)
+      AND a.attnum > 0 AND NOT a.attisdropped"""
+_MYSQL_TYPES = """
+    SELECT c.TABLE_NAME, c.COLUMN_NAME, CONCAT(c.COLUMN_TYPE, ' ', COALESCE(c.CHARACTER_SET_NAME, ''))
+    FROM information_schema.COLUMNS AS c
+    WHERE c.TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND c.TABLE_NAME IN :tables"""
+
+
+def column_types(url: str, tables: tuple[str, ...], schema: str | None = None) -> dict[str, str]:
+    """``{"table.column": type}`` as the database declares it (PostgreSQL's format_type, with
+    "(partitioned table)" on a partitioned table's columns; MariaDB's COLUMN_TYPE and character
+    set; SQLite's affinity and table options): a same-dialect clone must declare what the
+    source does."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                rows = [(t, column, _sqlite_kind(conn, t, declared)) for t in tables
+                        for _, column, declared, *_ in conn.exec_driver_sql(
+                            "SELECT * FROM pragma_table_info(?)", (t,))]
+            elif engine.dialect.name == "postgresql":
+                rows = conn.execute(sa.text(_PG_TYPES), {"schema": schema, "tables": list(tables)})
+            else:
+                query = sa.text(_MYSQL_TYPES).bindparams(sa.bindparam("tables", expanding=True))
+                rows = conn.execute(query, {"schema": schema, "tables": list(tables)})
+            return {f"{t}.{c}": str(declared).strip() for t, c, declared in rows}
+    finally:
+        engine.dispose()
+
+
+def _sqlite_kind(conn, table: str, declared: str) -> str:
+    """A SQLite column's affinity (what SQLite does with a value: the name itself matters
+    little, ``NUMBER(10,2)`` and ``NUMERIC(10, 2)`` behave alike) and its table's STRICT and
+    WITHOUT ROWID options."""
+    name = (declared or "").upper()
+    if "INT" in name:
+        affinity = "INTEGER"
+    elif any(word in name for word in ("CHAR", "CLOB", "TEXT")):
+        affinity = "TEXT"
+    elif not name or "BLOB" in name:
+        affinity = "BLOB"
+    elif any(word in name for word in ("REAL", "FLOA", "DOUB")):
+        affinity = "REAL"
+    else:
+        affinity = "ANY" if name == "ANY" else "NUMERIC"
+    strict, without_rowid = conn.exec_driver_sql(
+        "SELECT strict, wr FROM pragma_table_list(?)", (table,)).one()
+    return f"{affinity} affinity" + (" (STRICT)" if strict else "") + (
+        " (WITHOUT ROWID)" if without_rowid else "")
+
+
+def type_differences(expected: dict[str, str], found: dict[str, str]) -> list[str]:
+    """One line per column whose declared type differs (or that is missing)."""
+    return [f"{column}: {declared} in the source, {found.get(column, 'no column')} in the target"
+            for column, declared in sorted(expected.items()) if found.get(column) != declared]
+
+
 def table_names(url: str) -> list[str]:
     """The tables of the database at ``url`` (default schema)."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
