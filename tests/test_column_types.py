@@ -92,6 +92,7 @@ def test_clone_sqlite_foreign_type_names(tmp_path):
     stamps = pd.to_datetime(out["stamp_tz"], format="ISO8601", utc=True)
     assert stamps.between(pd.Timestamp("2021-12-31", tz="UTC"),
                           pd.Timestamp("2022-05-01", tz="UTC")).all()
+    assert out["stamp_tz"].str.endswith("+00:00").all()  # the zone is still said
     assert pd.to_datetime(out["born_day"], format="ISO8601").notna().all()
     assert pd.to_numeric(out["amount"]).between(0, 1000).all()
     assert out["numtext"].map(type).eq(str).all()

@@ -141,16 +141,19 @@ def _table_sql(conn: sa.Connection, table: sa.Table) -> str:
     return conn.dialect.identifier_preparer.format_table(table)
 
 
-def _datetimes(series: pd.Series, dialect: str) -> pd.Series:
+def _datetimes(series: pd.Series, dialect: str, timezone: bool = False) -> pd.Series:
     if series.dtype == object and series.dropna().map(type).eq(str).all():
         return series
     series = pd.to_datetime(series)
-    if series.dt.tz is not None:  # no time zone type outside PostgreSQL: store UTC
+    zoned = series.dt.tz is not None
+    if zoned:  # no time zone type outside PostgreSQL: store UTC
         series = series.dt.tz_convert("UTC").dt.tz_localize(None)
     if dialect == "sqlite":  # SQLAlchemy's SQLite DATETIME text format
         text = series.dt.strftime("%Y-%m-%d %H:%M:%S.%f")
         if (series.dropna().dt.microsecond == 0).all():
             text = series.dt.strftime("%Y-%m-%d %H:%M:%S")
+        if zoned and timezone:  # a TIMESTAMPTZ column keeps saying which zone: '...+00:00'
+            text = text + "+00:00"
         return text.where(series.notna(), None)
     # datetime64[us] -> object gives datetime.datetime values, which every driver binds.
     values = series.astype("datetime64[us]").to_numpy().astype(object)
@@ -164,7 +167,7 @@ def _text(value) -> str:
 def _convert(series: pd.Series, column: sa.Column, dialect: str) -> pd.Series:
     kind = family(column.type)
     if kind == "datetime":
-        return _datetimes(series, dialect)
+        return _datetimes(series, dialect, bool(getattr(column.type, "timezone", False)))
     if kind == "date" and series.dtype.kind == "M":
         series = series.dt.date
     if series.dtype.kind == "m":  # an interval outside PostgreSQL is DOUBLE seconds

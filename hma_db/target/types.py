@@ -140,7 +140,7 @@ def _datetime(type_, dialect: str) -> sa.types.TypeEngine:
         return postgresql.TIMESTAMP(timezone=timezone)
     if dialect == "mysql":
         return mysql.DATETIME(fsp=6)
-    return sa.DateTime()
+    return sa.DateTime(timezone=timezone)  # SQLite: DATETIME text, '+00:00' when zoned
 
 
 def _enum(type_: sa.Enum, dialect: str, name: str, schema: str | None) -> sa.types.TypeEngine:
