@@ -17,6 +17,11 @@ json / jsonb / hstore  JSON / JSONB         JSON                   JSON (text)
 uuid                   UUID                 CHAR(36)               CHAR(36)
 timestamptz            TIMESTAMPTZ          DATETIME(6), UTC       DATETIME text, UTC
 interval               INTERVAL             DOUBLE (seconds)       DOUBLE (seconds)
+SET (MariaDB)          VARCHAR(all members) SET                    VARCHAR(all members)
+INT UNSIGNED           BIGINT               INT UNSIGNED           BIGINT
+BIGINT UNSIGNED        NUMERIC(20, 0)       BIGINT UNSIGNED        NUMERIC(20, 0) (a REAL)
+YEAR, BIT(n)           SMALLINT, INTEGER    YEAR, BIT(n)           SMALLINT, INTEGER
+POINT, GEOMETRY...     TEXT (WKT)           kept (from MariaDB)    TEXT (WKT)
 text in a key/index    TEXT                 VARCHAR(255)           TEXT
 other types            kept from PostgreSQL TEXT (LONGTEXT)        TEXT
 =====================  ===================  =====================  ===========================
