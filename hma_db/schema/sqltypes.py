@@ -8,6 +8,11 @@ PostgreSQL domains resolve to their base type and keep their CHECK.
 
 :func:`allowed_values_from_check` reads ``col IN (...)`` lists from a CHECK constraint's SQL, in
 the spellings SQLite, MariaDB/MySQL and PostgreSQL (``col = ANY (ARRAY[...])``) give back.
+
+:func:`sqlite_declared_type` types a SQLite column whose declared name SQLAlchemy does not know
+(``TIMESTAMPTZ``, ``NUMBER(10,2)``, none at all) by SQLite's affinity rules
+(:func:`sqlite_affinity`) and a sample of its values. :func:`is_geometry` names the spatial
+columns generated as shapes; a MariaDB ``SET`` is a category of its members (:func:`set_width`).
 """
 
 from __future__ import annotations
