@@ -63,9 +63,6 @@ FAILING: dict[tuple[str, str], str] = {
        "client: foreign keys (country_code) -> country (code) missing in the target "
        "(a foreign key into another schema is dropped with a warning)" for t in TARGETS},
     **{("postgresql-wide_200", t): _WIDE for t in TARGETS},
-    ("postgresql-numeric_plain", "mariadb"):
-        "the report fails reading the target: ArgumentError: You must specify both precision "
-        "and scale or omit both altogether (numeric without precision, report/evaluate.py _fetch)",
     ("postgresql-partition_range", "postgresql"):
         "same dialect: pr_payment is created as a plain table, not partitioned by range",
     ("postgresql-partition_list", "postgresql"):
