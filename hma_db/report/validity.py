@@ -214,7 +214,7 @@ def _sql_column_checks(count: _Counter, t, table: str, columns: dict, n: int,
     findings, dialect = [], count.conn.dialect.name
     rows = sa.select(sa.func.count()).select_from(t)
     for column, meta in columns.items():
-        c = t.c[column]
+        c = sql_value(t.c[column], types.get(column))
         if meta.get("nullable") is False:
             findings.append(count.finding(table, [column], "not null",
                                           count(rows.where(c.is_(None))), n))
@@ -234,7 +234,6 @@ def _sql_column_checks(count: _Counter, t, table: str, columns: dict, n: int,
                                           count(bad), n))
         if column in table_ranges:
             low, high = range_bounds(types.get(column), *table_ranges[column])
-            c = sql_value(c, types.get(column))
             if dialect == "sqlite" and meta["sdtype"] == "datetime":
                 # SQLite keeps datetimes as text in several formats: compare them as days
                 c, low, high = (sa.func.julianday(v) for v in (c, sqlite_day(low),
