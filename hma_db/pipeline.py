@@ -11,24 +11,26 @@ pass :class:`CloneHooks` to :func:`run_clone` instead of writing the steps again
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import sqlalchemy as sa
-
 from hma_db.engines import Source, engine_for
-from hma_db.errors import HmaDbError, SamplingError, WriteError
-from hma_db.model import check_scale, target_rows
+from hma_db.errors import WriteError
+from hma_db.model import check_scale
 from hma_db.progress import stage
 from hma_db.report import Report, evaluate_databases
 from hma_db.schema import Metadata
 from hma_db.source import reflect
-from hma_db.synthesizer import DEFAULT_CHUNK_ROWS, HMASynthesizer, read_source, sample_and_write
-from hma_db.target import check_target, dialect_family, target_metadata
-from hma_db.transform import parse_pattern, plan_roles, unique_columns, unique_room
+from hma_db.synthesizer import (
+    DEFAULT_CHUNK_ROWS,
+    HMASynthesizer,
+    read_source,
+    refuse_before_work,
+    sample_and_write,
+)
+from hma_db.target import check_target
 
 logger = logging.getLogger(__name__)
 
@@ -94,94 +96,6 @@ def save_report(source: Source, target: Source, metadata, path: str | os.PathLik
                                locales=tuple(locales or ["en_US"]), seed=seed or 0)
     found.save(path)
     return found
-
-
-# ------------------------------------------------------------------- checks before the work
-def _personal_room(metadata: Metadata, table: str, rows: int) -> list[str]:
-    """Unique personal-data columns that no value of their width can make unique."""
-    roles, columns = plan_roles(metadata, table), metadata.tables[table]["columns"]
-    return [problem for name in sorted(unique_columns(metadata, table))
-            if roles.get(name) == "personal"
-            and (problem := unique_room(columns[name].get("max_length"), rows,
-                                        f"'{table}.{name}'")) is not None]
-
-
-def _key_room(metadata: Metadata, table: str, rows: int) -> list[str]:
-    """Keys whose ``regex_format`` (set, or learned at reflection) has fewer values than rows."""
-    columns, fks = metadata.tables[table]["columns"], set(metadata.foreign_key_columns(table))
-    problems = []
-    for key in [metadata.primary_key(table), *metadata.alternate_keys(table)]:
-        free = [c for c in key if c not in fks]
-        if not free or not all(columns[c].get("regex_format") for c in free):
-            continue  # integers, uuids or links: room for any number of rows
-        named = ", ".join(f"{table}.{c}" for c in free)
-        try:
-            room = math.prod(math.prod(len(a) for a in parse_pattern(
-                columns[c]["regex_format"], f"'{table}.{c}'")) for c in free)
-        except HmaDbError as exc:
-            problems.append(f"{exc}; set a regex_format hma_db can generate in the metadata.")
-            continue
-        if rows > room:
-            formats = ", ".join(f"'{columns[c]['regex_format']}'" for c in free)
-            problems.append(f"Key ({named}): regex_format {formats} allows only {room:,} "
-                            f"distinct values and {rows:,} rows need one each; set a wider "
-                            "regex_format or lower the scale.")
-    return problems
-
-
-def _type_problems(metadata: Metadata, tables: list[str], dialect: sa.Dialect,
-                   schema: str | None) -> list[str]:
-    """Tables and columns whose types do not translate to the target's dialect."""
-    name = dialect_family(dialect.name)
-    try:
-        wanted = target_metadata(metadata, tables, name, schema)
-    except Exception as exc:  # noqa: BLE001 - every failure is reported, none stops the check
-        return [f"The source schema cannot be translated to {name}: {exc}"]
-    problems = []
-    for table in wanted.sorted_tables:
-        for column in table.columns:
-            try:
-                column.type.compile(dialect=dialect)
-            except Exception as exc:  # noqa: BLE001
-                problems.append(f"Column '{table.name}.{column.name}': its type {column.type!r} "
-                                f"has no {name} form ({exc}); exclude the table or override the "
-                                "column's sdtype.")
-        try:
-            sa.schema.CreateTable(table).compile(dialect=dialect)
-        except Exception as exc:  # noqa: BLE001
-            problems.append(f"Table '{table.name}' cannot be created in {name}: {exc}; exclude "
-                            "it or fix the source schema.")
-    return problems
-
-
-def check_before_work(metadata: Metadata, target_engine: sa.Engine, *, scale: float = 1.0,
-                      target_schema: str | None = None) -> list[str]:
-    """Every problem the run would meet before writing, found without reading a row: unique
-    columns whose generator has no room for the rows at ``scale`` (personal data and
-    patterned keys), and types with no form in the target's dialect. One line each, naming
-    the table, the column and what to do.
-
-    :func:`run_clone` refuses a run with any of them before reading the source, and ``hma-db
-    plan`` lists them: one implementation, so a plan that passes is a run that gets past them.
-    """
-    tables = metadata.topological_order()
-    problems = []
-    for table in tables:
-        rows = target_rows(metadata.row_counts.get(table, 0), scale)
-        problems += _personal_room(metadata, table, rows) + _key_room(metadata, table, rows)
-    return problems + _type_problems(metadata, tables, target_engine.dialect, target_schema)
-
-
-def refuse_before_work(metadata: Metadata, target_engine: sa.Engine, *, scale: float,
-                       target_schema: str | None) -> None:
-    """Raise :class:`SamplingError` listing :func:`check_before_work`'s problems, if any."""
-    problems = check_before_work(metadata, target_engine, scale=scale,
-                                 target_schema=target_schema)
-    if len(problems) == 1:
-        raise SamplingError(problems[0])
-    if problems:
-        raise SamplingError("The run would fail; nothing was read or written:\n"
-                            + "\n".join(f"  - {p}" for p in problems))
 
 
 def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | None = None,

@@ -4,7 +4,7 @@ Northwind's ``us_states.state_abbr varchar(2)`` made UNIQUE: ``plan`` said "No p
 and the run failed after the fit ("no value Faker made leaves room in max_length 2 ... widen the
 column"), although 676 two-letter codes exist for its 51 rows. Generated unique values now fit
 any width that has room, and what has no room is refused by one check
-(:func:`hma_db.pipeline.check_before_work`) that ``plan`` lists and ``run`` / ``clone`` raise
+(:func:`hma_db.synthesizer.check_before_work`) that ``plan`` lists and ``run`` / ``clone`` raise
 before reading a row.
 """
 

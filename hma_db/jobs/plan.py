@@ -2,7 +2,7 @@
 
 :func:`plan_job` connects to the source and the target, reflects the source with the job's
 overrides, checks the existing target tables against the source schema (the writer's own drift
-check), runs the checks a run makes before any work (:func:`hma_db.pipeline.check_before_work`:
+check), runs the checks a run makes before any work (:func:`hma_db.synthesizer.check_before_work`:
 room for unique values, key shapes, types in the target's dialect), decides what the model
 cache would do, and returns a :class:`Plan`: the tables in write order, the rows each gets at
 the job's scale, and how each column will be generated. Nothing is written: not the target,
@@ -23,8 +23,8 @@ from hma_db.jobs.cache import cached_model
 from hma_db.jobs.file import Job, check_target_schema
 from hma_db.jobs.setup import job_synthesizer, reflect_job
 from hma_db.model import target_rows
-from hma_db.pipeline import check_before_work
 from hma_db.schema import Metadata, relationship_name
+from hma_db.synthesizer import check_before_work
 from hma_db.target import check_target, dialect_family, drift, target_metadata
 from hma_db.transform import plan_roles, provider_for
 

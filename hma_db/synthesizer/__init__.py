@@ -12,6 +12,7 @@ from hma_db.synthesizer.database import read_source, sample_and_write
 from hma_db.synthesizer.files import format_for
 from hma_db.synthesizer.hma import HMASynthesizer, load_synthesizer
 from hma_db.synthesizer.params import DISTRIBUTIONS, NON_PARAMETRIC
+from hma_db.synthesizer.preflight import check_before_work, refuse_before_work
 from hma_db.synthesizer.state import FittedState
 
 __all__ = [
@@ -20,8 +21,10 @@ __all__ = [
     "NON_PARAMETRIC",
     "FittedState",
     "HMASynthesizer",
+    "check_before_work",
     "format_for",
     "load_synthesizer",
     "read_source",
+    "refuse_before_work",
     "sample_and_write",
 ]
