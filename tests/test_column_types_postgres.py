@@ -40,6 +40,12 @@ CREATE TABLE shapes (id int PRIMARY KEY, ln line, ls lseg, bx box, pa path, pg p
 INSERT INTO shapes SELECT g, line(point(0, 0), point(g, g + 1)), lseg(point(0, 0), point(g, 1)),
   box(point(0, 0), point(g, g)), path(polygon(box(point(0, 0), point(g, g)))),
   polygon(box(point(0, 0), point(g, g))), circle(point(g, g), g) FROM generate_series(1, 50) g;
+CREATE TABLE arr (id int PRIMARY KEY, a_uuid uuid[], a_date date[], a_ts timestamptz[],
+  a_bool boolean[], a_mac macaddr[], a_inet inet[], a_txt varchar(4)[], a_json jsonb[]);
+INSERT INTO arr SELECT g, ARRAY[gen_random_uuid()], ARRAY[date '2020-01-01' + g],
+  ARRAY[timestamptz '2020-01-01 00:00+00' + g * interval '1 hour'], ARRAY[g % 2 = 0, true],
+  ARRAY['08:00:2b:01:02:03'::macaddr], ARRAY['10.0.0.1'::inet], ARRAY['ab' || g % 10],
+  ARRAY['{"a":1}'::jsonb] FROM generate_series(1, 100) g;
 """
 _RANGES = ["r4", "r8", "rn", "rd", "rts", "rtz"]
 
@@ -104,6 +110,10 @@ def test_clone_into_postgres(types_source, postgres_databases):
                             "(bx[0])[0] AS x FROM shapes")
     assert set(shapes["kinds"]) == {"linelsegboxpathpolygoncircle"}  # kept, and loaded
     assert shapes["x"].between(0, 50).all()
+    arrays = _frame(target, "SELECT min(a_date[1]) AS d0, max(a_date[1]) AS d1, "
+                            "max(length(a_txt[1])) AS t, count(*) AS n FROM arr").iloc[0]
+    assert arrays["n"] == 100 and arrays["t"] <= 4  # uuid[], macaddr[]...: values of their type
+    assert str(arrays["d0"]) >= "2020-01-02" and str(arrays["d1"]) <= "2020-04-10"
     nets = _frame(target, "SELECT masklen(net) AS n FROM pgt")["n"]
     assert set(nets.dropna()) == {16}  # networks shaped like the source's, not /32 hosts
     copied = _frame(types_source, "SELECT mac::text AS mac FROM pgt")["mac"]

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hma_db.schema import value_kind
 from hma_db.transform import shaped
 from hma_db.transform.keygen import uuids
 
@@ -183,16 +184,65 @@ def _learn_array(values: pd.Series) -> dict[str, Any]:
     else:
         items = values.map(list)
     flat = pd.Series([x for xs in items.iloc[:_JSON_SAMPLE] for x in xs], dtype=object)
-    numbers = pd.to_numeric(flat, errors="coerce")
+    numbers = pd.to_numeric(flat, errors="coerce") if not flat.map(
+        lambda v: isinstance(v, bool)).any() else pd.Series(np.nan, index=flat.index)
     numeric = len(flat) > 0 and numbers.notna().all()
     integer = numeric and bool((numbers == numbers.round()).all())
-    return {"counts": quantiles(items.map(len).to_numpy()),
-            "element": "int" if integer else "float" if numeric else "str",
-            "range": [float(numbers.min()), float(numbers.max())] if numeric else [0.0, 0.0],
+    element, span = ("int" if integer else "float", [float(numbers.min()), float(numbers.max())]) \
+        if numeric else _element_kind(flat)
+    return {"counts": quantiles(items.map(len).to_numpy()), "element": element, "range": span,
             "lengths": quantiles(flat.astype(str).str.len().to_numpy()) if len(flat) else
             quantiles(np.array([5.0])),
             "style": ("braces" if values.astype(str).str.startswith("{").all() else "brackets")
             if as_text else "list"}
+
+
+_UUID_TEXT = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_MAC_TEXT = r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5,7}$"
+
+
+def _element_kind(flat: pd.Series) -> tuple[str, list[float]]:
+    """The kind of an array's non-numeric elements and their range (epoch seconds of
+    timestamps, days of dates), so an element of a ``uuid[]`` or ``date[]`` is a value of its
+    type, not a word."""
+    kind = value_kind(flat)
+    if kind in ("datetime", "date"):
+        stamps = pd.to_datetime(flat, utc=True) if kind == "datetime" else pd.to_datetime(flat)
+        seconds = (stamps.dt.tz_localize(None) if kind == "datetime" else stamps).astype(
+            "datetime64[s]").astype(np.int64)
+        zoned = kind == "datetime" and any(getattr(v, "tzinfo", None) for v in flat.iloc[:50])
+        return ("timestamptz" if zoned else kind), [float(seconds.min()), float(seconds.max())]
+    shown = flat.astype(str)
+    if kind == "uuid" or (kind == "str" and len(shown) and shown.str.match(_UUID_TEXT).all()):
+        return "uuid", [0.0, 0.0]
+    if kind == "str" and len(shown) and shown.str.match(_MAC_TEXT).all():
+        return "mac", [float(shown.str.count(":").max() + 1)] * 2
+    return {"bool": "bool", "ip": "ip", "dict": "json", "list": "json"}.get(kind, "str"), \
+        [0.0, 0.0]
+
+
+def _elements(spec: dict[str, Any], total: int, rng: np.random.Generator,
+              locale: str) -> np.ndarray:
+    """``total`` array elements of the learned kind."""
+    element, (low, high) = spec["element"], spec["range"]
+    if element == "int":
+        return rng.integers(int(low), int(high) + 1, size=total)
+    if element == "float":
+        return np.round(rng.uniform(low, high, size=total), 2)
+    if element in ("date", "datetime", "timestamptz"):
+        stamps = rng.uniform(low, high, size=total).astype("int64").astype("datetime64[s]")
+        if element == "date":
+            return stamps.astype("datetime64[D]").astype(str).astype(object)
+        shown = np.char.replace(np.datetime_as_string(stamps, unit="s"), "T", " ")
+        return (np.char.add(shown, "+00") if element == "timestamptz" else shown).astype(object)
+    special = {"bool": lambda: (rng.random(total) < 0.5).astype(object),
+               "uuid": lambda: uuids(total, rng), "ip": lambda: ip_addresses(total, rng),
+               "mac": lambda: shaped.mac_addresses({"octets": int(low)}, total, rng),
+               "json": lambda: np.full(total, "{}", dtype=object)}
+    if element in special:
+        return special[element]()
+    lengths = from_quantiles(spec["lengths"], total, rng)
+    return text(_cap(lengths, None), rng, locale, int(max(spec["lengths"])) or None)
 
 
 _SHAPED = {  # generator -> (learn, generate)
@@ -273,13 +323,7 @@ def arrays(spec: dict[str, Any], n: int, rng: np.random.Generator, locale: str) 
     """Arrays with element counts shaped like the source (lists, or text like the source)."""
     counts = np.maximum(np.round(from_quantiles(spec["counts"], n, rng)), 0).astype("int64")
     total = int(counts.sum())
-    low, high = spec["range"]
-    if spec["element"] == "int":
-        flat = rng.integers(int(low), int(high) + 1, size=total)
-    elif spec["element"] == "float":
-        flat = np.round(rng.uniform(low, high, size=total), 2)
-    else:
-        flat = text(_cap(from_quantiles(spec["lengths"], total, rng), None), rng, locale)
+    flat = _elements(spec, total, rng, locale)
     rows = np.repeat(np.arange(n), counts)
     if spec["style"] == "list":
         groups = pd.Series(flat, dtype=object).groupby(rows).agg(list)
