@@ -12,6 +12,11 @@ checks as SQL in the target. Both return a :class:`Report`:
 - ``validity``: schema rules checked on the synthetic data (:mod:`hma_db.report.validity`);
 - ``privacy``: leak checks against chance baselines (:mod:`hma_db.report.privacy`);
 - ``to_json()`` and ``save_html(path)`` (:mod:`hma_db.report.html`).
+
+Whatever the drivers return (sets, bytes, JSON, ranges, columns of mixed types), values are made
+hashable and printable first (:mod:`hma_db.report.values`); a value that is no number or
+datetime where one is scored is skipped and counted in a note, and a check the target database
+refuses is reported as not made (:mod:`hma_db.report.dialects` says how each side is read).
 """
 
 from __future__ import annotations

@@ -83,7 +83,12 @@ def _set_text(value) -> str:
     """A MariaDB SET value, as a set or as text in any member order, as its sorted members
     joined by commas: the real side may come as sets and the synthetic one as text written
     by another database."""
-    members = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    if isinstance(value, str):
+        members = value.split(",")
+    elif isinstance(value, (set, frozenset, list, tuple)):
+        members = [str(v) for v in value]
+    else:
+        return value
     return ",".join(sorted(m for m in members if m))
 
 
