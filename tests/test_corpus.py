@@ -54,13 +54,9 @@ _WIDE = ("fitting postgresql-wide_200 (30 rows x 200 columns) takes more than 10
          "measured, 31 s preprocessing (each column's rdt transform_subset resets the random "
          "states of all 200 transformers: 79,998 calls), 16 s beta fits; the report then takes "
          "348 s in column pair trends (19,900 pairs)")
-_UNSIGNED = "UNSIGNED becomes signed: values near the maximum overflow"
 
 # (shape id, target) -> the one-line error seen; xfail(strict=True) until a fix lands.
 FAILING: dict[tuple[str, str], str] = {
-    ("postgresql-arrays", "postgresql"):
-        "WriteError: Writing table 'ar_post' failed: invalid input syntax for type numeric: "
-        "\"lot clearly this interview\"",
     **{("postgresql-cross_schema", t):
        "client: foreign keys (country_code) -> country (code) missing in the target "
        "(a foreign key into another schema is dropped with a warning)" for t in TARGETS},
@@ -83,16 +79,9 @@ FAILING: dict[tuple[str, str], str] = {
     ("sqlite-without_rowid", "sqlite"): "same dialect: s_code loses WITHOUT ROWID",
     ("sqlite-strict", "sqlite"):
         "same dialect: s_strict loses STRICT and s_strict.extra ANY becomes TEXT",
-    ("mariadb-set", "mariadb"):
-        "WriteError: Writing table 'm_film' failed: Data truncated for column "
-        "'special_features' at row 1",
-    ("mariadb-bit", "mariadb"):
-        "WriteError: Writing table 'm_switch' failed: Data too long for column 'mask' at row 3",
     ("mariadb-unsigned", "sqlite"):
-        f"{_UNSIGNED}: OverflowError: Python int too large to convert to SQLite INTEGER",
-    ("mariadb-unsigned", "mariadb"):
-        f"{_UNSIGNED}: WriteError: Writing table 'm_counter' failed: Out of range value for "
-        "column 'big' at row 1",
+        "the clone loads; the report's range check binds BIGINT UNSIGNED's maximum as a SQLite "
+        "parameter: OverflowError: Python int too large to convert to SQLite INTEGER",
 }
 
 # (shape id, target) -> a pattern of the up-front refusal (a HmaDbError before any write).

@@ -92,6 +92,9 @@ def chunk_dtypes(metadata: Metadata, table_name: str, names: list[str]) -> dict[
             sql_type = base_type(column.type)  # a domain's values are those of its base type
             if isinstance(sql_type, sa.Boolean):
                 dtypes[name] = "boolean" if nullable else "bool"
+            elif isinstance(sql_type, sa.BigInteger) and getattr(sql_type, "unsigned", False):
+                if not nullable:  # BIGINT UNSIGNED passes int64's maximum: int64 would wrap
+                    dtypes[name] = "uint64"
             elif isinstance(sql_type, sa.Integer):
                 dtypes[name] = "Int64" if nullable else "int64"
             elif isinstance(sql_type, sa.Float) and not sql_type.asdecimal:

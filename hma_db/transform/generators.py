@@ -184,6 +184,11 @@ def _learn_array(values: pd.Series) -> dict[str, Any]:
     else:
         items = values.map(list)
     flat = pd.Series([x for xs in items.iloc[:_JSON_SAMPLE] for x in xs], dtype=object)
+    inner = 0
+    if not as_text and len(flat) and flat.map(lambda v: isinstance(v, (list, tuple))).all():
+        # A multidimensional array: rows of equal width (PostgreSQL refuses ragged ones).
+        inner = int(flat.map(len).mode().iloc[0])
+        flat = pd.Series([x for xs in flat for x in xs], dtype=object)
     numbers = pd.to_numeric(flat, errors="coerce") if not flat.map(
         lambda v: isinstance(v, bool)).any() else pd.Series(np.nan, index=flat.index)
     numeric = len(flat) > 0 and numbers.notna().all()
@@ -191,6 +196,7 @@ def _learn_array(values: pd.Series) -> dict[str, Any]:
     element, span = ("int" if integer else "float", [float(numbers.min()), float(numbers.max())]) \
         if numeric else _element_kind(flat)
     return {"counts": quantiles(items.map(len).to_numpy()), "element": element, "range": span,
+            "inner": inner,
             "lengths": quantiles(flat.astype(str).str.len().to_numpy()) if len(flat) else
             quantiles(np.array([5.0])),
             "style": ("braces" if values.astype(str).str.startswith("{").all() else "brackets")
@@ -323,7 +329,11 @@ def arrays(spec: dict[str, Any], n: int, rng: np.random.Generator, locale: str) 
     """Arrays with element counts shaped like the source (lists, or text like the source)."""
     counts = np.maximum(np.round(from_quantiles(spec["counts"], n, rng)), 0).astype("int64")
     total = int(counts.sum())
-    flat = _elements(spec, total, rng, locale)
+    inner = int(spec.get("inner", 0))
+    flat = _elements(spec, total * max(inner, 1), rng, locale)
+    if inner:  # rows of ``inner`` elements each: a two-dimensional array
+        flat = pd.Series(list(np.asarray(flat).reshape(total, inner).tolist()) + [None],
+                         dtype=object).iloc[:-1].to_numpy()
     rows = np.repeat(np.arange(n), counts)
     if spec["style"] == "list":
         groups = pd.Series(flat, dtype=object).groupby(rows).agg(list)

@@ -167,7 +167,7 @@ def ranges(spec: dict[str, Any], n: int, rng: np.random.Generator) -> np.ndarray
 
 # ------------------------------------------------------------------------------ bit strings
 def _bit_text(value: Any) -> str:
-    if isinstance(value, (int, np.integer)):  # MariaDB's BIT(n), read as an integer
+    if isinstance(value, (int, float, np.integer, np.floating)):  # MariaDB's BIT(n): a number
         return format(int(value), "b")
     return str(value)
 
@@ -175,7 +175,8 @@ def _bit_text(value: Any) -> str:
 def learn_bits(values: pd.Series) -> dict[str, Any]:
     """The quantiles of the bit strings' lengths, and whether values are integers (MariaDB)."""
     sample = values.iloc[:_SAMPLE]
-    numeric = bool(len(sample)) and sample.map(lambda v: isinstance(v, (int, np.integer))).all()
+    numeric = bool(len(sample)) and (pd.api.types.is_numeric_dtype(sample.dtype) or sample.map(
+        lambda v: isinstance(v, (int, np.integer))).all())  # float64 when the column has NULLs
     lengths = sample.map(_bit_text).str.len().to_numpy(dtype=float)
     return {"lengths": _quantiles(lengths), "as_int": bool(numeric)}
 
