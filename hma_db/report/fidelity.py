@@ -218,6 +218,178 @@ def pair_trends(real: pd.DataFrame, synthetic: pd.DataFrame, sdtypes: dict[str, 
                                        "Meets Threshold?"])
 
 
+# ------------------------------------------------------------------------------ all pairs at once
+_PAIR_CHUNK = 4_000_000  # cells of (rows x pairs) held at once by the contingency step
+
+
+def table_pair_trends(real: pd.DataFrame, synthetic: pd.DataFrame,
+                      sdtypes: dict[str, str]) -> pd.DataFrame:
+    """Details of every pair of ``sdtypes``' columns, the same as ``pair_trends`` gives them.
+
+    ``pair_trends`` loops over pairs (some 6 ms each: 115 s for a 200-column table). Here the
+    Pearson coefficients of all continuous pairs come from one matrix product per side, and the
+    contingency tables of all other pairs from one sort of encoded (pair, cell) keys per chunk
+    of pairs, so the cost no longer grows with a Python call per pair.
+    """
+    columns = list(sdtypes)
+    first, second = (np.array(a, dtype=np.int64) for a in np.triu_indices(len(columns), k=1))
+    continuous = np.array([SHAPES[sdtypes[c]] == "continuous" for c in columns], dtype=bool)
+    n_pairs = len(first)
+    score, r_real, r_syn, cramer = (np.full(n_pairs, np.nan) for _ in range(4))
+    both = continuous[first] & continuous[second]
+    if both.any():
+        score[both], r_real[both], r_syn[both] = _correlation_pairs(
+            real, synthetic, columns, first[both], second[both])
+    if (~both).any():
+        score[~both], cramer[~both] = _contingency_pairs(real, synthetic, columns, continuous,
+                                                         first[~both], second[~both])
+    meets = np.where(both, np.abs(np.nan_to_num(r_real)) > CORRELATION_THRESHOLD,
+                     np.nan_to_num(cramer) > ASSOCIATION_THRESHOLD)
+    names = np.array(columns, dtype=object)
+    return pd.DataFrame({
+        "Column 1": names[first].tolist(), "Column 2": names[second].tolist(),
+        "Metric": np.where(both, "CorrelationSimilarity", "ContingencySimilarity").tolist(),
+        "Score": score, "Real Correlation": r_real, "Synthetic Correlation": r_syn,
+        "Real Association": cramer, "Meets Threshold?": meets.astype(bool)})
+
+
+def _correlation_pairs(real: pd.DataFrame, synthetic: pd.DataFrame, columns: list[str],
+                       first: np.ndarray, second: np.ndarray):
+    """(score, real r, synthetic r) of continuous pairs, as ``correlation_similarity``."""
+    used = np.unique(np.concatenate([first, second]))
+    position = np.full(len(columns), -1)
+    position[used] = np.arange(len(used))
+    a, b = position[first], position[second]
+    names = [columns[i] for i in used]
+    constant = np.zeros(len(used), dtype=bool)
+    r = []
+    for frame in (real, synthetic):
+        constant |= (frame[names].nunique() == 1).to_numpy()
+        matrix = np.column_stack([_numeric(frame[c]) for c in names]) if len(frame) else \
+            np.empty((0, len(names)))
+        r.append(_pairwise_pearson(matrix)[a, b])
+    flat = constant[a] | constant[b]
+    r_real, r_syn = (np.where(flat, np.nan, x) for x in r)
+    return 1 - np.abs(r_real - r_syn) / 2, r_real, r_syn
+
+
+def _pairwise_pearson(matrix: np.ndarray) -> np.ndarray:
+    """Pearson's r of every pair of columns over the rows where both are present (NaN when
+    fewer than 2 such rows or either is constant there), as ``_pearson`` gives it pair by pair.
+
+    Columns are centred and scaled over all their values first, so that the sums of the
+    pairwise formula (n Sxy - Sx Sy) stay small and lose no precision to cancellation.
+    """
+    present = ~np.isnan(matrix)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centre = np.nanmean(np.where(present.any(axis=0), matrix, 0.0), axis=0)
+        x = np.where(present, matrix - centre, 0.0)
+        spread = np.sqrt((x * x).sum(axis=0))
+        x = x / np.where(spread > 0, spread, 1.0)
+        mask = present.astype(float)
+        n = mask.T @ mask
+        sum_x = x.T @ mask  # [i, j]: sum of column i over rows where j is present too
+        sum_xx = (x * x).T @ mask
+        var_x = sum_xx - sum_x * sum_x / n
+        covariance = x.T @ x - sum_x * sum_x.T / n
+        flat_x = var_x <= 1e-12 * sum_xx  # constant over the rows shared with the other column
+        flat = flat_x | flat_x.T | (n < 2)
+        r = covariance / np.sqrt(var_x * var_x.T)
+    return np.where(flat, np.nan, np.clip(r, -1, 1))
+
+
+def _contingency_pairs(real: pd.DataFrame, synthetic: pd.DataFrame, columns: list[str],
+                       continuous: np.ndarray, first: np.ndarray, second: np.ndarray):
+    """(score, real Cramér's V) of the pairs with a discrete column, as ``contingency_similarity``
+    on continuous columns binned by ``discretize``; NaN where a binning failed."""
+    codes_real, codes_syn, sizes = _pair_codes(real, synthetic, columns, continuous)
+    valid = sizes[first] > 0
+    valid &= sizes[second] > 0
+    score, cramer = np.full(len(first), np.nan), np.full(len(first), np.nan)
+    rng = np.random.default_rng(0)  # the subsample every contingency_similarity call draws
+    codes_real, codes_syn = (_subsample_rows(c, rng) for c in (codes_real, codes_syn))
+    pairs = np.flatnonzero(valid)
+    step = max(1, _PAIR_CHUNK // max(1, len(codes_real) + len(codes_syn)))
+    for start in range(0, len(pairs), step):
+        chunk = pairs[start:start + step]
+        score[chunk], cramer[chunk] = _contingency_chunk(codes_real, codes_syn, sizes,
+                                                         first[chunk], second[chunk])
+    return score, cramer
+
+
+def _pair_codes(real: pd.DataFrame, synthetic: pd.DataFrame, columns: list[str],
+                continuous: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integer codes of each column's categories (nulls one category, continuous columns by
+    bin), shared by real and synthetic; a size of 0 marks a column whose binning failed."""
+    codes_real = np.zeros((len(real), len(columns)), dtype=np.int64)
+    codes_syn = np.zeros((len(synthetic), len(columns)), dtype=np.int64)
+    sizes = np.zeros(len(columns), dtype=np.int64)
+    for i, column in enumerate(columns):
+        a, b = real[column], synthetic[column]
+        if continuous[i]:
+            a, b = discretize(a), discretize(b)
+            if a is None or b is None:
+                continue
+        codes, uniques = pd.factorize(pd.concat([a, b], ignore_index=True), use_na_sentinel=False)
+        codes_real[:, i], codes_syn[:, i] = codes[:len(a)], codes[len(a):]
+        sizes[i] = max(len(uniques), 1)
+    return codes_real, codes_syn, sizes
+
+
+def _subsample_rows(codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if len(codes) <= CONTINGENCY_SUBSAMPLE:
+        return codes
+    return codes[rng.choice(len(codes), CONTINGENCY_SUBSAMPLE, replace=False)]
+
+
+def _contingency_chunk(codes_real: np.ndarray, codes_syn: np.ndarray, sizes: np.ndarray,
+                       first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and Cramér's V of a chunk of pairs from one sort of (pair, cell) keys per side."""
+    cells = sizes[first] * sizes[second]
+    offset = np.concatenate([[0], np.cumsum(cells)[:-1]])
+
+    def keys(codes: np.ndarray) -> np.ndarray:
+        return (offset + codes[:, first] * sizes[second] + codes[:, second]).ravel()
+
+    n_real, n_syn, n_pairs = len(codes_real), len(codes_syn), len(first)
+    real_keys, real_counts = np.unique(keys(codes_real), return_counts=True)
+    syn_keys, syn_counts = np.unique(keys(codes_syn), return_counts=True)
+    union, where = np.unique(np.concatenate([real_keys, syn_keys]), return_inverse=True)
+    diff = np.bincount(where, np.concatenate([real_counts / max(n_real, 1),
+                                              -syn_counts / max(n_syn, 1)]), minlength=len(union))
+    pair_of = np.searchsorted(offset, union, side="right") - 1
+    score = 1 - np.bincount(pair_of, np.abs(diff), minlength=n_pairs) / 2
+    cramer = _cramers_v(real_keys, real_counts, offset, sizes[second], n_real, n_pairs)
+    return np.where(np.isnan(cramer), np.nan, score), cramer
+
+
+def _cramers_v(cell_keys: np.ndarray, counts: np.ndarray, offset: np.ndarray, width: np.ndarray,
+               n: int, n_pairs: int) -> np.ndarray:
+    """Cramér's V of each pair's real table from its non-empty cells (as scipy's ``association``
+    without correction); NaN where a side has fewer than 2 categories or there are no rows.
+
+    chi2 = sum over non-empty cells of (O - E)^2 / E plus the expected counts of the empty
+    cells (their O is 0), which are n minus the expected counts of the non-empty ones.
+    """
+    pair = np.searchsorted(offset, cell_keys, side="right") - 1
+    local = cell_keys - offset[pair]
+    row_key, col_key = pair * (local.max(initial=0) + 1) + local // width[pair], \
+        pair * (width.max(initial=0) + 1) + local % width[pair]
+    rows_of = [np.unique(k, return_inverse=True) for k in (row_key, col_key)]
+    row_sum = np.bincount(rows_of[0][1], counts)[rows_of[0][1]]
+    col_sum = np.bincount(rows_of[1][1], counts)[rows_of[1][1]]
+    n_rows = np.bincount(pair[np.unique(rows_of[0][1], return_index=True)[1]], minlength=n_pairs)
+    n_cols = np.bincount(pair[np.unique(rows_of[1][1], return_index=True)[1]], minlength=n_pairs)
+    n_cells = np.bincount(pair, minlength=n_pairs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = row_sum * col_sum / n
+        chi2 = np.bincount(pair, (counts - expected) ** 2 / expected, minlength=n_pairs)
+        empty = n - np.bincount(pair, expected, minlength=n_pairs)
+        chi2 += np.where(n_cells < n_rows * n_cols, np.maximum(empty, 0.0), 0.0)
+        value = chi2 / n / (np.minimum(n_rows, n_cols) - 1)
+    return np.where((np.minimum(n_rows, n_cols) < 2) | (n == 0), np.nan, np.sqrt(value))
+
+
 def property_score(details: pd.DataFrame) -> float:
     """The mean score of the rows that count (all rows, or those meeting the threshold)."""
     if details.empty:
@@ -248,8 +420,7 @@ def column_pair_trends(real, synthetic, metadata: Metadata) -> pd.DataFrame:
     frames = []
     for table in metadata.tables:
         sdtypes = scored_columns(metadata, table)
-        pairs = list(itertools.combinations(sdtypes, 2))
-        details = pair_trends(real[table], synthetic[table], sdtypes, pairs)
+        details = table_pair_trends(real[table], synthetic[table], sdtypes)
         frames.append(details.assign(Table=table))
     return _concat(frames, ["Table"])
 

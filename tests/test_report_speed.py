@@ -1,0 +1,112 @@
+"""Column Pair Trends of a table at once: the same details as the pair-by-pair path, in seconds
+on a 200-column table (was 115 s for 30 rows x 200 columns)."""
+
+import itertools
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE
+
+from hma_db import HMASynthesizer, reflect
+from hma_db.report.fidelity import (
+    _prepared,
+    column_pair_trends,
+    pair_trends,
+    scored_columns,
+)
+from hma_db.source.read import read_tables
+
+COLUMNS = ["Column 1", "Column 2", "Metric", "Score", "Real Correlation", "Synthetic Correlation",
+           "Real Association", "Meets Threshold?"]
+
+
+def _fit_and_sample(path, seed=3):
+    url = f"sqlite:///{path}"
+    metadata = reflect(url)
+    real = read_tables(url, metadata)
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=seed)
+    synthesizer.fit(real)
+    return metadata, real, synthesizer.sample()
+
+
+def _pair_by_pair(real, synthetic, metadata):
+    """The old path: ``pair_trends`` over every pair of scored columns, table by table."""
+    frames = []
+    for table in metadata.tables:
+        sdtypes = scored_columns(metadata, table)
+        pairs = list(itertools.combinations(sdtypes, 2))
+        frames.append(pair_trends(real[table], synthetic[table], sdtypes, pairs)
+                      .assign(Table=table))
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _assert_same_details(new: pd.DataFrame, old: pd.DataFrame):
+    assert len(new) == len(old)
+    for column in ["Table", "Column 1", "Column 2", "Metric", "Meets Threshold?"]:
+        assert new[column].tolist() == old[column].tolist(), column
+    for column in ["Score", "Real Correlation", "Synthetic Correlation", "Real Association"]:
+        a, b = new[column].to_numpy(float), old[column].to_numpy(float)
+        assert (np.isnan(a) == np.isnan(b)).all(), (column, new[np.isnan(a) != np.isnan(b)])
+        assert np.nanmax(np.abs(a - b), initial=0) < 1e-9, column
+
+
+@pytest.mark.parametrize("path", [CHINOOK_SQLITE, NORTHWIND_SQLITE], ids=["chinook", "northwind"])
+def test_pair_details_equal_the_pair_by_pair_path(path):
+    metadata, real, synthetic = _fit_and_sample(path)
+    real_p, syn_p = _prepared(real, metadata, {}), _prepared(synthetic, metadata, {})
+    _assert_same_details(column_pair_trends(real_p, syn_p, metadata),
+                         _pair_by_pair(real_p, syn_p, metadata))
+
+
+def _wide(rows, columns, seed):
+    """A table mixing correlated numbers, datetimes, categories, nulls and constants."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=rows)
+    data, sdtypes = {}, {}
+    for i in range(columns):
+        kind = i % 4
+        if kind == 0:
+            values = base * rng.uniform(-2, 2) + rng.normal(scale=0.5, size=rows) + 1e6
+            values[rng.random(rows) < 0.2] = np.nan
+            data[f"n{i}"], sdtypes[f"n{i}"] = values, "numerical"
+        elif kind == 1:
+            days = (base * 30 + rng.normal(scale=10, size=rows)).astype(int)
+            stamps = pd.Timestamp("2020-01-01") + pd.to_timedelta(days, unit="D")
+            data[f"d{i}"], sdtypes[f"d{i}"] = pd.Series(stamps).where(rng.random(rows) > 0.1), \
+                "datetime"
+        elif kind == 2:
+            labels = np.where(base + rng.normal(size=rows) > 0, "hi", "lo").astype(object)
+            labels[rng.random(rows) < 0.1] = None
+            data[f"c{i}"], sdtypes[f"c{i}"] = labels, "categorical"
+        else:
+            constant = i % 8 == 3
+            data[f"b{i}"], sdtypes[f"b{i}"] = (np.full(rows, 2.0) if constant
+                                               else rng.integers(0, 5, rows).astype(float)), \
+                "numerical" if constant else "categorical"
+    return pd.DataFrame(data), sdtypes
+
+
+class _Tables:
+    def __init__(self, sdtypes):
+        self.tables = {"wide": {"columns": {c: {"sdtype": s} for c, s in sdtypes.items()}}}
+
+
+def test_wide_table_details_equal_the_pair_by_pair_path():
+    real, sdtypes = _wide(60, 24, seed=1)
+    synthetic, _ = _wide(45, 24, seed=2)
+    metadata = _Tables(sdtypes)
+    _assert_same_details(column_pair_trends({"wide": real}, {"wide": synthetic}, metadata),
+                         _pair_by_pair({"wide": real}, {"wide": synthetic}, metadata))
+
+
+def test_two_hundred_columns_take_seconds_not_minutes():
+    real, sdtypes = _wide(30, 200, seed=1)
+    synthetic, _ = _wide(30, 200, seed=2)
+    start = time.perf_counter()
+    details = column_pair_trends({"wide": real}, {"wide": synthetic}, _Tables(sdtypes))
+    elapsed = time.perf_counter() - start
+    assert len(details) == 200 * 199 // 2
+    assert elapsed < 5, f"Column Pair Trends of 200 columns took {elapsed:.1f} s"
