@@ -110,3 +110,23 @@ def test_two_hundred_columns_take_seconds_not_minutes():
     elapsed = time.perf_counter() - start
     assert len(details) == 200 * 199 // 2
     assert elapsed < 5, f"Column Pair Trends of 200 columns took {elapsed:.1f} s"
+
+
+def test_large_and_mixed_tables_equal_the_pair_by_pair_path():
+    """Above 50,000 rows both sides are subsampled as contingency_similarity does; a column
+    mixing numbers and text, all-null and single-category columns give the same details."""
+    rng = np.random.default_rng(5)
+    rows = 60_000
+    numbers = rng.normal(size=rows)
+    real = pd.DataFrame({
+        "x": numbers, "y": numbers * 2 + rng.normal(size=rows),
+        "k": np.where(numbers > 0, "a", "b"),
+        "m": pd.Series(rng.choice([1, "one", 2.5, None], rows), dtype=object),
+        "z": np.full(rows, np.nan), "s": np.full(rows, "same")})
+    synthetic = real.sample(frac=0.9, random_state=1).reset_index(drop=True)
+    synthetic["k"] = synthetic["k"].where(rng.random(len(synthetic)) > 0.3, "c")
+    sdtypes = {"x": "numerical", "y": "numerical", "k": "categorical", "m": "categorical",
+               "z": "numerical", "s": "categorical"}
+    metadata = _Tables(sdtypes)
+    _assert_same_details(column_pair_trends({"wide": real}, {"wide": synthetic}, metadata),
+                         _pair_by_pair({"wide": real}, {"wide": synthetic}, metadata))
