@@ -38,7 +38,7 @@ from hma_db.schema.pii import is_faker_provider
 METADATA_SPEC_VERSION = "V1"
 BASIC_SDTYPES = ("numerical", "categorical", "boolean", "datetime", "id", "unknown")
 GENERATORS = ("text", "json", "array", "bytes", "uuid", "interval", "ip", "xml", "tsvector",
-              "mac", "range", "bits", "point", "tsquery")
+              "mac", "range", "bits", "point", "tsquery", "set")
 _TABLE_KEYS = {"columns", "primary_key", "alternate_keys", "column_relationships",
                "sequence_key", "sequence_index"}
 

@@ -139,20 +139,6 @@ def set_width(type_: mysql.SET) -> int:
     return max(sum(len(m) for m in members) + len(members) - 1, 1)
 
 
-_SET_COMBINED_MAX = 6  # members up to which every combination is listed (2**6 = 64 values)
-
-
-def set_values(type_: mysql.SET) -> list[str]:
-    """The values a MariaDB SET column may hold, as it spells them (members in declared order,
-    joined by commas; '' for none): every combination for a small SET, else each member alone.
-    A column whose combinations are all rare is then drawn from these, never from words."""
-    members = [str(v) for v in type_.values]
-    if len(members) > _SET_COMBINED_MAX:
-        return ["", *members]
-    return [",".join(m for j, m in enumerate(members) if mask >> j & 1)
-            for mask in range(2 ** len(members))]
-
-
 def _bit_options(type_: sa.types.TypeEngine) -> dict[str, Any]:
     """A bit string: ``bit`` alone is ``bit(1)``, ``bit varying`` alone has no limit."""
     length = type_.length or (None if getattr(type_, "varying", False) else 1)
@@ -178,8 +164,8 @@ def type_options(type_: sa.types.TypeEngine) -> tuple[dict[str, Any], str | None
         return _bit_options(type_), None
     if isinstance(type_, mysql.SET):
         # A closed vocabulary: its combinations are categories, as an ENUM's values are.
-        return {"sdtype": "categorical", "max_length": set_width(type_),
-                "allowed_values": set_values(type_)}, None
+        # (generator: what a column whose combinations are all rare is drawn with)
+        return {"sdtype": "categorical", "max_length": set_width(type_), "generator": "set"}, None
     for classes, generator in _GENERATED:
         if isinstance(type_, classes):
             return {"sdtype": "unknown", "generator": generator}, None

@@ -190,8 +190,8 @@ class Learner:
                         "null_share": null_share(series)}
             if nulls and series.dropna().empty:
                 return {"role": "constant", "value": None, "null_share": 1.0}
-            return self.generated(column, series, dtype, kind,
-                                  "number" if kind in ("int", "float") else "text")
+            return self.generated(column, series, dtype, kind, "number" if kind in (
+                "int", "float") else meta.get("generator", "text"))  # a SET: 'set
         if len(categories) == 1 and spec["counts"][0] + series.isna().sum() == len(series):
             return {"role": "constant", "value": categories[0], "null_share": null_share(series)}
         spec.update(role="modeled")

@@ -25,7 +25,7 @@ _CELLS = 4_000_000  # characters per block of generated text (bounds memory)
 _SLACK = 12  # characters past the target length searched for a word end
 _JSON_SAMPLE = 2_000  # rows parsed to learn the keys of a JSON column
 GENERATORS = ("text", "json", "array", "bytes", "uuid", "interval", "ip", "xml", "tsvector",
-              "number", "mac", "range", "bits", "point", "tsquery")
+              "number", "mac", "range", "bits", "point", "tsquery", "set")
 
 
 def quantiles(values: np.ndarray) -> list[float]:
@@ -256,6 +256,7 @@ _SHAPED = {  # generator -> (learn, generate)
     "range": (shaped.learn_range, lambda spec, n, rng, _length: shaped.ranges(spec, n, rng)),
     "bits": (shaped.learn_bits, shaped.bit_strings),
     "point": (shaped.learn_point, lambda spec, n, rng, _length: shaped.points(spec, n, rng)),
+    "set": (shaped.learn_set, lambda spec, n, rng, _length: shaped.set_combinations(spec, n, rng)),
 }
 
 

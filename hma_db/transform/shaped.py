@@ -165,6 +165,26 @@ def ranges(spec: dict[str, Any], n: int, rng: np.random.Generator) -> np.ndarray
     return out
 
 
+# ------------------------------------------------------------------------------ SET values
+def learn_set(values: pd.Series) -> dict[str, Any]:
+    """The members of a SET column (its declared vocabulary, in the order it spells them) and
+    the share of rows holding each."""
+    text = values.iloc[:_SAMPLE].astype(str)
+    held = text.str.get_dummies(sep=",")
+    order = pd.unique(pd.Series([m for v in text for m in v.split(",") if m], dtype=object))
+    return {"members": [str(m) for m in order],
+            "shares": [float(held[m].mean()) if m in held else 0.0 for m in order]}
+
+
+def set_combinations(spec: dict[str, Any], n: int, rng: np.random.Generator) -> np.ndarray:
+    """Combinations of the members, each held with its learned share, in the SET's order."""
+    out = pd.Series([""] * n, dtype=object)
+    for member, share in zip(spec["members"], spec["shares"], strict=True):
+        held = rng.random(n) < share
+        out = out.where(~held, out + ("," + member))
+    return out.str.lstrip(",").to_numpy(dtype=object)
+
+
 # ------------------------------------------------------------------------------ bit strings
 def _bit_text(value: Any) -> str:
     if isinstance(value, (int, float, np.integer, np.floating)):  # MariaDB's BIT(n): a number
