@@ -129,6 +129,15 @@ def test_wide_table_details_equal_the_pair_by_pair_path():
                          _pair_by_pair({"wide": real}, {"wide": synthetic}, metadata))
 
 
+@pytest.mark.parametrize("rows", [(0, 40), (40, 0), (1, 1)], ids=["no real", "no synthetic", "one"])
+def test_empty_and_one_row_tables_equal_the_pair_by_pair_path(rows):
+    real, sdtypes = _wide(40, 12, seed=1)
+    synthetic, _ = _wide(40, 12, seed=2)
+    tables = {"wide": real.iloc[:rows[0]]}, {"wide": synthetic.iloc[:rows[1]]}
+    _assert_same_details(column_pair_trends(*tables, _Tables(sdtypes)),
+                         _pair_by_pair(*tables, _Tables(sdtypes)))
+
+
 def test_two_hundred_columns_take_seconds_not_minutes():
     real, sdtypes = _wide(30, 200, seed=1)
     synthetic, _ = _wide(30, 200, seed=2)

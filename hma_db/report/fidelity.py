@@ -288,7 +288,7 @@ def _pairwise_pearson(matrix: np.ndarray) -> np.ndarray:
     """
     present = ~np.isnan(matrix)
     with np.errstate(invalid="ignore", divide="ignore"):
-        centre = np.nanmean(np.where(present.any(axis=0), matrix, 0.0), axis=0)
+        centre = np.nansum(matrix, axis=0) / np.maximum(present.sum(axis=0), 1)
         x = np.where(present, matrix - centre, 0.0)
         spread = np.sqrt((x * x).sum(axis=0))
         x = x / np.where(spread > 0, spread, 1.0)
@@ -391,7 +391,7 @@ def _cramers_v(cell_keys: np.ndarray, counts: np.ndarray, offset: np.ndarray, wi
         expected = row_sum * col_sum / n
         chi2 = np.bincount(pair, (counts - expected) ** 2 / expected, minlength=n_pairs)
         empty = n - np.bincount(pair, expected, minlength=n_pairs)
-        chi2 += np.where(n_cells < n_rows * n_cols, np.maximum(empty, 0.0), 0.0)
+        chi2 = chi2 + np.where(n_cells < n_rows * n_cols, np.maximum(empty, 0.0), 0.0)
         value = chi2 / n / (np.minimum(n_rows, n_cols) - 1)
     return np.where((np.minimum(n_rows, n_cols) < 2) | (n == 0), np.nan, np.sqrt(value))
 
