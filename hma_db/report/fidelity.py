@@ -14,6 +14,10 @@ same way so that scores can be compared with it:
 - **Intertable Trends**: column pair trends between each parent column and each child column
   of the child rows joined to their parent.
 
+Column pairs are scored all at once per table (``table_pair_trends``: one Pearson matrix per
+side, one sort of encoded contingency cells per chunk of pairs); ``pair_trends`` is the same
+definition pair by pair, which the tests hold it equal to.
+
 Columns with other sdtypes (``id``, ``unknown``, personal data) take no part, as in SDMetrics.
 Unlike SDMetrics, a self-referencing relationship is scored too (SDMetrics fails on it).
 """
