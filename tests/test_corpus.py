@@ -50,10 +50,10 @@ SEED = 13
 FIT_SECONDS = 10
 CLONE_SECONDS = 15
 
-_WIDE = ("fitting postgresql-wide_200 (30 rows x 200 columns) takes more than 10 s: 47 s "
-         "measured, 31 s preprocessing (each column's rdt transform_subset resets the random "
-         "states of all 200 transformers: 79,998 calls), 16 s beta fits; the report then takes "
-         "348 s in column pair trends (19,900 pairs)")
+_WIDE = ("fitting postgresql-wide_200 (30 rows x 200 columns) takes more than 10 s: 21 s "
+         "measured unloaded (47 s under load: 31 s preprocessing, where each column's rdt "
+         "transform_subset resets the random states of all 200 transformers, 79,998 calls; "
+         "16 s beta fits); its report takes 2 s")
 
 # (shape id, target) -> the one-line error seen; xfail(strict=True) until a fix lands.
 FAILING: dict[tuple[str, str], str] = {
