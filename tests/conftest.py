@@ -184,3 +184,27 @@ def chinook_sqlite_copy(tmp_path) -> str:
     target = tmp_path / "chinook.sqlite"
     target.write_bytes(CHINOOK_SQLITE.read_bytes())
     return f"sqlite:///{target}"
+
+
+def query_frame(url: str, sql: str):
+    """The rows of ``sql`` on the database at ``url`` as a DataFrame (one connection, closed)."""
+    import pandas as pd
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        frame = pd.read_sql(sa.text(sql), conn)
+    engine.dispose()
+    return frame
+
+
+def fit_and_sample(path, seed: int = 3):
+    """Reflect, read and fit the SQLite file at ``path``; (metadata, real tables, one sample)."""
+    from hma_db import HMASynthesizer, read_tables, reflect
+
+    url = f"sqlite:///{path}"
+    metadata = reflect(url)
+    real = read_tables(url, metadata)
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=seed)
+    synthesizer.fit(real)
+    return metadata, real, synthesizer.sample()
+

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from conftest import query_frame
 
 from hma_db import clone, reflect
 
@@ -59,14 +60,6 @@ def film_source(mysql_databases) -> str:
     return url
 
 
-def _frame(url: str, sql: str) -> pd.DataFrame:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    with engine.connect() as conn:
-        frame = pd.read_sql(sa.text(sql), conn)
-    engine.dispose()
-    return frame
-
-
 def test_reflected_set_and_bit(film_source):
     columns = reflect(film_source).tables["film"]["columns"]
     assert columns["features"]["max_length"] == 54 and columns["features"]["nullable"]
@@ -89,26 +82,26 @@ def _check_values(out: pd.DataFrame) -> None:
 def test_clone_into_mariadb_keeps_the_types(film_source, mysql_databases):
     target = mysql_databases.new("types_my")
     clone(film_source, target, seed=5)  # crashed: unhashable type: 'set'
-    out = _frame(target, "SELECT features, yr, stars, int_u, CAST(big_u AS CHAR) AS big_u, "
+    out = query_frame(target, "SELECT features, yr, stars, int_u, CAST(big_u AS CHAR) AS big_u, "
                          "bits + 0 AS bits FROM film")
     _check_values(out)
     big = out["big_u"].map(int)
     assert big.min() >= 2**64 - 1 - 299 * 10**15 and big.max() <= 2**64 - 1  # past int64
     assert pd.to_numeric(out["bits"]).between(0, 255).all()
-    flags = _frame(target, "SELECT DISTINCT flag + 0 AS f FROM film")["f"]
+    flags = query_frame(target, "SELECT DISTINCT flag + 0 AS f FROM film")["f"]
     assert set(flags) == {0, 1}
-    places = _frame(target, "SELECT ST_X(loc) AS x, ST_Y(loc) AS y, ST_GeometryType(geom) AS g "
+    places = query_frame(target, "SELECT ST_X(loc) AS x, ST_Y(loc) AS y, ST_GeometryType(geom) AS g "
                             "FROM places")
     assert len(places) == 200 and places["x"].between(2, 3).all()
     assert places["y"].between(48, 49).all() and set(places["g"].dropna()) == {"POINT"}
-    places_sql = _frame(target, "SHOW CREATE TABLE places").iloc[0, 1].lower()
+    places_sql = query_frame(target, "SHOW CREATE TABLE places").iloc[0, 1].lower()
     assert "point not null" in places_sql and "double unsigned" in places_sql
-    kinds = _frame(target, "SELECT ST_GeometryType(ls) AS a, ST_GeometryType(pg) AS b, "
+    kinds = query_frame(target, "SELECT ST_GeometryType(ls) AS a, ST_GeometryType(pg) AS b, "
                            "ST_GeometryType(mp) AS c, ST_X(ST_StartPoint(ls)) AS x FROM places")
     assert set(map(tuple, kinds[["a", "b", "c"]].to_numpy())) == {
         ("LINESTRING", "POLYGON", "MULTIPOINT")}
     assert kinds["x"].between(2, 3).all()
-    created = _frame(target, "SHOW CREATE TABLE film").iloc[0, 1].lower()
+    created = query_frame(target, "SHOW CREATE TABLE film").iloc[0, 1].lower()
     for kept in ("set('trailers'", "year", "int(10) unsigned", "bigint(20) unsigned", "bit(8)"):
         assert kept in created, kept
 
@@ -117,9 +110,9 @@ def test_clone_into_mariadb_keeps_the_types(film_source, mysql_databases):
 def test_clone_into_postgres_and_sqlite(film_source, postgres_databases, tmp_path):
     for target in (postgres_databases.new("types_pg"), f"sqlite:///{tmp_path / 'film.sqlite'}"):
         clone(film_source, target, seed=5)
-        _check_values(_frame(target, "SELECT * FROM film"))
-        locs = _frame(target, "SELECT loc FROM places")["loc"]  # WKT text, never random words
+        _check_values(query_frame(target, "SELECT * FROM film"))
+        locs = query_frame(target, "SELECT loc FROM places")["loc"]  # WKT text, never random words
         coords = locs.str.extract(r"^POINT\(([-\d.]+) ([-\d.]+)\)$").astype(float)
         assert coords[0].between(2, 3).all() and coords[1].between(48, 49).all()
-    longest = _frame(target, "SELECT max(length(features)) AS n FROM film")["n"].iloc[0]
+    longest = query_frame(target, "SELECT max(length(features)) AS n FROM film")["n"].iloc[0]
     assert longest > len("Behind the Scenes")  # a combination, wider than any one member

@@ -9,6 +9,7 @@ import re
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from conftest import query_frame
 
 from hma_db import clone, reflect
 
@@ -60,14 +61,6 @@ def types_source(postgres_databases) -> str:
     return url
 
 
-def _frame(url: str, sql: str) -> pd.DataFrame:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    with engine.connect() as conn:
-        frame = pd.read_sql(sa.text(sql), conn)
-    engine.dispose()
-    return frame
-
-
 def test_reflected_generators(types_source):
     columns = reflect(types_source).tables["pgt"]["columns"]
     assert columns["price"]["sdtype"] == "numerical"
@@ -92,7 +85,7 @@ _BOUNDS = """SELECT min(lower(r4)) AS r4_low, max(upper(r4)) AS r4_high,
 def test_clone_into_postgres(types_source, postgres_databases):
     target = postgres_databases.new("types_pg")
     clone(types_source, target, seed=3)  # money failed the fit; ranges, bits: the load
-    source, out = _frame(types_source, _BOUNDS).iloc[0], _frame(target, _BOUNDS).iloc[0]
+    source, out = query_frame(types_source, _BOUNDS).iloc[0], query_frame(target, _BOUNDS).iloc[0]
     assert out["n"] == 300
     for low, high in (("r4_low", "r4_high"), ("rd_low", "rd_high"), ("rn_low", "rn_high")):
         assert source[low] <= out[low] and out[high] <= source[high]
@@ -102,21 +95,21 @@ def test_clone_into_postgres(types_source, postgres_databases):
     assert out["iv_max"] <= source["iv_max"]
     for low, high in (("x_low", "x_high"), ("y_low", "y_high")):  # a point type, in the extent
         assert source[low] <= out[low] and out[high] <= source[high]
-    macs = _frame(target, "SELECT mac::text AS mac, mac8::text AS mac8 FROM pgt")
+    macs = query_frame(target, "SELECT mac::text AS mac, mac8::text AS mac8 FROM pgt")
     assert macs["mac"].dropna().str.fullmatch(r"([0-9a-f]{2}:){5}[0-9a-f]{2}").all()
     assert macs["mac8"].dropna().str.fullmatch(r"([0-9a-f]{2}:){7}[0-9a-f]{2}").all()
-    shapes = _frame(target, "SELECT pg_typeof(ln)::text || pg_typeof(ls) || pg_typeof(bx) || "
+    shapes = query_frame(target, "SELECT pg_typeof(ln)::text || pg_typeof(ls) || pg_typeof(bx) || "
                             "pg_typeof(pa) || pg_typeof(pg) || pg_typeof(ci) AS kinds, "
                             "(bx[0])[0] AS x FROM shapes")
     assert set(shapes["kinds"]) == {"linelsegboxpathpolygoncircle"}  # kept, and loaded
     assert shapes["x"].between(0, 50).all()
-    arrays = _frame(target, "SELECT min(a_date[1]) AS d0, max(a_date[1]) AS d1, "
+    arrays = query_frame(target, "SELECT min(a_date[1]) AS d0, max(a_date[1]) AS d1, "
                             "max(length(a_txt[1])) AS t, count(*) AS n FROM arr").iloc[0]
     assert arrays["n"] == 100 and arrays["t"] <= 4  # uuid[], macaddr[]...: values of their type
     assert str(arrays["d0"]) >= "2020-01-02" and str(arrays["d1"]) <= "2020-04-10"
-    nets = _frame(target, "SELECT masklen(net) AS n FROM pgt")["n"]
+    nets = query_frame(target, "SELECT masklen(net) AS n FROM pgt")["n"]
     assert set(nets.dropna()) == {16}  # networks shaped like the source's, not /32 hosts
-    copied = _frame(types_source, "SELECT mac::text AS mac FROM pgt")["mac"]
+    copied = query_frame(types_source, "SELECT mac::text AS mac FROM pgt")["mac"]
     assert not set(macs["mac"]) & set(copied)  # generated, never copied
 
 
@@ -127,7 +120,7 @@ _RANGE_TEXT = re.compile(r'^[\[(]("[^"]*"|[^,]*),("[^"]*"|[^,]*)[\])]$|^empty$')
 def test_clone_into_sqlite_and_mariadb(types_source, mysql_databases, tmp_path):
     for target in (f"sqlite:///{tmp_path / 'types.sqlite'}", mysql_databases.new("types_my")):
         clone(types_source, target, seed=3)
-        out = _frame(target, "SELECT * FROM pgt")
+        out = query_frame(target, "SELECT * FROM pgt")
         assert len(out) == 300
         for column in _RANGES:
             assert out[column].dropna().str.match(_RANGE_TEXT).all(), column
@@ -143,7 +136,7 @@ def test_sqlite_foreign_type_names_into_postgres_and_mariadb(postgres_databases,
     source = foreign_names_sqlite(tmp_path / "names.sqlite")
     for target in (postgres_databases.new("names_pg"), mysql_databases.new("names_my")):
         clone(source, target, seed=4)  # TIMESTAMPTZ text was numerical: the fit failed
-        out = _frame(target, "SELECT * FROM t")
+        out = query_frame(target, "SELECT * FROM t")
         assert len(out) == 300
         stamps = pd.to_datetime(out["stamp_tz"], utc=True)
         assert stamps.between(pd.Timestamp("2021-12-31", tz="UTC"),

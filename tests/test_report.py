@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE
+from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE, fit_and_sample
 from scipy.stats import ks_2samp
 
-from hma_db import HMASynthesizer, Report, evaluate, evaluate_databases, reflect, write
+from hma_db import Report, evaluate, evaluate_databases, reflect, write
 from hma_db.report.fidelity import (
     contingency_similarity,
     discretize,
@@ -29,18 +29,9 @@ from hma_db.source.read import read_tables
 REQUIRE = os.environ.get("HMA_DB_REQUIRE_SERVERS") == "1"
 
 
-def _fit_and_sample(path, seed=3):
-    url = f"sqlite:///{path}"
-    metadata = reflect(url)
-    real = read_tables(url, metadata)
-    synthesizer = HMASynthesizer(metadata, verbose=False, seed=seed)
-    synthesizer.fit(real)
-    return metadata, real, synthesizer.sample()
-
-
 @pytest.fixture(scope="module")
 def chinook():
-    return _fit_and_sample(CHINOOK_SQLITE)
+    return fit_and_sample(CHINOOK_SQLITE)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +101,7 @@ def test_hma_db_output_on_chinook_leaks_nothing(chinook_report: Report):
 
 
 def test_hma_db_output_on_northwind_leaks_nothing():
-    metadata, real, synthetic = _fit_and_sample(NORTHWIND_SQLITE)
+    metadata, real, synthetic = fit_and_sample(NORTHWIND_SQLITE)
     report = evaluate(real, synthetic, metadata)
     # Known weakness: orders.ship_name holds the customers' company names and is modeled as a
     # category with ship_city/ship_country derived from it, so synthetic orders sit closer to

@@ -7,9 +7,8 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE
+from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE, fit_and_sample
 
-from hma_db import HMASynthesizer, reflect
 from hma_db.report.fidelity import (
     _denormalize,
     _prepared,
@@ -18,19 +17,9 @@ from hma_db.report.fidelity import (
     pair_trends,
     scored_columns,
 )
-from hma_db.source.read import read_tables
 
 COLUMNS = ["Column 1", "Column 2", "Metric", "Score", "Real Correlation", "Synthetic Correlation",
            "Real Association", "Meets Threshold?"]
-
-
-def _fit_and_sample(path, seed=3):
-    url = f"sqlite:///{path}"
-    metadata = reflect(url)
-    real = read_tables(url, metadata)
-    synthesizer = HMASynthesizer(metadata, verbose=False, seed=seed)
-    synthesizer.fit(real)
-    return metadata, real, synthesizer.sample()
 
 
 def _pair_by_pair(real, synthetic, metadata):
@@ -80,7 +69,7 @@ def _assert_same_details(new: pd.DataFrame, old: pd.DataFrame):
 
 @pytest.mark.parametrize("path", [CHINOOK_SQLITE, NORTHWIND_SQLITE], ids=["chinook", "northwind"])
 def test_pair_details_equal_the_pair_by_pair_path(path):
-    metadata, real, synthetic = _fit_and_sample(path)
+    metadata, real, synthetic = fit_and_sample(path)
     real_p, syn_p = _prepared(real, metadata, {}), _prepared(synthetic, metadata, {})
     _assert_same_details(column_pair_trends(real_p, syn_p, metadata),
                          _pair_by_pair(real_p, syn_p, metadata))
