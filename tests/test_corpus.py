@@ -79,9 +79,6 @@ FAILING: dict[tuple[str, str], str] = {
     ("sqlite-without_rowid", "sqlite"): "same dialect: s_code loses WITHOUT ROWID",
     ("sqlite-strict", "sqlite"):
         "same dialect: s_strict loses STRICT and s_strict.extra ANY becomes TEXT",
-    ("mariadb-unsigned", "sqlite"):
-        "the clone loads; the report's range check binds BIGINT UNSIGNED's maximum as a SQLite "
-        "parameter: OverflowError: Python int too large to convert to SQLite INTEGER",
 }
 
 # (shape id, target) -> a pattern of the up-front refusal (a HmaDbError before any write).

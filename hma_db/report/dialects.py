@@ -120,6 +120,17 @@ def range_bounds(type_: sa.types.TypeEngine | None, low, high) -> tuple:
     return low - abs(low) * SINGLE_PRECISION, high + abs(high) * SINGLE_PRECISION
 
 
+SQLITE_INTEGER = (-(2**63), 2**63 - 1)  # SQLite's INTEGER is 8 bytes, signed
+
+
+def sqlite_number(value):
+    """A range end SQLite can take as a parameter: an integer beyond its 8-byte INTEGER (a
+    BIGINT UNSIGNED near its maximum) as the REAL that SQLite stores for such a value."""
+    if isinstance(value, int) and not SQLITE_INTEGER[0] <= value <= SQLITE_INTEGER[1]:
+        return float(value)
+    return value
+
+
 def sqlite_day(value) -> str:
     """A range end as text that SQLite's ``julianday`` reads as it reads the column.
 

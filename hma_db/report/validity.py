@@ -22,6 +22,7 @@ from hma_db.report.dialects import (
     source_types,
     sql_value,
     sqlite_day,
+    sqlite_number,
 )
 from hma_db.report.values import as_datetimes, as_numbers, skipped_note
 from hma_db.schema import Metadata, key_columns
@@ -239,6 +240,8 @@ def _sql_column_checks(count: _Counter, t, table: str, columns: dict, n: int,
                 c, low, high = (sa.func.julianday(v) for v in (c, sqlite_day(low),
                                                                  sqlite_day(high)))
             else:
+                if dialect == "sqlite":
+                    low, high = sqlite_number(low), sqlite_number(high)
                 low, high = sa.literal(low, c.type), sa.literal(high, c.type)
             bad = rows.where(sa.or_(c < low, c > high))
             findings.append(count.finding(table, [column], "within the real range",
