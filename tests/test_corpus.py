@@ -57,9 +57,6 @@ _WIDE = ("fitting postgresql-wide_200 (30 rows x 200 columns) takes more than 10
 
 # (shape id, target) -> the one-line error seen; xfail(strict=True) until a fix lands.
 FAILING: dict[tuple[str, str], str] = {
-    **{("postgresql-cross_schema", t):
-       "client: foreign keys (country_code) -> country (code) missing in the target "
-       "(a foreign key into another schema is dropped with a warning)" for t in TARGETS},
     **{("postgresql-wide_200", t): _WIDE for t in TARGETS},
     ("postgresql-partition_range", "postgresql"):
         "same dialect: pr_payment is created as a plain table, not partitioned by range",

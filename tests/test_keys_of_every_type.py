@@ -1,7 +1,7 @@
 """Keys of every type (issue 13, points 1 and 4): dates, timestamps, times, uuids, decimals and
 listed values in composite primary keys, UNIQUE constraints and partial unique indexes; the
 bounds of PostgreSQL partitions; foreign keys to a UNIQUE non-key column; foreign keys into a
-schema that is not read. Each shape is cloned end to end into SQLite, PostgreSQL and MariaDB
+schema (read too). Each shape is cloned end to end into SQLite, PostgreSQL and MariaDB
 with every constraint enforced by the target.
 """
 
@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from hma_db import Metadata, reflect
+from hma_db import Metadata, ReflectionError, reflect
 from hma_db.pipeline import clone
 from hma_db.transform import TableTransformer
 
@@ -248,20 +248,45 @@ def test_timestamp_key_values_keep_the_distribution():
 
 
 # ------------------------------------------------------------------------ other schemas
-def test_cross_schema_foreign_key_is_named(postgres_databases, caplog):
+def test_cross_schema_foreign_key_is_modeled(postgres_databases, tmp_path):
+    """``a.orders.customer_id -> b.customers``: b.customers is read too, and the clone keeps the
+    foreign key (before: the key was dropped with a warning and generated as a plain column)."""
     url = postgres_databases.new("keys_schemas")
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE SCHEMA a; CREATE SCHEMA b; "
+            "CREATE TABLE b.customers (id int PRIMARY KEY, region text NOT NULL); "
+            "INSERT INTO b.customers SELECT i, 'r' || (i %% 3) FROM generate_series(1, 20) i; "
+            "CREATE TABLE a.orders (id int PRIMARY KEY, "
+            "customer_id int NOT NULL REFERENCES b.customers (id), total numeric(8, 2)); "
+            "INSERT INTO a.orders SELECT i, 1 + i %% 20, i * 1.5 FROM generate_series(1, 60) i")
+    engine.dispose()
+    metadata = reflect(url, schema="a")
+    assert metadata.table_schemas == {"customers": "b"}
+    assert {(r["parent_table_name"], r["child_table_name"]) for r in metadata.relationships} == {
+        ("customers", "orders")}
+    target = f"sqlite:///{tmp_path / 'schemas.sqlite'}"
+    clone(url, target, schema="a", seed=1)
+    with sqlite3.connect(tmp_path / "schemas.sqlite") as con:
+        assert con.execute("SELECT COUNT(*) FROM customers").fetchone() == (20,)
+        assert con.execute("SELECT COUNT(*) FROM orders WHERE customer_id NOT IN "
+                           "(SELECT id FROM customers)").fetchone() == (0,)
+        assert con.execute("PRAGMA foreign_key_list(orders)").fetchall()[0][2] == "customers"
+
+
+def test_cross_schema_name_clash_is_refused(postgres_databases):
+    url = postgres_databases.new("keys_schema_clash")
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE SCHEMA a; CREATE SCHEMA b; "
                              "CREATE TABLE b.customers (id int PRIMARY KEY); "
+                             "CREATE TABLE a.customers (id int PRIMARY KEY); "
                              "CREATE TABLE a.orders (id int PRIMARY KEY, "
                              "customer_id int REFERENCES b.customers (id))")
     engine.dispose()
-    with caplog.at_level(logging.WARNING, logger="hma_db"):
+    with pytest.raises(ReflectionError, match=r"orders.*b\.customers.*exclude a\.customers"):
         reflect(url, schema="a")
-    lines = [r.getMessage() for r in caplog.records if "schema 'b'" in r.getMessage()]
-    assert len(lines) == 1
-    assert "orders" in lines[0] and "customer_id" in lines[0] and "b.customers" in lines[0]
 
 
 # ------------------------------------------------------------- one shape per test (SQLite)

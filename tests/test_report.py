@@ -399,7 +399,7 @@ def test_evaluate_databases_samples_tables_larger_than_max_rows(chinook, tmp_pat
     metadata, _, synthetic = chinook
     source = f"sqlite:///{CHINOOK_SQLITE}"
     with engine_for(source) as engine:
-        data, counts, value_ranges = _read(engine, metadata, None, 500, seed=0)
+        data, counts, value_ranges = _read(engine, metadata, {}, 500, seed=0)
     full = read_tables(source, metadata)
     for table, frame in data.items():
         assert counts[table] == metadata.row_counts[table]

@@ -125,8 +125,11 @@ def evaluate_databases(source: Source, target: Source, metadata: Metadata | None
             engine_for(target, error=ReflectionError) as target_engine:
         if metadata is None:
             metadata = reflect(source_engine, schema=schema)
-        real, real_rows, real_ranges = _read(source_engine, metadata, schema, max_rows, seed)
-        synthetic, syn_rows, _ = _read(target_engine, metadata, target_schema, max_rows, seed)
+        schemas = {t: metadata.table_schemas.get(t, schema) for t in metadata.tables}
+        real, real_rows, real_ranges = _read(source_engine, metadata, schemas, max_rows, seed)
+        synthetic, syn_rows, _ = _read(target_engine, metadata,
+                                       dict.fromkeys(metadata.tables, target_schema), max_rows,
+                                       seed)
         with connect(target_engine, error=ReflectionError) as conn:
             begin_read_only(conn)
             try:
@@ -140,18 +143,20 @@ def evaluate_databases(source: Source, target: Source, metadata: Metadata | None
                   locales=tuple(locales), seed=seed, thresholds=thresholds, rows=rows)
 
 
-def _read(engine: sa.Engine, metadata: Metadata, schema: str | None, max_rows: int,
+def _read(engine: sa.Engine, metadata: Metadata, schemas: dict[str, str | None], max_rows: int,
           seed: int) -> tuple[dict, dict, dict]:
-    """Every table (a random ``max_rows`` sample of a larger one), row counts, value ranges."""
+    """Every table (a random ``max_rows`` sample of a larger one) from its schema in
+    ``schemas``, row counts, value ranges."""
     data, counts, value_ranges = {}, {}, {}
     with connect(engine, error=ReflectionError) as conn:
         begin_read_only(conn)
-        if schema:
-            conn = conn.execution_options(schema_translate_map={None: schema})
         try:
             for table in metadata.tables:
-                data[table], counts[table] = _read_table(conn, metadata, table, max_rows, seed)
-                value_ranges[table] = _sql_ranges(conn, metadata, table, data[table])
+                schema = schemas.get(table)
+                read = conn.execution_options(schema_translate_map={None: schema}) if schema \
+                    else conn
+                data[table], counts[table] = _read_table(read, metadata, table, max_rows, seed)
+                value_ranges[table] = _sql_ranges(read, metadata, table, data[table])
         except sa.exc.DBAPIError as exc:
             raise ReflectionError(f"Reading table '{table}' from {safe_url(engine)} failed: "
                                   f"{str(exc.orig).strip().splitlines()[0]}") from exc

@@ -58,6 +58,8 @@ class Metadata:
         self.sql_metadata = None  # sqlalchemy.MetaData when reflected from a database
         self.row_counts: dict[str, int] = {}
         self.schema: str | None = None
+        # Tables read from another schema than ``schema`` (a foreign key led there): their schema.
+        self.table_schemas: dict[str, str] = {}
 
     # ----------------------------------------------------------------------------- JSON layout
     @classmethod
@@ -117,6 +119,7 @@ class Metadata:
         """A deep copy (the SQLAlchemy schema is shared, it is never modified)."""
         other = Metadata.from_dict(self.to_dict())
         other.sql_metadata, other.schema = self.sql_metadata, self.schema
+        other.table_schemas = dict(self.table_schemas)
         other.row_counts = dict(self.row_counts)
         return other
 
@@ -224,6 +227,10 @@ class Metadata:
             name for name, col in self._table(table_name)["columns"].items()
             if all(col.get(k) == v for k, v in options.items())
         ]
+
+    def source_schema(self, table_name: str) -> str | None:
+        """The schema a table is read from in the source database (None: the default one)."""
+        return self.table_schemas.get(table_name, self.schema)
 
     def primary_key(self, table_name: str) -> list[str]:
         """The primary key columns of a table ([] when it has none)."""

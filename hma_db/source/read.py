@@ -185,11 +185,12 @@ def read_table_chunks(conn: sa.Connection, metadata: Metadata, table_name: str, 
     dtypes = chunk_dtypes(metadata, table_name, names)
     reader = None
     if use_copy and is_psycopg(conn):
-        reader = copy_reader(conn, query, names, table_name, metadata.schema, dtypes)
+        reader = copy_reader(conn, query, names, table_name,
+                             metadata.source_schema(table_name), dtypes)
     if reader is not None:
         frames = reader(chunk_size)
     else:
-        frames = _fetched_frames(conn, metadata, query, names, chunk_size)
+        frames = _fetched_frames(conn, metadata.source_schema(table_name), query, names, chunk_size)
     empty = True
     for frame in frames:
         empty = False
@@ -199,11 +200,12 @@ def read_table_chunks(conn: sa.Connection, metadata: Metadata, table_name: str, 
         yield _typed(frame, dtypes, table_name)
 
 
-def _fetched_frames(conn: sa.Connection, metadata: Metadata, query: sa.Select, names: list[str],
+def _fetched_frames(conn: sa.Connection, schema: str | None, query: sa.Select, names: list[str],
                     chunk_size: int) -> Iterator[pd.DataFrame]:
-    """The rows of ``query`` fetched through SQLAlchemy, ``chunk_size`` rows per frame."""
-    if metadata.schema:
-        conn = conn.execution_options(schema_translate_map={None: metadata.schema})
+    """The rows of ``query`` (a table of ``schema``) fetched through SQLAlchemy, ``chunk_size``
+    rows per frame."""
+    if schema:
+        conn = conn.execution_options(schema_translate_map={None: schema})
     result = conn.execution_options(yield_per=chunk_size).execute(query)
     for rows in result.partitions():
         yield pd.DataFrame.from_records(rows, columns=names)

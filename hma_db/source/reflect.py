@@ -28,6 +28,7 @@ from hma_db.source.read import begin_read_only
 from hma_db.source.reflect_keys import add_key_facts
 from hma_db.source.reflect_schema import (
     add_mysql_checks,
+    add_referenced_tables,
     add_sqlite_unique_constraints,
     alternate_keys,
     autoincrement_columns,
@@ -125,22 +126,24 @@ def _reflect(conn: sa.Connection, schema: str | None, include: Iterable[str] | N
     source = sa.MetaData()
     source.reflect(bind=conn, schema=schema, only=names, views=False, resolve_fks=False)
     source_tables = {n: source.tables[f"{schema}.{n}" if schema else n] for n in names}
-    complete_types(conn, source_tables, schema)
+    foreign = add_referenced_tables(conn, source, source_tables, schema)
+    complete_types(conn, source_tables)
     sql_metadata = bare_tables(source_tables)
     lift_partition_foreign_keys(inspector, sql_metadata, parts, schema)
     add_sqlite_unique_constraints(conn, sql_metadata, schema)
     add_mysql_checks(conn, sql_metadata, schema)
-    metadata = _to_metadata(conn, sql_metadata, source_tables, schema)
+    metadata = _to_metadata(conn, sql_metadata, source_tables)
     add_key_facts(conn, metadata, sql_metadata, schema)  # partial unique, FKs to UNIQUE, partitions
     metadata.sql_metadata, metadata.schema = sql_metadata, schema
+    metadata.table_schemas = foreign
     logger.info("reflected %d tables and %d relationships from %s", len(metadata.tables),
                 len(metadata.relationships), where)
     return metadata
 
 
 # ------------------------------------------------------------------------- building metadata
-def _to_metadata(conn: sa.Connection, sql_metadata: sa.MetaData, source_tables: dict[str, sa.Table],
-                 schema: str | None) -> Metadata:
+def _to_metadata(conn: sa.Connection, sql_metadata: sa.MetaData,
+                 source_tables: dict[str, sa.Table]) -> Metadata:
     metadata = Metadata()
     relationships = [rel for table in sql_metadata.tables.values()
                      for rel in _relationships(table)]
@@ -151,7 +154,7 @@ def _to_metadata(conn: sa.Connection, sql_metadata: sa.MetaData, source_tables: 
         rows = conn.execute(sa.select(sa.func.count()).select_from(source_tables[name])).scalar()
         metadata.row_counts[name] = int(rows)
         entry = _table_entry(conn, table, source_tables[name], fk_columns.get(name, set()),
-                             int(rows), schema)
+                             int(rows))
         metadata.tables[name] = entry
         logger.info("table %s: %d columns, %d rows", name, len(table.columns), rows)
     metadata.relationships = [
@@ -180,11 +183,11 @@ def _relationships(table: sa.Table) -> list[dict[str, Any]]:
 
 
 def _table_entry(conn: sa.Connection, table: sa.Table, source_table: sa.Table, fk_columns: set[str],
-                 rows: int, schema: str | None) -> dict[str, Any]:
+                 rows: int) -> dict[str, Any]:
     """One table in SDV's layout: column options, primary key, alternate keys."""
     pk = [c.name for c in table.primary_key.columns]
     allowed, json_columns = checked_values(table)
-    serial = autoincrement_columns(conn, table, schema)
+    serial = autoincrement_columns(conn, table, source_table.schema)
     columns: dict[str, dict[str, Any]] = {}
     kinds: dict[str, str | None] = {}
     for column in table.columns:

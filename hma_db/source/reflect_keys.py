@@ -9,9 +9,7 @@
   referenced column is a generated key; the child references the values of sampled parents);
 - **partition bounds** (PostgreSQL range and list partitions, from ``pg_partitioned_table``
   and ``pg_get_expr(relpartbound)``) are stored on the partition column as
-  ``partition_bounds``, so generated keys land in an existing partition;
-- **foreign keys to another schema**, which hma_db does not read, are named in one warning line
-  before any work, with what to do.
+  ``partition_bounds``, so generated keys land in an existing partition.
 """
 
 from __future__ import annotations
@@ -29,12 +27,11 @@ logger = logging.getLogger(__name__)
 
 def add_key_facts(conn: sa.Connection, metadata: Metadata, sql_metadata: sa.MetaData,
                   schema: str | None) -> None:
-    """Complete ``metadata`` with partial unique keys, foreign keys to unique columns,
-    partition bounds, and a warning per foreign key into a schema that is not read."""
+    """Complete ``metadata`` with partial unique keys, foreign keys to unique columns and
+    partition bounds."""
     add_partial_unique_keys(metadata, sql_metadata)
     add_unique_references(metadata, sql_metadata)
     add_partition_bounds(conn, metadata, schema)
-    warn_cross_schema(conn, metadata, schema)
 
 
 # --------------------------------------------------------------------------- unique keys
@@ -180,30 +177,3 @@ def add_partition_bounds(conn: sa.Connection, metadata: Metadata, schema: str | 
         columns[entry["column"]]["partition_bounds"] = bounds
         logger.info("table %s: %s keeps within the bounds of %d partition(s)", table,
                     entry["column"], len(bounds.get("ranges", [])) or 1)
-
-
-# --------------------------------------------------------------------------- other schemas
-def warn_cross_schema(conn: sa.Connection, metadata: Metadata, schema: str | None) -> None:
-    """One warning line per foreign key into a schema that is not read: the column is kept
-    (generated like a plain column), its constraint is not."""
-    if conn.dialect.name not in ("postgresql", "mysql", "mariadb"):
-        return
-    inspector = sa.inspect(conn)
-    own = {None, schema, inspector.default_schema_name if schema is None else schema}
-    names = sorted(metadata.tables)
-    found = inspector.get_multi_foreign_keys(schema=schema, filter_names=names)
-    for (_, table), fks in sorted(found.items(), key=lambda item: item[0][1]):
-        for fk in fks:
-            if fk["referred_schema"] in own:
-                continue
-            columns = [c for c in fk["constrained_columns"]
-                       if c in metadata.tables.get(table, {}).get("columns", {})]
-            if not columns:
-                continue
-            logger.warning(
-                "table %s: column(s) %s reference %s.%s (%s) in schema '%s', which is not read "
-                "(hma_db reads one schema): they are generated as plain values and the target "
-                "gets no foreign key; to keep the reference, copy %s.%s into schema '%s' and "
-                "clone again", table, ", ".join(columns), fk["referred_schema"],
-                fk["referred_table"], ", ".join(fk["referred_columns"]), fk["referred_schema"],
-                fk["referred_schema"], fk["referred_table"], schema or inspector.default_schema_name)

@@ -3,6 +3,7 @@
 - :func:`bare_tables` copies reflected tables into a ``MetaData`` keyed by bare table name
   (``schema=None``), dropping foreign keys to tables that were not reflected, so ``write`` can
   recreate the schema anywhere.
+- :func:`add_referenced_tables`: tables of other schemas that read tables reference are read too.
 - :func:`partitions` and :func:`lift_partition_foreign_keys`: PostgreSQL partitions are left out
   and foreign keys declared only on partitions move to their partitioned table.
 - :func:`raw_type_names`: the SQL name of a column type SQLAlchemy does not know (``xml``...).
@@ -22,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+from hma_db.errors import ReflectionError
 from hma_db.schema import (
     RawType,
     allowed_values_from_check,
@@ -37,13 +39,20 @@ logger = logging.getLogger(__name__)
 def bare_tables(tables: dict[str, sa.Table]) -> sa.MetaData:
     """Copies of ``tables`` in a new MetaData with ``schema=None``, without dangling foreign keys."""
     metadata = sa.MetaData()
+    read = {(t.schema, t.name) for t in tables.values()}
 
-    def same_schema_blank(table, _to_schema, _constraint, referred_schema):
-        # Foreign keys within the reflected schema point at the bare names too.
-        return sa.schema.BLANK_SCHEMA if referred_schema == table.schema else referred_schema
+    def read_schema_blank(table, _to_schema, constraint, referred_schema):
+        # Foreign keys to any table that was read (in its schema or another) point at bare names.
+        try:
+            referred = constraint.referred_table.name
+        except sa.exc.NoReferencedTableError:
+            return referred_schema
+        if referred_schema == table.schema or (referred_schema, referred) in read:
+            return sa.schema.BLANK_SCHEMA
+        return referred_schema
 
     for table in tables.values():
-        table.to_metadata(metadata, schema=None, referred_schema_fn=same_schema_blank)
+        table.to_metadata(metadata, schema=None, referred_schema_fn=read_schema_blank)
     for table in metadata.tables.values():
         for fkc in list(table.foreign_key_constraints):
             try:
@@ -55,6 +64,39 @@ def bare_tables(tables: dict[str, sa.Table]) -> sa.MetaData:
     return metadata
 
 
+def add_referenced_tables(conn: sa.Connection, source: sa.MetaData, tables: dict[str, sa.Table],
+                          schema: str | None) -> dict[str, str]:
+    """Reflect into ``source`` and add to ``tables`` every table of another schema that a read
+    table references (and what those reference in turn), so a foreign key across schemas is
+    modeled like any other; returns ``{table: its schema}`` for them. The target holds them in
+    its one schema, under their own names: two of one name are refused here."""
+    if conn.dialect.name == "sqlite":
+        return {}
+    inspector = sa.inspect(conn)
+    own = schema if schema is not None else inspector.default_schema_name
+    foreign: dict[str, str] = {}
+    pending = list(tables.values())
+    while pending:
+        table = pending.pop(0)
+        for fk in inspector.get_foreign_keys(table.name, schema=table.schema):
+            referred, name = fk["referred_schema"], fk["referred_table"]
+            if referred in (None, table.schema, own) or foreign.get(name) == referred:
+                continue
+            if name in tables:
+                raise ReflectionError(
+                    f"table {table.name}: its foreign key ({', '.join(fk['constrained_columns'])})"
+                    f" references {referred}.{name}, and schema '{own}' has a table '{name}' too;"
+                    f" the target holds both in one schema: exclude {own}.{name} or rename one")
+            source.reflect(bind=conn, schema=referred, only=[name], views=False,
+                           resolve_fks=False)
+            tables[name] = source.tables[f"{referred}.{name}"]
+            foreign[name] = referred
+            pending.append(tables[name])
+            logger.info("table %s: references %s.%s, which is read too (another schema)",
+                        table.name, referred, name)
+    return foreign
+
+
 def _drop_foreign_key(table: sa.Table, fkc: sa.ForeignKeyConstraint) -> None:
     table.constraints.discard(fkc)
     for fk in fkc.elements:
@@ -62,12 +104,12 @@ def _drop_foreign_key(table: sa.Table, fkc: sa.ForeignKeyConstraint) -> None:
         table.foreign_keys.discard(fk)
 
 
-def complete_types(conn: sa.Connection, tables: dict[str, sa.Table], schema: str | None) -> None:
+def complete_types(conn: sa.Connection, tables: dict[str, sa.Table]) -> None:
     """Give columns whose type SQLAlchemy does not know a RawType with the SQL type name, and
     string domains their length."""
     if conn.dialect.name == "sqlite":
         for name, table in tables.items():
-            sqlite_types(conn, table, name, schema)
+            sqlite_types(conn, table, name, table.schema)
     if conn.dialect.name in ("mysql", "mariadb"):
         for table in tables.values():
             mysql_tinyint_numbers(conn, table)
@@ -81,7 +123,7 @@ def complete_types(conn: sa.Connection, tables: dict[str, sa.Table], schema: str
         unknown = [c for c in table.columns if isinstance(c.type, sa.types.NullType)]
         if not unknown:
             continue
-        raw = raw_type_names(conn, name, schema)
+        raw = raw_type_names(conn, name, table.schema)
         family = "mysql" if conn.dialect.name == "mariadb" else conn.dialect.name
         for column in unknown:
             column.type = RawType(raw.get(column.name) or "text", dialect=family)

@@ -249,7 +249,7 @@ def _read_keys(conn: sa.Connection, metadata: Metadata, chunk_size: int
             count = metadata.row_counts.get(table)
             if count is None:
                 count = conn.execute(sa.select(sa.func.count()).select_from(
-                    sa.table(table, schema=metadata.schema))).scalar()
+                    sa.table(table, schema=metadata.source_schema(table)))).scalar()
             keys[table] = pd.DataFrame(index=pd.RangeIndex(int(count)))
             continue
         started = time.perf_counter()

@@ -71,7 +71,8 @@ def to_state(saved: SavedSynthesizer) -> dict[str, Any]:
         # The physical schema, so that a model file creates the same target tables.
         "sql_schema": (None if metadata.sql_metadata is None
                        else schema_to_dict(metadata.sql_metadata)),
-        "source": {"schema": metadata.schema, "row_counts": metadata.row_counts},
+        "source": {"schema": metadata.schema, "row_counts": metadata.row_counts,
+                   "table_schemas": metadata.table_schemas},
         "entropy": saved.entropy,
         "sample_rng": rng_state,
         "dates": [saved.creation_date, fitted.fit_date if fitted else None],
@@ -85,6 +86,8 @@ def from_state(state: dict[str, Any]) -> SavedSynthesizer:
         metadata.sql_metadata = schema_from_dict(state["sql_schema"])
     source = state.get("source") or {}
     metadata.schema, metadata.row_counts = source.get("schema"), source.get("row_counts") or {}
+    metadata.table_schemas = {str(t): str(s) for t, s in (source.get("table_schemas") or {}).items()
+                              if t in metadata.tables}
     creation_date, fit_date = state["dates"]
     fitted = None
     if state["model"] is not None:
