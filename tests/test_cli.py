@@ -81,10 +81,11 @@ def test_summary_of_cycles_and_unknown_row_counts():
     assert lines[0] == "postgresql://app@db/hr (schema hr): 2 tables, 2 relationships"
     assert "  dept      ?        2  id" in lines
     assert "Cycles: dept -> emp -> dept" in lines
-    assert "  loaded with NULL first, then updated: dept.emp_id -> emp" in lines
+    assert "  cut at a nullable foreign key: dept.emp_id -> emp" in lines
     assert "Personal data: none found" in lines
     m.update_column("dept", "emp_id", nullable=False)
-    assert "Depth: undefined (a cycle has no nullable foreign key)" in metadata_summary(m, "x")
+    assert "  cut at a NOT NULL foreign key (keys proven at commit): dept.emp_id -> emp" \
+        in metadata_summary(m, "x").splitlines()
 
 
 def test_hide_passwords():
@@ -255,7 +256,7 @@ def test_reflect_mysql(mysql_databases, tmp_path):
     assert_one_error_line(result, "ghost")
 
 
-def test_reflect_warns_about_a_cycle_that_cannot_be_loaded(tmp_path):
+def test_reflect_shows_where_a_not_null_cycle_is_cut(tmp_path):
     path = tmp_path / "cycle.sqlite"
     engine = sa.create_engine(f"sqlite:///{path}")
     with engine.begin() as conn:
@@ -266,10 +267,9 @@ def test_reflect_warns_about_a_cycle_that_cannot_be_loaded(tmp_path):
     result = run("reflect", path, "-o", tmp_path / "m.json")
     assert result.exit_code == 0, result.stderr
     assert "Cycles: a -> b -> a" in result.stdout
-    assert "Depth: undefined (a cycle has no nullable foreign key)" in result.stdout
-    assert result.stderr.startswith("warning: The metadata is not valid:")
-    assert "cycle with no nullable foreign key: a -> b -> a" in result.stderr
-    assert (tmp_path / "m.json").exists()  # written anyway, so it can be edited
+    assert "  cut at a NOT NULL foreign key (keys proven at commit): a.b_id -> b" in result.stdout
+    assert "Depth: 1" in result.stdout and result.stderr == ""
+    assert (tmp_path / "m.json").exists()
 
 
 def _every_error_class(cls=HmaDbError):

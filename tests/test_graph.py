@@ -2,7 +2,7 @@ import pytest
 from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE
 from schema_metadata import sqlite_metadata
 
-from hma_db import Metadata, MetadataError
+from hma_db import Metadata
 from hma_db.schema.graph import relationship_name
 
 
@@ -91,14 +91,17 @@ def test_three_table_cycle():
     assert m.depth() == 3
 
 
-def test_cycle_without_nullable_foreign_key_is_refused_with_its_name():
+def test_cycle_of_not_null_foreign_keys_is_cut_at_its_first_by_name():
+    """Before, such a cycle was refused; its keys are now proven at commit, so any edge can be
+    cut (the model draws it from the other table's rows). A nullable edge still goes first."""
     m = _schema({"a": {"b_id": False}, "b": {"c_id": False}, "c": {"a_id": False}},
                 [("a", "b_id", "b"), ("b", "c_id", "c"), ("c", "a_id", "a")])
     assert m.cycles() == [["a", "b", "c", "a"]]
-    with pytest.raises(MetadataError, match=r"cycle with no nullable foreign key: a -> b -> c -> a"):
-        m.deferred_relationships()
-    with pytest.raises(MetadataError, match="a.b_id -> b; b.c_id -> c; c.a_id -> a"):
-        m.topological_order()
+    assert [relationship_name(r) for r in m.deferred_relationships()] == ["a.b_id -> b"]
+    assert m.topological_order() == ["a", "c", "b"]
+    m.update_column("b", "c_id", nullable=True)
+    assert [relationship_name(r) for r in m.deferred_relationships()] == ["b.c_id -> c"]
+    m.validate()
 
 
 def test_two_foreign_keys_between_the_same_tables_are_cut_together():

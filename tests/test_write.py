@@ -79,18 +79,18 @@ def insert_without_id(url: str, metadata: Metadata, schema: str | None = None) -
     return new_keys
 
 
-def check_foreign_keys_checked_during_the_load(url: str, metadata: Metadata,
-                                               data: dict[str, pd.DataFrame]) -> str:
-    """An Album row whose artist does not exist must fail at Album's own load: the tables after
-    it in load order are never started, and write_chunks never asks for the second chunk. Had
-    the foreign keys been added, or checked, only after the load, every table and every chunk
-    would have gone in first. Returns write()'s error message; the target must stay empty."""
+def check_foreign_keys_proven_at_commit(url: str, metadata: Metadata,
+                                       data: dict[str, pd.DataFrame]) -> str:
+    """A planted orphan (an Album row whose artist does not exist) fails the write once every
+    row is in, when the foreign keys are proven in one pass before the commit: every table was
+    loaded, both chunks of write_chunks were asked for, and the target is left empty. Returns
+    write()'s error message."""
     bad = {**data, "Album": data["Album"].assign(ArtistId=999_999)}
-    order = metadata.topological_order()
     started: list[str] = []
     with pytest.raises(WriteError, match="table 'Album' failed") as info:
         write(bad, metadata, url, progress=lambda table, done, total: started.append(table))
-    assert set(started) <= set(order[:order.index("Album") + 1]), started
+    assert set(started) == set(metadata.tables), started
+    assert "the target was left as it was" in str(info.value)
     asked: list[int] = []
 
     def chunks():
@@ -101,7 +101,7 @@ def check_foreign_keys_checked_during_the_load(url: str, metadata: Metadata,
 
     with pytest.raises(WriteError, match="table 'Album' failed"):
         write_chunks(chunks(), metadata, url)
-    assert asked == [1]
+    assert asked == [1, 2]
     assert row_counts(url) == {}
     return str(info.value)
 
@@ -287,15 +287,17 @@ def test_constraint_violation_leaves_no_tables(chinook_data, target):
     metadata, data = chinook_data
     broken = dict(data)
     broken["InvoiceLine"] = data["InvoiceLine"].assign(TrackId=999_999)
-    with pytest.raises(WriteError, match="table 'InvoiceLine' failed: 2240 row.s. reference rows "
-                                         "missing from Track .FOREIGN KEY.; the target was left"):
+    with pytest.raises(WriteError, match="table 'InvoiceLine' failed at commit: 2240 row.s. "
+                                         "reference rows missing from Track .FOREIGN KEY.; the "
+                                         "target was left"):
         write(broken, metadata, target)
     assert row_counts(target) == {}
 
 
-def test_foreign_keys_are_checked_during_the_load(chinook_data, target):
-    message = check_foreign_keys_checked_during_the_load(target, *chinook_data)
-    assert "347 row(s) reference rows missing from Artist (FOREIGN KEY)" in message
+def test_a_planted_orphan_fails_at_commit(chinook_data, target):
+    message = check_foreign_keys_proven_at_commit(target, *chinook_data)
+    assert "failed at commit: 347 row(s) reference rows missing from Artist (FOREIGN KEY)" \
+        in message
 
 
 def test_emptying_a_parent_of_a_table_not_written_is_refused(chinook_data, target):

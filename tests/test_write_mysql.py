@@ -12,7 +12,7 @@ from conftest import CHINOOK_SQLITE
 from test_write import (
     _cycle_metadata,
     check_cycle_load,
-    check_foreign_keys_checked_during_the_load,
+    check_foreign_keys_proven_at_commit,
     chinook,
     cycle_data,
     insert_without_id,
@@ -71,24 +71,23 @@ def test_cycle_and_self_reference_on_mariadb(mysql_databases):
     check_cycle_load(url, data)
 
 
-def test_foreign_keys_are_checked_during_the_load(mysql_databases, chinook_data):
+def test_a_planted_orphan_fails_at_commit(mysql_databases, chinook_data):
     metadata, data = chinook_data
-    url = mysql_databases.new("write_fk_during")
-    message = check_foreign_keys_checked_during_the_load(url, metadata, data)
-    assert "Cannot add or update a child row: a foreign key constraint fails" in message
-    # A connection that comes with the checks off gets them on for the load, and back off after.
-    unchecked = sa.create_engine(url, connect_args={"init_command": "SET foreign_key_checks = 0"})
+    url = mysql_databases.new("write_fk_commit")
+    message = check_foreign_keys_proven_at_commit(url, metadata, data)
+    assert "failed at commit: 347 row(s) have a foreign key (ArtistId) matching no row of " \
+        "'Artist' (ArtistId), such as (999999,)" in message
+    # The checks are off for the load and proven after it, whatever the connection came with.
+    unchecked = sa.create_engine(url, connect_args={"init_command": "SET foreign_key_checks = 1"})
     bad = {**data, "Album": data["Album"].assign(ArtistId=999_999)}
-    with pytest.raises(WriteError, match="table 'Album' failed: Cannot add or update a child row"):
-        write(bad, metadata, unchecked)
     write(data, metadata, unchecked)
     before = row_counts(url)
-    # Emptying turns the checks off for its DELETEs only: the load after it is checked.
-    with pytest.raises(WriteError, match="table 'Album' failed: Cannot add or update a child row"):
+    # Emptying and loading again: the orphan is found at commit and the emptying rolled back.
+    with pytest.raises(WriteError, match="table 'Album' failed at commit"):
         write(bad, metadata, unchecked, if_exists="truncate")
     assert row_counts(url) == before
     with unchecked.connect() as conn:
-        assert conn.exec_driver_sql("SELECT @@SESSION.foreign_key_checks").scalar() == 0
+        assert conn.exec_driver_sql("SELECT @@SESSION.foreign_key_checks").scalar() == 1
     unchecked.dispose()
 
 

@@ -12,7 +12,7 @@ from conftest import CHINOOK_SQLITE
 from test_write import (
     _cycle_metadata,
     check_cycle_load,
-    check_foreign_keys_checked_during_the_load,
+    check_foreign_keys_proven_at_commit,
     chinook,
     cycle_data,
     insert_without_id,
@@ -324,11 +324,12 @@ def test_foreign_key_violation_found_by_the_copy_changes_nothing(postgres_databa
     engine.dispose()
 
 
-def test_foreign_keys_are_declared_before_the_rows_and_checked_as_they_arrive(
+def test_foreign_keys_are_added_after_the_rows_and_proven_at_commit(
         postgres_databases, chinook_data):
     metadata, data = chinook_data
-    url = postgres_databases.new("write_fk_during")
-    check_foreign_keys_checked_during_the_load(url, metadata, data)
+    url = postgres_databases.new("write_fk_commit")
+    message = check_foreign_keys_proven_at_commit(url, metadata, data)
+    assert 'violates foreign key constraint' in message and "(ArtistId)=(999999)" in message
     write(data, metadata, url)
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with engine.connect() as conn:  # as the source declares them: validated, not DEFERRABLE

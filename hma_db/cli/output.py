@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 
-from hma_db.errors import MetadataError
 from hma_db.schema import Metadata, relationship_name
 
 _WIDTH = 100  # wrap long lists so they stay readable in an 80-100 column terminal
@@ -75,15 +74,15 @@ def _graph_lines(metadata: Metadata) -> list[str]:
                                         or "none"))
     cycles = metadata.cycles()
     lines.append("Cycles: " + ("; ".join(" -> ".join(c) for c in cycles) or "none"))
-    try:
-        deferred = metadata.deferred_relationships()
-        depth = str(metadata.depth())
-    except MetadataError:
-        deferred, depth = [], "undefined (a cycle has no nullable foreign key)"
-    if deferred:
-        lines.append("  loaded with NULL first, then updated: "
-                     + ", ".join(relationship_name(r) for r in deferred))
-    lines.append(f"Depth: {depth}")
+    deferred = metadata.deferred_relationships()
+    nullable = [r for r in deferred if metadata.is_nullable(r)]
+    if nullable:
+        lines.append("  cut at a nullable foreign key: "
+                     + ", ".join(relationship_name(r) for r in nullable))
+    if len(nullable) < len(deferred):
+        lines.append("  cut at a NOT NULL foreign key (keys proven at commit): "
+                     + ", ".join(relationship_name(r) for r in deferred if r not in nullable))
+    lines.append(f"Depth: {metadata.depth()}")
     return lines
 
 

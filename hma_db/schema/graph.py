@@ -10,8 +10,6 @@ from __future__ import annotations
 import graphlib
 from collections.abc import Callable, Iterable
 
-from hma_db.errors import MetadataError
-
 Relationship = dict
 
 
@@ -59,28 +57,24 @@ def deferred_relationships(
 ) -> list[Relationship]:
     """The relationships to cut so that the graph has no cycle between tables.
 
-    Each cut relationship has a nullable foreign key: its rows are written with NULL first and
-    updated once every table is loaded. A cycle whose foreign keys are all NOT NULL cannot be
-    loaded and raises a :class:`MetadataError` naming it.
+    A cut relationship is not modeled as a parent-child hierarchy: its foreign key is drawn
+    from the sampled rows of its parent once every table is sampled. A nullable one is cut
+    first (a target that checks keys as rows arrive writes it NULL, then updates it); a cycle
+    whose foreign keys are all NOT NULL is cut at its first one by name, and loads where the
+    keys are proven at commit (see :mod:`hma_db.target.session`).
     """
     tables = list(tables)
     remaining = list(relationships)
     deferred: list[Relationship] = []
     while (cycle := _find_cycle(tables, remaining)) is not None:
         along = _cycle_relationships(cycle, remaining)
-        nullable = sorted((r for r in along if is_nullable(r)), key=relationship_name)
-        if not nullable:
-            names = " -> ".join(reversed(cycle))
-            raise MetadataError(
-                f"The tables form a cycle with no nullable foreign key: {names}. "
-                "Rows of such a cycle cannot be inserted; make one of these foreign keys "
-                "nullable or remove one relationship: "
-                + "; ".join(relationship_name(r) for r in along)
-            )
-        # Cut every nullable edge between the same two tables, so the pair never re-forms a cycle.
-        cut = nullable[0]
+        candidates = sorted((r for r in along if is_nullable(r)), key=relationship_name) \
+            or sorted(along, key=relationship_name)
+        # Cut every candidate edge between the same two tables, so the pair never re-forms a cycle.
+        cut = candidates[0]
         pair = (cut["parent_table_name"], cut["child_table_name"])
-        for rel in [r for r in nullable if (r["parent_table_name"], r["child_table_name"]) == pair]:
+        for rel in [r for r in candidates
+                    if (r["parent_table_name"], r["child_table_name"]) == pair]:
             deferred.append(rel)
             remaining.remove(rel)
     return deferred

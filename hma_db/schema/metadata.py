@@ -272,11 +272,12 @@ class Metadata:
         return graph.cycles(self.tables, self.relationships)
 
     def deferred_relationships(self) -> list[dict[str, Any]]:
-        """Nullable relationships cut to break every cycle (written NULL first, then updated)."""
+        """Relationships cut to break every cycle (nullable ones first; see
+        :func:`hma_db.schema.graph.deferred_relationships`)."""
         return graph.deferred_relationships(self.tables, self.relationships, self.is_nullable)
 
     def topological_order(self) -> list[str]:
-        """Tables with parents before children (cycles cut at a nullable foreign key)."""
+        """Tables with parents before children (cycles cut, see ``deferred_relationships``)."""
         deferred = self.deferred_relationships()
         return graph.topological_order(
             self.tables, [r for r in self.relationships if r not in deferred])
@@ -292,16 +293,8 @@ class Metadata:
         problems: list[str] = []
         for name, table in self.tables.items():
             problems += _table_problems(name, table)
-        sound = []  # relationships without problems: the cycle check needs their tables
         for rel in self.relationships:
-            rel_problems = self._relationship_problems(rel)
-            problems += rel_problems
-            if not rel_problems:
-                sound.append(rel)
-        try:
-            graph.deferred_relationships(self.tables, sound, self.is_nullable)
-        except MetadataError as exc:
-            problems.append(str(exc))
+            problems += self._relationship_problems(rel)
         if problems:
             raise MetadataError("The metadata is not valid:", problems)
 

@@ -59,7 +59,7 @@ def _type_problems(metadata: Metadata, tables: list[str], dialect: sa.Dialect,
     except Exception as exc:  # noqa: BLE001 - every failure is reported, none stops the check
         return [f"The source schema cannot be translated to {name}: {exc}"]
     problems = []
-    for table in wanted.sorted_tables:
+    for table in wanted.tables.values():  # no order needed (and tables may form a cycle)
         for column in table.columns:
             try:
                 column.type.compile(dialect=dialect)

@@ -308,39 +308,32 @@ def drift(conn: sa.Connection, target_md: sa.MetaData, tables: list[str],
 # ---------------------------------------------------------------------------------- create
 def create_tables(conn: sa.Connection, tables: list[sa.Table], *,
                   defer_indexes: bool) -> list[tuple[str, sa.schema.ExecutableDDLElement]]:
-    """Create ``tables`` (parents first) with every constraint declared; return the plain
-    indexes to build once the rows are in, as (table, statement).
+    """Create ``tables`` (parents first); return the DDL to run once the rows are in, as
+    (table, statement).
 
-    Primary keys, unique and CHECK constraints are part of each ``CREATE TABLE``; a foreign key
-    is declared there too when its parent exists already, and by ``ALTER TABLE`` once every
-    table exists when it closes a cycle. All of it happens before the first row, so the target
-    checks every row as it is loaded. With ``defer_indexes`` (PostgreSQL, where DDL is
-    transactional) the non-unique indexes are returned instead of built: sorting a loaded table
-    once is cheaper than growing a B-tree row by row, and no constraint relies on them. Unique
-    indexes enforce uniqueness (a foreign key may refer to one) and are built with their table.
+    Primary keys, unique and CHECK constraints are part of each ``CREATE TABLE``. With
+    ``defer_indexes`` (PostgreSQL, where DDL is transactional) the non-unique indexes and then
+    every foreign key are returned instead: sorting a loaded table once is cheaper than growing a
+    B-tree row by row, and adding a foreign key to loaded rows proves them all in one join
+    instead of one lookup per row (see :mod:`hma_db.target.session`). Unique indexes enforce
+    uniqueness (a foreign key may refer to one) and are built with their table. Elsewhere every
+    constraint is declared up front (SQLAlchemy's order: SQLite takes cycles inline, MariaDB by
+    ``ALTER TABLE``) and the session proves the keys before the commit.
     """
-    if not defer_indexes:  # SQLAlchemy's own order: SQLite takes cycles inline, MariaDB by ALTER
+    if not defer_indexes:
         tables[0].metadata.create_all(conn, tables=tables)
         return []
-    created: set[str] = set()
-    new = {t.key for t in tables}
-    closing, later = [], []
+    later, foreign_keys = [], []
     for table in tables:
         for column in table.columns:
             if isinstance(column.type, sa.Enum) and column.type.native_enum:
                 column.type.create(conn, checkfirst=True)
-        inline = [fk for fk in table.foreign_key_constraints
-                  if fk.referred_table.key not in new or fk.referred_table.key in created
-                  or fk.referred_table is table]
-        conn.execute(sa.schema.CreateTable(table, include_foreign_key_constraints=inline))
-        created.add(table.key)
-        closing += sorted((fk for fk in table.foreign_key_constraints if fk not in inline),
-                          key=_constraint_order)
+        conn.execute(sa.schema.CreateTable(table, include_foreign_key_constraints=[]))
+        foreign_keys += [(table.name, sa.schema.AddConstraint(fk))
+                         for fk in sorted(table.foreign_key_constraints, key=_constraint_order)]
         for index in sorted(table.indexes, key=lambda i: str(i.name)):
             if index.unique:
                 conn.execute(sa.schema.CreateIndex(index))
             else:
                 later.append((table.name, sa.schema.CreateIndex(index)))
-    for fk in closing:
-        conn.execute(sa.schema.AddConstraint(fk))
-    return later
+    return later + foreign_keys

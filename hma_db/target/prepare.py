@@ -1,5 +1,6 @@
-"""The rows to load, per table: columns checked, keys shifted for ``append``, rows ordered so a
-self-reference points at earlier rows, and the foreign keys that close a cycle set aside.
+"""The rows to load, per table: columns checked, keys shifted for ``append``, and, where the
+target checks each row's foreign keys as it arrives (existing PostgreSQL tables), rows ordered
+so a self-reference points at earlier rows and the foreign keys that close a cycle set aside.
 
 Everything here is vectorized: keys are matched with ``Index.get_indexer`` (a ``MultiIndex`` for
 composite keys) and a self-reference is ordered by each row's depth in its tree, computed by
@@ -117,9 +118,14 @@ def _null_out(frame: pd.DataFrame, pk: list[str], fk: list[str]) -> pd.DataFrame
 
 
 def plan_table(name: str, frame: pd.DataFrame, metadata: Metadata, table: sa.Table,
-               deferred: list[dict], generated: list[str]) -> TablePlan:
-    """Order the rows of one table and set aside its deferred foreign keys."""
+               deferred: list[dict], generated: list[str], *, at_commit: bool) -> TablePlan:
+    """Order the rows of one table and set aside its deferred foreign keys.
+
+    With ``at_commit`` (the target proves every foreign key once all rows are in) the rows go
+    as they are: no order and no NULL-then-UPDATE is needed, NOT NULL cycles included."""
     frame = frame.reset_index(drop=True)
+    if at_commit:
+        return TablePlan(name, frame, [], generated)
     pk = metadata.primary_key(name) if name in metadata.tables else []
     updates = []
     for rel in [r for r in deferred if r["child_table_name"] == name]:
@@ -138,3 +144,15 @@ def plan_table(name: str, frame: pd.DataFrame, metadata: Metadata, table: sa.Tab
             raise WriteError(f"{relationship_name(rel)}: the rows reference each other in a cycle "
                              "and the foreign key is NOT NULL, so no insert order exists")
     return TablePlan(name, frame, updates, generated)
+
+
+def refuse_not_null_cycles(metadata: Metadata, deferred: list[dict]) -> None:
+    """Tables whose foreign keys are checked row by row (existing PostgreSQL tables) cannot load
+    a cycle of NOT NULL foreign keys: no row could go first."""
+    stuck = [r for r in deferred if not metadata.is_nullable(r)]
+    if stuck:
+        raise WriteError(
+            f"{relationship_name(stuck[0])} closes a cycle of NOT NULL foreign keys, and the "
+            "existing target tables check each row as it arrives, so no row can go first; pass "
+            "if_exists='replace' (the keys are then proven at commit) or declare the foreign key "
+            "DEFERRABLE; the target was left as it was.")

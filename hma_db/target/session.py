@@ -1,21 +1,23 @@
-"""The load's transaction on each database, and foreign key checks that stay on during it.
+"""The load's transaction on each database, and every foreign key proven before it commits.
 
-Every foreign key of the target is checked by the server while the rows go in, never after:
+Rows go in at bulk speed and the foreign keys are proven once, set-based, before ``COMMIT``;
+any orphan rolls the whole write back:
 
-- PostgreSQL: the constraints exist before the first ``COPY`` (:func:`hma_db.target.ddl.create_tables`);
-  the server checks a ``COPY``'s rows as that statement ends (one per table and chunk), before
-  the next table is loaded. ``SET CONSTRAINTS ALL IMMEDIATE`` does the same for a foreign key
-  the schema declares ``DEFERRABLE`` (kept so) instead of waiting for ``COMMIT``.
-  ``disable_triggers`` disables the tables' own triggers by name (``ALTER TABLE ... DISABLE
-  TRIGGER``), not the internal ones that check foreign keys, and enables them before ``COMMIT``.
-- MariaDB: ``foreign_key_checks`` is set to 1 for the load (it is off only while tables are
-  emptied or dropped, see :mod:`hma_db.target.tables`) and restored afterwards.
-- SQLite: ``PRAGMA foreign_keys`` is on, and ``defer_foreign_keys`` only while existing tables
-  are dropped or emptied (tables in a cycle cannot go one by one otherwise); switching it off,
-  before the first row, forgets what it deferred, so :mod:`hma_db.target.tables` checks the
-  tables left behind first. Then each ``INSERT`` is checked as it runs. A foreign key the
-  target's own schema declares ``DEFERRABLE INITIALLY DEFERRED`` is checked at ``COMMIT``
-  (SQLite cannot make it immediate); a failure there names the tables.
+- PostgreSQL: the foreign keys of the tables this write creates are added after their rows, in
+  the same transaction (:func:`hma_db.target.ddl.create_tables` returns them with the deferred
+  indexes); ``ALTER TABLE ... ADD FOREIGN KEY`` validates all rows in one join. Existing tables
+  keep their constraints: ``SET CONSTRAINTS ALL IMMEDIATE`` checks their rows as each ``COPY``
+  ends (also a ``DEFERRABLE`` key's). ``disable_triggers`` disables the tables' own triggers by
+  name (``ALTER TABLE ... DISABLE TRIGGER``), not the internal ones that check foreign keys, and
+  enables them before ``COMMIT``.
+- MariaDB: ``foreign_key_checks`` is 0 for the load, and one anti-join per foreign key of the
+  written tables (:meth:`Session.prove_foreign_keys`) finds any row whose parent is missing,
+  since MariaDB does not look back at rows loaded while the checks were off.
+- SQLite: ``PRAGMA foreign_keys`` is on and ``defer_foreign_keys`` too, for the whole
+  transaction; ``PRAGMA foreign_key_check`` on each written table names any orphan before the
+  ``COMMIT`` (which SQLite would refuse anyway).
+
+This is what lets a cycle of NOT NULL foreign keys load: no row needs its parent to be in first.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Session:
         self.conn, self.dialect = conn, dialect
         self.saved: tuple = ()
         self.triggers: list[tuple[str, str, str]] = []  # (table, trigger, pg_trigger.tgenabled)
+        self.shown: dict[str, str] = {}
 
     def begin(self) -> sa.RootTransaction:
         conn = self.conn
@@ -55,16 +58,60 @@ class Session:
         trans = conn.begin()
         if self.dialect == "sqlite":
             conn.exec_driver_sql("BEGIN")
-            # Until the first row: lets existing tables that reference each other be emptied.
+            # Until COMMIT: tables that reference each other can be emptied and loaded in any order.
             conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
         return trans
 
-    def check_rows_as_loaded(self) -> None:
-        """Called before the first row: from here on, each statement's rows are checked."""
-        statement = {"postgresql": "SET CONSTRAINTS ALL IMMEDIATE",
-                     "mysql": "SET SESSION foreign_key_checks = 1",
-                     "sqlite": "PRAGMA defer_foreign_keys = OFF"}[self.dialect]
-        self.conn.exec_driver_sql(statement)
+    def start_load(self, at_commit: bool) -> None:
+        """Called before the first row. ``at_commit``: the foreign keys are proven by
+        :meth:`prove_foreign_keys` after the rows (False only for existing PostgreSQL tables,
+        whose rows the server checks as each statement ends)."""
+        if self.dialect == "postgresql" and not at_commit:
+            self.conn.exec_driver_sql("SET CONSTRAINTS ALL IMMEDIATE")
+        elif self.dialect == "mysql":
+            self.conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
+
+    def prove_foreign_keys(self, tables: list[sa.Table], shown: dict[str, str]) -> None:
+        """Raise :class:`WriteError` naming the first foreign key of ``tables`` that a row
+        breaks (MariaDB and SQLite; PostgreSQL proved them as it added them). ``shown`` maps a
+        table loaded under a staging name to the name it is shown by."""
+        self.shown = shown
+        if self.dialect == "sqlite":
+            self._sqlite_check(tables)
+        elif self.dialect == "mysql":
+            for table in tables:
+                for fk in sorted(table.foreign_key_constraints, key=lambda c: c.column_keys):
+                    self._mysql_check(table, fk)
+
+    def _name(self, table: sa.Table) -> str:
+        return self.shown.get(table.name, table.name)
+
+    def _sqlite_check(self, tables: list[sa.Table]) -> None:
+        quote = self.conn.dialect.identifier_preparer.quote
+        for table in tables:
+            rows = self.conn.exec_driver_sql(
+                f"PRAGMA foreign_key_check({quote(table.name)})").fetchall()
+            if rows:
+                parents = ", ".join(sorted({row[2] for row in rows}))
+                raise WriteError(f"Writing table '{self._name(table)}' failed at commit: {len(rows)} "
+                                 f"row(s) reference rows missing from {parents} (FOREIGN KEY); "
+                                 "the target was left as it was.")
+
+    def _mysql_check(self, table: sa.Table, fk: sa.ForeignKeyConstraint) -> None:
+        child, parent = table.alias("c"), fk.referred_table.alias("p")
+        pairs = [(child.c[e.parent.name], parent.c[e.column.name]) for e in fk.elements]
+        orphans = sa.select(*[c for c, _ in pairs]).select_from(
+            child.outerjoin(parent, sa.and_(*[c == p for c, p in pairs]))).where(
+            *[c.is_not(None) for c, _ in pairs], pairs[0][1].is_(None))
+        count = self.conn.execute(sa.select(sa.func.count()).select_from(orphans.subquery()))
+        found = count.scalar()
+        if found:
+            example = self.conn.execute(orphans.limit(1)).first()
+            raise WriteError(
+                f"Writing table '{self._name(table)}' failed at commit: {found} row(s) have a "
+                f"foreign key ({', '.join(c.name for c, _ in pairs)}) matching no row of "
+                f"'{self._name(fk.referred_table)}' ({', '.join(p.name for _, p in pairs)}), such as "
+                f"{tuple(example)}; the target was left as it was.")
 
     def commit(self, trans: sa.RootTransaction) -> None:
         self.enable_triggers()
@@ -73,8 +120,8 @@ class Session:
         trans.commit()
 
     def _sqlite_commit(self) -> None:
-        """A failed COMMIT (a DEFERRABLE INITIALLY DEFERRED foreign key) keeps the transaction
-        open: ask SQLite which rows miss their parent before the caller rolls back."""
+        """A failed COMMIT (a row of a table this write did not load lost its parent) keeps the
+        transaction open: ask SQLite which rows miss their parent before the caller rolls back."""
         try:
             self.conn.exec_driver_sql("COMMIT")
         except sa.exc.IntegrityError as exc:

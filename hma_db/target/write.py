@@ -3,10 +3,9 @@
 :func:`write` creates the target tables from the source schema translated to the target's
 dialect with every constraint declared (:mod:`hma_db.target.ddl`), or handles the existing ones per
 ``if_exists`` (:mod:`hma_db.target.tables`); loads parents before children with the dialect's
-bulk loader (:mod:`hma_db.target.loaders`) while the target checks each foreign key as the rows arrive
-(:mod:`hma_db.target.session`); fills the foreign keys that close a cycle afterwards, moves key
-counters past the loaded keys and commits once. On any failure the target is left as it was
-(see :class:`_Run` for how, per database).
+bulk loader (:mod:`hma_db.target.loaders`), moves key counters past the loaded keys, proves every
+foreign key in one set-based pass (:mod:`hma_db.target.session`) and commits once. On any
+failure the target is left as it was (see :class:`_Run` for how, per database).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from hma_db.schema import Metadata
 from hma_db.target.ddl import dialect_family, is_generated_key
 from hma_db.target.guard import refuse_sqlite_schema
 from hma_db.target.loaders import loader_for
-from hma_db.target.prepare import check_columns, plan_table, shift_keys
+from hma_db.target.prepare import check_columns, plan_table, refuse_not_null_cycles, shift_keys
 from hma_db.target.session import Session
 from hma_db.target.tables import TargetTables
 from hma_db.target.types import family
@@ -195,22 +194,28 @@ class _Run:
         existing, after_load = self.target.prepare(conn)
         if self.options["disable_triggers"]:
             session.disable_triggers([self.target.table(n) for n in self.tables])
-        session.check_rows_as_loaded()
-        plans = self._plans(self._shifted(conn, existing))
+        # Only existing PostgreSQL tables check each row's keys as it arrives.
+        at_commit = self.dialect != "postgresql" or not existing
+        session.start_load(at_commit)
+        plans = self._plans(self._shifted(conn, existing), at_commit)
         counts = self._load_plans(conn, plans, dict.fromkeys(self.tables, 0))
         # Later chunks (write_chunks) go into the same transaction, after the first one.
         for chunk in self.options.get("more", ()):
             self.data = chunk
-            counts = self._load_plans(conn, self._plans(self._shifted(conn, existing)), counts)
+            counts = self._load_plans(conn, self._plans(self._shifted(conn, existing), at_commit),
+                                      counts)
         if "more" in self.options:
             for name, rows in counts.items():
                 log.info("write: %s: %d row(s)", name, rows)
         for plan in plans:
             self.current = plan.name
             self.loader.reset_counters(conn, self.target.table(plan.name), plan.generated)
-        for name, statement in after_load:  # plain indexes only: no constraint waits for them
+        for name, statement in after_load:  # indexes, then foreign keys proven as they are added
             self.current = name
             conn.execute(statement)
+        self.current = None
+        session.prove_foreign_keys([self.target.table(n) for n in self.tables],
+                                   {staged: name for name, staged in self.target.staged.items()})
         return counts
 
     # -------------------------------------------------------------------------------- rows
@@ -231,10 +236,12 @@ class _Run:
         log.info("write: append shifts keys by %s", offsets)
         return shift_keys(self.data, self.metadata, offsets, self.options["reference_existing"])
 
-    def _plans(self, data: dict[str, pd.DataFrame]):
+    def _plans(self, data: dict[str, pd.DataFrame], at_commit: bool):
         written = set(self.tables)
         deferred = [r for r in self.metadata.deferred_relationships()
                     if {r["parent_table_name"], r["child_table_name"]} <= written]
+        if not at_commit:
+            refuse_not_null_cycles(self.metadata, deferred)
         plans = []
         for name in self.tables:
             table = self.target.table(name)
@@ -244,7 +251,8 @@ class _Run:
                          or (source is not None and is_generated_key(source, source.c[c.name]))]
             check_columns(name, data[name], table, generated)
             frame = data[name][[c.name for c in table.columns if c.name in data[name].columns]]
-            plans.append(plan_table(name, frame, self.metadata, table, deferred, generated))
+            plans.append(plan_table(name, frame, self.metadata, table, deferred, generated,
+                                    at_commit=at_commit))
         return plans
 
     def _load_plans(self, conn: sa.Connection, plans, counts: dict[str, int]) -> dict[str, int]:
