@@ -58,24 +58,6 @@ _WIDE = ("fitting postgresql-wide_200 (30 rows x 200 columns) takes more than 10
 # (shape id, target) -> the one-line error seen; xfail(strict=True) until a fix lands.
 FAILING: dict[tuple[str, str], str] = {
     **{("postgresql-wide_200", t): _WIDE for t in TARGETS},
-    ("postgresql-partition_range", "postgresql"):
-        "same dialect: pr_payment is created as a plain table, not partitioned by range",
-    ("postgresql-partition_list", "postgresql"):
-        "same dialect: pl_event is created as a plain table, not partitioned by list",
-    ("postgresql-domain_enum", "postgresql"):
-        "same dialect: de_person.age de_positive_int becomes integer, de_person.email de_email "
-        "becomes character varying(120) (the domains' CHECKs are lost)",
-    ("postgresql-xml", "postgresql"): "same dialect: xm_feed.doc xml becomes text",
-    ("mariadb-blob", "mariadb"):
-        "same dialect: m_attachment.thumb blob and m_attachment.payload mediumblob become longblob",
-    ("mariadb-latin1", "mariadb"):
-        "same dialect: m_client_latin1.city and .note latin1 become utf8mb4",
-    ("sqlite-no_declared_type", "sqlite"):
-        "same dialect: s_loose.amount, .anything, .created without a type (BLOB affinity) get "
-        "REAL, TEXT and NUMERIC affinity",
-    ("sqlite-without_rowid", "sqlite"): "same dialect: s_code loses WITHOUT ROWID",
-    ("sqlite-strict", "sqlite"):
-        "same dialect: s_strict loses STRICT and s_strict.extra ANY becomes TEXT",
 }
 
 # (shape id, target) -> a pattern of the up-front refusal (a HmaDbError before any write).

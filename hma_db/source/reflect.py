@@ -24,6 +24,7 @@ from hma_db.engines import Source, connect, engine_for, first_line, safe_url
 from hma_db.errors import ReflectionError
 from hma_db.schema import DATE, TEXT, Metadata, base_type, type_options
 from hma_db.source import profiling
+from hma_db.source.dump import attach, capture
 from hma_db.source.read import begin_read_only
 from hma_db.source.reflect_keys import add_key_facts
 from hma_db.source.reflect_schema import (
@@ -136,6 +137,8 @@ def _reflect(conn: sa.Connection, schema: str | None, include: Iterable[str] | N
     add_key_facts(conn, metadata, sql_metadata, schema)  # partial unique, FKs to UNIQUE, partitions
     metadata.sql_metadata, metadata.schema = sql_metadata, schema
     metadata.table_schemas = foreign
+    # The source's own DDL, for a target of the same dialect (kept in memory only).
+    attach(sql_metadata, capture(conn, schema, list(sql_metadata.tables), foreign))
     logger.info("reflected %d tables and %d relationships from %s", len(metadata.tables),
                 len(metadata.relationships), where)
     return metadata

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from hma_db.errors import SchemaDriftError, WriteError
 from hma_db.schema import Metadata
 from hma_db.target.ddl import create_tables, drift, target_metadata
+from hma_db.target.dump_ddl import create_from_dump, usable_dump
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class TargetTables:
         self.created_schema = False
         self.staged: dict[str, str] = {}  # MariaDB replace: table -> name it is loaded under
         self.emptied: list[str] = []  # dropped or emptied, to be loaded again
+        self.cleanup: list[str] = []  # MariaDB: drops the views and routines this run created
 
     def table(self, name: str) -> sa.Table:
         name = self.staged.get(name, name)
@@ -158,6 +160,13 @@ class TargetTables:
     def _create(self, conn: sa.Connection, names: list[str]) -> list:
         if not names:
             return []
+        dump = usable_dump(self.metadata, self.dialect, names, self.schema)
+        if dump is not None and names == self.tables and not self.staged:
+            made = create_from_dump(conn, dump, names, self.schema, self.target_md, self.created)
+            if made is not None:
+                self.created, self.cleanup = made.tables, made.cleanup
+                log.info("write: created %d table(s) from the source's own DDL", len(names))
+                return made.after_load
         try:
             after_load = create_tables(conn, [self.table(n) for n in names],
                                        defer_indexes=self.dialect == "postgresql")
@@ -208,6 +217,8 @@ class TargetTables:
             return
         prep = self.engine.dialect.identifier_preparer
         with self.engine.connect() as conn, _mysql_checks_off(conn):
+            for statement in self.cleanup:
+                conn.exec_driver_sql(statement)
             for name in reversed(self.created):
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS {prep.format_table(self.table(name))}")
             if self.created_schema:
