@@ -234,7 +234,7 @@ def _mariadb_schema(url: str) -> dict[str, str]:
     try:
         with engine.connect() as conn:
             found = {}
-            for (name, kind) in conn.exec_driver_sql("SHOW FULL TABLES").all():
+            for (name, _kind) in conn.exec_driver_sql("SHOW FULL TABLES").all():
                 row = conn.exec_driver_sql(f"SHOW CREATE TABLE `{name}`").one()
                 found[name] = re.sub(r" AUTO_INCREMENT=\d+", "", row[1])
             for (name,) in conn.exec_driver_sql(
