@@ -96,6 +96,7 @@ class TargetTables:
                              "pass if_exists='replace', 'truncate' or 'append' (--if-exists on the "
                              "command line).")
         if self.if_exists == "replace" and self.dialect != "mysql":
+            self._drop_dump_views(conn)
             self._drop(conn, names)
             self.emptied += names
             existing.clear()
@@ -123,6 +124,19 @@ class TargetTables:
                 conn.exec_driver_sql(f"DROP TABLE {table}")
         else:  # one statement: tables that reference each other go together
             conn.exec_driver_sql(f"DROP TABLE {', '.join(tables)}")
+
+    def _drop_dump_views(self, conn: sa.Connection) -> None:
+        """The views the source's DDL creates over the replaced tables (an earlier clone's):
+        PostgreSQL refuses to drop a table under a view, SQLite would keep the view's name."""
+        dump = usable_dump(self.metadata, self.dialect, self.tables, self.schema)
+        if dump is None:
+            return
+        prep = conn.dialect.identifier_preparer
+        prefix = f"{prep.quote(self.schema)}." if self.schema else ""
+        views = [s.name for s in dump.pre_data + dump.post_data
+                 if s.kind == "VIEW" and s.tables <= set(self.tables)]
+        for name in reversed(views):  # a view over a view goes first
+            conn.exec_driver_sql(f"DROP VIEW IF EXISTS {prefix}{prep.quote(name)}")
 
     def _empty(self, conn: sa.Connection, names: list[str]) -> None:
         tables = self._qualified(conn, list(reversed(names)))
