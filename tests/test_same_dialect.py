@@ -10,6 +10,7 @@ trigger did not fire during the load but fires afterwards.
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 import subprocess
@@ -18,7 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 import hma_db
-from hma_db.source import schema_dump
+from hma_db.source import dump_pg, schema_dump
+from hma_db.target.dump_ddl import qualifier_pattern, requalify
 
 SEED = 14
 
@@ -319,3 +321,41 @@ def test_a_model_files_metadata_has_no_dump(tmp_path):
     synthesizer.save(tmp_path / "model.pkl")
     loaded = hma_db.HMASynthesizer.load(tmp_path / "model.pkl")
     assert schema_dump(loaded.get_metadata()) is None
+
+
+@pytest.mark.postgres
+def test_northwind_postgresql_clone_has_the_sources_schema(northwind_postgres, postgres_databases):
+    target = postgres_databases.new("same_northwind")
+    hma_db.clone(northwind_postgres, target, seed=SEED)
+    assert _pg_schema(target) == _pg_schema(northwind_postgres)
+
+
+@pytest.mark.postgres
+def test_without_pg_dump_the_schema_is_translated(postgres_databases, monkeypatch, caplog):
+    source, target = postgres_databases.new("same_nodump"), postgres_databases.new("same_nodump_t")
+    _execute(source, "CREATE DOMAIN nd_qty AS integer CHECK (VALUE > 0)",
+             "CREATE TABLE nd_item (id integer PRIMARY KEY, qty nd_qty NOT NULL)",
+             "INSERT INTO nd_item SELECT i, i FROM generate_series(1, 20) AS i")
+    monkeypatch.setattr(dump_pg, "PG_DUMP", "false")  # found, but fails like a too-old pg_dump
+    with caplog.at_level(logging.WARNING, logger="hma_db.source"):
+        metadata = hma_db.reflect(source)
+    assert schema_dump(metadata) is None
+    assert [r.getMessage()[:15] for r in caplog.records] == ["pg_dump failed "]
+    hma_db.clone(source, target, seed=SEED)
+    assert _scalar(target, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                           "WHERE attrelid = 'nd_item'::regclass AND attname = 'qty'") == "integer"
+
+
+def test_schema_qualifiers_are_rewritten_in_code_and_regclass_only():
+    pattern = qualifier_pattern("postgresql", ("sales", 'Odd "Dept"'))
+    sql = ("ALTER TABLE ONLY sales.visit ALTER COLUMN id SET DEFAULT "
+           "nextval('sales.visit_id_seq'::regclass);\n"
+           'CREATE VIEW "Odd ""Dept""".v AS SELECT \'no qualifier\' AS s FROM sales.visit')
+    assert requalify(sql, pattern, '"stage".') == (
+        'ALTER TABLE ONLY "stage".visit ALTER COLUMN id SET DEFAULT '
+        "nextval('\"stage\".visit_id_seq'::regclass);\n"
+        'CREATE VIEW "stage".v AS SELECT \'no qualifier\' AS s FROM "stage".visit')
+    assert requalify(sql, pattern, "") is not None
+    # Text that may be code (dynamic SQL in a function body) is not rewritten: refused.
+    body = "CREATE FUNCTION sales.f() RETURNS void AS $$ BEGIN EXECUTE 'DELETE FROM sales.t'; END $$"
+    assert requalify(body, pattern, '"stage".') is None

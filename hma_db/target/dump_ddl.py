@@ -60,7 +60,7 @@ def usable_dump(metadata: Metadata, dialect: str, tables: list[str],
     return dump
 
 
-def _qualifier_pattern(dialect: str, schemas: tuple[str, ...]) -> re.Pattern | None:
+def qualifier_pattern(dialect: str, schemas: tuple[str, ...]) -> re.Pattern | None:
     if not schemas:
         return None
     if dialect == "mysql":
@@ -71,22 +71,21 @@ def _qualifier_pattern(dialect: str, schemas: tuple[str, ...]) -> re.Pattern | N
     return re.compile(rf"(?<![\w$.\"`])(?:{'|'.join(names)})\.(?=[\w\"`])")
 
 
-def _requalify(sql: str, pattern: re.Pattern | None, target: str) -> str | None:
-    """``sql`` with the source schemas' qualifiers replaced by ``target`` (``"name".`` or empty),
-    outside string literals and inside a ``'schema.name'::regclass``; None when a qualifier is
-    left that could not be rewritten."""
+def requalify(sql: str, pattern: re.Pattern | None, target: str) -> str | None:
+    """``sql`` with the source schemas' qualifiers replaced by ``target`` (``"name".`` or empty)
+    in the code and in ``'schema.name'::regclass``; None when a string literal holds one
+    elsewhere (``EXECUTE 'SELECT ... FROM sales.t'``: text that may be code, left unrewritten)."""
     if pattern is None:
         return sql
-    mark = "\x00"  # no SQL text holds NUL: what is left of a source qualifier shows after
     pieces = _STRING.split(sql)
     for i, piece in enumerate(pieces):
         if i % 2 == 0:
-            pieces[i] = pattern.sub(mark, piece)
-        elif i + 1 < len(pieces) and pieces[i + 1].startswith("::reg"):
-            pieces[i] = "'" + pattern.sub(mark, piece[1:-1]) + "'"
-    out = "".join(pieces)
-    leftover = any(pattern.search(p) for p in _STRING.split(out)[::2])
-    return None if leftover else out.replace(mark, target)
+            pieces[i] = pattern.sub(target, piece)
+        elif pattern.search(piece[1:-1]):
+            if i + 1 == len(pieces) or not pieces[i + 1].startswith("::reg"):
+                return None
+            pieces[i] = "'" + pattern.sub(target, piece[1:-1]) + "'"
+    return "".join(pieces)
 
 
 def _prepared(conn: sa.Connection, dump: SchemaDump, tables: list[str],
@@ -96,7 +95,9 @@ def _prepared(conn: sa.Connection, dump: SchemaDump, tables: list[str],
     target = ""
     if dump.dialect == "postgresql":
         target = quote(schema or conn.exec_driver_sql("SELECT current_schema()").scalar()) + "."
-    pattern = _qualifier_pattern(dump.dialect, dump.schemas)
+    same = dump.dialect == "postgresql" and target == quote(dump.schemas[0]) + "." and len(
+        dump.schemas) == 1
+    pattern = None if same else qualifier_pattern(dump.dialect, dump.schemas)
     wanted = set(tables)
     sections = []
     for section in (dump.pre_data, dump.post_data):
@@ -104,7 +105,7 @@ def _prepared(conn: sa.Connection, dump: SchemaDump, tables: list[str],
         for statement in section:
             if not statement.tables <= wanted:
                 continue
-            sql = _requalify(statement.sql, pattern, target)
+            sql = requalify(statement.sql, pattern, target)
             if sql is None:
                 log.warning("write: %s %s names its schema where it cannot be rewritten; tables "
                             "translated", statement.kind.lower(), statement.name)
