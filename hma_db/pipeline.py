@@ -30,7 +30,7 @@ from hma_db.synthesizer import (
     refuse_before_work,
     sample_and_write,
 )
-from hma_db.target import check_target
+from hma_db.target import check_target, trigger_problems
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
           report: str | os.PathLike | None = None,
           table_parameters: dict[str, dict] | None = None, verbose: bool = False,
           max_rows: int | dict[str, int] | None = None,
-          chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
+          chunk_rows: int | None = DEFAULT_CHUNK_ROWS, fire_triggers: bool = False,
           on_stage: Callable[[str, float | None], None] | None = None) -> CloneResult:
     """Clone ``source`` into ``target`` as synthetic data: reflect, read, fit, sample, write.
 
@@ -126,6 +126,8 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
             ``{table: rows}``); the output still has the source's row counts times ``scale``.
         chunk_rows: sample and write about this many rows of the largest table at a time, all
             in one transaction, so memory does not grow with ``scale`` (None: all at once).
+        fire_triggers: load existing target tables (``truncate``/``append``) that have triggers,
+            with the triggers firing for every row; refused before any work otherwise.
         on_stage: called with ``(stage, None)`` when a stage starts and ``(stage, seconds)``
             when it ends: progress for a log, where bars are no use (``hma-db clone`` under
             cron or CI).
@@ -140,7 +142,8 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
                      target_schema=target_schema, include=include, exclude=exclude,
                      if_exists=if_exists, locales=locales, report=report,
                      table_parameters=table_parameters, verbose=verbose, max_rows=max_rows,
-                     chunk_rows=chunk_rows, hooks=_StageHooks(on_stage) if on_stage else None)
+                     chunk_rows=chunk_rows, fire_triggers=fire_triggers,
+                     hooks=_StageHooks(on_stage) if on_stage else None)
 
 
 class _StageHooks(CloneHooks):
@@ -161,7 +164,8 @@ def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None
               report: str | os.PathLike | None = None,
               table_parameters: dict[str, dict] | None = None, verbose: bool = False,
               max_rows: int | dict[str, int] | None = None,
-              chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> CloneResult:
+              chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
+              fire_triggers: bool = False) -> CloneResult:
     """:func:`clone` with ``hooks`` into its steps, filling ``result`` (a new
     :class:`CloneResult` when None; a subclass keeps what the caller adds)."""
     check_scale(scale)
@@ -175,6 +179,10 @@ def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None
             hooks.edit_metadata(metadata)
         check_target(source_engine, target_engine, schema, target_schema)
         refuse_before_work(metadata, target_engine, scale=scale, target_schema=target_schema)
+        triggers = trigger_problems(target_engine, list(metadata.tables), target_schema,
+                                    if_exists, fire_triggers)
+        if triggers:
+            raise WriteError(triggers[0] + " Nothing was read or written.")
         wanted = hooks.make_synthesizer(metadata, lambda: configure_synthesizer(
             metadata, locales=locales, seed=seed, verbose=verbose,
             table_parameters=table_parameters))
@@ -193,7 +201,7 @@ def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None
         result.rows = sample_and_write(synthesizer, target_engine, result.seconds, scale=scale,
                                        schema=target_schema, if_exists=if_exists,
                                        chunk_rows=chunk_rows, verbose=verbose,
-                                       progress=hooks.rows_written)
+                                       progress=hooks.rows_written, fire_triggers=fire_triggers)
         hooks.stage("sample", result.seconds["sample"])
         hooks.stage("write", result.seconds["write"])
         if report is not None:

@@ -120,8 +120,11 @@ def test_trigger_failure_on_a_late_table_changes_nothing(mysql_databases, chinoo
     _run(url, *BOOM)
     before = row_counts(url)
     for mode in ("truncate", "append", "replace"):
+        with pytest.raises(WriteError, match="Table 'InvoiceLine' of the target has "
+                                             "trigger.s. boom that would fire"):
+            write(data, metadata, url, if_exists=mode)  # refused before the first row
         with pytest.raises(WriteError, match="table 'InvoiceLine' failed: boom on row 1500"):
-            write(data, metadata, url, if_exists=mode)
+            write(data, metadata, url, if_exists=mode, fire_triggers=True)
         assert row_counts(url) == before
 
 

@@ -105,12 +105,14 @@ def reflect_command(settings: Settings, source: str, schema: str | None, include
               help="Fit on a referentially closed random subset of about N rows.")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the quality and privacy report (HTML, or JSON for a .json name).")
+@click.option("--fire-triggers", is_flag=True,
+              help="Load existing tables that have triggers (truncate/append), triggers firing.")
 @output_options
 @click.pass_obj
 def clone_command(settings: Settings, source: str, target: str, scale: float, seed: int | None,
                   schema: str | None, target_schema: str | None, include: tuple[str, ...],
                   exclude: tuple[str, ...], if_exists: str, locales: tuple[str, ...],
-                  max_rows: int | None, report_file: Path | None) -> None:
+                  max_rows: int | None, report_file: Path | None, fire_triggers: bool) -> None:
     """Clone the database SOURCE into TARGET as synthetic data.
 
     Reflects SOURCE, learns it, samples SCALE times its rows and writes them into TARGET
@@ -125,7 +127,7 @@ def clone_command(settings: Settings, source: str, target: str, scale: float, se
                           exclude=split_names(exclude), if_exists=if_exists,
                           locales=split_names(locales),
                           verbose=settings.interactive and not settings.quiet,
-                          max_rows=max_rows, report=report_file,
+                          max_rows=max_rows, report=report_file, fire_triggers=fire_triggers,
                           on_stage=None if settings.interactive else settings.stage_line)
     settings.echo(run_summary(result.rows, result.seconds, source_label(target)))
     if result.report is not None:

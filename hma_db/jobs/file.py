@@ -12,6 +12,7 @@ read. Every key, with its type::
     seed = 7                               # integer >= 0: the same seed gives the same rows
     max_rows = 200000                      # fit on a closed random subset (or { Invoice = 5000 })
     if_exists = "replace"                  # fail (default), replace, truncate or append
+    fire_triggers = false                  # truncate/append into tables with triggers (refused else)
     report = "reports/staging.html"        # quality and privacy report after the write (.html, .json)
 
     [schema]
@@ -113,6 +114,7 @@ class Job:
     seed: int | None = None
     max_rows: int | dict[str, int] | None = None
     if_exists: str = "fail"
+    fire_triggers: bool = False
     model_path: Path | None = None
     model_max_age: timedelta | None = None
     report: Path | None = None
@@ -191,6 +193,7 @@ def parse_job(text: str, *, path: str | Path | None = None, env: dict[str, str] 
                locales=values.get("locales", ["en_US"]), scale=values.get("scale", 1.0),
                seed=values.get("seed"), max_rows=values.get("max_rows"),
                if_exists=values.get("if_exists", "fail"),
+               fire_triggers=values.get("fire_triggers", False),
                model_path=model.get("path"), model_max_age=model.get("max_age"),
                report=values.get("report"),
                lines=checker.lines)

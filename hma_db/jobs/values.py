@@ -285,4 +285,4 @@ TOP = {"source": _database, "target": _database, "schema": _section(_SCHEMA),
        "include": _names, "exclude": _names, "columns": _each(_COLUMN, '"table.column" entries'),
        "tables": _each(_TABLE, "table names"), "locales": _locales, "scale": _positive,
        "seed": _seed, "if_exists": _choice(IF_EXISTS), "model": _section(_MODEL),
-       "report": _report, "max_rows": _max_rows}
+       "report": _report, "max_rows": _max_rows, "fire_triggers": _boolean}

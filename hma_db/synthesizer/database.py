@@ -55,14 +55,17 @@ def fit_database(synthesizer, source: Source, max_rows: int | dict[str, int] | N
 
 def sample_to_database(synthesizer, target: Source, *, scale: float = 1.0,
                        schema: str | None = None, if_exists: str = "fail",
-                       chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> dict[str, int]:
+                       chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
+                       fire_triggers: bool = False) -> dict[str, int]:
     """Sample synthetic tables and write them into ``target``, ``chunk_rows`` rows of the
-    largest table at a time in one transaction (None: all at once); rows written per table."""
+    largest table at a time in one transaction (None: all at once); rows written per table.
+    ``fire_triggers``: as for :func:`hma_db.write`."""
     check_scale(scale)
     with engine_for(target, error=WriteError, must_exist=False) as engine:
         connect(engine, error=WriteError).close()  # fail before sampling when unreachable
         return sample_and_write(synthesizer, engine, {}, scale=scale, schema=schema,
-                                if_exists=if_exists, chunk_rows=chunk_rows)
+                                if_exists=if_exists, chunk_rows=chunk_rows,
+                                fire_triggers=fire_triggers)
 
 
 def sample_to_directory(synthesizer, directory: str | os.PathLike, *,
@@ -108,7 +111,8 @@ def _timed(chunks: Iterator[dict], seconds: dict[str, float], name: str) -> Iter
 def sample_and_write(synthesizer, target_engine, seconds: dict[str, float], *,
                      scale: float, schema: str | None, if_exists: str,
                      chunk_rows: int | None = DEFAULT_CHUNK_ROWS, verbose: bool = False,
-                     progress: Callable[[str, int, int], None] | None = None) -> dict[str, int]:
+                     progress: Callable[[str, int, int], None] | None = None,
+                     fire_triggers: bool = False) -> dict[str, int]:
     """Sample and write, in chunks of bounded size unless appending (whose key shifting needs
     every table at once) or ``chunk_rows`` is None; the seconds of both stages go into
     ``seconds``. ``progress(table, done, total)`` is called after each written batch, ``done``
@@ -119,14 +123,14 @@ def sample_and_write(synthesizer, target_engine, seconds: dict[str, float], *,
             synthetic = synthesizer.sample(scale=scale)
         with stage(seconds, "write"):
             return write(synthetic, metadata, target_engine, schema=schema, if_exists=if_exists,
-                         progress=progress)
+                         fire_triggers=fire_triggers, progress=progress)
     started = time.perf_counter()
     total = sum(synthesizer.sample_sizes(scale).values())
     with RowBar("sample", total, verbose) as sampled, RowBar("write", total, verbose) as written:
         chunks = _timed(iter(synthesizer.sample_chunks(scale=scale, chunk_rows=chunk_rows,
                                                        on_rows=sampled.add)), seconds, "sample")
         rows = write_chunks(chunks, metadata, target_engine, schema=schema, if_exists=if_exists,
-                            progress=_both(written.batch, progress))
+                            fire_triggers=fire_triggers, progress=_both(written.batch, progress))
     seconds["write"] = time.perf_counter() - started - seconds["sample"]
     logger.info("sample done in %.2fs; write done in %.2fs", seconds["sample"], seconds["write"])
     return rows

@@ -307,12 +307,14 @@ class HMASynthesizer:
             yield from iter_sample(fitted, self.metadata, float(scale), int(chunk_rows), on_rows)
 
     def sample_to_database(self, target, scale: float = 1.0, *, schema: str | None = None,
-                           if_exists: str = "fail", chunk_rows: int | None = DEFAULT_CHUNK_ROWS
-                           ) -> dict[str, int]:
+                           if_exists: str = "fail", chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
+                           fire_triggers: bool = False) -> dict[str, int]:
         """Sample and write the tables into a database, about ``chunk_rows`` rows of the largest
-        table at a time in one transaction (None: all at once); rows written per table."""
-        return database.sample_to_database(self, target, scale=scale, schema=schema, if_exists=if_exists,
-                                  chunk_rows=chunk_rows)
+        table at a time in one transaction (None: all at once); rows written per table.
+        ``fire_triggers``: load existing tables that have triggers (refused otherwise)."""
+        return database.sample_to_database(self, target, scale=scale, schema=schema,
+                                           if_exists=if_exists, chunk_rows=chunk_rows,
+                                           fire_triggers=fire_triggers)
 
     def sample_to_directory(self, directory: str | Path, scale: float = 1.0, *,
                             format: str = "csv", if_exists: str = "fail",

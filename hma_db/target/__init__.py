@@ -8,7 +8,7 @@ rows written per table. :func:`write_files` writes CSV or Parquet files instead.
 
 from hma_db.target.ddl import dialect_family, drift, target_metadata
 from hma_db.target.files import write_files
-from hma_db.target.guard import check_target, refuse_sqlite_schema
+from hma_db.target.guard import check_target, refuse_sqlite_schema, trigger_problems
 from hma_db.target.write import write, write_chunks
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "dialect_family",
     "drift",
     "target_metadata",
+    "trigger_problems",
     "write",
     "write_chunks",
     "write_files",

@@ -75,7 +75,7 @@ def _column(source: sa.Table, col: sa.Column, dialect: str, keyed: set[str], opt
     # key: in a composite key (payment_date, payment_id) the generated values are written as
     # they are, without AUTO_INCREMENT.
     composite = len(source.primary_key.columns) > 1 and dialect != "postgresql"
-    kwargs = {"nullable": col.nullable, "primary_key": col.primary_key,
+    kwargs = {"nullable": col.nullable and not col.primary_key, "primary_key": col.primary_key,
               "autoincrement": generated and not composite if col.primary_key else False}
     args = []
     if generated and dialect == "postgresql" and col.identity is not None:
@@ -270,6 +270,11 @@ def _describe(diff, dialect: str) -> str | None:
     return None  # indexes, server defaults, comments: not part of what the load relies on
 
 
+def _in_primary_key(md: sa.MetaData, schema: str | None, table: str, column: str) -> bool:
+    found = md.tables.get(f"{schema}.{table}" if schema else table)
+    return found is not None and column in found.primary_key.columns
+
+
 def drift(conn: sa.Connection, target_md: sa.MetaData, tables: list[str],
           schema: str | None) -> list[str]:
     """Differences between the existing ``tables`` in the target and ``target_md`` (one line each)."""
@@ -299,6 +304,8 @@ def drift(conn: sa.Connection, target_md: sa.MetaData, tables: list[str],
         diffs = compare_metadata(context, md)
     for diff in diffs:
         for item in diff if isinstance(diff, list) else [diff]:
+            if item[0] == "modify_nullable" and _in_primary_key(md, item[1], item[2], item[3]):
+                continue  # a key column is NOT NULL whatever SQLite reflects for INTEGER PRIMARY KEY
             line = _describe(item, dialect)
             if line is not None:
                 lines.append(line)

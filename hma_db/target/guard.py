@@ -1,5 +1,6 @@
 """Refusals that come before any work on a target: a schema on SQLite, an unreachable target,
-and a target that is the source database itself (whatever URL reached it)."""
+a target that is the source database itself (whatever URL reached it), and existing tables
+whose triggers would fire for every loaded row."""
 
 from __future__ import annotations
 
@@ -69,3 +70,52 @@ def check_target(source_engine: sa.Engine, target_engine: sa.Engine,
                 f"The target {safe_url(target_engine)} (schema {target_schema or 'default'}) is "
                 f"the source database itself; refusing to write into the source. Choose another "
                 "database or a --target-schema.")
+
+
+_TRIGGERS = {
+    "postgresql": "SELECT c.relname, t.tgname FROM pg_trigger AS t "
+                  "JOIN pg_class AS c ON c.oid = t.tgrelid "
+                  "JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+                  "WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' "
+                  "AND n.nspname = COALESCE(:schema, current_schema()) ORDER BY 1, 2",
+    "mysql": "SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME FROM information_schema.TRIGGERS "
+             "WHERE EVENT_OBJECT_SCHEMA = COALESCE(:schema, DATABASE()) ORDER BY 1, 2",
+    "sqlite": "SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger' ORDER BY 1, 2",
+}
+
+
+def enabled_triggers(conn: sa.Connection, tables: list[str],
+                     schema: str | None) -> dict[str, list[str]]:
+    """``{table: [trigger, ...]}`` of the enabled user triggers on ``tables`` in the target."""
+    family = "mysql" if conn.dialect.name in ("mysql", "mariadb") else conn.dialect.name
+    if family not in _TRIGGERS:
+        return {}
+    params = {} if family == "sqlite" else {"schema": schema}
+    found: dict[str, list[str]] = {}
+    for table, trigger in conn.execute(sa.text(_TRIGGERS[family]), params):
+        if table in tables:
+            found.setdefault(table, []).append(trigger)
+    return found
+
+
+def trigger_problems(target_engine: sa.Engine, tables: list[str], schema: str | None,
+                     if_exists: str, fire_triggers: bool = False) -> list[str]:
+    """One line per existing target table that ``truncate`` or ``append`` (or a MariaDB
+    ``replace`` of an unchanged table, which empties it) would load with its triggers firing
+    for every row, unless ``fire_triggers`` says the user wants that. Tables this run creates
+    get their triggers after the rows, so none fires during the load."""
+    if fire_triggers or if_exists == "fail" or (
+            if_exists == "replace" and target_engine.dialect.name not in ("mysql", "mariadb")):
+        return []
+    database = target_engine.url.database or ""
+    if target_engine.dialect.name == "sqlite" and database not in ("", ":memory:") \
+            and not database.startswith("file:") and not Path(database).exists():
+        return []
+    with connect(target_engine, error=WriteError) as conn:
+        found = enabled_triggers(conn, tables, schema)
+    return [f"Table '{table}' of the target has trigger(s) {', '.join(names)} that would fire "
+            f"for every loaded row; pass fire_triggers=True (--fire-triggers) to load with them"
+            + (", or disable_triggers=True to switch them off for the load"
+               if target_engine.dialect.name == "postgresql" else "")
+            + ", or if_exists='replace'."
+            for table, names in sorted(found.items())]

@@ -20,7 +20,7 @@ from hma_db.engines import Source, connect, engine_for
 from hma_db.errors import HmaDbError, WriteError
 from hma_db.schema import Metadata
 from hma_db.target.ddl import dialect_family, is_generated_key
-from hma_db.target.guard import refuse_sqlite_schema
+from hma_db.target.guard import enabled_triggers, refuse_sqlite_schema
 from hma_db.target.loaders import loader_for
 from hma_db.target.prepare import check_columns, plan_table, refuse_not_null_cycles, shift_keys
 from hma_db.target.session import Session
@@ -34,8 +34,8 @@ Progress = Callable[[str, int, int], None]
 
 def write(data: dict[str, pd.DataFrame], metadata: Metadata, target: Source, *,
           schema: str | None = None, if_exists: str = "fail", batch_size: int | None = None,
-          disable_triggers: bool = False, reference_existing: bool = False,
-          progress: Progress | None = None) -> dict[str, int]:
+          disable_triggers: bool = False, fire_triggers: bool = False,
+          reference_existing: bool = False, progress: Progress | None = None) -> dict[str, int]:
     """Write ``data`` into ``target`` in one transaction; return the rows written per table.
 
     Tables are created from ``metadata.sql_metadata`` translated to the target's dialect (from
@@ -60,6 +60,10 @@ def write(data: dict[str, pd.DataFrame], metadata: Metadata, target: Source, *,
         disable_triggers: PostgreSQL only: the enabled triggers of the existing target tables
             are disabled for the load and enabled again before the commit (needs the tables'
             owner). Foreign keys are still checked. Refused elsewhere.
+        fire_triggers: load existing tables that have triggers with the triggers firing for
+            every row; without it (or ``disable_triggers``) such a table is refused before the
+            first row (:func:`hma_db.target.guard.trigger_problems`). Tables this write creates
+            get their triggers after the rows.
         reference_existing: with ``append``, a foreign key value that matches no row of the
             parent's data is kept as is and refers to a row already in the target (which the
             target's foreign key checks); without it such a value raises :class:`WriteError`.
@@ -87,15 +91,15 @@ def write(data: dict[str, pd.DataFrame], metadata: Metadata, target: Source, *,
             raise WriteError(f"disable_triggers is supported on PostgreSQL only, not {dialect}.")
         target = TargetTables(engine, dialect, metadata, tables, schema, if_exists)
         run = _Run(target, data, if_exists=if_exists, batch_size=batch_size,
-                   disable_triggers=disable_triggers, reference_existing=reference_existing,
-                   progress=progress)
+                   disable_triggers=disable_triggers, fire_triggers=fire_triggers,
+                   reference_existing=reference_existing, progress=progress)
         return run.execute()
 
 
 def write_chunks(chunks: Iterable[dict[str, pd.DataFrame]], metadata: Metadata, target: Source, *,
                  schema: str | None = None, if_exists: str = "fail",
-                 batch_size: int | None = None, progress: Progress | None = None
-                 ) -> dict[str, int]:
+                 batch_size: int | None = None, fire_triggers: bool = False,
+                 progress: Progress | None = None) -> dict[str, int]:
     """Write ``{table: DataFrame}`` chunks in one transaction, each chunk as :func:`write` would.
 
     Every chunk must hold every table (empty frames are fine) and may reference rows of earlier
@@ -116,8 +120,8 @@ def write_chunks(chunks: Iterable[dict[str, pd.DataFrame]], metadata: Metadata, 
         refuse_sqlite_schema(dialect, schema)
         target = TargetTables(engine, dialect, metadata, tables, schema, if_exists)
         run = _Run(target, first, if_exists=if_exists, batch_size=batch_size,
-                   disable_triggers=False, reference_existing=False, progress=progress,
-                   more=iterator)
+                   disable_triggers=False, fire_triggers=fire_triggers,
+                   reference_existing=False, progress=progress, more=iterator)
         return run.execute()
 
 
@@ -191,6 +195,8 @@ class _Run:
             self.target.drop_created()
 
     def _load(self, conn: sa.Connection, session: Session) -> dict[str, int]:
+        if not (self.options["disable_triggers"] or self.options["fire_triggers"]):
+            self._refuse_triggers(conn)
         existing, after_load = self.target.prepare(conn)
         if self.options["disable_triggers"]:
             session.disable_triggers([self.target.table(n) for n in self.tables])
@@ -217,6 +223,21 @@ class _Run:
         session.prove_foreign_keys([self.target.table(n) for n in self.tables],
                                    {staged: name for name, staged in self.target.staged.items()})
         return counts
+
+    def _refuse_triggers(self, conn: sa.Connection) -> None:
+        """Before anything changes: existing tables to load whose triggers would fire."""
+        if self.options["if_exists"] == "fail" or (self.options["if_exists"] == "replace"
+                                                    and self.dialect != "mysql"):
+            return
+        found = enabled_triggers(conn, self.tables, self.target.schema)
+        if found:
+            table, names = sorted(found.items())[0]
+            raise WriteError(
+                f"Table '{table}' of the target has trigger(s) {', '.join(names)} that would "
+                "fire for every loaded row; pass fire_triggers=True (--fire-triggers) to load "
+                "with them" + (", or disable_triggers=True to switch them off for the load"
+                               if self.dialect == "postgresql" else "")
+                + "; nothing was written.")
 
     # -------------------------------------------------------------------------------- rows
     def _shifted(self, conn: sa.Connection, existing: set[str]) -> dict[str, pd.DataFrame]:
