@@ -359,3 +359,38 @@ def test_schema_qualifiers_are_rewritten_in_code_and_regclass_only():
     # Text that may be code (dynamic SQL in a function body) is not rewritten: refused.
     body = "CREATE FUNCTION sales.f() RETURNS void AS $$ BEGIN EXECUTE 'DELETE FROM sales.t'; END $$"
     assert requalify(body, pattern, '"stage".') is None
+
+
+def _orphaned_sample(source: str, child: str, key: str):
+    """The source's metadata and a sample whose ``child.key`` points at no parent."""
+    metadata = hma_db.reflect(source)
+    data = hma_db.HMASynthesizer(metadata, seed=SEED).fit_database(source).sample()
+    data[child] = data[child].assign(**{key: 999_999})
+    return metadata, data
+
+
+@pytest.mark.postgres
+def test_postgresql_failed_load_leaves_the_target_as_it_was(postgres_databases):
+    source, target = postgres_databases.new("same_fail"), postgres_databases.new("same_fail_t")
+    engine = _engine(source)
+    with engine.begin() as conn:
+        conn.connection.driver_connection.execute(PG_SCHEMA)
+    engine.dispose()
+    metadata, data = _orphaned_sample(source, "st_order", "customer_id")
+    with pytest.raises(hma_db.HmaDbError, match="st_order_customer_id_fkey"):
+        hma_db.write(data, metadata, target)
+    assert _scalar(target, "SELECT count(*) FROM pg_class c JOIN pg_namespace n "
+                           "ON n.oid = c.relnamespace WHERE n.nspname = 'public'") == 0
+    assert _scalar(target, "SELECT count(*) FROM pg_type t JOIN pg_namespace n "
+                           "ON n.oid = t.typnamespace WHERE n.nspname = 'public'") == 0
+
+
+@pytest.mark.mysql
+def test_mariadb_failed_load_drops_what_it_created(mysql_databases):
+    source, target = mysql_databases.new("same_fail"), mysql_databases.new("same_fail_t")
+    _execute(source, *MARIADB_SCHEMA)
+    metadata, data = _orphaned_sample(source, "mt_order", "customer_id")
+    with pytest.raises(hma_db.HmaDbError, match="mt_order"):
+        hma_db.write(data, metadata, target)
+    assert _scalar(target, "SELECT count(*) FROM information_schema.TABLES "
+                           "WHERE TABLE_SCHEMA = DATABASE()") == 0  # the view too
