@@ -394,3 +394,16 @@ def test_mariadb_failed_load_drops_what_it_created(mysql_databases):
         hma_db.write(data, metadata, target)
     assert _scalar(target, "SELECT count(*) FROM information_schema.TABLES "
                            "WHERE TABLE_SCHEMA = DATABASE()") == 0  # the view too
+
+
+def test_sqlite_tables_referring_to_unread_tables_are_translated(tmp_path):
+    """A CREATE TABLE declares its foreign keys inline: one to a table that is not read would
+    fail every row, so such a clone translates (and drops that foreign key) as before."""
+    source, target = tmp_path / "source.sqlite", tmp_path / "target.sqlite"
+    with sqlite3.connect(source) as conn:
+        conn.executescript(SQLITE_SCHEMA)
+    assert schema_dump(hma_db.reflect(f"sqlite:///{source}", include=["s_item"])) is None
+    assert schema_dump(hma_db.reflect(f"sqlite:///{source}", include=["s_item", "s_kind"]))
+    rows = hma_db.clone(f"sqlite:///{source}", f"sqlite:///{target}", include=["s_item"],
+                        seed=SEED).rows
+    assert rows == {"s_item": 60}

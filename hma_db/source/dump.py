@@ -109,7 +109,25 @@ def _uses_only(sql: str, own: str, chosen: set[str], every: set[str]) -> bool:
     return used <= chosen
 
 
-def _capture_sqlite(conn: sa.Connection, schema: str | None, tables: list[str]) -> SchemaDump:
+def _outside_references(conn: sa.Connection, sql: str, params: tuple,
+                        chosen: set[tuple[str, str]]) -> list[str]:
+    """Foreign keys (rows of ``child, parent schema, parent``) to tables that are not read:
+    their inline ``REFERENCES`` would make every row of the target fail."""
+    return sorted({f"{child} -> {parent}" for child, where, parent
+                   in conn.exec_driver_sql(sql, params) if (where, parent) not in chosen})
+
+
+def _capture_sqlite(conn: sa.Connection, schema: str | None,
+                    tables: list[str]) -> SchemaDump | None:
+    names = ", ".join("?" * len(tables))
+    outside = _outside_references(
+        conn, f"SELECT m.name, '', f.\"table\" FROM sqlite_master AS m, "
+        f"pragma_foreign_key_list(m.name) AS f WHERE m.type = 'table' AND m.name IN ({names})",
+        tuple(tables), {("", t) for t in tables})
+    if outside:
+        logger.info("foreign keys to tables that are not read (%s): a SQLite target is created "
+                    "from the translated tables", ", ".join(outside))
+        return None
     master = f'"{schema}".sqlite_master' if schema else "sqlite_master"
     rows = conn.exec_driver_sql(
         f"SELECT type, name, tbl_name, sql FROM {master} WHERE sql IS NOT NULL "
@@ -145,9 +163,18 @@ def _bq(name: str) -> str:
 
 
 def _capture_mysql(conn: sa.Connection, schema: str | None, tables: list[str],
-                   table_schemas: dict[str, str]) -> SchemaDump:
+                   table_schemas: dict[str, str]) -> SchemaDump | None:
     own = schema or conn.exec_driver_sql("SELECT DATABASE()").scalar()
     where = {t: table_schemas.get(t, own) for t in tables}
+    outside = _outside_references(
+        conn, "SELECT TABLE_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME FROM "
+        "information_schema.KEY_COLUMN_USAGE WHERE REFERENCED_TABLE_NAME IS NOT NULL AND "
+        "TABLE_SCHEMA = %s", (own,), {(s, t) for t, s in where.items()})
+    outside = [o for o in outside if o.split(" -> ")[0] in where]
+    if outside:
+        logger.info("foreign keys to tables that are not read (%s): a MariaDB target is created "
+                    "from the translated tables", ", ".join(outside))
+        return None
     pre = []
     for name in tables:
         row = conn.exec_driver_sql(f"SHOW CREATE TABLE {_bq(where[name])}.{_bq(name)}").one()

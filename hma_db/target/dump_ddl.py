@@ -53,6 +53,11 @@ def usable_dump(metadata: Metadata, dialect: str, tables: list[str],
         log.info("write: %s not in the source's DDL; tables translated",
                  ", ".join(sorted(set(tables) - dump.tables)))
         return None
+    if dialect != "postgresql" and set(tables) != dump.tables:
+        # Their CREATE TABLE declares foreign keys inline, to tables that are not written.
+        log.info("write: %s not written; tables translated",
+                 ", ".join(sorted(dump.tables - set(tables))))
+        return None
     if dialect == "mysql" and schema is not None:
         log.info("write: a MariaDB target database given by name; tables translated from the "
                  "source schema instead of its own DDL")
