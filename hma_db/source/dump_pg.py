@@ -27,6 +27,11 @@ PG_DUMP = "pg_dump"
 # Seconds pg_dump may take; the schema of a 3,000-table database dumps in a few seconds.
 DUMP_TIMEOUT = 300
 
+# URL query options that libpq reads from the environment as well (pg_dump takes no URL here:
+# its password would show in the process list).
+_LIBPQ_ENV = {"host": "PGHOST", "sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT",
+              "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY", "connect_timeout": "PGCONNECT_TIMEOUT",
+              "options": "PGOPTIONS", "target_session_attrs": "PGTARGETSESSIONATTRS"}
 _HEADER = re.compile(r"^-- Name: (.*); Type: ([A-Z ]+); Schema: (.*?); Owner: ")
 _DOLLAR = re.compile(r"\$[A-Za-z_]*\$")
 _IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)'
@@ -175,14 +180,20 @@ def _run_pg_dump(url: sa.URL, section: str) -> str:
                           ("--username", url.username)):
         if value is not None:
             args += [option, str(value)]
-    args.append(url.database or "postgres")
+    args.append(f"--dbname={url.database or 'postgres'}")
     env = {**os.environ}
+    for key, variable in _LIBPQ_ENV.items():  # sslmode=require and the like, from the URL
+        value = url.query.get(key)
+        if isinstance(value, str):
+            env[variable] = value
     if url.password is not None:
         env["PGPASSWORD"] = str(url.password)  # never on the command line (ps shows it)
     done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=DUMP_TIMEOUT,
                           check=False)
     if done.returncode != 0:
-        message = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        # e.g. "pg_dump: error: aborting because of server version mismatch pg_dump: detail:
+        # server version: 16.2; pg_dump version: 15.20": one line, both parts
+        message = " ".join(done.stderr.split()) or f"exit status {done.returncode}"
         raise RuntimeError(message.replace(str(url.password), "***") if url.password else message)
     return done.stdout
 
