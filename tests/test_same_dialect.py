@@ -407,3 +407,22 @@ def test_sqlite_tables_referring_to_unread_tables_are_translated(tmp_path):
     rows = hma_db.clone(f"sqlite:///{source}", f"sqlite:///{target}", include=["s_item"],
                         seed=SEED).rows
     assert rows == {"s_item": 60}
+
+
+@pytest.mark.postgres
+def test_ddl_the_target_refuses_falls_back_to_translation(postgres_databases, caplog):
+    source, target = postgres_databases.new("same_refused"), postgres_databases.new("same_ref_t")
+    engine = _engine(source)
+    with engine.begin() as conn:
+        conn.connection.driver_connection.execute(PG_SCHEMA)
+    engine.dispose()
+    # A function of that name with another return type: CREATE OR REPLACE cannot change it.
+    _execute(target, "CREATE FUNCTION st_log() RETURNS integer LANGUAGE sql AS 'SELECT 1'")
+    with caplog.at_level(logging.WARNING, logger="hma_db.target"):
+        rows = hma_db.clone(source, target, seed=SEED).rows
+    assert "the target refused the source's DDL" in caplog.text
+    assert rows["st_order"] == 80
+    # Translated: the domain became its base type, and nothing of the attempt is left.
+    assert _scalar(target, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                           "WHERE attrelid = 'st_order'::regclass AND attname = 'qty'") == "integer"
+    assert _scalar(target, "SELECT to_regtype('st_qty') IS NULL")

@@ -94,8 +94,9 @@ def requalify(sql: str, pattern: re.Pattern | None, target: str) -> str | None:
 
 
 def _prepared(conn: sa.Connection, dump: SchemaDump, tables: list[str],
-              schema: str | None) -> tuple[list, list] | None:
-    """Pre- and post-data statements for ``tables``, rewritten for the target, or None."""
+              schema: str | None) -> tuple[list, list, str] | None:
+    """Pre- and post-data statements for ``tables``, rewritten for the target, and the target
+    schema's qualifier (``"public".``; empty on MariaDB and SQLite); or None."""
     quote = conn.dialect.identifier_preparer.quote
     target = ""
     if dump.dialect == "postgresql":
@@ -122,7 +123,7 @@ def _prepared(conn: sa.Connection, dump: SchemaDump, tables: list[str],
         log.warning("write: the source schemas %s hold objects of the same name; tables "
                     "translated", ", ".join(dump.schemas))
         return None
-    return sections[0], sections[1]
+    return sections[0], sections[1], target
 
 
 def _exists(conn: sa.Connection, kind: str, name: str, qualifier: str) -> bool:
@@ -163,11 +164,9 @@ def create_from_dump(conn: sa.Connection, dump: SchemaDump, tables: list[str],
     prepared = _prepared(conn, dump, tables, schema)
     if prepared is None:
         return None
-    pre, post = prepared
+    pre, post, qualifier = prepared
     if dump.dialect == "mysql":
         return _create_mysql(conn, pre, post, tables, target_md, created)
-    qualifier = pre and dump.dialect == "postgresql" and conn.dialect.identifier_preparer.quote(
-        schema or conn.exec_driver_sql("SELECT current_schema()").scalar()) + "."
     conn.exec_driver_sql("SAVEPOINT hma_dump")
     try:
         if dump.dialect == "postgresql":  # bodies name tables created later, as in pg_dump
@@ -184,14 +183,19 @@ def create_from_dump(conn: sa.Connection, dump: SchemaDump, tables: list[str],
         if not _columns_match(conn, tables, target_md, schema):
             conn.exec_driver_sql("ROLLBACK TO SAVEPOINT hma_dump")
             return None
-    except sa.exc.DBAPIError as exc:
+    except (sa.exc.DBAPIError, conn.dialect.loaded_dbapi.Error) as exc:
         conn.exec_driver_sql("ROLLBACK TO SAVEPOINT hma_dump")
-        log.warning("write: the target refused the source's DDL (%s); tables translated",
-                    str(exc.orig).strip().splitlines()[0])
+        _refused(exc)
         return None
     conn.exec_driver_sql("RELEASE SAVEPOINT hma_dump")
     created += tables
     return DumpResult(list(tables), _after_load(post))
+
+
+def _refused(exc: Exception) -> None:
+    orig = getattr(exc, "orig", None) or exc  # _run raises the driver's own errors
+    log.warning("write: the target refused the source's DDL (%s); tables translated",
+                (str(orig).strip().splitlines() or [type(orig).__name__])[0])
 
 
 def _after_load(post: list) -> list[tuple[str, sa.TextClause]]:
@@ -218,9 +222,8 @@ def _create_mysql(conn: sa.Connection, pre: list, post: list, tables: list[str],
                 else:  # dropped first: a view over a table goes before it
                     cleanup.insert(0, f"DROP {statement.kind} IF EXISTS {quote(statement.name)}")
             usable = _columns_match(conn, tables, target_md, None)
-        except sa.exc.DBAPIError as exc:
-            log.warning("write: the target refused the source's DDL (%s); tables translated",
-                        str(exc.orig).strip().splitlines()[0])
+        except (sa.exc.DBAPIError, conn.dialect.loaded_dbapi.Error) as exc:
+            _refused(exc)
         if not usable:
             for sql in cleanup + [f"DROP TABLE IF EXISTS {quote(n)}" for n in reversed(created)]:
                 conn.exec_driver_sql(sql)
