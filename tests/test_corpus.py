@@ -50,15 +50,8 @@ SEED = 13
 FIT_SECONDS = 10
 CLONE_SECONDS = 15
 
-_WIDE = ("fitting postgresql-wide_200 (30 rows x 200 columns) takes more than 10 s: 21 s "
-         "measured unloaded (47 s under load: 31 s preprocessing, where each column's rdt "
-         "transform_subset resets the random states of all 200 transformers, 79,998 calls; "
-         "16 s beta fits); its report takes 2 s")
-
 # (shape id, target) -> the one-line error seen; xfail(strict=True) until a fix lands.
-FAILING: dict[tuple[str, str], str] = {
-    **{("postgresql-wide_200", t): _WIDE for t in TARGETS},
-}
+FAILING: dict[tuple[str, str], str] = {}
 
 # (shape id, target) -> a pattern of the up-front refusal (a HmaDbError before any write).
 REFUSED: dict[tuple[str, str], str] = {}
