@@ -1,4 +1,5 @@
-"""CHECK constraints across dialects: keep the ones whose SQL means the same everywhere.
+"""CHECK constraints and column defaults across dialects: keep the ones whose SQL means the
+same everywhere.
 
 A reflected CHECK is SQL text in the source's dialect. Comparisons, ``IN`` lists, ``BETWEEN``,
 ``LIKE``, ``IS [NOT] NULL`` and ``AND``/``OR``/``NOT`` over columns and literals mean the same on
@@ -6,6 +7,11 @@ PostgreSQL, SQLite and MariaDB once PostgreSQL's casts (``'a'::text``) are remov
 ``= ANY (ARRAY[...])`` is written as ``IN (...)``; identifiers are re-quoted for the target.
 Anything else (functions, casts to other types, subqueries, boolean columns compared with
 integers) is dropped by the caller, with a log line, rather than guessed.
+
+A default (:func:`translate_default`) is kept when it is a literal (a string, a number, a
+boolean) or the current date or time, which every target writes its own way; a sequence's
+``nextval`` is the target's own counter (identity, AUTO_INCREMENT, rowid), and any other
+expression is dropped with one line.
 """
 
 from __future__ import annotations
@@ -118,3 +124,40 @@ def translate_check(text: str, dialect: str, column_names: list[str], *,
     if re.search(r"\b(ANY|ALL|ARRAY)\b|\[", rewritten):
         return None
     return rewritten
+
+
+_NOW = {"now()", "current_timestamp", "current_timestamp()", "localtimestamp",
+        "localtimestamp()", "transaction_timestamp()", "statement_timestamp()",
+        "clock_timestamp()", "datetime('now')", "sysdate()", "utc_timestamp()"}
+_TODAY = {"current_date", "current_date()", "curdate()", "date('now')"}
+_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+
+
+def translate_default(text: str, column: sa.Column, dialect: str) -> sa.TextClause | None:
+    """The target form of a reflected ``DEFAULT`` (SQL text in the source's dialect), or None
+    when it has none that means the same (the caller logs the drop)."""
+    value = re.sub(_CAST, "", text.strip()).strip()
+    while value.startswith("(") and value.endswith(")"):  # MariaDB and SQLite wrap expressions
+        value = value[1:-1].strip()
+    lowered = value.lower()
+    kind = family(column.type)
+    if lowered == "null":
+        return sa.text("NULL")
+    if lowered in _NOW or lowered.startswith(("now(", "current_timestamp(", "localtimestamp(")):
+        if kind == "date":
+            return sa.text("CURRENT_DATE") if dialect == "postgresql" else \
+                sa.text("(CURRENT_DATE)") if dialect == "mysql" else None
+        return sa.text("CURRENT_TIMESTAMP") if kind == "datetime" else None
+    if lowered in _TODAY:
+        return {"postgresql": sa.text("CURRENT_DATE"), "mysql": sa.text("(CURRENT_DATE)"),
+                "sqlite": sa.text("CURRENT_DATE")}[dialect] if kind == "date" else None
+    if kind == "boolean" and lowered in ("true", "false", "1", "0", "'t'", "'f'", "b'1'", "b'0'"):
+        truth = lowered in ("true", "1", "'t'", "b'1'")
+        return sa.text(("true" if truth else "false") if dialect == "postgresql" else str(int(truth)))
+    number = value[1:-1] if value[:1] == value[-1:] == "'" else value  # PostgreSQL: '-1.5'::real
+    if _NUMBER.fullmatch(number) and kind in ("integer", "float", "numeric"):
+        return sa.text(number)
+    if re.fullmatch(r"'(?:[^']|'')*'", value) and kind in ("string", "enum", "date", "datetime",
+                                                            "time", "uuid"):
+        return sa.text(value)
+    return None

@@ -14,7 +14,7 @@ import warnings
 import sqlalchemy as sa
 
 from hma_db.schema import Metadata, key_columns
-from hma_db.target.check_sql import source_dialect, translate_check
+from hma_db.target.check_sql import source_dialect, translate_check, translate_default
 from hma_db.target.types import family, sdtype_type, translate_type
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def _keyed_columns(table: sa.Table) -> set[str]:
 
 
 def _column(source: sa.Table, col: sa.Column, dialect: str, keyed: set[str], options: dict,
-            schema: str | None) -> sa.Column:
+            schema: str | None, dropped: list[str]) -> sa.Column:
     generated = is_generated_key(source, col, options)
     if getattr(col.type, "check", None) is not None:  # a PostgreSQL domain with a CHECK
         log.info("column %s.%s: domain %s becomes its base type; its CHECK (%s) is not kept",
@@ -80,7 +80,27 @@ def _column(source: sa.Table, col: sa.Column, dialect: str, keyed: set[str], opt
     args = []
     if generated and dialect == "postgresql" and col.identity is not None:
         args.append(sa.Identity(always=bool(col.identity.always)))
+    default = _default(source, col, generated, dialect, dropped)
+    if default is not None:
+        kwargs["server_default"] = default
     return sa.Column(col.name, type_, *args, **kwargs)
+
+
+def _default(source: sa.Table, col: sa.Column, generated: bool, dialect: str,
+             dropped: list[str]) -> sa.TextClause | None:
+    """The column's DEFAULT in the target's dialect; a default with no equivalent is dropped
+    and named in ``dropped`` (the writer logs it when it creates the table: the application's
+    INSERTs that rely on it would fail on the target)."""
+    if col.server_default is None or generated or col.computed is not None:
+        return None
+    text = str(getattr(col.server_default.arg, "text", col.server_default.arg))
+    if "nextval(" in text.lower():
+        return None
+    found = translate_default(text, col, dialect)
+    if found is None:
+        dropped.append(f"column {source.name}.{col.name}: its default {text} has no {dialect} "
+                       "form; the target column has no default")
+    return found
 
 
 def _constraint_order(con: sa.Constraint) -> tuple:
@@ -149,7 +169,8 @@ def translate_table(source: sa.Table, target_md: sa.MetaData, dialect: str,
     ``tables`` maps every written table to its name in the target (itself, or a staging name).
     """
     keyed = _keyed_columns(source)
-    columns = [_column(source, c, dialect, keyed, options.get(c.name, {}), schema)
+    columns = [_column(source, c, dialect, keyed, options.get(c.name, {}), schema,
+                       target_md.info.setdefault("dropped", {}).setdefault(source.name, []))
                for c in source.columns]
     pk_cols = [c.name for c in source.primary_key.columns]
     for col in columns:
@@ -327,6 +348,9 @@ def create_tables(conn: sa.Connection, tables: list[sa.Table], *,
     constraint is declared up front (SQLAlchemy's order: SQLite takes cycles inline, MariaDB by
     ``ALTER TABLE``) and the session proves the keys before the commit.
     """
+    dropped = tables[0].metadata.info.get("dropped", {})
+    for line in (line for t in tables for line in dropped.get(t.name, [])):
+        log.warning(line)
     if not defer_indexes:
         tables[0].metadata.create_all(conn, tables=tables)
         return []
