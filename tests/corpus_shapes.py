@@ -306,3 +306,77 @@ def table_names(url: str) -> list[str]:
         return sa.inspect(engine).get_table_names()
     finally:
         engine.dispose()
+
+
+# ----------------------------------------------------------------------------- same dialect
+_PG_FACTS = """
+    SELECT c.relname, 'column ' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+        || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
+        || COALESCE(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '')
+        || CASE a.attgenerated WHEN 's' THEN ' GENERATED' ELSE '' END
+        || CASE WHEN a.attidentity <> '' THEN ' IDENTITY ' || a.attidentity::text ELSE '' END
+    FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid
+    JOIN pg_namespace AS n ON n.oid = c.relnamespace
+    LEFT JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE n.nspname = COALESCE(:schema, current_schema()) AND c.relname = ANY(:tables)
+      AND a.attnum > 0 AND NOT a.attisdropped
+    UNION ALL
+    SELECT c.relname, 'constraint ' || k.conname || ' ' || pg_get_constraintdef(k.oid)
+    FROM pg_constraint AS k JOIN pg_class AS c ON c.oid = k.conrelid
+    JOIN pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE n.nspname = COALESCE(:schema, current_schema()) AND c.relname = ANY(:tables)
+    UNION ALL
+    SELECT c.relname, 'index ' || pg_get_indexdef(i.indexrelid)
+    FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indrelid
+    JOIN pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE n.nspname = COALESCE(:schema, current_schema()) AND c.relname = ANY(:tables)
+    UNION ALL
+    SELECT c.relname, 'trigger ' || pg_get_triggerdef(t.oid)
+    FROM pg_trigger AS t JOIN pg_class AS c ON c.oid = t.tgrelid
+    JOIN pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE n.nspname = COALESCE(:schema, current_schema()) AND c.relname = ANY(:tables)
+      AND NOT t.tgisinternal
+    UNION ALL
+    SELECT p.relname, 'partition ' || c.relname || ' ' || pg_get_expr(c.relpartbound, c.oid)
+    FROM pg_inherits AS h JOIN pg_class AS c ON c.oid = h.inhrelid
+    JOIN pg_class AS p ON p.oid = h.inhparent
+    JOIN pg_namespace AS n ON n.oid = p.relnamespace
+    WHERE n.nspname = COALESCE(:schema, current_schema()) AND p.relname = ANY(:tables)"""
+
+
+def schema_facts(url: str, tables: tuple[str, ...], schema: str | None = None) -> set[str]:
+    """What a same-dialect clone must keep of each table, one line per fact, names of schemas
+    left out (a clone writes every table into its target's one schema): PostgreSQL's columns
+    (type, NOT NULL, default, generated, identity), constraints, indexes, triggers and
+    partitions as the catalog prints them; MariaDB's ``SHOW CREATE TABLE`` and triggers;
+    SQLite's ``sqlite_master`` entries."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            name = engine.dialect.name
+            if name == "postgresql":
+                rows = conn.execute(sa.text(_PG_FACTS),
+                                    {"schema": schema, "tables": list(tables)}).all()
+                schemas = {r[0] for r in conn.exec_driver_sql(
+                    "SELECT nspname FROM pg_namespace").all()}
+                qualifier = re.compile(r'\b(?:' + "|".join(re.escape(s) for s in schemas)
+                                       + r')\.(?=["\w])')
+                return {f"{t}: {qualifier.sub('', fact)}" for t, fact in rows}
+            if name == "sqlite":
+                return {f"{t}: {kind} {sql}" for kind, t, sql in conn.exec_driver_sql(
+                    "SELECT type, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL")
+                    if t in tables}
+            facts = set()
+            for table in tables:
+                quoted = conn.dialect.identifier_preparer.quote(table)
+                create = conn.exec_driver_sql(f"SHOW CREATE TABLE {quoted}").one()[1]
+                facts.add(f"{table}: {re.sub(r' AUTO_INCREMENT=[0-9]+', '', create)}")
+            for table, trigger, timing, event, body in conn.exec_driver_sql(
+                    "SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME, ACTION_TIMING, EVENT_MANIPULATION, "
+                    "ACTION_STATEMENT FROM information_schema.TRIGGERS "
+                    "WHERE TRIGGER_SCHEMA = DATABASE()"):
+                if table in tables:
+                    facts.add(f"{table}: trigger {trigger} {timing} {event} {body}")
+            return facts
+    finally:
+        engine.dispose()

@@ -35,6 +35,7 @@ from corpus_shapes import (
     differences,
     load_corpus,
     row_counts,
+    schema_facts,
     split_statements,
     sqlite_type_mismatches,
     table_names,
@@ -220,6 +221,9 @@ def test_corpus_shape_clones(shape: Shape, target: str, request):
             changed = type_differences(column_types(source, shape.tables, shape.schema),
                                        column_types(target_url, shape.tables))
             assert not changed, "; ".join(changed)
+            # ... and the rest of its schema: defaults, constraints, indexes, triggers
+            wanted = schema_facts(source, shape.tables, shape.schema)
+            assert schema_facts(target_url, shape.tables) == wanted
         report = hma_db.evaluate_databases(source, target_url, synthesizer.get_metadata(),
                                            schema=shape.schema)
         assert _key_violations(report) == []
