@@ -47,7 +47,10 @@ def usable_dump(metadata: Metadata, dialect: str, tables: list[str],
                 schema: str | None) -> SchemaDump | None:
     """The metadata's dump when it can build ``tables`` in a ``dialect`` target, else None."""
     dump = schema_dump(metadata)
-    if dump is None or dump.dialect != dialect:
+    if dump is None:
+        return None
+    if dump.dialect != dialect:
+        _log_not_translated(dump, dialect, tables)
         return None
     if not set(tables) <= dump.tables:
         log.info("write: %s not in the source's DDL; tables translated",
@@ -63,6 +66,21 @@ def usable_dump(metadata: Metadata, dialect: str, tables: list[str],
                  "source schema instead of its own DDL")
         return None
     return dump
+
+
+# What a translated target cannot hold: code and views in another dialect's SQL.
+_UNTRANSLATED = {"VIEW", "TRIGGER", "FUNCTION", "PROCEDURE", "MATERIALIZED VIEW", "RULE"}
+
+
+def _log_not_translated(dump: SchemaDump, dialect: str, tables: list[str]) -> None:
+    """One line per view, trigger or routine of the source that a clone into another dialect
+    leaves out (its SQL is the source's dialect; the tables and their keys are translated)."""
+    for statement in (*dump.pre_data, *dump.post_data):
+        if statement.kind in _UNTRANSLATED and (not statement.tables
+                                                or statement.tables & set(tables)):
+            log.warning("write: %s %s of the %s source is not created in the %s target (only "
+                        "clones into the same kind of database copy views, triggers and routines)",
+                        statement.kind.lower(), statement.name, dump.dialect, dialect)
 
 
 def qualifier_pattern(dialect: str, schemas: tuple[str, ...]) -> re.Pattern | None:
