@@ -526,7 +526,7 @@ def test_run_missing_job_file_and_a_model_file_that_is_not_a_model(tmp_path):
     result = run("run", tmp_path / "nope.toml")
     assert result.exit_code == 2
     assert_one_error_line(result, "nope.toml")
-    job = _job(tmp_path, '[model]\npath = "model.pkl"\n')
+    job = _job(tmp_path, '[model]\npath = "model.pkl"\ntrust_pickle = true\n')
     (tmp_path / "model.pkl").write_bytes(b"not a model")
     result = run("-q", "run", job)
     assert result.exit_code == 2
@@ -544,8 +544,8 @@ def test_run_unreachable_target_exits_1_without_password(tmp_path):
 # ---------------------------------------------------------------------------------- fit and sample
 @pytest.fixture(scope="module")
 def chinook_model(tmp_path_factory) -> Path:
-    """A model of Chinook fitted with a seed, saved as a pickle."""
-    model = tmp_path_factory.mktemp("model") / "chinook.pkl"
+    """A model of Chinook fitted with a seed, saved as JSON."""
+    model = tmp_path_factory.mktemp("model") / "chinook.json"
     result = run("fit", CHINOOK_SQLITE, "-o", model, "--seed", "11")
     assert result.exit_code == 0, result.stderr
     assert re.fullmatch(rf"Fitted a model of 11 tables from {re.escape(str(CHINOOK_SQLITE))} "
@@ -670,10 +670,15 @@ def _sqlite_schema(path: Path) -> list[str]:
 
 
 def test_a_json_model_writes_the_same_sqlite_tables_as_a_pickle(chinook_model, tmp_path):
-    model = tmp_path / "chinook.json"
+    model = tmp_path / "chinook.pkl"
     assert run("fit", CHINOOK_SQLITE, "-o", model, "--seed", "11").exit_code == 0
-    for name in (chinook_model, model):  # Employee failed from JSON: "type 'Timestamp'..."
-        result = run("sample", name, tmp_path / f"{name.name}.sqlite", "--scale", "0.2")
+    refused = run("sample", model, tmp_path / "refused.sqlite")
+    assert refused.exit_code == 2 and not (tmp_path / "refused.sqlite").exists()
+    assert_one_error_line(refused, "chinook.pkl' is a pickle model", "executable input",
+                          "use a .json model", "--trust-pickle")
+    for name, trust in ((chinook_model, []), (model, ["--trust-pickle"])):
+        # Employee failed from JSON once: "type 'Timestamp'..."
+        result = run("sample", name, tmp_path / f"{name.name}.sqlite", "--scale", "0.2", *trust)
         assert result.exit_code == 0, result.stderr
     from_pickle, from_json = tmp_path / "chinook.pkl.sqlite", tmp_path / "chinook.json.sqlite"
     assert _sqlite_schema(from_json) == _sqlite_schema(from_pickle)
@@ -752,7 +757,8 @@ def test_fit_postgres_and_sample_into_postgres(chinook_postgres, postgres_databa
     # The same model as a pickle writes the same tables (types, lengths, keys, checks).
     pickle_model, pickle_target = tmp_path / "pg.pkl", postgres_databases.new("cli_sample_pkl")
     assert run("fit", chinook_postgres, "-o", pickle_model, "--seed", "2").exit_code == 0
-    assert run("sample", pickle_model, pickle_target, "--scale", "0.2").exit_code == 0
+    assert run("sample", pickle_model, pickle_target, "--scale", "0.2",
+               "--trust-pickle").exit_code == 0
     assert _postgres_schema(target) == _postgres_schema(pickle_target)
     assert ("invoice", "total", "numeric", None, 10, 2, "NO", None) in _postgres_schema(target)
     result = run("sample", model, target.replace("postgres@", f"postgres:{PASSWORD}@").replace(
@@ -896,7 +902,7 @@ def test_cli_reference_is_current():
 
 # ------------------------------------------------------------------------------- audit additions
 _SMALL_JOB = 'include = ["{e}", "{c}", "{i}"]\nseed = 6\nif_exists = "replace"\n' \
-             '[model]\npath = "model.pkl"\n'
+             '[model]\npath = "model.json"\n'
 
 
 def _total_seconds(stdout: str) -> float:
@@ -997,9 +1003,11 @@ def test_report_command_on_postgres(chinook_postgres, postgres_databases, tmp_pa
 @pytest.mark.parametrize("name, content, fragment", [
     ("model.pkl", b"not a model", "is not an hma_db model: it is neither a pickle"),
     ("model.json", b'{"tables": {}}', "is JSON but not an hma_db model"),
+    ("model.json", b"\x80\x05N.", "is a pickle model, and a pickle is executable input"),
 ])
 def test_run_and_plan_refuse_a_model_file_that_is_not_a_model(tmp_path, name, content, fragment):
-    job = _job(tmp_path, f'[model]\npath = "{name}"\n')
+    trust = "trust_pickle = true\n" if name.endswith(".pkl") else ""
+    job = _job(tmp_path, f'[model]\npath = "{name}"\n{trust}')
     (tmp_path / name).write_bytes(content)
     for command in ("plan", "run"):
         result = run("-q", command, job)
@@ -1024,7 +1032,7 @@ def test_a_model_whose_schema_does_not_match_the_target(backend, request, tmp_pa
         source = request.getfixturevalue("chinook_postgres")
         target = request.getfixturevalue("postgres_databases").new("cli_mismatch")
         album = "album"
-    model = tmp_path / "model.pkl"
+    model = tmp_path / "model.json"
     tables = "Artist,Album" if backend == "sqlite" else "artist,album"
     assert run("fit", source, "-o", model, "--include", tables, "--seed", "1").exit_code == 0
     assert run("sample", model, target).exit_code == 0

@@ -75,7 +75,7 @@ def test_chinook_postgres_job_runs_against_postgres(chinook_postgres, postgres_d
     job = load_job(EXAMPLES / "chinook-postgres.toml", env=env)
     result = run_job(job)
     assert len(result.rows) == 11 and result.rows["invoice"] == 412
-    assert (tmp_path / "chinook-postgres.pkl").is_file()
+    assert (tmp_path / "chinook-postgres.json").is_file()
     assert result.report_path == tmp_path / "chinook-report.html" and result.report_error is None
     assert "<html" in result.report_path.read_text(encoding="utf-8")[:2000].lower()
     engine = sa.create_engine(target)

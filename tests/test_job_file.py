@@ -44,6 +44,7 @@ locales = "fr_CA"
 [model]
 path = "models/chinook.pkl"
 max_age = "1d12h"
+trust_pickle = true
 """
 
 
@@ -75,7 +76,7 @@ def test_every_documented_key_is_read(tmp_path):
         "default_distribution": "truncnorm", "numerical_distributions": {"Total": "gamma"},
         "enforce_min_max_values": False, "enforce_rounding": True, "locales": ["fr_CA"]}}
     assert job.model_path == tmp_path / "models" / "chinook.pkl"
-    assert job.model_max_age == timedelta(days=1, hours=12)
+    assert job.model_max_age == timedelta(days=1, hours=12) and job.model_trust_pickle
     assert job.report == tmp_path / "report.html"
     assert "s3cret" not in repr(job)
 
@@ -171,6 +172,11 @@ def test_wrong_types_name_key_and_line(line, expected):
     ('[columns."T.c"]\ncategorical = "yes"', "'columns.\"T.c\".categorical' must be true or false"),
     ('[model]\nmax_age = "7x"\npath = "m.pkl"', "'model.max_age' must be a duration"),
     ("[model]\npath = 3", "'model.path' must be a string"),
+    ('[model]\npath = "m.pkl"', "'model.path' is m.pkl, a pickle model, and a pickle is "
+                                "executable input in general, so a job keeps one only when "
+                                "trusted: use a .json model path, or set trust_pickle = true"),
+    ('[model]\npath = "m.bin"\ntrust_pickle = false', "'model.path' is m.bin, a pickle model"),
+    ('[model]\ntrust_pickle = "yes"\npath = "m.pkl"', "'model.trust_pickle' must be true or false"),
 ])
 def test_wrong_values_in_sections(section, expected):
     message = _error(f'source = "a"\ntarget = "b"\n{section}\n')
@@ -223,7 +229,7 @@ def test_max_rows_number_or_per_table():
 def test_max_age_needs_a_path_and_durations():
     assert "needs model.path" in _error('source = "a"\ntarget = "b"\n[model]\nmax_age = "1d"\n')
     for text, seconds in (("45s", 45), ("30m", 1800), ("2w", 1209600), ("1.5h", 5400)):
-        job = _job(f'source = "a"\ntarget = "b"\n[model]\npath = "m"\nmax_age = "{text}"\n')
+        job = _job(f'source = "a"\ntarget = "b"\n[model]\npath = "m.json"\nmax_age = "{text}"\n')
         assert job.model_max_age == timedelta(seconds=seconds)
 
 

@@ -87,7 +87,7 @@ def test_chunked_run_counts_rows_over_chunks_and_repeats_with_the_seed(tmp_path)
 
 
 def test_model_cache_reuses_refits_on_change_and_on_age(tmp_path):
-    body = SMALL + 'seed = 3\nif_exists = "replace"\n[model]\npath = "m/model.pkl"\nmax_age = "1h"\n'
+    body = SMALL + 'seed = 3\nif_exists = "replace"\n[model]\npath = "m/model.json"\nmax_age = "1h"\n'
     path = write_job(tmp_path, body)
     url = f"sqlite:///{tmp_path / 'target.sqlite'}"
     events: list = []
@@ -119,7 +119,7 @@ def test_model_cache_reuses_refits_on_change_and_on_age(tmp_path):
 
 
 def test_without_a_seed_a_cached_model_still_samples_new_rows(tmp_path):
-    path = write_job(tmp_path, SMALL + 'if_exists = "replace"\n[model]\npath = "model.pkl"\n')
+    path = write_job(tmp_path, SMALL + 'if_exists = "replace"\n[model]\npath = "model.json"\n')
     url = f"sqlite:///{tmp_path / 'target.sqlite'}"
     run_job(load_job(path))
     first = table_contents(url)
@@ -151,7 +151,7 @@ def test_source_schema_change_refits_the_cached_model(tmp_path):
 
 def test_scale_and_if_exists_modes(tmp_path):
     path = write_job(tmp_path, SMALL + 'scale = 0.5\nseed = 1\nif_exists = "fail"\n'
-                                '[model]\npath = "model.pkl"\n')
+                                '[model]\npath = "model.json"\n')
     result = run_job(load_job(path))
     sources = {"Employee": 8, "Customer": 59, "Invoice": 412}
     assert result.rows == {t: target_rows(n, 0.5) for t, n in sources.items()}
@@ -168,7 +168,7 @@ def test_scale_and_if_exists_modes(tmp_path):
 
 
 def test_column_overrides_table_parameters_and_locales_reach_the_model(tmp_path):
-    body = (SMALL + 'locales = ["fr_FR"]\nseed = 5\n[model]\npath = "model.pkl"\n'
+    body = (SMALL + 'locales = ["fr_FR"]\nseed = 5\n[model]\npath = "model.json"\n'
             '[columns."Customer.Country"]\ncategorical = true\n'
             '[columns."Employee.Title"]\nprovider = "job"\n'
             '[columns."Invoice.BillingState"]\nsdtype = "unknown"\n'
@@ -176,7 +176,7 @@ def test_column_overrides_table_parameters_and_locales_reach_the_model(tmp_path)
             'enforce_min_max_values = false\nnumerical_distributions = { Total = "norm" }\n'
             'locales = ["en_CA"]\n')
     run_job(load_job(write_job(tmp_path, body)))
-    model = load_synthesizer(tmp_path / "model.pkl")
+    model = load_synthesizer(tmp_path / "model.json")
     columns = model.get_metadata().tables
     assert columns["Customer"]["columns"]["Country"]["sdtype"] == "categorical"
     assert not columns["Customer"]["columns"]["Country"].get("pii")
@@ -225,7 +225,8 @@ def test_refusals_target_is_source_and_model_file_not_a_model(tmp_path):
         run_job(load_job(write_job(tmp_path, SMALL, source=str(source), target="source.sqlite")))
     (tmp_path / "notes.pkl").write_text("not a model")
     with pytest.raises(ModelFileError, match="is not an hma_db model"):
-        run_job(load_job(write_job(tmp_path, SMALL + '[model]\npath = "notes.pkl"\n')))
+        run_job(load_job(write_job(tmp_path, SMALL + '[model]\npath = "notes.pkl"\n'
+                                               'trust_pickle = true\n')))
     assert (tmp_path / "notes.pkl").read_text() == "not a model"  # never overwritten
 
 
@@ -262,11 +263,11 @@ def test_a_failed_report_does_not_fail_the_written_job(tmp_path):
 
 # ----------------------------------------------------------------------------- planning
 def test_plan_describes_the_run_and_writes_nothing(tmp_path):
-    body = (SMALL + 'scale = 2\nseed = 4\n[model]\npath = "model.pkl"\n'
+    body = (SMALL + 'scale = 2\nseed = 4\n[model]\npath = "model.json"\n'
             '[columns."Customer.Company"]\nprovider = "company"\n'
             '[tables.Invoice]\nnumerical_distributions = { Total = "gamma" }\n')
     plan = plan_job(load_job(write_job(tmp_path, body)))
-    assert not (tmp_path / "target.sqlite").exists() and not (tmp_path / "model.pkl").exists()
+    assert not (tmp_path / "target.sqlite").exists() and not (tmp_path / "model.json").exists()
     assert [t.name for t in plan.tables] == ["Employee", "Customer", "Invoice"]
     assert {t.name: t.rows for t in plan.tables} == {"Employee": 16, "Customer": 118, "Invoice": 824}
     assert all(t.target == "new: created" for t in plan.tables) and plan.ok
@@ -296,7 +297,7 @@ def test_plan_refuses_what_the_run_refuses_with_the_same_line(tmp_path):
 
 
 def test_plan_reports_existing_tables_and_drift(tmp_path):
-    path = write_job(tmp_path, SMALL + 'seed = 2\nif_exists = "fail"\n[model]\npath = "model.pkl"\n')
+    path = write_job(tmp_path, SMALL + 'seed = 2\nif_exists = "fail"\n[model]\npath = "model.json"\n')
     run_job(load_job(path))
     plan = plan_job(load_job(path))
     assert not plan.ok and "already exist in the target" in plan.problems[0]
@@ -323,7 +324,7 @@ def test_postgres_schema_mapping_and_reproducible_reseed(chinook_postgres, postg
     body = ('include = ["employee", "customer", "invoice"]\nseed = 9\nif_exists = "replace"\n'
             '[schema]\nsource = "public"\ntarget = "staging"\n'
             '[columns."customer.country"]\ncategorical = true\n'
-            '[model]\npath = "pg-model.pkl"\n')
+            '[model]\npath = "pg-model.json"\n')
     os.environ["HMA_DB_JOB_TEST_SOURCE"] = chinook_postgres
     try:
         path = write_job(tmp_path, body, source="${HMA_DB_JOB_TEST_SOURCE}", target=target)
@@ -353,12 +354,12 @@ def test_postgres_remaining_keys_exclude_scale_overrides_parameters_and_if_exist
             '[columns."customer.company"]\nprovider = "company"\n'
             '[tables.invoice]\nnumerical_distributions = { total = "norm" }\n'
             'enforce_min_max_values = true\nenforce_rounding = true\n'
-            '[model]\npath = "model.pkl"\nmax_age = "1h"\n')
+            '[model]\npath = "model.json"\nmax_age = "1h"\n')
     path = write_job(tmp_path, body, source=chinook_postgres, target=target)
     expected = {"employee": target_rows(8, 0.5), "customer": target_rows(59, 0.5),
                 "invoice": target_rows(412, 0.5)}
     assert run_job(load_job(path)).rows == expected
-    model = load_synthesizer(tmp_path / "model.pkl")
+    model = load_synthesizer(tmp_path / "model.json")
     assert model.locales == ["fr_FR"]
     assert model.get_metadata().tables["invoice"]["columns"]["billing_state"]["sdtype"] == \
         "categorical"
@@ -415,7 +416,7 @@ def test_mariadb_target_reseeds_reproducibly(mysql_databases, tmp_path):
 # ----------------------------------------------------------------------------- audit additions
 def test_sqlite_source_schema_and_a_max_rows_number_reach_the_run(tmp_path):
     # schema.source: SQLite's one schema is "main"; any other is refused with the source's list.
-    body = SMALL + 'seed = 2\nmax_rows = 60\n[schema]\nsource = "main"\n[model]\npath = "sub.pkl"\n'
+    body = SMALL + 'seed = 2\nmax_rows = 60\n[schema]\nsource = "main"\n[model]\npath = "sub.json"\n'
     result = run_job(load_job(write_job(tmp_path, body, name="subset.toml")))
     assert result.rows == {"Employee": 8, "Customer": 59, "Invoice": 412}  # full row counts
     assert sum(result.rows_read.values()) < 8 + 59 + 412  # fitted on a subset of the rows
@@ -424,24 +425,24 @@ def test_sqlite_source_schema_and_a_max_rows_number_reach_the_run(tmp_path):
         run_job(load_job(write_job(tmp_path, SMALL + '[schema]\nsource = "other"\n',
                                    name="other.toml")))
     # max_rows = 60: the model learned Invoice from a subset, so it differs from a full fit.
-    full = SMALL + 'seed = 2\n[model]\npath = "full.pkl"\n'
+    full = SMALL + 'seed = 2\n[model]\npath = "full.json"\n'
     run_job(load_job(write_job(tmp_path, full, target="sqlite:///full.sqlite", name="full.toml")))
-    subset = load_synthesizer(tmp_path / "sub.pkl").get_learned_distributions("Invoice")["Total"]
-    whole = load_synthesizer(tmp_path / "full.pkl").get_learned_distributions("Invoice")["Total"]
+    subset = load_synthesizer(tmp_path / "sub.json").get_learned_distributions("Invoice")["Total"]
+    whole = load_synthesizer(tmp_path / "full.json").get_learned_distributions("Invoice")["Total"]
     assert subset != whole
 
 
 def test_a_target_schema_with_a_sqlite_target_is_refused_before_anything_is_read(tmp_path):
     # SQLite has no schemas: this failed in the writer, after the read and the fit, and plan
     # found no problem with it.
-    path = write_job(tmp_path, SMALL + '[schema]\ntarget = "staging"\n[model]\npath = "m.pkl"\n')
+    path = write_job(tmp_path, SMALL + '[schema]\ntarget = "staging"\n[model]\npath = "m.json"\n')
     for call in (plan_job, run_job):
         events: list = []
         with pytest.raises(ConfigError, match=r"job.toml, line 5: 'schema.target' cannot be used "
                                               r"with a SQLite target"):
             call(load_job(path), **({"on_event": events.append} if call is run_job else {}))
         assert events == []
-    assert not (tmp_path / "m.pkl").exists() and not (tmp_path / "target.sqlite").exists()
+    assert not (tmp_path / "m.json").exists() and not (tmp_path / "target.sqlite").exists()
 
 
 @pytest.mark.postgres
@@ -453,14 +454,14 @@ def test_postgres_max_rows_table_parameters_provider_report_fail_and_model_age(
             '[columns."customer.company"]\nprovider = "company"\n'
             '[tables.invoice]\ndefault_distribution = "truncnorm"\nenforce_rounding = true\n'
             'locales = ["fr_FR"]\n'
-            '[model]\npath = "model.pkl"\nmax_age = "1s"\n')
+            '[model]\npath = "model.json"\nmax_age = "1s"\n')
     path = write_job(tmp_path, body, source=chinook_postgres, target=target)
     first = run_job(load_job(path))
     assert first.rows == {"employee": 8, "customer": 59, "invoice": 412}  # max_rows: fit only
     assert first.model == "fitted" and first.report_error is None
     report = json.loads((tmp_path / "out" / "quality.json").read_text())
     assert report["validity"]["passed"] and first.report_path == tmp_path / "out" / "quality.json"
-    model = load_synthesizer(tmp_path / "model.pkl")
+    model = load_synthesizer(tmp_path / "model.json")
     company = model.get_metadata().tables["customer"]["columns"]["company"]
     assert (company["sdtype"], company["pii"]) == ("company", True)
     params = model.get_table_parameters("invoice")["synthesizer_parameters"]
@@ -484,11 +485,11 @@ def test_postgres_max_rows_table_parameters_provider_report_fail_and_model_age(
     assert table_contents(target) == contents
     # max_rows: a full fit learns another invoice total than the fit on the subset.
     full_path = write_job(tmp_path, body.replace("max_rows = 60\n", "").replace(
-        '"fail"', '"replace"').replace("model.pkl", "full.pkl").replace("out/quality.json",
+        '"fail"', '"replace"').replace("model.json", "full.json").replace("out/quality.json",
                                                                        "out/full.json"),
         source=chinook_postgres, target=target, name="full.toml")
     run_job(load_job(full_path))
-    assert load_synthesizer(tmp_path / "full.pkl").get_learned_distributions("invoice")[
+    assert load_synthesizer(tmp_path / "full.json").get_learned_distributions("invoice")[
         "total"] != model.get_learned_distributions("invoice")["total"]
     # model.max_age: a model older than it is fitted again.
     time.sleep(1.2)

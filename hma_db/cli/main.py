@@ -181,8 +181,8 @@ def run_command(settings: Settings, job_file: Path) -> None:
              short_help="Learn a model of a database and save it to a file.")
 @click.argument("source")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The model file: .pkl (SDV's name) or .json; both hold plain data and load "
-                   "without running code.")
+              help="The model file: .json (recommended) or .pkl (SDV's name; 'sample' loads "
+                   "a pickle only with --trust-pickle). Both hold the same plain data.")
 @click.option("--metadata", "metadata_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Use this metadata JSON (e.g. from 'hma-db reflect', edited) instead of "
                    "reflecting SOURCE.")
@@ -247,10 +247,14 @@ def fit_command(settings: Settings, source: str, output: Path, metadata_file: Pa
 @click.option("--if-exists", type=click.Choice(["fail", "replace", "truncate", "append"]),
               default="fail", show_default=True,
               help="What to do with existing target tables (a directory: fail or replace).")
+@click.option("--trust-pickle", is_flag=True,
+              help="Load MODEL even if it is a pickle (.pkl): a pickle is executable input in "
+                   "general, so give this only for a file from a trusted place.")
 @output_options
 @click.pass_obj
 def sample_command(settings: Settings, model: Path, target: str, scale: float, seed: int | None,
-                   file_format: str | None, schema: str | None, if_exists: str) -> None:
+                   file_format: str | None, schema: str | None, if_exists: str,
+                   trust_pickle: bool) -> None:
     """Sample synthetic tables from a saved MODEL and write them into TARGET.
 
     \b
@@ -271,7 +275,7 @@ def sample_command(settings: Settings, model: Path, target: str, scale: float, s
         raise click.UsageError(f"--if-exists {if_exists} is for databases (it keeps a table's "
                                "definition or continues its keys); a directory takes fail or "
                                "replace.")
-    synthesizer = hma_db.load_synthesizer(model)
+    synthesizer = hma_db.load_synthesizer(model, trust_pickle=trust_pickle)
     synthesizer.verbose = settings.interactive and not settings.quiet
     if seed is None and synthesizer.seed is None:
         seed = secrets.randbits(64)  # the model's saved stream would repeat the same rows

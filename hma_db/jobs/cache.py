@@ -18,7 +18,7 @@ def fingerprint(synthesizer: HMASynthesizer) -> str:
     """A hash of what a model was (or will be) fitted for: metadata, parameters, locales, seed.
 
     Example:
-        >>> fingerprint(load_synthesizer("model.pkl")) == fingerprint(job_synthesizer(md, job))
+        >>> fingerprint(load_synthesizer("model.json")) == fingerprint(job_synthesizer(md, job))
     """
     metadata = synthesizer.get_metadata()
     state = {"metadata": metadata.to_dict(),
@@ -49,14 +49,15 @@ def cached_model(job: Job, wanted: HMASynthesizer) -> tuple[HMASynthesizer | Non
     """The saved model when it can be reused, else None; and the reason, for the log.
 
     Raises:
-        ModelFileError: ``model.path`` exists but is not an hma_db model.
+        ModelFileError: ``model.path`` exists but is not an hma_db model, or is a pickle (told
+            by its first bytes, whatever its name) and the job has no ``trust_pickle = true``.
     """
     path = job.model_path
     if path is None:
         return None, "no model cache in the job file"
     if not path.exists():
         return None, f"no saved model at {path} yet"
-    model = load_synthesizer(path)
+    model = load_synthesizer(path, trust_pickle=job.model_trust_pickle)
     if not model.get_info().get("is_fit"):
         return None, f"the model at {path} was never fitted"
     if fingerprint(model) != fingerprint(wanted):

@@ -34,13 +34,17 @@ read. Every key, with its type::
     locales = ["fr_CA"]
 
     [model]
-    path = "chinook.model.pkl"             # reuse this fitted model between runs (.json: safe format)
+    path = "chinook.model.json"            # reuse this fitted model between runs
     max_age = "7d"                         # refit when older (s, m, h, d, w; e.g. "12h", "1d12h")
+    trust_pickle = false                   # true: allow a .pkl path (only for a trusted folder)
 
 **Columns** are named ``"table.column"``; key columns (primary and foreign keys) take no
 setting, since their values are always generated. **The model cache** (``[model]``) is fitted
 again when the source schema, a column or table setting, the locales or the seed changed since
-the model was saved, or when it is older than ``max_age`` (see :mod:`hma_db.jobs.run`).
+the model was saved, or when it is older than ``max_age`` (see :mod:`hma_db.jobs.run`). A
+``path`` that does not end in ``.json`` is a pickle, and a pickle is executable input in general:
+it is refused when the job is loaded unless ``trust_pickle = true`` (a JSON model holds the same
+data).
 
 **Environment variables.** ``${NAME}`` in any string value is replaced by the variable's value;
 an unset variable is a :class:`~hma_db.ConfigError` naming the variable and the line, so a
@@ -117,6 +121,7 @@ class Job:
     fire_triggers: bool = False
     model_path: Path | None = None
     model_max_age: timedelta | None = None
+    model_trust_pickle: bool = False
     report: Path | None = None
     lines: dict[KeyPath, int] = field(default_factory=dict, repr=False)
 
@@ -185,6 +190,12 @@ def parse_job(text: str, *, path: str | Path | None = None, env: dict[str, str] 
     schema, model = values.get("schema", {}), values.get("model", {})
     if "max_age" in model and "path" not in model:
         raise checker.fail(("model", "max_age"), "needs model.path: the file the model is kept in.")
+    if "path" in model and model["path"].suffix.lower() != ".json" \
+            and not model.get("trust_pickle", False):
+        raise checker.fail(("model", "path"), (
+            f"is {model['path'].name}, a pickle model, and a pickle is executable input in "
+            "general, so a job keeps one only when trusted: use a .json model path, or set "
+            "trust_pickle = true under [model] if the file comes from a trusted place."))
     return Job(source=values["source"], target=values["target"], path=path,
                source_schema=schema.get("source"), target_schema=schema.get("target"),
                include=values.get("include"), exclude=values.get("exclude"),
@@ -195,6 +206,7 @@ def parse_job(text: str, *, path: str | Path | None = None, env: dict[str, str] 
                if_exists=values.get("if_exists", "fail"),
                fire_triggers=values.get("fire_triggers", False),
                model_path=model.get("path"), model_max_age=model.get("max_age"),
+               model_trust_pickle=model.get("trust_pickle", False),
                report=values.get("report"),
                lines=checker.lines)
 

@@ -259,7 +259,7 @@ def _table_scale(checker: Checker, key: KeyPath, value: Any) -> None:
 
 
 _SCHEMA = {"source": _nonempty, "target": _nonempty}
-_MODEL = {"path": _file, "max_age": _duration}
+_MODEL = {"path": _file, "max_age": _duration, "trust_pickle": _boolean}
 _COLUMN = {"sdtype": _sdtype, "provider": _provider, "categorical": _boolean}
 _TABLE = {"default_distribution": _distribution, "numerical_distributions": _distributions,
           "enforce_min_max_values": _boolean, "enforce_rounding": _boolean, "locales": _locales,

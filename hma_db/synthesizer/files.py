@@ -4,8 +4,20 @@ Both hold ``{"format": "hma_db-model", "version": 1, "synthesizer": state}`` whe
 :func:`hma_db.synthesizer.state.to_state`'s data written by :func:`encode`: numpy arrays, numpy
 scalars, tuples, dicts with non-string keys, dates, decimals and uuids become small tagged
 objects that come back exactly as they were saved (floats round-trip exactly). The pickle is the
-same document pickled: it names no class at all, so the unpickler refuses every class a file asks
-for. Loading either builds nothing but values.
+same document pickled: it names no class at all, so the unpickler admits only the callables of
+:data:`ALLOWED_GLOBALS` (none) and refuses every other one a file asks for, before it is called.
+Loading either builds nothing but values.
+
+A pickle is still executable input in general, so the command line and job files load one only
+when asked (``--trust-pickle``, ``[model] trust_pickle = true``: :func:`load` with
+``trust_pickle=False`` refuses any pickle, told by its first bytes whatever its name); the Python
+calls read one as SDV's do.
+
+**Signing.** When the environment variable ``HMA_DB_MODEL_KEY`` is set, :func:`save` writes a
+pickle after a one-line header, ``HMADB-SIG1 <64 hex digits>\n``: the HMAC-SHA256 of the pickle
+bytes that follow, keyed with the variable's UTF-8 bytes. :func:`load` with the key set refuses an
+unsigned or mis-signed pickle before unpickling it (``hmac.compare_digest``); without the key, a
+signed pickle loads with a warning that it could not be verified. JSON models are not signed.
 
 hma_db 0.1 pickled the live synthesizer instead (rdt, Faker, SQLAlchemy objects): such a file is
 recognised by the first class it names and refused with what to do.
@@ -16,8 +28,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
+import hashlib
+import hmac
 import io
 import json
+import logging
+import os
 import pickle
 import uuid
 from pathlib import Path
@@ -34,6 +50,22 @@ VERSION = 1
 FORMATS = ("pickle", "json")
 # The first class a pickle of hma_db 0.1 asks for: the synthesizer it pickled whole.
 _LEGACY_ROOT = ("hma_db.synthesizer", "HMASynthesizer")
+
+# The (module, name) pairs the unpickler may import: reviewed, frozen, and exactly what the
+# project's own pickles use. The document :func:`save` pickles is dicts, lists, str, int, float,
+# bool and None only (arrays, dates, decimals... are tagged by :func:`encode` first), and protocol 5
+# writes those with dedicated opcodes that name no callable, so the list is empty; numpy's array
+# reconstruction (numpy.core.multiarray._reconstruct, numpy.dtype) is not needed and not admitted.
+# tests/test_model_gadgets.py checks that every global the project's pickles name is listed here.
+# An entry may be added only for a callable that builds a value from its arguments and can neither
+# import, evaluate, open nor call what it is given.
+ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset()
+
+KEY_VARIABLE = "HMA_DB_MODEL_KEY"
+SIGNATURE_HEADER = b"HMADB-SIG1 "
+_SIGNATURE_LENGTH = len(SIGNATURE_HEADER) + 64 + 1  # the header, the hex SHA-256 tag, "\n"
+
+logger = logging.getLogger(__name__)
 
 
 def format_for(filepath: str | Path, format: str | None = None) -> str:  # noqa: A002
@@ -54,19 +86,70 @@ def save(state: dict[str, Any], filepath: str | Path, format: str | None = None)
     if format_for(path, format) == "json":
         path.write_text(json.dumps(document, allow_nan=True), encoding="utf-8")
     else:
-        with path.open("wb") as handle:
-            pickle.dump(document, handle, protocol=5)
+        data = pickle.dumps(document, protocol=5)
+        key = _key()
+        path.write_bytes(data if key is None else _signature(key, data) + data)
+
+
+def _key() -> bytes | None:
+    text = os.environ.get(KEY_VARIABLE)
+    return text.encode("utf-8") if text else None
+
+
+def _signature(key: bytes, data: bytes) -> bytes:
+    return SIGNATURE_HEADER + hmac.new(key, data, hashlib.sha256).hexdigest().encode() + b"\n"
+
+
+def _is_pickle(data: bytes) -> bool:
+    return data.startswith(SIGNATURE_HEADER) or (
+        len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= pickle.HIGHEST_PROTOCOL)
+
+
+def _refuse_untrusted(path: Path) -> ModelFileError:
+    return ModelFileError(
+        f"'{path}' is a pickle model, and a pickle is executable input in general, so it is "
+        "loaded only when trusted: use a .json model, or pass --trust-pickle (a job file: "
+        "trust_pickle = true under [model]) if the file comes from a trusted place.")
+
+
+def _verified(data: bytes, path: Path) -> bytes:
+    """The pickle bytes of ``data``, after checking its signature against the key, if any."""
+    key, signed = _key(), data.startswith(SIGNATURE_HEADER)
+    if not signed:
+        if key is not None:
+            raise ModelFileError(f"'{path}' is an unsigned pickle and {KEY_VARIABLE} is set, so "
+                                 "refusing to load it: save it again with the key set, or use a "
+                                 "JSON model.")
+        return data
+    header, body = data[:_SIGNATURE_LENGTH], data[_SIGNATURE_LENGTH:]
+    tag = header[len(SIGNATURE_HEADER):-1]
+    if header[-1:] != b"\n" or len(tag) != 64:
+        raise ModelFileError(f"'{path}' has a damaged signature header (expected "
+                             f"{SIGNATURE_HEADER.decode()}<64 hex digits> on the first line).")
+    if key is None:
+        logger.warning("'%s' is signed but %s is not set: its signature could not be verified",
+                       path, KEY_VARIABLE)
+        return body
+    if not hmac.compare_digest(_signature(key, body), header):
+        raise ModelFileError(f"'{path}' does not match its signature under {KEY_VARIABLE} (it "
+                             "was changed since it was saved, or signed with another key); "
+                             "refusing to load it.")
+    return body
 
 
 # ------------------------------------------------------------------------------- pickle
 class _PlainUnpickler(pickle.Unpickler):
-    """An unpickler for plain data: every class a file asks for is refused."""
+    """An unpickler for plain data: every class a file asks for outside :data:`ALLOWED_GLOBALS`
+    is refused (``GLOBAL``, ``STACK_GLOBAL``, ``INST``, ``OBJ`` and the ``EXT`` codes all come
+    through :meth:`find_class`), so ``REDUCE`` has nothing to call."""
 
     def __init__(self, handle, path: Path):
         super().__init__(handle)
         self._path = path
 
     def find_class(self, module: str, name: str):
+        if (module, name) in ALLOWED_GLOBALS:
+            return super().find_class(module, name)
         if (module, name) == _LEGACY_ROOT:
             raise ModelFileError(
                 f"'{self._path}' was saved by hma_db 0.1, whose pickles hold live objects; "
@@ -208,11 +291,16 @@ def _state(document: Any, path: Path, kind: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------- detect
-def load(filepath: str | Path) -> dict[str, Any]:
+def load(filepath: str | Path, trust_pickle: bool = True) -> dict[str, Any]:
     """The synthesizer state in a model file, pickle or JSON (told by its first bytes).
 
+    ``trust_pickle=False`` refuses a pickle before reading it (the command line and job files
+    pass it unless told otherwise).
+
     Raises:
-        ModelFileError: the file is missing or is neither kind of hma_db model.
+        ModelFileError: the file is missing or is neither kind of hma_db model, or is a pickle
+            that was not trusted or whose signature is missing or wrong while
+            ``HMA_DB_MODEL_KEY`` is set.
     """
     path = Path(filepath)
     try:
@@ -221,10 +309,13 @@ def load(filepath: str | Path) -> dict[str, Any]:
         raise ModelFileError(f"Model file '{path}' does not exist.") from exc
     except OSError as exc:
         raise ModelFileError(f"Model file '{path}' cannot be read: {exc}") from exc
-    if len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= pickle.HIGHEST_PROTOCOL:
-        return _state(_load_pickle(data, path), path, "a pickle")
+    if _is_pickle(data):
+        if not trust_pickle:
+            raise _refuse_untrusted(path)
+        return _state(_load_pickle(_verified(data, path), path), path, "a pickle")
     if data.lstrip()[:1] == b"{":
         return _state(_load_json(data, path), path, "JSON")
     raise ModelFileError(
-        f"'{path}' is not an hma_db model: it is neither a pickle (first bytes 0x80 0x02-0x05) "
+        f"'{path}' is not an hma_db model: it is neither a pickle (first bytes 0x80 0x02-0x05 "
+        f"or {SIGNATURE_HEADER.decode().strip()}) "
         f"nor a JSON model; its first bytes are {data[:8]!r}.")

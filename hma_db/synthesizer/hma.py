@@ -357,7 +357,9 @@ class HMASynthesizer:
             format: ``"pickle"`` (like SDV) or ``"json"``; by default JSON for a ``.json``
                 name and pickle for any other. Both hold the same plain data (no live
                 objects), so loading either runs no code; both keep the SQL schema of
-                reflected metadata, so both create the same target tables.
+                reflected metadata, so both create the same target tables. With the
+                environment variable ``HMA_DB_MODEL_KEY`` set, a pickle starts with the line
+                ``HMADB-SIG1 <HMAC-SHA256 of the rest, in hex>``, checked on load when the key is set.
         """
         if format not in (None, *files.FORMATS):
             raise SynthesizerInputError(f"format must be 'pickle' or 'json'; found {format!r}.")
@@ -383,18 +385,21 @@ class HMASynthesizer:
         return synthesizer
 
     @classmethod
-    def load(cls, filepath: str | Path) -> HMASynthesizer:
+    def load(cls, filepath: str | Path, *, trust_pickle: bool = True) -> HMASynthesizer:
         """Load a synthesizer saved with :meth:`save` (pickle or JSON, detected from the file).
 
         Both formats hold plain data only: loading builds values and numpy arrays, and a file
-        that asks for anything else is refused.
+        that asks for anything else is refused before it is called. ``trust_pickle=False``
+        refuses a pickle outright (what the command line does without ``--trust-pickle``).
+        With ``HMA_DB_MODEL_KEY`` set, a pickle must carry its signature (see :meth:`save`).
 
         Raises:
-            ModelFileError: the file is missing, is not an hma_db model, or was saved by a
-                release whose pickles held live objects (hma_db 0.1).
+            ModelFileError: the file is missing, is not an hma_db model, was saved by a
+                release whose pickles held live objects (hma_db 0.1), or is a pickle that was
+                not trusted or whose signature is missing or wrong.
         """
         try:
-            return cls._restore(from_state(files.load(filepath)))
+            return cls._restore(from_state(files.load(filepath, trust_pickle)))
         except ModelFileError:
             raise
         except HmaDbError as exc:
@@ -405,11 +410,11 @@ class HMASynthesizer:
                                  f"{type(exc).__name__}: {exc}") from exc
 
 
-def load_synthesizer(filepath: str | Path) -> HMASynthesizer:
+def load_synthesizer(filepath: str | Path, *, trust_pickle: bool = True) -> HMASynthesizer:
     """Load a synthesizer saved with :meth:`HMASynthesizer.save` (pickle or JSON).
 
     The format is detected from the file's first bytes; either holds plain data only, so
-    loading runs no code from the file.
+    loading runs no code from the file. ``trust_pickle=False`` refuses a pickle outright.
 
     Raises:
         ModelFileError: the file is missing, unreadable, or not an hma_db model.
@@ -417,4 +422,4 @@ def load_synthesizer(filepath: str | Path) -> HMASynthesizer:
     Example:
         >>> synthesizer = load_synthesizer("my_synthesizer.pkl")
     """
-    return HMASynthesizer.load(filepath)
+    return HMASynthesizer.load(filepath, trust_pickle=trust_pickle)
