@@ -8,10 +8,11 @@ never sees key values or SQL. The only importer of ``copulas``.
 
 from hma_db.model.fit import TableModel
 from hma_db.model.hierarchy import HMAModel, fit_hma
-from hma_db.model.sample import check_scale, sample_chunk, target_rows
+from hma_db.model.sample import RunShare, check_scale, sample_chunk, target_rows
 
 __all__ = [
     "HMAModel",
+    "RunShare",
     "TableModel",
     "check_scale",
     "fit_hma",

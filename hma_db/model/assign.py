@@ -141,23 +141,27 @@ def nonnull_count(n_children: int, null_share: float, n_parents: int) -> int:
 def assign_by_capacity(n_children: int, null_share: float, weights: np.ndarray,
                        child_key: np.ndarray | None, parent_key: np.ndarray | None,
                        rng: np.random.Generator, cap: int | None = None,
-                       bounds: tuple[int, int] | None = None) -> np.ndarray:
+                       bounds: tuple[int, int] | None = None,
+                       capacities: np.ndarray | None = None) -> np.ndarray:
     """A link for ``n_children`` rows to ``len(weights)`` parents, after the children exist.
 
     The non-NULL share is ``1 - null_share``; parent ``p`` receives about ``weights[p]``
     children (largest-remainder rounded, at most ``cap``, within ``bounds`` where possible);
     with keys, children are matched to parents of similar key (see :func:`match_by_key`),
-    else at random.
+    else at random. Given ``capacities`` (a chunk's share of a run's counts), they decide.
     """
     n_parents = len(weights)
     link = np.full(n_children, -1, dtype=np.int64)
     n_linked = nonnull_count(n_children, null_share, n_parents)
     if cap is not None:
         n_linked = min(n_linked, cap * n_parents)
+    if capacities is not None:
+        n_linked = int(capacities.sum())
     if n_linked == 0:
         return link
     chosen = np.sort(rng.choice(n_children, n_linked, replace=False))
-    capacities = allocate_within(weights, n_linked, bounds, cap)
+    if capacities is None:
+        capacities = allocate_within(weights, n_linked, bounds, cap)
     if child_key is None or parent_key is None:
         child_key, parent_key = rng.random(n_children), np.zeros(n_parents)
     link[chosen] = match_by_key(child_key[chosen], capacities, parent_key, rng)

@@ -54,6 +54,9 @@ class TableModel:
     distributions: dict[str, str]
     copula: GaussianCopula | None = None  # None for an empty source table
     primary: str | None = field(default=None)  # the relationship it is sampled under
+    # A table kept as it is: the rows it was fitted on (own and extension columns) and their
+    # scores, which stand for its sample so its children follow its real rows.
+    kept: dict[str, list] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (the ``tables`` entries of a JSON model)."""
@@ -61,7 +64,8 @@ class TableModel:
                 "extension_columns": list(self.extension_columns),
                 "default_distribution": self.default_distribution,
                 "distributions": dict(self.distributions), "primary": self.primary,
-                "copula": None if self.copula is None else self.copula.to_dict()}
+                "copula": None if self.copula is None else self.copula.to_dict(),
+                **({"kept": copy.deepcopy(self.kept)} if self.kept is not None else {})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TableModel:
@@ -72,7 +76,17 @@ class TableModel:
                    default_distribution=data["default_distribution"],
                    distributions=copy.deepcopy(data["distributions"]),
                    copula=None if copula is None else GaussianCopula.from_dict(copula),
-                   primary=data.get("primary"))
+                   primary=data.get("primary"), kept=_kept(data.get("kept")))
+
+
+def _kept(data: Any) -> dict[str, list] | None:
+    """A kept table's rows from a model file: two float matrices of one shape, or None."""
+    if data is None:
+        return None
+    values, scores = (np.asarray(data.get(k, []), dtype=float) for k in ("values", "scores"))
+    if values.shape != scores.shape or values.ndim != 2:
+        raise SynthesizerInputError("a kept table's rows in the model file are malformed")
+    return {"values": values.tolist(), "scores": scores.tolist()}
 
 
 def num_rows_column(rel_name: str) -> str:
@@ -269,8 +283,8 @@ def own_degrees(rel: dict[str, Any], link: np.ndarray, n_parent: int) -> None:
 # ------------------------------------------------------------------------------ the tables
 def fit_tables(metadata, numeric: dict[str, pd.DataFrame], links: dict[str, np.ndarray],
                table_parameters: dict[str, dict], rng: np.random.Generator,
-               rels: dict[str, dict[str, Any]], progress: Callable | None = None
-               ) -> dict[str, TableModel]:
+               rels: dict[str, dict[str, Any]], progress: Callable | None = None,
+               kept: frozenset[str] = frozenset()) -> dict[str, TableModel]:
     """Fit every table's copula bottom-up, filling the relationship records on the way."""
     order = metadata.topological_order()
     rows = {t: len(numeric[t]) for t in order}
@@ -282,7 +296,8 @@ def fit_tables(metadata, numeric: dict[str, pd.DataFrame], links: dict[str, np.n
     steps = list(reversed(order))
     for table in (progress(steps, "Modeling tables") if progress else steps):
         tables[table], scores, columns = _fit_table(
-            table, numeric[table], table_parameters.get(table, {}), rels, pending, rng)
+            table, numeric[table], table_parameters.get(table, {}), rels, pending, rng,
+            table in kept)
         candidates = tables[table].columns + [
             num_rows_column(n) for n in _model_rels(rels, parent=table)]
         for name in _model_rels(rels, child=table):
@@ -306,7 +321,7 @@ def _model_rels(rels: dict[str, dict[str, Any]], parent: str | None = None,
 
 def _fit_table(table: str, frame: pd.DataFrame, parameters: dict[str, Any],
                rels: dict[str, dict[str, Any]], pending: dict[str, np.ndarray],
-               rng: np.random.Generator):
+               rng: np.random.Generator, keep: bool = False):
     """One table's copula over its own and extension columns; returns (record, scores, names)."""
     own = [str(c) for c in frame.columns]
     blocks = [frame.to_numpy(dtype=float).reshape(len(frame), len(own))]
@@ -330,4 +345,6 @@ def _fit_table(table: str, frame: pd.DataFrame, parameters: dict[str, Any],
     except SynthesizerInputError as exc:
         raise SynthesizerInputError(f"Table '{table}': {exc}") from exc
     record.copula = copula
+    if keep:
+        record.kept = {"values": data.tolist(), "scores": scores.tolist()}
     return record, scores, columns

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,8 @@ VERSION = 1
 def fit_hma(metadata, numeric: dict[str, pd.DataFrame], links: dict[str, np.ndarray],
             table_parameters: dict[str, dict], rng: np.random.Generator,
             progress: Callable | None = None,
-            row_counts: dict[str, int] | None = None) -> HMAModel:
+            row_counts: dict[str, int] | None = None,
+            kept: Iterable[str] = ()) -> HMAModel:
     """Fit the hierarchical model.
 
     Args:
@@ -52,6 +53,8 @@ def fit_hma(metadata, numeric: dict[str, pd.DataFrame], links: dict[str, np.ndar
         row_counts: the full row count of tables fitted on a subset; sampling sizes follow
             them (roots get the full counts, child totals are exact per table, spread over the
             parents as in the subset). Tables not listed keep their fitted row count.
+        kept: tables kept as they are: their fitted rows stand for their sample, so their
+            children are drawn under the real rows (see :func:`hma_db.model.sample.kept_rows`).
 
     Returns:
         The fitted :class:`HMAModel`.
@@ -62,7 +65,8 @@ def fit_hma(metadata, numeric: dict[str, pd.DataFrame], links: dict[str, np.ndar
     """
     rels, junctions = plan(metadata)
     check_inputs(metadata, numeric, links, rels)
-    tables = fit_tables(metadata, numeric, links, table_parameters, rng, rels, progress)
+    tables = fit_tables(metadata, numeric, links, table_parameters, rng, rels, progress,
+                        frozenset(kept))
     for table, record in tables.items():
         logger.info("table %s: %d rows, %d columns + %d extension columns", table,
                     record.rows, len(record.columns), len(record.extension_columns))

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import zlib
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,7 @@ from scipy import special
 
 from hma_db.errors import SynthesizerInputError
 from hma_db.model.assign import (
+    allocate,
     allocate_within,
     assign_by_capacity,
     assign_self,
@@ -36,12 +39,28 @@ from hma_db.model.assign import (
 from hma_db.model.fit import extension_columns, num_rows_column
 
 
+@dataclass
+class RunShare:
+    """Where a chunk sits in its run (:mod:`hma_db.synthesizer.chunks`): each table's rows
+    before this chunk and in the whole run, and a seed of the run. Children of a kept table
+    take their parent rows from one sequence of parent slots per relationship, drawn once per
+    run with the real counts and cut into consecutive pieces, one per chunk: the counts of the
+    whole run are the real ones (times ``scale``), whatever the number of chunks."""
+
+    seed: int
+    offsets: dict[str, int]
+    totals: dict[str, int]
+    slots: dict[str, np.ndarray] = field(default_factory=dict)
+
+
 class _Sampled:
     """The sampled values and scores of one table, with column lookup."""
 
-    def __init__(self, columns: list[str], scores: np.ndarray, values: np.ndarray):
+    def __init__(self, columns: list[str], scores: np.ndarray, values: np.ndarray,
+                 kept: bool = False):
         self.index = {c: j for j, c in enumerate(columns)}
         self.scores, self.values = scores, values
+        self.kept = kept  # the real rows of a kept table: their child counts are the real ones
 
     def __len__(self) -> int:
         return len(self.values)
@@ -65,28 +84,29 @@ def sample_tables(model, scale: float, rng: np.random.Generator
 
 
 def sample_chunk(model, rows: dict[str, int], rng: np.random.Generator,
-                 fixed: dict[str, _Sampled] | None = None
+                 fixed: dict[str, _Sampled] | None = None, run: RunShare | None = None
                  ) -> tuple[dict[str, pd.DataFrame], dict[str, np.ndarray], dict[str, _Sampled]]:
     """Sample ``rows[t]`` rows of every table not in ``fixed``.
 
     ``fixed`` holds tables sampled earlier (in a previous chunk, see
     :mod:`hma_db.synthesizer.chunks`): they are parents for this chunk's rows, are not sampled again,
     and their own links are not reassigned. Child counts are exact per table: the chunk's
-    ``rows[child]`` are spread over the parents of the chunk (and the fixed ones).
+    ``rows[child]`` are spread over the parents of the chunk (and the fixed ones). ``run`` says
+    where the chunk sits in a run of several (see :class:`RunShare`).
 
     Returns:
         ``(frames, links, sampled)``: frames of the tables sampled here, links of their
         relationships, and every table's sampled state (to pass on as ``fixed``).
     """
-    fixed = fixed or {}
+    fixed = {**kept_rows(model), **(fixed or {})}
     sampled: dict[str, _Sampled] = dict(fixed)
     links: dict[str, np.ndarray] = {}
     for table in model.order:
         if table not in fixed:
-            sampled[table] = _sample_table(model, table, rows[table], sampled, links, rng)
+            sampled[table] = _sample_table(model, table, rows[table], sampled, links, rng, run)
     for name in sorted(model.relationships):
         if name not in links and model.relationships[name]["child"] not in fixed:
-            links[name] = _assign_other(model, name, sampled, rng)
+            links[name] = _assign_other(model, name, sampled, rng, run)
     for table in sorted(set(model.junctions) - set(fixed)):
         for key in model.junctions[table]:
             _deduplicate_key(model, key, sampled, links, rng)
@@ -97,8 +117,22 @@ def sample_chunk(model, rows: dict[str, int], rng: np.random.Generator,
     return frames, links, sampled
 
 
+def kept_rows(model) -> dict[str, _Sampled]:
+    """The tables kept as they are, as if sampled: their fitted rows and scores (every chunk
+    treats them as fixed parents, so each child row references a real row of theirs)."""
+    found = {}
+    for table, record in model.tables.items():
+        if record.kept is not None:
+            columns = record.columns + record.extension_columns
+            values = np.asarray(record.kept["values"], dtype=float).reshape(-1, len(columns))
+            scores = np.asarray(record.kept["scores"], dtype=float).reshape(-1, len(columns))
+            found[table] = _Sampled(columns, scores, values, kept=True)
+    return found
+
+
 def _sample_table(model, table: str, n: int, sampled: dict[str, _Sampled],
-                  links: dict[str, np.ndarray], rng: np.random.Generator) -> _Sampled:
+                  links: dict[str, np.ndarray], rng: np.random.Generator,
+                  run: RunShare | None = None) -> _Sampled:
     record = model.tables[table]
     columns = record.columns + record.extension_columns
     copula, primary = record.copula, record.primary
@@ -109,14 +143,15 @@ def _sample_table(model, table: str, n: int, sampled: dict[str, _Sampled],
     if primary is None:
         scores = copula.sample_scores(n, rng)
     else:
-        scores, link = _children_scores(model, table, primary, n, sampled, rng)
+        scores, link = _children_scores(model, table, primary, n, sampled, rng, run)
         order = rng.permutation(len(scores))  # interleave NULL-parent rows with the others
         scores, links[primary] = scores[order], link[order]
     return _Sampled(columns, scores, copula.from_scores(scores))
 
 
 def _children_scores(model, table: str, name: str, n: int, sampled: dict[str, _Sampled],
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+                     rng: np.random.Generator, run: RunShare | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Scores of ``n`` rows of ``table`` drawn under the parents of relationship ``name``."""
     rel = model.relationships[name]
     parent = sampled[rel["parent"]]
@@ -124,7 +159,11 @@ def _children_scores(model, table: str, name: str, n: int, sampled: dict[str, _S
     n_linked = nonnull_count(n, rel["null_share"], len(parent))
     n_null = n - n_linked  # NULL foreign keys, at the source's share
     cap = _primary_cap(model, table, name, sampled)
-    counts = allocate_within(_expected_counts(rel, name, parent), n_linked, _range(rel), cap)
+    counts = _kept_share(rel, name, parent, n, run, cap) if parent.kept and run else None
+    if counts is None:
+        counts = allocate_within(_expected_counts(rel, name, parent), n_linked,
+                                 _range(rel, parent), cap)
+    n_null = n - int(counts.sum()) if parent.kept and run else n_null
     # A unique key can make fewer children possible than asked (scale < 1 on a junction
     # table): the table then gets fewer rows rather than NULLs in a key column.
     n_linked = int(counts.sum())
@@ -146,7 +185,9 @@ def _children_scores(model, table: str, name: str, n: int, sampled: dict[str, _S
 def _expected_counts(rel, name: str, parent: _Sampled) -> np.ndarray:
     """Each sampled parent's number of children: its ``num_rows`` score mapped through the
     source's out-degree quantiles, so counts keep the source's values and range (the copula
-    keeps their dependence on the parent's other columns)."""
+    keeps their dependence on the parent's other columns); a kept row's real count."""
+    if parent.kept:  # a kept table's rows: the real number of children each had
+        return np.clip(parent.take([num_rows_column(name)])[:, 0], 0, None)
     score = parent.take([num_rows_column(name)], scores=True)[:, 0]
     return degrees_at(rel["degree_quantiles"], special.ndtr(score))
 
@@ -185,8 +226,25 @@ def _primary_cap(model, table: str, name: str, sampled: dict[str, _Sampled]) -> 
     return min(caps) if caps else None
 
 
+def _kept_share(rel, name: str, parent: _Sampled, n: int, run: RunShare,
+                cap: int | None) -> np.ndarray:
+    """A chunk's child counts under a kept table: its piece of the run's parent slots."""
+    child, share, parents = rel["child"], rel["null_share"], len(parent)
+    slots = run.slots.get(name)
+    if slots is None:
+        total = nonnull_count(run.totals[child], share, parents)
+        counts = allocate(_expected_counts(rel, name, parent), total, cap)
+        seed = [run.seed, zlib.crc32(name.encode())]
+        slots = np.random.default_rng(seed).permutation(
+            np.repeat(np.arange(parents, dtype=np.int64), counts))
+        run.slots[name] = slots
+    start = run.offsets.get(child, 0)
+    begin, end = (nonnull_count(start + k, share, parents) for k in (0, n))
+    return np.bincount(slots[begin:end], minlength=parents).astype(np.int64)
+
+
 def _assign_other(model, name: str, sampled: dict[str, _Sampled],
-                  rng: np.random.Generator) -> np.ndarray:
+                  rng: np.random.Generator, run: RunShare | None = None) -> np.ndarray:
     """A link for a secondary, cut or self relationship, once every table is sampled."""
     rel = model.relationships[name]
     child, parent = sampled[rel["child"]], sampled[rel["parent"]]
@@ -196,7 +254,7 @@ def _assign_other(model, name: str, sampled: dict[str, _Sampled],
     if rel["kind"] == "deferred":
         weights = sample_degrees(rel["degree_quantiles"], len(parent), rng)
         return assign_by_capacity(len(child), rel["null_share"], weights, None, None, rng, cap,
-                                  _range(rel))
+                                  _range(rel, parent))
     weights = _expected_counts(rel, name, parent)
     child_key = parent_key = None
     w = np.asarray(rel["projection"], dtype=float)
@@ -205,12 +263,18 @@ def _assign_other(model, name: str, sampled: dict[str, _Sampled],
         parent_key = parent.take(extension_columns(name, rel["aggregated"])[1:1 + k]) @ w
         projected = child.take(rel["aggregated"], scores=True) @ w
         child_key = rel["shrink"] * projected + rel["posterior_sd"] * rng.standard_normal(len(child))
+    capacities = _kept_share(rel, name, parent, len(child), run, cap) \
+        if parent.kept and run else None
     return assign_by_capacity(len(child), rel["null_share"], weights, child_key, parent_key,
-                              rng, cap, _range(rel))
+                              rng, cap, _range(rel, parent), capacities)
 
 
-def _range(rel) -> tuple[int, int]:
-    """The source's fewest and most children per parent row."""
+def _range(rel, parent: _Sampled) -> tuple[int, int] | None:
+    """The source's fewest and most children per parent row; None under a kept table, whose
+    real counts are shared out in proportion over the chunks of a run (a floor of one child
+    per parent and chunk would give a 7-track media type one track in each of 18 chunks)."""
+    if parent.kept:
+        return None
     return int(rel["min_count"]), int(max(rel["max_count"], rel["min_count"], 1))
 
 

@@ -1,7 +1,8 @@
 """The schema stage: what a database looks like, as data.
 
 Takes in a metadata dict (SDV's JSON layout) or DataFrames to detect it from; gives out
-:class:`Metadata` (tables, columns and sdtypes, keys, relationships, the physical SQL schema), the
+:class:`Metadata` (tables, columns and sdtypes, keys, relationships, masking policies, the physical SQL
+schema), the
 foreign-key graph, checks of data against the metadata, personal-data guesses, SQL types mapped to
 sdtypes and the SQL schema as plain JSON. Every later stage reads it; it reads no database.
 """
@@ -10,6 +11,16 @@ from hma_db.schema.graph import relationship_name
 from hma_db.schema.keys import key_columns
 from hma_db.schema.metadata import BASIC_SDTYPES, METADATA_SPEC_VERSION, Metadata
 from hma_db.schema.pii import DATE_PII, guess_from_name, guess_from_values, is_faker_provider
+from hma_db.schema.policies import (
+    FROM_SOURCE,
+    HASH_KEY_VARIABLE,
+    POLICIES,
+    TABLE_POLICIES,
+    Policy,
+    parse_policy,
+    reference_tables,
+    table_policy,
+)
 from hma_db.schema.simplify import simplify_schema
 from hma_db.schema.sql_json import schema_from_dict, schema_to_dict
 from hma_db.schema.sqltypes import (
@@ -32,8 +43,13 @@ __all__ = [
     "BASIC_SDTYPES",
     "DATE",
     "DATE_PII",
+    "FROM_SOURCE",
+    "HASH_KEY_VARIABLE",
     "METADATA_SPEC_VERSION",
     "Metadata",
+    "POLICIES",
+    "Policy",
+    "TABLE_POLICIES",
     "RawType",
     "TEXT",
     "allowed_values_from_check",
@@ -47,6 +63,8 @@ __all__ = [
     "is_native_geometry",
     "json_checked_columns",
     "key_columns",
+    "parse_policy",
+    "reference_tables",
     "relationship_name",
     "restore",
     "schema_from_dict",
@@ -54,6 +72,7 @@ __all__ = [
     "set_width",
     "simplify_schema",
     "sqlite_declared_type",
+    "table_policy",
     "to_json",
     "type_options",
     "value_kind",

@@ -34,13 +34,14 @@ from hma_db.schema import graph
 from hma_db.schema.checks import detect, validate_data
 from hma_db.schema.keys import Key, key_columns, key_value
 from hma_db.schema.pii import is_faker_provider
+from hma_db.schema.policies import column_policy_problems, table_policy_problems
 
 METADATA_SPEC_VERSION = "V1"
 BASIC_SDTYPES = ("numerical", "categorical", "boolean", "datetime", "id", "unknown")
 GENERATORS = ("text", "json", "array", "bytes", "uuid", "interval", "ip", "xml", "tsvector",
               "mac", "range", "bits", "point", "tsquery", "set")
 _TABLE_KEYS = {"columns", "primary_key", "alternate_keys", "column_relationships",
-               "sequence_key", "sequence_index"}
+               "sequence_key", "sequence_index", "policy"}
 
 class Metadata:
     """Tables, columns, keys and relationships of a database, in SDV's multi-table layout.
@@ -295,6 +296,7 @@ class Metadata:
             problems += _table_problems(name, table)
         for rel in self.relationships:
             problems += self._relationship_problems(rel)
+        problems += table_policy_problems(self.tables, self.relationships)
         if problems:
             raise MetadataError("The metadata is not valid:", problems)
 
@@ -360,4 +362,6 @@ def _table_problems(name: str, table: dict[str, Any]) -> list[str]:
     for kind, key in keys:
         problems += [f"table '{name}': {kind} column '{c}' does not exist"
                      for c in key_columns(key) if c not in columns]
-    return problems
+    key_names = {c for _, key in keys for c in key_columns(key)}
+    return problems + [p for col, spec in columns.items() if isinstance(spec, dict)
+                       for p in column_policy_problems(name, col, spec, col in key_names)]

@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from hma_db.model import sample_chunk
+from hma_db.model import RunShare, sample_chunk
 from hma_db.schema import key_columns
 from hma_db.synthesizer.links import assign_keys, cast_like
 from hma_db.synthesizer.state import FittedState
@@ -98,13 +98,14 @@ def _warn_repeatable_keys(metadata, resident: set[str]) -> None:
                                ", ".join(sorted(_key_parents(metadata, table, key))), table)
 
 
-def chunk_plan(metadata, totals: dict[str, int], chunk_rows: int | None
-               ) -> tuple[set[str], list[dict[str, int]]]:
+def chunk_plan(metadata, totals: dict[str, int], chunk_rows: int | None,
+               kept: frozenset[str] = frozenset()) -> tuple[set[str], list[dict[str, int]]]:
     """The resident tables and, per chunk, the rows of each chunked table (``chunk_rows``
-    None: one chunk of every table)."""
+    None: one chunk of every table). Kept tables are resident whatever their size: they are
+    written once, in the first chunk."""
     if chunk_rows is None:
         return set(totals), [dict(totals)]
-    resident = resident_tables(metadata, totals, chunk_rows)
+    resident = resident_tables(metadata, totals, chunk_rows) | set(kept)
     _warn_repeatable_keys(metadata, resident)
     chunked = [t for t in metadata.topological_order() if t not in resident and totals[t] > 0]
     if not chunked:
@@ -131,34 +132,45 @@ def iter_sample(state: FittedState, metadata, scale: float,
     """
     rng = state.sample_rng
     totals = state.sample_sizes(scale)
-    resident, chunks = chunk_plan(metadata, totals, chunk_rows)
+    kept = {t: _kept_frame(state, t) for t in state.kept}
+    resident, chunks = chunk_plan(metadata, totals, chunk_rows, frozenset(kept))
     logger.info("sampling in %d chunk(s); resident tables: %s", len(chunks),
                 ", ".join(sorted(resident)) or "none")
     fixed: dict = {}
-    fixed_keys: dict[str, pd.DataFrame] = {}
+    fixed_keys: dict[str, pd.DataFrame] = dict(kept)  # their children reference the real keys
     empty: dict[str, pd.DataFrame] = {}
     offsets = dict.fromkeys(totals, 0)
     seed = int(rng.integers(2**63))  # fixes every unique column's sequence for the whole run
+    run = RunShare(seed, {}, totals)
     for number, rows in enumerate(chunks):
-        frames, links, sampled = sample_chunk(state.model, rows, rng, fixed)
+        run.offsets = dict(offsets)
+        frames, links, sampled = sample_chunk(state.model, rows, rng, fixed, run)
         spans = {t: Span(seed, offsets[t], totals[t]) for t in frames}
         keys = {t: state.transformers[t].generate_keys(len(frames[t]), rng, span=spans[t])
                 for t in sorted(frames)}
-        keys = _assign(metadata, {**fixed_keys, **keys}, links, state.dtypes, set(fixed))
-        out = {}
+        keys = _assign(metadata, {**fixed_keys, **keys}, links, state.dtypes,
+                       set(fixed) | set(kept))
+        out = {t: frame for t, frame in kept.items() if number == 0}
         for table in sorted(frames):
             out[table] = decode_table(state, table, frames[table], keys[table], rng, spans[table])
             offsets[table] += len(frames[table])
             if on_rows is not None:
                 on_rows(table, len(frames[table]))
         if number == 0:
-            fixed = {t: sampled[t] for t in resident}
+            fixed = {t: sampled[t] for t in resident if t not in kept}
             fixed_keys = {t: keys[t] for t in resident}
             empty = {t: out[t].iloc[0:0] for t in resident}
         yield {t: out.get(t, empty.get(t)) for t in metadata.tables}
     for table in metadata.topological_order():
         logger.info("table %s: sampled %d rows in %d chunk(s)", table, offsets[table],
                     1 if table in resident else len(chunks))
+
+
+def _kept_frame(state: FittedState, table: str) -> pd.DataFrame:
+    """A kept table's source rows, in its source columns and dtypes."""
+    frame = state.kept[table].reset_index(drop=True)
+    return pd.DataFrame({c: cast_like(frame[c], state.dtypes[table].get(c))
+                         for c in state.columns[table]}, index=pd.RangeIndex(len(frame)))
 
 
 def decode_table(state: FittedState, table: str, numeric: pd.DataFrame, keys: pd.DataFrame,

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from hma_db._version import __version__
 from hma_db.errors import HmaDbError, ModelFileError, NotFittedError, SynthesizerInputError
 from hma_db.model import check_scale, fit_hma
-from hma_db.schema import Metadata
+from hma_db.schema import Metadata, table_policy
 from hma_db.synthesizer import database, files
 from hma_db.synthesizer.checks import check_chunk_rows, check_row_counts, check_seed
 from hma_db.synthesizer.chunks import DEFAULT_CHUNK_ROWS, iter_sample
@@ -146,7 +146,7 @@ class HMASynthesizer:
         self._validate(data)
         processed = {}
         # Fitted transformers wait here until the model fits, so a failed fit keeps the old model.
-        self._prepared = {"transformers": {}, "columns": {}, "dtypes": {}}
+        self._prepared = {"transformers": {}, "columns": {}, "dtypes": {}, "kept": {}}
         with self._quiet():
             for table in self._bar(sorted(self.metadata.tables), "Preprocess tables"):
                 processed[table] = self._preprocess_table(table, data[table])
@@ -178,6 +178,8 @@ class HMASynthesizer:
         self._prepared["transformers"][table] = transformer
         self._prepared["columns"][table] = list(frame.columns)
         self._prepared["dtypes"][table] = {c: str(frame[c].dtype) for c in frame.columns}
+        if table_policy(self.metadata.tables, table) == "keep":  # copied verbatim when sampling
+            self._prepared["kept"][table] = frame.reset_index(drop=True)
         numeric = transformer.transform(frame).reset_index(drop=True)
         keys = frame[self._key_columns(table)].reset_index(drop=True)
         logger.debug("table %s: %d rows, %d modeled columns", table, len(frame), numeric.shape[1])
@@ -206,11 +208,15 @@ class HMASynthesizer:
         counts = check_row_counts(row_counts, processed_data)
         with self._quiet():
             model = fit_hma(self.metadata, numeric, links, self._table_parameters, rng,
-                            progress=self._bar if self.verbose else None, row_counts=counts)
+                            progress=self._bar if self.verbose else None, row_counts=counts,
+                            kept=prepared["kept"])
+        policies = {t: table_policy(self.metadata.tables, t) for t in self.metadata.tables}
         self._fitted = FittedState(
             model=model, transformers=transformers, columns=prepared["columns"],
             dtypes=prepared["dtypes"], sample_rng=np.random.default_rng(self._seed_sequence(1)),
-            fit_date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+            fit_date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            table_policies={t: p for t, p in policies.items() if p != "model"},
+            kept=prepared["kept"])
         self._prepared = None
 
     def fit_database(self, source, max_rows: int | dict[str, int] | None = None) -> HMASynthesizer:

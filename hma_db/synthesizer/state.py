@@ -10,13 +10,14 @@ of rdt, Faker or SQLAlchemy, so that loading one builds values, not objects the 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from hma_db.model import HMAModel, target_rows
-from hma_db.schema import Metadata, schema_from_dict, schema_to_dict
+from hma_db.schema import Metadata, from_json, schema_from_dict, schema_to_dict, to_json
 from hma_db.transform import TableTransformer
 
 
@@ -31,6 +32,10 @@ class FittedState:
     dtypes: dict[str, dict[str, str]]  # each column's source dtype, to cast samples back
     sample_rng: np.random.Generator
     fit_date: str | None = None
+    # Table policies other than 'model' (see hma_db.schema.policies), and the rows of the kept
+    # tables, copied verbatim into every sample.
+    table_policies: dict[str, str] = field(default_factory=dict)
+    kept: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def row_counts(self) -> dict[str, int]:
@@ -38,8 +43,10 @@ class FittedState:
         return self.model.row_counts
 
     def sample_sizes(self, scale: float) -> dict[str, int]:
-        """The rows each table gets at ``scale``."""
-        return {t: target_rows(rows, scale) for t, rows in self.row_counts.items()}
+        """The rows each table gets at ``scale`` (a kept table its own rows, an empty one none)."""
+        sizes = {t: target_rows(rows, scale) for t, rows in self.row_counts.items()}
+        sizes.update({t: 0 for t, p in self.table_policies.items() if p == "empty"})
+        return sizes | {t: len(frame) for t, frame in self.kept.items()}
 
 
 @dataclass
@@ -75,6 +82,9 @@ def to_state(saved: SavedSynthesizer) -> dict[str, Any]:
                    "table_schemas": metadata.table_schemas},
         "entropy": saved.entropy,
         "sample_rng": rng_state,
+        "table_policies": dict(fitted.table_policies) if fitted else {},
+        "kept": {t: {c: [to_json(v) for v in frame[c]] for c in frame.columns}
+                 for t, frame in fitted.kept.items()} if fitted else {},
         "dates": [saved.creation_date, fitted.fit_date if fitted else None],
     }
 
@@ -97,7 +107,12 @@ def from_state(state: dict[str, Any]) -> SavedSynthesizer:
             model=HMAModel.from_dict(state["model"]),
             transformers={t: TableTransformer.from_dict(d, metadata)
                           for t, d in state["transformers"].items()},
-            columns=state["columns"], dtypes=state["dtypes"], sample_rng=rng, fit_date=fit_date)
+            columns=state["columns"], dtypes=state["dtypes"], sample_rng=rng, fit_date=fit_date,
+            table_policies={str(t): str(p) for t, p in (state.get("table_policies") or {}).items()
+                            if t in metadata.tables},
+            kept={t: pd.DataFrame({c: pd.Series([from_json(v) for v in values], dtype=object)
+                                   for c, values in columns.items()})
+                  for t, columns in (state.get("kept") or {}).items() if t in metadata.tables})
     return SavedSynthesizer(parameters=state["parameters"], metadata=metadata,
                             table_parameters=state["table_parameters"], entropy=state["entropy"],
                             creation_date=creation_date, fitted=fitted,

@@ -5,22 +5,28 @@ Roles: ``primary_key`` and ``foreign_key`` (made by the synthesizer from generat
 sampled links), ``key`` (another unique column: generated unique), ``modeled`` (numbers,
 timestamps, categories: through the copula), ``personal`` (Faker), ``generated`` (by type),
 ``constant`` (one value, or only nulls), ``choice`` (a categorical column none of whose values
-is frequent enough to show, but whose allowed values the schema lists).
+is frequent enough to show, but whose allowed values the schema lists), and for a column with a
+masking policy (:mod:`hma_db.schema.policies`) ``values`` (``keep``, ``hash``, ``mask``: source
+values, hashed or masked at fit, drawn in their source proportions) or the role the policy
+amounts to (``model``: modeled; ``fake``: personal; ``null`` and ``constant``: constant).
 
 Every spec is a plain JSON-able dict, so a fitted transformer is saved and loaded without pickle.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hma_db.schema import BASIC_SDTYPES, Metadata, to_json
-from hma_db.transform import encoders, generators, keygen, keytime
+from hma_db.errors import DataError
+from hma_db.schema import BASIC_SDTYPES, Metadata, parse_policy, to_json
+from hma_db.transform import encoders, generators, keygen, keytime, masking
 from hma_db.transform.personal import provider_for
 
+logger = logging.getLogger(__name__)
 MODELED_SDTYPES = ("numerical", "datetime", "categorical", "boolean")
 
 
@@ -80,6 +86,8 @@ def plan_roles(metadata: Metadata, table: str) -> dict[str, str]:
             roles[name] = "primary_key"
         elif name in referenced:  # children copy its values: a generated key, even if personal
             roles[name] = "key"
+        elif spec.get("policy") is not None and name not in unique and sdtype != "id":
+            roles[name] = "policy"
         elif is_personal(spec):
             roles[name] = "personal"
         elif name in unique or sdtype == "id":
@@ -125,7 +133,34 @@ class Learner:
                     "unique": column in self.unique, "max_length": meta.get("max_length")}
         if role == "generated":
             return self.generated(column, series, dtype, kind)
+        if role == "policy":
+            return self.policy(column, series, dtype, kind)
         return self.modeled(column, series, dtype, kind)
+
+    def policy(self, column: str, series: pd.Series, dtype: str, kind: str) -> dict[str, Any]:
+        """The spec of a column with a masking policy (:mod:`hma_db.schema.policies`)."""
+        meta, where = self.columns[column], self.where(column)
+        policy = parse_policy(meta["policy"], f"column {where}")
+        if policy.name == "model":
+            if meta.get("sdtype") in MODELED_SDTYPES:
+                return self.modeled(column, series, dtype, kind)
+            return self.categorical(column, series, dtype, kind)
+        if policy.name == "fake":
+            provider = policy.provider or provider_for(meta.get("sdtype"), column, where)
+            return {"role": "personal", "null_share": null_share(series), "provider": provider,
+                    "unique": False, "max_length": meta.get("max_length"),
+                    "locale": policy.locale}
+        if policy.name == "null":
+            return {"role": "constant", "value": None, "null_share": 1.0}
+        if policy.name == "constant":
+            return {"role": "constant", "value": to_json(_typed_constant(policy.value, series,
+                                                                         kind, where)),
+                    "null_share": 0.0}
+        if is_personal(meta):
+            logger.warning("column %s is guessed personal data and its policy %s puts values "
+                           "of the source into the target", where, policy.name)
+        return _source_values(policy, series.dropna(), kind, where) | {
+            "null_share": null_share(series)}
 
     def generated(self, column: str, series: pd.Series, dtype: str, kind: str,
                   generator: str | None = None) -> dict[str, Any]:
@@ -196,6 +231,34 @@ class Learner:
             return {"role": "constant", "value": categories[0], "null_share": null_share(series)}
         spec.update(role="modeled")
         return spec
+
+
+def _typed_constant(text: str, series: pd.Series, kind: str, where: str) -> Any:
+    """A ``constant:VALUE`` policy's value as a value of the column (a number for a number)."""
+    if kind in ("int", "float", "decimal", "bool") or pd.api.types.is_numeric_dtype(series):
+        try:
+            number = float(text)
+        except ValueError as exc:
+            raise DataError(f"{where}: policy constant:{text} is not a number, and the column "
+                            f"holds {kind} values") from exc
+        return int(number) if kind == "int" and number.is_integer() else number
+    return text
+
+
+def _source_values(policy, observed: pd.Series, kind: str, where: str) -> dict[str, Any]:
+    """``keep``, ``hash`` and ``mask``: the distinct source values (hashed or masked) and how
+    often each occurs, which sampling draws from."""
+    try:
+        counts = observed.value_counts(sort=False)
+        distinct, weights = pd.Series(counts.index, dtype=observed.dtype), counts.to_numpy()
+    except TypeError:  # unhashable values (JSON documents, arrays): every value, once
+        distinct, weights = observed.reset_index(drop=True), np.ones(len(observed))
+    if policy.name == "hash":
+        distinct = masking.hash_values(distinct, kind, where)
+    elif policy.name == "mask":
+        distinct = masking.mask_values(distinct, policy, kind, where)
+    return {"role": "values", "policy": policy.name,
+            "values": [to_json(v) for v in distinct], "weights": [float(w) for w in weights]}
 
 
 def _infer_generator(dtype: str, kind: str) -> str:

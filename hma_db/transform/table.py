@@ -257,9 +257,18 @@ class TableTransformer:
         kind = self.value_kinds[column]
         # Unique values come from the rows' positions in the run (disjoint between chunks).
         offset, run = (span.offset if span else 0), keygen.sequence(span, self.table_name, column)
-        if role == "personal":
+        if role == "personal" and spec.get("locale"):  # a policy fake:PROVIDER:LOCALE
+            make = lambda rows: personal.generate(  # noqa: E731
+                spec, np.full(len(rows), spec["locale"], dtype=object), rng, (spec["locale"],),
+                where, index=offset + rows, **run)
+        elif role == "personal":
             make = lambda rows: personal.generate(  # noqa: E731
                 spec, locales[rows], rng, self.locales, where, index=offset + rows, **run)
+        elif role == "values":  # keep, hash, mask: source values drawn in their proportions
+            values = np.array([from_json(v) for v in spec["values"]] + [None], dtype=object)[:-1]
+            weights = np.asarray(spec["weights"], dtype=float)
+            make = lambda rows: values[rng.choice(  # noqa: E731
+                len(values), size=len(rows), p=weights / weights.sum())]
         elif role == "generated":
             make = lambda rows: generators.generate(  # noqa: E731
                 spec, len(rows), rng, kind=kind, max_length=spec.get("max_length"),
