@@ -173,3 +173,32 @@ def test_reference_tables_of_chinook():
     by_default = reflect(SOURCE)
     assert [t for t in by_default.tables if by_default.tables[t].get("policy") == "keep"] == \
         ["Genre", "MediaType", "Playlist"]
+
+
+# -------------------------------------------------------------------------------- where
+def test_where_keeps_the_chosen_rows_and_what_depends_on_them(chinook):
+    from hma_db.source import read_tables
+
+    metadata = chinook[0].copy()
+    metadata.tables["Invoice"]["where"] = "InvoiceDate >= '2024-01-01'"
+    metadata.tables["Genre"]["where"] = "GenreId <= 10"
+    data = read_tables(SOURCE, metadata)
+    real = chinook[1]
+    recent = real["Invoice"]["InvoiceDate"] >= pd.Timestamp("2024-01-01")
+    assert len(data["Invoice"]) == int(recent.sum()) < len(real["Invoice"])
+    assert data["InvoiceLine"]["InvoiceId"].isin(data["Invoice"]["InvoiceId"]).all()
+    assert len(data["Genre"]) == 10 and data["Track"]["GenreId"].isin(range(1, 11)).all()
+    # the lines of the tracks of other genres go too, and so do their playlist entries
+    assert data["InvoiceLine"]["TrackId"].isin(data["Track"]["TrackId"]).all()
+    assert data["PlaylistTrack"]["TrackId"].isin(data["Track"]["TrackId"]).all()
+    out = _fit(metadata, data).sample()
+    assert len(out["Invoice"]) == len(data["Invoice"]) and len(out["Genre"]) == 10
+
+
+@pytest.mark.parametrize("text", ["1 = 1; DROP TABLE Genre", "x = 1 -- and more",
+                                  "x = 'open", "(x = 1", "x /* y */ = 1"])
+def test_a_where_that_could_end_or_hide_its_query_is_refused(chinook, text):
+    metadata = chinook[0].copy()
+    metadata.tables["Genre"]["where"] = text
+    with pytest.raises(MetadataError, match="table 'Genre': where"):
+        metadata.validate()

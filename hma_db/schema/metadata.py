@@ -41,7 +41,7 @@ BASIC_SDTYPES = ("numerical", "categorical", "boolean", "datetime", "id", "unkno
 GENERATORS = ("text", "json", "array", "bytes", "uuid", "interval", "ip", "xml", "tsvector",
               "mac", "range", "bits", "point", "tsquery", "set")
 _TABLE_KEYS = {"columns", "primary_key", "alternate_keys", "column_relationships",
-               "sequence_key", "sequence_index", "policy"}
+               "sequence_key", "sequence_index", "policy", "where"}
 
 class Metadata:
     """Tables, columns, keys and relationships of a database, in SDV's multi-table layout.

@@ -27,7 +27,8 @@ Keys (primary, foreign, unique) have no policy: they are always generated.
 A table's ``policy`` is ``model`` (the default), ``keep`` (its rows copied verbatim, keys
 included; its children reference the kept rows with the child counts the model learned for
 each) or ``empty`` (created without rows). A kept table's parents are kept too (its foreign keys
-are the source's), and an empty table has no modeled or kept child.
+are the source's), and an empty table has no modeled or kept child. A table's ``where`` is a SQL
+condition on the rows it keeps (:func:`check_where`; applied by :mod:`hma_db.source.filters`).
 
 This module parses and checks policies; :mod:`hma_db.transform` applies the column ones, the
 model and :mod:`hma_db.synthesizer` the table ones.
@@ -121,6 +122,30 @@ def column_policy_problems(table: str, column: str, spec: dict[str, Any],
     return []
 
 
+_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`")
+
+
+def check_where(text: str, table: str) -> str:
+    """``text`` when it is one SQL expression that cannot end or hide the query it goes in;
+    :class:`MetadataError` naming the table otherwise."""
+    where = f"table '{table}': where {text!r}"
+    if not isinstance(text, str) or not text.strip():
+        raise MetadataError(f"{where} is not a SQL condition; e.g. \"order_date >= '2024-01-01'\"")
+    bare = _QUOTED.sub("''", text)
+    if bare.count("'") % 2 or bare.count('"') % 2 or bare.count("`") % 2:
+        raise MetadataError(f"{where} has an unclosed quote")
+    if ";" in bare or "--" in bare or "/*" in bare:
+        raise MetadataError(f"{where} holds ';' or a comment; give one condition only")
+    depth = 0
+    for char in bare:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            break
+    if depth != 0:
+        raise MetadataError(f"{where} has unbalanced parentheses")
+    return text.strip()
+
+
 def table_policy(tables: dict[str, dict[str, Any]], table: str) -> str:
     """A table's policy (``model`` unless its metadata says otherwise)."""
     return tables.get(table, {}).get("policy") or "model"
@@ -128,11 +153,17 @@ def table_policy(tables: dict[str, dict[str, Any]], table: str) -> str:
 
 def table_policy_problems(tables: dict[str, dict[str, Any]],
                           relationships: list[dict[str, Any]]) -> list[str]:
-    """Unknown table policies, kept tables with a parent that is not kept, empty tables with a
-    child that is not empty."""
+    """Unknown table policies, malformed ``where`` filters, kept tables with a parent that is
+    not kept, empty tables with a child that is not empty."""
     problems = [f"table '{t}': unknown policy {spec.get('policy')!r}; expected one of "
                 f"{', '.join(TABLE_POLICIES)}" for t, spec in tables.items()
                 if spec.get("policy") not in (None, *TABLE_POLICIES)]
+    for table, spec in tables.items():
+        if spec.get("where") is not None:
+            try:
+                check_where(spec["where"], table)
+            except MetadataError as exc:
+                problems.append(str(exc))
     for rel in relationships:
         parent, child = rel.get("parent_table_name"), rel.get("child_table_name")
         if parent not in tables or child not in tables or parent == child:

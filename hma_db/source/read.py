@@ -38,6 +38,7 @@ from sqlalchemy.dialects import mysql, postgresql
 from hma_db.engines import Source, connect, engine_for, first_line
 from hma_db.errors import ReflectionError
 from hma_db.schema import Metadata, base_type, is_geometry, is_native_geometry
+from hma_db.source.filters import close_filtered, where_clause
 from hma_db.source.read_copy import copy_reader, is_psycopg
 
 logger = logging.getLogger(__name__)
@@ -255,9 +256,13 @@ def read_tables(source: Source, metadata: Metadata, *, chunk_size: int = DEFAULT
         chunk_size: rows fetched per round trip.
         on_chunk: called with (table name, rows in the chunk) after each chunk, for progress bars.
 
+    A table's ``where`` (its metadata) filters its rows on the server, and the rows of other
+    tables that referenced the rows left out go too (:mod:`hma_db.source.filters`).
+
     Example:
         >>> data = read_tables("sqlite:///examples/chinook.sqlite", reflect(...))
     """
+    filters = {t: where_clause(metadata, t) for t in metadata.tables}
     data: dict[str, pd.DataFrame] = {}
     with engine_for(source, error=ReflectionError) as engine, \
             connect(engine, error=ReflectionError) as conn:
@@ -266,7 +271,8 @@ def read_tables(source: Source, metadata: Metadata, *, chunk_size: int = DEFAULT
             for table_name in metadata.topological_order():
                 started = time.perf_counter()
                 chunks = []
-                for chunk in read_table_chunks(conn, metadata, table_name, chunk_size=chunk_size):
+                for chunk in read_table_chunks(conn, metadata, table_name, chunk_size=chunk_size,
+                                               where=filters[table_name]):
                     chunks.append(chunk)
                     if on_chunk is not None:
                         on_chunk(table_name, len(chunk))
@@ -276,6 +282,8 @@ def read_tables(source: Source, metadata: Metadata, *, chunk_size: int = DEFAULT
             raise read_failure(table_name, exc) from exc
         finally:
             conn.rollback()
+    if any(filters.values()):
+        data = close_filtered(metadata, data)
     return {name: data[name] for name in metadata.tables}
 
 

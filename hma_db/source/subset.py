@@ -50,7 +50,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from hma_db.engines import Source, connect, engine_for
-from hma_db.errors import ReflectionError, SynthesizerInputError
+from hma_db.errors import MetadataError, ReflectionError, SynthesizerInputError
 from hma_db.schema import Metadata, key_columns
 from hma_db.source.key_codes import KeyLink, link_keys
 from hma_db.source.read import (
@@ -363,6 +363,10 @@ def read_subset(source: Source, metadata: Metadata, max_rows: MaxRows, *, seed: 
         >>> data = read_subset("postgresql+psycopg://app@prod/shop", metadata, 200_000, seed=7)
     """
     max_rows = check_max_rows(metadata, max_rows)
+    filtered = sorted(t for t, spec in metadata.tables.items() if spec.get("where"))
+    if filtered:
+        raise MetadataError(f"max_rows picks rows at random while {', '.join(filtered)} "
+                            "filter(s) them with where: use one or the other")
     rng = np.random.default_rng(seed)
     with engine_for(source, error=ReflectionError) as engine, \
             connect(engine, error=ReflectionError) as conn:
