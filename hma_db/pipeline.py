@@ -30,7 +30,7 @@ from hma_db.synthesizer import (
     refuse_before_work,
     sample_and_write,
 )
-from hma_db.target import check_target, trigger_problems
+from hma_db.target import check_target, clean_target, trigger_problems
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +178,7 @@ def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None
             metadata = reflect(source_engine, schema=schema, include=include, exclude=exclude)
             hooks.edit_metadata(metadata)
         check_target(source_engine, target_engine, schema, target_schema)
+        clean_target(target_engine, target_schema)  # what a killed run left, before any check
         refuse_before_work(metadata, target_engine, scale=scale, target_schema=target_schema)
         triggers = trigger_problems(target_engine, list(metadata.tables), target_schema,
                                     if_exists, fire_triggers)
@@ -198,7 +199,8 @@ def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None
             del data  # the source rows are not needed past this point
             hooks.fitted(synthesizer)
         hooks.stage("sample", None)  # sampling and writing run chunk by chunk, timed apart
-        result.rows = sample_and_write(synthesizer, target_engine, result.seconds, scale=scale,
+        result.rows = sample_and_write(synthesizer, _write_into(target, target_engine),
+                                       result.seconds, scale=scale,
                                        schema=target_schema, if_exists=if_exists,
                                        chunk_rows=chunk_rows, verbose=verbose,
                                        progress=hooks.rows_written, fire_triggers=fire_triggers)
@@ -218,6 +220,15 @@ def _report(result: CloneResult, timed: _Timer, hooks: CloneHooks, source_engine
     except Exception as exc:
         if not hooks.report_failed(exc):
             raise
+
+
+def _write_into(target: Source, target_engine):
+    """What the writer gets: a SQLite file opened here from a URL or path goes as its URL, so
+    that a new file is written under a temporary name and renamed at the end (an Engine is
+    written through as it is)."""
+    if target_engine is not target and target_engine.dialect.name == "sqlite":
+        return target_engine.url
+    return target_engine
 
 
 class _Timer:

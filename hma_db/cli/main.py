@@ -344,6 +344,34 @@ def report_command(ctx: click.Context, source: str, target: str, metadata_file: 
         ctx.exit(EXIT_FAILED)
 
 
+@cli.command("clean", epilog=EPILOG,
+             short_help="Remove what an interrupted clone, run or sample left in a target.")
+@click.argument("target")
+@click.option("--target-schema", metavar="NAME",
+              help="The schema written into (on MariaDB, the database).")
+@output_options
+@click.pass_obj
+def clean_command(settings: Settings, target: str, target_schema: str | None) -> None:
+    """Remove what a killed or failed write left in TARGET.
+
+    \b
+    MariaDB     the tables, views, routines and database a killed run created
+                (a run lists them in the table _hma_db_run as it goes), and the list
+    SQLite      the temporary file .NAME.hma-tmp-PID of a write into a new file
+                whose process is gone; a killed write's transaction, rolled back
+    PostgreSQL  nothing: the server rolls a killed load back
+
+    Every clone, run and sample into TARGET does this first. Refused while another load is
+    running into the MariaDB database. One warning line per thing removed.
+    """
+    from hma_db.target import clean_target  # here: 'hma-db --help' stays quick
+
+    removed = clean_target(target_url(target), schema=target_schema)
+    settings.echo(f"Removed {len(removed)} leftover(s) of interrupted writes from "
+                  f"{source_label(target)}" if removed else
+                  f"Nothing left by an interrupted write in {source_label(target)}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """The ``hma-db`` console script."""
     cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="hma-db")

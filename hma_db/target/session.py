@@ -18,14 +18,28 @@ any orphan rolls the whole write back:
   ``COMMIT`` (which SQLite would refuse anyway).
 
 This is what lets a cycle of NOT NULL foreign keys load: no row needs its parent to be in first.
+
+A SQLite file that does not exist yet is written under a temporary name in the same directory
+(``.<name>.hma-tmp-<pid>``) and renamed into place after the ``COMMIT`` (:func:`open_target`):
+a failed or killed write leaves no file behind (the next write into the path, or ``hma-db
+clean``, removes the temporary files of a process that is gone). :func:`pause_point` stops a
+write at a named stage, for the tests that kill it there.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import sqlalchemy as sa
 
+from hma_db.engines import Source, engine_for, to_url
 from hma_db.errors import WriteError
 
 log = logging.getLogger(__name__)
@@ -172,3 +186,105 @@ class Session:
         for table_sql, trigger, state in self.triggers:
             self.conn.exec_driver_sql(f"ALTER TABLE {table_sql} {_ENABLE[state]} TRIGGER {trigger}")
         self.triggers = []
+
+
+# ------------------------------------------------------------------ SQLite: a new file
+TEMP_MARK = ".hma-tmp-"
+_SIDE_FILES = ("", "-journal", "-wal", "-shm")
+
+
+def sqlite_file(target: Source) -> Path | None:
+    """The path of a SQLite target given as a plain file (not in memory, not a URI), else None."""
+    url = target.url if isinstance(target, sa.Engine) else to_url(
+        target, error=WriteError, must_exist=False)
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") \
+            or database.startswith("file:") or url.query.get("mode"):
+        return None
+    return Path(database)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def remove_stale_files(path: Path) -> list[str]:
+    """Remove the temporary files (and their journals) that a write into ``path`` left when
+    its process was killed; one line per file removed. A file whose process is still running
+    (the same process id on this machine) is left alone."""
+    pattern = re.compile(re.escape(f".{path.name}{TEMP_MARK}") + r"(\d+)(-journal|-wal|-shm)?")
+    lines = []
+    for found in sorted(path.parent.glob(f".{path.name}{TEMP_MARK}*")) \
+            if path.parent.is_dir() else ():
+        match = pattern.fullmatch(found.name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        found.unlink(missing_ok=True)
+        lines.append(f"removed {found}, left by the interrupted write of process "
+                     f"{match.group(1)}")
+        log.warning("write: %s", lines[-1])
+    return lines
+
+
+def _remove(temp: Path) -> None:
+    for suffix in _SIDE_FILES:
+        Path(f"{temp}{suffix}").unlink(missing_ok=True)
+
+
+@contextmanager
+def open_target(target: Source) -> Iterator[sa.Engine]:
+    """The engine to write ``target`` through (:func:`hma_db.engines.engine_for`), except for
+    a SQLite file given by URL or path that does not exist yet: the engine then writes a
+    temporary file next to it, renamed into place (``os.replace``) once the body is done, and
+    removed with its journal when the body fails. An Engine given by the caller is used as it
+    is (it may carry its own connection settings), so a new file it names is written in place.
+    Either way, the leftovers of killed writes into that file go first."""
+    path = sqlite_file(target)
+    if path is not None:
+        remove_stale_files(path)
+    if path is None or path.exists() or isinstance(target, sa.Engine):
+        with engine_for(target, error=WriteError, must_exist=False) as engine:
+            yield engine
+        return
+    url = to_url(target, error=WriteError, must_exist=False)
+    temp = path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}")
+    _remove(temp)
+    try:
+        with engine_for(url.set(database=str(temp)), error=WriteError,
+                        must_exist=False) as engine:
+            yield engine
+        os.replace(temp, path)  # the engine is disposed: no connection holds the file
+    except BaseException:
+        _remove(temp)
+        raise
+    log.info("write: created %s", path)
+
+
+# ------------------------------------------------------------------ tests: kill points
+PAUSE_STAGES = ("after_ddl", "mid_copy", "before_commit")
+PAUSE_SECONDS = 60  # longer than a test takes to see the line and kill the process
+
+
+def pause_point(stage: str) -> None:
+    """Test only: when ``HMA_DB_TEST_PAUSE`` names ``stage`` (one of :data:`PAUSE_STAGES`),
+    write ``<stage> <pid>`` to the file ``HMA_DB_TEST_PAUSE_FILE`` (else to standard error)
+    and sleep, so that a test can kill the write right there. Unset, it costs one lookup."""
+    if os.environ.get("HMA_DB_TEST_PAUSE") != stage:
+        return
+    line = f"{stage} {os.getpid()}\n"
+    where = os.environ.get("HMA_DB_TEST_PAUSE_FILE")
+    if where:
+        with open(where, "a", encoding="utf-8") as file:
+            file.write(line)
+    else:
+        sys.stderr.write(line)
+        sys.stderr.flush()
+    time.sleep(PAUSE_SECONDS)

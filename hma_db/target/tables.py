@@ -18,20 +18,9 @@ from hma_db.errors import SchemaDriftError, WriteError
 from hma_db.schema import Metadata
 from hma_db.target.ddl import create_tables, drift, target_metadata
 from hma_db.target.dump_ddl import create_from_dump, usable_dump
+from hma_db.target.guard import RunMarker, mysql_checks_off
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def _mysql_checks_off(conn: sa.Connection):
-    """MariaDB checks a foreign key per row, even within one DELETE or DROP: tables that refer
-    to each other can only be emptied or dropped with the checks off. Never around a load."""
-    before = conn.exec_driver_sql("SELECT @@SESSION.foreign_key_checks").scalar()
-    conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
-    try:
-        yield
-    finally:
-        conn.exec_driver_sql(f"SET SESSION foreign_key_checks = {int(before)}")
 
 
 class TargetTables:
@@ -48,6 +37,8 @@ class TargetTables:
         self.staged: dict[str, str] = {}  # MariaDB replace: table -> name it is loaded under
         self.emptied: list[str] = []  # dropped or emptied, to be loaded again
         self.cleanup: list[str] = []  # MariaDB: drops the views and routines this run created
+        # MariaDB: what this run creates, recorded in the target as it goes (the run's lock too)
+        self.marker = RunMarker(engine, schema) if dialect == "mysql" else None
 
     def table(self, name: str) -> sa.Table:
         name = self.staged.get(name, name)
@@ -78,6 +69,8 @@ class TargetTables:
             kind = "DATABASE" if self.dialect == "mysql" else "SCHEMA"
             conn.exec_driver_sql(f"CREATE {kind} {quoted}")
             self.created_schema = True
+            if self.marker is not None:
+                self.marker.record(conn, "database", [self.schema])
             log.info("write: created schema %s", self.schema)
 
     def _existing(self, conn: sa.Connection) -> set[str]:
@@ -144,7 +137,7 @@ class TargetTables:
             conn.exec_driver_sql(f"TRUNCATE {', '.join(tables)}")
             return
         # DELETE, not TRUNCATE: TRUNCATE commits on MariaDB.
-        with _mysql_checks_off(conn) if self.dialect == "mysql" else contextlib.nullcontext():
+        with mysql_checks_off(conn) if self.dialect == "mysql" else contextlib.nullcontext():
             for table in tables:
                 conn.exec_driver_sql(f"DELETE FROM {table}")
 
@@ -175,7 +168,11 @@ class TargetTables:
         if not names:
             return []
         dump = usable_dump(self.metadata, self.dialect, names, self.schema)
-        if dump is not None and names == self.tables and not self.staged:
+        if dump is not None and (names != self.tables or self.staged):
+            dump = None
+        if self.marker is not None:
+            self._record(conn, names, dump)
+        if dump is not None:
             made = create_from_dump(conn, dump, names, self.schema, self.target_md, self.created)
             if made is not None:
                 self.created, self.cleanup = made.tables, made.cleanup
@@ -193,6 +190,16 @@ class TargetTables:
         return after_load
 
     # ------------------------------------------------------------------ MariaDB only
+    def _record(self, conn: sa.Connection, names: list[str], dump) -> None:
+        """Before creating ``names`` (from ``dump`` when given): record them in the marker."""
+        if dump is not None:
+            for statement in dump.pre_data:
+                if statement.kind != "TABLE" and statement.tables <= set(names):
+                    self.marker.record(conn, statement.kind.lower(), [statement.name])
+        self.marker.record(conn, "table", [n for n in names if n not in self.staged])
+        staged = [n for n in names if n in self.staged]
+        self.marker.record(conn, "staging table", [self.staged[n] for n in staged], staged)
+
     def _stage(self, conn: sa.Connection, names: list[str]) -> None:
         """Replacing tables whose structure changed: DROP would commit at once, so the new
         tables are created and loaded under staging names and swapped in (DROP + RENAME) only
@@ -214,7 +221,7 @@ class TargetTables:
         renames = [f"{prefix}{prep.quote(new)} TO {prefix}{prep.quote(n)}"
                    for n, new in self.staged.items()]
         try:
-            with _mysql_checks_off(conn):  # no rows move: the loaded rows were checked
+            with mysql_checks_off(conn):  # no rows move: the loaded rows were checked
                 conn.exec_driver_sql(f"DROP TABLE {', '.join(old)}")
                 conn.exec_driver_sql(f"RENAME TABLE {', '.join(renames)}")
             conn.commit()
@@ -226,11 +233,15 @@ class TargetTables:
         log.info("write: replaced %s", ", ".join(self.staged))
 
     def drop_created(self) -> None:
-        """After a failure: drop what this run created (DDL on MariaDB is not transactional)."""
+        """After a failure: drop what this run created (DDL on MariaDB is not transactional),
+        as its marker lists it."""
+        if self.marker is not None and self.marker.database is not None:
+            self.marker.undo()
+            return
         if not (self.created or self.created_schema):
             return
         prep = self.engine.dialect.identifier_preparer
-        with self.engine.connect() as conn, _mysql_checks_off(conn):
+        with self.engine.connect() as conn, mysql_checks_off(conn):
             for statement in self.cleanup:
                 conn.exec_driver_sql(statement)
             for name in reversed(self.created):
@@ -239,3 +250,4 @@ class TargetTables:
                 conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {prep.quote(self.schema)}")
             conn.commit()
         log.info("write: dropped %d table(s) this run had created", len(self.created))
+

@@ -16,14 +16,14 @@ from collections.abc import Callable, Iterable
 import pandas as pd
 import sqlalchemy as sa
 
-from hma_db.engines import Source, connect, engine_for
+from hma_db.engines import Source, connect
 from hma_db.errors import HmaDbError, WriteError
 from hma_db.schema import Metadata
 from hma_db.target.ddl import dialect_family, is_generated_key
 from hma_db.target.guard import enabled_triggers, refuse_sqlite_schema
 from hma_db.target.loaders import loader_for
 from hma_db.target.prepare import check_columns, plan_table, refuse_not_null_cycles, shift_keys
-from hma_db.target.session import Session
+from hma_db.target.session import Session, open_target, pause_point
 from hma_db.target.tables import TargetTables
 from hma_db.target.types import family
 
@@ -46,7 +46,11 @@ def write(data: dict[str, pd.DataFrame], metadata: Metadata, target: Source, *,
     Args:
         data: one DataFrame per table, columns named like the table's.
         metadata: the tables, keys and relationships (from :func:`hma_db.source.reflect` ideally).
-        target: a URL string, a SQLAlchemy ``URL`` or an ``Engine`` (not disposed).
+        target: a URL string, a SQLAlchemy ``URL``, the path of a SQLite file or an
+            ``Engine`` (not disposed). A SQLite file that does not exist yet, given by URL or
+            path, is written under a temporary name in its directory and renamed into place
+            after the commit, so a failed or killed write leaves no file; an Engine is written
+            through as it is (a new file it names is created in place).
         schema: the target schema (PostgreSQL schema, MariaDB database).
         if_exists: what to do with tables that exist: ``fail`` (default), ``replace`` (drop and
             recreate; on MariaDB, where DDL commits, tables of the same structure are emptied
@@ -76,6 +80,7 @@ def write(data: dict[str, pd.DataFrame], metadata: Metadata, target: Source, *,
 
     Raises:
         WriteError: the target is unreachable or refused the rows; it was left as it was.
+            Also when another load into the same MariaDB database holds its lock.
         SchemaDriftError: an existing table differs from the source schema.
 
     Example:
@@ -84,7 +89,7 @@ def write(data: dict[str, pd.DataFrame], metadata: Metadata, target: Source, *,
         {'Artist': 275, 'Album': 347, ...}
     """
     tables = _check_arguments(data, metadata, if_exists, batch_size)
-    with engine_for(target, error=WriteError, must_exist=False) as engine:
+    with open_target(target) as engine:
         dialect = dialect_family(engine.dialect.name)
         refuse_sqlite_schema(dialect, schema)
         if disable_triggers and dialect != "postgresql":
@@ -115,7 +120,7 @@ def write_chunks(chunks: Iterable[dict[str, pd.DataFrame]], metadata: Metadata, 
     if first is None:
         raise WriteError("write_chunks got no chunk to write.")
     tables = _check_arguments(first, metadata, if_exists, batch_size)
-    with engine_for(target, error=WriteError, must_exist=False) as engine:
+    with open_target(target) as engine:
         dialect = dialect_family(engine.dialect.name)
         refuse_sqlite_schema(dialect, schema)
         target = TargetTables(engine, dialect, metadata, tables, schema, if_exists)
@@ -138,9 +143,12 @@ def _check_arguments(data, metadata: Metadata, if_exists: str, batch_size) -> li
 
 class _Run:
     """One write. PostgreSQL and SQLite run DDL and rows in one transaction (SQLite through an
-    explicit BEGIN, since Python's sqlite3 would commit DDL on its own). MariaDB commits DDL
-    implicitly: the tables (and database) this run created are recorded and dropped, in reverse
-    order, when the load fails; rows go in one InnoDB transaction."""
+    explicit BEGIN, since Python's sqlite3 would commit DDL on its own; a new SQLite file is a
+    temporary file until the commit, see :func:`open_target`). MariaDB commits DDL implicitly:
+    the run takes the database's lock, removes what a killed run left, and records what it
+    creates in the target (:class:`~hma_db.target.guard.RunMarker`), which a failure drops
+    again, newest first; rows go in one InnoDB transaction, whose COMMIT also clears the
+    record."""
 
     def __init__(self, target: TargetTables, data: dict[str, pd.DataFrame], **options):
         self.target, self.data, self.options = target, data, options
@@ -150,6 +158,20 @@ class _Run:
         self.current: str | None = None
 
     def execute(self) -> dict[str, int]:
+        marker = self.target.marker
+        if marker is not None:
+            marker.open()  # the lock, then a killed run's leftovers, before anything else
+        try:
+            counts = self._transaction()
+            if marker is not None:
+                marker.finish()
+        finally:
+            if marker is not None:
+                marker.close()
+        log.info("write: %d table(s), %d row(s) committed", len(counts), sum(counts.values()))
+        return counts
+
+    def _transaction(self) -> dict[str, int]:
         conn = connect(self.target.engine, error=WriteError)
         try:
             session = Session(conn, self.dialect)
@@ -158,6 +180,9 @@ class _Run:
                 try:
                     counts = self._load(conn, session)
                     self.current = None
+                    if self.target.marker is not None:  # goes with the COMMIT, atomically
+                        self.target.marker.forget(conn)
+                    pause_point("before_commit")
                     session.commit(trans)
                 except BaseException as exc:
                     self._undo(trans)
@@ -168,7 +193,6 @@ class _Run:
                 self.target.swap_staged(conn)
         finally:
             conn.close()
-        log.info("write: %d table(s), %d row(s) committed", len(counts), sum(counts.values()))
         return counts
 
     def _error(self, exc: BaseException) -> BaseException:
@@ -198,6 +222,7 @@ class _Run:
         if not (self.options["disable_triggers"] or self.options["fire_triggers"]):
             self._refuse_triggers(conn)
         existing, after_load = self.target.prepare(conn)
+        pause_point("after_ddl")
         if self.options["disable_triggers"]:
             session.disable_triggers([self.target.table(n) for n in self.tables])
         # Only existing PostgreSQL tables check each row's keys as it arrives.
@@ -297,5 +322,7 @@ class _Run:
 
         rows = self.loader.load(conn, self.target.table(plan.name), plan.frame, self.batch_size,
                                 on_batch)
+        if plan.name == self.tables[0]:
+            pause_point("mid_copy")  # the first table's rows are in, the others' not yet
         (log.debug if "more" in self.options else log.info)("write: %s: %d row(s)", plan.name, rows)
         return rows
