@@ -24,10 +24,14 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from conftest import ROOT
 
+from hma_db import Metadata, WriteError
 from hma_db.cli.main import cli
+from hma_db.target import write
 from hma_db.target.session import PAUSE_STAGES
 
 CASES = [(sig, stage) for sig in (signal.SIGKILL, signal.SIGTERM) for stage in PAUSE_STAGES]
+# A new file or database: each point once, the signals taken in turn (they act alike there).
+FEWER = [CASES[0], CASES[4], CASES[2]]
 PAUSE_TIMEOUT = 120  # seconds for every clone of a batch to reach its pause point (2 cores)
 KEEP = "CREATE TABLE keep (id INTEGER PRIMARY KEY, note VARCHAR(20))"
 KEEP_ROWS = "INSERT INTO keep VALUES (1, 'one'), (2, 'two')"
@@ -70,11 +74,11 @@ def _clone(source: Path, target: str, log: Path, stage: str | None = None,
 
 
 def _kill_at_pauses(source: Path, targets: list[str], tmp_path: Path, *extra: str,
-                    schemas: list[str] | None = None) -> None:
-    """One clone per target and case of :data:`CASES`, side by side (into ``schemas[i]`` when
-    given); each killed with its signal once it reports its pause point."""
+                    schemas: list[str] | None = None, cases=CASES) -> None:
+    """One clone per target and case (signal, pause point), side by side (into ``schemas[i]``
+    when given); each killed with its signal once it reports its pause point."""
     started = []
-    for i, (target, (sig, stage)) in enumerate(zip(targets, CASES, strict=True)):
+    for i, (target, (sig, stage)) in enumerate(zip(targets, cases, strict=True)):
         log = tmp_path / f"clone-{i}.log"
         into = ("--target-schema", schemas[i]) if schemas else ()
         started.append((_clone(source, target, log, stage, *extra, *into), log, sig, stage))
@@ -158,8 +162,8 @@ def test_sqlite_existing_file(source, tmp_path):
 
 def test_sqlite_new_file(source, tmp_path):
     """A killed write into a new file leaves a temporary file, never the target's name."""
-    paths = [tmp_path / f"new-{i}.sqlite" for i in range(len(CASES))]
-    _kill_at_pauses(source, [str(p) for p in paths], tmp_path)
+    paths = [tmp_path / f"new-{i}.sqlite" for i in range(len(FEWER))]
+    _kill_at_pauses(source, [str(p) for p in paths], tmp_path, cases=FEWER)
     assert all(not p.exists() for p in paths)
     assert len(list(tmp_path.glob(".new-*.hma-tmp-*"))) >= len(paths)
     _next_run(source, str(paths[0]), tmp_path)
@@ -212,9 +216,9 @@ _MY_EXTRA = ["SELECT ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_TYPE FROM information
              "WHERE SCHEMA_NAME IN (:db, :schema)"]
 
 
-def _mysql_targets(mysql_databases) -> list[tuple[str, dict]]:
+def _mysql_targets(mysql_databases, cases=CASES) -> list[tuple[str, dict]]:
     targets = []
-    for _ in CASES:
+    for _ in cases:
         url = mysql_databases.new("kill")
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         with engine.begin() as conn:
@@ -250,11 +254,11 @@ def test_mariadb(source, tmp_path, mysql_databases):
 def test_mariadb_new_database(source, tmp_path, mysql_databases):
     """Into a database the run creates (--target-schema): the marker lives in it, and the
     clean drops the whole database."""
-    targets = _mysql_targets(mysql_databases)
+    targets = _mysql_targets(mysql_databases, FEWER)
     before = [_server_state(url, _MY_OBJECTS, _MY_EXTRA, names) for url, names in targets]
     try:
         _kill_at_pauses(source, [url for url, _ in targets], tmp_path,
-                        schemas=[names["schema"] for _, names in targets])
+                        schemas=[names["schema"] for _, names in targets], cases=FEWER)
         created = _server_state(targets[0][0], _MY_OBJECTS, _MY_EXTRA, targets[0][1])
         assert (targets[0][1]["schema"],) in created["extra1"]  # the run made the database
         for (url, names), was in zip(targets, before, strict=True):
@@ -266,3 +270,68 @@ def test_mariadb_new_database(source, tmp_path, mysql_databases):
             for _, names in targets:
                 conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{names['schema']}`")
         engine.dispose()
+
+
+# ------------------------------------------------------------------------------ the guards
+def test_sqlite_temporary_file_of_a_live_process_is_kept(tmp_path):
+    mine = tmp_path / f".out.sqlite.hma-tmp-{os.getpid()}"
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = [tmp_path / f".out.sqlite.hma-tmp-{gone}", tmp_path / f".out.sqlite.hma-tmp-{gone}-journal"]
+    for path in [mine, *stale]:
+        path.write_bytes(b"")
+    output = _clean(str(tmp_path / "out.sqlite"))
+    assert "Removed 2 leftover(s)" in output
+    assert mine.exists() and not any(p.exists() for p in stale)
+
+
+def _sql(url: str, *statements: str) -> None:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+    engine.dispose()
+
+
+@pytest.mark.mysql
+def test_mariadb_a_running_load_is_not_cleaned(source, mysql_databases):
+    """A run that holds the database's lock keeps its objects: clean and write refuse."""
+    url = mysql_databases.new("kill_lock")
+    database = sa.make_url(url).database
+    _sql(url, KEEP, "CREATE TABLE _hma_db_run (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
+         "run_id VARCHAR(120), kind VARCHAR(16), name VARCHAR(255), replaces VARCHAR(255), "
+         "created_at DATETIME(6) DEFAULT CURRENT_TIMESTAMP(6))",
+         "INSERT INTO _hma_db_run (run_id, kind, name) VALUES ('live', 'table', 'keep')")
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as holder:
+        assert holder.exec_driver_sql(f"SELECT GET_LOCK('hma_db:{database}', 0)").scalar() == 1
+        result = CliRunner().invoke(cli, ["clean", url])
+        assert result.exit_code == 1
+        assert result.output.strip().splitlines()[-1].endswith(
+            f"Another load is running into the MariaDB database '{database}' (it holds the lock "
+            f"'hma_db:{database}'); run again once it is done. Nothing was changed.")
+        with pytest.raises(WriteError, match="Another load is running"):
+            write({}, Metadata(), url)
+    with engine.connect() as conn:
+        assert sorted(sa.inspect(conn).get_table_names()) == ["_hma_db_run", "keep"]
+    engine.dispose()
+    assert "Removed 1 leftover(s)" in _clean(url)  # the lock is free: the listed table goes
+
+
+@pytest.mark.mysql
+def test_mariadb_a_swap_killed_after_the_commit_is_finished(mysql_databases):
+    """Rows committed in a staging table whose swap did not happen: the clean finishes it."""
+    url = mysql_databases.new("kill_swap")
+    _sql(url, KEEP, KEEP_ROWS, "CREATE TABLE _hma_new_0 (id INTEGER PRIMARY KEY, note TEXT)",
+         "INSERT INTO _hma_new_0 VALUES (7, 'new')",
+         "CREATE TABLE _hma_db_run (id BIGINT AUTO_INCREMENT PRIMARY KEY, run_id VARCHAR(120), "
+         "kind VARCHAR(16), name VARCHAR(255), replaces VARCHAR(255), "
+         "created_at DATETIME(6) DEFAULT CURRENT_TIMESTAMP(6))",
+         "INSERT INTO _hma_db_run (run_id, kind, name, replaces) "
+         "VALUES ('gone', 'swap', '_hma_new_0', 'keep')")
+    _clean(url)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        assert sorted(sa.inspect(conn).get_table_names()) == ["keep"]
+        assert conn.exec_driver_sql("SELECT * FROM keep").all() == [(7, "new")]
+    engine.dispose()
