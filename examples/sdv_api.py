@@ -37,7 +37,7 @@ def main(output_dir: Path) -> None:
 
     # Metadata in SDV's multi-table layout, read from the database's schema; edit it as in SDV.
     metadata = reflect(CHINOOK)
-    metadata.update_column("Customer", "Country", sdtype="categorical")
+    metadata.update_column("Country", "Customer", sdtype="categorical")
     metadata.validate()
     data = load_tables(CHINOOK, list(metadata.tables))
 

@@ -7,9 +7,11 @@ calls the foreign library, with the original kept as ``__cause__``::
     HmaDbError
     ├── MetadataError          the metadata is inconsistent (unknown sdtype, missing key column...)
     ├── ReflectionError        the source schema cannot be read (bad URL, refused, unknown schema)
-    ├── DataError              a table does not match its metadata (missing column, repeated key...)
+    ├── DataError              a table does not match its metadata (missing column, repeated key...);
+    │                          also importable as ``InvalidDataError``, SDV's name
     ├── SynthesizerInputError  a synthesizer was called wrongly (unknown table, distribution, scale)
-    │   └── NotFittedError     sample() or similar before fit()
+    │   └── NotFittedError     sample() or similar before fit(); also a SamplingError and a
+    │                          ValueError, what SDV's callers catch
     ├── ModelFileError         a file that is not a model, or a model for another schema
     ├── SamplingError          sampling could not satisfy the constraints (e.g. a cycle with no
     │                          nullable foreign key)
@@ -58,12 +60,12 @@ class DataError(HmaDbError):
         super().__init__(message)
 
 
+# SDV's name for the same error: ``except InvalidDataError`` in code written for SDV catches it.
+InvalidDataError = DataError
+
+
 class SynthesizerInputError(HmaDbError):
     """A synthesizer method was given an argument it cannot use."""
-
-
-class NotFittedError(SynthesizerInputError):
-    """The synthesizer has not been fitted yet."""
 
 
 class ModelFileError(HmaDbError):
@@ -72,6 +74,14 @@ class ModelFileError(HmaDbError):
 
 class SamplingError(HmaDbError):
     """Synthetic data that satisfies the schema's constraints cannot be produced."""
+
+
+class NotFittedError(SynthesizerInputError, SamplingError, ValueError):
+    """The synthesizer has not been fitted yet.
+
+    SDV raises ``SamplingError`` when ``sample`` comes before ``fit`` and scikit-learn style code
+    catches ``ValueError``; this is both, so either ``except`` clause catches it.
+    """
 
 
 class WriteError(HmaDbError):

@@ -44,10 +44,10 @@ def sqlite_metadata(path: Path) -> Metadata:
             if (table, name) in key_columns:
                 spec = {"sdtype": "id"}
             spec["nullable"] = bool(column["nullable"])
-            metadata.add_column(table, name, **spec)
+            metadata.add_column(name, table, **spec)
         pk = inspector.get_pk_constraint(table)["constrained_columns"]
         if pk:
-            metadata.set_primary_key(table, pk[0] if len(pk) == 1 else pk)
+            metadata.set_primary_key(pk[0] if len(pk) == 1 else pk, table)
         metadata.row_counts[table] = len(frame)
     for table, fks in foreign_keys.items():
         for fk in fks:

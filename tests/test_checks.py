@@ -15,17 +15,17 @@ def chinook_frames():
 def _orders() -> Metadata:
     m = Metadata()
     m.add_table("orders")
-    m.add_column("orders", "shop", sdtype="id")
-    m.add_column("orders", "no", sdtype="id")
-    m.add_column("orders", "code", sdtype="categorical")
-    m.set_primary_key("orders", ["shop", "no"])
-    m.add_alternate_keys("orders", ["code"])
+    m.add_column("shop", "orders", sdtype="id")
+    m.add_column("no", "orders", sdtype="id")
+    m.add_column("code", "orders", sdtype="categorical")
+    m.set_primary_key(["shop", "no"], "orders")
+    m.add_alternate_keys(["code"], "orders")
     m.add_table("lines")
-    m.add_column("lines", "id", sdtype="id")
-    m.add_column("lines", "shop", sdtype="id", nullable=True)
-    m.add_column("lines", "no", sdtype="id", nullable=True)
-    m.add_column("lines", "order_code", sdtype="categorical")
-    m.set_primary_key("lines", "id")
+    m.add_column("id", "lines", sdtype="id")
+    m.add_column("shop", "lines", sdtype="id", nullable=True)
+    m.add_column("no", "lines", sdtype="id", nullable=True)
+    m.add_column("order_code", "lines", sdtype="categorical")
+    m.set_primary_key("id", "lines")
     m.add_relationship("orders", "lines", ["shop", "no"], ["shop", "no"])
     return m
 
@@ -71,7 +71,7 @@ def test_null_and_repeated_composite_primary_key_and_repeated_alternate_key():
 def test_orphan_foreign_keys_single_and_composite_show_a_few_values():
     m = _orders()
     m.add_table("notes")
-    m.add_column("notes", "line_id", sdtype="id")
+    m.add_column("line_id", "notes", sdtype="id")
     m.add_relationship("lines", "notes", "id", "line_id")
     orders = pd.DataFrame({"shop": [1, 2], "no": [1, 1], "code": ["a", "b"]})
     lines = pd.DataFrame({"id": [1, 2, 3, 4], "shop": [1, 1, 3, None], "no": [1, 2, 1, 9],

@@ -71,9 +71,9 @@ def test_summary_of_cycles_and_unknown_row_counts():
     m = Metadata()
     for table, other, nullable in (("dept", "emp", True), ("emp", "dept", False)):
         m.add_table(table)
-        m.add_column(table, "id", sdtype="id")
-        m.add_column(table, f"{other}_id", sdtype="id", nullable=nullable)
-        m.set_primary_key(table, "id")
+        m.add_column("id", table, sdtype="id")
+        m.add_column(f"{other}_id", table, sdtype="id", nullable=nullable)
+        m.set_primary_key("id", table)
     m.add_relationship("emp", "dept", "id", "emp_id")
     m.add_relationship("dept", "emp", "id", "dept_id")
     m.schema = "hr"
@@ -83,7 +83,7 @@ def test_summary_of_cycles_and_unknown_row_counts():
     assert "Cycles: dept -> emp -> dept" in lines
     assert "  cut at a nullable foreign key: dept.emp_id -> emp" in lines
     assert "Personal data: none found" in lines
-    m.update_column("dept", "emp_id", nullable=False)
+    m.update_column("emp_id", "dept", nullable=False)
     assert "  cut at a NOT NULL foreign key (keys proven at commit): dept.emp_id -> emp" \
         in metadata_summary(m, "x").splitlines()
 
@@ -691,7 +691,7 @@ def test_fit_with_edited_metadata_as_json_model(tmp_path):
     result = run("reflect", CHINOOK_SQLITE, "--include", "Artist,Album", "-o", metadata_file)
     assert result.exit_code == 0, result.stderr
     metadata = Metadata.load_from_json(metadata_file)
-    metadata.update_column("Artist", "Name", sdtype="name", pii=True)
+    metadata.update_column("Name", "Artist", sdtype="name", pii=True)
     metadata_file.unlink()
     metadata.save_to_json(metadata_file)
     result = run("fit", CHINOOK_SQLITE, "--metadata", metadata_file, "-o", model, "--seed", "1")

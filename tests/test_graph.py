@@ -22,10 +22,10 @@ def _schema(tables: dict[str, dict[str, bool]], links: list[tuple[str, str, str]
     m = Metadata()
     for table, fks in tables.items():
         m.add_table(table)
-        m.add_column(table, "id", sdtype="id")
-        m.set_primary_key(table, "id")
+        m.add_column("id", table, sdtype="id")
+        m.set_primary_key("id", table)
         for column, nullable in fks.items():
-            m.add_column(table, column, sdtype="id", nullable=nullable)
+            m.add_column(column, table, sdtype="id", nullable=nullable)
     for child, column, parent in links:
         m.add_relationship(parent, child, "id", column)
     return m
@@ -99,7 +99,7 @@ def test_cycle_of_not_null_foreign_keys_is_cut_at_its_first_by_name():
     assert m.cycles() == [["a", "b", "c", "a"]]
     assert [relationship_name(r) for r in m.deferred_relationships()] == ["a.b_id -> b"]
     assert m.topological_order() == ["a", "c", "b"]
-    m.update_column("b", "c_id", nullable=True)
+    m.update_column("c_id", "b", nullable=True)
     assert [relationship_name(r) for r in m.deferred_relationships()] == ["b.c_id -> c"]
     m.validate()
 

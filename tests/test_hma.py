@@ -19,8 +19,8 @@ def _table(md: Metadata, name: str, pk, ids=(), nullable=()) -> None:
     md.add_table(name)
     for col in ([pk] if isinstance(pk, str) else list(pk)) + list(ids):
         if col not in md.tables[name]["columns"]:
-            md.add_column(name, col, sdtype="id", nullable=col in nullable)
-    md.set_primary_key(name, pk)
+            md.add_column(col, name, sdtype="id", nullable=col in nullable)
+    md.set_primary_key(pk, name)
 
 
 def _rel(md: Metadata, parent: str, child: str, fk) -> str:
@@ -490,7 +490,7 @@ def _random_schema(seed: int):
             parent = names[int(rng.integers(0, len(names) if rng.random() < 0.15 else i + 1))]
             fk = f"fk{j}_{parent}"
             nullable = bool(rng.random() < 0.5) or names.index(parent) >= i
-            md.add_column(child, fk, sdtype="id", nullable=nullable)
+            md.add_column(fk, child, sdtype="id", nullable=nullable)
             n_parent, n_child = sizes[parent], sizes[child]
             if parent == child:
                 link = np.array([-1] + [int(rng.integers(0, k)) for k in range(1, n_child)])[:n_child]

@@ -58,18 +58,18 @@ def _shop() -> Metadata:
     """A small schema built through the editing API: composite keys, unique keys, self-reference."""
     m = Metadata()
     m.add_table("customer")
-    m.add_column("customer", "id", sdtype="id")
-    m.add_column("customer", "email", sdtype="email", pii=True, max_length=80)
-    m.add_column("customer", "referred_by", sdtype="id", nullable=True)
-    m.set_primary_key("customer", "id")
-    m.add_alternate_keys("customer", ["email"])
+    m.add_column("id", "customer", sdtype="id")
+    m.add_column("email", "customer", sdtype="email", pii=True, max_length=80)
+    m.add_column("referred_by", "customer", sdtype="id", nullable=True)
+    m.set_primary_key("id", "customer")
+    m.add_alternate_keys(["email"], "customer")
     m.add_table("order")
     for column, sdtype in (("customer_id", "id"), ("order_no", "id"), ("total", "numerical")):
-        m.add_column("order", column, sdtype=sdtype)
-    m.set_primary_key("order", ["customer_id", "order_no"])
+        m.add_column(column, "order", sdtype=sdtype)
+    m.set_primary_key(["customer_id", "order_no"], "order")
     m.add_table("line")
     for column, sdtype in (("customer_id", "id"), ("order_no", "id"), ("qty", "numerical")):
-        m.add_column("line", column, sdtype=sdtype)
+        m.add_column(column, "line", sdtype=sdtype)
     m.add_relationship("customer", "order", "id", "customer_id")
     m.add_relationship("customer", "customer", "id", "referred_by")
     m.add_relationship("order", "line", ["customer_id", "order_no"], ["customer_id", "order_no"])
@@ -94,7 +94,7 @@ def test_to_dict_and_copy_are_independent():
     d = m.to_dict()
     d["tables"]["customer"]["columns"]["email"]["sdtype"] = "numerical"
     other = m.copy()
-    other.update_column("customer", "email", sdtype="categorical")
+    other.update_column("email", "customer", sdtype="categorical")
     assert m.tables["customer"]["columns"]["email"]["sdtype"] == "email"
     assert other != m
 
@@ -221,9 +221,9 @@ def test_validate_accepts_a_cycle_through_a_nullable_foreign_key():
     m = Metadata()
     for table, other in (("dept", "emp"), ("emp", "dept")):
         m.add_table(table)
-        m.add_column(table, "id", sdtype="id")
-        m.add_column(table, f"{other}_id", sdtype="id", nullable=table == "dept")
-        m.set_primary_key(table, "id")
+        m.add_column("id", table, sdtype="id")
+        m.add_column(f"{other}_id", table, sdtype="id", nullable=table == "dept")
+        m.set_primary_key("id", table)
     m.add_relationship("emp", "dept", "id", "emp_id")
     m.add_relationship("dept", "emp", "id", "dept_id")
     m.validate()
@@ -231,21 +231,21 @@ def test_validate_accepts_a_cycle_through_a_nullable_foreign_key():
 
 def test_editing_methods():
     m = _shop()
-    m.update_column("customer", "email", sdtype="categorical")
+    m.update_column("email", "customer", sdtype="categorical")
     # a new sdtype drops the old sdtype's options but keeps the physical ones
     assert m.tables["customer"]["columns"]["email"] == {"sdtype": "categorical", "max_length": 80}
-    m.update_column("order", "total", computer_representation="Float")
+    m.update_column("total", "order", computer_representation="Float")
     assert m.tables["order"]["columns"]["total"] == {"sdtype": "numerical",
                                                      "computer_representation": "Float"}
     assert m.get_column_names("order", sdtype="id") == ["customer_id", "order_no"]
     with pytest.raises(MetadataError, match="has no column 'nope'"):
-        m.set_primary_key("order", ["customer_id", "nope"])
+        m.set_primary_key(["customer_id", "nope"], "order")
     with pytest.raises(MetadataError, match="Unknown table 'nope'"):
-        m.update_column("nope", "x", sdtype="id")
+        m.update_column("x", "nope", sdtype="id")
     with pytest.raises(MetadataError, match="already exists"):
         m.add_relationship("customer", "order", "id", "customer_id")
     with pytest.raises(MetadataError, match="needs an sdtype"):
-        m.add_column("order", "note")
+        m.add_column("note", "order")
     m.remove_relationship("customer", "order")
     assert m.parents("order") == []
     with pytest.raises(MetadataError, match="no relationship"):
@@ -260,7 +260,7 @@ def test_is_nullable_needs_every_foreign_key_column_nullable():
     m = _shop()
     rel = m.relationships[2]
     assert not m.is_nullable(rel)
-    m.update_column("line", "customer_id", nullable=True)
+    m.update_column("customer_id", "line", nullable=True)
     assert not m.is_nullable(rel)
-    m.update_column("line", "order_no", nullable=True)
+    m.update_column("order_no", "line", nullable=True)
     assert m.is_nullable(rel)

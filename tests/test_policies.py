@@ -51,9 +51,9 @@ def test_unknown_policies_are_refused_with_the_forms(text):
 
 def test_policy_problems_are_listed_by_validate(chinook):
     metadata = chinook[0].copy()
-    metadata.update_column("Customer", "CustomerId", policy="keep")
-    metadata.update_column("Customer", "FirstName", policy="null")
-    metadata.update_column("Invoice", "Total", policy="fake")
+    metadata.update_column("CustomerId", "Customer", policy="keep")
+    metadata.update_column("FirstName", "Customer", policy="null")
+    metadata.update_column("Total", "Invoice", policy="fake")
     metadata.tables["Album"]["policy"] = "keep"
     metadata.tables["Genre"]["policy"] = "empty"
     with pytest.raises(MetadataError) as info:
@@ -97,8 +97,8 @@ def test_column_policies_through_the_synthesizer(chinook, monkeypatch):
     for column, policy in [("Email", "hash"), ("Company", "fake:company"), ("City", "keep"),
                            ("Phone", "mask:last=4"), ("Fax", "null"), ("State", "constant:ZZ"),
                            ("Country", "model")]:
-        metadata.update_column("Customer", column, policy=policy)
-    metadata.update_column("Employee", "Email", policy="hash")
+        metadata.update_column(column, "Customer", policy=policy)
+    metadata.update_column("Email", "Employee", policy="hash")
     out = _fit(metadata, data).sample()["Customer"]
     real = data["Customer"]
     assert set(out["City"]) <= set(real["City"])  # keep: source values only
@@ -116,7 +116,7 @@ def test_policies_are_saved_with_the_model(chinook, tmp_path, monkeypatch):
     monkeypatch.setenv("HMA_DB_HASH_KEY", "k")
     metadata, data = chinook
     metadata = metadata.copy()
-    metadata.update_column("Customer", "Email", policy="hash")
+    metadata.update_column("Email", "Customer", policy="hash")
     metadata.tables["Genre"]["policy"] = "keep"
     synthesizer = _fit(metadata, data)
     for name in ("model.json", "model.pkl"):

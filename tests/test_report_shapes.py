@@ -229,7 +229,7 @@ def test_sqlite_blobs_mixed_types_times_and_an_all_null_foreign_key(tmp_path):
     metadata = reflect(url)
     assert metadata.tables["parent"]["columns"]["at"]["sdtype"] == "datetime"
     # a DATETIME column with text in it: a datetime whatever reflection makes of it
-    metadata.update_column("parent", "seen", sdtype="datetime")
+    metadata.update_column("seen", "parent", sdtype="datetime")
     data = _against_itself(url, tmp_path, metadata)
     notes = {row["Column"]: row.get("Note") for row in data["details"]["Column Shapes"]}
     assert notes["seen"] == "skipped 8 real and 8 synthetic value(s) that are not datetimes"

@@ -40,13 +40,14 @@ def apply_overrides(metadata: Metadata, job: Job) -> None:
                               "always generated (unique and referentially valid), so they take "
                               "no sdtype, provider or categorical setting.")
         if override.provider:
-            metadata.update_column(table, column, sdtype=override.provider, pii=True)
+            metadata.update_column(column, table, sdtype=override.provider, pii=True)
         elif override.categorical:
-            metadata.update_column(table, column, sdtype="categorical", pii=False)
+            metadata.update_column(column, table, sdtype="categorical", pii=False)
         elif override.sdtype:
-            metadata.update_column(table, column, sdtype=override.sdtype,
+            metadata.update_column(column, table, sdtype=override.sdtype,
                                    pii=override.sdtype not in BASIC_SDTYPES)
         _drop_generator(metadata.tables[table]["columns"][column])
+    metadata.take_updated()  # the job file records these edits: no "save the metadata" warning
 
 
 def _drop_generator(column: dict) -> None:

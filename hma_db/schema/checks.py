@@ -105,12 +105,51 @@ def _sdtype(name: str, series: pd.Series) -> dict:
 
 
 def _guess_primary_key(table: str, frame: pd.DataFrame) -> str | None:
-    names = {c.lower(): c for c in frame.columns}
+    names = {str(c).lower(): c for c in frame.columns}
     for candidate in ("id", f"{table.lower()}_id", f"{table.lower()}id"):
         column = names.get(candidate)
-        if column and frame[column].notna().all() and frame[column].is_unique:
+        if column is not None and frame[column].notna().all() and frame[column].is_unique:
             return column
     return None
+
+
+def detect_table(metadata, table: str, frame: pd.DataFrame, infer_sdtypes: bool = True,
+                 infer_primary_key: bool = True) -> None:
+    """Add ``table`` to ``metadata`` with columns guessed from ``frame`` (names as strings, as
+    SDV's metadata holds them): sdtypes from dtypes and values (``unknown`` without
+    ``infer_sdtypes``), and a primary key named ``id`` / ``<table>_id`` / ``<table>Id``."""
+    metadata.add_table(table)
+    for label in frame.columns:
+        options = _sdtype(str(label), frame[label]) if infer_sdtypes else {"sdtype": "unknown"}
+        metadata.add_column(str(label), table, **options,
+                            nullable=bool(frame[label].isna().any()))
+    pk = _guess_primary_key(table, frame) if infer_primary_key else None
+    if pk is not None:
+        metadata.update_column(str(pk), table, sdtype="id")
+        metadata.set_primary_key(str(pk), table)
+
+
+def detect_relationships(metadata, data: dict[str, pd.DataFrame]) -> None:
+    """Add a relationship where a child column has the parent key's name and all its values are
+    parent keys."""
+    for parent, parent_frame in data.items():
+        pk = metadata.tables[parent].get("primary_key")
+        if not isinstance(pk, str):
+            continue
+        parent_keys = parent_frame[_label(parent_frame, pk)]
+        for child, frame in data.items():
+            label = _label(frame, pk)
+            if child == parent or label is None:
+                continue
+            if frame[label].dropna().isin(parent_keys).all():
+                metadata.update_column(pk, child, sdtype="id",
+                                       nullable=bool(frame[label].isna().any()))
+                metadata.add_relationship(parent, child, pk, pk)
+
+
+def _label(frame: pd.DataFrame, name: str):
+    """The column label of ``frame`` whose string form is ``name`` (None: no such column)."""
+    return next((c for c in frame.columns if str(c) == name), None)
 
 
 def detect(data: dict[str, pd.DataFrame], metadata_class: type):
@@ -120,23 +159,6 @@ def detect(data: dict[str, pd.DataFrame], metadata_class: type):
     :class:`~hma_db.schema.Metadata` that calls this, which this module does not import)."""
     metadata = metadata_class()
     for table, frame in data.items():
-        metadata.add_table(table)
-        for column in frame.columns:
-            metadata.add_column(table, column, **_sdtype(column, frame[column]),
-                                nullable=bool(frame[column].isna().any()))
-        pk = _guess_primary_key(table, frame)
-        if pk:
-            metadata.update_column(table, pk, sdtype="id")
-            metadata.set_primary_key(table, pk)
-    for parent, parent_frame in data.items():
-        pk = metadata.tables[parent].get("primary_key")
-        if not isinstance(pk, str):
-            continue
-        for child, frame in data.items():
-            if child == parent or pk not in frame.columns:
-                continue
-            if frame[pk].dropna().isin(parent_frame[pk]).all():
-                metadata.update_column(child, pk, sdtype="id",
-                                       nullable=bool(frame[pk].isna().any()))
-                metadata.add_relationship(parent, child, pk, pk)
+        detect_table(metadata, table, frame)
+    detect_relationships(metadata, data)
     return metadata

@@ -31,10 +31,11 @@ from typing import Any
 
 from hma_db.errors import MetadataError
 from hma_db.schema import graph
-from hma_db.schema.checks import detect, validate_data
+from hma_db.schema.checks import validate_data
 from hma_db.schema.keys import Key, key_columns, key_value
 from hma_db.schema.pii import is_faker_provider
 from hma_db.schema.policies import column_policy_problems, table_policy_problems
+from hma_db.schema.sdv_api import SdvMetadataApi, Tables
 
 METADATA_SPEC_VERSION = "V1"
 BASIC_SDTYPES = ("numerical", "categorical", "boolean", "datetime", "id", "unknown")
@@ -43,18 +44,18 @@ GENERATORS = ("text", "json", "array", "bytes", "uuid", "interval", "ip", "xml",
 _TABLE_KEYS = {"columns", "primary_key", "alternate_keys", "column_relationships",
                "sequence_key", "sequence_index", "policy", "where"}
 
-class Metadata:
+class Metadata(SdvMetadataApi):
     """Tables, columns, keys and relationships of a database, in SDV's multi-table layout.
 
     Example:
         >>> metadata = Metadata.load_from_json("chinook.json")
-        >>> metadata.update_column("Customer", "Company", sdtype="company", pii=True)
+        >>> metadata.update_column("Company", "Customer", sdtype="company", pii=True)
         >>> metadata.topological_order()[:3]
         ['Artist', 'Employee', 'Genre']
     """
 
     def __init__(self) -> None:
-        self.tables: dict[str, dict[str, Any]] = {}
+        self.tables: dict[str, dict[str, Any]] = Tables()
         self.relationships: list[dict[str, Any]] = []
         self.sql_metadata = None  # sqlalchemy.MetaData when reflected from a database
         self.row_counts: dict[str, int] = {}
@@ -78,10 +79,11 @@ class Metadata:
             )
         metadata = cls()
         for name, table in metadata_dict["tables"].items():
-            metadata.tables[name] = copy.deepcopy(dict(table))
-            metadata.tables[name].setdefault("columns", {})
-        metadata.relationships = [copy.deepcopy(dict(r)) for r in
-                                  metadata_dict.get("relationships", [])]
+            metadata.tables[name] = _named_by_strings(copy.deepcopy(dict(table)))
+        metadata.relationships = [
+            {k: _key_names(v) if k in ("parent_primary_key", "child_foreign_key") else v
+             for k, v in copy.deepcopy(dict(r)).items()}
+            for r in metadata_dict.get("relationships", [])]
         return metadata
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,6 +105,7 @@ class Metadata:
         if path.exists():
             raise MetadataError(f"'{path}' already exists; choose another file name or remove it.")
         path.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        self.take_updated()  # saved: replicable, so the synthesizer need not warn
 
     @classmethod
     def load_from_json(cls, filepath: str | Path) -> Metadata:
@@ -147,56 +150,6 @@ class Metadata:
                 f"its columns are: {', '.join(known)}"
             )
 
-    def add_table(self, table_name: str) -> None:
-        """Add an empty table."""
-        if table_name in self.tables:
-            raise MetadataError(f"Table '{table_name}' already exists.")
-        self.tables[table_name] = {"columns": {}}
-
-    def remove_table(self, table_name: str) -> None:
-        """Remove a table and every relationship that involves it."""
-        self._table(table_name)
-        del self.tables[table_name]
-        self.relationships = [
-            r for r in self.relationships
-            if table_name not in (r["parent_table_name"], r["child_table_name"])
-        ]
-        self.row_counts.pop(table_name, None)
-
-    def add_column(self, table_name: str, column_name: str, **kwargs: Any) -> None:
-        """Add a column; ``kwargs`` are its options (``sdtype`` is required)."""
-        columns = self._table(table_name)["columns"]
-        if column_name in columns:
-            raise MetadataError(f"Column '{table_name}.{column_name}' already exists.")
-        if "sdtype" not in kwargs:
-            raise MetadataError(f"Column '{table_name}.{column_name}' needs an sdtype.")
-        columns[column_name] = dict(kwargs)
-
-    def update_column(self, table_name: str, column_name: str, **kwargs: Any) -> None:
-        """Change a column's options. A new ``sdtype`` drops the options of the old one."""
-        self._check_columns(table_name, [column_name])
-        column = self._table(table_name)["columns"][column_name]
-        if "sdtype" in kwargs and kwargs["sdtype"] != column.get("sdtype"):
-            kept = {"nullable", "max_length", "precision", "scale"}
-            column = {k: v for k, v in column.items() if k in kept}
-        column.update(kwargs)
-        self.tables[table_name]["columns"][column_name] = column
-
-    def set_primary_key(self, table_name: str, column_name: Key) -> None:
-        """Set a table's primary key: one column name or a list of names."""
-        columns = key_columns(column_name)
-        self._check_columns(table_name, columns)
-        self.tables[table_name]["primary_key"] = key_value(columns)
-
-    def add_alternate_keys(self, table_name: str, column_names: list[Key]) -> None:
-        """Add unique keys to a table: each item is a column name or a list of names."""
-        table = self._table(table_name)
-        keys = table.setdefault("alternate_keys", [])
-        for key in column_names:
-            self._check_columns(table_name, key_columns(key))
-            if key not in keys:
-                keys.append(key)
-
     def add_relationship(self, parent_table_name: str, child_table_name: str,
                          parent_primary_key: Key, child_foreign_key: Key) -> None:
         """Declare that ``child_foreign_key`` of the child references the parent's primary key."""
@@ -207,6 +160,7 @@ class Metadata:
         if rel in self.relationships:
             raise MetadataError(f"The relationship {graph.relationship_name(rel)} already exists.")
         self.relationships.append(rel)
+        self._multi_table_updated = True
 
     def remove_relationship(self, parent_table_name: str, child_table_name: str) -> None:
         """Remove every relationship between the parent and the child."""
@@ -220,6 +174,7 @@ class Metadata:
             raise MetadataError(
                 f"There is no relationship from '{parent_table_name}' to '{child_table_name}'."
             )
+        self._multi_table_updated = True
 
     # ----------------------------------------------------------------------------- accessors
     def get_column_names(self, table_name: str, **options: Any) -> list[str]:
@@ -336,10 +291,22 @@ class Metadata:
         """Check a dict of DataFrames against the metadata; see ``checks.validate_data``."""
         validate_data(self, data)
 
-    @classmethod
-    def detect_from_dataframes(cls, data: dict) -> Metadata:
-        """Guess metadata from a dict of DataFrames; see :func:`hma_db.schema.checks.detect`."""
-        return detect(data, cls)
+
+def _key_names(key: Any) -> Any:
+    """A key as SDV's metadata names columns: strings (a dict built in Python may use ints)."""
+    if key is None:
+        return None
+    return [str(k) for k in key] if isinstance(key, (list, tuple)) else str(key)
+
+
+def _named_by_strings(table: dict[str, Any]) -> dict[str, Any]:
+    table["columns"] = {str(c): spec for c, spec in table.get("columns", {}).items()}
+    for option in ("primary_key", "sequence_key", "sequence_index"):
+        if option in table:
+            table[option] = _key_names(table[option])
+    if "alternate_keys" in table:
+        table["alternate_keys"] = [_key_names(k) for k in table["alternate_keys"]]
+    return table
 
 
 def _table_problems(name: str, table: dict[str, Any]) -> list[str]:

@@ -35,6 +35,14 @@ from hma_db.synthesizer.checks import check_chunk_rows, check_row_counts, check_
 from hma_db.synthesizer.chunks import DEFAULT_CHUNK_ROWS, iter_sample
 from hma_db.synthesizer.links import build_links, referenced_columns
 from hma_db.synthesizer.params import check_locales, check_table_parameters, default_parameters
+from hma_db.synthesizer.sdv_compat import (
+    as_metadata,
+    check_integer_key_regex,
+    check_regex_formats,
+    day,
+    restore_labels,
+    string_labels,
+)
 from hma_db.synthesizer.state import FittedState, SavedSynthesizer, from_state, to_state
 from hma_db.transform import TableTransformer
 
@@ -47,7 +55,9 @@ class HMASynthesizer:
     """Learn a whole database (any number of tables, any depth) and sample a synthetic copy.
 
     Args:
-        metadata: the tables, keys and relationships (a :class:`~hma_db.Metadata` or its dict).
+        metadata: the tables, keys and relationships: a :class:`~hma_db.Metadata`, SDV's
+            ``Metadata`` (anything with ``to_dict()``) or a dict in SDV's layout. An hma_db
+            ``Metadata`` edited or detected and not saved gets SDV's ``UserWarning``, once.
         locales: Faker locales for personal-data columns in every table.
         verbose: show progress bars while fitting and sampling.
         seed: an integer makes fitting and sampling reproducible in any process; ``None``
@@ -62,12 +72,9 @@ class HMASynthesizer:
 
     def __init__(self, metadata: Metadata | dict, locales: list[str] | str = ("en_US",),
                  verbose: bool = True, seed: int | None = None):
-        if isinstance(metadata, dict):
-            metadata = Metadata.from_dict(metadata)
-        if not isinstance(metadata, Metadata):
-            raise SynthesizerInputError(
-                f"metadata must be an hma_db Metadata; found {type(metadata).__name__}.")
+        metadata = as_metadata(metadata)
         metadata.validate()
+        check_regex_formats(metadata)
         check_seed(seed)
         self.metadata = metadata.copy()
         self.locales = check_locales(list(locales) if isinstance(locales, tuple) else locales)
@@ -77,6 +84,7 @@ class HMASynthesizer:
         self._fitted: FittedState | None = None
         self._creation_date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         self._prepared: dict[str, dict] | None = None
+        self._labels: dict[str, dict] = {}  # column labels that were not strings, per table
         self._entropy = np.random.SeedSequence(self.seed).entropy
 
     # ------------------------------------------------------------------------- parameters
@@ -113,11 +121,20 @@ class HMASynthesizer:
                 "synthesizer_parameters": copy.deepcopy(self._table_parameters[table_name])}
 
     def get_info(self) -> dict[str, Any]:
-        """When the synthesizer was created and fitted, and by which version of hma_db."""
+        """SDV's summary: class name, creation and last fit dates (``'YYYY-MM-DD'``), whether it
+        is fitted, and the release that fitted it (hma_db's, under SDV's key
+        ``fitted_sdv_version``)."""
         fitted = self._fitted
-        return {"class_name": type(self).__name__, "creation_date": self._creation_date,
-                "is_fit": fitted is not None, "last_fit_date": fitted and fitted.fit_date,
-                "fitted_hma_db_version": __version__ if fitted is not None else None}
+        return {"class_name": type(self).__name__, "creation_date": day(self._creation_date),
+                "is_fit": fitted is not None, "last_fit_date": day(fitted and fitted.fit_date),
+                "fitted_sdv_version": __version__ if fitted is not None else None}
+
+    def get_loss_values(self, table_name: str | None = None):
+        """SDV's loss curve of a neural table model: not applicable, hma_db's tables are
+        Gaussian copulas fitted in closed form, without training epochs."""
+        raise SynthesizerInputError(
+            "get_loss_values is not applicable: hma_db models every table with a Gaussian "
+            "copula fitted in closed form, which has no training loss.")
 
     def _check_table(self, table_name: str) -> None:
         if not isinstance(table_name, str) or table_name not in self.metadata.tables:
@@ -140,10 +157,13 @@ class HMASynthesizer:
                 then gives every table its full size. Tables not listed keep ``len(data[t])``.
         """
         self.fit_processed_data(self.preprocess(data), row_counts=row_counts)
+        self._prepared = None  # the fitted state holds what preprocess prepared
 
     def preprocess(self, data: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         """Check ``data`` and turn each table into numbers (modeled columns plus raw keys)."""
+        data, self._labels = string_labels(data)
         self._validate(data)
+        check_integer_key_regex(self.metadata, data)
         processed = {}
         # Fitted transformers wait here until the model fits, so a failed fit keeps the old model.
         self._prepared = {"transformers": {}, "columns": {}, "dtypes": {}, "kept": {}}
@@ -159,7 +179,7 @@ class HMASynthesizer:
             DataError: listing every missing table or column, NULL or repeated key and
                 foreign key that references nothing.
         """
-        self._validate(data)
+        self._validate(string_labels(data)[0])
 
     def _validate(self, data: Any) -> None:
         if not isinstance(data, dict):
@@ -176,7 +196,8 @@ class HMASynthesizer:
             enforce_rounding=params["enforce_rounding"])
         transformer.fit(frame)
         self._prepared["transformers"][table] = transformer
-        self._prepared["columns"][table] = list(frame.columns)
+        # Output columns follow the metadata's order, as in SDV.
+        self._prepared["columns"][table] = list(self.metadata.tables[table]["columns"])
         self._prepared["dtypes"][table] = {c: str(frame[c].dtype) for c in frame.columns}
         if table_policy(self.metadata.tables, table) == "keep":  # copied verbatim when sampling
             self._prepared["kept"][table] = frame.reset_index(drop=True)
@@ -217,7 +238,6 @@ class HMASynthesizer:
             fit_date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             table_policies={t: p for t, p in policies.items() if p != "model"},
             kept=prepared["kept"])
-        self._prepared = None
 
     def fit_database(self, source, max_rows: int | dict[str, int] | None = None) -> HMASynthesizer:
         """Read every table of the metadata from a database URL or engine and fit on it.
@@ -268,7 +288,9 @@ class HMASynthesizer:
 
     def _fitted_state(self, method: str) -> FittedState:
         if self._fitted is None:
-            raise NotFittedError(f"{method} needs a fitted synthesizer; call fit(data) first.")
+            raise NotFittedError(
+                "This synthesizer has not been fitted. Please fit your synthesizer first before "
+                f"sampling synthetic data (fit(data) before {method}).")
         return self._fitted
 
     def sample_sizes(self, scale: float = 1.0) -> dict[str, int]:
@@ -292,7 +314,11 @@ class HMASynthesizer:
                                  on_rows=None if bar is None else lambda table, rows: bar.update())
         if bar is not None:
             bar.close()
-        return out
+        return restore_labels(out, self._labels)
+
+    def sample_scale(self, scale: float = 1.0) -> dict[str, pd.DataFrame]:
+        """SDV 2.0's name for :meth:`sample`."""
+        return self.sample(scale)
 
     def sample_chunks(self, scale: float = 1.0, chunk_rows: int = DEFAULT_CHUNK_ROWS,
                       on_rows: Callable[[str, int], None] | None = None
