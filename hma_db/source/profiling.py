@@ -29,9 +29,12 @@ PII_SAMPLE = 200  # values handed to guess_from_values
 EXACT_DISTINCT_MAX_ROWS = 200_000  # above this, distinct counts come from the sample only
 CATEGORICAL_MAX = 100  # a categorical column has at most this many distinct values
 CATEGORY_MIN_MEAN = 5  # ... and each value appears this many times on average
-# Place names are personal data only when they do not repeat much: a country column of an
-# orders table is a plain category.
-WEAK_PII = {"city", "state", "country"}
+# Personal data is decided by meaning, not by variety: a column named like personal data (a
+# city, a street, a name) is generated whatever its number of distinct values, so a city that
+# is always 'Realcityville' is never copied into the model. Regions are the exception: a state
+# or a country is shared by millions of people, so one that repeats is a plain category (the
+# country of an orders table), and personal data only when it does not repeat.
+WEAK_PII = {"state", "country"}
 _SHORT_FORMS = {"state": "state_abbr", "country": "country_code"}
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _CLASSES = {"A": ("[A-Z]", 26), "a": ("[a-z]", 26), "9": (r"\d", 10)}
@@ -74,9 +77,10 @@ def text_options(name: str, options: dict[str, Any], values: pd.Series,
                  distinct: int, non_null: int) -> dict[str, Any]:
     """Options of a text column: personal data, categorical or generated text.
 
-    Strong personal-data names (email, names, phone...) win, then values that look like emails,
-    phones, IPs or URLs; otherwise a column whose few values repeat is categorical; otherwise a
-    place name makes personal data; otherwise the column is generated text within its length.
+    Personal-data names (email, names, phone, city...) win whatever the number of distinct
+    values, then values that look like emails, phones, IPs or URLs; otherwise a column whose few
+    values repeat is categorical; otherwise a region name (state, country) makes personal data;
+    otherwise the column is generated text within its length.
     """
     kept = {k: options[k] for k in ("nullable", "max_length") if k in options}
     provider = guess_from_name(name)
