@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from hma_db.engines import Source, engine_for
-from hma_db.errors import WriteError
+from hma_db.engines import Source, driver_error_line, engine_for, safe_url, tag_driver_errors
+from hma_db.errors import HmaDbError, ReflectionError, WriteError
 from hma_db.model import check_scale
 from hma_db.progress import stage
 from hma_db.report import Report, evaluate_databases
@@ -25,6 +25,7 @@ from hma_db.schema import Metadata
 from hma_db.source import reflect
 from hma_db.synthesizer import (
     DEFAULT_CHUNK_ROWS,
+    MAX_TOTAL_ROWS,
     HMASynthesizer,
     read_source,
     refuse_before_work,
@@ -106,16 +107,22 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
           table_parameters: dict[str, dict] | None = None, verbose: bool = False,
           max_rows: int | dict[str, int] | None = None,
           chunk_rows: int | None = DEFAULT_CHUNK_ROWS, fire_triggers: bool = False,
-          on_stage: Callable[[str, float | None], None] | None = None) -> CloneResult:
+          on_stage: Callable[[str, float | None], None] | None = None,
+          drop_cut_keys: bool = False,
+          max_total_rows: int | None = MAX_TOTAL_ROWS) -> CloneResult:
     """Clone ``source`` into ``target`` as synthetic data: reflect, read, fit, sample, write.
 
     Args:
-        source: the production database (URL, SQLAlchemy URL or Engine); only ever read.
-        target: the database to fill; its tables are created, or checked for drift.
+        source: the production database (URL, SQLAlchemy URL, Engine, or the path of a SQLite
+            file); only ever read.
+        target: the database to fill (the same, a SQLite path is created when missing); its
+            tables are created, or checked for drift.
         scale: rows per table relative to the source (0.5 halves every table).
         seed: makes the output reproducible.
         schema / target_schema: the schema to read from and to write into.
-        include / exclude: table names to keep or leave out (with their relationships).
+        include / exclude: table names to keep or leave out (with their relationships). A kept
+            table that references one left out is refused before any work, unless
+            ``drop_cut_keys`` keeps it without that foreign key.
         if_exists: ``fail``, ``replace``, ``truncate`` or ``append`` for existing target tables.
         locales: Faker locales for personal data (default ``['en_US']``).
         table_parameters: ``{table: parameters}`` as for ``set_table_parameters``.
@@ -131,9 +138,16 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
         on_stage: called with ``(stage, None)`` when a stage starts and ``(stage, seconds)``
             when it ends: progress for a log, where bars are no use (``hma-db clone`` under
             cron or CI).
+        drop_cut_keys: see ``include`` / ``exclude``.
+        max_total_rows: refuse, before any work, a run that would write more rows in total
+            (default 100 million; None or 0: no ceiling).
 
     Returns:
         A :class:`CloneResult` with rows written per table and seconds per stage.
+
+    Raises:
+        ReflectionError / WriteError: a lost connection or another driver error, in one line
+            naming the source or the target database.
 
     Example:
         >>> clone("sqlite:///examples/chinook.sqlite", "sqlite:///staging.sqlite", seed=7)
@@ -143,7 +157,8 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
                      if_exists=if_exists, locales=locales, report=report,
                      table_parameters=table_parameters, verbose=verbose, max_rows=max_rows,
                      chunk_rows=chunk_rows, fire_triggers=fire_triggers,
-                     hooks=_StageHooks(on_stage) if on_stage else None)
+                     hooks=_StageHooks(on_stage) if on_stage else None,
+                     drop_cut_keys=drop_cut_keys, max_total_rows=max_total_rows)
 
 
 class _StageHooks(CloneHooks):
@@ -165,21 +180,25 @@ def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None
               table_parameters: dict[str, dict] | None = None, verbose: bool = False,
               max_rows: int | dict[str, int] | None = None,
               chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
-              fire_triggers: bool = False) -> CloneResult:
+              fire_triggers: bool = False, drop_cut_keys: bool = False,
+              max_total_rows: int | None = MAX_TOTAL_ROWS) -> CloneResult:
     """:func:`clone` with ``hooks`` into its steps, filling ``result`` (a new
     :class:`CloneResult` when None; a subclass keeps what the caller adds)."""
     check_scale(scale)
     hooks = hooks or CloneHooks()
     result = result if result is not None else CloneResult()
     timed = _Timer(result, hooks)
-    with engine_for(source) as source_engine, \
-            engine_for(target, error=WriteError, must_exist=False) as target_engine:
+    with engine_for(source, error=ReflectionError) as source_engine, \
+            engine_for(target, error=WriteError, must_exist=False) as target_engine, \
+            _driver_errors_in_one_line(source_engine, target_engine, timed):
         with timed("reflect"):
-            metadata = reflect(source_engine, schema=schema, include=include, exclude=exclude)
+            metadata = reflect(source_engine, schema=schema, include=include, exclude=exclude,
+                               drop_cut_keys=drop_cut_keys)
             hooks.edit_metadata(metadata)
         check_target(source_engine, target_engine, schema, target_schema)
         clean_target(target_engine, target_schema)  # what a killed run left, before any check
-        refuse_before_work(metadata, target_engine, scale=scale, target_schema=target_schema)
+        refuse_before_work(metadata, target_engine, scale=scale, target_schema=target_schema,
+                           max_total_rows=max_total_rows)
         triggers = trigger_problems(target_engine, list(metadata.tables), target_schema,
                                     if_exists, fire_triggers)
         if triggers:
@@ -199,6 +218,7 @@ def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None
             del data  # the source rows are not needed past this point
             hooks.fitted(synthesizer)
         hooks.stage("sample", None)  # sampling and writing run chunk by chunk, timed apart
+        timed.current = "write"
         result.rows = sample_and_write(synthesizer, _write_into(target, target_engine),
                                        result.seconds, scale=scale,
                                        schema=target_schema, if_exists=if_exists,
@@ -210,6 +230,25 @@ def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None
             _report(result, timed, hooks, source_engine, target_engine, metadata, report,
                     schema=schema, target_schema=target_schema, locales=locales, seed=seed)
     return result
+
+
+@contextmanager
+def _driver_errors_in_one_line(source_engine, target_engine, timed: _Timer) -> Iterator[None]:
+    """A lost connection or another driver error that no stage translated becomes one line
+    naming the database: the one whose engine raised it, else the one the stage was using."""
+    with tag_driver_errors(source_engine, "source"), tag_driver_errors(target_engine, "target"):
+        try:
+            yield
+        except HmaDbError:
+            raise
+        except Exception as exc:
+            on_target = timed.current == "write"
+            line = driver_error_line(exc, "target" if on_target else "source",
+                                     safe_url(target_engine if on_target else source_engine))
+            if line is None:
+                raise
+            error = WriteError if line.startswith("The target ") else ReflectionError
+            raise error(line) from exc
 
 
 def _report(result: CloneResult, timed: _Timer, hooks: CloneHooks, source_engine,
@@ -236,9 +275,11 @@ class _Timer:
 
     def __init__(self, result: CloneResult, hooks: CloneHooks):
         self.result, self.hooks = result, hooks
+        self.current = ""  # the stage under way: which database a driver error came from
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
+        self.current = name
         self.hooks.stage(name, None)
         with stage(self.result.seconds, name):
             yield

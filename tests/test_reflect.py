@@ -108,7 +108,12 @@ def test_chinook_include_exclude_and_engine_kept():
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM Genre").scalar() == 25
     engine.dispose()
-    partial = reflect(sa.make_url(f"sqlite:///{CHINOOK_SQLITE}"), exclude=["Employee"])
+    # Customer references Employee: leaving it out is refused unless asked for.
+    with pytest.raises(ReflectionError, match="exclude leaves out Employee, which "
+                                              "Customer.SupportRepId references"):
+        reflect(sa.make_url(f"sqlite:///{CHINOOK_SQLITE}"), exclude=["Employee"])
+    partial = reflect(sa.make_url(f"sqlite:///{CHINOOK_SQLITE}"), exclude=["Employee"],
+                      drop_cut_keys=True)
     assert "Employee" not in partial.tables and len(partial.tables) == 10
     # The foreign key to the excluded table is gone from the schema and from the metadata.
     assert not partial.sql_metadata.tables["Customer"].foreign_keys

@@ -72,9 +72,10 @@ def exit_code(exc: HmaDbError) -> int:
     """The exit code for an error: 2 when the request was wrong, 1 when the job failed.
 
     A :class:`~hma_db.ReflectionError` counts as a usage error (bad URL, missing file, unknown
-    schema or table) unless the database itself failed (refused connection, denied query).
+    schema or table) unless the database itself failed (refused connection, denied query); so
+    does any error in a URL or path (``bad_url``, set by :mod:`hma_db.engines`), source or target.
     """
-    if isinstance(exc, _USAGE_ERRORS):
+    if isinstance(exc, _USAGE_ERRORS) or getattr(exc, "bad_url", False):
         return EXIT_USAGE
     if isinstance(exc, ReflectionError):
         return EXIT_FAILED if _database_failed(exc) else EXIT_USAGE
@@ -202,8 +203,12 @@ def report_error(exc: BaseException, verbose: bool) -> None:
     if verbose:
         trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         click.echo(hide_passwords(trace.rstrip()), err=True)
+    from hma_db import engines
+
     if isinstance(exc, HmaDbError):
         message = str(exc).strip() or type(exc).__name__
+    elif (line := engines.driver_error_line(exc)) is not None:
+        message = line  # a lost connection is no bug of hma_db: say which database, what to do
     else:
         hint = "" if verbose else " (rerun with --verbose for the traceback)"
         message = f"unexpected {type(exc).__name__}: {str(exc).strip()}{hint}"
@@ -221,8 +226,14 @@ class HmaDbGroup(click.Group):
     """A click group that turns errors from any subcommand into a message and an exit code."""
 
     def invoke(self, ctx: click.Context):
+        import sqlalchemy as sa
+
+        from hma_db import engines
+
         try:
-            return super().invoke(ctx)
+            # Every driver error says which database raised it (see report_error).
+            with engines.tag_driver_errors(sa.engine.Engine, None):
+                return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except HmaDbError as exc:
@@ -255,26 +266,27 @@ def source_label(source: str) -> str:
 
 
 def database_url(source: str) -> str:
-    """SOURCE as a URL: a plain path to an existing file is taken as a SQLite database."""
+    """SOURCE as a URL: a plain path to an existing file is taken as a SQLite database (the
+    API's own rule, :func:`hma_db.engines.path_url`)."""
     if "://" in source:
         return source
-    path = Path(source)
-    if not path.is_file():
-        raise ConfigError(f"'{source}' is not a database URL and no such file exists; SOURCE is a "
-                          "URL (dialect+driver://user@host/db) or the path of a SQLite file.")
-    return f"sqlite:///{path.resolve()}"
+    from hma_db import engines
+
+    return engines.path_url(source, error=ConfigError).render_as_string(hide_password=False)
 
 
 def target_url(target: str) -> str:
     """TARGET as a URL: a plain path is a SQLite file (created when it does not exist)."""
     if "://" in target:
         return target
-    path = Path(target)
-    if path.is_dir():
+    if Path(target).is_dir():
         raise ConfigError(f"'{target}' is a directory; TARGET is a database URL or the path of a "
                           "SQLite file ('hma-db sample' writes CSV or Parquet files into a "
                           "directory).")
-    return f"sqlite:///{path.resolve()}"
+    from hma_db import engines
+
+    return engines.path_url(target, error=ConfigError, must_exist=False).render_as_string(
+        hide_password=False)
 
 
 _SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")

@@ -35,6 +35,15 @@ from hma_db.cli.base import (
 from hma_db.cli.output import metadata_summary, report_summary, run_summary
 from hma_db.errors import MetadataError
 
+# The default ceiling of 'clone --max-total-rows' (hma_db.synthesizer.MAX_TOTAL_ROWS, repeated
+# so that 'hma-db --help' does not import the synthesizer; a test checks they agree).
+MAX_TOTAL_ROWS = 100_000_000
+
+DROP_CUT_KEYS = click.option(
+    "--drop-cut-keys", is_flag=True,
+    help="Keep a table that references one --include/--exclude leaves out, without that foreign "
+         "key (refused by default).")
+
 
 @click.group(cls=HmaDbGroup, context_settings={"help_option_names": ["-h", "--help"]},
              epilog=EPILOG + "\n\nRun 'hma-db COMMAND --help' for the options of a command.")
@@ -57,13 +66,15 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
               help="Read only these tables (repeat the option or separate names with commas).")
 @click.option("--exclude", multiple=True, metavar="TABLE",
               help="Skip these tables (repeat the option or separate names with commas).")
+@DROP_CUT_KEYS
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the metadata to this JSON file (SDV's multi-table layout).")
 @click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
 @output_options
 @click.pass_obj
 def reflect_command(settings: Settings, source: str, schema: str | None, include: tuple[str, ...],
-                    exclude: tuple[str, ...], output: Path | None, force: bool) -> None:
+                    exclude: tuple[str, ...], drop_cut_keys: bool, output: Path | None,
+                    force: bool) -> None:
     """Read the schema of SOURCE and summarize it; save the metadata with -o.
 
     SOURCE is a database URL (postgresql+psycopg://user@host/db, mysql+pymysql://...,
@@ -71,7 +82,7 @@ def reflect_command(settings: Settings, source: str, schema: str | None, include
     """
     check_output(output, force)
     metadata = hma_db.reflect(database_url(source), schema=schema, include=split_names(include),
-                              exclude=split_names(exclude))
+                              exclude=split_names(exclude), drop_cut_keys=drop_cut_keys)
     try:
         metadata.validate()
     except MetadataError as exc:
@@ -107,12 +118,18 @@ def reflect_command(settings: Settings, source: str, schema: str | None, include
               help="Also write the quality and privacy report (HTML, or JSON for a .json name).")
 @click.option("--fire-triggers", is_flag=True,
               help="Load existing tables that have triggers (truncate/append), triggers firing.")
+@DROP_CUT_KEYS
+@click.option("--max-total-rows", type=click.IntRange(min=0), default=MAX_TOTAL_ROWS,
+              show_default=True, metavar="N",
+              help="Refuse, before any work, to write more rows than this in total (0: no "
+                   "ceiling).")
 @output_options
 @click.pass_obj
 def clone_command(settings: Settings, source: str, target: str, scale: float, seed: int | None,
                   schema: str | None, target_schema: str | None, include: tuple[str, ...],
                   exclude: tuple[str, ...], if_exists: str, locales: tuple[str, ...],
-                  max_rows: int | None, report_file: Path | None, fire_triggers: bool) -> None:
+                  max_rows: int | None, report_file: Path | None, fire_triggers: bool,
+                  drop_cut_keys: bool, max_total_rows: int) -> None:
     """Clone the database SOURCE into TARGET as synthetic data.
 
     Reflects SOURCE, learns it, samples SCALE times its rows and writes them into TARGET
@@ -128,7 +145,8 @@ def clone_command(settings: Settings, source: str, target: str, scale: float, se
                           locales=split_names(locales),
                           verbose=settings.interactive and not settings.quiet,
                           max_rows=max_rows, report=report_file, fire_triggers=fire_triggers,
-                          on_stage=None if settings.interactive else settings.stage_line)
+                          on_stage=None if settings.interactive else settings.stage_line,
+                          drop_cut_keys=drop_cut_keys, max_total_rows=max_total_rows)
     settings.echo(run_summary(result.rows, result.seconds, source_label(target)))
     if result.report is not None:
         settings.echo("\n" + report_summary(result.report, source_label(source),
@@ -191,6 +209,7 @@ def run_command(settings: Settings, job_file: Path) -> None:
               help="Fit only these tables (repeat the option or separate names with commas).")
 @click.option("--exclude", multiple=True, metavar="TABLE",
               help="Leave these tables out (repeat the option or separate names with commas).")
+@DROP_CUT_KEYS
 @click.option("--locales", multiple=True, metavar="LOCALE",
               help="Faker locales for personal data (default en_US; e.g. en_US,fr_CA).")
 @click.option("--seed", type=click.IntRange(min=0),
@@ -203,8 +222,8 @@ def run_command(settings: Settings, job_file: Path) -> None:
 @click.pass_obj
 def fit_command(settings: Settings, source: str, output: Path, metadata_file: Path | None,
                 schema: str | None, include: tuple[str, ...], exclude: tuple[str, ...],
-                locales: tuple[str, ...], seed: int | None, max_rows: int | None,
-                force: bool) -> None:
+                drop_cut_keys: bool, locales: tuple[str, ...], seed: int | None,
+                max_rows: int | None, force: bool) -> None:
     """Learn a model of the database SOURCE and save it to a file.
 
     SOURCE is a database URL or the path of a SQLite file; it is only read.
@@ -219,7 +238,7 @@ def fit_command(settings: Settings, source: str, output: Path, metadata_file: Pa
         metadata.schema = schema
     else:
         metadata = hma_db.reflect(url, schema=schema, include=split_names(include),
-                                  exclude=split_names(exclude))
+                                  exclude=split_names(exclude), drop_cut_keys=drop_cut_keys)
     synthesizer = hma_db.HMASynthesizer(metadata, locales=split_names(locales) or ["en_US"], seed=seed,
                                         verbose=settings.interactive and not settings.quiet)
     synthesizer.fit_database(url, max_rows=max_rows)

@@ -5,12 +5,14 @@ read. Every key, with its type::
 
     source = "${PROD_DATABASE_URL}"        # database URL, or the path of a SQLite file (required)
     target = "${STAGING_DATABASE_URL}"     # database URL, or the path of a SQLite file (required)
-    include = ["Customer", "Invoice"]      # only these tables (foreign keys to others dropped)
-    exclude = ["AuditLog"]                 # tables to leave out
+    include = ["Customer", "Invoice"]      # only these tables (and every table they reference)
+    exclude = ["AuditLog"]                 # tables to leave out (none that a kept table references)
+    drop_cut_keys = false                  # true: keep tables without their keys to left-out ones
     locales = ["en_US", "fr_CA"]           # Faker locales for personal data (a string is accepted)
     scale = 0.5                            # rows per table relative to the source (> 0)
     seed = 7                               # integer >= 0: the same seed gives the same rows
     max_rows = 200000                      # fit on a closed random subset (or { Invoice = 5000 })
+    max_total_rows = 100000000             # refuse to write more rows in total (0: no ceiling)
     if_exists = "replace"                  # fail (default), replace, truncate or append
     fire_triggers = false                  # truncate/append into tables with triggers (refused else)
     report = "reports/staging.html"        # quality and privacy report after the write (.html, .json)
@@ -78,6 +80,7 @@ from typing import Any
 from hma_db.errors import ConfigError, WriteError
 from hma_db.jobs.toml_lines import key_lines
 from hma_db.jobs.values import IF_EXISTS, TOP, Checker, KeyPath, line_of, location, suggestion
+from hma_db.synthesizer import MAX_TOTAL_ROWS
 from hma_db.target import refuse_sqlite_schema
 
 if sys.version_info >= (3, 11):
@@ -111,12 +114,14 @@ class Job:
     target_schema: str | None = None
     include: list[str] | None = None
     exclude: list[str] | None = None
+    drop_cut_keys: bool = False
     columns: list[ColumnOverride] = field(default_factory=list)
     table_parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
     locales: list[str] = field(default_factory=lambda: ["en_US"])
     scale: float = 1.0
     seed: int | None = None
     max_rows: int | dict[str, int] | None = None
+    max_total_rows: int | None = MAX_TOTAL_ROWS
     if_exists: str = "fail"
     fire_triggers: bool = False
     model_path: Path | None = None
@@ -199,10 +204,12 @@ def parse_job(text: str, *, path: str | Path | None = None, env: dict[str, str] 
     return Job(source=values["source"], target=values["target"], path=path,
                source_schema=schema.get("source"), target_schema=schema.get("target"),
                include=values.get("include"), exclude=values.get("exclude"),
+               drop_cut_keys=values.get("drop_cut_keys", False),
                columns=_column_overrides(checker, values.get("columns", {})),
                table_parameters=_table_parameters(checker, values.get("tables", {})),
                locales=values.get("locales", ["en_US"]), scale=values.get("scale", 1.0),
                seed=values.get("seed"), max_rows=values.get("max_rows"),
+               max_total_rows=values.get("max_total_rows", MAX_TOTAL_ROWS),
                if_exists=values.get("if_exists", "fail"),
                fire_triggers=values.get("fire_triggers", False),
                model_path=model.get("path"), model_max_age=model.get("max_age"),

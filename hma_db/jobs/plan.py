@@ -67,6 +67,7 @@ class Plan:
     if_exists: str
     model: str
     report: str = "none"
+    max_total_rows: int | None = None  # the ceiling on rows written in total (None: none)
     tables: list[TablePlan] = field(default_factory=list)
     drift: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -190,14 +191,15 @@ def plan_job(job: Job) -> Plan:
         order = metadata.topological_order()
         states, differences = _target_state(target_engine, metadata, job, order)
         before_work = check_before_work(metadata, target_engine, scale=job.scale,
-                                        target_schema=job.target_schema)
+                                        target_schema=job.target_schema,
+                                        max_total_rows=job.max_total_rows)
         before_work += trigger_problems(target_engine, order, job.target_schema, job.if_exists,
                                         job.fire_triggers)
         plan = Plan(source=safe_url(source_engine), target=safe_url(target_engine),
                     scale=job.scale, seed=job.seed, if_exists=job.if_exists,
                     model=f"{'reuse' if model is not None else 'fit'}: {reason}",
                     report=f"saved to {job.report} after the write" if job.report else "none",
-                    drift=differences)
+                    drift=differences, max_total_rows=job.max_total_rows)
     for table in order:
         rows = metadata.row_counts.get(table, 0)
         parameters = wanted.get_table_parameters(table)["synthesizer_parameters"]
@@ -243,7 +245,9 @@ def format_plan(plan: Plan) -> str:
              f"target  {plan.target} (if_exists = {plan.if_exists})",
              f"scale   {plan.scale:g}, seed {'none' if plan.seed is None else plan.seed}",
              f"model   {plan.model}",
-             f"report  {plan.report}", "",
+             f"report  {plan.report}",
+             f"rows    {total:,} to write (ceiling "
+             f"{'none' if not plan.max_total_rows else format(plan.max_total_rows, ',')})", "",
              f"Tables in write order ({len(plan.tables)} tables, {total:,} rows):",
              *_table_rows(plan)]
     if plan.deferred:

@@ -205,7 +205,8 @@ def run_job(job: Job, *, verbose: bool = False,
                   seed=job.seed, schema=job.source_schema, target_schema=job.target_schema,
                   include=job.include, exclude=job.exclude, if_exists=job.if_exists,
                   locales=job.locales, report=job.report, max_rows=job.max_rows,
-                  chunk_rows=chunk_rows, verbose=verbose, fire_triggers=job.fire_triggers)
+                  chunk_rows=chunk_rows, verbose=verbose, fire_triggers=job.fire_triggers,
+                  drop_cut_keys=job.drop_cut_keys, max_total_rows=job.max_total_rows)
     except ReflectionError as exc:
         named = named_in_job(job, exc)
         if named is exc:

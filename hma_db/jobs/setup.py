@@ -88,7 +88,7 @@ def reflect_job(source_engine, job: Job) -> Metadata:
     """Reflect the job's source and apply its column overrides (``hma-db plan``'s view)."""
     try:
         metadata = reflect(source_engine, schema=job.source_schema, include=job.include,
-                           exclude=job.exclude)
+                           exclude=job.exclude, drop_cut_keys=job.drop_cut_keys)
     except ReflectionError as exc:
         named = named_in_job(job, exc)
         if named is exc:

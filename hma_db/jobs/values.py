@@ -175,6 +175,12 @@ def _max_rows(checker: Checker, key: KeyPath, value: Any) -> int | dict[str, int
                                      "such as { Invoice = 5000 }")
 
 
+def _ceiling(checker: Checker, key: KeyPath, value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise checker.expect(key, value, "an integer >= 0 such as 500000000 (0: no ceiling)")
+    return value or None
+
+
 def _names(checker: Checker, key: KeyPath, value: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise checker.expect(key, value, 'a list of table names such as ["Customer"]')
@@ -285,4 +291,5 @@ TOP = {"source": _database, "target": _database, "schema": _section(_SCHEMA),
        "include": _names, "exclude": _names, "columns": _each(_COLUMN, '"table.column" entries'),
        "tables": _each(_TABLE, "table names"), "locales": _locales, "scale": _positive,
        "seed": _seed, "if_exists": _choice(IF_EXISTS), "model": _section(_MODEL),
-       "report": _report, "max_rows": _max_rows, "fire_triggers": _boolean}
+       "report": _report, "max_rows": _max_rows, "fire_triggers": _boolean,
+       "drop_cut_keys": _boolean, "max_total_rows": _ceiling}

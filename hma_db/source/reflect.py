@@ -46,7 +46,7 @@ _KEY = "key"  # the kind of a string primary-key column, whose format is learned
 
 
 def reflect(source: Source, *, schema: str | None = None, include: Iterable[str] | None = None,
-            exclude: Iterable[str] | None = None) -> Metadata:
+            exclude: Iterable[str] | None = None, drop_cut_keys: bool = False) -> Metadata:
     """Reflect the tables of a database into :class:`Metadata`.
 
     Args:
@@ -55,6 +55,8 @@ def reflect(source: Source, *, schema: str | None = None, include: Iterable[str]
         schema: the schema to read (default: the connection's default schema).
         include: read only these tables.
         exclude: leave these tables out.
+        drop_cut_keys: keep a table whose foreign key references a table that ``include`` or
+            ``exclude`` leaves out, without that foreign key (refused by default).
 
     Returns:
         The metadata, with ``sql_metadata`` (the SQLAlchemy tables keyed by bare name),
@@ -62,7 +64,8 @@ def reflect(source: Source, *, schema: str | None = None, include: Iterable[str]
 
     Raises:
         ReflectionError: the URL is invalid, the SQLite file does not exist, the connection is
-            refused, the schema does not exist, or ``include``/``exclude`` name a missing table.
+            refused, the schema does not exist, ``include``/``exclude`` name a missing table,
+            or leave out a table that a kept table references (unless ``drop_cut_keys``).
 
     Example:
         >>> metadata = reflect("sqlite:///examples/chinook.sqlite")
@@ -77,7 +80,7 @@ def reflect(source: Source, *, schema: str | None = None, include: Iterable[str]
             with warnings.catch_warnings():
                 # Unknown column types are looked up by name afterwards (sqltypes.RawType).
                 warnings.simplefilter("ignore", sa.exc.SAWarning)
-                return _reflect(conn, schema, include, exclude, label)
+                return _reflect(conn, schema, include, exclude, label, drop_cut_keys)
         except sa.exc.SQLAlchemyError as exc:
             raise ReflectionError(
                 f"Cannot read the schema of {label}: {first_line(exc, engine.url)}") from exc
@@ -116,14 +119,50 @@ def _select_tables(available: list[str], include: list[str] | None, exclude: lis
     return [t for t in chosen if t not in (exclude or [])]
 
 
+def _cut_keys(inspector: sa.Inspector, names: list[str], available: list[str],
+              schema: str | None) -> list[tuple[str, str, list[str]]]:
+    """``(table, parent, columns)`` for each foreign key of a kept table to a table of the same
+    schema that is left out (a table of another schema is read with it: not a cut)."""
+    kept = set(names)
+    own = {None, schema if schema is not None else inspector.default_schema_name}
+    cuts = []
+    for table in names:
+        for fk in inspector.get_foreign_keys(table, schema=schema):
+            parent = fk["referred_table"]
+            if fk.get("referred_schema") in own and parent in available and parent not in kept:
+                cuts.append((table, parent, fk["constrained_columns"]))
+    return cuts
+
+
+def _refuse_cut_keys(cuts: list[tuple[str, str, list[str]]], include: list[str] | None) -> None:
+    """One line naming every cut foreign key and how to fix it: add the parents, or drop the keys."""
+    said, fixes = [], {}
+    for table, parent, columns in cuts:
+        by_include = include is not None and parent not in include
+        said.append((f"include keeps {table} but not {parent}" if by_include
+                     else f"exclude leaves out {parent}") + ", which "
+                    + ", ".join(f"{table}.{c}" for c in columns) + " references")
+        fixes.setdefault("add {} to --include" if by_include else "remove {} from --exclude",
+                         {})[parent] = None
+    fix = " and ".join(form.format(", ".join(parents)) for form, parents in fixes.items())
+    tables = ", ".join(dict.fromkeys(table for table, _, _ in cuts))
+    keys = "that foreign key" if len(cuts) == 1 else "those foreign keys"
+    raise ReflectionError(f"{'; '.join(dict.fromkeys(said))}: {fix}, or pass --drop-cut-keys "
+                          f"(drop_cut_keys=True) to keep {tables} without {keys}")
+
+
 def _reflect(conn: sa.Connection, schema: str | None, include: Iterable[str] | None,
-             exclude: Iterable[str] | None, label: str) -> Metadata:
+             exclude: Iterable[str] | None, label: str, drop_cut_keys: bool = False) -> Metadata:
     inspector = sa.inspect(conn)
     _check_schema(inspector, schema, label)
     where = label + (f" (schema '{schema}')" if schema else "")
     parts = partitions(conn, schema)
     available = sorted(t for t in inspector.get_table_names(schema=schema) if t not in parts)
     names = _select_tables(available, _names(include), _names(exclude), where, parts)
+    if (include is not None or exclude is not None) and not drop_cut_keys:
+        cuts = _cut_keys(inspector, names, available, schema)
+        if cuts:  # refused before a row is read: the target would hold keys pointing nowhere
+            _refuse_cut_keys(cuts, _names(include))
     source = sa.MetaData()
     source.reflect(bind=conn, schema=schema, only=names, views=False, resolve_fks=False)
     source_tables = {n: source.tables[f"{schema}.{n}" if schema else n] for n in names}

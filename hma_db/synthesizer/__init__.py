@@ -12,18 +12,25 @@ from hma_db.synthesizer.database import read_source, sample_and_write
 from hma_db.synthesizer.files import format_for
 from hma_db.synthesizer.hma import HMASynthesizer, load_synthesizer
 from hma_db.synthesizer.params import DISTRIBUTIONS, NON_PARAMETRIC
-from hma_db.synthesizer.preflight import check_before_work, refuse_before_work
+from hma_db.synthesizer.preflight import (
+    MAX_TOTAL_ROWS,
+    check_before_work,
+    planned_rows,
+    refuse_before_work,
+)
 from hma_db.synthesizer.state import FittedState
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
     "DISTRIBUTIONS",
+    "MAX_TOTAL_ROWS",
     "NON_PARAMETRIC",
     "FittedState",
     "HMASynthesizer",
     "check_before_work",
     "format_for",
     "load_synthesizer",
+    "planned_rows",
     "read_source",
     "refuse_before_work",
     "sample_and_write",

@@ -400,3 +400,23 @@ def _roll_back_journal(engine: sa.Engine, path: Path) -> list[str]:
     log.warning("write: %s", line)
     return [line]
 
+
+# ------------------------------------------------------------------ PostgreSQL: one load at a time
+def hold_target_lock(conn: sa.Connection, dialect: str, schema: str | None) -> None:
+    """Take the target's load lock for the transaction under way on ``conn``, or refuse in one
+    line: two loads into one empty schema would both create its tables, and the second fail
+    late on a raw duplicate key of the catalog (``pg_type_typname_nsp_index``).
+
+    PostgreSQL: a transaction-level advisory lock on a hash of ``'hma_db:'``, the database and
+    the schema, so the COMMIT or ROLLBACK (or the end of a killed client's session) releases
+    it. Other databases lock elsewhere (MariaDB: the run marker's ``GET_LOCK``)."""
+    if dialect != "postgresql":
+        return
+    taken = conn.execute(sa.text(
+        "SELECT pg_try_advisory_xact_lock(hashtextextended('hma_db:' || current_database() "
+        "|| ':' || coalesce(CAST(:schema AS text), current_schema()), 0))"),
+        {"schema": schema}).scalar()
+    if not taken:
+        where = safe_url(conn.engine) + (f" (schema '{schema}')" if schema else "")
+        raise WriteError(f"Another hma_db run is loading {where}; wait for it to finish and run "
+                         "again. Nothing was written.")

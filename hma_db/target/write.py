@@ -20,7 +20,7 @@ from hma_db.engines import Source, connect
 from hma_db.errors import HmaDbError, WriteError
 from hma_db.schema import Metadata
 from hma_db.target.ddl import dialect_family, is_generated_key
-from hma_db.target.guard import enabled_triggers, refuse_sqlite_schema
+from hma_db.target.guard import enabled_triggers, hold_target_lock, refuse_sqlite_schema
 from hma_db.target.loaders import loader_for
 from hma_db.target.prepare import check_columns, plan_table, refuse_not_null_cycles, shift_keys
 from hma_db.target.session import Session, open_target, pause_point
@@ -178,6 +178,7 @@ class _Run:
             try:
                 trans = session.begin()
                 try:
+                    hold_target_lock(conn, self.dialect, self.target.schema)  # one load at a time
                     counts = self._load(conn, session)
                     self.current = None
                     if self.target.marker is not None:  # goes with the COMMIT, atomically
