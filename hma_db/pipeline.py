@@ -31,7 +31,7 @@ from hma_db.synthesizer import (
     refuse_before_work,
     sample_and_write,
 )
-from hma_db.target import check_target, clean_target, trigger_problems
+from hma_db.target import check_target, clean_target, target_busy, trigger_problems
 
 logger = logging.getLogger(__name__)
 
@@ -196,6 +196,9 @@ def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None
                                drop_cut_keys=drop_cut_keys)
             hooks.edit_metadata(metadata)
         check_target(source_engine, target_engine, schema, target_schema)
+        busy = target_busy(target_engine, target_schema)
+        if busy:  # before reading: the write would be refused (hold_target_lock) after the fit
+            raise WriteError(busy + " Nothing was read or written.")
         clean_target(target_engine, target_schema)  # what a killed run left, before any check
         refuse_before_work(metadata, target_engine, scale=scale, target_schema=target_schema,
                            max_total_rows=max_total_rows)

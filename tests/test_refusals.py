@@ -18,10 +18,12 @@ from click.testing import CliRunner
 from conftest import CHINOOK_SQLITE
 
 import hma_db
-from hma_db import ConfigError, ReflectionError
+from hma_db import ConfigError, ReflectionError, WriteError
 from hma_db.cli.main import MAX_TOTAL_ROWS, cli
 from hma_db.pipeline import CloneHooks, run_clone
 from hma_db.synthesizer import MAX_TOTAL_ROWS as API_MAX_TOTAL_ROWS
+from hma_db.target import target_busy
+from hma_db.target.guard import hold_target_lock
 
 PROGRESS_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ .*\n?", re.M)
 
@@ -97,7 +99,7 @@ def test_tables_of_another_schema_are_read_not_cut(postgres_databases):
 # ------------------------------------------------------------------------- a target being loaded
 def test_two_clones_into_one_empty_postgres_target(postgres_databases, tmp_path):
     """The second clone starts while the first one's write transaction is open (from its
-    progress callback): it is refused in one line, and the first one commits."""
+    progress callback): it is refused in one line before reading, and the first one commits."""
     target = postgres_databases.new("two_loads")
     schema = f"s_{uuid.uuid4().hex[:8]}"
     second: list = []
@@ -115,7 +117,25 @@ def test_two_clones_into_one_empty_postgres_target(postgres_databases, tmp_path)
     shown = sa.make_url(target).render_as_string(hide_password=True)
     assert error_line(second[0]) == (f"error: Another hma_db run is loading {shown} (schema "
                                      f"'{schema}'); wait for it to finish and run again. Nothing "
-                                     "was written.")
+                                     "was read or written.")
+    # Another schema of the same database is another lock: free.
+    assert target_busy(sa.create_engine(target, poolclass=sa.pool.NullPool), "other") is None
+
+
+def test_a_write_that_starts_under_anothers_lock_is_refused(postgres_databases):
+    """A load that got past the check before work (the other started in between) is refused by
+    the lock its own transaction takes, before any DDL."""
+    engine = sa.create_engine(postgres_databases.new("locked"), poolclass=sa.pool.NullPool)
+    with engine.connect() as holder, engine.connect() as late:
+        with holder.begin():
+            hold_target_lock(holder, "postgresql", None)
+            assert target_busy(engine, None) is not None and target_busy(engine, "public")
+            with late.begin(), pytest.raises(WriteError) as info:
+                hold_target_lock(late, "postgresql", "public")  # None and 'public': one lock
+        assert str(info.value).startswith("Another hma_db run is loading postgresql+psycopg://")
+        assert str(info.value).endswith("(schema 'public'); wait for it to finish and run again. "
+                                        "Nothing was written.")
+        assert target_busy(engine, None) is None  # the holder's COMMIT released it
 
 
 # ------------------------------------------------------------------------- lost connections

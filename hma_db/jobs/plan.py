@@ -25,7 +25,14 @@ from hma_db.jobs.setup import job_synthesizer, reflect_job
 from hma_db.model import target_rows
 from hma_db.schema import Metadata, relationship_name
 from hma_db.synthesizer import check_before_work
-from hma_db.target import check_target, dialect_family, drift, target_metadata, trigger_problems
+from hma_db.target import (
+    check_target,
+    dialect_family,
+    drift,
+    target_busy,
+    target_metadata,
+    trigger_problems,
+)
 from hma_db.transform import plan_roles, provider_for
 
 # How a column gets its values (DESIGN.md section 2): exactly one of these.
@@ -195,6 +202,9 @@ def plan_job(job: Job) -> Plan:
                                         max_total_rows=job.max_total_rows)
         before_work += trigger_problems(target_engine, order, job.target_schema, job.if_exists,
                                         job.fire_triggers)
+        busy = None if _new_sqlite_file(target_engine) else target_busy(target_engine,
+                                                                        job.target_schema)
+        before_work += [busy] if busy else []
         plan = Plan(source=safe_url(source_engine), target=safe_url(target_engine),
                     scale=job.scale, seed=job.seed, if_exists=job.if_exists,
                     model=f"{'reuse' if model is not None else 'fit'}: {reason}",

@@ -13,6 +13,7 @@ from hma_db.target.guard import (
     check_target,
     clean_target,
     refuse_sqlite_schema,
+    target_busy,
     trigger_problems,
 )
 from hma_db.target.write import write, write_chunks
@@ -23,6 +24,7 @@ __all__ = [
     "refuse_sqlite_schema",
     "dialect_family",
     "drift",
+    "target_busy",
     "target_metadata",
     "trigger_problems",
     "write",

@@ -402,6 +402,16 @@ def _roll_back_journal(engine: sa.Engine, path: Path) -> list[str]:
 
 
 # ------------------------------------------------------------------ PostgreSQL: one load at a time
+# One lock per database and schema ('public' when none is named), whoever names them how.
+_PG_LOAD_LOCK = ("SELECT pg_try_advisory_xact_lock(hashtextextended('hma_db:' || "
+                 "current_database() || ':' || coalesce(CAST(:schema AS text), current_schema()), 0))")
+
+
+def _busy(engine: sa.Engine, schema: str | None) -> str:
+    where = safe_url(engine) + (f" (schema '{schema}')" if schema else "")
+    return f"Another hma_db run is loading {where}; wait for it to finish and run again."
+
+
 def hold_target_lock(conn: sa.Connection, dialect: str, schema: str | None) -> None:
     """Take the target's load lock for the transaction under way on ``conn``, or refuse in one
     line: two loads into one empty schema would both create its tables, and the second fail
@@ -412,11 +422,19 @@ def hold_target_lock(conn: sa.Connection, dialect: str, schema: str | None) -> N
     it. Other databases lock elsewhere (MariaDB: the run marker's ``GET_LOCK``)."""
     if dialect != "postgresql":
         return
-    taken = conn.execute(sa.text(
-        "SELECT pg_try_advisory_xact_lock(hashtextextended('hma_db:' || current_database() "
-        "|| ':' || coalesce(CAST(:schema AS text), current_schema()), 0))"),
-        {"schema": schema}).scalar()
-    if not taken:
-        where = safe_url(conn.engine) + (f" (schema '{schema}')" if schema else "")
-        raise WriteError(f"Another hma_db run is loading {where}; wait for it to finish and run "
-                         "again. Nothing was written.")
+    if not conn.execute(sa.text(_PG_LOAD_LOCK), {"schema": schema}).scalar():
+        raise WriteError(_busy(conn.engine, schema) + " Nothing was written.")
+
+
+def target_busy(engine: sa.Engine, schema: str | None) -> str | None:
+    """The refusal line when another run is loading the target now (PostgreSQL: its load lock
+    is held), found before any work; None when it is free. A later load can still start in
+    between: :func:`hold_target_lock` is what keeps two loads apart."""
+    if engine.dialect.name != "postgresql":
+        return None
+    with connect(engine, error=WriteError) as conn:
+        try:
+            free = conn.execute(sa.text(_PG_LOAD_LOCK), {"schema": schema}).scalar()
+        finally:
+            conn.rollback()  # releases the lock just taken
+    return None if free else _busy(engine, schema)
