@@ -29,7 +29,7 @@ def fingerprint(synthesizer: HMASynthesizer) -> str:
 
 
 def _age(synthesizer: HMASynthesizer, path: Path) -> dt.timedelta:
-    fitted = synthesizer.get_info().get("last_fit_date")
+    fitted = synthesizer.fit_date
     if fitted:
         when = dt.datetime.fromisoformat(fitted)
     else:  # a model saved before it was fitted has no date: use the file's

@@ -32,7 +32,7 @@ from typing import Any
 from hma_db.errors import MetadataError
 from hma_db.schema import graph
 from hma_db.schema.checks import validate_data
-from hma_db.schema.keys import Key, key_columns, key_value
+from hma_db.schema.keys import Key, key_columns
 from hma_db.schema.pii import is_faker_provider
 from hma_db.schema.policies import column_policy_problems, table_policy_problems
 from hma_db.schema.sdv_api import SdvMetadataApi, Tables

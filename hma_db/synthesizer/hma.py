@@ -129,6 +129,11 @@ class HMASynthesizer:
                 "is_fit": fitted is not None, "last_fit_date": day(fitted and fitted.fit_date),
                 "fitted_sdv_version": __version__ if fitted is not None else None}
 
+    @property
+    def fit_date(self) -> str | None:
+        """When the model was fitted, as an ISO timestamp in UTC (None: not fitted)."""
+        return self._fitted.fit_date if self._fitted is not None else None
+
     def get_loss_values(self, table_name: str | None = None):
         """SDV's loss curve of a neural table model: not applicable, hma_db's tables are
         Gaussian copulas fitted in closed form, without training epochs."""

@@ -1,0 +1,341 @@
+"""Code written for SDV 1.x's multi-table API runs against hma_db with its imports changed.
+
+Each test states a behaviour SDV documents for ``Metadata`` or ``HMASynthesizer`` (argument order,
+detection, the "metadata changed" warning, ``get_info``, error classes...) and checks hma_db's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hma_db import (
+    DataError,
+    HMASynthesizer,
+    InvalidDataError,
+    Metadata,
+    MetadataError,
+    NotFittedError,
+    SamplingError,
+    SynthesizerInputError,
+    __version__,
+)
+
+SAVE_WARNING = re.escape("We strongly recommend saving the metadata using 'save_to_json'")
+
+
+def _shop() -> Metadata:
+    return Metadata.load_from_dict({
+        "tables": {
+            "users": {"primary_key": "user_id", "columns": {
+                "user_id": {"sdtype": "id"}, "age": {"sdtype": "numerical"},
+                "city": {"sdtype": "city"}, "country": {"sdtype": "country"}}},
+            "orders": {"primary_key": "order_id", "columns": {
+                "order_id": {"sdtype": "id"}, "user_id": {"sdtype": "id"},
+                "total": {"sdtype": "numerical"}, "status": {"sdtype": "categorical"}}},
+        },
+        "relationships": [{"parent_table_name": "users", "parent_primary_key": "user_id",
+                           "child_table_name": "orders", "child_foreign_key": "user_id"}],
+    })
+
+
+def _shop_data(rows: int = 40, seed: int = 0) -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    users = pd.DataFrame({"user_id": np.arange(1, rows + 1), "age": rng.integers(18, 80, rows),
+                          "city": "Lyon", "country": "France"})
+    orders = pd.DataFrame({"order_id": np.arange(1, 3 * rows + 1),
+                           "user_id": rng.integers(1, rows + 1, 3 * rows),
+                           "total": rng.gamma(2.0, 30.0, 3 * rows).round(2),
+                           "status": rng.choice(["new", "paid", "sent"], 3 * rows)})
+    return {"users": users, "orders": orders}
+
+
+# ------------------------------------------------------------------------------- loading
+def test_load_from_dict_reads_multi_and_single_table_dicts():
+    assert _shop().to_dict()["tables"]["orders"]["primary_key"] == "order_id"
+    single = Metadata.load_from_dict({"columns": {"a": {"sdtype": "numerical"}}},
+                                     single_table_name="things")
+    assert list(single.tables) == ["things"]
+    assert list(Metadata.load_from_dict({"columns": {}}).tables) == ["table"]
+
+
+def test_load_from_dict_names_columns_by_strings():
+    metadata = Metadata.load_from_dict({
+        "tables": {"0": {"columns": {1: {"sdtype": "id"}, 2: {"sdtype": "numerical"}},
+                         "primary_key": 1},
+                   "1": {"columns": {3: {"sdtype": "id"}}}},
+        "relationships": [{"parent_table_name": "0", "parent_primary_key": 1,
+                           "child_table_name": "1", "child_foreign_key": 3}]})
+    assert list(metadata.tables["0"]["columns"]) == ["1", "2"]
+    assert metadata.tables["0"]["primary_key"] == "1"
+    assert metadata.relationships[0]["child_foreign_key"] == "3"
+    metadata.validate()
+
+
+def test_tables_read_and_write_their_options_as_attributes():
+    metadata = _shop()
+    users = metadata.tables["users"]
+    assert users.primary_key == "user_id" and users.columns["age"] == {"sdtype": "numerical"}
+    assert users.alternate_keys == [] and users.sequence_key is None
+    users.alternate_keys = ["city"]
+    assert metadata.to_dict()["tables"]["users"]["alternate_keys"] == ["city"]
+    with pytest.raises(AttributeError):
+        users.no_such_option  # noqa: B018 - the access is the test
+
+
+# ---------------------------------------------------------------------- argument order
+def test_sdv_argument_order_positional_and_keywords():
+    metadata = _shop()
+    metadata.add_column("email", "users", sdtype="email", pii=True)
+    metadata.update_column("email", "users", sdtype="email", pii=False)
+    metadata.update_column(column_name="status", table_name="orders", sdtype="categorical")
+    metadata.set_primary_key("email", "users")
+    metadata.set_primary_key(table_name="users", column_name="user_id")
+    metadata.add_alternate_keys(["email"], "users")
+    assert metadata.tables["users"]["columns"]["email"] == {"sdtype": "email", "pii": False}
+    assert metadata.tables["users"]["alternate_keys"] == ["email"]
+
+
+def test_table_name_may_be_left_out_when_there_is_one_table():
+    metadata = Metadata.load_from_dict({"columns": {"a": {"sdtype": "numerical"}}})
+    metadata.add_column("b", sdtype="categorical")
+    metadata.update_column("a", sdtype="categorical")
+    assert list(metadata.tables["table"]["columns"]) == ["a", "b"]
+    with pytest.raises(MetadataError, match="has 2 tables, so name the table"):
+        _shop().update_column("age", sdtype="categorical")
+
+
+def test_old_argument_order_still_works_with_a_deprecation_warning():
+    metadata = _shop()
+    with pytest.warns(DeprecationWarning, match=r"write update_column\('age', 'users'\)"):
+        metadata.update_column("users", "age", sdtype="categorical")
+    with pytest.warns(DeprecationWarning, match="add_column"):
+        metadata.add_column("orders", "note", sdtype="categorical")
+    with pytest.warns(DeprecationWarning, match="add_alternate_keys"):
+        metadata.add_alternate_keys("orders", ["note"])
+    assert metadata.tables["users"]["columns"]["age"]["sdtype"] == "categorical"
+    assert "note" in metadata.tables["orders"]["columns"]
+    assert metadata.tables["orders"]["alternate_keys"] == ["note"]
+
+
+def test_a_call_that_reads_both_ways_takes_sdv_order_without_warning():
+    # A column named like another table: (column, table) is valid, so it is SDV's order.
+    metadata = Metadata.load_from_dict({"tables": {
+        "users": {"columns": {"orders": {"sdtype": "numerical"}}},
+        "orders": {"columns": {"users": {"sdtype": "numerical"}}}}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        metadata.update_column("orders", "users", sdtype="categorical")
+    assert metadata.tables["users"]["columns"]["orders"]["sdtype"] == "categorical"
+    assert metadata.tables["orders"]["columns"]["users"]["sdtype"] == "numerical"
+
+
+# ------------------------------------------------------------------------- new methods
+def test_column_methods():
+    metadata = _shop()
+    metadata.update_columns(["age", "total"][:1], "users", sdtype="categorical")
+    metadata.update_columns_metadata({"total": {"computer_representation": "Float"},
+                                      "status": {"sdtype": "categorical"}}, "orders")
+    assert metadata.tables["users"]["columns"]["age"] == {"sdtype": "categorical"}
+    assert metadata.tables["orders"]["columns"]["total"]["computer_representation"] == "Float"
+    assert metadata.get_column_names("orders", sdtype="id") == ["order_id", "user_id"]
+    metadata.remove_column("status", "orders")
+    assert "status" not in metadata.tables["orders"]["columns"]
+    with pytest.raises(MetadataError, match="part of a key or relationship"):
+        metadata.remove_column("user_id", "orders")
+    table = metadata.get_table_metadata("orders")
+    table.columns["total"] = {"sdtype": "categorical"}  # a copy: the metadata is unchanged
+    assert metadata.tables["orders"]["columns"]["total"]["sdtype"] == "numerical"
+
+
+def test_column_relationships_and_sequence_keys_are_kept():
+    metadata = _shop()
+    metadata.add_column_relationship("address", ["city", "country"], "users")
+    metadata.set_sequence_key("user_id", "orders")
+    metadata.set_sequence_index("total", "orders")
+    saved = metadata.to_dict()["tables"]
+    assert saved["users"]["column_relationships"] == [
+        {"type": "address", "column_names": ["city", "country"]}]
+    assert (saved["orders"]["sequence_key"], saved["orders"]["sequence_index"]) == \
+        ("user_id", "total")
+    with pytest.raises(MetadataError, match="Unknown column relationship type"):
+        metadata.add_column_relationship("street", ["city"], "users")
+    metadata.remove_column("city", "users")
+    assert metadata.tables["users"]["column_relationships"] == []
+
+
+def test_remove_relationship_and_table():
+    metadata = _shop()
+    metadata.remove_relationship("users", "orders")
+    assert metadata.relationships == []
+    metadata.remove_table("orders")
+    assert list(metadata.tables) == ["users"]
+
+
+def test_anonymize_renames_tables_and_columns_and_keeps_the_keys():
+    anonymized = _shop().anonymize()
+    assert list(anonymized.tables) == ["table1", "table2"]
+    assert anonymized.tables["table2"]["primary_key"] == "col1"
+    assert anonymized.relationships == [{
+        "parent_table_name": "table1", "child_table_name": "table2",
+        "parent_primary_key": "col1", "child_foreign_key": "col2"}]
+    anonymized.validate()
+
+
+def test_visualize_needs_graphviz_or_says_so():
+    try:
+        import graphviz  # noqa: F401
+    except ImportError:
+        with pytest.raises(MetadataError, match="optional 'graphviz' package"):
+            _shop().visualize()
+    else:
+        source = _shop().visualize().source
+        assert "users -> orders" in source and "total : numerical" in source
+
+
+def test_validate_table_checks_one_table():
+    metadata = _shop()
+    data = _shop_data()
+    metadata.validate_table(data["users"], "users")
+    with pytest.raises(InvalidDataError, match="repeated values"):
+        metadata.validate_table(pd.concat([data["users"]] * 2), "users")
+
+
+# ------------------------------------------------------------------------------ detection
+def test_detect_from_dataframes_on_the_class_and_on_an_instance():
+    data = {"users": pd.DataFrame({"id": [1, 2, 3], "score": [1.5, 2.5, 3.0]}),
+            "visits": pd.DataFrame({"visit_id": [1, 2, 3, 4], "id": [1, 1, 2, 3]})}
+    detected = Metadata.detect_from_dataframes(data)
+    assert detected.tables["users"].primary_key == "id"
+    assert detected.relationships[0]["child_table_name"] == "visits"
+    other = Metadata()
+    assert other.detect_from_dataframes(data) is other
+    assert other.to_dict() == detected.to_dict()
+    keys_only = Metadata.detect_from_dataframes(data, infer_keys=None)
+    assert keys_only.relationships == [] and keys_only.tables["users"].primary_key is None
+
+
+def test_detect_table_from_dataframe_names_columns_by_strings():
+    metadata = Metadata()
+    metadata.detect_table_from_dataframe("t", pd.DataFrame({1: [1.0, 2.0], "b": ["x", "y"]}))
+    assert list(metadata.tables["t"]["columns"]) == ["1", "b"]
+    metadata.detect_table_from_dataframe(table_name="u", data=pd.DataFrame({"c": [1, 2]}),
+                                         infer_sdtypes=False)
+    assert metadata.tables["u"]["columns"]["c"]["sdtype"] == "unknown"
+    with pytest.raises(MetadataError, match="already exists"):
+        metadata.detect_table_from_dataframe("t", pd.DataFrame({"a": [1]}))
+
+
+# ------------------------------------------------------------------- the "changed" warning
+def test_edited_metadata_warns_once_when_the_synthesizer_is_built(tmp_path):
+    metadata = _shop()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        HMASynthesizer(metadata, verbose=False)  # loaded, not edited: no warning
+    metadata.update_column("age", "users", sdtype="categorical")
+    with pytest.warns(UserWarning, match=SAVE_WARNING):
+        HMASynthesizer(metadata, verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        HMASynthesizer(metadata, verbose=False)  # warned once already
+    assert all(not table._updated for table in metadata.tables.values())
+    metadata.add_column("note", "users", sdtype="categorical")
+    metadata.save_to_json(tmp_path / "shop.json")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        HMASynthesizer(metadata, verbose=False)  # saved: replicable
+
+
+def test_detected_metadata_warns():
+    metadata = Metadata.detect_from_dataframes(_shop_data())
+    with pytest.warns(UserWarning, match=SAVE_WARNING):
+        HMASynthesizer(metadata, verbose=False)
+
+
+# ------------------------------------------------------------------------- synthesizer
+class SdvLikeMetadata:
+    """What SDV's ``Metadata`` offers hma_db: its dict."""
+
+    def to_dict(self):
+        return _shop().to_dict()
+
+
+def test_the_synthesizer_takes_any_metadata_with_to_dict_or_a_dict():
+    for metadata in (SdvLikeMetadata(), _shop().to_dict()):
+        synthesizer = HMASynthesizer(metadata, verbose=False)
+        assert synthesizer.get_metadata() == _shop()
+    with pytest.raises(SynthesizerInputError, match="anything with to_dict"):
+        HMASynthesizer(42)
+
+
+def test_get_info_has_sdv_keys_and_dates():
+    synthesizer = HMASynthesizer(_shop(), verbose=False, seed=1)
+    today = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+    assert synthesizer.get_info() == {"class_name": "HMASynthesizer", "creation_date": today,
+                                      "is_fit": False, "last_fit_date": None,
+                                      "fitted_sdv_version": None}
+    synthesizer.fit(_shop_data())
+    info = synthesizer.get_info()
+    assert (info["is_fit"], info["last_fit_date"], info["fitted_sdv_version"]) == \
+        (True, today, __version__)
+
+
+def test_fit_processed_data_twice_and_sample_scale_and_reset_sampling():
+    synthesizer = HMASynthesizer(_shop(), verbose=False, seed=3)
+    processed = synthesizer.preprocess(_shop_data())
+    synthesizer.fit_processed_data(processed)
+    synthesizer.fit_processed_data(processed)
+    first = synthesizer.sample_scale(0.5)
+    synthesizer.reset_sampling()
+    again = synthesizer.sample(scale=0.5)
+    assert all(first[t].equals(again[t]) for t in first)
+    assert len(first["orders"]) == 60
+
+
+def test_output_columns_follow_the_metadata_and_keep_non_string_labels():
+    metadata = Metadata.load_from_dict({"tables": {"t": {"columns": {
+        0: {"sdtype": "numerical"}, "b": {"sdtype": "categorical"}, 2: {"sdtype": "numerical"}}}}})
+    frame = pd.DataFrame({2: np.arange(30.0), "b": ["x", "y", "z"] * 10, 0: np.arange(30.0) * 2})
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=0)
+    synthesizer.validate({"t": frame})
+    synthesizer.fit({"t": frame})
+    assert synthesizer.sample()["t"].columns.tolist() == [0, "b", 2]
+
+
+def test_regex_formats_sdv_refuses():
+    complex_regex = Metadata.load_from_dict({"tables": {"t": {"columns": {
+        "id": {"sdtype": "id", "regex_format": "(10|20)[0-9]{4}"}}}}})
+    with pytest.raises(SynthesizerInputError, match="do not currently support complex regex"):
+        HMASynthesizer(complex_regex)
+    for regex, refused in (("[0-9]{3}", True), (r"\d+", True), ("0+", True), ("[1-9]{5}", False),
+                           ("ID_[0-9]{3}", False), ("[^0-9]", False)):
+        metadata = Metadata.load_from_dict({"tables": {"t": {"primary_key": "id", "columns": {
+            "id": {"sdtype": "id", "regex_format": regex}, "x": {"sdtype": "numerical"}}}}})
+        synthesizer = HMASynthesizer(metadata, verbose=False)
+        data = {"t": pd.DataFrame({"id": [1, 2, 3], "x": [1.0, 2.0, 3.0]})}
+        if refused:
+            with pytest.raises(InvalidDataError, match='allows it to start with "0"'):
+                synthesizer.fit(data)
+        else:
+            synthesizer.validate(data)
+
+
+# ---------------------------------------------------------------------------- errors
+def test_error_classes_sdv_callers_catch():
+    assert InvalidDataError is DataError
+    assert issubclass(NotFittedError, ValueError) and issubclass(NotFittedError, SamplingError)
+    synthesizer = HMASynthesizer(_shop(), verbose=False)
+    with pytest.raises(SamplingError, match="This synthesizer has not been fitted"):
+        synthesizer.sample(1)
+    with pytest.raises(ValueError, match="not been fitted"):
+        synthesizer.get_learned_distributions("users")
+    with pytest.raises(SynthesizerInputError, match="get_loss_values is not applicable"):
+        synthesizer.get_loss_values("users")
+    with pytest.raises(InvalidDataError, match="repeated values"):
+        synthesizer.fit({"users": pd.concat([_shop_data()["users"]] * 2),
+                         "orders": _shop_data()["orders"]})
