@@ -88,6 +88,14 @@ def test_tables_read_and_write_their_options_as_attributes():
         users.no_such_option  # noqa: B018 - the access is the test
 
 
+def test_assigned_tables_read_as_attributes_too():
+    metadata = Metadata()
+    metadata.tables = {"t": {"columns": {"a": {"sdtype": "id"}}, "primary_key": "a"}}
+    metadata.tables.update({"u": {"columns": {}}})
+    assert metadata.tables["t"].primary_key == "a" and metadata.tables["u"].columns == {}
+    metadata.validate()
+
+
 # ---------------------------------------------------------------------- argument order
 def test_sdv_argument_order_positional_and_keywords():
     metadata = _shop()
@@ -283,6 +291,13 @@ def test_get_info_has_sdv_keys_and_dates():
     info = synthesizer.get_info()
     assert (info["is_fit"], info["last_fit_date"], info["fitted_sdv_version"]) == \
         (True, today, __version__)
+
+
+def test_get_parameters_gives_the_locales_as_given():
+    assert HMASynthesizer(_shop(), locales="fr_CA", verbose=False).get_parameters() == \
+        {"locales": "fr_CA", "verbose": False}
+    assert HMASynthesizer(_shop(), seed=4).get_parameters() == \
+        {"locales": ["en_US"], "verbose": True, "seed": 4}
 
 
 def test_fit_processed_data_twice_and_sample_scale_and_reset_sampling():

@@ -55,7 +55,7 @@ class Metadata(SdvMetadataApi):
     """
 
     def __init__(self) -> None:
-        self.tables: dict[str, dict[str, Any]] = Tables()
+        self.tables = Tables()
         self.relationships: list[dict[str, Any]] = []
         self.sql_metadata = None  # sqlalchemy.MetaData when reflected from a database
         self.row_counts: dict[str, int] = {}

@@ -61,9 +61,22 @@ class TableMetadata(dict):
 class Tables(dict):
     """``{table name: TableMetadata}``; a plain dict stored here becomes a ``TableMetadata``."""
 
+    def __init__(self, tables: dict | None = None) -> None:
+        super().__init__()
+        self.update(tables or {})
+
     def __setitem__(self, name: str, table: dict) -> None:
         super().__setitem__(name, table if isinstance(table, TableMetadata)
                             else TableMetadata(table))
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for name, table in dict(*args, **kwargs).items():
+            self[name] = table
+
+    def setdefault(self, name: str, table: dict | None = None) -> TableMetadata:
+        if name not in self:
+            self[name] = table if table is not None else {"columns": {}}
+        return self[name]
 
 
 def _is_table(tables: dict, name: Any) -> bool:
@@ -104,10 +117,18 @@ class _DetectFromDataframes:
 class SdvMetadataApi:
     """The editing and inspection methods of SDV's multi-table ``Metadata``."""
 
-    tables: dict[str, TableMetadata]
     relationships: list[dict[str, Any]]
     _multi_table_updated = False
     detect_from_dataframes = _DetectFromDataframes()
+
+    @property
+    def tables(self) -> Tables:
+        """``{table name: TableMetadata}`` (dicts in SDV's layout that also read as attributes)."""
+        return self._tables
+
+    @tables.setter
+    def tables(self, tables: dict) -> None:
+        self._tables = tables if isinstance(tables, Tables) else Tables(tables)
 
     # --------------------------------------------------------------------- argument order
     def _resolve(self, method: str, column: Any, table: Any, new_column: bool = False):

@@ -78,6 +78,8 @@ class HMASynthesizer:
         check_seed(seed)
         self.metadata = metadata.copy()
         self.locales = check_locales(list(locales) if isinstance(locales, tuple) else locales)
+        # get_parameters gives the locales back as they were given, as SDV does.
+        self._given_locales = list(locales) if isinstance(locales, tuple) else copy.copy(locales)
         self.verbose = bool(verbose)
         self.seed = None if seed is None else int(seed)
         self._table_parameters = {t: default_parameters(self.locales) for t in self.metadata.tables}
@@ -89,8 +91,10 @@ class HMASynthesizer:
 
     # ------------------------------------------------------------------------- parameters
     def get_parameters(self) -> dict[str, Any]:
-        """The constructor's arguments except the metadata (a copy)."""
-        return {"locales": list(self.locales), "verbose": self.verbose, "seed": self.seed}
+        """The constructor's arguments except the metadata (a copy): ``locales`` as given and
+        ``verbose``, as in SDV, and ``seed`` when one was given."""
+        params = {"locales": copy.copy(self._given_locales), "verbose": self.verbose}
+        return params if self.seed is None else {**params, "seed": self.seed}
 
     def get_metadata(self) -> Metadata:
         """A copy of the metadata the synthesizer was built with."""
@@ -407,7 +411,8 @@ class HMASynthesizer:
         unfitted_stream = None if fitted else \
             np.random.default_rng(self._seed_sequence(1)).bit_generator.state
         return SavedSynthesizer(
-            parameters=self.get_parameters(), metadata=self.metadata,
+            parameters={"locales": list(self.locales), "verbose": self.verbose, "seed": self.seed},
+            metadata=self.metadata,
             table_parameters=self._table_parameters, entropy=self._entropy,
             creation_date=self._creation_date, fitted=fitted, sample_rng_state=unfitted_stream)
 
