@@ -16,9 +16,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
@@ -104,10 +106,25 @@ def _clean(target: str, *extra: str) -> str:
     return result.output
 
 
-def _next_run(source: Path, target: str, tmp_path: Path, *extra: str) -> None:
+def _sql(url: str, *statements: str) -> None:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+    engine.dispose()
+
+
+@contextmanager
+def _next_run(source: Path, target: str, tmp_path: Path, *extra: str) -> Iterator[None]:
+    """One more clone into ``target`` (if_exists fail, as by default), running while the body
+    cleans the other targets; it must succeed."""
     log = tmp_path / "next-run.log"
     proc = _clone(source, target, log, None, *extra)
-    assert proc.wait(timeout=300) == 0, log.read_text(encoding="utf-8")
+    try:
+        yield
+    finally:
+        code = proc.wait(timeout=300)
+    assert code == 0, log.read_text(encoding="utf-8")
 
 
 def _server_state(url: str, tables_sql: str, extra_sql: list[str], params: dict) -> dict:
@@ -151,13 +168,13 @@ def test_sqlite_existing_file(source, tmp_path):
     before = _sqlite_state(paths[0])
     _kill_at_pauses(source, [str(p) for p in paths], tmp_path)
     assert any(Path(f"{p}-journal").exists() for p in paths)  # the kills left something
-    _next_run(source, str(paths[0]), tmp_path)
+    with _next_run(source, str(paths[0]), tmp_path):
+        for path in paths[1:]:
+            _clean(str(path))
+            assert _sqlite_state(path) == before, path.name
     after_run = _sqlite_state(paths[0])
     assert after_run["keep"] == before["keep"]
     assert {"parent", "child", "tag"} < set(after_run)
-    for path in paths[1:]:
-        _clean(str(path))
-        assert _sqlite_state(path) == before, path.name
 
 
 def test_sqlite_new_file(source, tmp_path):
@@ -166,12 +183,31 @@ def test_sqlite_new_file(source, tmp_path):
     _kill_at_pauses(source, [str(p) for p in paths], tmp_path, cases=FEWER)
     assert all(not p.exists() for p in paths)
     assert len(list(tmp_path.glob(".new-*.hma-tmp-*"))) >= len(paths)
-    _next_run(source, str(paths[0]), tmp_path)
+    with _next_run(source, str(paths[0]), tmp_path):
+        for path in paths[1:]:
+            assert "Removed" in _clean(str(path))
+            assert _sqlite_state(path) is None
+        assert "Nothing left" in _clean(str(paths[1]))
     assert {"parent", "child", "tag"} < set(_sqlite_state(paths[0]))
-    for path in paths[1:]:
-        assert "Removed" in _clean(str(path))
-        assert _sqlite_state(path) is None
-    assert "Nothing left" in _clean(str(paths[1]))
+
+
+def test_sqlite_failed_write_into_a_new_file_leaves_none(tmp_path):
+    """Not killed but refused (a row without its parent): no file, no temporary file."""
+    metadata = Metadata.from_dict({
+        "tables": {"parent": {"primary_key": "id", "columns": {"id": {"sdtype": "id"}}},
+                   "child": {"primary_key": "id", "columns": {"id": {"sdtype": "id"},
+                                                               "parent_id": {"sdtype": "id"}}}},
+        "relationships": [{"parent_table_name": "parent", "parent_primary_key": "id",
+                           "child_table_name": "child", "child_foreign_key": "parent_id"}]})
+    data = {"parent": pd.DataFrame({"id": [1, 2]}),
+            "child": pd.DataFrame({"id": [1, 2], "parent_id": [1, 3]})}
+    path = tmp_path / "new.sqlite"
+    with pytest.raises(WriteError, match="child"):
+        write(data, metadata, f"sqlite:///{path}")
+    assert _sqlite_state(path) is None
+    assert write({**data, "child": data["child"].assign(parent_id=1)}, metadata,
+                 f"sqlite:///{path}") == {"parent": 2, "child": 2}
+    assert _sqlite_state(path)["child"] == [(1, 1), (2, 1)]
 
 
 # ------------------------------------------------------------------------------ PostgreSQL
@@ -198,13 +234,40 @@ def test_postgres(source, tmp_path, postgres_databases):
         engine.dispose()
     before = [_server_state(url, _PG_OBJECTS, _PG_EXTRA, {}) for url in urls]
     _kill_at_pauses(source, urls, tmp_path, "--target-schema", "synth")
-    _next_run(source, urls[0], tmp_path, "--target-schema", "synth")
+    with _next_run(source, urls[0], tmp_path, "--target-schema", "synth"):
+        for url, was in zip(urls[1:], before[1:], strict=True):
+            _clean(url, "--target-schema", "synth")
+            assert _server_state(url, _PG_OBJECTS, _PG_EXTRA, {}) == was
     after_run = _server_state(urls[0], _PG_OBJECTS, _PG_EXTRA, {})
     assert after_run["public.keep"] == before[0]["public.keep"]
     assert {"synth.parent", "synth.child", "synth.tag"} < set(after_run)
-    for url, was in zip(urls[1:], before[1:], strict=True):
-        _clean(url, "--target-schema", "synth")
-        assert _server_state(url, _PG_OBJECTS, _PG_EXTRA, {}) == was
+
+
+@pytest.mark.postgres
+def test_postgres_same_dialect_leaves_no_type(tmp_path, postgres_databases):
+    """PostgreSQL -> PostgreSQL builds the target from the source's DDL: an enum type and a
+    domain, created in the load's transaction, go with it."""
+    source = postgres_databases.new("kill_source")
+    _sql(source, "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')",
+         "CREATE DOMAIN short_text AS VARCHAR(20) CHECK (VALUE <> '')",
+         "CREATE TABLE person (id SERIAL PRIMARY KEY, feeling mood NOT NULL, name short_text)",
+         "CREATE TABLE visit (id SERIAL PRIMARY KEY, person_id INTEGER NOT NULL "
+         "REFERENCES person (id), note TEXT)",
+         "INSERT INTO person (feeling, name) SELECT (ARRAY['sad', 'ok', 'happy']::mood[])"
+         "[1 + i %% 3], 'p' || i FROM generate_series(1, 40) AS i",
+         "INSERT INTO visit (person_id, note) SELECT 1 + i %% 40, 'n' || (i %% 4) "
+         "FROM generate_series(1, 80) AS i")
+    urls = [postgres_databases.new("kill") for _ in FEWER]
+    for url in urls:
+        _sql(url, KEEP, KEEP_ROWS)
+    before = [_server_state(url, _PG_OBJECTS, _PG_EXTRA, {}) for url in urls]
+    _kill_at_pauses(source, urls, tmp_path, cases=FEWER)
+    with _next_run(source, urls[0], tmp_path):
+        for url, was in zip(urls[1:], before[1:], strict=True):
+            _clean(url)
+            assert _server_state(url, _PG_OBJECTS, _PG_EXTRA, {}) == was
+    types = _server_state(urls[0], _PG_OBJECTS, _PG_EXTRA, {})["extra0"]
+    assert {("public", "mood"), ("public", "short_text")} <= set(types)  # the DDL was used
 
 
 # ------------------------------------------------------------------------------ MariaDB
@@ -239,15 +302,15 @@ def test_mariadb(source, tmp_path, mysql_databases):
     _kill_at_pauses(source, [url for url, _ in targets], tmp_path)
     leftovers = _server_state(targets[0][0], _MY_OBJECTS, _MY_EXTRA, targets[0][1])
     assert any(name == "_hma_db_run" for _, name, _ in leftovers["objects"])
-    _next_run(source, targets[0][0], tmp_path)
+    with _next_run(source, targets[0][0], tmp_path):
+        for (url, names), was in zip(targets[1:], before[1:], strict=True):
+            assert "Removed" in _clean(url)
+            assert _server_state(url, _MY_OBJECTS, _MY_EXTRA, names) == was
     after_run = _server_state(targets[0][0], _MY_OBJECTS, _MY_EXTRA, targets[0][1])
     database = targets[0][1]["db"]
     assert after_run[f"{database}.keep"] == before[0][f"{database}.keep"]
     assert {f"{database}.{t}" for t in ("parent", "child", "tag")} < set(after_run)
     assert not any(name == "_hma_db_run" for _, name, _ in after_run["objects"])
-    for (url, names), was in zip(targets[1:], before[1:], strict=True):
-        assert "Removed" in _clean(url)
-        assert _server_state(url, _MY_OBJECTS, _MY_EXTRA, names) == was
 
 
 @pytest.mark.mysql
@@ -283,14 +346,6 @@ def test_sqlite_temporary_file_of_a_live_process_is_kept(tmp_path):
     output = _clean(str(tmp_path / "out.sqlite"))
     assert "Removed 2 leftover(s)" in output
     assert mine.exists() and not any(p.exists() for p in stale)
-
-
-def _sql(url: str, *statements: str) -> None:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    with engine.begin() as conn:
-        for statement in statements:
-            conn.exec_driver_sql(statement)
-    engine.dispose()
 
 
 @pytest.mark.mysql
