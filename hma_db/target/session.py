@@ -205,6 +205,8 @@ def sqlite_file(target: Source) -> Path | None:
 
 
 def _alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill there terminates the process: keep its files instead
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
