@@ -124,10 +124,12 @@ def test_load_errors_name_the_file(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(MetadataError, match="bad.json' is not valid JSON"):
         Metadata.load_from_json(bad)
+    with pytest.raises(MetadataError, match="'tables' key"):
+        Metadata.from_dict({"columns": {"a": {"sdtype": "id"}}})
+    # A single-table SDV file loads as one table, as SDV's Metadata.load_from_json does.
     single = tmp_path / "single.json"
     single.write_text(json.dumps({"columns": {"a": {"sdtype": "id"}}}))
-    with pytest.raises(MetadataError, match="'tables' key"):
-        Metadata.load_from_json(single)
+    assert list(Metadata.load_from_json(single, single_table_name="t").tables) == ["t"]
 
 
 @pytest.mark.parametrize("version", ["V1", "MULTI_TABLE_V1"])

@@ -239,6 +239,24 @@ def test_detect_table_from_dataframe_names_columns_by_strings():
         metadata.detect_table_from_dataframe("t", pd.DataFrame({"a": [1]}))
 
 
+def test_single_table_detection_and_key_removal(tmp_path):
+    metadata = Metadata.detect_from_dataframe(pd.DataFrame({"id": [1, 2], "x": [0.5, 1.5]}))
+    assert metadata.get_column_names() == ["id", "x"]
+    assert metadata.get_table_metadata().primary_key == "id"
+    with pytest.raises(MetadataError, match="column_name_match"):
+        Metadata.detect_from_dataframes({}, foreign_key_inference_algorithm="data_match")
+    shop = _shop()
+    shop.remove_primary_key("users")
+    assert shop.tables["users"].primary_key is None and shop.relationships == []
+    path = tmp_path / "shop.json"
+    shop.save_to_json(path)
+    with pytest.raises(MetadataError, match="mode='overwrite'"):
+        shop.save_to_json(path)
+    shop.remove_table("orders")
+    shop.save_to_json(path, mode="overwrite")
+    assert list(Metadata.load_from_json(path).tables) == ["users"]
+
+
 # ------------------------------------------------------------------- the "changed" warning
 def test_edited_metadata_warns_once_when_the_synthesizer_is_built(tmp_path):
     metadata = _shop()

@@ -99,17 +99,23 @@ class Metadata(SdvMetadataApi):
             "relationships": copy.deepcopy(self.relationships),
         }
 
-    def save_to_json(self, filepath: str | Path) -> None:
-        """Write the metadata to a JSON file (refuses to overwrite an existing file, like SDV)."""
+    def save_to_json(self, filepath: str | Path, mode: str = "write") -> None:
+        """Write the metadata to a JSON file. ``mode="write"`` refuses an existing file, like
+        SDV; ``mode="overwrite"`` replaces it."""
+        if mode not in ("write", "overwrite"):
+            raise MetadataError(f"mode must be 'write' or 'overwrite'; found {mode!r}.")
         path = Path(filepath)
-        if path.exists():
-            raise MetadataError(f"'{path}' already exists; choose another file name or remove it.")
+        if path.exists() and mode == "write":
+            raise MetadataError(f"'{path}' already exists; choose another file name, remove it "
+                                "or pass mode='overwrite'.")
         path.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
         self.take_updated()  # saved: replicable, so the synthesizer need not warn
 
     @classmethod
-    def load_from_json(cls, filepath: str | Path) -> Metadata:
-        """Read metadata from a JSON file written by hma_db or by SDV."""
+    def load_from_json(cls, filepath: str | Path, single_table_name: str | None = None
+                       ) -> Metadata:
+        """Read metadata from a JSON file written by hma_db or by SDV (a single-table file
+        becomes the table ``single_table_name``, default ``'table'``)."""
         path = Path(filepath)
         try:
             data = json.loads(path.read_text())
@@ -117,7 +123,7 @@ class Metadata(SdvMetadataApi):
             raise MetadataError(f"Metadata file '{path}' does not exist.") from exc
         except json.JSONDecodeError as exc:
             raise MetadataError(f"'{path}' is not valid JSON: {exc}") from exc
-        return cls.from_dict(data)
+        return cls.load_from_dict(data, single_table_name)
 
     def copy(self) -> Metadata:
         """A deep copy (the SQLAlchemy schema is shared, it is never modified)."""
@@ -177,13 +183,6 @@ class Metadata(SdvMetadataApi):
         self._multi_table_updated = True
 
     # ----------------------------------------------------------------------------- accessors
-    def get_column_names(self, table_name: str, **options: Any) -> list[str]:
-        """Column names of a table, in order, whose options match ``options`` (e.g. sdtype='id')."""
-        return [
-            name for name, col in self._table(table_name)["columns"].items()
-            if all(col.get(k) == v for k, v in options.items())
-        ]
-
     def source_schema(self, table_name: str) -> str | None:
         """The schema a table is read from in the source database (None: the default one)."""
         return self.table_schemas.get(table_name, self.schema)

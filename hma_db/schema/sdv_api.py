@@ -99,7 +99,13 @@ class _DetectFromDataframes:
 
     def __get__(self, instance, owner):
         def detect_from_dataframes(data: dict[str, pd.DataFrame], infer_sdtypes: bool = True,
-                                   infer_keys: str | None = "primary_and_foreign"):
+                                   infer_keys: str | None = "primary_and_foreign",
+                                   foreign_key_inference_algorithm: str = "column_name_match",
+                                   verbose: bool = False):
+            if foreign_key_inference_algorithm != "column_name_match":
+                raise MetadataError("foreign_key_inference_algorithm: hma_db matches column "
+                                    "names only ('column_name_match'); found "
+                                    f"{foreign_key_inference_algorithm!r}.")
             metadata = owner() if instance is None else instance
             if not isinstance(data, dict):
                 raise MetadataError("detect_from_dataframes needs a dict {table name: "
@@ -195,12 +201,19 @@ class SdvMetadataApi:
                               if table_name not in (r["parent_table_name"], r["child_table_name"])]
         getattr(self, "row_counts", {}).pop(table_name, None)
 
-    def get_table_metadata(self, table_name: str) -> TableMetadata:
+    def get_table_metadata(self, table_name: str | None = None) -> TableMetadata:
         """A copy of one table's metadata (reads as a dict and through attributes)."""
+        table_name, _ = self._resolve("get_table_metadata", [], table_name, True)
         if not _is_table(self.tables, table_name):
             raise MetadataError(f"Unknown table {table_name!r}; the metadata has: "
                                 f"{', '.join(sorted(self.tables))}")
         return TableMetadata(copy.deepcopy(dict(self.tables[table_name])))
+
+    def get_column_names(self, table_name: str | None = None, **options: Any) -> list[str]:
+        """Column names of a table, in order, whose options match ``options`` (e.g. sdtype='id')."""
+        columns = self.get_table_metadata(table_name)["columns"]
+        return [name for name, col in columns.items()
+                if all(col.get(k) == v for k, v in options.items())]
 
     # -------------------------------------------------------------------------- columns
     def add_column(self, column_name: str, table_name: str | None = None, **kwargs: Any) -> None:
@@ -283,6 +296,13 @@ class SdvMetadataApi:
         self._known(table_name, columns)
         self.tables[table_name]["primary_key"] = key_value(columns)
 
+    def remove_primary_key(self, table_name: str | None = None) -> None:
+        """Drop a table's primary key and the relationships that reference it."""
+        table_name, _ = self._resolve("remove_primary_key", [], table_name, True)
+        self._edit(table_name).pop("primary_key", None)
+        self.relationships = [r for r in self.relationships
+                              if r["parent_table_name"] != table_name]
+
     def add_alternate_keys(self, column_names: list[Key], table_name: str | None = None) -> None:
         """Add unique keys to a table: each item is a column name or a list of names."""
         if _is_table(self.tables, column_names) and not _is_table(self.tables, table_name):
@@ -317,6 +337,15 @@ class SdvMetadataApi:
             raise MetadataError(f"detect_table_from_dataframe('{table_name}') needs a pandas "
                                 f"DataFrame; found {type(data).__name__}.")
         checks.detect_table(self, table_name, data, infer_sdtypes, infer_keys is not None)
+
+    @classmethod
+    def detect_from_dataframe(cls, data: pd.DataFrame, table_name: str = "table",
+                              infer_sdtypes: bool = True, infer_keys: str | None = "primary_only",
+                              verbose: bool = False):
+        """New metadata with one table detected from a DataFrame (SDV's single-table form)."""
+        metadata = cls()
+        metadata.detect_table_from_dataframe(table_name, data, infer_sdtypes, infer_keys)
+        return metadata
 
     @classmethod
     def load_from_dict(cls, metadata_dict: dict[str, Any], single_table_name: str | None = None):
