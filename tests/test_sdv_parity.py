@@ -330,6 +330,17 @@ def test_fit_processed_data_twice_and_sample_scale_and_reset_sampling():
     assert len(first["orders"]) == 60
 
 
+def test_a_scale_that_leaves_a_table_one_row_warns():
+    synthesizer = HMASynthesizer(_shop(), verbose=False, seed=2)
+    synthesizer.fit(_shop_data(rows=40))
+    with pytest.warns(UserWarning, match=re.escape("The 'scale' parameter is too small")):
+        small = synthesizer.sample(0.01)
+    assert len(small["users"]) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        synthesizer.sample(0.1)  # 4 users, 12 orders
+
+
 def test_output_columns_follow_the_metadata_and_keep_non_string_labels():
     metadata = Metadata.load_from_dict({"tables": {"t": {"columns": {
         0: {"sdtype": "numerical"}, "b": {"sdtype": "categorical"}, 2: {"sdtype": "numerical"}}}}})

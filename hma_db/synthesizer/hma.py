@@ -42,6 +42,7 @@ from hma_db.synthesizer.sdv_compat import (
     day,
     restore_labels,
     string_labels,
+    warn_small_scale,
 )
 from hma_db.synthesizer.state import FittedState, SavedSynthesizer, from_state, to_state
 from hma_db.transform import TableTransformer
@@ -312,11 +313,13 @@ class HMASynthesizer:
         """Sample every table; ``scale`` multiplies each table's row count (at least 1 row).
 
         Returns:
-            ``{table: DataFrame}`` with the source columns in their source order and dtypes,
-            unique primary keys and foreign keys that all reference sampled parent rows.
+            ``{table: DataFrame}`` with the columns in the metadata's order and the source
+            dtypes, unique primary keys and foreign keys that all reference sampled parent rows.
+            A ``scale`` that leaves a table with fewer than one row gets SDV's warning.
         """
         fitted = self._fitted_state("sample")
         check_scale(scale)
+        warn_small_scale(fitted.sample_sizes(1.0), float(scale))
         bar = self._bar(None, "Sampling tables", total=len(self.metadata.tables))
         with self._quiet():
             (out,) = iter_sample(fitted, self.metadata, float(scale), chunk_rows=None,

@@ -7,7 +7,8 @@
   synthesizer is built (SDV refuses it too), and an integer primary key whose pattern can start
   with ``0`` is refused at ``fit`` (the generated text would not read back as the same integer);
 - column labels that are not strings (``0``, ``1.5``): SDV's metadata names columns by strings,
-  so the data is renamed on the way in and back on the way out.
+  so the data is renamed on the way in and back on the way out;
+- a ``scale`` that leaves a table with less than one row warns, with SDV's message.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from hma_db.schema import Metadata
 UPDATED_METADATA_WARNING = (
     "We strongly recommend saving the metadata using 'save_to_json' for replicability in future "
     "SDV versions.")
+SMALL_SCALE_WARNING = (
+    "The 'scale' parameter is too small. Some tables may have 1 row. For better quality data, "
+    "please choose a larger scale.")
 # Regex syntax the key generator does not expand: groups, alternatives, look-arounds.
 _COMPLEX_REGEX = ("(", ")", "|")
 # What a leading character class or escape can produce, for the "can start with 0" check.
@@ -131,6 +135,13 @@ def restore_labels(tables: dict[str, pd.DataFrame],
     """The sampled tables with the caller's original column labels."""
     return {t: frame.rename(columns=labels[t]) if labels.get(t) else frame
             for t, frame in tables.items()}
+
+
+def warn_small_scale(full_sizes: dict[str, int], scale: float) -> None:
+    """SDV's warning when ``scale`` would give a table that has rows less than one row (it gets
+    one)."""
+    if any(rows > 0 and rows * scale < 1 for rows in full_sizes.values()):
+        warnings.warn(SMALL_SCALE_WARNING, UserWarning, stacklevel=3)
 
 
 def day(timestamp: str | None) -> str | None:
