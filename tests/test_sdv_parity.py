@@ -6,7 +6,9 @@ detection, the "metadata changed" warning, ``get_info``, error classes...) and c
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import pickle
 import re
 import warnings
 
@@ -88,6 +90,12 @@ def test_tables_read_and_write_their_options_as_attributes():
         users.no_such_option  # noqa: B018 - the access is the test
 
 
+def test_metadata_pickles_and_copies_with_its_tables():
+    metadata = _shop()
+    for other in (pickle.loads(pickle.dumps(metadata)), copy.deepcopy(metadata)):
+        assert other == metadata and other.tables["users"].primary_key == "user_id"
+
+
 def test_assigned_tables_read_as_attributes_too():
     metadata = Metadata()
     metadata.tables = {"t": {"columns": {"a": {"sdtype": "id"}}, "primary_key": "a"}}
@@ -120,12 +128,14 @@ def test_table_name_may_be_left_out_when_there_is_one_table():
 
 def test_old_argument_order_still_works_with_a_deprecation_warning():
     metadata = _shop()
-    with pytest.warns(DeprecationWarning, match=r"write update_column\('age', 'users'\)"):
+    with pytest.warns(DeprecationWarning, match=r"write update_column\('age', 'users'\)") as got:
         metadata.update_column("users", "age", sdtype="categorical")
+    assert got[0].filename == __file__  # the warning points at the call
     with pytest.warns(DeprecationWarning, match="add_column"):
         metadata.add_column("orders", "note", sdtype="categorical")
-    with pytest.warns(DeprecationWarning, match="add_alternate_keys"):
+    with pytest.warns(DeprecationWarning, match="add_alternate_keys") as got:
         metadata.add_alternate_keys("orders", ["note"])
+    assert got[0].filename == __file__
     assert metadata.tables["users"]["columns"]["age"]["sdtype"] == "categorical"
     assert "note" in metadata.tables["orders"]["columns"]
     assert metadata.tables["orders"]["alternate_keys"] == ["note"]

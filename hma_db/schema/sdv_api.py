@@ -59,7 +59,8 @@ class TableMetadata(dict):
 
 
 class Tables(dict):
-    """``{table name: TableMetadata}``; a plain dict stored here becomes a ``TableMetadata``."""
+    """``{table name: TableMetadata}``; a plain dict stored here is copied into a
+    ``TableMetadata`` (edit it through ``metadata.tables[name]`` afterwards)."""
 
     def __init__(self, tables: dict | None = None) -> None:
         super().__init__()
@@ -219,12 +220,13 @@ class SdvMetadataApi:
     def add_column(self, column_name: str, table_name: str | None = None, **kwargs: Any) -> None:
         """Add a column; ``kwargs`` are its options (``sdtype`` is required)."""
         table_name, column_name = self._resolve("add_column", column_name, table_name, True)
+        column_name = str(column_name)  # SDV's metadata names columns by strings
         columns = self._edit(table_name)["columns"]
         if column_name in columns:
             raise MetadataError(f"Column '{table_name}.{column_name}' already exists.")
         if "sdtype" not in kwargs:
             raise MetadataError(f"Column '{table_name}.{column_name}' needs an sdtype.")
-        columns[str(column_name)] = dict(kwargs)
+        columns[column_name] = dict(kwargs)
 
     def update_column(self, column_name: str, table_name: str | None = None,
                       **kwargs: Any) -> None:
@@ -306,7 +308,7 @@ class SdvMetadataApi:
     def add_alternate_keys(self, column_names: list[Key], table_name: str | None = None) -> None:
         """Add unique keys to a table: each item is a column name or a list of names."""
         if _is_table(self.tables, column_names) and not _is_table(self.tables, table_name):
-            _warn_old_order("add_alternate_keys", column_names, table_name)
+            _warn_old_order("add_alternate_keys", column_names, table_name, stacklevel=3)
             column_names, table_name = table_name, column_names
         table_name, _ = self._resolve("add_alternate_keys", column_names, table_name, True)
         keys = self._edit(table_name).setdefault("alternate_keys", [])
@@ -410,11 +412,14 @@ class SdvMetadataApi:
         return type(self).load_from_dict(out)
 
 
-def _warn_old_order(method: str, table: Any, column: Any) -> None:
+def _warn_old_order(method: str, table: Any, column: Any, stacklevel: int = 4) -> None:
+    """Warn at the caller of ``method`` (``stacklevel`` counts this function, the methods
+    between, and the caller)."""
     warnings.warn(
         f"{method}({table!r}, {column!r}) passes the table first, hma_db 0.x's order; SDV's "
         f"order, used from now on, is {method}(column_name, table_name): write "
-        f"{method}({column!r}, {table!r}) or use keywords.", DeprecationWarning, stacklevel=4)
+        f"{method}({column!r}, {table!r}) or use keywords.", DeprecationWarning,
+        stacklevel=stacklevel)
 
 
 def _rename(value: Any, names: dict[str, str]) -> Any:
