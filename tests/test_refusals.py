@@ -22,6 +22,7 @@ from hma_db import ConfigError, ReflectionError, WriteError
 from hma_db.cli.main import MAX_TOTAL_ROWS, cli
 from hma_db.pipeline import CloneHooks, run_clone
 from hma_db.synthesizer import MAX_TOTAL_ROWS as API_MAX_TOTAL_ROWS
+from hma_db.synthesizer import planned_rows
 from hma_db.target import target_busy
 from hma_db.target.guard import hold_target_lock
 
@@ -230,8 +231,10 @@ def test_more_rows_than_the_ceiling_are_refused_before_any_work(tmp_path):
     target = tmp_path / "out.sqlite"
     result = run("clone", CHINOOK_SQLITE, target, "--scale", "1e6")
     assert result.exit_code == 2
+    total = planned_rows(hma_db.reflect(CHINOOK_SQLITE), 1e6)  # 15,607 source rows, times 1e6
+    assert total > 15_000_000_000  # (less the rows of tables kept as they are)
     assert error_line(result) == (
-        "error: The run would write 15,607,000,000 rows in total (scale 1e+06), more than the "
+        f"error: The run would write {total:,} rows in total (scale 1e+06), more than the "
         "ceiling of 100,000,000; lower the scale, or raise the ceiling with --max-total-rows N "
         "(max_total_rows, 0 for none). Nothing was read or written.")
     assert not target.exists()
@@ -262,3 +265,16 @@ def test_plan_prints_the_rows_to_write_and_lists_the_ceiling(tmp_path):
     with pytest.raises(ConfigError, match="ceiling of 1,000"):  # run refuses what plan lists
         hma_db.run_job(hma_db.load_job(job))
     assert not (tmp_path / "t.sqlite").exists()
+
+
+def test_sample_from_a_model_is_held_to_the_ceiling(tmp_path):
+    model, target = tmp_path / "m.json", tmp_path / "out.sqlite"
+    assert run("fit", CHINOOK_SQLITE, "-o", model, "--include", "Artist,Album").exit_code == 0
+    result = run("sample", model, target, "--scale", "1e6")
+    assert result.exit_code == 2
+    assert error_line(result) == (
+        "error: The run would write 622,000,000 rows in total (scale 1e+06), more than the "
+        "ceiling of 100,000,000; lower the scale, or raise the ceiling with --max-total-rows N "
+        "(max_total_rows, 0 for none). Nothing was written.")
+    assert not target.exists()
+    assert run("sample", model, target, "--scale", "2", "--max-total-rows", "1244").exit_code == 0

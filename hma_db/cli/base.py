@@ -316,6 +316,16 @@ def sample_target(target: str, file_format: str | None) -> tuple[str, str | Path
     return "directory", path
 
 
+def check_row_ceiling(total: int, scale: float, max_total_rows: int) -> None:
+    """Refuse to write more than ``--max-total-rows`` rows before any work (the rule of
+    :func:`hma_db.synthesizer.row_ceiling_problem`, which ``clone`` and ``run`` apply)."""
+    from hma_db.synthesizer import row_ceiling_problem
+
+    problem = row_ceiling_problem(total, scale, max_total_rows)
+    if problem:
+        raise ConfigError(problem + " Nothing was written.")
+
+
 def check_output(output: Path | None, force: bool) -> None:
     """Refuse an existing output file before any work is done (unless ``--force``)."""
     if output is not None and output.exists() and not force:

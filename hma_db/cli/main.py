@@ -24,6 +24,7 @@ from hma_db.cli.base import (
     HmaDbGroup,
     Settings,
     check_output,
+    check_row_ceiling,
     database_url,
     hide_passwords,
     output_options,
@@ -38,6 +39,11 @@ from hma_db.errors import MetadataError
 # The default ceiling of 'clone --max-total-rows' (hma_db.synthesizer.MAX_TOTAL_ROWS, repeated
 # so that 'hma-db --help' does not import the synthesizer; a test checks they agree).
 MAX_TOTAL_ROWS = 100_000_000
+
+MAX_TOTAL_ROWS_OPTION = click.option(
+    "--max-total-rows", type=click.IntRange(min=0), default=MAX_TOTAL_ROWS, show_default=True,
+    metavar="N", help="Refuse, before any work, to write more rows than this in total (0: no "
+                      "ceiling).")
 
 DROP_CUT_KEYS = click.option(
     "--drop-cut-keys", is_flag=True,
@@ -119,10 +125,7 @@ def reflect_command(settings: Settings, source: str, schema: str | None, include
 @click.option("--fire-triggers", is_flag=True,
               help="Load existing tables that have triggers (truncate/append), triggers firing.")
 @DROP_CUT_KEYS
-@click.option("--max-total-rows", type=click.IntRange(min=0), default=MAX_TOTAL_ROWS,
-              show_default=True, metavar="N",
-              help="Refuse, before any work, to write more rows than this in total (0: no "
-                   "ceiling).")
+@MAX_TOTAL_ROWS_OPTION
 @output_options
 @click.pass_obj
 def clone_command(settings: Settings, source: str, target: str, scale: float, seed: int | None,
@@ -269,11 +272,12 @@ def fit_command(settings: Settings, source: str, output: Path, metadata_file: Pa
 @click.option("--trust-pickle", is_flag=True,
               help="Load MODEL even if it is a pickle (.pkl): a pickle is executable input in "
                    "general, so give this only for a file from a trusted place.")
+@MAX_TOTAL_ROWS_OPTION
 @output_options
 @click.pass_obj
 def sample_command(settings: Settings, model: Path, target: str, scale: float, seed: int | None,
                    file_format: str | None, schema: str | None, if_exists: str,
-                   trust_pickle: bool) -> None:
+                   trust_pickle: bool, max_total_rows: int) -> None:
     """Sample synthetic tables from a saved MODEL and write them into TARGET.
 
     \b
@@ -295,6 +299,7 @@ def sample_command(settings: Settings, model: Path, target: str, scale: float, s
                                "definition or continues its keys); a directory takes fail or "
                                "replace.")
     synthesizer = hma_db.load_synthesizer(model, trust_pickle=trust_pickle)
+    check_row_ceiling(sum(synthesizer.sample_sizes(scale).values()), scale, max_total_rows)
     synthesizer.verbose = settings.interactive and not settings.quiet
     if seed is None and synthesizer.seed is None:
         seed = secrets.randbits(64)  # the model's saved stream would repeat the same rows

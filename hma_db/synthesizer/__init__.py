@@ -17,6 +17,7 @@ from hma_db.synthesizer.preflight import (
     check_before_work,
     planned_rows,
     refuse_before_work,
+    row_ceiling_problem,
 )
 from hma_db.synthesizer.state import FittedState
 
@@ -33,5 +34,6 @@ __all__ = [
     "planned_rows",
     "read_source",
     "refuse_before_work",
+    "row_ceiling_problem",
     "sample_and_write",
 ]

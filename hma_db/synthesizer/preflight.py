@@ -25,14 +25,19 @@ MAX_TOTAL_ROWS = 100_000_000
 
 
 def planned_rows(metadata: Metadata, scale: float) -> int:
-    """Rows the run writes in total: every table's source rows times ``scale``."""
-    return sum(target_rows(metadata.row_counts.get(t, 0), scale) for t in metadata.tables)
+    """Rows the run writes in total: every table's source rows times ``scale`` (a table kept as
+    it is, its own rows; an emptied one, none)."""
+    total = 0
+    for table, entry in metadata.tables.items():
+        rows, policy = metadata.row_counts.get(table, 0), entry.get("policy")
+        total += 0 if policy == "empty" else rows if policy == "keep" else target_rows(rows, scale)
+    return total
 
 
-def row_ceiling_problem(metadata: Metadata, scale: float,
+def row_ceiling_problem(total: int, scale: float,
                         max_total_rows: int | None = MAX_TOTAL_ROWS) -> str | None:
-    """The line that refuses more than ``max_total_rows`` rows in total, or None."""
-    total = planned_rows(metadata, scale)
+    """The line that refuses writing ``total`` rows (at ``scale``) above ``max_total_rows``,
+    or None (also when ``max_total_rows`` is None or 0: no ceiling)."""
     if not max_total_rows or total <= max_total_rows:
         return None
     return (f"The run would write {total:,} rows in total (scale {scale:g}), more than the "
@@ -109,7 +114,7 @@ def check_before_work(metadata: Metadata, target_engine: sa.Engine, *, scale: fl
     ``run_clone`` refuses a run with any of them before reading the source, and ``hma-db plan``
     lists them: one implementation, so a plan that passes is a run that gets past them.
     """
-    ceiling = row_ceiling_problem(metadata, scale, max_total_rows)
+    ceiling = row_ceiling_problem(planned_rows(metadata, scale), scale, max_total_rows)
     tables = metadata.topological_order()
     problems = [ceiling] if ceiling else []
     for table in tables:
@@ -123,7 +128,7 @@ def refuse_before_work(metadata: Metadata, target_engine: sa.Engine, *, scale: f
                        max_total_rows: int | None = MAX_TOTAL_ROWS) -> None:
     """Raise :class:`SamplingError` listing :func:`check_before_work`'s problems, if any; a
     :class:`ConfigError` first for more rows than the ceiling (the request itself is wrong)."""
-    ceiling = row_ceiling_problem(metadata, scale, max_total_rows)
+    ceiling = row_ceiling_problem(planned_rows(metadata, scale), scale, max_total_rows)
     if ceiling:
         raise ConfigError(ceiling + " Nothing was read or written.")
     problems = check_before_work(metadata, target_engine, scale=scale,
