@@ -21,7 +21,7 @@ from hma_db.errors import HmaDbError, ReflectionError, WriteError
 from hma_db.model import check_scale
 from hma_db.progress import stage
 from hma_db.report import Report, evaluate_databases
-from hma_db.schema import Metadata
+from hma_db.schema import Metadata, apply_policies
 from hma_db.source import reflect
 from hma_db.synthesizer import (
     DEFAULT_CHUNK_ROWS,
@@ -109,7 +109,9 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
           chunk_rows: int | None = DEFAULT_CHUNK_ROWS, fire_triggers: bool = False,
           on_stage: Callable[[str, float | None], None] | None = None,
           drop_cut_keys: bool = False,
-          max_total_rows: int | None = MAX_TOTAL_ROWS) -> CloneResult:
+          max_total_rows: int | None = MAX_TOTAL_ROWS,
+          policies: dict[str, str] | None = None, where: dict[str, str] | None = None,
+          reference_tables: bool = True) -> CloneResult:
     """Clone ``source`` into ``target`` as synthetic data: reflect, read, fit, sample, write.
 
     Args:
@@ -141,6 +143,13 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
         drop_cut_keys: see ``include`` / ``exclude``.
         max_total_rows: refuse, before any work, a run that would write more rows in total
             (default 100 million; None or 0: no ceiling).
+        policies: masking policies (:mod:`hma_db.schema.policies`): ``{"table.column":
+            "fake:company" | "keep" | "hash" | "mask[:last=N|:domain]" | "null" |
+            "constant:VALUE" | "model", "table": "keep" | "empty" | "model"}``.
+        where: ``{table: SQL condition}``: only those rows of the table are learned (and
+            copied, for a kept table); rows of other tables that referenced the rest go too.
+        reference_tables: copy lookup tables as they are (at most 100 rows, no personal data:
+            :func:`hma_db.schema.reference_tables`); False models them like any other.
 
     Returns:
         A :class:`CloneResult` with rows written per table and seconds per stage.
@@ -158,7 +167,8 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
                      table_parameters=table_parameters, verbose=verbose, max_rows=max_rows,
                      chunk_rows=chunk_rows, fire_triggers=fire_triggers,
                      hooks=_StageHooks(on_stage) if on_stage else None,
-                     drop_cut_keys=drop_cut_keys, max_total_rows=max_total_rows)
+                     drop_cut_keys=drop_cut_keys, max_total_rows=max_total_rows,
+                     policies=policies, where=where, reference_tables=reference_tables)
 
 
 class _StageHooks(CloneHooks):
@@ -181,7 +191,9 @@ def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None
               max_rows: int | dict[str, int] | None = None,
               chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
               fire_triggers: bool = False, drop_cut_keys: bool = False,
-              max_total_rows: int | None = MAX_TOTAL_ROWS) -> CloneResult:
+              max_total_rows: int | None = MAX_TOTAL_ROWS,
+              policies: dict[str, str] | None = None, where: dict[str, str] | None = None,
+              reference_tables: bool = True) -> CloneResult:
     """:func:`clone` with ``hooks`` into its steps, filling ``result`` (a new
     :class:`CloneResult` when None; a subclass keeps what the caller adds)."""
     check_scale(scale)
@@ -193,8 +205,10 @@ def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None
             _driver_errors_in_one_line(source_engine, target_engine, timed):
         with timed("reflect"):
             metadata = reflect(source_engine, schema=schema, include=include, exclude=exclude,
-                               drop_cut_keys=drop_cut_keys)
+                               drop_cut_keys=drop_cut_keys, reference_tables=reference_tables)
+            apply_policies(metadata.tables, policies, where)
             hooks.edit_metadata(metadata)
+            metadata.validate()  # a bad policy or filter is refused before any work
         check_target(source_engine, target_engine, schema, target_schema)
         busy = target_busy(target_engine, target_schema)
         if busy:  # before reading: the write would be refused (hold_target_lock) after the fit

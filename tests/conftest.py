@@ -208,3 +208,14 @@ def fit_and_sample(path, seed: int = 3):
     synthesizer.fit(real)
     return metadata, real, synthesizer.sample()
 
+
+
+def scaled_rows(metadata, table: str, scale: float, rows: int | None = None) -> int:
+    """The rows ``table`` gets at ``scale``: a kept table (a reference table by default) its
+    own rows, an empty table none, any other ``round(rows * scale)`` (``rows`` defaults to the
+    metadata's row count)."""
+    from hma_db.model import target_rows
+
+    policy = metadata.tables[table].get("policy")
+    rows = metadata.row_counts[table] if rows is None else rows
+    return rows if policy == "keep" else 0 if policy == "empty" else target_rows(rows, scale)

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from conftest import CHINOOK_SQLITE, NORTHWIND_POSTGRES_SQL, run_postgres_script
+from conftest import CHINOOK_SQLITE, NORTHWIND_POSTGRES_SQL, run_postgres_script, scaled_rows
 from test_write import insert_without_id, row_counts, structure
 
-from hma_db.model.sample import target_rows
 from hma_db.pipeline import clone
 from hma_db.source.read import read_tables
 from hma_db.source.reflect import reflect
@@ -27,7 +26,8 @@ def chinook_counts() -> dict[str, int]:
 def check_clone(source: str, target: str, scale: float, result, source_counts: dict[str, int],
                 schema: str | None = None, target_schema: str | None = None) -> None:
     """Everything the target must show after a clone of ``source`` at ``scale``."""
-    expected = {t: target_rows(n, scale) for t, n in source_counts.items()}
+    source_metadata = reflect(source, schema=schema)  # its reference tables are copied as is
+    expected = {t: scaled_rows(source_metadata, t, scale, n) for t, n in source_counts.items()}
     assert result.rows == expected
     assert row_counts(target, schema=target_schema) == expected
     assert structure(target, schema=target_schema) == structure(source, schema=schema)

@@ -1,8 +1,8 @@
 """Column defaults in cross-dialect clones (issue 14): a literal or the current date and time is
 kept in the target's own SQL, so the application's INSERTs that leave those columns out still
 work on staging; a default with no equivalent (a function call) is dropped with one warning
-line naming the column, and so is a view of the source. Checked from a SQLite source into PostgreSQL and MariaDB, and from a
-PostgreSQL source into SQLite and MariaDB.
+line naming the column, and so is a view of the source. Checked from a SQLite source into
+PostgreSQL and MariaDB, and from a PostgreSQL source into SQLite and MariaDB.
 """
 
 from __future__ import annotations

@@ -40,8 +40,9 @@ def _northwind_unique_abbr(tmp_path: Path) -> Path:
 def _job(tmp_path: Path, source: str, body: str = "", target: str | None = None) -> Path:
     target = target or f"sqlite:///{tmp_path / 'target.sqlite'}"
     path = tmp_path / "job.toml"
+    # The state lists are lookup tables, copied by default: these tests generate them.
     path.write_text(f'source = "{source}"\ntarget = "{target}"\nif_exists = "replace"\n'
-                    f'seed = 5\n{body}')
+                    f'seed = 5\nreference_tables = false\n{body}')
     return path
 
 
@@ -93,7 +94,8 @@ def test_more_rows_than_faker_has_abbreviations_take_codes_unique_across_chunks(
 def test_a_width_1_column_takes_letters_and_digits_when_letters_are_too_few(tmp_path):
     source = _places(tmp_path, width=1, rows=26)
     target = tmp_path / "out.sqlite"
-    result = clone(f"sqlite:///{source}", f"sqlite:///{target}", scale=1.3, seed=2)
+    result = clone(f"sqlite:///{source}", f"sqlite:///{target}", scale=1.3, seed=2,
+                   reference_tables=False)
     assert result.rows["places"] == 34  # 26 letters are not enough: upper-case and digits
     with sqlite3.connect(target) as conn:
         values = [r[0] for r in conn.execute("SELECT state_abbr FROM places")]
@@ -142,7 +144,7 @@ def test_no_room_at_all_is_refused_by_plan_and_by_run_before_reading(tmp_path):
     # 260 unique values in a varchar(1): 36 letters and digits exist. The run failed after the
     # read and the fit; plan found nothing.
     source = _places(tmp_path, width=1, rows=26)
-    path = _job(tmp_path, f"sqlite:///{source}", 'scale = 10\n[model]\npath = "m.pkl"\n')
+    path = _job(tmp_path, f"sqlite:///{source}", 'scale = 10\n[model]\npath = "m.json"\n')
     plan = plan_job(load_job(path))
     line = ("Column 'places.state_abbr': 260 unique values are needed, but only 36 distinct "
             "values fit max_length 1 (codes of upper-case letters and digits); lower the scale "
@@ -154,7 +156,7 @@ def test_no_room_at_all_is_refused_by_plan_and_by_run_before_reading(tmp_path):
         run_job(load_job(path), on_event=events.append)
     assert str(raised.value) == line  # the same check, the same line
     assert _stages(events) == ["reflect"]  # nothing read, fitted or written
-    assert not (tmp_path / "m.pkl").exists() and not (tmp_path / "target.sqlite").exists()
+    assert not (tmp_path / "m.json").exists() and not (tmp_path / "target.sqlite").exists()
 
 
 def test_a_key_pattern_without_room_is_refused_by_plan_and_by_clone_before_reading(tmp_path):

@@ -14,11 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import CHINOOK_SQLITE
+from conftest import CHINOOK_SQLITE, scaled_rows
 
 from hma_db import HMASynthesizer, reflect
 from hma_db.errors import SamplingError, WriteError
-from hma_db.model.sample import target_rows
 from hma_db.schema.metadata import key_columns
 from hma_db.source.read import read_tables
 from hma_db.synthesizer import files as model_files
@@ -47,7 +46,7 @@ def test_chunks_have_exact_totals_unique_keys_and_valid_references(fitted):
     assert len(chunks) > 3
     data = _concat(chunks)
     for table, frame in data.items():
-        assert len(frame) == target_rows(metadata.row_counts[table], 2.0), table
+        assert len(frame) == scaled_rows(metadata, table, 2.0), table
         pk = metadata.primary_key(table)
         assert not frame.duplicated(pk).any(), table
     for rel in metadata.relationships:
@@ -90,7 +89,7 @@ def test_chunked_write_loads_every_chunk(fitted, tmp_path):
     metadata, synthesizer = fitted
     target = f"sqlite:///{tmp_path / 'out.sqlite'}"
     rows = write_chunks(synthesizer.sample_chunks(scale=1.5, chunk_rows=2000), metadata, target)
-    assert rows == {t: target_rows(metadata.row_counts[t], 1.5) for t in rows}
+    assert rows == {t: scaled_rows(metadata, t, 1.5) for t in rows}
     back = read_tables(target, reflect(target))
     assert {t: len(f) for t, f in back.items()} == rows
 
@@ -227,7 +226,7 @@ def test_keyed_schema_covers_every_key_kind(keyed, tmp_path):
 def _check_unique_and_resolved(metadata, chunks) -> dict[str, pd.DataFrame]:
     data = _concat(chunks)
     for table, frame in data.items():
-        assert len(frame) == target_rows(metadata.row_counts[table], 2.0), table
+        assert len(frame) == scaled_rows(metadata, table, 2.0), table
         for key in [metadata.primary_key(table), *metadata.alternate_keys(table)]:
             key = key_columns(key)
             assert not frame.duplicated(key).any(), (table, key)
@@ -254,7 +253,7 @@ def test_every_key_kind_is_unique_across_many_small_chunks(keyed, small_pools):
     assert emails.str.fullmatch(r"[^@\s]+@[^@\s]+\.\w+").all() and emails.str.len().max() <= 60
     assert emails.str.contains(r"[a-z][0-9]+@").any()  # later rounds are numbered
     # Each chunk gets its even share of every chunked table (the totals are exact above).
-    share = target_rows(metadata.row_counts["reading"], 2.0) / len(chunks)
+    share = scaled_rows(metadata, "reading", 2.0) / len(chunks)
     assert all(int(share) <= len(c["reading"]) <= int(share) + 1 for c in chunks)
 
 
@@ -278,7 +277,7 @@ def test_chunked_write_keeps_the_targets_unique_constraints(keyed, small_pools, 
     else:
         target = request.getfixturevalue("postgres_databases").new("keyed")
     rows = write_chunks(synthesizer.sample_chunks(scale=2.0, chunk_rows=25), metadata, target)
-    assert rows == {t: target_rows(metadata.row_counts[t], 2.0) for t in metadata.tables}
+    assert rows == {t: scaled_rows(metadata, t, 2.0) for t in metadata.tables}
     engine = sa.create_engine(target, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:

@@ -256,6 +256,20 @@ def split_names(values: tuple[str, ...]) -> list[str] | None:
     return names or None
 
 
+def split_pairs(values: tuple[str, ...], separator: str, option: str) -> dict[str, str] | None:
+    """``KEY<separator>VALUE`` options as a dict (``--policy orders.ship_name=fake:company``,
+    ``--where "orders: order_date >= '2024-01-01'"``); a value without the separator is a
+    usage error naming the option."""
+    pairs = {}
+    for value in values:
+        key, found, rest = value.partition(separator)
+        if not found or not key.strip() or not rest.strip():
+            raise click.BadParameter(f"expected KEY{separator}VALUE; found {value!r}",
+                                     param_hint=option)
+        pairs[key.strip()] = rest.strip()
+    return pairs or None
+
+
 def source_label(source: str) -> str:
     """How a source is shown: a URL without its password, or the path as given."""
     if "://" not in source:

@@ -31,6 +31,7 @@ from hma_db.cli.base import (
     sample_target,
     source_label,
     split_names,
+    split_pairs,
     target_url,
 )
 from hma_db.cli.output import metadata_summary, report_summary, run_summary
@@ -126,13 +127,22 @@ def reflect_command(settings: Settings, source: str, schema: str | None, include
               help="Load existing tables that have triggers (truncate/append), triggers firing.")
 @DROP_CUT_KEYS
 @MAX_TOTAL_ROWS_OPTION
+@click.option("--policy", "policies", multiple=True, metavar="TABLE.COLUMN=POLICY",
+              help="Masking policy: TABLE.COLUMN=model|fake[:PROVIDER[:LOCALE]]|keep|hash|"
+                   "mask[:last=N|:domain]|null|constant:VALUE, or TABLE=keep|empty|model.")
+@click.option("--where", "filters", multiple=True, metavar="'TABLE: CONDITION'",
+              help="Learn (and copy) only these rows of TABLE, e.g. "
+                   "\"orders: order_date >= '2024-01-01'\".")
+@click.option("--no-reference-tables", is_flag=True,
+              help="Model small lookup tables too, instead of copying them as they are.")
 @output_options
 @click.pass_obj
 def clone_command(settings: Settings, source: str, target: str, scale: float, seed: int | None,
                   schema: str | None, target_schema: str | None, include: tuple[str, ...],
                   exclude: tuple[str, ...], if_exists: str, locales: tuple[str, ...],
                   max_rows: int | None, report_file: Path | None, fire_triggers: bool,
-                  drop_cut_keys: bool, max_total_rows: int) -> None:
+                  drop_cut_keys: bool, max_total_rows: int, policies: tuple[str, ...],
+                  filters: tuple[str, ...], no_reference_tables: bool) -> None:
     """Clone the database SOURCE into TARGET as synthetic data.
 
     Reflects SOURCE, learns it, samples SCALE times its rows and writes them into TARGET
@@ -149,7 +159,10 @@ def clone_command(settings: Settings, source: str, target: str, scale: float, se
                           verbose=settings.interactive and not settings.quiet,
                           max_rows=max_rows, report=report_file, fire_triggers=fire_triggers,
                           on_stage=None if settings.interactive else settings.stage_line,
-                          drop_cut_keys=drop_cut_keys, max_total_rows=max_total_rows)
+                          drop_cut_keys=drop_cut_keys, max_total_rows=max_total_rows,
+                          policies=split_pairs(policies, "=", "--policy"),
+                          where=split_pairs(filters, ":", "--where"),
+                          reference_tables=not no_reference_tables)
     settings.echo(run_summary(result.rows, result.seconds, source_label(target)))
     if result.report is not None:
         settings.echo("\n" + report_summary(result.report, source_label(source),

@@ -15,6 +15,7 @@ read. Every key, with its type::
     max_total_rows = 100000000             # refuse to write more rows in total (0: no ceiling)
     if_exists = "replace"                  # fail (default), replace, truncate or append
     fire_triggers = false                  # truncate/append into tables with triggers (refused else)
+    reference_tables = true                # copy lookup tables as they are (false: model them)
     report = "reports/staging.html"        # quality and privacy report after the write (.html, .json)
 
     [schema]
@@ -27,6 +28,9 @@ read. Every key, with its type::
     sdtype = "categorical"                 # any sdtype: numerical, categorical, boolean, datetime...
     [columns."Invoice.BillingCountry"]
     categorical = true                     # keep as categorical (categories seen >= 5 times)
+    [columns."Customer.Email"]
+    policy = "hash"                        # masking: model, fake[:PROVIDER[:LOCALE]], keep, hash,
+                                           # mask[:last=N|:domain], null, constant:VALUE
 
     [tables.Invoice]                       # as HMASynthesizer.set_table_parameters
     default_distribution = "truncnorm"
@@ -34,6 +38,9 @@ read. Every key, with its type::
     enforce_min_max_values = true
     enforce_rounding = true
     locales = ["fr_CA"]
+    where = "InvoiceDate >= '2024-01-01'"  # learn (and copy) only these rows, and what they need
+    [tables.Genre]
+    policy = "keep"                        # keep (copied as is), empty (no rows) or model
 
     [model]
     path = "chinook.model.json"            # reuse this fitted model between runs
@@ -100,6 +107,7 @@ class ColumnOverride:
     sdtype: str | None = None
     provider: str | None = None
     categorical: bool = False
+    policy: str | None = None
     line: int | None = None
 
 
@@ -124,6 +132,9 @@ class Job:
     max_total_rows: int | None = MAX_TOTAL_ROWS
     if_exists: str = "fail"
     fire_triggers: bool = False
+    reference_tables: bool = True
+    table_policies: dict[str, str] = field(default_factory=dict)
+    where_filters: dict[str, str] = field(default_factory=dict)
     model_path: Path | None = None
     model_max_age: timedelta | None = None
     model_trust_pickle: bool = False
@@ -144,7 +155,8 @@ def _column_overrides(checker: Checker, columns: dict[str, dict[str, Any]]) -> l
             raise checker.fail(key, 'must name a column as "table.column", e.g. '
                                     '[columns."Customer.Email"].')
         if not settings:
-            raise checker.fail(key, "sets nothing; give sdtype, provider or categorical = true.")
+            raise checker.fail(key, "sets nothing; give sdtype, provider, categorical = true "
+                                    "or policy.")
         chosen = [k for k in ("sdtype", "provider") if k in settings] + (
             ["categorical"] if settings.get("categorical") else [])
         if len(chosen) > 1:
@@ -153,6 +165,7 @@ def _column_overrides(checker: Checker, columns: dict[str, dict[str, Any]]) -> l
         overrides.append(ColumnOverride(key=name, sdtype=settings.get("sdtype"),
                                         provider=settings.get("provider"),
                                         categorical=settings.get("categorical", False),
+                                        policy=settings.get("policy"),
                                         line=line_of(checker.lines, key)))
     return overrides
 
@@ -162,7 +175,9 @@ def _table_parameters(checker: Checker, tables: dict[str, dict[str, Any]]) -> di
         if not parameters:
             raise checker.fail(("tables", name), "sets nothing; give parameters such as "
                                                  'default_distribution = "truncnorm".')
-    return tables
+    return {name: {k: v for k, v in parameters.items() if k not in ("policy", "where")}
+            for name, parameters in tables.items()
+            if any(k not in ("policy", "where") for k in parameters)}
 
 
 def parse_job(text: str, *, path: str | Path | None = None, env: dict[str, str] | None = None,
@@ -212,6 +227,11 @@ def parse_job(text: str, *, path: str | Path | None = None, env: dict[str, str] 
                max_total_rows=values.get("max_total_rows", MAX_TOTAL_ROWS),
                if_exists=values.get("if_exists", "fail"),
                fire_triggers=values.get("fire_triggers", False),
+               reference_tables=values.get("reference_tables", True),
+               table_policies={t: p["policy"] for t, p in values.get("tables", {}).items()
+                               if "policy" in p},
+               where_filters={t: p["where"] for t, p in values.get("tables", {}).items()
+                              if "where" in p},
                model_path=model.get("path"), model_max_age=model.get("max_age"),
                model_trust_pickle=model.get("trust_pickle", False),
                report=values.get("report"),

@@ -4,10 +4,16 @@ file."""
 
 from __future__ import annotations
 
-from hma_db.errors import ConfigError, HmaDbError, ReflectionError, SynthesizerInputError
+from hma_db.errors import (
+    ConfigError,
+    HmaDbError,
+    MetadataError,
+    ReflectionError,
+    SynthesizerInputError,
+)
 from hma_db.jobs.file import Job, suggestion
 from hma_db.pipeline import configure_synthesizer
-from hma_db.schema import BASIC_SDTYPES, Metadata
+from hma_db.schema import BASIC_SDTYPES, Metadata, apply_policies
 from hma_db.source import check_max_rows, reflect
 from hma_db.synthesizer import HMASynthesizer
 
@@ -39,6 +45,8 @@ def apply_overrides(metadata: Metadata, job: Job) -> None:
             raise ConfigError(f"{where}: '{table}.{column}' is a key column; key values are "
                               "always generated (unique and referentially valid), so they take "
                               "no sdtype, provider or categorical setting.")
+        if override.policy is not None:
+            metadata.tables[table]["columns"][column]["policy"] = override.policy
         if override.provider:
             metadata.update_column(column, table, sdtype=override.provider, pii=True)
         elif override.categorical:
@@ -47,6 +55,14 @@ def apply_overrides(metadata: Metadata, job: Job) -> None:
             metadata.update_column(column, table, sdtype=override.sdtype,
                                    pii=override.sdtype not in BASIC_SDTYPES)
         _drop_generator(metadata.tables[table]["columns"][column])
+    try:
+        apply_policies(metadata.tables, job.table_policies, job.where_filters)
+    except MetadataError as exc:
+        table = next((t for t in (*job.table_policies, *job.where_filters)
+                      if f"'{t}'" in str(exc)), None)
+        raise ConfigError(f"{job.where('tables', table) if table else job.where()}: [tables."
+                          f"{table}] names no table of the source"
+                          f"{suggestion(table or '', list(metadata.tables))}") from exc
     metadata.take_updated()  # the job file records these edits: no "save the metadata" warning
 
 
@@ -88,7 +104,8 @@ def reflect_job(source_engine, job: Job) -> Metadata:
     """Reflect the job's source and apply its column overrides (``hma-db plan``'s view)."""
     try:
         metadata = reflect(source_engine, schema=job.source_schema, include=job.include,
-                           exclude=job.exclude, drop_cut_keys=job.drop_cut_keys)
+                           exclude=job.exclude, drop_cut_keys=job.drop_cut_keys,
+                           reference_tables=job.reference_tables)
     except ReflectionError as exc:
         named = named_in_job(job, exc)
         if named is exc:

@@ -19,8 +19,14 @@ from typing import Any
 import sqlalchemy as sa
 from faker.config import AVAILABLE_LOCALES
 
-from hma_db.errors import ConfigError
-from hma_db.schema import BASIC_SDTYPES, is_faker_provider
+from hma_db.errors import ConfigError, MetadataError
+from hma_db.schema import (
+    BASIC_SDTYPES,
+    TABLE_POLICIES,
+    check_where,
+    is_faker_provider,
+    parse_policy,
+)
 from hma_db.synthesizer import DISTRIBUTIONS, NON_PARAMETRIC
 
 KeyPath = tuple[str, ...]
@@ -266,10 +272,32 @@ def _table_scale(checker: Checker, key: KeyPath, value: Any) -> None:
 
 _SCHEMA = {"source": _nonempty, "target": _nonempty}
 _MODEL = {"path": _file, "max_age": _duration, "trust_pickle": _boolean}
-_COLUMN = {"sdtype": _sdtype, "provider": _provider, "categorical": _boolean}
+def _column_policy(checker: Checker, key: KeyPath, value: Any) -> str:
+    try:
+        parse_policy(value, f"'{key[-2]}'")
+    except MetadataError as exc:
+        raise checker.fail(key, str(exc).split(": ", 1)[-1]) from exc
+    return value
+
+
+def _table_policy(checker: Checker, key: KeyPath, value: Any) -> str:
+    if value not in TABLE_POLICIES:
+        raise checker.expect(key, value, f"one of {', '.join(TABLE_POLICIES)}")
+    return value
+
+
+def _where(checker: Checker, key: KeyPath, value: Any) -> str:
+    try:
+        return check_where(value, key[-2])
+    except MetadataError as exc:
+        raise checker.fail(key, str(exc).split(": ", 1)[-1]) from exc
+
+
+_COLUMN = {"sdtype": _sdtype, "provider": _provider, "categorical": _boolean,
+           "policy": _column_policy}
 _TABLE = {"default_distribution": _distribution, "numerical_distributions": _distributions,
           "enforce_min_max_values": _boolean, "enforce_rounding": _boolean, "locales": _locales,
-          "scale": _table_scale}
+          "scale": _table_scale, "policy": _table_policy, "where": _where}
 
 
 def _each(spec: dict[str, Callable], what: str) -> Callable:
@@ -292,4 +320,4 @@ TOP = {"source": _database, "target": _database, "schema": _section(_SCHEMA),
        "tables": _each(_TABLE, "table names"), "locales": _locales, "scale": _positive,
        "seed": _seed, "if_exists": _choice(IF_EXISTS), "model": _section(_MODEL),
        "report": _report, "max_rows": _max_rows, "fire_triggers": _boolean,
-       "drop_cut_keys": _boolean, "max_total_rows": _ceiling}
+       "drop_cut_keys": _boolean, "max_total_rows": _ceiling, "reference_tables": _boolean}

@@ -124,8 +124,9 @@ def kept_rows(model) -> dict[str, _Sampled]:
     for table, record in model.tables.items():
         if record.kept is not None:
             columns = record.columns + record.extension_columns
-            values = np.asarray(record.kept["values"], dtype=float).reshape(-1, len(columns))
-            scores = np.asarray(record.kept["scores"], dtype=float).reshape(-1, len(columns))
+            shape = (len(record.kept["values"]), len(columns))
+            values = np.asarray(record.kept["values"], dtype=float).reshape(shape)
+            scores = np.asarray(record.kept["scores"], dtype=float).reshape(shape)
             found[table] = _Sampled(columns, scores, values, kept=True)
     return found
 
@@ -159,11 +160,12 @@ def _children_scores(model, table: str, name: str, n: int, sampled: dict[str, _S
     n_linked = nonnull_count(n, rel["null_share"], len(parent))
     n_null = n - n_linked  # NULL foreign keys, at the source's share
     cap = _primary_cap(model, table, name, sampled)
-    counts = _kept_share(rel, name, parent, n, run, cap) if parent.kept and run else None
-    if counts is None:
+    if parent.kept and run:
+        counts, n_linked = _kept_share(rel, name, parent, n, run, cap)
+        n_null = n - n_linked
+    else:
         counts = allocate_within(_expected_counts(rel, name, parent), n_linked,
                                  _range(rel, parent), cap)
-    n_null = n - int(counts.sum()) if parent.kept and run else n_null
     # A unique key can make fewer children possible than asked (scale < 1 on a junction
     # table): the table then gets fewer rows rather than NULLs in a key column.
     n_linked = int(counts.sum())
@@ -227,20 +229,26 @@ def _primary_cap(model, table: str, name: str, sampled: dict[str, _Sampled]) -> 
 
 
 def _kept_share(rel, name: str, parent: _Sampled, n: int, run: RunShare,
-                cap: int | None) -> np.ndarray:
-    """A chunk's child counts under a kept table: its piece of the run's parent slots."""
+                cap: int | None) -> tuple[np.ndarray, int]:
+    """A chunk's child counts under a kept table (its piece of the run's parent slots), and
+    how many of its ``n`` rows have a parent (the rest are NULL at the source's share; a cap
+    that leaves fewer slots gives fewer rows, as :func:`_children_scores` explains)."""
     child, share, parents = rel["child"], rel["null_share"], len(parent)
     slots = run.slots.get(name)
     if slots is None:
         total = nonnull_count(run.totals[child], share, parents)
-        counts = allocate(_expected_counts(rel, name, parent), total, cap)
+        # Only a one-child-per-parent key caps the whole run; a junction's cap is per chunk.
+        counts = allocate(_expected_counts(rel, name, parent), total, 1 if rel["unique"] else None)
         seed = [run.seed, zlib.crc32(name.encode())]
         slots = np.random.default_rng(seed).permutation(
             np.repeat(np.arange(parents, dtype=np.int64), counts))
         run.slots[name] = slots
     start = run.offsets.get(child, 0)
     begin, end = (nonnull_count(start + k, share, parents) for k in (0, n))
-    return np.bincount(slots[begin:end], minlength=parents).astype(np.int64)
+    counts = np.bincount(slots[begin:end], minlength=parents).astype(np.int64)
+    if cap is not None and counts.max(initial=0) > cap:  # a junction's parent-pairs run out:
+        counts = allocate(counts, end - begin, cap)  # the excess goes to the others
+    return counts, end - begin
 
 
 def _assign_other(model, name: str, sampled: dict[str, _Sampled],
@@ -263,7 +271,7 @@ def _assign_other(model, name: str, sampled: dict[str, _Sampled],
         parent_key = parent.take(extension_columns(name, rel["aggregated"])[1:1 + k]) @ w
         projected = child.take(rel["aggregated"], scores=True) @ w
         child_key = rel["shrink"] * projected + rel["posterior_sd"] * rng.standard_normal(len(child))
-    capacities = _kept_share(rel, name, parent, len(child), run, cap) \
+    capacities = _kept_share(rel, name, parent, len(child), run, cap)[0] \
         if parent.kept and run else None
     return assign_by_capacity(len(child), rel["null_share"], weights, child_key, parent_key,
                               rng, cap, _range(rel, parent), capacities)

@@ -148,7 +148,10 @@ def _privacy_section(report) -> str:
     return (f"<h2>Privacy {_verdict(report.privacy_passed)}</h2>"
             '<p class="note">A finding is flagged when it is too frequent for chance (binomial '
             "tail below 0.001 at the chance share); no real value is shown.</p>"
-            "<h3>Personal data: synthetic values equal to a real value</h3>"
+            + (f'<p class="note">Copied as they are by their table policy (reference tables), '
+               f"not checked: {html.escape(', '.join(p['copied_by_policy']))}.</p>"
+               if p.get("copied_by_policy") else "")
+            + "<h3>Personal data: synthetic values equal to a real value</h3>"
             + _table(p.get("personal_data", []), ["table", "column", "sdtype", "synthetic_values",
                                                    "matches", "match_share", "chance_share",
                                                    "flagged"])

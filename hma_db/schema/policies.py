@@ -179,21 +179,57 @@ def table_policy_problems(tables: dict[str, dict[str, Any]],
     return problems
 
 
+_PLAIN_SDTYPES = ("numerical", "categorical", "boolean", "datetime", "id", "unknown")
+# Places that name an area, not a person: a list of 51 states or 4 sales regions is lookup data.
+_AREAS = ("state", "state_abbr", "country", "country_code", "city", "administrative_unit")
+
+
 def reference_tables(tables: dict[str, dict[str, Any]], relationships: list[dict[str, Any]],
                      row_counts: dict[str, int], order: list[str],
                      max_rows: int = 100) -> list[str]:
     """Tables that look like lookup data (a genre, a region, a status list) and are kept as
-    they are by default: at most ``max_rows`` rows, no column guessed personal, and no parent
-    other than such tables. ``order`` lists parents before children."""
+    they are by default: at most ``max_rows`` rows, no column guessed personal (a place that
+    names an area, such as a state or a country, does not count), and no parent other than such
+    tables. ``order`` lists parents before children."""
     found: list[str] = []
     for table in order:
         columns = tables[table].get("columns", {})
-        personal = any(spec.get("pii") or (spec.get("sdtype") not in (
-            "numerical", "categorical", "boolean", "datetime", "id", "unknown"))
-            for spec in columns.values())
+        personal = any((spec.get("pii") or spec.get("sdtype") not in _PLAIN_SDTYPES)
+                       and spec.get("sdtype") not in _AREAS for spec in columns.values())
         parents = {r["parent_table_name"] for r in relationships
                    if r["child_table_name"] == table and r["parent_table_name"] != table}
         if 0 < row_counts.get(table, max_rows + 1) <= max_rows and not personal \
                 and parents <= set(found):
             found.append(table)
     return found
+
+
+def _split_column(tables: dict[str, dict[str, Any]], key: str) -> tuple[str, str] | None:
+    """``"table.column"`` split at the dot that names an existing column (names may hold dots)."""
+    for i, char in enumerate(key):
+        if char == "." and key[:i] in tables and key[i + 1:] in tables[key[:i]]["columns"]:
+            return key[:i], key[i + 1:]
+    return None
+
+
+def apply_policies(tables: dict[str, dict[str, Any]], policies: dict[str, str] | None = None,
+                   where: dict[str, str] | None = None) -> None:
+    """Set policies on metadata tables, in place: ``policies`` maps ``"table.column"`` to a
+    column policy and ``"table"`` to a table policy (``keep``, ``empty``, ``model``);
+    ``where`` maps a table to its row filter. An unknown name raises :class:`MetadataError`
+    naming it; the values are checked by :meth:`Metadata.validate`."""
+    for key, text in (policies or {}).items():
+        if key in tables:
+            tables[key]["policy"] = text
+            continue
+        found = _split_column(tables, key)
+        if found is None:
+            raise MetadataError(f"policy {key}={text}: {key!r} names no table and no "
+                                "table.column of the source")
+        table, column = found
+        tables[table]["columns"][column]["policy"] = text
+    for table, condition in (where or {}).items():
+        if table not in tables:
+            raise MetadataError(f"where {table}: {condition}: {table!r} names no table of the "
+                                "source")
+        tables[table]["where"] = condition

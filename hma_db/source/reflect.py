@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from hma_db.engines import Source, connect, engine_for, first_line, safe_url
 from hma_db.errors import ReflectionError
 from hma_db.schema import DATE, TEXT, Metadata, base_type, type_options
+from hma_db.schema import reference_tables as find_reference_tables
 from hma_db.source import profiling
 from hma_db.source.dump import attach, capture
 from hma_db.source.read import begin_read_only
@@ -46,7 +47,8 @@ _KEY = "key"  # the kind of a string primary-key column, whose format is learned
 
 
 def reflect(source: Source, *, schema: str | None = None, include: Iterable[str] | None = None,
-            exclude: Iterable[str] | None = None, drop_cut_keys: bool = False) -> Metadata:
+            exclude: Iterable[str] | None = None, drop_cut_keys: bool = False,
+            reference_tables: bool = True) -> Metadata:
     """Reflect the tables of a database into :class:`Metadata`.
 
     Args:
@@ -57,6 +59,9 @@ def reflect(source: Source, *, schema: str | None = None, include: Iterable[str]
         exclude: leave these tables out.
         drop_cut_keys: keep a table whose foreign key references a table that ``include`` or
             ``exclude`` leaves out, without that foreign key (refused by default).
+        reference_tables: give lookup tables (at most 100 rows, no personal data, parents
+            that are lookup tables too: :func:`hma_db.schema.reference_tables`) the table
+            policy ``keep``, so a clone copies them as they are; False models them too.
 
     Returns:
         The metadata, with ``sql_metadata`` (the SQLAlchemy tables keyed by bare name),
@@ -80,12 +85,24 @@ def reflect(source: Source, *, schema: str | None = None, include: Iterable[str]
             with warnings.catch_warnings():
                 # Unknown column types are looked up by name afterwards (sqltypes.RawType).
                 warnings.simplefilter("ignore", sa.exc.SAWarning)
-                return _reflect(conn, schema, include, exclude, label, drop_cut_keys)
+                metadata = _reflect(conn, schema, include, exclude, label, drop_cut_keys)
+            if reference_tables:
+                _keep_reference_tables(metadata)
+            return metadata
         except sa.exc.SQLAlchemyError as exc:
             raise ReflectionError(
                 f"Cannot read the schema of {label}: {first_line(exc, engine.url)}") from exc
         finally:
             conn.rollback()
+
+
+def _keep_reference_tables(metadata: Metadata) -> None:
+    found = find_reference_tables(metadata.tables, metadata.relationships, metadata.row_counts,
+                                  metadata.topological_order())
+    for table in found:
+        metadata.tables[table]["policy"] = "keep"
+    if found:
+        logger.info("reference tables copied as is: %s", ", ".join(found))
 
 
 # -------------------------------------------------------------------------- choosing tables

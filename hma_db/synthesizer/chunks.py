@@ -151,6 +151,10 @@ def iter_sample(state: FittedState, metadata, scale: float,
         keys = _assign(metadata, {**fixed_keys, **keys}, links, state.dtypes,
                        set(fixed) | set(kept))
         out = {t: frame for t, frame in kept.items() if number == 0}
+        for table in out:
+            offsets[table] += len(out[table])
+            if on_rows is not None:
+                on_rows(table, len(out[table]))
         for table in sorted(frames):
             out[table] = decode_table(state, table, frames[table], keys[table], rng, spans[table])
             offsets[table] += len(frames[table])

@@ -109,7 +109,9 @@ def _array_item(value) -> str:
         return _array_literal(value)
     if isinstance(value, bool):
         return "t" if value else "f"
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    # An element of a json[] array (a document as the driver returns it) is JSON text.
+    text = json.dumps(value) if isinstance(value, dict) else str(value)
+    text = text.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'
 
 

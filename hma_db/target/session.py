@@ -67,7 +67,8 @@ class Session:
             conn.exec_driver_sql("PRAGMA foreign_keys = ON")
             conn.rollback()
         elif self.dialect == "mysql":
-            self.saved = (conn.exec_driver_sql("SELECT @@SESSION.foreign_key_checks").scalar(),)
+            self.saved = tuple(conn.exec_driver_sql(
+                "SELECT @@SESSION.foreign_key_checks, @@SESSION.sql_mode").one())
             conn.rollback()
         trans = conn.begin()
         if self.dialect == "sqlite":
@@ -84,6 +85,9 @@ class Session:
             self.conn.exec_driver_sql("SET CONSTRAINTS ALL IMMEDIATE")
         elif self.dialect == "mysql":
             self.conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
+            # A key of 0 (a kept table's, an appended one's) is a value, not "the next number".
+            self.conn.exec_driver_sql(
+                "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'NO_AUTO_VALUE_ON_ZERO')")
 
     def prove_foreign_keys(self, tables: list[sa.Table], shown: dict[str, str]) -> None:
         """Raise :class:`WriteError` naming the first foreign key of ``tables`` that a row
@@ -155,6 +159,8 @@ class Session:
             elif self.dialect == "mysql":
                 self.conn.exec_driver_sql(
                     f"SET SESSION foreign_key_checks = {int(self.saved[0])}")
+                self.conn.execute(sa.text("SET SESSION sql_mode = :mode"),
+                                  {"mode": self.saved[1]})
                 self.conn.rollback()
         except Exception:  # noqa: BLE001 - the connection may be gone; nothing left to restore
             self.conn.invalidate()
