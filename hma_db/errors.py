@@ -38,7 +38,9 @@ class MetadataError(HmaDbError):
 
     def __init__(self, message: str, problems: list[str] | None = None):
         self.problems = list(problems or [])
-        if self.problems:
+        if len(self.problems) == 1:  # one problem, one line
+            message = f"{message.rstrip(':')}: {self.problems[0]}"
+        elif self.problems:
             message = message + "\n" + "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(message)
 
