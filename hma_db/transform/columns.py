@@ -164,8 +164,12 @@ class Learner:
 
     def generated(self, column: str, series: pd.Series, dtype: str, kind: str,
                   generator: str | None = None) -> dict[str, Any]:
-        generator = generator or self.columns[column].get("generator") or _infer_generator(
-            dtype, kind)
+        chosen = generator or self.columns[column].get("generator")
+        generator = chosen or _infer_generator(dtype, kind)
+        # Reflection leaves out the generator of a text column whose few values repeat
+        # (hma_db.source.profiling): a given generator 'text' still makes words.
+        if chosen is None and generator == "text" and encoders.is_closed_vocabulary(series):
+            return self.vocabulary(series)  # 'Sales Manager', 'Ms.': never a random word
         spec = generators.learn(generator, series.dropna(), self.min_count)
         spec.update(role="generated", null_share=null_share(series),
                     max_length=self.columns[column].get("max_length"))
@@ -210,6 +214,19 @@ class Learner:
                     scale=numbers["scale"])
         return spec
 
+    def vocabulary(self, series: pd.Series) -> dict[str, Any]:
+        """A closed vocabulary (:func:`~hma_db.transform.encoders.is_closed_vocabulary`) as a
+        modeled category: only values seen ``CLOSED_MIN_COUNT`` times come out, the rarer
+        ones folded into them."""
+        spec = encoders.learn_categorical(
+            series, min_count=min(self.min_count, encoders.CLOSED_MIN_COUNT), allowed=None)
+        if len(spec["categories"]) == 1 and spec["counts"][0] + series.isna().sum() == len(
+                series):
+            return {"role": "constant", "value": spec["categories"][0],
+                    "null_share": null_share(series)}
+        spec.update(role="modeled", vocabulary=True)
+        return spec
+
     def categorical(self, column: str, series: pd.Series, dtype: str,
                     kind: str) -> dict[str, Any]:
         meta = self.columns[column]
@@ -225,6 +242,8 @@ class Learner:
                         "null_share": null_share(series)}
             if nulls and series.dropna().empty:
                 return {"role": "constant", "value": None, "null_share": 1.0}
+            if encoders.is_closed_vocabulary(series):
+                return self.vocabulary(series)
             return self.generated(column, series, dtype, kind, "number" if kind in (
                 "int", "float") else meta.get("generator", "text"))  # a SET: 'set
         if len(categories) == 1 and spec["counts"][0] + series.isna().sum() == len(series):

@@ -1,0 +1,90 @@
+"""Values a person believes (issue 17): closed vocabularies keep their values, text keeps its
+shape, personal data agrees within a row."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE
+
+from hma_db import HMASynthesizer, Metadata, TableTransformer, read_tables, reflect
+
+
+def _single_table(columns: dict) -> Metadata:
+    return Metadata.from_dict({"tables": {"t": {"primary_key": "id", "columns": columns}}})
+
+
+def _sample(tt: TableTransformer, n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    numeric = pd.DataFrame({c: rng.random(n) for c in tt.modeled_columns})
+    return tt.reverse_transform(numeric, np.random.default_rng(seed + 1))
+
+
+@pytest.fixture(scope="module")
+def northwind():
+    url = f"sqlite:///{NORTHWIND_SQLITE}"
+    metadata = reflect(url)
+    real = read_tables(url, metadata)
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=0)
+    synthesizer.fit(real)
+    return metadata, real, synthesizer.sample()
+
+
+@pytest.fixture(scope="module")
+def chinook():
+    url = f"sqlite:///{CHINOOK_SQLITE}"
+    metadata = reflect(url)
+    real = read_tables(url, metadata)
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=0)
+    synthesizer.fit(real)
+    return metadata, real, synthesizer.sample()
+
+
+# ------------------------------------------------------------------------ closed vocabularies
+def test_a_small_vocabulary_keeps_its_repeated_values_and_folds_a_single_row():
+    answers = ["Yes"] * 4 + ["No"] * 3 + ["Maybe"] * 2 + ["Only Alice"]
+    frame = pd.DataFrame({"id": range(10), "answer": answers})
+    tt = TableTransformer("t", _single_table({"id": {"sdtype": "id"},
+                                              "answer": {"sdtype": "unknown"}}))
+    tt.fit(frame)
+    out = _sample(tt, 600, 0)["answer"]
+    assert set(out) == {"Yes", "No", "Maybe"}  # all below min_category_count (5), none a word
+    assert out.value_counts(normalize=True)["Yes"] > out.value_counts(normalize=True)["Maybe"]
+
+
+def test_free_text_and_a_given_text_generator_still_make_words():
+    frame = pd.DataFrame({"id": range(10), "note": ["a b"] * 5 + ["c d"] * 5,
+                          "title": [f"Title {i}" for i in range(10)]})
+    tt = TableTransformer("t", _single_table({"id": {"sdtype": "id"},
+                                              "note": {"sdtype": "unknown", "generator": "text"},
+                                              "title": {"sdtype": "unknown"}}))
+    tt.fit(frame)
+    out = _sample(tt, 200, 0)
+    assert not out["note"].isin(frame["note"]).any()
+    assert not out["title"].isin(frame["title"]).any()
+
+
+def test_reflection_marks_a_closed_vocabulary_and_leaves_free_text(northwind, chinook):
+    metadata = northwind[0]
+    assert "generator" not in metadata.tables["employees"]["columns"]["title_of_courtesy"]
+    assert metadata.tables["products"]["columns"]["product_name"].get("generator") == "text"
+    assert "generator" not in chinook[0].tables["Employee"]["columns"]["Title"]
+
+
+def test_titles_of_chinook_and_northwind_exist_in_the_source(northwind, chinook):
+    _, real, synthetic = chinook
+    titles = synthetic["Employee"]["Title"].dropna()
+    assert len(titles) and titles.isin(real["Employee"]["Title"]).all()
+    _, real, synthetic = northwind
+    for column in ("title_of_courtesy", "title"):
+        made = synthetic["employees"][column].dropna()
+        counts = real["employees"][column].value_counts()
+        assert len(made) and made.isin(counts.index[counts >= 2]).all(), column
+
+
+def test_no_categorical_value_absent_from_the_source(northwind, chinook):
+    for metadata, real, synthetic in (northwind, chinook):
+        for table, spec in metadata.tables.items():
+            for column, meta in spec["columns"].items():
+                if meta.get("sdtype") == "categorical":
+                    made = synthetic[table][column].dropna()
+                    assert made.isin(real[table][column]).all(), (table, column)
