@@ -43,6 +43,14 @@ _LAZY = {
     "evaluate": "hma_db.report",
     "evaluate_databases": "hma_db.report",
     "simplify_schema": "hma_db.schema",
+    "FixedCombinations": "hma_db.schema",
+    "FixedIncrements": "hma_db.schema",
+    "Inequality": "hma_db.schema",
+    "OneHotEncoding": "hma_db.schema",
+    "ProgrammableConstraint": "hma_db.schema",
+    "Range": "hma_db.schema",
+    "SingleTableProgrammableConstraint": "hma_db.schema",
+    "load_constraints": "hma_db.schema",
     "read_subset": "hma_db.source",
     "HMASynthesizer": "hma_db.synthesizer",
     "load_synthesizer": "hma_db.synthesizer",
@@ -72,7 +80,19 @@ if _TYPE_CHECKING:
     from hma_db.jobs import Job, JobResult, Plan, format_plan, load_job, plan_job, run_job
     from hma_db.pipeline import CloneResult, clone
     from hma_db.report import Report, evaluate, evaluate_databases
-    from hma_db.schema import METADATA_SPEC_VERSION, Metadata, simplify_schema
+    from hma_db.schema import (
+        METADATA_SPEC_VERSION,
+        FixedCombinations,
+        FixedIncrements,
+        Inequality,
+        Metadata,
+        OneHotEncoding,
+        ProgrammableConstraint,
+        Range,
+        SingleTableProgrammableConstraint,
+        load_constraints,
+        simplify_schema,
+    )
     from hma_db.source import read_subset, read_tables, reflect
     from hma_db.synthesizer import HMASynthesizer, load_synthesizer
     from hma_db.target import write, write_chunks, write_files
@@ -84,8 +104,11 @@ __all__ = [
     "CloneResult",
     "ConfigError",
     "DataError",
+    "FixedCombinations",
+    "FixedIncrements",
     "HMASynthesizer",
     "HmaDbError",
+    "Inequality",
     "InvalidDataError",
     "Job",
     "JobResult",
@@ -93,11 +116,15 @@ __all__ = [
     "MetadataError",
     "ModelFileError",
     "NotFittedError",
+    "OneHotEncoding",
     "Plan",
+    "ProgrammableConstraint",
+    "Range",
     "ReflectionError",
     "Report",
     "SamplingError",
     "SchemaDriftError",
+    "SingleTableProgrammableConstraint",
     "SynthesizerInputError",
     "TableTransformer",
     "WriteError",
@@ -106,6 +133,7 @@ __all__ = [
     "evaluate",
     "evaluate_databases",
     "format_plan",
+    "load_constraints",
     "load_job",
     "load_synthesizer",
     "plan_job",

@@ -7,6 +7,21 @@ foreign-key graph, checks of data against the metadata, personal-data guesses, S
 sdtypes and the SQL schema as plain JSON. Every later stage reads it; it reads no database.
 """
 
+from hma_db.schema.constraints import (
+    CONSTRAINT_CLASSES,
+    Constraint,
+    FixedCombinations,
+    FixedIncrements,
+    Inequality,
+    OneHotEncoding,
+    ProgrammableConstraint,
+    Range,
+    SingleTableProgrammableConstraint,
+    as_numbers,
+    at_least,
+    constraint_from_dict,
+    load_constraints,
+)
 from hma_db.schema.graph import relationship_name
 from hma_db.schema.keys import key_columns
 from hma_db.schema.metadata import BASIC_SDTYPES, METADATA_SPEC_VERSION, Metadata
@@ -42,6 +57,19 @@ from hma_db.schema.sqltypes import (
 from hma_db.schema.values import from_json, restore, to_json, value_kind
 
 __all__ = [
+    "CONSTRAINT_CLASSES",
+    "Constraint",
+    "FixedCombinations",
+    "FixedIncrements",
+    "Inequality",
+    "OneHotEncoding",
+    "ProgrammableConstraint",
+    "Range",
+    "SingleTableProgrammableConstraint",
+    "as_numbers",
+    "at_least",
+    "constraint_from_dict",
+    "load_constraints",
     "BASIC_SDTYPES",
     "DATE",
     "DATE_PII",

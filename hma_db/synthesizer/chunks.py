@@ -183,6 +183,8 @@ def decode_table(state: FittedState, table: str, numeric: pd.DataFrame, keys: pd
     apart from the other chunks'."""
     body = state.transformers[table].reverse_transform(numeric, rng, span)
     body = body.reset_index(drop=True)
+    if table in state.constraints:  # the columns the constraints rewrote, turned back
+        body = state.constraints[table].reverse(body)
     keys = keys.reset_index(drop=True)
     dtypes = state.dtypes[table]
     out = {}

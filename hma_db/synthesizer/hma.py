@@ -27,7 +27,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from hma_db._version import __version__
-from hma_db.errors import HmaDbError, ModelFileError, NotFittedError, SynthesizerInputError
+from hma_db.errors import (
+    DataError,
+    HmaDbError,
+    ModelFileError,
+    NotFittedError,
+    SynthesizerInputError,
+)
 from hma_db.model import check_scale, fit_hma
 from hma_db.schema import Metadata, table_policy
 from hma_db.synthesizer import database, files
@@ -35,6 +41,7 @@ from hma_db.synthesizer.checks import check_chunk_rows, check_row_counts, check_
 from hma_db.synthesizer.chunks import DEFAULT_CHUNK_ROWS, iter_sample
 from hma_db.synthesizer.links import build_links, referenced_columns
 from hma_db.synthesizer.params import check_locales, check_table_parameters, default_parameters
+from hma_db.synthesizer.rules import check_all, constraint_copies, fit_table, invalid_rows
 from hma_db.synthesizer.sdv_compat import (
     as_metadata,
     check_integer_key_regex,
@@ -63,6 +70,9 @@ class HMASynthesizer:
         verbose: show progress bars while fitting and sampling.
         seed: an integer makes fitting and sampling reproducible in any process; ``None``
             draws fresh randomness.
+        find_rules: at ``fit``, find the inequalities between two date or number columns of a
+            table that hold in every real row (shipped >= ordered) and keep them like declared
+            constraints (see :meth:`get_constraints`).
 
     Example:
         >>> synthesizer = HMASynthesizer(metadata, locales=["en_US", "fr_CA"], seed=7)
@@ -72,7 +82,7 @@ class HMASynthesizer:
     """
 
     def __init__(self, metadata: Metadata | dict, locales: list[str] | str = ("en_US",),
-                 verbose: bool = True, seed: int | None = None):
+                 verbose: bool = True, seed: int | None = None, find_rules: bool = True):
         metadata = as_metadata(metadata)
         metadata.validate()
         check_regex_formats(metadata)
@@ -89,6 +99,9 @@ class HMASynthesizer:
         self._prepared: dict[str, dict] | None = None
         self._labels: dict[str, dict] = {}  # column labels that were not strings, per table
         self._entropy = np.random.SeedSequence(self.seed).entropy
+        self.find_rules = bool(find_rules)
+        self._declared: list = []  # constraints given to add_constraints
+        self._found: list = []  # rules found in the data at the last fit
 
     # ------------------------------------------------------------------------- parameters
     def get_parameters(self) -> dict[str, Any]:
@@ -152,6 +165,52 @@ class HMASynthesizer:
                 f"Unknown table {table_name!r}; the metadata has: "
                 f"{', '.join(sorted(self.metadata.tables))}.")
 
+    # -------------------------------------------------------------------- constraints
+    def add_constraints(self, constraints: list) -> None:
+        """Add business rules every sampled row keeps (applied from the next ``fit``).
+
+        Args:
+            constraints: hma_db's ``Inequality``, ``Range``, ``FixedCombinations``,
+                ``OneHotEncoding``, ``FixedIncrements`` (each with ``table_name``), SDV's
+                objects of those classes, or programmable constraints with SDV's interface
+                (``SingleTableProgrammableConstraint``). When sampling in chunks a constraint
+                sees whole rows of one chunk at a time.
+
+        Raises:
+            SynthesizerInputError: an unknown table or column, a key column, or an object that
+                is not a constraint.
+
+        Example:
+            >>> synthesizer.add_constraints([
+            ...     Inequality("order_date", "shipped_date", table_name="orders")])
+        """
+        if not isinstance(constraints, (list, tuple)):
+            raise SynthesizerInputError(
+                f"add_constraints takes a list of constraints; found {type(constraints).__name__}.")
+        checked = check_all(self.metadata, list(constraints))
+        if self._fitted is not None:
+            warnings.warn("The synthesizer is fitted: the new constraints apply from the next "
+                          "fit.", UserWarning, stacklevel=2)
+        self._declared += checked
+
+    def get_constraints(self) -> list:
+        """The declared constraints, then the rules found in the data at the last ``fit``
+        (``rule.found`` is True for those); copies."""
+        return constraint_copies(self._declared + self._found)
+
+    def validate_constraints(self, synthetic_data: dict[str, pd.DataFrame]) -> None:
+        """Check that every row of ``synthetic_data`` keeps every constraint (declared and
+        found).
+
+        Raises:
+            DataError: naming each broken constraint with its count of rows.
+        """
+        fitted = self._fitted.constraints if self._fitted is not None else {}
+        broken = invalid_rows(self._declared + self._found, synthetic_data, fitted)
+        if broken:
+            raise DataError("Rows break constraints: " + "; ".join(
+                f"{c!r}: {n} row(s)" for c, n in broken))
+
     # ------------------------------------------------------------------------ fitting
     def fit(self, data: dict[str, pd.DataFrame], row_counts: dict[str, int] | None = None) -> None:
         """Learn every table and relationship from ``data`` (``{table: DataFrame}``).
@@ -176,7 +235,8 @@ class HMASynthesizer:
         check_integer_key_regex(self.metadata, data)
         processed = {}
         # Fitted transformers wait here until the model fits, so a failed fit keeps the old model.
-        self._prepared = {"transformers": {}, "columns": {}, "dtypes": {}, "kept": {}}
+        self._prepared = {"transformers": {}, "columns": {}, "dtypes": {}, "kept": {},
+                          "constraints": {}, "found": []}
         with self._quiet():
             for table in self._bar(sorted(self.metadata.tables), "Preprocess tables"):
                 processed[table] = self._preprocess_table(table, data[table])
@@ -200,18 +260,26 @@ class HMASynthesizer:
 
     def _preprocess_table(self, table: str, frame: pd.DataFrame) -> pd.DataFrame:
         params = self._table_parameters[table]
+        modeled, metadata = frame, self.metadata
+        if table_policy(self.metadata.tables, table) == "model":  # kept/emptied: not sampled
+            found, constraints = fit_table(self.metadata, table, frame, self._declared,
+                                           self.find_rules)
+            self._prepared["found"] += found
+            if constraints is not None:  # the transformer models the reparametrized columns
+                modeled, metadata = constraints.fit_transform(frame, self.metadata)
+                self._prepared["constraints"][table] = constraints
         transformer = TableTransformer(
-            table, self.metadata, locales=params["locales"],
+            table, metadata, locales=params["locales"],
             enforce_min_max_values=params["enforce_min_max_values"],
             enforce_rounding=params["enforce_rounding"])
-        transformer.fit(frame)
+        transformer.fit(modeled)
         self._prepared["transformers"][table] = transformer
         # Output columns follow the metadata's order, as in SDV.
         self._prepared["columns"][table] = list(self.metadata.tables[table]["columns"])
         self._prepared["dtypes"][table] = {c: str(frame[c].dtype) for c in frame.columns}
         if table_policy(self.metadata.tables, table) == "keep":  # copied verbatim when sampling
             self._prepared["kept"][table] = frame.reset_index(drop=True)
-        numeric = transformer.transform(frame).reset_index(drop=True)
+        numeric = transformer.transform(modeled).reset_index(drop=True)
         keys = frame[self._key_columns(table)].reset_index(drop=True)
         logger.debug("table %s: %d rows, %d modeled columns", table, len(frame), numeric.shape[1])
         return pd.concat([numeric, keys], axis=1)
@@ -247,7 +315,8 @@ class HMASynthesizer:
             dtypes=prepared["dtypes"], sample_rng=np.random.default_rng(self._seed_sequence(1)),
             fit_date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             table_policies={t: p for t, p in policies.items() if p != "model"},
-            kept=prepared["kept"])
+            kept=prepared["kept"], constraints=prepared["constraints"])
+        self._found = prepared["found"]
 
     def fit_database(self, source, max_rows: int | dict[str, int] | None = None) -> HMASynthesizer:
         """Read every table of the metadata from a database URL or engine and fit on it.
@@ -414,8 +483,9 @@ class HMASynthesizer:
         unfitted_stream = None if fitted else \
             np.random.default_rng(self._seed_sequence(1)).bit_generator.state
         return SavedSynthesizer(
-            parameters={"locales": list(self.locales), "verbose": self.verbose, "seed": self.seed},
-            metadata=self.metadata,
+            parameters={"locales": list(self.locales), "verbose": self.verbose, "seed": self.seed,
+                        "find_rules": self.find_rules},
+            metadata=self.metadata, constraints=self._declared + self._found,
             table_parameters=self._table_parameters, entropy=self._entropy,
             creation_date=self._creation_date, fitted=fitted, sample_rng_state=unfitted_stream)
 
@@ -423,7 +493,9 @@ class HMASynthesizer:
     def _restore(cls, saved: SavedSynthesizer) -> HMASynthesizer:
         params = saved.parameters
         synthesizer = cls(saved.metadata, locales=params["locales"], verbose=params["verbose"],
-                          seed=params["seed"])
+                          seed=params["seed"], find_rules=params.get("find_rules", True))
+        synthesizer._declared = [c for c in saved.constraints if not c.found]
+        synthesizer._found = [c for c in saved.constraints if c.found]
         synthesizer._table_parameters = saved.table_parameters
         synthesizer._entropy, synthesizer._creation_date = saved.entropy, saved.creation_date
         synthesizer._fitted = saved.fitted

@@ -16,8 +16,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hma_db.errors import SynthesizerInputError
 from hma_db.model import HMAModel, target_rows
-from hma_db.schema import Metadata, from_json, schema_from_dict, schema_to_dict, to_json
+from hma_db.schema import (
+    Constraint,
+    Metadata,
+    constraint_from_dict,
+    from_json,
+    schema_from_dict,
+    schema_to_dict,
+    to_json,
+)
+from hma_db.synthesizer.constraints import TableRules
+from hma_db.synthesizer.rules import TableConstraints
 from hma_db.transform import TableTransformer
 
 
@@ -36,6 +47,9 @@ class FittedState:
     # tables, copied verbatim into every sample.
     table_policies: dict[str, str] = field(default_factory=dict)
     kept: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # Per table with constraints: the steps that rewrite its columns before the transformer
+    # and turn the decoded columns back (hma_db.synthesizer.rules.TableConstraints).
+    constraints: dict[str, TableConstraints] = field(default_factory=dict)
 
     @property
     def row_counts(self) -> dict[str, int]:
@@ -61,6 +75,21 @@ class SavedSynthesizer:
     creation_date: str
     fitted: FittedState | None
     sample_rng_state: dict[str, Any] | None = None  # of an unfitted synthesizer's stream
+    constraints: list = field(default_factory=list)  # declared, then found in the data
+
+
+def _constraints_state(saved: SavedSynthesizer) -> dict[str, Any]:
+    """The constraints as plain data; a programmable one is code and is refused."""
+    code = [c for c in saved.constraints if not isinstance(c, Constraint)]
+    if code:
+        names = ", ".join(sorted({type(c).__name__ for c in code}))
+        raise SynthesizerInputError(
+            f"This synthesizer has programmable constraint(s) ({names}): they are code, and a "
+            "model file holds data only, so it cannot be saved. Save a synthesizer without "
+            "them, or keep the fitted synthesizer in memory.")
+    fitted = saved.fitted.constraints if saved.fitted else {}
+    return {"rules": [c.to_dict() for c in saved.constraints],
+            "tables": {t: tc.rules.to_dict() for t, tc in fitted.items() if tc.rules is not None}}
 
 
 def to_state(saved: SavedSynthesizer) -> dict[str, Any]:
@@ -86,6 +115,7 @@ def to_state(saved: SavedSynthesizer) -> dict[str, Any]:
         "kept": {t: {c: [to_json(v) for v in frame[c]] for c in frame.columns}
                  for t, frame in fitted.kept.items()} if fitted else {},
         "dates": [saved.creation_date, fitted.fit_date if fitted else None],
+        "constraints": _constraints_state(saved),
     }
 
 
@@ -99,21 +129,28 @@ def from_state(state: dict[str, Any]) -> SavedSynthesizer:
     metadata.table_schemas = {str(t): str(s) for t, s in (source.get("table_schemas") or {}).items()
                               if t in metadata.tables}
     creation_date, fit_date = state["dates"]
+    rules = state.get("constraints") or {}
+    # Only the predefined classes are rebuilt: a model file names a class, it never builds one.
+    constraints = [constraint_from_dict(d) for d in rules.get("rules", [])]
+    tables = {str(t): TableConstraints(TableRules.from_dict(d), [])
+              for t, d in (rules.get("tables") or {}).items() if t in metadata.tables}
     fitted = None
     if state["model"] is not None:
         rng = np.random.default_rng()
         rng.bit_generator.state = state["sample_rng"]
         fitted = FittedState(
             model=HMAModel.from_dict(state["model"]),
-            transformers={t: TableTransformer.from_dict(d, metadata)
-                          for t, d in state["transformers"].items()},
+            transformers={t: TableTransformer.from_dict(
+                d, tables[t].metadata(metadata) if t in tables else metadata)
+                for t, d in state["transformers"].items()},
             columns=state["columns"], dtypes=state["dtypes"], sample_rng=rng, fit_date=fit_date,
             table_policies={str(t): str(p) for t, p in (state.get("table_policies") or {}).items()
                             if t in metadata.tables},
             kept={t: pd.DataFrame({c: pd.Series([from_json(v) for v in values], dtype=object)
                                    for c, values in columns.items()})
-                  for t, columns in (state.get("kept") or {}).items() if t in metadata.tables})
+                  for t, columns in (state.get("kept") or {}).items() if t in metadata.tables},
+            constraints=tables)
     return SavedSynthesizer(parameters=state["parameters"], metadata=metadata,
                             table_parameters=state["table_parameters"], entropy=state["entropy"],
                             creation_date=creation_date, fitted=fitted,
-                            sample_rng_state=state["sample_rng"])
+                            sample_rng_state=state["sample_rng"], constraints=constraints)

@@ -1,0 +1,366 @@
+"""Constraints kept by construction, around each table's :class:`~hma_db.transform.TableTransformer`.
+
+Before a table reaches its transformer, :class:`TableRules` rewrites the columns a rule binds so
+that every value the model can sample is valid, and turns the decoded columns back after sampling:
+
+* ``Inequality`` / ``Range``: the high column also gets a *gap* column, ``log(high - low + eps)``
+  (in seconds for timestamps, days for dates, whole units when both columns hold whole
+  numbers). After sampling ``high = max(lows) + gap``, and any sampled gap decodes to one at
+  least 0 (at least one unit, or above 0, when strict): the rule holds by construction, and no
+  value is clipped onto the boundary. A high column with several lows (found rules) takes the
+  largest, and chains (``a <= b <= c``) decode in column order. Where every low is NULL the
+  high column keeps its own modeled value;
+* ``FixedCombinations``: the columns become one category, the index of a real combination;
+* ``OneHotEncoding``: the columns become one category, the name of the hot column;
+* ``FixedIncrements``: the column is modeled divided by the increment and rounded back.
+
+Each step is row-local, so a chunk of rows (:mod:`hma_db.synthesizer.chunks`) decodes alone.
+A rule the real rows already break is refused at fit, with the count and example rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hma_db.errors import DataError, SynthesizerInputError
+from hma_db.schema import (
+    Constraint,
+    FixedCombinations,
+    FixedIncrements,
+    Inequality,
+    OneHotEncoding,
+    Range,
+    as_numbers,
+    from_json,
+    to_json,
+)
+
+EXAMPLE_ROWS = 3  # broken rows shown when refusing a rule at fit
+NS_PER_UNIT = {"number": 1.0, "date": 86_400e9, "timestamp": 1e9, "timestamptz": 1e9}
+
+
+def check_declared(metadata, constraint: Constraint) -> None:
+    """Refuse a constraint whose table or columns do not exist or are keys."""
+    table = constraint.table_name
+    if table not in metadata.tables:
+        raise SynthesizerInputError(
+            f"{constraint!r} names the table {table!r}; the metadata has: "
+            f"{', '.join(sorted(metadata.tables))}. Pass table_name=.")
+    columns = metadata.tables[table]["columns"]
+    keys = set(metadata.primary_key(table)) | set(metadata.foreign_key_columns(table))
+    for column in constraint.columns():
+        if column not in columns:
+            raise SynthesizerInputError(
+                f"{constraint!r}: table '{table}' has no column '{column}'; its columns are "
+                f"{', '.join(columns)}.")
+        if column in keys:
+            raise SynthesizerInputError(
+                f"{constraint!r}: '{table}.{column}' is a key; keys are generated, not "
+                "modeled, so a constraint cannot bind them.")
+
+
+def refuse_broken(constraint: Constraint, frame: pd.DataFrame) -> None:
+    """A rule the real rows break cannot be kept: say how many rows and show some."""
+    valid = constraint.is_valid(frame).to_numpy(dtype=bool)
+    if valid.all():
+        return
+    bad = frame.loc[~valid, constraint.columns()]
+    raise DataError(
+        f"Table '{constraint.table_name}': {int((~valid).sum())} of {len(frame)} real rows break "
+        f"{constraint!r}, for example:\n{bad.head(EXAMPLE_ROWS).to_string()}\nFix the data or "
+        "drop the constraint.")
+
+
+def _representation(values: pd.Series, fmt: str | None) -> str:
+    """How a compared column holds its values: number, date, timestamp(tz) or text."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values):
+        return "number"
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return "timestamptz" if getattr(values.dtype, "tz", None) is not None else "timestamp"
+    present = values.dropna()
+    first = present.iloc[0] if len(present) else None
+    if isinstance(first, str):
+        return "text:" + (fmt or ("%Y-%m-%d" if len(first) == 10 else "%Y-%m-%d %H:%M:%S"))
+    if isinstance(first, dt.date) and not isinstance(first, dt.datetime):
+        return "date"
+    return "timestamp"
+
+
+def _numbers(values: pd.Series, rep: str) -> np.ndarray:
+    raw = as_numbers(values)
+    return raw if rep == "number" else raw / NS_PER_UNIT.get(rep, 1e9)
+
+
+def _values(numbers: np.ndarray, rep: str) -> pd.Series:
+    """Numbers back in a column's representation (the inverse of :func:`_numbers`)."""
+    if rep == "number":
+        return pd.Series(numbers)
+    ns = np.rint(numbers * NS_PER_UNIT.get(rep, 1e9))
+    stamps = pd.to_datetime(pd.Series(ns).astype("Int64"), unit="ns", utc=True)
+    if rep == "date":
+        return stamps.dt.date.astype(object).where(stamps.notna(), None)
+    if rep.startswith("text:"):
+        return stamps.dt.strftime(rep[5:]).astype(object).where(stamps.notna(), None)
+    return stamps if rep == "timestamptz" else stamps.dt.tz_localize(None)
+
+
+def _whole(numbers: np.ndarray) -> bool:
+    present = numbers[~np.isnan(numbers)]
+    # 1e-6 of a unit: timestamps read as float nanoseconds keep about this much precision.
+    return bool(len(present)) and bool(np.all(np.abs(present - np.rint(present)) <= 1e-6))
+
+
+class Gap:
+    """``high >= max(lows)`` kept as a log-scale gap column (see the module docstring)."""
+
+    def __init__(self, high: str, lows: list[str], strict: bool, column: str):
+        self.high, self.lows, self.strict, self.column = high, list(lows), strict, column
+        self.rep, self.unit, self.eps = "number", 0.0, 0.0
+
+    def fit(self, frame: pd.DataFrame, fmt: str | None) -> None:
+        self.rep = _representation(frame[self.high], fmt)
+        values = [_numbers(frame[c], self.rep) for c in [self.high, *self.lows]]
+        self.unit = 1.0 if all(_whole(v) for v in values) else 0.0
+        gap = self._gap(frame)
+        positive = gap[gap > 0]
+        # Continuous gaps of 0 need an offset for the log: a thousandth of the median gap
+        # keeps zeros apart from the rest without dwarfing them.
+        self.eps = 0.0 if self.unit or self.strict or not len(positive) else \
+            float(np.median(positive)) * 1e-3
+
+    def _lows(self, frame: pd.DataFrame) -> np.ndarray:
+        lows = np.column_stack([_numbers(frame[c], self.rep) for c in self.lows])
+        present = ~np.isnan(lows)
+        return np.where(present.any(axis=1), np.nanmax(np.where(present, lows, -np.inf), axis=1),
+                        np.nan)
+
+    def _gap(self, frame: pd.DataFrame) -> np.ndarray:
+        return _numbers(frame[self.high], self.rep) - self._lows(frame)
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        gap = self._gap(frame)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.unit:
+                y = np.log1p(np.rint(gap / self.unit) - (1 if self.strict else 0))
+            else:
+                y = np.log(gap + self.eps)
+        return frame.assign(**{self.column: y})
+
+    def reverse(self, frame: pd.DataFrame) -> pd.DataFrame:
+        y = pd.to_numeric(frame[self.column], errors="coerce").to_numpy(dtype=float)
+        # abs: a log sampled below the real minimum folds back above 0 rather than onto it.
+        if self.unit:
+            gap = (np.rint(np.abs(np.expm1(y))) + (1 if self.strict else 0)) * self.unit
+        else:
+            gap = np.abs(np.exp(y) - self.eps)
+        lows = self._lows(frame)
+        derived = ~np.isnan(lows)
+        out = frame.drop(columns=[self.column])
+        if not derived.any():
+            return out
+        high = out[self.high].astype(float if self.rep == "number" else object).copy()
+        new = _values(lows + gap, self.rep)
+        high[derived] = new[derived].to_numpy()
+        return out.assign(**{self.high: high})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "gap", "high": self.high, "lows": self.lows, "strict": self.strict,
+                "column": self.column, "rep": self.rep, "unit": self.unit, "eps": self.eps}
+
+    def meta(self) -> dict[str, dict]:
+        return {self.column: {"sdtype": "numerical", "computer_representation": "Float"}}
+
+
+class Category:
+    """Several columns modeled as one category: a fixed combination or a one-hot group."""
+
+    def __init__(self, columns: list[str], one_hot: bool, column: str):
+        self.columns, self.one_hot, self.column = list(columns), one_hot, column
+        self.combinations: pd.DataFrame | None = None
+
+    def fit(self, frame: pd.DataFrame, fmt: str | None = None) -> None:
+        if not self.one_hot:
+            self.combinations = frame[self.columns].drop_duplicates().reset_index(drop=True)
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if self.one_hot:
+            values = frame[self.columns].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+            code = np.asarray(self.columns, dtype=object)[np.argmax(values == 1, axis=1)]
+        else:
+            codes = self.combinations.assign(_code=np.arange(len(self.combinations)))
+            merged = frame[self.columns].merge(codes, how="left", on=self.columns)
+            code = np.char.add("c", merged["_code"].to_numpy().astype(int).astype(str))
+        return frame.drop(columns=self.columns).assign(**{self.column: code})
+
+    def reverse(self, frame: pd.DataFrame) -> pd.DataFrame:
+        code = frame[self.column].astype(str).to_numpy()
+        if self.one_hot:
+            out = {c: (code == c).astype(int) for c in self.columns}
+        else:
+            rows = pd.to_numeric(pd.Series(code).str[1:], errors="coerce").fillna(0).astype(int)
+            taken = self.combinations.iloc[rows.to_numpy()].reset_index(drop=True)
+            out = {c: taken[c].to_numpy() for c in self.columns}
+        return frame.drop(columns=[self.column]).assign(**out)
+
+    def to_dict(self) -> dict[str, Any]:
+        combos = None if self.combinations is None else \
+            [[to_json(v) for v in self.combinations[c]] for c in self.columns]
+        return {"kind": "category", "columns": self.columns, "one_hot": self.one_hot,
+                "column": self.column, "combinations": combos}
+
+    def meta(self) -> dict[str, dict]:
+        return {self.column: {"sdtype": "categorical"}}
+
+
+class Increments:
+    """A column modeled as the whole number of increments it holds."""
+
+    def __init__(self, column: str, increment: float):
+        self.column, self.increment = column, increment
+
+    def fit(self, frame: pd.DataFrame, fmt: str | None = None) -> None:
+        """Nothing to learn: the increment is given."""
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        values = pd.to_numeric(frame[self.column], errors="coerce") / self.increment
+        return frame.assign(**{self.column: np.rint(values)})
+
+    def reverse(self, frame: pd.DataFrame) -> pd.DataFrame:
+        values = pd.to_numeric(frame[self.column], errors="coerce")
+        return frame.assign(**{self.column: np.rint(values) * self.increment})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "increments", "column": self.column, "increment": self.increment}
+
+    def meta(self) -> dict[str, dict]:
+        return {self.column: {"sdtype": "numerical", "computer_representation": "Float"}}
+
+
+def _free_name(taken: set[str], base: str) -> str:
+    name = base
+    while name in taken:
+        name += "_"
+    taken.add(name)
+    return name
+
+
+def _ordered_gaps(table: str, edges: dict[str, dict[str, bool]], taken: set[str]) -> list[Gap]:
+    """One gap per high column, lows first (a chain decodes in order); a cycle is refused."""
+    gaps, done, pending = [], set(), dict(edges)
+    while pending:
+        ready = [h for h, lows in pending.items() if not set(lows) & set(pending)]
+        if not ready:
+            raise SynthesizerInputError(
+                f"Table '{table}': the inequalities on {', '.join(sorted(pending))} form a "
+                "cycle; drop one of them.")
+        for high in sorted(ready):
+            lows = pending.pop(high)
+            gaps.append(Gap(high, sorted(lows), all(lows.values()),
+                            _free_name(taken, f"{high}__gap")))
+            done.add(high)
+    return gaps
+
+
+class TableRules:
+    """The steps that keep one table's constraints, fitted on its real rows."""
+
+    def __init__(self, table: str, steps: list):
+        self.table, self.steps = table, steps
+
+    @classmethod
+    def build(cls, table: str, constraints: list[Constraint], columns: list[str]) -> TableRules:
+        taken = set(columns)
+        steps: list = []
+        edges: dict[str, dict[str, bool]] = {}
+        for c in constraints:
+            if isinstance(c, (Inequality, Range)):
+                pairs = list(zip(c.columns()[:-1], c.columns()[1:], strict=True))
+                for low, high in pairs:
+                    lows = edges.setdefault(high, {})
+                    lows[low] = lows.get(low, False) or c.strict_boundaries
+            elif isinstance(c, FixedIncrements):
+                steps.append(Increments(c.column_name, c.increment_value))
+            elif isinstance(c, (FixedCombinations, OneHotEncoding)):
+                one_hot = isinstance(c, OneHotEncoding)
+                base = "__one_hot__" if one_hot else "__combination__"
+                steps.append(Category(c.columns(), one_hot, _free_name(taken, base + c.columns()[0])))
+        _refuse_overlaps(table, steps, edges)
+        return cls(table, steps + _ordered_gaps(table, edges, taken))
+
+    def fit(self, frame: pd.DataFrame, metadata) -> None:
+        meta = metadata.tables[self.table]["columns"]
+        for step in self.steps:
+            fmt = meta.get(getattr(step, "high", ""), {}).get("datetime_format")
+            step.fit(frame, fmt)
+
+    def updated_metadata(self, metadata):
+        """A copy of ``metadata`` whose table has the columns :meth:`transform` gives."""
+        view = metadata.copy()
+        columns = view.tables[self.table]["columns"]
+        for step in self.steps:
+            for gone in (step.columns if isinstance(step, Category) else []):
+                columns.pop(gone, None)
+            columns.update(step.meta())
+        return view
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        for step in self.steps:
+            frame = step.transform(frame)
+        return frame
+
+    def reverse(self, frame: pd.DataFrame) -> pd.DataFrame:
+        for step in self.steps:  # lows before highs (see _ordered_gaps)
+            frame = step.reverse(frame)
+        return frame
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "steps": [s.to_dict() for s in self.steps]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TableRules:
+        steps = []
+        for s in d["steps"]:
+            if s["kind"] == "gap":
+                step = Gap(str(s["high"]), [str(x) for x in s["lows"]], bool(s["strict"]),
+                           str(s["column"]))
+                step.rep, step.unit, step.eps = str(s["rep"]), float(s["unit"]), float(s["eps"])
+            elif s["kind"] == "category":
+                step = Category([str(x) for x in s["columns"]], bool(s["one_hot"]), str(s["column"]))
+                if s["combinations"] is not None:
+                    step.combinations = pd.DataFrame(
+                        {c: pd.Series([from_json(v) for v in vals], dtype=object)
+                         for c, vals in zip(step.columns, s["combinations"], strict=True)})
+            elif s["kind"] == "increments":
+                step = Increments(str(s["column"]), float(s["increment"]))
+            else:
+                raise SynthesizerInputError(f"Unknown constraint step {s['kind']!r}.")
+            steps.append(step)
+        return cls(str(d["table"]), steps)
+
+    def combinations(self, columns: list[str]) -> pd.DataFrame | None:
+        """The real combinations learned for a ``FixedCombinations`` of ``columns``."""
+        for step in self.steps:
+            if isinstance(step, Category) and step.columns == list(columns):
+                return step.combinations
+        return None
+
+
+def _refuse_overlaps(table: str, steps: list, edges: dict[str, dict[str, bool]]) -> None:
+    """A column rewritten by two kinds of rule would be decoded twice: refuse it."""
+    seen: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        for column in (step.columns if isinstance(step, Category) else [step.column]):
+            if seen.setdefault(column, i) != i:
+                raise SynthesizerInputError(
+                    f"Table '{table}': column '{column}' is bound by two constraints that "
+                    "rewrite it; keep one.")
+    gap_columns = set(edges) | {low for lows in edges.values() for low in lows}
+    both = sorted(gap_columns & set(seen))
+    if both:
+        raise SynthesizerInputError(
+            f"Table '{table}': column(s) {', '.join(both)} are in an Inequality or Range and in "
+            "another constraint that rewrites them; keep one.")

@@ -1,0 +1,240 @@
+"""The synthesizer's business rules: declared constraints (hma_db's or SDV's own objects),
+programmable ones, and rules found in the data, fitted per table into the steps of
+:mod:`hma_db.synthesizer.constraints`.
+
+Rules found in the data are inequalities between two columns of one table that hold in every
+real row, kept by default like declared ones (``HMASynthesizer(find_rules=False)`` turns it off).
+
+A pair qualifies when both columns are numbers, or both dates/timestamps, neither is a key nor
+masked by a policy, both are set in at least :data:`MIN_ROWS` rows, their ranges overlap (so the
+rule is not trivially true, such as an amount always below a year) and the high column is at
+least the low one wherever both are set (NULLs are allowed where the source has them). The rule
+is strict when no row ties. Columns always equal are not a rule.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hma_db.errors import SynthesizerInputError
+from hma_db.schema import (
+    CONSTRAINT_CLASSES,
+    DATE_PII,
+    Constraint,
+    FixedCombinations,
+    Inequality,
+    ProgrammableConstraint,
+    SingleTableProgrammableConstraint,
+    as_numbers,
+    constraint_from_dict,
+)
+from hma_db.synthesizer.constraints import TableRules, check_declared, refuse_broken
+
+logger = logging.getLogger(__name__)
+
+# Below 30 rows where both columns are set, an order seen in every row is too often chance
+# (two independent columns agree on 9 rows with probability 2 / 2**9 = 0.4%, on 30 rows 2e-9);
+# this leaves Northwind's 9 employees without a found rule (declare it instead).
+MIN_ROWS = 30
+
+
+def _kind(meta: dict) -> str | None:
+    if meta.get("policy"):
+        return None  # masked columns are not modeled as they are
+    sdtype = meta.get("sdtype")
+    if sdtype == "numerical":
+        return "number"
+    if sdtype == "datetime" or sdtype in DATE_PII:
+        return "date"
+    return None
+
+
+def _candidates(metadata, table: str, frame: pd.DataFrame, skip: set[str]) -> dict[str, list[str]]:
+    keys = set(metadata.primary_key(table)) | set(metadata.foreign_key_columns(table))
+    groups: dict[str, list[str]] = {}
+    for column, meta in metadata.tables[table]["columns"].items():
+        kind = _kind(meta)
+        if kind and column not in keys and column not in skip and column in frame.columns:
+            groups.setdefault(kind, []).append(column)
+    return groups
+
+
+def find_inequalities(metadata, table: str, frame: pd.DataFrame,
+                      skip: set[str] = frozenset()) -> list[Inequality]:
+    """The inequalities that hold in every row of ``frame`` (see the module docstring)."""
+    found = []
+    for columns in _candidates(metadata, table, frame, skip).values():
+        if len(columns) < 2:
+            continue
+        try:
+            values = np.column_stack([as_numbers(frame[c]) for c in columns])
+        except (TypeError, ValueError):
+            continue
+        found += _ordered_pairs(table, columns, values)
+    for rule in found:
+        logger.info("table %s: found %s %s %s in every row", table, rule.high_column_name,
+                    ">" if rule.strict_boundaries else ">=", rule.low_column_name)
+    return found
+
+
+def _ordered_pairs(table: str, columns: list[str], values: np.ndarray) -> list[Inequality]:
+    present = ~np.isnan(values)
+    low_min = np.nanmin(np.where(present, values, np.inf), axis=0)
+    high_max = np.nanmax(np.where(present, values, -np.inf), axis=0)
+    found = []
+    for i, low in enumerate(columns):  # one pass per column, vectorized over rows and columns
+        both = present[:, [i]] & present
+        with np.errstate(invalid="ignore"):
+            le = np.where(both, values[:, [i]] <= values, True).all(axis=0)
+            lt = np.where(both, values[:, [i]] < values, True).all(axis=0)
+            ge = np.where(both, values[:, [i]] >= values, True).all(axis=0)
+        overlap = np.maximum(low_min[i], low_min) <= np.minimum(high_max[i], high_max)
+        for j in np.flatnonzero(le & ~ge & overlap & (both.sum(axis=0) >= MIN_ROWS)):
+            if j != i:
+                rule = Inequality(low, columns[j], strict_boundaries=bool(lt[j]), table_name=table)
+                rule.found = True
+                found.append(rule)
+    return found
+
+
+# Where SDV's own constraint objects keep each parameter (private attributes of SDV's classes,
+# read from the object's __dict__ since SDV offers no public accessor).
+SDV_ATTRIBUTES = {
+    "Inequality": {"low_column_name": "_low_column_name", "high_column_name": "_high_column_name",
+                   "strict_boundaries": "_strict_boundaries"},
+    "Range": {"low_column_name": "_low_column_name", "middle_column_name": "_middle_column_name",
+              "high_column_name": "_high_column_name", "strict_boundaries": "_strict_boundaries"},
+    "FixedCombinations": {"column_names": "_column_names"},
+    "OneHotEncoding": {"column_names": "_column_names"},
+    "FixedIncrements": {"column_name": "_column_name", "increment_value": "_increment_value"},
+}
+
+
+def as_constraint(obj):
+    """An hma_db constraint from one of hma_db's, SDV's, or a programmable object."""
+    if isinstance(obj, (Constraint, SingleTableProgrammableConstraint)):
+        return obj
+    name, module = type(obj).__name__, type(obj).__module__ or ""
+    if module.split(".")[0] == "sdv" and name in SDV_ATTRIBUTES:
+        state = vars(obj)
+        params = {ours: state.get(theirs, state.get(ours))
+                  for ours, theirs in SDV_ATTRIBUTES[name].items()}
+        return constraint_from_dict({"constraint_class": name, "table_name": state.get("table_name"),
+                                     "constraint_parameters": params})
+    if all(callable(getattr(obj, m, None)) for m in ("transform", "reverse_transform", "is_valid")):
+        return obj  # programmable, duck-typed as SDV's own programmable classes are
+    raise SynthesizerInputError(
+        f"{obj!r} is not a constraint: expected one of {', '.join(CONSTRAINT_CLASSES)}, SDV's "
+        "classes of those names, or a programmable constraint (transform, reverse_transform, "
+        "is_valid).")
+
+
+def is_multi_table(constraint) -> bool:
+    """A programmable constraint on ``{table: DataFrame}`` rather than one table."""
+    return isinstance(constraint, ProgrammableConstraint) or (
+        not isinstance(constraint, (Constraint, SingleTableProgrammableConstraint))
+        and getattr(constraint, "table_name", None) is None)
+
+
+class TableConstraints:
+    """One table's fitted rules: the built-in steps, then its programmable constraints."""
+
+    def __init__(self, rules: TableRules | None, programmable: list):
+        self.rules, self.programmable = rules, list(programmable)
+
+    def fit_transform(self, frame: pd.DataFrame, metadata):
+        """Fit on the real table; the frame and the metadata the transformer sees."""
+        if self.rules is not None:
+            self.rules.fit(frame, metadata)
+            metadata = self.rules.updated_metadata(metadata)
+            frame = self.rules.transform(frame)
+        for constraint in self.programmable:
+            constraint.fit(frame, metadata)
+            metadata = constraint.get_updated_metadata(metadata)
+            frame = constraint.transform(frame)
+        return frame, metadata
+
+    def metadata(self, metadata):
+        if self.rules is not None:
+            metadata = self.rules.updated_metadata(metadata)
+        for constraint in self.programmable:
+            metadata = constraint.get_updated_metadata(metadata)
+        return metadata
+
+    def reverse(self, frame: pd.DataFrame) -> pd.DataFrame:
+        for constraint in reversed(self.programmable):
+            frame = constraint.reverse_transform(frame)
+        return frame if self.rules is None else self.rules.reverse(frame)
+
+
+def fit_table(metadata, table: str, frame: pd.DataFrame, declared: list, find: bool
+              ) -> tuple[list[Inequality], TableConstraints | None]:
+    """A table's found rules and fitted constraints (None: it has none); refuses a declared
+    rule its real rows break."""
+    mine = [c for c in declared if getattr(c, "table_name", None) == table]
+    builtin = [c for c in mine if isinstance(c, Constraint)]
+    for constraint in builtin:
+        refuse_broken(constraint, frame)
+    rewritten = {col for c in builtin if not isinstance(c, Inequality) for col in c.columns()}
+    found = find_inequalities(metadata, table, frame, rewritten) if find else []
+    declared_pairs = {(c.low_column_name, c.high_column_name) for c in builtin
+                      if isinstance(c, Inequality)}
+    found = [r for r in found if (r.low_column_name, r.high_column_name) not in declared_pairs]
+    rules = builtin + found
+    programmable = [c for c in mine if not isinstance(c, Constraint)]
+    if not rules and not programmable:
+        return found, None
+    table_rules = TableRules.build(table, rules, list(frame.columns)) if rules else None
+    return found, TableConstraints(table_rules, programmable)
+
+
+def check_all(metadata, constraints: list) -> list:
+    """Each constraint as an hma_db object, checked against the metadata."""
+    out = [as_constraint(c) for c in constraints]
+    for constraint in out:
+        if isinstance(constraint, Constraint):
+            check_declared(metadata, constraint)
+        elif is_multi_table(constraint):
+            raise SynthesizerInputError(
+                f"{type(constraint).__name__} is a multi-table programmable constraint; "
+                "HMASynthesizer takes single-table ones (SingleTableProgrammableConstraint with "
+                "a table_name): write one per table.")
+        elif constraint.table_name not in metadata.tables:
+            raise SynthesizerInputError(
+                f"Programmable constraint {type(constraint).__name__} names the table "
+                f"{constraint.table_name!r}; the metadata has: {', '.join(sorted(metadata.tables))}.")
+    return out
+
+
+def constraint_copies(constraints: list) -> list:
+    """Copies of the predefined constraints; programmable ones are the user's own objects."""
+    return [copy.deepcopy(c) if isinstance(c, Constraint) else c for c in constraints]
+
+
+def invalid_rows(constraints: list, data: dict[str, pd.DataFrame],
+                 fitted: dict[str, TableConstraints]) -> list[tuple[Any, int]]:
+    """``(constraint, rows that break it)`` for each constraint some rows of ``data`` break."""
+    broken = []
+    for constraint in constraints:
+        if is_multi_table(constraint):
+            valid = constraint.is_valid(data)
+            count = sum(int((~np.asarray(v, dtype=bool)).sum()) for v in valid.values())
+        elif constraint.table_name not in data:
+            continue
+        else:
+            frame = data[constraint.table_name]
+            if isinstance(constraint, FixedCombinations):
+                constraint = copy.copy(constraint)
+                fitted_table = fitted.get(constraint.table_name)
+                rules = fitted_table.rules if fitted_table is not None else None
+                constraint.combinations = None if rules is None else \
+                    rules.combinations(constraint.column_names)
+            count = int((~np.asarray(constraint.is_valid(frame), dtype=bool)).sum())
+        if count:
+            broken.append((constraint, count))
+    return broken
