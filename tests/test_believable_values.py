@@ -15,7 +15,8 @@ def _single_table(columns: dict) -> Metadata:
 
 def _sample(tt: TableTransformer, n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    numeric = pd.DataFrame({c: rng.random(n) for c in tt.modeled_columns})
+    numeric = pd.DataFrame({c: rng.random(n) for c in tt.modeled_columns},
+                           index=range(n))
     return tt.reverse_transform(numeric, np.random.default_rng(seed + 1))
 
 
@@ -88,3 +89,35 @@ def test_no_categorical_value_absent_from_the_source(northwind, chinook):
                 if meta.get("sdtype") == "categorical":
                     made = synthetic[table][column].dropna()
                     assert made.isin(real[table][column]).all(), (table, column)
+
+
+# ------------------------------------------------------------------------------- text shape
+def test_codes_keep_their_character_classes_and_words_their_case():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"id": range(300),
+                          "ext": rng.integers(100, 10_000, 300).astype(str),
+                          "ref": [f"AB-{i:04d}" for i in range(300)],
+                          "label": [f"Quiet river number {i}" for i in range(300)]})
+    columns = {"id": {"sdtype": "id"},
+               "ext": {"sdtype": "unknown", "generator": "text", "max_length": 4},
+               "ref": {"sdtype": "unknown", "generator": "text", "max_length": 7},
+               "label": {"sdtype": "unknown", "generator": "text", "max_length": 40}}
+    tt = TableTransformer("t", _single_table(columns))
+    tt.fit(frame)
+    out = _sample(tt, 500, 3)
+    assert out["ext"].str.fullmatch(r"\d{3,4}").all()
+    assert out["ref"].str.fullmatch(r"[A-Z]{2}-\d{4}").all()
+    assert out["ext"].isin(frame["ext"]).mean() < 0.2  # drawn, not copied (300 of 9,900)
+    assert out["label"].str.match(r"^[A-Z]").all() and out["label"].str.len().max() <= 40
+
+
+def test_northwind_text_keeps_digits_and_personal_values_fit_the_width(northwind):
+    metadata, real, synthetic = northwind
+    assert synthetic["employees"]["extension"].dropna().str.fullmatch(r"\d+").all()
+    from faker import Faker
+
+    countries = set(Faker("en_US").country() for _ in range(3000))
+    for table in ("customers", "suppliers", "employees"):
+        made = synthetic[table]["country"].dropna()
+        if metadata.tables[table]["columns"]["country"].get("pii"):
+            assert made.isin(countries).all(), (table, made[~made.isin(countries)].tolist())

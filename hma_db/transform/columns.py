@@ -130,7 +130,8 @@ class Learner:
         if role == "personal":
             return {"role": role, "null_share": null_share(series),
                     "provider": provider_for(meta.get("sdtype"), column, self.where(column)),
-                    "unique": column in self.unique, "max_length": meta.get("max_length")}
+                    "unique": column in self.unique, "max_length": meta.get("max_length"),
+                    "fit_width": True}
         if role == "generated":
             return self.generated(column, series, dtype, kind)
         if role == "policy":
@@ -149,7 +150,7 @@ class Learner:
             provider = policy.provider or provider_for(meta.get("sdtype"), column, where)
             return {"role": "personal", "null_share": null_share(series), "provider": provider,
                     "unique": False, "max_length": meta.get("max_length"),
-                    "locale": policy.locale}
+                    "locale": policy.locale, "fit_width": True}
         if policy.name == "null":
             return {"role": "constant", "value": None, "null_share": 1.0}
         if policy.name == "constant":

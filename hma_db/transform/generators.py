@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from hma_db.schema import value_kind
-from hma_db.transform import shaped
+from hma_db.transform import shaped, textshape
 from hma_db.transform.keygen import uuids
 
 _QUANTILES = np.linspace(0.0, 1.0, 21)
@@ -265,6 +265,8 @@ def learn(generator: str, values: pd.Series, min_count: int) -> dict[str, Any]:
     spec: dict[str, Any] = {"generator": generator}
     if generator in ("text", "xml", "tsvector", "tsquery", "bytes"):
         spec["lengths"] = quantiles(_lengths(values))
+        if generator == "text" and len(values) and values.map(lambda v: isinstance(v, str)).all():
+            spec.update(textshape.learn(values))  # codes, or the case of words
     elif generator == "json":
         spec.update(_learn_json(values, min_count))
     elif generator == "array":
@@ -347,14 +349,16 @@ def arrays(spec: dict[str, Any], n: int, rng: np.random.Generator, locale: str) 
 
 def _texts(spec: dict[str, Any], n: int, rng: np.random.Generator, max_length: int | None,
            locale: str) -> np.ndarray:
-    lengths = _cap(from_quantiles(spec["lengths"], n, rng), max_length)
     generator = spec["generator"]
+    if spec.get("codes"):  # digits stay digits: '5467', not 'towa'
+        return textshape.codes(spec, n, rng, max_length)
+    lengths = _cap(from_quantiles(spec["lengths"], n, rng), max_length)
     if generator == "xml":
         tags = len("<value></value>")
         inner = text(np.maximum(lengths - tags, 1), rng, locale,
                      max_length - tags if max_length else None)
         return ("<value>" + pd.Series(inner, dtype=object) + "</value>").to_numpy(dtype=object)
-    words = text(lengths, rng, locale, max_length)
+    words = textshape.with_case(text(lengths, rng, locale, max_length), spec.get("case"))
     if generator == "tsquery":  # words a query must all match: 'brown & fox'
         return pd.Series(words, dtype=object).str.replace(" ", " & ", regex=False).to_numpy(
             dtype=object)

@@ -342,8 +342,16 @@ def _from_pool(spec: dict[str, Any], n: int, rng: np.random.Generator,
                locales: tuple[str, ...], where: str, pool_size: int = POOL_SIZE) -> np.ndarray:
     size = min(n, pool_size)
     seed = int(rng.integers(2**31))
-    pool = _as_text(_call(tuple(locales), spec["provider"], size, seed, where),
-                    spec.get("max_length"))
+    made = _call(tuple(locales), spec["provider"], size, seed, where)
+    if spec.get("fit_width") and spec.get("max_length"):
+        # Values chosen to fit the width, not cut to it ('Bosnia and Herz'): the rows draw
+        # from the pool's values that fit, when there are any (a model of hma_db 0.1 cuts).
+        fits = [v for v in made if not isinstance(v, str) or len(v.replace("\n", ", "))
+                <= spec["max_length"]]
+        if fits:
+            pool = _as_text(fits, spec["max_length"]).to_numpy(dtype=object)
+            return pool[rng.integers(len(pool), size=n)]
+    pool = _as_text(made, spec.get("max_length"))
     if n <= size:
         return pool.to_numpy(dtype=object)
     return pool.to_numpy(dtype=object)[rng.integers(size, size=n)]
