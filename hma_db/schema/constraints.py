@@ -88,7 +88,7 @@ class Constraint:
 
     def to_dict(self) -> dict[str, Any]:
         """``{"constraint_class", "table_name", "constraint_parameters"}``, plain JSON data."""
-        params = {name: to_json(getattr(self, name)) for name in self.PARAMETERS}
+        params = {name: _plain(getattr(self, name)) for name in self.PARAMETERS}
         out = {"constraint_class": type(self).__name__, "table_name": self.table_name,
                "constraint_parameters": params}
         return {**out, "found_in_data": True} if self.found else out
@@ -102,6 +102,10 @@ class Constraint:
     def __repr__(self) -> str:
         args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.PARAMETERS)
         return f"{type(self).__name__}({args}, table_name={self.table_name!r})"
+
+
+def _plain(value: Any) -> Any:
+    return [to_json(v) for v in value] if isinstance(value, list) else to_json(value)
 
 
 def _names(value: Any, what: str, least: int) -> list[str]:

@@ -1,0 +1,264 @@
+"""Business rules hold in every sampled row: SDV's constraint classes through the synthesizer's
+API, rules found in the data, refusal of data that breaks a rule, saving and loading, chunks."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE
+
+from hma_db import (
+    FixedCombinations,
+    FixedIncrements,
+    HMASynthesizer,
+    Inequality,
+    Metadata,
+    OneHotEncoding,
+    Range,
+    SingleTableProgrammableConstraint,
+    load_constraints,
+    load_synthesizer,
+    read_tables,
+    reflect,
+)
+from hma_db.errors import DataError, ModelFileError, SynthesizerInputError
+
+N = 400
+
+
+def _frame(seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 700, N), unit="D")
+    hot = rng.integers(0, 3, N)
+    city = rng.choice(["Paris", "Lyon", "Berlin", "Munich"], N)
+    country = np.where(np.isin(city, ["Paris", "Lyon"]), "France", "Germany")
+    low = rng.normal(50, 10, N).round(2)
+    middle = low + 0.01 + rng.gamma(2, 3, N).round(2)
+    return pd.DataFrame({
+        "id": np.arange(N),
+        "start": start,
+        # about one in five is still open; others end 0 to 90 days after the start
+        "end": (start + pd.to_timedelta(rng.integers(0, 90, N), unit="D")).where(
+            rng.random(N) > 0.2),
+        "low": low, "middle": middle, "high": middle + 0.01 + rng.exponential(5, N).round(2),
+        "city": city, "country": country,
+        "card": (hot == 0).astype(int), "cash": (hot == 1).astype(int),
+        "transfer": (hot == 2).astype(int),
+        "salary": rng.integers(20, 90, N) * 500,
+    })
+
+
+def _metadata() -> Metadata:
+    columns = {"id": {"sdtype": "id"}, "start": {"sdtype": "datetime"},
+               "end": {"sdtype": "datetime"}, "city": {"sdtype": "categorical"},
+               "country": {"sdtype": "categorical"}, "salary": {"sdtype": "numerical"}}
+    columns |= {c: {"sdtype": "numerical"} for c in ("low", "middle", "high")}
+    columns |= {c: {"sdtype": "categorical"} for c in ("card", "cash", "transfer")}
+    return Metadata.from_dict({"tables": {"deals": {"columns": columns, "primary_key": "id"}},
+                               "relationships": []})
+
+
+RULES = [
+    Inequality("start", "end", table_name="deals"),
+    Range("low", "middle", "high", strict_boundaries=True, table_name="deals"),
+    FixedCombinations(["city", "country"], table_name="deals"),
+    OneHotEncoding(["card", "cash", "transfer"], table_name="deals"),
+    FixedIncrements("salary", increment_value=500, table_name="deals"),
+]
+
+
+@pytest.fixture(scope="module")
+def deals():
+    synthesizer = HMASynthesizer(_metadata(), verbose=False, seed=5, find_rules=False)
+    synthesizer.add_constraints(RULES)
+    synthesizer.fit({"deals": _frame()})
+    return synthesizer
+
+
+def test_each_predefined_class_holds_in_every_sampled_row(deals):
+    out = deals.sample(scale=3.0)["deals"]
+    assert len(out) == 3 * N
+    for rule in RULES:
+        assert rule.is_valid(out).all(), rule
+    deals.validate_constraints({"deals": out})
+    assert set(zip(out.city, out.country)) <= {("Paris", "France"), ("Lyon", "France"),
+                                                ("Berlin", "Germany"), ("Munich", "Germany")}
+    # By construction, not by clipping: gaps spread out, few rows sit on the boundary.
+    assert (out.end == out.start).mean() < 0.1
+    assert out.end.isna().mean() == pytest.approx(0.2, abs=0.07)
+    assert (out.middle - out.low).min() > 0 and (out.high - out.middle).min() > 0
+
+
+def test_without_the_rules_the_model_breaks_them():
+    synthesizer = HMASynthesizer(_metadata(), verbose=False, seed=5, find_rules=False)
+    synthesizer.fit({"deals": _frame()})
+    out = synthesizer.sample(scale=3.0)["deals"]
+    assert not RULES[0].is_valid(out).all()  # the test above would fail without the rules
+    with pytest.raises(DataError, match="Inequality"):
+        synthesizer.add_constraints([RULES[0]])
+        synthesizer.validate_constraints({"deals": out})
+
+
+def test_data_that_breaks_a_rule_is_refused_with_count_and_examples():
+    frame = _frame()
+    frame.loc[[3, 7], "end"] = frame.loc[[3, 7], "start"] - pd.Timedelta(days=1)
+    synthesizer = HMASynthesizer(_metadata(), verbose=False, find_rules=False)
+    synthesizer.add_constraints([Inequality("start", "end", table_name="deals")])
+    with pytest.raises(DataError, match=r"2 of 400 real rows break Inequality") as info:
+        synthesizer.fit({"deals": frame})
+    assert "start" in str(info.value) and "\n3 " in str(info.value)
+
+
+def test_bad_constraints_are_refused_when_added():
+    synthesizer = HMASynthesizer(_metadata(), verbose=False)
+    with pytest.raises(SynthesizerInputError, match="no column 'nope'"):
+        synthesizer.add_constraints([Inequality("start", "nope", table_name="deals")])
+    with pytest.raises(SynthesizerInputError, match="is a key"):
+        synthesizer.add_constraints([Inequality("id", "low", table_name="deals")])
+    with pytest.raises(SynthesizerInputError, match="table 'other'"):
+        synthesizer.add_constraints([Inequality("low", "high", table_name="other")])
+    with pytest.raises(SynthesizerInputError, match="not a constraint"):
+        synthesizer.add_constraints([object()])
+
+
+def test_constraints_round_trip_through_json_and_model_files(deals, tmp_path):
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps([r.to_dict() for r in RULES]))
+    assert load_constraints(path) == RULES
+    with pytest.raises(SynthesizerInputError, match="Unknown constraint class 'os.system'"):
+        load_constraints([{"constraint_class": "os.system", "table_name": "deals",
+                           "constraint_parameters": {}}])
+    for name in ("model.json", "model.pkl"):
+        deals.save(tmp_path / name)
+        loaded = load_synthesizer(tmp_path / name)
+        assert loaded.get_constraints() == deals.get_constraints()
+        out = loaded.sample(scale=2.0)
+        loaded.validate_constraints(out)
+
+
+def test_a_model_file_naming_another_class_is_refused(deals, tmp_path):
+    deals.save(tmp_path / "model.json")
+    text = (tmp_path / "model.json").read_text().replace('"FixedIncrements"', '"Popen"')
+    (tmp_path / "bad.json").write_text(text)
+    with pytest.raises(ModelFileError, match="Unknown constraint class 'Popen'"):
+        load_synthesizer(tmp_path / "bad.json")
+
+
+class Positive(SingleTableProgrammableConstraint):
+    """Amounts kept positive by modeling their logarithm (SDV's programmable interface)."""
+
+    def __init__(self, column: str, table_name: str):
+        self.column, self.table_name = column, table_name
+        self.fitted = False
+
+    def fit(self, data, metadata):
+        self.fitted = True
+
+    def transform(self, data):
+        return data.assign(**{self.column: np.log(data[self.column])})
+
+    def reverse_transform(self, data):
+        return data.assign(**{self.column: np.exp(data[self.column])})
+
+    def is_valid(self, data):
+        return data[self.column] > 0
+
+
+def test_a_programmable_constraint_runs_and_is_not_saved(tmp_path):
+    frame = _frame().assign(low=lambda f: np.exp(f.low / 10))
+    synthesizer = HMASynthesizer(_metadata(), verbose=False, seed=2, find_rules=False)
+    rule = Positive("low", table_name="deals")
+    synthesizer.add_constraints([rule])
+    synthesizer.fit({"deals": frame})
+    out = synthesizer.sample(scale=2.0)
+    assert rule.fitted and (out["deals"].low > 0).all()
+    synthesizer.validate_constraints(out)
+    with pytest.raises(SynthesizerInputError, match=r"programmable constraint\(s\) \(Positive\)"):
+        synthesizer.save(tmp_path / "model.pkl")
+
+
+@pytest.fixture(scope="module")
+def northwind():
+    url = f"sqlite:///{NORTHWIND_SQLITE}"
+    metadata = reflect(url)
+    data = read_tables(url, metadata)
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=11)
+    synthesizer.add_constraints([Inequality("birth_date", "hire_date", strict_boundaries=True,
+                                            table_name="employees")])
+    synthesizer.fit(data)
+    return synthesizer, data
+
+
+def test_northwind_rules_are_found_and_hold_whole_and_in_chunks(northwind):
+    synthesizer, data = northwind
+    found = {(c.table_name, c.low_column_name, c.high_column_name)
+             for c in synthesizer.get_constraints() if c.found}
+    assert {("orders", "order_date", "shipped_date"),
+            ("orders", "order_date", "required_date")} <= found
+    # 9 employees are below the 30 rows a found rule needs: the rule above is declared.
+    assert not any(t == "employees" for t, _, _ in found)
+    for scale in (1.0, 3.0):
+        out = synthesizer.sample(scale=scale)
+        synthesizer.validate_constraints(out)
+        orders = out["orders"]
+        assert len(orders) == round(len(data["orders"]) * scale)
+        assert orders.shipped_date.isna().any()  # NULLs where the source has them
+        chunks = list(synthesizer.sample_chunks(scale=scale, chunk_rows=300))
+        assert len(chunks) > 1
+        synthesizer.validate_constraints(
+            {t: pd.concat([c[t] for c in chunks], ignore_index=True) for t in chunks[0]})
+
+
+def test_chinook_rules_hold_and_can_be_switched_off():
+    url = f"sqlite:///{CHINOOK_SQLITE}"
+    metadata = reflect(url)
+    data = read_tables(url, metadata)
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=4)
+    synthesizer.fit(data)
+    found = [c for c in synthesizer.get_constraints() if c.found]
+    assert all(c.is_valid(data[c.table_name]).all() for c in found)
+    assert ("Track", "Milliseconds", "Bytes") in {
+        (c.table_name, c.low_column_name, c.high_column_name) for c in found}
+    for scale in (1.0, 3.0):
+        synthesizer.validate_constraints(synthesizer.sample(scale=scale))
+    off = HMASynthesizer(metadata, verbose=False, seed=4, find_rules=False)
+    off.fit(data)
+    assert off.get_constraints() == []
+
+
+def test_kept_tables_are_copied_and_rules_are_not_applied():
+    url = f"sqlite:///{NORTHWIND_SQLITE}"
+    metadata = reflect(url)
+    for table in ("orders", "customers", "employees", "shippers"):
+        metadata.tables[table]["policy"] = "keep"
+    data = read_tables(url, metadata)
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=1)
+    synthesizer.fit(data)
+    assert not any(c.table_name == "orders" for c in synthesizer.get_constraints())
+    out = synthesizer.sample()
+    pd.testing.assert_series_equal(out["orders"].order_date.astype(str),
+                                   data["orders"].order_date.astype(str), check_names=False)
+
+
+def test_sdv_style_script_runs():
+    sdv = pytest.importorskip("sdv.cag")  # objects made by SDV's own classes
+    frame = _frame()
+    synthesizer = HMASynthesizer(_metadata(), verbose=False, seed=3, find_rules=False)
+    synthesizer.add_constraints([
+        sdv.Inequality(low_column_name="start", high_column_name="end", table_name="deals"),
+        sdv.FixedCombinations(column_names=["city", "country"], table_name="deals"),
+        sdv.OneHotEncoding(column_names=["card", "cash", "transfer"], table_name="deals"),
+        sdv.FixedIncrements(column_name="salary", increment_value=500, table_name="deals"),
+        sdv.Range(low_column_name="low", middle_column_name="middle", high_column_name="high",
+                  table_name="deals"),
+    ])
+    assert [type(c).__name__ for c in synthesizer.get_constraints()] == [
+        "Inequality", "FixedCombinations", "OneHotEncoding", "FixedIncrements", "Range"]
+    synthesizer.fit({"deals": frame})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        synthesizer.validate_constraints(synthesizer.sample(scale=2.0))
