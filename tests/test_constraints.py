@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE
 
 from hma_db import (
@@ -85,7 +86,7 @@ def test_each_predefined_class_holds_in_every_sampled_row(deals):
     for rule in RULES:
         assert rule.is_valid(out).all(), rule
     deals.validate_constraints({"deals": out})
-    assert set(zip(out.city, out.country)) <= {("Paris", "France"), ("Lyon", "France"),
+    assert set(zip(out.city, out.country, strict=True)) <= {("Paris", "France"), ("Lyon", "France"),
                                                 ("Berlin", "Germany"), ("Munich", "Germany")}
     # By construction, not by clipping: gaps spread out, few rows sit on the boundary.
     assert (out.end == out.start).mean() < 0.1
@@ -262,3 +263,30 @@ def test_sdv_style_script_runs():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         synthesizer.validate_constraints(synthesizer.sample(scale=2.0))
+
+
+def test_a_check_comparing_two_columns_becomes_a_rule(tmp_path):
+    path = tmp_path / "shop.sqlite"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    rng = np.random.default_rng(0)
+    ordered = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 300, 150), unit="D")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, ordered DATE NOT NULL, shipped DATE, "
+            "amount REAL CHECK (amount > 0), CHECK (shipped IS NULL OR shipped >= ordered))")
+        rows = pd.DataFrame({
+            "id": range(150), "ordered": ordered.strftime("%Y-%m-%d"),
+            "shipped": (ordered + pd.to_timedelta(rng.integers(0, 9, 150), unit="D")
+                        ).strftime("%Y-%m-%d"),
+            "amount": rng.gamma(2, 20, 150).round(2)})
+        rows.to_sql("orders", conn, if_exists="append", index=False)
+    metadata = reflect(f"sqlite:///{path}")
+    data = read_tables(f"sqlite:///{path}", metadata)
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=8, find_rules=False)
+    synthesizer.fit(data)
+    (rule,) = synthesizer.get_constraints()  # with find_rules=False: the CHECK only
+    assert (rule.origin, rule.low_column_name, rule.high_column_name) == \
+        ("check", "ordered", "shipped")
+    out = synthesizer.sample(scale=3.0)
+    synthesizer.validate_constraints(out)
+    assert len(out["orders"]) == 450

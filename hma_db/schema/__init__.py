@@ -20,6 +20,7 @@ from hma_db.schema.constraints import (
     as_numbers,
     at_least,
     constraint_from_dict,
+    inequality_from_check,
     load_constraints,
 )
 from hma_db.schema.graph import relationship_name
@@ -69,6 +70,7 @@ __all__ = [
     "as_numbers",
     "at_least",
     "constraint_from_dict",
+    "inequality_from_check",
     "load_constraints",
     "BASIC_SDTYPES",
     "DATE",

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,14 @@ class Constraint:
 
     def __init__(self, table_name: str | None = None):
         self.table_name = table_name
-        self.found = False  # True for a rule found in the data rather than declared
+        # 'declared' (given to add_constraints), 'data' (found in every real row) or 'check'
+        # (a CHECK constraint of the source database).
+        self.origin = "declared"
+
+    @property
+    def found(self) -> bool:
+        """True for a rule the synthesizer found (in the data or the database's CHECKs)."""
+        return self.origin != "declared"
 
     def columns(self) -> list[str]:
         """The columns the rule reads."""
@@ -91,7 +99,7 @@ class Constraint:
         params = {name: _plain(getattr(self, name)) for name in self.PARAMETERS}
         out = {"constraint_class": type(self).__name__, "table_name": self.table_name,
                "constraint_parameters": params}
-        return {**out, "found_in_data": True} if self.found else out
+        return {**out, "origin": self.origin} if self.found else out
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and other.to_dict() == self.to_dict()
@@ -300,7 +308,8 @@ def constraint_from_dict(d: Any) -> Constraint:
         constraint = cls(**params, table_name=d.get("table_name"))
     except TypeError as exc:
         raise SynthesizerInputError(f"{name}: {exc}") from exc
-    constraint.found = bool(d.get("found_in_data", False))
+    origin = d.get("origin", "declared")
+    constraint.origin = origin if origin in ("declared", "data", "check") else "declared"
     return constraint
 
 
@@ -321,3 +330,42 @@ def load_constraints(source: str | Path | list) -> list[Constraint]:
         raise SynthesizerInputError(f"Constraints JSON must be a list of constraint dicts; "
                                     f"found {type(source).__name__}.")
     return [constraint_from_dict(d) for d in source]
+
+
+_COLUMN = r'(?:"(?P<{0}q>[^"]+)"|`(?P<{0}b>[^`]+)`|\[(?P<{0}s>[^\]]+)\]|(?P<{0}w>[A-Za-z_][\w$]*))'
+_COMPARISON = re.compile(
+    r"^\s*(?:(?P<null>" + _COLUMN.format("n") + r")\s+IS\s+NULL\s+OR\s+)?\(*\s*"
+    + _COLUMN.format("a") + r"(?:\s*::\s*\w+)?\s*(?P<op>>=|<=|>|<)\s*"
+    + _COLUMN.format("b") + r"(?:\s*::\s*\w+)?\s*\)*\s*$", re.I)
+
+
+def _column_of(match: re.Match, prefix: str, columns: list[str]) -> str | None:
+    name = next((match.group(prefix + k) for k in "qbsw" if match.group(prefix + k)), None)
+    if name is None:
+        return None
+    by_lower = {c.lower(): c for c in columns}
+    return name if name in columns else by_lower.get(name.lower())
+
+
+def inequality_from_check(sqltext: str, columns: list[str], table_name: str) -> Inequality | None:
+    """The :class:`Inequality` a CHECK comparing two columns states (``shipped >= ordered``,
+    ``a IS NULL OR a < b``), or None for any other CHECK.
+
+    Example:
+        >>> inequality_from_check("(shipped_date >= order_date)", cols, "orders")
+        Inequality(low_column_name='order_date', high_column_name='shipped_date', ...)
+    """
+    text = sqltext.strip()
+    while text.startswith("(") and text.endswith(")") and text.count("(") == 1:
+        text = text[1:-1]
+    match = _COMPARISON.match(text)
+    if match is None:
+        return None
+    a, b = _column_of(match, "a", columns), _column_of(match, "b", columns)
+    if a is None or b is None or a == b:
+        return None
+    op = match.group("op")
+    low, high = (b, a) if op.startswith(">") else (a, b)
+    rule = Inequality(low, high, strict_boundaries=len(op) == 1, table_name=table_name)
+    rule.origin = "check"
+    return rule

@@ -72,7 +72,8 @@ class HMASynthesizer:
             draws fresh randomness.
         find_rules: at ``fit``, find the inequalities between two date or number columns of a
             table that hold in every real row (shipped >= ordered) and keep them like declared
-            constraints (see :meth:`get_constraints`).
+            constraints (see :meth:`get_constraints`). The source database's CHECKs that
+            compare two columns (``CHECK (shipped_date >= order_date)``) are kept either way.
 
     Example:
         >>> synthesizer = HMASynthesizer(metadata, locales=["en_US", "fr_CA"], seed=7)

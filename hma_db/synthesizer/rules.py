@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
 from hma_db.errors import SynthesizerInputError
 from hma_db.schema import (
@@ -32,6 +33,7 @@ from hma_db.schema import (
     SingleTableProgrammableConstraint,
     as_numbers,
     constraint_from_dict,
+    inequality_from_check,
 )
 from hma_db.synthesizer.constraints import TableRules, check_declared, refuse_broken
 
@@ -97,7 +99,7 @@ def _ordered_pairs(table: str, columns: list[str], values: np.ndarray) -> list[I
         for j in np.flatnonzero(le & ~ge & overlap & (both.sum(axis=0) >= MIN_ROWS)):
             if j != i:
                 rule = Inequality(low, columns[j], strict_boundaries=bool(lt[j]), table_name=table)
-                rule.found = True
+                rule.origin = "data"
                 found.append(rule)
     return found
 
@@ -172,19 +174,39 @@ class TableConstraints:
         return frame if self.rules is None else self.rules.reverse(frame)
 
 
+def check_rules(metadata, table: str) -> list[Inequality]:
+    """The source database's CHECKs on ``table`` that compare two of its columns."""
+    sql = metadata.sql_metadata
+    tables = [] if sql is None else [t for t in sql.tables.values() if t.name == table]
+    columns = list(metadata.tables[table]["columns"])
+    rules = []
+    for sql_table in tables[:1]:
+        for constraint in sql_table.constraints:
+            if isinstance(constraint, sa.CheckConstraint):
+                rule = inequality_from_check(str(constraint.sqltext), columns, table)
+                if rule is not None and rule.low_column_name in columns:
+                    rules.append(rule)
+    return rules
+
+
+def _new(rules: list[Inequality], known: list) -> list[Inequality]:
+    pairs = {(c.low_column_name, c.high_column_name) for c in known if isinstance(c, Inequality)}
+    return [r for r in rules if (r.low_column_name, r.high_column_name) not in pairs]
+
+
 def fit_table(metadata, table: str, frame: pd.DataFrame, declared: list, find: bool
               ) -> tuple[list[Inequality], TableConstraints | None]:
-    """A table's found rules and fitted constraints (None: it has none); refuses a declared
-    rule its real rows break."""
+    """A table's found rules (from its CHECKs, then its data) and fitted constraints (None:
+    it has none); refuses a declared or CHECK rule its real rows break."""
     mine = [c for c in declared if getattr(c, "table_name", None) == table]
     builtin = [c for c in mine if isinstance(c, Constraint)]
-    for constraint in builtin:
+    checks = _new(check_rules(metadata, table), builtin)  # the target would refuse a break
+    for constraint in builtin + checks:
         refuse_broken(constraint, frame)
     rewritten = {col for c in builtin if not isinstance(c, Inequality) for col in c.columns()}
+    checks = [c for c in checks if not set(c.columns()) & rewritten]
     found = find_inequalities(metadata, table, frame, rewritten) if find else []
-    declared_pairs = {(c.low_column_name, c.high_column_name) for c in builtin
-                      if isinstance(c, Inequality)}
-    found = [r for r in found if (r.low_column_name, r.high_column_name) not in declared_pairs]
+    found = checks + _new(found, builtin + checks)
     rules = builtin + found
     programmable = [c for c in mine if not isinstance(c, Constraint)]
     if not rules and not programmable:
