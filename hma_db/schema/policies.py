@@ -189,8 +189,8 @@ def reference_tables(tables: dict[str, dict[str, Any]], relationships: list[dict
                      max_rows: int = 100) -> list[str]:
     """Tables that look like lookup data (a genre, a region, a status list) and are kept as
     they are by default: at most ``max_rows`` rows, no column guessed personal (a place that
-    names an area, such as a state or a country, does not count), and no parent other than such
-    tables. ``order`` lists parents before children."""
+    names an area, such as a state or a country, does not count), no partial unique index, and
+    no parent other than such tables. ``order`` lists parents before children."""
     found: list[str] = []
     for table in order:
         columns = tables[table].get("columns", {})
@@ -198,8 +198,11 @@ def reference_tables(tables: dict[str, dict[str, Any]], relationships: list[dict
                        and spec.get("sdtype") not in _AREAS for spec in columns.values())
         parents = {r["parent_table_name"] for r in relationships
                    if r["child_table_name"] == table and r["parent_table_name"] != table}
+        # A partial unique index (unique WHERE active) cannot be kept on every target (MariaDB
+        # has none and makes it a full UNIQUE, which the copied rows may break): modeled instead.
+        partial = any(spec.get("partial_unique") for spec in columns.values())
         if 0 < row_counts.get(table, max_rows + 1) <= max_rows and not personal \
-                and parents <= set(found):
+                and not partial and parents <= set(found):
             found.append(table)
     return found
 
