@@ -131,7 +131,7 @@ class Learner:
             return {"role": role, "null_share": null_share(series),
                     "provider": provider_for(meta.get("sdtype"), column, self.where(column)),
                     "unique": column in self.unique, "max_length": meta.get("max_length"),
-                    "fit_width": True}
+                    "fit_width": True, "in_row": True}
         if role == "generated":
             return self.generated(column, series, dtype, kind)
         if role == "policy":

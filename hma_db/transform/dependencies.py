@@ -106,3 +106,96 @@ def json_key(value: Any) -> str:
 def _isnull(value: Any) -> bool:
     return value is None or (not isinstance(value, (list, tuple, np.ndarray, dict))
                              and bool(pd.isna(value)))
+
+
+# ---------------------------------------------------------------- personal data of one row
+# Personal data learned by this version agrees within a row (models of hma_db 0.1, whose specs
+# lack 'in_row', sample as they did): the country is the row's locale's, an en_US state and
+# postcode come from one state (Faker's states_postcode ranges), and the e-mail is made of the
+# row's name, keeping the domain Faker drew.
+_STATES = ("state", "state_abbr", "administrative_unit")
+_POSTCODES = ("postcode", "zipcode")
+
+
+def _by_provider(specs: dict[str, dict[str, Any]], names: tuple[str, ...]) -> str | None:
+    return next((c for c, s in specs.items() if s["provider"] in names), None)
+
+
+def _us_states() -> tuple[list[str], list[str], np.ndarray]:
+    from faker import Faker
+
+    address = next(p for p in Faker("en_US").providers if "address" in type(p).__module__)
+    abbrs = [a for a in address.states_abbr if a in address.states_postcode and a != "DC"]
+    names = dict(zip([a for a in address.states_abbr if a != "DC"], address.states, strict=True))
+    return abbrs, [names[a] for a in abbrs], np.array([address.states_postcode[a] for a in abbrs])
+
+
+def _name_emails(values: dict[str, Any], specs: dict[str, dict[str, Any]], email: str,
+                 rows: np.ndarray) -> None:
+    first, last = _by_provider(specs, ("first_name",)), _by_provider(specs, ("last_name",))
+    full = _by_provider(specs, ("name",))
+    if first and last:
+        name = pd.Series(values[first][rows], dtype=object).astype(str) + "." + pd.Series(
+            values[last][rows], dtype=object).astype(str)
+    elif full:
+        name = pd.Series(values[full][rows], dtype=object).astype(str).str.replace(" ", ".")
+    else:
+        return
+    old = pd.Series(values[email][rows], dtype=object)
+    local = (name.str.normalize("NFKD").str.encode("ascii", "ignore").str.decode("ascii")
+             .str.lower().str.replace(r"[^a-z0-9.]", "", regex=True).str.strip("."))
+    made = local + "@" + old.astype(str).str.partition("@")[2]
+    width = specs[email].get("max_length")
+    fits = made.str.len() <= width if width else pd.Series(True, index=made.index)
+    keep = (local.str.len() > 0) & fits & old.notna()
+    out = np.asarray(values[email], dtype=object).copy()
+    out[rows[keep.to_numpy()]] = made[keep].to_numpy(dtype=object)
+    values[email] = out
+
+
+def agree(values: dict[str, Any], specs: dict[str, dict[str, Any]], locale_of_row: np.ndarray,
+          locales: tuple[str, ...], rng: np.random.Generator) -> None:
+    """Make a row's personal values agree with each other, in place (see above)."""
+    specs = {c: s for c, s in specs.items() if s["role"] == "personal" and s.get("in_row")
+             and not s.get("unique") and not s.get("locale") and c in values}
+    if not specs:
+        return
+    country = _by_provider(specs, ("country", "country_code"))
+    state, postcode = _by_provider(specs, _STATES), _by_provider(specs, _POSTCODES)
+    email = _by_provider(specs, ("email",))
+    for i, locale in enumerate(locales):
+        rows = np.flatnonzero(np.asarray(locale_of_row) == i)
+        if not len(rows):
+            continue
+        if country:
+            _set(values, country, rows, _locale_country(locale, specs[country]["provider"]))
+        if locale == "en_US" and state and postcode and (specs[postcode].get(
+                "max_length") or 5) >= 5:
+            abbrs, names, ranges = _us_states()
+            shown = np.array(abbrs if specs[state]["provider"] == "state_abbr" else names,
+                             dtype=object)
+            width = specs[state].get("max_length")
+            fitting = np.flatnonzero([len(v) <= width for v in shown]) if width else \
+                np.arange(len(shown))
+            pick = fitting[rng.integers(len(fitting), size=len(rows))]
+            codes = rng.integers(ranges[pick, 0], ranges[pick, 1] + 1)
+            named = shown[pick]
+            _set(values, state, rows, named)
+            _set(values, postcode, rows, np.char.zfill(codes.astype(str), 5).astype(object))
+        if email:
+            _name_emails(values, specs, email, rows)
+
+
+def _locale_country(locale: str, provider: str) -> str:
+    from faker import Faker
+
+    fake = Faker(locale)
+    return fake.current_country_code() if provider == "country_code" else fake.current_country()
+
+
+def _set(values: dict[str, Any], column: str, rows: np.ndarray, made: Any) -> None:
+    """``made`` into the rows that hold a value (a null stays null)."""
+    out = np.asarray(values[column], dtype=object).copy()
+    present = pd.notna(out[rows])
+    out[rows[present]] = made[present] if isinstance(made, np.ndarray) else made
+    values[column] = out

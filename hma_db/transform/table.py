@@ -240,7 +240,9 @@ class TableTransformer:
             if spec["role"] in _SKIPPED or spec["role"] == "derived" or column in referenced:
                 continue  # keys come from generate_keys
             raw[column] = self._column_values(column, spec, numeric, rng, row_locales, span)
-            out[column] = self._restore(column, raw[column], spec)
+        dependencies.agree(raw, self._specs, row_locales, self.locales, rng)
+        out = {column: self._restore(column, values, self._specs[column])
+               for column, values in raw.items()}
         for column, spec in self._specs.items():
             if spec["role"] == "derived":  # from its source's sampled values
                 out[column] = self._restore(
