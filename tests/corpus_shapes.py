@@ -380,3 +380,45 @@ def schema_facts(url: str, tables: tuple[str, ...], schema: str | None = None) -
             return facts
     finally:
         engine.dispose()
+
+
+def insert_without_defaults(url: str, tables: tuple[str, ...]) -> list[str]:
+    """An application's INSERT that names only the columns without a default (NOT NULL, not
+    generated, not numbered by the database), per table, in a transaction rolled back: the
+    values are copied from one row on the server, an integer key column takes ``MAX + 1``.
+    Returns one line per INSERT the target refused. A table whose key or unique column is text
+    without a default (no value of the application's is known) or that has no row is skipped."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    refused = []
+    try:
+        with engine.connect() as conn:
+            for name in tables:
+                table = sa.Table(name, sa.MetaData(), autoload_with=conn)
+                keyed = {c.name for c in table.primary_key.columns}
+                for con in table.constraints:
+                    if isinstance(con, sa.UniqueConstraint):
+                        keyed |= {c.name for c in con.columns}
+                keyed |= {c.name for i in table.indexes if i.unique for c in i.columns}
+                wanted = [c for c in table.columns
+                          if not c.nullable and c.server_default is None and c.computed is None
+                          and c.identity is None and c.autoincrement is not True]
+                if not wanted:  # every column has a default or may be NULL
+                    continue
+                numbered = [c for c in wanted if c.name in keyed]
+                if any(not isinstance(c.type, sa.Integer) or c.foreign_keys for c in numbered) \
+                        or not conn.execute(sa.select(sa.func.count()).select_from(table)).scalar():
+                    continue
+                other = table.alias("other")
+                values = [sa.select(sa.func.coalesce(sa.func.max(other.c[c.name]), 0) + 1)
+                          .scalar_subquery() if c in numbered else c for c in wanted]
+                statement = sa.insert(table).from_select(
+                    [c.name for c in wanted], sa.select(*values).select_from(table).limit(1))
+                try:  # in the transaction the reads began, rolled back whatever happens
+                    conn.execute(statement)
+                except sa.exc.DBAPIError as exc:
+                    refused.append(f"{name}: {str(exc.orig).strip().splitlines()[0]}")
+                finally:
+                    conn.rollback()
+    finally:
+        engine.dispose()
+    return refused
