@@ -22,6 +22,7 @@ from hma_db import (
     Range,
     SingleTableProgrammableConstraint,
     clone,
+    evaluate,
     load_constraints,
     load_synthesizer,
     read_tables,
@@ -315,3 +316,19 @@ def test_northwind_orders_with_a_check_clone_into_servers(request, server, tmp_p
     out = read_tables(target, reflect(target))["orders"]
     assert len(out) == 2 * len(frame)
     assert Inequality("order_date", "shipped_date", table_name="orders").is_valid(out).all()
+
+
+def test_the_report_counts_violations_per_rule(northwind):
+    synthesizer, data = northwind
+    metadata = synthesizer.get_metadata()
+    off = HMASynthesizer(metadata, verbose=False, seed=11, find_rules=False)
+    off.fit(data)
+    for model, broken in ((synthesizer, False), (off, True)):
+        report = evaluate(data, model.sample(), metadata,
+                          constraints=synthesizer.get_constraints())
+        rules = {f["check"]: f for f in report.validity if f["check"].startswith("rule ")}
+        assert {"rule shipped_date > order_date (found in the data)",
+                "rule hire_date > birth_date (declared)"} <= set(rules)
+        assert all(f["real_violations"] == 0 for f in rules.values())
+        shipped = rules["rule shipped_date > order_date (found in the data)"]
+        assert (shipped["violations"] > 100) if broken else (shipped["violations"] == 0)

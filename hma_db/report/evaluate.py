@@ -36,10 +36,11 @@ from hma_db.report.fidelity import PROPERTIES, fidelity, property_score
 from hma_db.report.plots import distributions
 from hma_db.report.privacy import privacy
 from hma_db.report.result import DEFAULT_THRESHOLDS, Report
-from hma_db.report.validity import frame_checks, ranges, sql_checks
+from hma_db.report.validity import frame_checks, ranges, rule_checks, sql_checks
 from hma_db.report.values import comparable_frames
 from hma_db.schema import Metadata
 from hma_db.source import begin_read_only, reflect
+from hma_db.synthesizer import known_rules
 
 DEFAULT_MAX_ROWS = 100_000
 def _check_tables(real: dict, synthetic: dict, metadata: Metadata) -> None:
@@ -56,7 +57,8 @@ def _check_tables(real: dict, synthetic: dict, metadata: Metadata) -> None:
 def evaluate(real: dict[str, pd.DataFrame], synthetic: dict[str, pd.DataFrame],
              metadata: Metadata | dict, *, min_category_count: int = 5,
              locales: tuple[str, ...] | list[str] = ("en_US",), seed: int = 0,
-             thresholds: dict[str, float] | None = None) -> Report:
+             thresholds: dict[str, float] | None = None,
+             constraints: list | None = None) -> Report:
     """Compare synthetic tables with the real ones they imitate.
 
     Args:
@@ -67,6 +69,9 @@ def evaluate(real: dict[str, pd.DataFrame], synthetic: dict[str, pd.DataFrame],
         locales: the Faker locales of the synthesizer, for the chance baseline of personal data.
         seed: for the random train/holdout split and subsamples.
         thresholds: overrides of :data:`DEFAULT_THRESHOLDS` for the summary's pass/fail.
+        constraints: declared constraints (``synthesizer.get_constraints()``) to count the
+            violations of, besides the source's CHECKs comparing two columns and the rules
+            found in the real data (always counted).
 
     Returns:
         A :class:`Report`.
@@ -77,10 +82,20 @@ def evaluate(real: dict[str, pd.DataFrame], synthetic: dict[str, pd.DataFrame],
     """
     metadata = Metadata.from_dict(metadata) if isinstance(metadata, dict) else metadata
     _check_tables(real, synthetic, metadata)
+    rules = _rules(real, synthetic, metadata, constraints)
     real, synthetic = comparable_frames(real, metadata), comparable_frames(synthetic, metadata)
-    return _build(real, synthetic, metadata, frame_checks(synthetic, metadata, ranges(real, metadata)),
-                  min_category_count=min_category_count, locales=tuple(locales), seed=seed,
-                  thresholds=thresholds)
+    validity = frame_checks(synthetic, metadata, ranges(real, metadata)) + rules
+    return _build(real, synthetic, metadata, validity, min_category_count=min_category_count,
+                  locales=tuple(locales), seed=seed, thresholds=thresholds)
+
+
+def _rules(real, synthetic, metadata: Metadata, constraints: list | None) -> list[dict]:
+    """The violations of each declared, CHECK and found rule, real and synthetic."""
+    declared = [c for c in constraints or [] if hasattr(c, "columns") and not c.found]
+    found = known_rules(metadata, real)
+    pairs = {(type(c).__name__, c.table_name, tuple(c.columns())) for c in declared}
+    found = [r for r in found if ("Inequality", r.table_name, tuple(r.columns())) not in pairs]
+    return rule_checks(real, synthetic, declared + found)
 
 
 def _build(real, synthetic, metadata: Metadata, validity: list[dict], *, min_category_count: int,
@@ -138,6 +153,8 @@ def evaluate_databases(source: Source, target: Source, metadata: Metadata | None
             finally:
                 conn.rollback()
     rows = {t: {"real": real_rows[t], "synthetic": syn_rows[t]} for t in metadata.tables}
+    # On tables read in part (max_rows) the rules are counted on the rows read.
+    validity = validity + _rules(real, synthetic, metadata, None)
     real, synthetic = comparable_frames(real, metadata), comparable_frames(synthetic, metadata)
     return _build(real, synthetic, metadata, validity, min_category_count=min_category_count,
                   locales=tuple(locales), seed=seed, thresholds=thresholds, rows=rows)

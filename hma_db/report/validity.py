@@ -93,6 +93,25 @@ def frame_checks(data: dict[str, pd.DataFrame], metadata: Metadata,
     return findings
 
 
+def rule_checks(real: dict[str, pd.DataFrame], synthetic: dict[str, pd.DataFrame],
+                rules: list) -> list[dict]:
+    """One finding per business rule (declared, a source CHECK, or found in the real data):
+    the synthetic rows that break it, and ``real_violations``, the real rows that do."""
+    findings = []
+    for rule in rules:
+        table = rule.table_name
+        if table not in synthetic or table not in real:
+            continue
+        origin = {"data": "found in the data", "check": "a CHECK of the source"}.get(
+            rule.origin, "declared")
+        broken = int((~rule.is_valid(synthetic[table]).to_numpy(dtype=bool)).sum())
+        finding = _finding(table, rule.columns(), f"rule {rule.describe()} ({origin})", broken,
+                           len(synthetic[table]))
+        finding["real_violations"] = int((~rule.is_valid(real[table]).to_numpy(dtype=bool)).sum())
+        findings.append(finding)
+    return findings
+
+
 def _counts_characters(meta: dict, type_: sa.types.TypeEngine | None) -> bool:
     """Whether the column's ``max_length`` is a number of characters its text must keep within.
 

@@ -94,6 +94,10 @@ class Constraint:
         """One boolean per row: does the rule hold (rows with a NULL in a compared column do)."""
         raise NotImplementedError
 
+    def describe(self) -> str:
+        """The rule in one short line (``shipped_date >= order_date``)."""
+        return f"{type(self).__name__.lower()} of {', '.join(self.columns())}"
+
     def to_dict(self) -> dict[str, Any]:
         """``{"constraint_class", "table_name", "constraint_parameters"}``, plain JSON data."""
         params = {name: _plain(getattr(self, name)) for name in self.PARAMETERS}
@@ -172,6 +176,10 @@ class Inequality(Constraint):
     def columns(self) -> list[str]:
         return [self.low_column_name, self.high_column_name]
 
+    def describe(self) -> str:
+        op = ">" if self.strict_boundaries else ">="
+        return f"{self.high_column_name} {op} {self.low_column_name}"
+
     def is_valid(self, data: pd.DataFrame) -> pd.Series:
         return pd.Series(at_least(data[self.low_column_name], data[self.high_column_name],
                                   self.strict_boundaries), index=data.index)
@@ -198,6 +206,9 @@ class Range(Constraint):
 
     def columns(self) -> list[str]:
         return [self.low_column_name, self.middle_column_name, self.high_column_name]
+
+    def describe(self) -> str:
+        return f" {'<' if self.strict_boundaries else '<='} ".join(self.columns())
 
     def is_valid(self, data: pd.DataFrame) -> pd.Series:
         low, mid, high = (data[c] for c in self.columns())
@@ -274,6 +285,9 @@ class FixedIncrements(Constraint):
 
     def columns(self) -> list[str]:
         return [self.column_name]
+
+    def describe(self) -> str:
+        return f"{self.column_name} in steps of {self.increment_value}"
 
     def is_valid(self, data: pd.DataFrame) -> pd.Series:
         values = as_numbers(data[self.column_name]) / self.increment_value

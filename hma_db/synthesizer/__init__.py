@@ -19,6 +19,7 @@ from hma_db.synthesizer.preflight import (
     refuse_before_work,
     row_ceiling_problem,
 )
+from hma_db.synthesizer.rules import known_rules
 from hma_db.synthesizer.state import FittedState
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "HMASynthesizer",
     "check_before_work",
     "format_for",
+    "known_rules",
     "load_synthesizer",
     "planned_rows",
     "read_source",

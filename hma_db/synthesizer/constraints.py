@@ -40,6 +40,7 @@ from hma_db.schema import (
 )
 
 EXAMPLE_ROWS = 3  # broken rows shown when refusing a rule at fit
+QUANTILES = 201  # of the real gaps: a 0.5% rank step, 1.6 kB per rule in a model file
 NS_PER_UNIT = {"number": 1.0, "date": 86_400e9, "timestamp": 1e9, "timestamptz": 1e9}
 
 
@@ -120,6 +121,11 @@ class Gap:
     def __init__(self, high: str, lows: list[str], strict: bool, column: str):
         self.high, self.lows, self.strict, self.column = high, list(lows), strict, column
         self.rep, self.unit, self.eps = "number", 0.0, 0.0
+        # The high column's real range and the real gaps' quantiles, to keep high within its
+        # range (enforce_min_max_values) without clipping; empty: not bounded.
+        self.bounds: list[float] = []
+        self.quantiles: list[float] = []
+        self.nullable = False  # high is NULL in some real rows whose lows are set
 
     def fit(self, frame: pd.DataFrame, fmt: str | None) -> None:
         self.rep = _representation(frame[self.high], fmt)
@@ -131,6 +137,43 @@ class Gap:
         # keeps zeros apart from the rest without dwarfing them.
         self.eps = 0.0 if self.unit or self.strict or not len(positive) else \
             float(np.median(positive)) * 1e-3
+        present = gap[~np.isnan(gap)]
+        self.nullable = bool((np.isnan(values[0]) & ~np.isnan(self._lows(frame))).any())
+        if len(present):
+            self.bounds = [float(np.nanmin(values[0])), float(np.nanmax(values[0]))]
+            self.quantiles = np.quantile(present, np.linspace(0, 1, QUANTILES)).tolist()
+
+    def unbound(self) -> None:
+        """Let high leave its real range (enforce_min_max_values=False)."""
+        self.bounds, self.quantiles = [], []
+
+    def _within(self, gap: np.ndarray, lows: np.ndarray) -> np.ndarray:
+        """Gaps that would put high outside its real range, redrawn inside it from the real
+        gaps' distribution: a row whose gap has rank p outside the allowed ranks [a, b] takes
+        the rank at the same relative place within [a, b]. Rows inside keep their gap, so each
+        row's gap follows the real gaps truncated to its room; nothing lands on the boundary."""
+        if not self.quantiles:
+            return gap
+        q, levels = np.asarray(self.quantiles), np.linspace(0, 1, len(self.quantiles))
+        with np.errstate(invalid="ignore"):
+            a = np.interp(self.bounds[0] - lows, q, levels)
+            b = np.interp(self.bounds[1] - lows, q, levels)
+            p = np.interp(gap, q, levels)
+            outside = ((gap < self.bounds[0] - lows) | (gap > self.bounds[1] - lows)) & (b > a)
+        if self.nullable:
+            # No real gap fits (an order placed on the last day, shipped one day later at the
+            # least): NULL, as the real rows near the end of the range are (not shipped yet).
+            with np.errstate(invalid="ignore"):
+                gap = np.where(b > a, gap, np.nan)
+        if not outside.any():
+            return gap
+        below = np.where(a > 0, p / np.where(a > 0, a, 1), 0.0)
+        above = np.where(b < 1, (p - b) / np.where(b < 1, 1 - b, 1), 1.0)
+        share = np.clip(np.where(p < a, below, above), 0.0, 1.0)
+        redrawn = np.interp(a + share * (b - a), levels, q)
+        if self.unit:  # whole units, and never below the smallest real gap
+            redrawn = np.maximum(np.rint(redrawn / self.unit) * self.unit, q[0])
+        return np.where(outside, redrawn, gap)
 
     def _lows(self, frame: pd.DataFrame) -> np.ndarray:
         lows = np.column_stack([_numbers(frame[c], self.rep) for c in self.lows])
@@ -158,6 +201,7 @@ class Gap:
         else:
             gap = np.abs(np.exp(y) - self.eps)
         lows = self._lows(frame)
+        gap = self._within(gap, lows)
         derived = ~np.isnan(lows)
         out = frame.drop(columns=[self.column])
         if not derived.any():
@@ -169,7 +213,8 @@ class Gap:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "gap", "high": self.high, "lows": self.lows, "strict": self.strict,
-                "column": self.column, "rep": self.rep, "unit": self.unit, "eps": self.eps}
+                "column": self.column, "rep": self.rep, "unit": self.unit, "eps": self.eps,
+                "bounds": self.bounds, "quantiles": self.quantiles, "nullable": self.nullable}
 
     def meta(self) -> dict[str, dict]:
         return {self.column: {"sdtype": "numerical", "computer_representation": "Float"}}
@@ -291,11 +336,15 @@ class TableRules:
         _refuse_overlaps(table, steps, edges)
         return cls(table, steps + _ordered_gaps(table, edges, taken))
 
-    def fit(self, frame: pd.DataFrame, metadata) -> None:
+    def fit(self, frame: pd.DataFrame, metadata, bounded: bool = True) -> None:
+        """Learn each step from the real rows; ``bounded``: keep high columns within their real
+        range (the table's ``enforce_min_max_values``)."""
         meta = metadata.tables[self.table]["columns"]
         for step in self.steps:
             fmt = meta.get(getattr(step, "high", ""), {}).get("datetime_format")
             step.fit(frame, fmt)
+            if isinstance(step, Gap) and not bounded:
+                step.unbound()
 
     def updated_metadata(self, metadata):
         """A copy of ``metadata`` whose table has the columns :meth:`transform` gives."""
@@ -328,6 +377,9 @@ class TableRules:
                 step = Gap(str(s["high"]), [str(x) for x in s["lows"]], bool(s["strict"]),
                            str(s["column"]))
                 step.rep, step.unit, step.eps = str(s["rep"]), float(s["unit"]), float(s["eps"])
+                step.bounds = [float(x) for x in s.get("bounds", [])]
+                step.quantiles = [float(x) for x in s.get("quantiles", [])]
+                step.nullable = bool(s.get("nullable", False))
             elif s["kind"] == "category":
                 step = Category([str(x) for x in s["columns"]], bool(s["one_hot"]), str(s["column"]))
                 if s["combinations"] is not None:

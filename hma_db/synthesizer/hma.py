@@ -267,7 +267,8 @@ class HMASynthesizer:
                                            self.find_rules)
             self._prepared["found"] += found
             if constraints is not None:  # the transformer models the reparametrized columns
-                modeled, metadata = constraints.fit_transform(frame, self.metadata)
+                modeled, metadata = constraints.fit_transform(
+                    frame, self.metadata, bounded=params["enforce_min_max_values"])
                 self._prepared["constraints"][table] = constraints
         transformer = TableTransformer(
             table, metadata, locales=params["locales"],

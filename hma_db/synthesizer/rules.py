@@ -34,6 +34,7 @@ from hma_db.schema import (
     as_numbers,
     constraint_from_dict,
     inequality_from_check,
+    table_policy,
 )
 from hma_db.synthesizer.constraints import TableRules, check_declared, refuse_broken
 
@@ -149,10 +150,10 @@ class TableConstraints:
     def __init__(self, rules: TableRules | None, programmable: list):
         self.rules, self.programmable = rules, list(programmable)
 
-    def fit_transform(self, frame: pd.DataFrame, metadata):
+    def fit_transform(self, frame: pd.DataFrame, metadata, bounded: bool = True):
         """Fit on the real table; the frame and the metadata the transformer sees."""
         if self.rules is not None:
-            self.rules.fit(frame, metadata)
+            self.rules.fit(frame, metadata, bounded)
             metadata = self.rules.updated_metadata(metadata)
             frame = self.rules.transform(frame)
         for constraint in self.programmable:
@@ -186,6 +187,17 @@ def check_rules(metadata, table: str) -> list[Inequality]:
                 rule = inequality_from_check(str(constraint.sqltext), columns, table)
                 if rule is not None and rule.low_column_name in columns:
                     rules.append(rule)
+    return rules
+
+
+def known_rules(metadata, data: dict[str, pd.DataFrame]) -> list[Inequality]:
+    """The rules a synthesizer fitted on ``data`` would find: each modeled table's CHECKs that
+    compare two columns, then the inequalities that hold in every row (for reports)."""
+    rules: list[Inequality] = []
+    for table in sorted(metadata.tables):
+        if table in data and table_policy(metadata.tables, table) == "model":
+            checks = check_rules(metadata, table)
+            rules += checks + _new(find_inequalities(metadata, table, data[table]), checks)
     return rules
 
 
