@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import importlib
 import json
 import os
 import pickle
@@ -790,3 +791,26 @@ def test_composite_key_with_a_narrow_column_and_a_composite_foreign_key(scale):
     assert len(chunks) > 1
     whole = {t: pd.concat([c[t] for c in chunks if t in c], ignore_index=True) for t in data}
     check_synthetic(metadata, data, whole, scale)
+
+
+def test_a_failed_sample_into_a_new_sqlite_file_leaves_no_file(tmp_path, monkeypatch):
+    """sample_to_database opened the file to check the target before sampling, which created
+    it: a run that then failed left an empty file behind (issue 15)."""
+    write_module = importlib.import_module("hma_db.target.write")  # the package exports write()
+
+    source = f"sqlite:///{CHINOOK_SQLITE}"
+    synthesizer = HMASynthesizer(reflect(source), verbose=False, seed=2)
+    synthesizer.fit_database(source)
+    original = write_module._Run._load_table
+
+    def fail_on_track(self, conn, plan):
+        if plan.name == "Track":
+            raise KeyboardInterrupt
+        return original(self, conn, plan)
+
+    monkeypatch.setattr(write_module._Run, "_load_table", fail_on_track)
+    with pytest.raises(KeyboardInterrupt):
+        synthesizer.sample_to_database(str(tmp_path / "new.sqlite"))
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(write_module._Run, "_load_table", original)
+    assert synthesizer.sample_to_database(str(tmp_path / "new.sqlite"))["Track"] == 3503

@@ -62,9 +62,13 @@ def sample_to_database(synthesizer, target: Source, *, scale: float = 1.0,
     ``fire_triggers``: as for :func:`hma_db.write`."""
     check_scale(scale)
     with engine_for(target, error=WriteError, must_exist=False) as engine:
-        connect(engine, error=WriteError).close()  # fail before sampling when unreachable
-        return sample_and_write(synthesizer, engine, {}, scale=scale, schema=schema,
-                                if_exists=if_exists, chunk_rows=chunk_rows,
+        sqlite = engine.dialect.name == "sqlite" and engine is not target
+        if not sqlite:  # fail before sampling when unreachable (a SQLite file is not opened
+            connect(engine, error=WriteError).close()  # here: a new one would be left behind)
+        # A SQLite file goes to the writer as its URL: a new file is then written under a
+        # temporary name and renamed at the end, so a failed or killed run leaves no file.
+        return sample_and_write(synthesizer, engine.url if sqlite else engine, {}, scale=scale,
+                                schema=schema, if_exists=if_exists, chunk_rows=chunk_rows,
                                 fire_triggers=fire_triggers)
 
 
