@@ -348,8 +348,10 @@ def _from_pool(spec: dict[str, Any], n: int, rng: np.random.Generator,
         # from the pool's values that fit, when there are any (a model of hma_db 0.1 cuts).
         fits = [v for v in made if not isinstance(v, str) or len(v.replace("\n", ", "))
                 <= spec["max_length"]]
-        if fits:
+        if fits and len(fits) < len(made):  # each value once, then again (no more are made)
             pool = _as_text(fits, spec["max_length"]).to_numpy(dtype=object)
+            if n <= size:
+                return np.concatenate([pool, pool[rng.integers(len(pool), size=n - len(pool))]])
             return pool[rng.integers(len(pool), size=n)]
     pool = _as_text(made, spec.get("max_length"))
     if n <= size:

@@ -280,7 +280,12 @@ class TableTransformer:
                 spec["key"], len(rows), rng, offset + 1, where, **run)
         elif role == "choice":
             values = np.array([from_json(v) for v in spec["values"]] + [None], dtype=object)[:-1]
-            make = lambda rows: values[rng.integers(len(values), size=len(rows))]  # noqa: E731
+            if spec.get("weights"):  # a closed vocabulary, in its source proportions
+                weights = np.asarray(spec["weights"], dtype=float)
+                make = lambda rows: values[rng.choice(  # noqa: E731
+                    len(values), size=len(rows), p=weights / weights.sum())]
+            else:  # the values an ENUM or CHECK IN allows, alike
+                make = lambda rows: values[rng.integers(len(values), size=len(rows))]  # noqa: E731
         else:  # constant
             make = lambda rows: np.full(len(rows), from_json(spec["value"]),  # noqa: E731
                                         dtype=object)
