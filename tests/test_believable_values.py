@@ -159,3 +159,34 @@ def test_agreement_leaves_a_model_of_the_first_release_alone():
     dependencies.agree(values, specs, np.zeros(2, dtype=int), ("en_US",),
                        np.random.default_rng(0))
     assert values["s"][1] is None and values["s"][0] != "x" and len(values["p"][0]) == 5
+
+
+# ------------------------------------------------------------------------ personal by value
+def test_card_numbers_and_ibans_are_found_from_their_values():
+    from hma_db.schema.pii import guess_from_values
+
+    assert guess_from_values(["4111 1111 1111 1111", "5500-0000-0000-0004"]) == \
+        "credit_card_number"
+    assert guess_from_values(["DE89 3704 0044 0532 0130 00", "GB82WEST12345698765432"]) == "iban"
+    assert guess_from_values(["+1 (555) 123-4567", "555 123 4567"]) == "phone_number"
+
+
+def test_the_report_flags_real_names_in_a_column_not_named_like_personal_data():
+    from hma_db import evaluate
+
+    metadata = Metadata.from_dict({"tables": {
+        "people": {"primary_key": "id", "columns": {
+            "id": {"sdtype": "id"}, "full_name": {"sdtype": "name", "pii": True}}},
+        "notes": {"primary_key": "id", "columns": {
+            "id": {"sdtype": "id"}, "label": {"sdtype": "categorical"}}}}})
+    names = [f"Person Number{i}" for i in range(40)]
+    real = {"people": pd.DataFrame({"id": range(40), "full_name": names}),
+            "notes": pd.DataFrame({"id": range(200), "label": names[:10] * 20})}
+    copied = {"people": pd.DataFrame({"id": range(40), "full_name": [f"Fake {i}" for i in
+                                                                       range(40)]}),
+              "notes": pd.DataFrame({"id": range(200), "label": names[:10] * 20})}
+    clean = {**copied, "notes": pd.DataFrame({"id": range(200), "label": ["alpha"] * 200})}
+    found = evaluate(real, copied, metadata).privacy
+    assert [f["flagged"] for f in found["personal_values"]] == [True] and not found["passed"]
+    assert not any(f["flagged"] for f in evaluate(real, clean, metadata).privacy[
+        "personal_values"])

@@ -26,6 +26,12 @@ a first name) met by coincidence is not reported as a leak:
   train is expected to be 5%; far more means rows that sit on real records.
 - **Rare categories**: categories seen fewer than ``min_category_count`` times in the real data
   that appear in the synthetic data.
+- **Personal values elsewhere**: every synthetic text column that is not personal data itself,
+  checked against every real value of the database's personal columns that its own source
+  column held (``orders.ship_name`` holds the customers' company names: a model of that column,
+  or a ``keep`` policy, would copy them). Values public by nature (cities, states, countries,
+  postcodes) are not counted, and neither is a word that only meets a real name by chance
+  (the value must be one of the source column's own).
 
 Findings never show a real value: only counts, shares and column names.
 """
@@ -181,6 +187,50 @@ def personal_data(real: dict[str, pd.DataFrame], synthetic: dict[str, pd.DataFra
             findings.append({"table": table, "column": column,
                              "sdtype": metadata.tables[table]["columns"][column]["sdtype"],
                              **found})
+    return findings
+
+
+# Providers whose values are shared by many people: meeting one is not a leak.
+PUBLIC_PROVIDERS = {"city", "state", "state_abbr", "country", "country_code", "postcode",
+                    "zipcode", "administrative_unit", "date_of_birth"}
+
+
+def _real_personal_values(real: dict[str, pd.DataFrame], metadata: Metadata) -> set[str]:
+    """The trimmed, case-folded real values of every personal column that is not public."""
+    found: set[str] = set()
+    for table in metadata.tables:
+        for column in personal_columns(metadata, table):
+            try:
+                provider = provider_for(metadata.tables[table]["columns"][column]["sdtype"],
+                                        column, f"{table}.{column}")
+            except HmaDbError:
+                provider = None
+            if provider not in PUBLIC_PROVIDERS and column in real.get(table, {}):
+                found |= set(_text(real[table][column]))
+    return found
+
+
+def personal_values(real: dict[str, pd.DataFrame], synthetic: dict[str, pd.DataFrame],
+                    metadata: Metadata, tables: list[str] | None = None) -> list[dict]:
+    """Per text column that is not personal data (of ``tables``, default all): synthetic
+    values equal to a real personal value of any column that the source column held too."""
+    known = _real_personal_values(real, metadata)
+    findings = []
+    for table in metadata.tables if tables is None else tables:
+        skip = set(personal_columns(metadata, table)) | set(metadata.primary_key(table)) | set(
+            metadata.foreign_key_columns(table))
+        for column in [c for c in real[table].columns if c not in skip]:
+            values = real[table][column].dropna()
+            if not len(values) or not values.map(lambda v: isinstance(v, str)).all():
+                continue
+            held = set(_text(values)) & known
+            if not held:
+                continue
+            syn = _text(synthetic[table][column])
+            hits = syn.isin(held)
+            findings.append({"table": table, "column": column, "synthetic_values": len(syn),
+                             "matches": int(hits.sum()), "values": int(syn[hits].nunique()),
+                             "flagged": bool(hits.any())})
     return findings
 
 
@@ -342,6 +392,7 @@ def privacy(real: dict[str, pd.DataFrame], synthetic: dict[str, pd.DataFrame], m
     checked = [t for t in metadata.tables if table_policy(metadata.tables, t) != "keep"]
     result = {"personal_data": personal_data(real, synthetic, metadata, locales, checked),
               "identities": identities(real, synthetic, metadata, locales, checked),
+              "personal_values": personal_values(real, synthetic, metadata, checked),
               "copied_rows": [], "dcr": [], "rare_categories": [],
               "copied_by_policy": sorted(set(metadata.tables) - set(checked))}
     for table in checked:

@@ -40,6 +40,9 @@ _NAME_RULES: list[tuple[str, str]] = [
 _VALUE_RULES: list[tuple[str, str]] = [
     (r"^[\w.+-]+@[\w-]+(\.[\w-]+)+$", "email"),
     (r"^(\d{1,3}\.){3}\d{1,3}$", "ipv4"),  # before phone numbers, whose pattern allows dots
+    # Card numbers and IBANs before phone numbers too ('4111 1111 1111 1111' fits a phone's).
+    (r"^\d{4}([ -]\d{4}){3}$", "credit_card_number"),
+    (r"^[A-Z]{2}\d{2}( ?[A-Z0-9]{4}){2,7}( ?[A-Z0-9]{1,4})?$", "iban"),
     (r"^\+?[\d\s().-]{7,20}$", "phone_number"),
     (r"^https?://\S+$", "url"),
 ]
