@@ -126,6 +126,10 @@ class Gap:
         self.bounds: list[float] = []
         self.quantiles: list[float] = []
         self.nullable = False  # high is NULL in some real rows whose lows are set
+        # No real row has high set and every low NULL: high is wholly derived from the gap,
+        # so the model does not see it (one column fewer per rule for the copula and its
+        # parents' aggregates).
+        self.replaced = False
 
     def fit(self, frame: pd.DataFrame, fmt: str | None) -> None:
         self.rep = _representation(frame[self.high], fmt)
@@ -138,7 +142,9 @@ class Gap:
         self.eps = 0.0 if self.unit or self.strict or not len(positive) else \
             float(np.median(positive)) * 1e-3
         present = gap[~np.isnan(gap)]
-        self.nullable = bool((np.isnan(values[0]) & ~np.isnan(self._lows(frame))).any())
+        lows = self._lows(frame)
+        self.nullable = bool((np.isnan(values[0]) & ~np.isnan(lows)).any())
+        self.replaced = not bool((~np.isnan(values[0]) & np.isnan(lows)).any())
         if len(present):
             self.bounds = [float(np.nanmin(values[0])), float(np.nanmax(values[0]))]
             self.quantiles = np.quantile(present, np.linspace(0, 1, QUANTILES)).tolist()
@@ -191,7 +197,7 @@ class Gap:
                 y = np.log1p(np.rint(gap / self.unit) - (1 if self.strict else 0))
             else:
                 y = np.log(gap + self.eps)
-        return frame.assign(**{self.column: y})
+        return frame.assign(**{self.column: y})  # a replaced high goes after every gap
 
     def reverse(self, frame: pd.DataFrame) -> pd.DataFrame:
         y = pd.to_numeric(frame[self.column], errors="coerce").to_numpy(dtype=float)
@@ -204,9 +210,13 @@ class Gap:
         gap = self._within(gap, lows)
         derived = ~np.isnan(lows)
         out = frame.drop(columns=[self.column])
+        kind = float if self.rep == "number" else object
+        if self.replaced:
+            out = out.assign(**{self.high: pd.Series(np.nan if kind is float else None,
+                                                     index=out.index, dtype=kind)})
         if not derived.any():
             return out
-        high = out[self.high].astype(float if self.rep == "number" else object).copy()
+        high = out[self.high].astype(kind).copy()
         new = _values(lows + gap, self.rep)
         high[derived] = new[derived].to_numpy()
         return out.assign(**{self.high: high})
@@ -214,7 +224,8 @@ class Gap:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "gap", "high": self.high, "lows": self.lows, "strict": self.strict,
                 "column": self.column, "rep": self.rep, "unit": self.unit, "eps": self.eps,
-                "bounds": self.bounds, "quantiles": self.quantiles, "nullable": self.nullable}
+                "bounds": self.bounds, "quantiles": self.quantiles, "nullable": self.nullable,
+                "replaced": self.replaced}
 
     def meta(self) -> dict[str, dict]:
         return {self.column: {"sdtype": "numerical", "computer_representation": "Float"}}
@@ -351,15 +362,18 @@ class TableRules:
         view = metadata.copy()
         columns = view.tables[self.table]["columns"]
         for step in self.steps:
-            for gone in (step.columns if isinstance(step, Category) else []):
-                columns.pop(gone, None)
+            gone = step.columns if isinstance(step, Category) else \
+                [step.high] if isinstance(step, Gap) and step.replaced else []
+            for column in gone:
+                columns.pop(column, None)
             columns.update(step.meta())
         return view
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         for step in self.steps:
             frame = step.transform(frame)
-        return frame
+        # A high column is the low of the next gap in a chain: dropped once every gap is taken.
+        return frame.drop(columns=[s.high for s in self.steps if isinstance(s, Gap) and s.replaced])
 
     def reverse(self, frame: pd.DataFrame) -> pd.DataFrame:
         for step in self.steps:  # lows before highs (see _ordered_gaps)
@@ -380,6 +394,7 @@ class TableRules:
                 step.bounds = [float(x) for x in s.get("bounds", [])]
                 step.quantiles = [float(x) for x in s.get("quantiles", [])]
                 step.nullable = bool(s.get("nullable", False))
+                step.replaced = bool(s.get("replaced", False))
             elif s["kind"] == "category":
                 step = Category([str(x) for x in s["columns"]], bool(s["one_hot"]), str(s["column"]))
                 if s["combinations"] is not None:
