@@ -227,7 +227,16 @@ def test_chinook_rules_hold_and_can_be_switched_off():
     assert ("Track", "Milliseconds", "Bytes") in {
         (c.table_name, c.low_column_name, c.high_column_name) for c in found}
     for scale in (1.0, 3.0):
-        synthesizer.validate_constraints(synthesizer.sample(scale=scale))
+        out = synthesizer.sample(scale=scale)
+        synthesizer.validate_constraints(out)
+        # the high column stays within its real range (enforce_min_max_values), not clipped
+        bytes_ = out["Track"].Bytes
+        assert data["Track"].Bytes.min() <= bytes_.min() and bytes_.max() <= data["Track"].Bytes.max()
+        assert (bytes_ == data["Track"].Bytes.max()).sum() <= 3
+        chunks = list(synthesizer.sample_chunks(scale=scale, chunk_rows=1000))
+        assert len(chunks) > 2
+        synthesizer.validate_constraints(
+            {t: pd.concat([c[t] for c in chunks], ignore_index=True) for t in chunks[0]})
     off = HMASynthesizer(metadata, verbose=False, seed=4, find_rules=False)
     off.fit(data)
     assert off.get_constraints() == []
