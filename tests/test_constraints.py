@@ -3,6 +3,7 @@ API, rules found in the data, refusal of data that breaks a rule, saving and loa
 
 from __future__ import annotations
 
+import decimal
 import json
 import warnings
 
@@ -19,6 +20,7 @@ from hma_db import (
     Inequality,
     Metadata,
     OneHotEncoding,
+    ProgrammableConstraint,
     Range,
     SingleTableProgrammableConstraint,
     clone,
@@ -341,3 +343,41 @@ def test_the_report_counts_violations_per_rule(northwind):
         assert all(f["real_violations"] == 0 for f in rules.values())
         shipped = rules["rule shipped_date > order_date (found in the data)"]
         assert (shipped["violations"] > 100) if broken else (shipped["violations"] == 0)
+
+
+class InvoiceTotal(ProgrammableConstraint):
+    """Chinook's Invoice.Total is the sum of its lines' UnitPrice * Quantity (multi-table)."""
+
+    @staticmethod
+    def _sums(data):
+        lines = data["InvoiceLine"]
+        amount = lines.UnitPrice.astype(float) * lines.Quantity.astype(float)
+        sums = amount.groupby(lines.InvoiceId).sum()
+        return data["Invoice"].InvoiceId.map(sums).fillna(0.0).round(2)
+
+    def reverse_transform(self, data):
+        totals = [decimal.Decimal(f"{v:.2f}") for v in self._sums(data)]
+        return {**data, "Invoice": data["Invoice"].assign(Total=totals)}
+
+    def is_valid(self, data):
+        totals = data["Invoice"].Total.astype(float).round(2)
+        return {"Invoice": (totals - self._sums(data)).abs() < 0.005}
+
+
+def test_a_multi_table_programmable_constraint_sees_whole_families():
+    url = f"sqlite:///{CHINOOK_SQLITE}"
+    metadata = reflect(url)
+    data = read_tables(url, metadata)
+    assert InvoiceTotal().is_valid(data)["Invoice"].all()
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=6)
+    synthesizer.add_constraints([InvoiceTotal()])
+    synthesizer.fit(data)
+    synthesizer.validate_constraints(synthesizer.sample(scale=2.0))
+    # Above chunk_rows, invoices are sampled in every chunk with all their lines (at or below
+    # it they would be sampled once, in the first chunk, and their lines spread over chunks).
+    chunks = list(synthesizer.sample_chunks(scale=2.0, chunk_rows=500))
+    assert len(chunks) > 2 and all(len(c["Invoice"]) for c in chunks)
+    for chunk in chunks:  # each chunk holds its invoices with all their lines
+        synthesizer.validate_constraints(chunk)
+    synthesizer.validate_constraints(
+        {t: pd.concat([c[t] for c in chunks], ignore_index=True) for t in chunks[0]})

@@ -61,9 +61,13 @@ class SingleTableProgrammableConstraint:
 class ProgrammableConstraint(SingleTableProgrammableConstraint):
     """SDV's multi-table programmable constraint: the same methods on ``{table: DataFrame}``.
 
-    ``is_valid`` returns ``{table: boolean Series}``. When sampling in chunks each call gets one
-    chunk: whole families (a chunk's rows of the sampled tables and the rows they reference, in
-    that chunk or an earlier one), never a family cut in the middle.
+    ``is_valid`` returns ``{table: boolean Series}``; ``transform`` may change values and
+    sdtypes, not table or column names. When sampling in chunks ``reverse_transform`` gets one
+    chunk at a time: the rows of each table sampled in every chunk come with all their
+    children (whole families, never cut in the middle), while a small table sampled once in
+    the first chunk (at most ``chunk_rows`` rows, and its parents too) is not repeated in later
+    chunks that reference it: a rule summing children into such a parent needs ``sample()``
+    or a ``chunk_rows`` below that parent's size.
     """
 
     def is_valid(self, data: dict[str, pd.DataFrame]) -> dict[str, pd.Series]:  # type: ignore[override]

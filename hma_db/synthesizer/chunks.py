@@ -46,6 +46,7 @@ import pandas as pd
 from hma_db.model import RunShare, sample_chunk
 from hma_db.schema import key_columns
 from hma_db.synthesizer.links import assign_keys, cast_like
+from hma_db.synthesizer.rules import reverse_multi_table
 from hma_db.synthesizer.state import FittedState
 from hma_db.transform import Span
 
@@ -164,7 +165,8 @@ def iter_sample(state: FittedState, metadata, scale: float,
             fixed = {t: sampled[t] for t in resident if t not in kept}
             fixed_keys = {t: keys[t] for t in resident}
             empty = {t: out[t].iloc[0:0] for t in resident}
-        yield {t: out.get(t, empty.get(t)) for t in metadata.tables}
+        chunk = {t: out.get(t, empty.get(t)) for t in metadata.tables}
+        yield reverse_multi_table(state.multi_table, chunk) if state.multi_table else chunk
     for table in metadata.topological_order():
         logger.info("table %s: sampled %d rows in %d chunk(s)", table, offsets[table],
                     1 if table in resident else len(chunks))

@@ -41,7 +41,14 @@ from hma_db.synthesizer.checks import check_chunk_rows, check_row_counts, check_
 from hma_db.synthesizer.chunks import DEFAULT_CHUNK_ROWS, iter_sample
 from hma_db.synthesizer.links import build_links, referenced_columns
 from hma_db.synthesizer.params import check_locales, check_table_parameters, default_parameters
-from hma_db.synthesizer.rules import check_all, constraint_copies, fit_table, invalid_rows
+from hma_db.synthesizer.rules import (
+    check_all,
+    constraint_copies,
+    fit_multi_table,
+    fit_table,
+    invalid_rows,
+    is_multi_table,
+)
 from hma_db.synthesizer.sdv_compat import (
     as_metadata,
     check_integer_key_regex,
@@ -237,7 +244,11 @@ class HMASynthesizer:
         processed = {}
         # Fitted transformers wait here until the model fits, so a failed fit keeps the old model.
         self._prepared = {"transformers": {}, "columns": {}, "dtypes": {}, "kept": {},
-                          "constraints": {}, "found": []}
+                          "constraints": {}, "found": [], "view": self.metadata,
+                          "multi": [c for c in self._declared if is_multi_table(c)]}
+        if self._prepared["multi"]:
+            data, self._prepared["view"] = fit_multi_table(self.metadata, data,
+                                                           self._prepared["multi"])
         with self._quiet():
             for table in self._bar(sorted(self.metadata.tables), "Preprocess tables"):
                 processed[table] = self._preprocess_table(table, data[table])
@@ -261,14 +272,14 @@ class HMASynthesizer:
 
     def _preprocess_table(self, table: str, frame: pd.DataFrame) -> pd.DataFrame:
         params = self._table_parameters[table]
-        modeled, metadata = frame, self.metadata
+        modeled, metadata = frame, self._prepared["view"]
         if table_policy(self.metadata.tables, table) == "model":  # kept/emptied: not sampled
-            found, constraints = fit_table(self.metadata, table, frame, self._declared,
+            found, constraints = fit_table(metadata, table, frame, self._declared,
                                            self.find_rules)
             self._prepared["found"] += found
             if constraints is not None:  # the transformer models the reparametrized columns
                 modeled, metadata = constraints.fit_transform(
-                    frame, self.metadata, bounded=params["enforce_min_max_values"])
+                    frame, metadata, bounded=params["enforce_min_max_values"])
                 self._prepared["constraints"][table] = constraints
         transformer = TableTransformer(
             table, metadata, locales=params["locales"],
@@ -317,7 +328,8 @@ class HMASynthesizer:
             dtypes=prepared["dtypes"], sample_rng=np.random.default_rng(self._seed_sequence(1)),
             fit_date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             table_policies={t: p for t, p in policies.items() if p != "model"},
-            kept=prepared["kept"], constraints=prepared["constraints"])
+            kept=prepared["kept"], constraints=prepared["constraints"],
+            multi_table=prepared["multi"])
         self._found = prepared["found"]
 
     def fit_database(self, source, max_rows: int | dict[str, int] | None = None) -> HMASynthesizer:

@@ -233,16 +233,39 @@ def check_all(metadata, constraints: list) -> list:
     for constraint in out:
         if isinstance(constraint, Constraint):
             check_declared(metadata, constraint)
-        elif is_multi_table(constraint):
-            raise SynthesizerInputError(
-                f"{type(constraint).__name__} is a multi-table programmable constraint; "
-                "HMASynthesizer takes single-table ones (SingleTableProgrammableConstraint with "
-                "a table_name): write one per table.")
-        elif constraint.table_name not in metadata.tables:
+        elif not is_multi_table(constraint) and constraint.table_name not in metadata.tables:
             raise SynthesizerInputError(
                 f"Programmable constraint {type(constraint).__name__} names the table "
                 f"{constraint.table_name!r}; the metadata has: {', '.join(sorted(metadata.tables))}.")
     return out
+
+
+def fit_multi_table(metadata, data: dict[str, pd.DataFrame], constraints: list):
+    """Fit the multi-table programmable constraints in order on the real tables; the tables
+    and the metadata the per-table steps then see. Each must keep every table and column name
+    (its values and sdtypes may change), since sampled tables are decoded one by one before
+    its ``reverse_transform`` gets them."""
+    view = metadata
+    for constraint in constraints:
+        constraint.fit(data, view)
+        view = constraint.get_updated_metadata(view)
+        out = constraint.transform(data)
+        renamed = sorted(t for t in data
+                         if t not in out or list(out[t].columns) != list(data[t].columns))
+        if renamed:
+            raise SynthesizerInputError(
+                f"{type(constraint).__name__}.transform changed the tables or columns of "
+                f"{', '.join(renamed)}; a multi-table constraint may change values only (write "
+                "a SingleTableProgrammableConstraint to reshape one table).")
+        data = out
+    return data, view
+
+
+def reverse_multi_table(constraints: list, chunk: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """A sampled chunk (whole families, see :mod:`hma_db.synthesizer.chunks`) turned back."""
+    for constraint in reversed(constraints):
+        chunk = constraint.reverse_transform(chunk)
+    return chunk
 
 
 def constraint_copies(constraints: list) -> list:

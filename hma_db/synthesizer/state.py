@@ -50,6 +50,7 @@ class FittedState:
     # Per table with constraints: the steps that rewrite its columns before the transformer
     # and turn the decoded columns back (hma_db.synthesizer.rules.TableConstraints).
     constraints: dict[str, TableConstraints] = field(default_factory=dict)
+    multi_table: list = field(default_factory=list)  # programmable, on each sampled chunk
 
     @property
     def row_counts(self) -> dict[str, int]:
