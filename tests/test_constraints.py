@@ -259,7 +259,11 @@ def test_kept_tables_are_copied_and_rules_are_not_applied():
 
 
 def test_sdv_style_script_runs():
-    sdv = pytest.importorskip("sdv.cag")  # objects made by SDV's own classes
+    # Objects made by SDV's own classes; run where sdv is installed, for example:
+    #   python -m venv --system-site-packages /tmp/sdvenv
+    #   /tmp/sdvenv/bin/pip install --no-deps sdv graphviz platformdirs
+    #   /tmp/sdvenv/bin/python -m pytest tests/test_constraints.py -k sdv
+    sdv = pytest.importorskip("sdv.cag")
     frame = _frame()
     synthesizer = HMASynthesizer(_metadata(), verbose=False, seed=3, find_rules=False)
     synthesizer.add_constraints([
@@ -270,8 +274,29 @@ def test_sdv_style_script_runs():
         sdv.Range(low_column_name="low", middle_column_name="middle", high_column_name="high",
                   table_name="deals"),
     ])
+
+    class Whole(sdv.SingleTableProgrammableConstraint):  # user code on SDV's own base class
+        def __init__(self):
+            self.table_name = "deals"
+
+        def fit(self, data, metadata):
+            pass
+
+        def get_updated_metadata(self, metadata):
+            return metadata
+
+        def transform(self, data):
+            return data
+
+        def reverse_transform(self, data):
+            return data.assign(low=data.low.round())
+
+        def is_valid(self, data):
+            return data.low == data.low.round()
+
+    synthesizer.add_constraints([Whole()])
     assert [type(c).__name__ for c in synthesizer.get_constraints()] == [
-        "Inequality", "FixedCombinations", "OneHotEncoding", "FixedIncrements", "Range"]
+        "Inequality", "FixedCombinations", "OneHotEncoding", "FixedIncrements", "Range", "Whole"]
     synthesizer.fit({"deals": frame})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
