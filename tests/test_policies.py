@@ -61,7 +61,7 @@ def test_policy_problems_are_listed_by_validate(chinook):
     text = str(info.value)
     assert "column 'Customer.CustomerId': a key column has no policy" in text
     assert "column 'Customer.FirstName': policy 'null' on a NOT NULL column" in text
-    assert "column 'Invoice.Total': policy 'fake' needs a Faker provider" in text
+    assert "column 'Invoice.Total': policy 'fake' on a numerical column needs a Faker" in text
     assert "table 'Album' is kept as it is, but its parent 'Artist' is modeled" in text
     assert "table 'Genre' is empty, but 'Track' references it" in text
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from hma_db.errors import DataError
-from hma_db.schema import BASIC_SDTYPES, Metadata, parse_policy, to_json
+from hma_db.schema import BASIC_SDTYPES, Metadata, fake_provider, parse_policy, to_json
 from hma_db.transform import encoders, generators, keygen, keytime, masking
 from hma_db.transform.personal import provider_for
 
@@ -147,7 +147,8 @@ class Learner:
                 return self.modeled(column, series, dtype, kind)
             return self.categorical(column, series, dtype, kind)
         if policy.name == "fake":
-            provider = policy.provider or provider_for(meta.get("sdtype"), column, where)
+            provider = provider_for(policy.provider or fake_provider(column, meta.get("sdtype")),
+                                    column, where)
             return {"role": "personal", "null_share": null_share(series), "provider": provider,
                     "unique": False, "max_length": meta.get("max_length"),
                     "locale": policy.locale, "fit_width": True}
