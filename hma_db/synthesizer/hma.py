@@ -319,7 +319,8 @@ class HMASynthesizer:
         rng = np.random.default_rng(self._seed_sequence(0))
         counts = check_row_counts(row_counts, processed_data)
         with self._quiet():
-            model = fit_hma(self.metadata, numeric, links, self._table_parameters, rng,
+            model = fit_hma(self.metadata, numeric, links, _with_gaps(self._table_parameters,
+                                                                        numeric), rng,
                             progress=self._bar if self.verbose else None, row_counts=counts,
                             kept=prepared["kept"])
         policies = {t: table_policy(self.metadata.tables, t) for t in self.metadata.tables}
@@ -353,7 +354,11 @@ class HMASynthesizer:
         """
         self._check_table(table_name)
         fitted = self._fitted_state("get_learned_distributions")
-        return copy.deepcopy(fitted.model.learned_distributions(table_name))
+        learned = copy.deepcopy(fitted.model.learned_distributions(table_name))
+        columns = self.metadata.tables[table_name]["columns"]
+        # A column kept above another by a rule is modeled as its gap: shown under its name.
+        return {(c[:-len(GAP)] if c.endswith(GAP) and c[:-len(GAP)] in columns
+                 and c[:-len(GAP)] not in learned else c): v for c, v in learned.items()}
 
     # ----------------------------------------------------------------------- sampling
     def reset_sampling(self, seed: int | None = None) -> None:
@@ -554,3 +559,19 @@ def load_synthesizer(filepath: str | Path, *, trust_pickle: bool = True) -> HMAS
         >>> synthesizer = load_synthesizer("my_synthesizer.pkl")
     """
     return HMASynthesizer.load(filepath, trust_pickle=trust_pickle)
+
+
+GAP = "__gap"  # the suffix of the column a rule models in place of its high column
+
+
+def _with_gaps(parameters: dict[str, dict], numeric: dict) -> dict[str, dict]:
+    """Table parameters where a distribution asked for a column that a rule models as its gap
+    (``Bytes`` above ``Milliseconds``: ``Bytes__gap``) applies to the gap."""
+    out = copy.deepcopy(parameters)
+    for table, params in out.items():
+        wanted = params.get("numerical_distributions") or {}
+        for column in numeric.get(table, {}).columns if table in numeric else []:
+            base = column[:-len(GAP)] if column.endswith(GAP) else None
+            if base in wanted and column not in wanted:
+                wanted[column] = wanted[base]
+    return out
