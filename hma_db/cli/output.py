@@ -104,6 +104,10 @@ def metadata_summary(metadata: Metadata, source: str) -> str:
                  if total else "Personal data: none found")
     for table, columns in personal.items():
         lines += _wrapped(table, columns)
+    kept = [t for t, spec in metadata.tables.items() if spec.get("policy") == "keep"]
+    if kept:
+        lines += ["", "Copied as they are (reference tables; --no-reference-tables models them): "
+                  + ", ".join(kept)]
     return "\n".join(lines)
 
 
