@@ -202,3 +202,24 @@ def test_a_where_that_could_end_or_hide_its_query_is_refused(chinook, text):
     metadata.tables["Genre"]["where"] = text
     with pytest.raises(MetadataError, match="table 'Genre': where"):
         metadata.validate()
+
+
+def test_hash_gives_one_pseudonym_in_two_tables_and_two_runs(chinook, tmp_path, monkeypatch):
+    """An e-mail held by a customer and by an employee: both columns hashed with one key hold the
+    same pseudonym in the model (and so in the target), in two separate fits."""
+    monkeypatch.setenv("HMA_DB_HASH_KEY", "shared key")
+    metadata, data = chinook
+    metadata = metadata.copy()
+    shared = data["Employee"]["Email"].iloc[0]
+    data = {**data, "Customer": data["Customer"].assign(
+        Email=[shared, *data["Customer"]["Email"].iloc[1:]])}
+    for table in ("Customer", "Employee"):
+        metadata.update_column("Email", table, policy="hash")
+    pseudonym = hash_values(pd.Series([shared]), "str", "x")[0]
+    assert len(pseudonym) == len(shared) and pseudonym != shared
+    for run in ("first", "second"):
+        _fit(metadata, data, seed=len(run)).save(tmp_path / f"{run}.json")
+        text = (tmp_path / f"{run}.json").read_text()
+        assert text.count(f'"{pseudonym}"') >= 2 and shared not in text  # both tables' values
+    monkeypatch.setenv("HMA_DB_HASH_KEY", "another key")
+    assert hash_values(pd.Series([shared]), "str", "x")[0] != pseudonym
