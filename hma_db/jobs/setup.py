@@ -13,18 +13,9 @@ from hma_db.errors import (
 )
 from hma_db.jobs.file import Job, suggestion
 from hma_db.pipeline import configure_synthesizer
-from hma_db.schema import BASIC_SDTYPES, Metadata, apply_policies
+from hma_db.schema import BASIC_SDTYPES, Metadata, apply_policies, split_column
 from hma_db.source import check_max_rows, reflect
 from hma_db.synthesizer import HMASynthesizer
-
-
-def _resolve_column(metadata: Metadata, key: str) -> tuple[str, str] | None:
-    """``"table.column"`` split at the dot that names an existing column (names may hold dots)."""
-    for i, char in enumerate(key):
-        if char == "." and key[:i] in metadata.tables \
-                and key[i + 1:] in metadata.tables[key[:i]]["columns"]:
-            return key[:i], key[i + 1:]
-    return None
 
 
 def apply_overrides(metadata: Metadata, job: Job) -> None:
@@ -35,7 +26,7 @@ def apply_overrides(metadata: Metadata, job: Job) -> None:
     """
     for override in job.columns:
         where = job.where("columns", override.key)
-        found = _resolve_column(metadata, override.key)
+        found = split_column(metadata.tables, override.key)
         if found is None:
             known = [f"{t}.{c}" for t in metadata.tables for c in metadata.tables[t]["columns"]]
             raise ConfigError(f"{where}: [columns.\"{override.key}\"] names no column of the "

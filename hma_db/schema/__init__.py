@@ -38,6 +38,7 @@ from hma_db.schema.policies import (
     fake_provider,
     parse_policy,
     reference_tables,
+    split_column,
     table_policy,
 )
 from hma_db.schema.simplify import simplify_schema
@@ -107,6 +108,7 @@ __all__ = [
     "schema_to_dict",
     "set_width",
     "simplify_schema",
+    "split_column",
     "sqlite_declared_type",
     "table_policy",
     "to_json",

@@ -221,7 +221,7 @@ def reference_tables(tables: dict[str, dict[str, Any]], relationships: list[dict
     return found
 
 
-def _split_column(tables: dict[str, dict[str, Any]], key: str) -> tuple[str, str] | None:
+def split_column(tables: dict[str, dict[str, Any]], key: str) -> tuple[str, str] | None:
     """``"table.column"`` split at the dot that names an existing column (names may hold dots)."""
     for i, char in enumerate(key):
         if char == "." and key[:i] in tables and key[i + 1:] in tables[key[:i]]["columns"]:
@@ -239,7 +239,7 @@ def apply_policies(tables: dict[str, dict[str, Any]], policies: dict[str, str] |
         if key in tables:
             tables[key]["policy"] = text
             continue
-        found = _split_column(tables, key)
+        found = split_column(tables, key)
         if found is None:
             raise MetadataError(f"policy {key}={text}: {key!r} names no table and no "
                                 "table.column of the source")

@@ -109,6 +109,22 @@ def enabled_triggers(conn: sa.Connection, tables: list[str],
     return found
 
 
+def firing_triggers(conn: sa.Connection, tables: list[str], schema: str | None,
+                    if_exists: str) -> list[str]:
+    """One line per table of ``tables`` that a load with ``if_exists`` would fill with its
+    enabled triggers firing for every row: ``truncate`` and ``append`` keep the table, and so
+    does a MariaDB ``replace`` of an unchanged table (emptied, not dropped)."""
+    family = "mysql" if conn.dialect.name in ("mysql", "mariadb") else conn.dialect.name
+    if if_exists == "fail" or (if_exists == "replace" and family != "mysql"):
+        return []
+    return [f"Table '{table}' of the target has trigger(s) {', '.join(names)} that would fire "
+            f"for every loaded row; pass fire_triggers=True (--fire-triggers) to load with them"
+            + (", or disable_triggers=True to switch them off for the load"
+               if family == "postgresql" else "")
+            + ", or if_exists='replace'."
+            for table, names in sorted(enabled_triggers(conn, tables, schema).items())]
+
+
 def trigger_problems(target_engine: sa.Engine, tables: list[str], schema: str | None,
                      if_exists: str, fire_triggers: bool = False) -> list[str]:
     """One line per existing target table that ``truncate`` or ``append`` (or a MariaDB
@@ -123,13 +139,7 @@ def trigger_problems(target_engine: sa.Engine, tables: list[str], schema: str | 
             and not database.startswith("file:") and not Path(database).exists():
         return []
     with connect(target_engine, error=WriteError) as conn:
-        found = enabled_triggers(conn, tables, schema)
-    return [f"Table '{table}' of the target has trigger(s) {', '.join(names)} that would fire "
-            f"for every loaded row; pass fire_triggers=True (--fire-triggers) to load with them"
-            + (", or disable_triggers=True to switch them off for the load"
-               if target_engine.dialect.name == "postgresql" else "")
-            + ", or if_exists='replace'."
-            for table, names in sorted(found.items())]
+        return firing_triggers(conn, tables, schema, if_exists)
 
 
 @contextlib.contextmanager

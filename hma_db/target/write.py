@@ -20,7 +20,7 @@ from hma_db.engines import Source, connect
 from hma_db.errors import HmaDbError, WriteError
 from hma_db.schema import Metadata
 from hma_db.target.ddl import dialect_family, is_generated_key
-from hma_db.target.guard import enabled_triggers, hold_target_lock, refuse_sqlite_schema
+from hma_db.target.guard import firing_triggers, hold_target_lock, refuse_sqlite_schema
 from hma_db.target.loaders import loader_for
 from hma_db.target.prepare import check_columns, plan_table, refuse_not_null_cycles, shift_keys
 from hma_db.target.session import Session, open_target, pause_point
@@ -252,18 +252,9 @@ class _Run:
 
     def _refuse_triggers(self, conn: sa.Connection) -> None:
         """Before anything changes: existing tables to load whose triggers would fire."""
-        if self.options["if_exists"] == "fail" or (self.options["if_exists"] == "replace"
-                                                    and self.dialect != "mysql"):
-            return
-        found = enabled_triggers(conn, self.tables, self.target.schema)
+        found = firing_triggers(conn, self.tables, self.target.schema, self.options["if_exists"])
         if found:
-            table, names = sorted(found.items())[0]
-            raise WriteError(
-                f"Table '{table}' of the target has trigger(s) {', '.join(names)} that would "
-                "fire for every loaded row; pass fire_triggers=True (--fire-triggers) to load "
-                "with them" + (", or disable_triggers=True to switch them off for the load"
-                               if self.dialect == "postgresql" else "")
-                + "; nothing was written.")
+            raise WriteError(f"{found[0]} Nothing was written.")
 
     # -------------------------------------------------------------------------------- rows
     def _shifted(self, conn: sa.Connection, existing: set[str]) -> dict[str, pd.DataFrame]:
