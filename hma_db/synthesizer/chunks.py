@@ -39,6 +39,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -121,6 +122,91 @@ def chunk_plan(metadata, totals: dict[str, int], chunk_rows: int | None,
     return resident, chunks
 
 
+@dataclass
+class SampleRun:
+    """One sampling run, planned before its first row: the run's seed, each table's total, the
+    resident tables, each chunk's rows and where each chunk starts in each table.
+
+    Chunk 0 draws from the synthesizer's sampling stream and samples the resident tables; every
+    later chunk draws from a stream of its own, seeded by ``(seed, chunk number)``, so it can be
+    sampled anywhere, in any order (:mod:`hma_db.cluster` samples them on workers) and the run's
+    rows are the same however the chunks are spread."""
+
+    seed: int
+    totals: dict[str, int]
+    resident: set[str]
+    chunks: list[dict[str, int]]
+    starts: list[dict[str, int]]
+    kept: dict[str, pd.DataFrame]
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+
+@dataclass
+class Resident:
+    """What chunk 0 hands every later chunk: the resident tables' sampled state (their
+    children's parents), their keys, and their empty frames."""
+
+    sampled: dict = field(default_factory=dict)
+    keys: dict[str, pd.DataFrame] = field(default_factory=dict)
+    empty: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def plan_run(state: FittedState, metadata, scale: float,
+             chunk_rows: int | None = DEFAULT_CHUNK_ROWS) -> SampleRun:
+    """Plan a run; draws the run's seed from the synthesizer's sampling stream."""
+    totals = state.sample_sizes(scale)
+    kept = {t: _kept_frame(state, t) for t in state.kept}
+    resident, chunks = chunk_plan(metadata, totals, chunk_rows, frozenset(kept))
+    logger.info("sampling in %d chunk(s); resident tables: %s", len(chunks),
+                ", ".join(sorted(resident)) or "none")
+    seed = int(state.sample_rng.integers(2**63))  # fixes every unique column's sequence
+    starts, at = [], dict.fromkeys(totals, 0)
+    for number, rows in enumerate(chunks):
+        starts.append(dict(at))
+        for table in totals:
+            at[table] += len(kept[table]) if table in kept and number == 0 else \
+                (0 if table in kept else rows[table])
+    return SampleRun(seed, totals, resident, chunks, starts, kept)
+
+
+def chunk_rng(state: FittedState, run: SampleRun, number: int) -> np.random.Generator:
+    """The stream chunk ``number`` draws from (see :class:`SampleRun`)."""
+    return state.sample_rng if number == 0 else np.random.default_rng([run.seed, number])
+
+
+def sample_run_chunk(state: FittedState, metadata, run: SampleRun, number: int,
+                     resident: Resident | None = None) -> tuple[dict[str, pd.DataFrame], Resident]:
+    """Chunk ``number`` of ``run`` as ``{table: DataFrame}`` (every table; resident ones are
+    empty after chunk 0), and the :class:`Resident` state chunk 0 leaves for the others (which
+    must be given it)."""
+    if number > 0 and resident is None:
+        raise ValueError("chunks after the first need the resident state of chunk 0")
+    resident = resident or Resident(keys=dict(run.kept))  # kept tables' children: real keys
+    rng = chunk_rng(state, run, number)
+    offsets = run.starts[number]
+    share = RunShare(run.seed, dict(offsets), run.totals)
+    frames, links, sampled = sample_chunk(state.model, run.chunks[number], rng, resident.sampled,
+                                          share)
+    spans = {t: Span(run.seed, offsets[t], run.totals[t]) for t in frames}
+    keys = {t: state.transformers[t].generate_keys(len(frames[t]), rng, span=spans[t])
+            for t in sorted(frames)}
+    keys = _assign(metadata, {**resident.keys, **keys}, links, state.dtypes,
+                   set(resident.sampled) | set(run.kept))
+    out = dict(run.kept) if number == 0 else {}
+    for table in sorted(frames):
+        out[table] = decode_table(state, table, frames[table], keys[table], rng, spans[table])
+    if number == 0:
+        resident = Resident({t: sampled[t] for t in run.resident if t not in run.kept},
+                            {t: keys[t] for t in run.resident},
+                            {t: out[t].iloc[0:0] for t in run.resident})
+    chunk = {t: out.get(t, resident.empty.get(t)) for t in metadata.tables}
+    if state.multi_table:
+        chunk = reverse_multi_table(state.multi_table, chunk)
+    return chunk, resident
+
+
 def iter_sample(state: FittedState, metadata, scale: float,
                 chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
                 on_rows: Callable[[str, int], None] | None = None
@@ -131,45 +217,18 @@ def iter_sample(state: FittedState, metadata, scale: float,
     columns and dtypes. The synthesizer's sampling stream (``state.sample_rng``) is drawn from,
     so consecutive runs differ and ``reset_sampling`` repeats them.
     """
-    rng = state.sample_rng
-    totals = state.sample_sizes(scale)
-    kept = {t: _kept_frame(state, t) for t in state.kept}
-    resident, chunks = chunk_plan(metadata, totals, chunk_rows, frozenset(kept))
-    logger.info("sampling in %d chunk(s); resident tables: %s", len(chunks),
-                ", ".join(sorted(resident)) or "none")
-    fixed: dict = {}
-    fixed_keys: dict[str, pd.DataFrame] = dict(kept)  # their children reference the real keys
-    empty: dict[str, pd.DataFrame] = {}
-    offsets = dict.fromkeys(totals, 0)
-    seed = int(rng.integers(2**63))  # fixes every unique column's sequence for the whole run
-    run = RunShare(seed, {}, totals)
-    for number, rows in enumerate(chunks):
-        run.offsets = dict(offsets)
-        frames, links, sampled = sample_chunk(state.model, rows, rng, fixed, run)
-        spans = {t: Span(seed, offsets[t], totals[t]) for t in frames}
-        keys = {t: state.transformers[t].generate_keys(len(frames[t]), rng, span=spans[t])
-                for t in sorted(frames)}
-        keys = _assign(metadata, {**fixed_keys, **keys}, links, state.dtypes,
-                       set(fixed) | set(kept))
-        out = {t: frame for t, frame in kept.items() if number == 0}
-        for table in out:
-            offsets[table] += len(out[table])
-            if on_rows is not None:
-                on_rows(table, len(out[table]))
-        for table in sorted(frames):
-            out[table] = decode_table(state, table, frames[table], keys[table], rng, spans[table])
-            offsets[table] += len(frames[table])
-            if on_rows is not None:
-                on_rows(table, len(frames[table]))
-        if number == 0:
-            fixed = {t: sampled[t] for t in resident if t not in kept}
-            fixed_keys = {t: keys[t] for t in resident}
-            empty = {t: out[t].iloc[0:0] for t in resident}
-        chunk = {t: out.get(t, empty.get(t)) for t in metadata.tables}
-        yield reverse_multi_table(state.multi_table, chunk) if state.multi_table else chunk
+    run = plan_run(state, metadata, scale, chunk_rows)
+    resident = None
+    for number in range(len(run)):
+        chunk, resident = sample_run_chunk(state, metadata, run, number, resident)
+        if on_rows is not None:
+            for table in metadata.topological_order():
+                if len(chunk[table]):
+                    on_rows(table, len(chunk[table]))
+        yield chunk
     for table in metadata.topological_order():
-        logger.info("table %s: sampled %d rows in %d chunk(s)", table, offsets[table],
-                    1 if table in resident else len(chunks))
+        logger.info("table %s: sampled %d rows in %d chunk(s)", table, run.totals[table],
+                    1 if table in run.resident else len(run))
 
 
 def _kept_frame(state: FittedState, table: str) -> pd.DataFrame:
