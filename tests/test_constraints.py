@@ -322,9 +322,10 @@ def test_a_check_comparing_two_columns_becomes_a_rule(tmp_path):
     data = read_tables(f"sqlite:///{path}", metadata)
     synthesizer = HMASynthesizer(metadata, verbose=False, seed=8, find_rules=False)
     synthesizer.fit(data)
-    (rule,) = synthesizer.get_constraints()  # with find_rules=False: the CHECK only
+    rule, positive = synthesizer.get_constraints()  # with find_rules=False: the CHECKs only
     assert (rule.origin, rule.low_column_name, rule.high_column_name) == \
         ("check", "ordered", "shipped")
+    assert (positive.origin, positive.describe()) == ("check", "amount > 0")
     out = synthesizer.sample(scale=3.0)
     synthesizer.validate_constraints(out)
     assert len(out["orders"]) == 450

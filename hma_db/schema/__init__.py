@@ -20,7 +20,6 @@ from hma_db.schema.constraints import (
     as_numbers,
     at_least,
     constraint_from_dict,
-    inequality_from_check,
     load_constraints,
 )
 from hma_db.schema.graph import relationship_name
@@ -41,6 +40,13 @@ from hma_db.schema.policies import (
     split_column,
     table_policy,
 )
+from hma_db.schema.rules import (
+    AllowedValues,
+    CheckRules,
+    ScalarInequality,
+    ScalarRange,
+    rules_from_check,
+)
 from hma_db.schema.simplify import simplify_schema
 from hma_db.schema.sql_json import schema_from_dict, schema_to_dict
 from hma_db.schema.sqltypes import (
@@ -60,6 +66,11 @@ from hma_db.schema.sqltypes import (
 from hma_db.schema.values import from_json, restore, to_json, value_kind
 
 __all__ = [
+    "AllowedValues",
+    "CheckRules",
+    "ScalarInequality",
+    "ScalarRange",
+    "rules_from_check",
     "CONSTRAINT_CLASSES",
     "Constraint",
     "FixedCombinations",
@@ -72,7 +83,6 @@ __all__ = [
     "as_numbers",
     "at_least",
     "constraint_from_dict",
-    "inequality_from_check",
     "load_constraints",
     "BASIC_SDTYPES",
     "DATE",

@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -304,6 +303,18 @@ CONSTRAINT_CLASSES: dict[str, type[Constraint]] = {
     c.__name__: c for c in (Inequality, Range, FixedCombinations, OneHotEncoding, FixedIncrements)}
 
 
+def _stored_classes() -> dict[str, type[Constraint]]:
+    """The classes a stored rule may name: the predefined ones, and the schema stage's rules on
+    one column (:mod:`hma_db.schema.rules`); never a subclass defined outside the schema stage."""
+    found, todo = dict(CONSTRAINT_CLASSES), list(Constraint.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if cls.__module__.startswith("hma_db.schema."):
+            found.setdefault(cls.__name__, cls)
+    return found
+
+
 def constraint_from_dict(d: Any) -> Constraint:
     """A predefined constraint from its :meth:`Constraint.to_dict` form; any other class name
     is refused (the data names a class, it never builds one)."""
@@ -311,11 +322,11 @@ def constraint_from_dict(d: Any) -> Constraint:
         raise SynthesizerInputError(
             f"A constraint must be a dict with 'constraint_class', 'table_name' and "
             f"'constraint_parameters'; found {d!r}.")
-    name = d.get("constraint_class")
-    cls = CONSTRAINT_CLASSES.get(name) if isinstance(name, str) else None
+    name, stored = d.get("constraint_class"), _stored_classes()
+    cls = stored.get(name) if isinstance(name, str) else None
     if cls is None:
         raise SynthesizerInputError(
-            f"Unknown constraint class {name!r}; only {', '.join(CONSTRAINT_CLASSES)} can be "
+            f"Unknown constraint class {name!r}; only {', '.join(stored)} can be "
             "stored as data (a programmable constraint is code: add it with add_constraints).")
     params = {k: from_json(v) for k, v in d.get("constraint_parameters", {}).items()}
     unknown = sorted(set(params) - set(cls.PARAMETERS))
@@ -348,42 +359,3 @@ def load_constraints(source: str | Path | list) -> list[Constraint]:
         raise SynthesizerInputError(f"Constraints JSON must be a list of constraint dicts; "
                                     f"found {type(source).__name__}.")
     return [constraint_from_dict(d) for d in source]
-
-
-_COLUMN = r'(?:"(?P<{0}q>[^"]+)"|`(?P<{0}b>[^`]+)`|\[(?P<{0}s>[^\]]+)\]|(?P<{0}w>[A-Za-z_][\w$]*))'
-_COMPARISON = re.compile(
-    r"^\s*(?:(?P<null>" + _COLUMN.format("n") + r")\s+IS\s+NULL\s+OR\s+)?\(*\s*"
-    + _COLUMN.format("a") + r"(?:\s*::\s*\w+)?\s*(?P<op>>=|<=|>|<)\s*"
-    + _COLUMN.format("b") + r"(?:\s*::\s*\w+)?\s*\)*\s*$", re.I)
-
-
-def _column_of(match: re.Match, prefix: str, columns: list[str]) -> str | None:
-    name = next((match.group(prefix + k) for k in "qbsw" if match.group(prefix + k)), None)
-    if name is None:
-        return None
-    by_lower = {c.lower(): c for c in columns}
-    return name if name in columns else by_lower.get(name.lower())
-
-
-def inequality_from_check(sqltext: str, columns: list[str], table_name: str) -> Inequality | None:
-    """The :class:`Inequality` a CHECK comparing two columns states (``shipped >= ordered``,
-    ``a IS NULL OR a < b``), or None for any other CHECK.
-
-    Example:
-        >>> inequality_from_check("(shipped_date >= order_date)", cols, "orders")
-        Inequality(low_column_name='order_date', high_column_name='shipped_date', ...)
-    """
-    text = sqltext.strip()
-    while text.startswith("(") and text.endswith(")") and text.count("(") == 1:
-        text = text[1:-1]
-    match = _COMPARISON.match(text)
-    if match is None:
-        return None
-    a, b = _column_of(match, "a", columns), _column_of(match, "b", columns)
-    if a is None or b is None or a == b:
-        return None
-    op = match.group("op")
-    low, high = (b, a) if op.startswith(">") else (a, b)
-    rule = Inequality(low, high, strict_boundaries=len(op) == 1, table_name=table_name)
-    rule.origin = "check"
-    return rule

@@ -33,7 +33,7 @@ from hma_db.schema import (
     SingleTableProgrammableConstraint,
     as_numbers,
     constraint_from_dict,
-    inequality_from_check,
+    rules_from_check,
     table_policy,
 )
 from hma_db.synthesizer.constraints import TableRules, check_declared, refuse_broken
@@ -175,25 +175,40 @@ class TableConstraints:
         return frame if self.rules is None else self.rules.reverse(frame)
 
 
-def check_rules(metadata, table: str) -> list[Inequality]:
-    """The source database's CHECKs on ``table`` that compare two of its columns."""
+def table_checks(metadata, table: str) -> list:
+    """What each of the source database's CHECKs on ``table`` became
+    (:class:`~hma_db.schema.CheckRules`: its rules, and whether they say all it says)."""
     sql = metadata.sql_metadata
     tables = [] if sql is None else [t for t in sql.tables.values() if t.name == table]
     columns = list(metadata.tables[table]["columns"])
-    rules = []
-    for sql_table in tables[:1]:
-        for constraint in sql_table.constraints:
-            if isinstance(constraint, sa.CheckConstraint):
-                rule = inequality_from_check(str(constraint.sqltext), columns, table)
-                if rule is not None and rule.low_column_name in columns:
-                    rules.append(rule)
-    return rules
+    return [rules_from_check(str(c.sqltext), columns, table, c.name)
+            for sql_table in tables[:1] for c in sorted(sql_table.constraints, key=str)
+            if isinstance(c, sa.CheckConstraint)]
 
 
-def known_rules(metadata, data: dict[str, pd.DataFrame]) -> list[Inequality]:
+def check_rules(metadata, table: str) -> list[Constraint]:
+    """The rules the source database's CHECKs on ``table`` state (those that translate)."""
+    keys = set(metadata.primary_key(table)) | set(metadata.foreign_key_columns(table))
+    return [rule for check in table_checks(metadata, table) for rule in check.rules
+            if not set(rule.columns()) & keys]
+
+
+def untranslated_checks(metadata) -> dict[str, list]:
+    """Per modeled table, its CHECKs that do not wholly translate into rules: the target
+    database evaluates them on the sampled rows (or a warning names them)."""
+    out = {}
+    for table in sorted(metadata.tables):
+        if table_policy(metadata.tables, table) == "model":
+            left = [c for c in table_checks(metadata, table) if not c.translated]
+            if left:
+                out[table] = left
+    return out
+
+
+def known_rules(metadata, data: dict[str, pd.DataFrame]) -> list[Constraint]:
     """The rules a synthesizer fitted on ``data`` would find: each modeled table's CHECKs that
-    compare two columns, then the inequalities that hold in every row (for reports)."""
-    rules: list[Inequality] = []
+    translate, then the inequalities that hold in every row (for reports)."""
+    rules: list[Constraint] = []
     for table in sorted(metadata.tables):
         if table in data and table_policy(metadata.tables, table) == "model":
             checks = check_rules(metadata, table)
@@ -203,7 +218,24 @@ def known_rules(metadata, data: dict[str, pd.DataFrame]) -> list[Inequality]:
 
 def _new(rules: list[Inequality], known: list) -> list[Inequality]:
     pairs = {(c.low_column_name, c.high_column_name) for c in known if isinstance(c, Inequality)}
-    return [r for r in rules if (r.low_column_name, r.high_column_name) not in pairs]
+    return [r for r in rules if not isinstance(r, Inequality)
+            or (r.low_column_name, r.high_column_name) not in pairs]
+
+
+def _held(checks: list, frame: pd.DataFrame) -> list:
+    """The CHECK rules the real rows keep; a CHECK comparing two columns that they break is
+    refused, one on a single column is left out with a log line (SQLite compares text and
+    numbers its own way, so a rule read from its CHECK may not hold as read)."""
+    kept = []
+    for rule in checks:
+        if isinstance(rule, Inequality):
+            refuse_broken(rule, frame)
+        elif not rule.is_valid(frame).to_numpy(dtype=bool).all():
+            logger.info("table %s: CHECK rule %s does not hold in the real rows; left out",
+                        rule.table_name, rule.describe())
+            continue
+        kept.append(rule)
+    return kept
 
 
 def fit_table(metadata, table: str, frame: pd.DataFrame, declared: list, find: bool
@@ -213,10 +245,11 @@ def fit_table(metadata, table: str, frame: pd.DataFrame, declared: list, find: b
     mine = [c for c in declared if getattr(c, "table_name", None) == table]
     builtin = [c for c in mine if isinstance(c, Constraint)]
     checks = _new(check_rules(metadata, table), builtin)  # the target would refuse a break
-    for constraint in builtin + checks:
+    for constraint in builtin:
         refuse_broken(constraint, frame)
+    checks = _held(checks, frame)
     rewritten = {col for c in builtin if not isinstance(c, Inequality) for col in c.columns()}
-    checks = [c for c in checks if not set(c.columns()) & rewritten]
+    checks = [c for c in checks if not (isinstance(c, Inequality) and set(c.columns()) & rewritten)]
     found = find_inequalities(metadata, table, frame, rewritten) if find else []
     found = checks + _new(found, builtin + checks)
     rules = builtin + found

@@ -16,8 +16,13 @@ expression is dropped with one line.
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import re
+import uuid
 
+import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 
 from hma_db.target.types import family
@@ -74,15 +79,19 @@ def _identifier(kind: str, value: str) -> str:
     return value[1:-1]
 
 
-def _rewrite(tokens, dialect: str, columns: dict[str, sa.Column]) -> str | None:
+def _rewrite(tokens, dialect: str, columns: dict[str, sa.Column],
+             calls: bool = False) -> str | None:
     parts = []
-    for kind, value in tokens:
+    for i, (kind, value) in enumerate(tokens):
         if kind == "cast":
             continue
         if kind in ("word", "qid"):
             name = _identifier(kind, value)
             if kind == "word" and value.lower() in _KEYWORDS:
                 parts.append(value.upper())
+                continue
+            if calls and kind == "word" and _called(tokens, i):
+                parts.append(value)  # a function, evaluated by the target as it is named
                 continue
             column = columns.get(name)
             if column is None and kind == "word":
@@ -95,6 +104,11 @@ def _rewrite(tokens, dialect: str, columns: dict[str, sa.Column]) -> str | None:
         else:
             parts.append(value)
     return "".join(parts)
+
+
+def _called(tokens, i: int) -> bool:
+    rest = [v for k, v in tokens[i + 1:] if k != "ws"]
+    return bool(rest) and rest[0] == "("
 
 
 def _in_list(match: re.Match) -> str:
@@ -124,6 +138,72 @@ def translate_check(text: str, dialect: str, column_names: list[str], *,
     if re.search(r"\b(ANY|ALL|ARRAY)\b|\[", rewritten):
         return None
     return rewritten
+
+
+def check_expression(text: str, dialect: str, column_names: list[str], *,
+                     source_table: sa.Table | None = None) -> str | None:
+    """A CHECK's SQL for the target database to evaluate on rows: as :func:`translate_check`,
+    but function calls are kept as named (the target says whether it has them)."""
+    if source_table is not None and source_dialect(source_table) == dialect:
+        return text
+    tokens = _tokens(text)
+    if tokens is None:
+        return None
+    columns = {name: sa.Column(name, sa.String()) for name in column_names}
+    if source_table is not None:
+        columns.update({c.name: c for c in source_table.columns if c.name in columns})
+    columns.update({name.lower(): col for name, col in list(columns.items())})
+    rewritten = _rewrite(tokens, dialect, columns, calls=True)
+    return None if rewritten is None else _ANY.sub(_in_list, rewritten)
+
+
+def _sql_type(values: pd.Series) -> sa.types.TypeEngine:
+    """A column type holding ``values`` as the CHECK would see them in the target table."""
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return sa.Boolean()
+    if pd.api.types.is_integer_dtype(values.dtype):
+        return sa.BigInteger()
+    if pd.api.types.is_float_dtype(values.dtype):
+        return sa.Float(53)
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return sa.DateTime()
+    present = values.dropna()
+    first = present.iloc[0] if len(present) else None
+    if isinstance(first, dt.datetime):
+        return sa.DateTime()
+    if isinstance(first, dt.date):
+        return sa.Date()
+    if isinstance(first, decimal.Decimal):
+        return sa.Numeric(38, 10)
+    return sa.Text()
+
+
+def rows_failing_check(conn: sa.Connection, frame: pd.DataFrame, expression: str) -> np.ndarray:
+    """Per row of ``frame``: does the target database find the CHECK ``expression`` false?
+
+    The rows go into a temporary table of the expression's columns on ``conn``, and the target
+    selects the failing ones, with its own functions and comparison rules (NULL passes, as in
+    a CHECK). The table is dropped before returning.
+    """
+    name = f"hma_check_{uuid.uuid4().hex[:12]}"
+    table = sa.Table(name, sa.MetaData(), sa.Column("hma_row", sa.BigInteger),
+                     *[sa.Column(c, _sql_type(frame[c])) for c in frame.columns],
+                     prefixes=["TEMPORARY"])
+    table.create(conn)
+    try:
+        values = frame.astype(object).where(frame.notna(), None).reset_index(drop=True)
+        records = values.assign(hma_row=np.arange(len(values))).to_dict("records")
+        if records:
+            conn.execute(table.insert(), records)
+        quoted = conn.dialect.identifier_preparer.quote(name)
+        failing = conn.execute(sa.text(
+            f"SELECT hma_row FROM {quoted} WHERE NOT ({expression})")).scalars().all()
+    finally:  # TEMPORARY: a plain DROP TABLE commits on MariaDB
+        temporary = "TEMPORARY " if conn.dialect.name == "mysql" else ""
+        conn.exec_driver_sql(f"DROP {temporary}TABLE {conn.dialect.identifier_preparer.quote(name)}")
+    out = np.zeros(len(frame), dtype=bool)
+    out[np.asarray(failing, dtype=np.int64)] = True
+    return out
 
 
 _NOW = {"now()", "current_timestamp", "current_timestamp()", "localtimestamp",

@@ -1,0 +1,11 @@
+"""Rules on single columns and the database's CHECK text turned into rules.
+
+Part of the schema stage (a sub-folder because ``schema/`` is full): the constraint classes
+that bound one column (:class:`ScalarInequality`, :class:`ScalarRange`, :class:`AllowedValues`)
+and :func:`rules_from_check`, which reads a CHECK's SQL into those and SDV's ``Inequality``.
+"""
+
+from hma_db.schema.rules.check_text import CheckRules, rules_from_check
+from hma_db.schema.rules.scalar import AllowedValues, ScalarInequality, ScalarRange
+
+__all__ = ["AllowedValues", "CheckRules", "ScalarInequality", "ScalarRange", "rules_from_check"]
