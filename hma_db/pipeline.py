@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
+from hma_db.cluster import ClusterSampling, check_cluster, open_cluster
 from hma_db.engines import Source, driver_error_line, engine_for, safe_url, tag_driver_errors
 from hma_db.errors import HmaDbError, ReflectionError, WriteError
 from hma_db.model import check_scale
@@ -111,7 +113,7 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
           drop_cut_keys: bool = False,
           max_total_rows: int | None = MAX_TOTAL_ROWS,
           policies: dict[str, str] | None = None, where: dict[str, str] | None = None,
-          reference_tables: bool = True) -> CloneResult:
+          reference_tables: bool = True, cluster: Any = None) -> CloneResult:
     """Clone ``source`` into ``target`` as synthetic data: reflect, read, fit, sample, write.
 
     Args:
@@ -150,6 +152,10 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
             copied, for a kept table); rows of other tables that referenced the rest go too.
         reference_tables: copy lookup tables as they are (at most 100 rows, no personal data:
             :func:`hma_db.schema.reference_tables`); False models them like any other.
+        cluster: sample on a Dask cluster (``pip install "hma_db[dask]"``): a scheduler
+            address (``tcp://host:8786``), a ``distributed.Client``, or a number of worker
+            processes to start on this machine. The rows are the same as without it, for any
+            number of workers (:mod:`hma_db.cluster`); writing stays one transaction here.
 
     Returns:
         A :class:`CloneResult` with rows written per table and seconds per stage.
@@ -168,7 +174,8 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
                      chunk_rows=chunk_rows, fire_triggers=fire_triggers,
                      hooks=_StageHooks(on_stage) if on_stage else None,
                      drop_cut_keys=drop_cut_keys, max_total_rows=max_total_rows,
-                     policies=policies, where=where, reference_tables=reference_tables)
+                     policies=policies, where=where, reference_tables=reference_tables,
+                     cluster=cluster)
 
 
 class _StageHooks(CloneHooks):
@@ -193,16 +200,18 @@ def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None
               fire_triggers: bool = False, drop_cut_keys: bool = False,
               max_total_rows: int | None = MAX_TOTAL_ROWS,
               policies: dict[str, str] | None = None, where: dict[str, str] | None = None,
-              reference_tables: bool = True) -> CloneResult:
+              reference_tables: bool = True, cluster: Any = None) -> CloneResult:
     """:func:`clone` with ``hooks`` into its steps, filling ``result`` (a new
     :class:`CloneResult` when None; a subclass keeps what the caller adds)."""
     check_scale(scale)
+    if cluster is not None:
+        check_cluster(cluster)
     hooks = hooks or CloneHooks()
     result = result if result is not None else CloneResult()
     timed = _Timer(result, hooks)
     with engine_for(source, error=ReflectionError) as source_engine, \
             engine_for(target, error=WriteError, must_exist=False) as target_engine, \
-            _driver_errors_in_one_line(source_engine, target_engine, timed):
+            _driver_errors_in_one_line(source_engine, target_engine, timed), ExitStack() as stack:
         with timed("reflect"):
             metadata = reflect(source_engine, schema=schema, include=include, exclude=exclude,
                                drop_cut_keys=drop_cut_keys, reference_tables=reference_tables)
@@ -220,6 +229,8 @@ def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None
                                     if_exists, fire_triggers)
         if triggers:
             raise WriteError(triggers[0] + " Nothing was read or written.")
+        # An unreachable scheduler is refused here, before the source is read.
+        client = stack.enter_context(open_cluster(cluster)) if cluster is not None else None
         wanted = hooks.make_synthesizer(metadata, lambda: configure_synthesizer(
             metadata, locales=locales, seed=seed, verbose=verbose,
             table_parameters=table_parameters))
@@ -236,7 +247,8 @@ def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None
             hooks.fitted(synthesizer)
         hooks.stage("sample", None)  # sampling and writing run chunk by chunk, timed apart
         timed.current = "write"
-        result.rows = sample_and_write(synthesizer, _write_into(target, target_engine),
+        sampling = synthesizer if client is None else ClusterSampling(synthesizer, client)
+        result.rows = sample_and_write(sampling, _write_into(target, target_engine),
                                        result.seconds, scale=scale,
                                        schema=target_schema, if_exists=if_exists,
                                        chunk_rows=chunk_rows, verbose=verbose,

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hma_db"
 # The stages in pipeline order; a unit imports only from itself and from units before it.
 # "hma_db" is the package face (the public API); only the command line comes after it.
 ORDER = ["_version", "errors", "progress", "engines", "schema", "source", "transform", "model",
-         "target", "synthesizer", "report", "pipeline", "jobs", "hma_db", "cli"]
+         "target", "synthesizer", "report", "cluster", "pipeline", "jobs", "hma_db", "cli"]
 MAX_MODULES_PER_FOLDER = 12
 MAX_TOP_LEVEL_MODULES = 6
 

@@ -7,7 +7,7 @@ without running code, and the database helpers that read a source to fit on and 
 into a target (:func:`read_source`, :func:`sample_and_write`).
 """
 
-from hma_db.synthesizer.chunks import DEFAULT_CHUNK_ROWS
+from hma_db.synthesizer.chunks import DEFAULT_CHUNK_ROWS, ChunkSampler, Resident, count_rows
 from hma_db.synthesizer.database import read_source, sample_and_write
 from hma_db.synthesizer.files import format_for
 from hma_db.synthesizer.hma import HMASynthesizer, load_synthesizer
@@ -24,6 +24,9 @@ from hma_db.synthesizer.state import FittedState
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
+    "ChunkSampler",
+    "Resident",
+    "count_rows",
     "DISTRIBUTIONS",
     "MAX_TOTAL_ROWS",
     "NON_PARAMETRIC",

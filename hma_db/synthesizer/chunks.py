@@ -207,6 +207,33 @@ def sample_run_chunk(state: FittedState, metadata, run: SampleRun, number: int,
     return chunk, resident
 
 
+class ChunkSampler:
+    """A planned run whose chunks can be sampled separately: :meth:`chunk` ``(0)`` where the run
+    was planned (it draws from the synthesizer's own stream), then every other chunk anywhere,
+    in any order, given chunk 0's :class:`Resident` state. A chunk holds whole families: every
+    row of a chunked table has its parents in the same chunk or among the resident tables, so a
+    constraint sees no family cut in two. It pickles (the fitted state with it), which is how
+    :mod:`hma_db.cluster` sends it to workers once."""
+
+    def __init__(self, state: FittedState, metadata, scale: float,
+                 chunk_rows: int | None = DEFAULT_CHUNK_ROWS):
+        self.state, self.metadata = state, metadata
+        self.run = plan_run(state, metadata, scale, chunk_rows)
+
+    def __len__(self) -> int:
+        return len(self.run)
+
+    def chunk(self, number: int, resident: Resident | None = None
+              ) -> tuple[dict[str, pd.DataFrame], Resident]:
+        """Chunk ``number`` and the resident state (see :func:`sample_run_chunk`)."""
+        return sample_run_chunk(self.state, self.metadata, self.run, number, resident)
+
+    def log_totals(self) -> None:
+        for table in self.metadata.topological_order():
+            logger.info("table %s: sampled %d rows in %d chunk(s)", table, self.run.totals[table],
+                        1 if table in self.run.resident else len(self.run))
+
+
 def iter_sample(state: FittedState, metadata, scale: float,
                 chunk_rows: int | None = DEFAULT_CHUNK_ROWS,
                 on_rows: Callable[[str, int], None] | None = None
@@ -217,18 +244,22 @@ def iter_sample(state: FittedState, metadata, scale: float,
     columns and dtypes. The synthesizer's sampling stream (``state.sample_rng``) is drawn from,
     so consecutive runs differ and ``reset_sampling`` repeats them.
     """
-    run = plan_run(state, metadata, scale, chunk_rows)
+    sampler = ChunkSampler(state, metadata, scale, chunk_rows)
     resident = None
-    for number in range(len(run)):
-        chunk, resident = sample_run_chunk(state, metadata, run, number, resident)
-        if on_rows is not None:
-            for table in metadata.topological_order():
-                if len(chunk[table]):
-                    on_rows(table, len(chunk[table]))
+    for number in range(len(sampler)):
+        chunk, resident = sampler.chunk(number, resident)
+        count_rows(chunk, on_rows)
         yield chunk
-    for table in metadata.topological_order():
-        logger.info("table %s: sampled %d rows in %d chunk(s)", table, run.totals[table],
-                    1 if table in run.resident else len(run))
+    sampler.log_totals()
+
+
+def count_rows(chunk: dict[str, pd.DataFrame], on_rows: Callable[[str, int], None] | None
+               ) -> None:
+    """Tell ``on_rows`` (progress bars) the rows of each table of ``chunk``."""
+    if on_rows is not None:
+        for table, frame in chunk.items():
+            if len(frame):
+                on_rows(table, len(frame))
 
 
 def _kept_frame(state: FittedState, table: str) -> pd.DataFrame:

@@ -38,7 +38,7 @@ from hma_db.model import check_scale, fit_hma
 from hma_db.schema import Metadata, table_policy
 from hma_db.synthesizer import database, files
 from hma_db.synthesizer.checks import check_chunk_rows, check_row_counts, check_seed
-from hma_db.synthesizer.chunks import DEFAULT_CHUNK_ROWS, iter_sample
+from hma_db.synthesizer.chunks import DEFAULT_CHUNK_ROWS, ChunkSampler, iter_sample
 from hma_db.synthesizer.links import build_links, referenced_columns
 from hma_db.synthesizer.params import check_locales, check_table_parameters, default_parameters
 from hma_db.synthesizer.rules import (
@@ -437,6 +437,17 @@ class HMASynthesizer:
         fitted = self._fitted_state("sample_chunks")
         with self._quiet():
             yield from iter_sample(fitted, self.metadata, float(scale), int(chunk_rows), on_rows)
+
+    def chunk_sampler(self, scale: float = 1.0, chunk_rows: int = DEFAULT_CHUNK_ROWS
+                      ) -> ChunkSampler:
+        """The run :meth:`sample_chunks` would make, planned, with chunks to sample one by one
+        and anywhere (:mod:`hma_db.cluster` samples them on Dask workers): ``sampler.chunk(0)``
+        here first, then ``sampler.chunk(n, resident)`` for the others, in any order. The rows
+        are those of :meth:`sample_chunks` from the same sampling state."""
+        check_scale(scale)
+        check_chunk_rows(chunk_rows)
+        return ChunkSampler(self._fitted_state("chunk_sampler"), self.metadata, float(scale),
+                            int(chunk_rows))
 
     def sample_to_database(self, target, scale: float = 1.0, *, schema: str | None = None,
                            if_exists: str = "fail", chunk_rows: int | None = DEFAULT_CHUNK_ROWS,

@@ -1,0 +1,168 @@
+"""Sampling on a Dask cluster (``clone(..., cluster=...)``): the same rows for any number of
+workers, and a worker killed mid-run leaves the target as it was.
+
+Dask's ``LocalCluster`` starts real worker processes on this machine; the chunks travel to
+them and back through Dask's own serialization, as on a remote cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from conftest import REQUIRE_SERVERS
+
+from hma_db import clone
+from hma_db.errors import ConfigError, SamplingError, WriteError
+
+ROOT = Path(__file__).resolve().parents[1]
+CHINOOK = ROOT / "examples" / "chinook.sqlite"
+
+try:
+    import dask
+    import distributed
+except ImportError:  # pragma: no cover - CI installs the extra (.ci/run)
+    if REQUIRE_SERVERS:
+        raise
+    pytest.skip('dask.distributed is not installed (pip install "hma_db[dask]")',
+                allow_module_level=True)
+
+
+def _tables(path: Path) -> dict[str, pd.DataFrame]:
+    with sqlite3.connect(path) as conn:
+        names = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {n: pd.read_sql_query(f'SELECT * FROM "{n}" ORDER BY rowid', conn) for n in names}
+
+
+def test_the_same_seed_gives_the_same_target_with_1_2_and_4_workers(tmp_path):
+    """Chinook at scale 10 in 9 chunks: without a cluster and on 1, 2 and 4 workers."""
+    options = dict(scale=10, seed=11, chunk_rows=10_000, reference_tables=False)
+    alone = tmp_path / "alone.sqlite"
+    clone(CHINOOK, alone, **options)
+    expected = _tables(alone)
+    assert sum(len(f) for f in expected.values()) > 150_000
+    for workers in (1, 2, 4):
+        target = tmp_path / f"workers_{workers}.sqlite"
+        clone(CHINOOK, target, cluster=workers, **options)
+        found = _tables(target)
+        assert list(found) == list(expected)
+        for table, frame in expected.items():
+            pd.testing.assert_frame_equal(found[table], frame, obj=f"{table} ({workers} workers)")
+
+
+def test_a_client_given_is_used_and_left_open(tmp_path):
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as local, \
+            distributed.Client(local) as client:
+        clone(CHINOOK, tmp_path / "a.sqlite", scale=2, seed=1, chunk_rows=5_000, cluster=client)
+        assert client.status == "running"
+    clone(CHINOOK, tmp_path / "b.sqlite", scale=2, seed=1, chunk_rows=5_000)
+    a, b = _tables(tmp_path / "a.sqlite"), _tables(tmp_path / "b.sqlite")
+    for table in a:
+        pd.testing.assert_frame_equal(a[table], b[table])
+
+
+def _kill_the_paused_worker(pause_file: Path, done: threading.Event) -> int | None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not done.is_set():
+        if pause_file.exists():
+            line = pause_file.read_text(encoding="utf-8").split("\n")[0].split()
+            if len(line) == 2 and line[0] == "worker_chunk":
+                os.kill(int(line[1]), signal.SIGKILL)
+                return int(line[1])
+        time.sleep(0.1)
+    return None
+
+
+def _killed_run(source: Path, target, tmp_path: Path, monkeypatch, **options) -> str:
+    """Clone with a worker that stops in its first chunk and is killed there; the error."""
+    pause_file = tmp_path / "pause.txt"
+    monkeypatch.setenv("HMA_DB_TEST_PAUSE", "worker_chunk")  # the workers inherit it
+    monkeypatch.setenv("HMA_DB_TEST_PAUSE_FILE", str(pause_file))
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            clone(source, target, cluster=2, **options)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            errors.append(exc)
+        finally:
+            done.set()
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        thread = threading.Thread(target=run)
+        thread.start()
+        killed = _kill_the_paused_worker(pause_file, done)
+        thread.join(timeout=180)
+    assert killed is not None, "no worker reached its pause point"
+    assert not thread.is_alive()
+    assert len(errors) == 1, "the run did not fail"
+    return str(errors[0]), errors[0]
+
+
+def test_a_worker_killed_mid_run_leaves_a_sqlite_target_as_it_was(tmp_path, monkeypatch):
+    target = tmp_path / "staging.sqlite"
+    clone(CHINOOK, target, seed=1)  # what the target holds before
+    before = _tables(target)
+    message, error = _killed_run(CHINOOK, target, tmp_path, monkeypatch, scale=3, seed=2,
+                                 chunk_rows=5_000, if_exists="replace")
+    assert isinstance(error, (SamplingError, WriteError))
+    assert "\n" not in message
+    assert "chunk" in message and "Dask cluster" in message and "KilledWorker" in message
+    after = _tables(target)
+    assert list(after) == list(before)
+    for table in before:
+        pd.testing.assert_frame_equal(after[table], before[table])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pause.txt", "staging.sqlite"]
+
+
+def test_a_worker_killed_mid_run_leaves_a_postgres_target_as_it_was(
+        tmp_path, monkeypatch, postgres_databases):
+    target = postgres_databases.new("cluster_kill")
+    clone(CHINOOK, target, seed=1, scale=0.5)
+    engine = sa.create_engine(target)
+    with engine.connect() as conn:
+        before = {t: conn.execute(sa.text(f'SELECT count(*) FROM "{t}"')).scalar()
+                  for t in ("Track", "InvoiceLine", "PlaylistTrack")}
+    message, _ = _killed_run(CHINOOK, target, tmp_path, monkeypatch, scale=3, seed=2,
+                             chunk_rows=5_000, if_exists="replace")
+    assert "KilledWorker" in message and "\n" not in message
+    with engine.connect() as conn:
+        after = {t: conn.execute(sa.text(f'SELECT count(*) FROM "{t}"')).scalar()
+                 for t in before}
+        tables = set(sa.inspect(conn).get_table_names())
+    engine.dispose()
+    assert after == before
+    assert tables == {"Album", "Artist", "Customer", "Employee", "Genre", "Invoice",
+                      "InvoiceLine", "MediaType", "Playlist", "PlaylistTrack", "Track"}
+
+
+@pytest.mark.parametrize("cluster, found", [
+    (0, "at least 1; found 0"),
+    ("not an address", "expected a Dask scheduler address"),
+    (2.5, "found float"),
+    (True, "found True"),
+])
+def test_a_bad_cluster_is_refused_before_any_work(tmp_path, cluster, found):
+    with pytest.raises(ConfigError, match=found):
+        clone(CHINOOK, tmp_path / "t.sqlite", cluster=cluster)
+    assert not (tmp_path / "t.sqlite").exists()
+
+
+def test_an_unreachable_scheduler_is_refused_before_the_source_is_read(tmp_path):
+    stages = []
+    with pytest.raises(ConfigError, match="Cannot reach the Dask scheduler at tcp://127.0.0.1:1"), \
+            dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        clone(CHINOOK, tmp_path / "t.sqlite", cluster="tcp://127.0.0.1:1",
+              on_stage=lambda name, seconds: stages.append(name))
+    assert "read" not in stages
+    assert not (tmp_path / "t.sqlite").exists()
