@@ -19,7 +19,6 @@ from hma_db.target.guard import (
     trigger_problems,
 )
 from hma_db.target.session import pause_point
-from hma_db.target.session import pause_point
 from hma_db.target.write import write, write_chunks
 
 __all__ = [
@@ -30,7 +29,6 @@ __all__ = [
     "refuse_sqlite_schema",
     "dialect_family",
     "drift",
-    "pause_point",
     "pause_point",
     "target_busy",
     "target_metadata",
