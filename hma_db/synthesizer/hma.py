@@ -49,7 +49,7 @@ from hma_db.synthesizer.rules import (
     invalid_rows,
     is_multi_table,
 )
-from hma_db.synthesizer.sdv_compat import (
+from hma_db.synthesizer.sdv.compat import (
     as_metadata,
     check_integer_key_regex,
     check_regex_formats,
@@ -58,6 +58,7 @@ from hma_db.synthesizer.sdv_compat import (
     string_labels,
     warn_small_scale,
 )
+from hma_db.synthesizer.sdv.methods import SDVMethods
 from hma_db.synthesizer.state import FittedState, SavedSynthesizer, from_state, to_state
 from hma_db.transform import TableTransformer
 
@@ -66,7 +67,7 @@ logger = logging.getLogger(__name__)
 SYNTHESIZER_NAME = "GaussianCopulaSynthesizer"
 
 
-class HMASynthesizer:
+class HMASynthesizer(SDVMethods):
     """Learn a whole database (any number of tables, any depth) and sample a synthetic copy.
 
     Args:
@@ -91,6 +92,7 @@ class HMASynthesizer:
 
     def __init__(self, metadata: Metadata | dict, locales: list[str] | str = ("en_US",),
                  verbose: bool = True, seed: int | None = None, find_rules: bool = True):
+        super().__init__()
         metadata = as_metadata(metadata)
         metadata.validate()
         check_regex_formats(metadata)
@@ -156,6 +158,13 @@ class HMASynthesizer:
                 "fitted_sdv_version": __version__ if fitted is not None else None}
 
     @property
+    def table_transformers(self) -> dict[str, TableTransformer]:
+        """The fitted transformer of each table, or those ``preprocess`` prepared; {} before."""
+        if self._fitted is not None:
+            return self._fitted.transformers
+        return dict(self._prepared["transformers"]) if self._prepared else {}
+
+    @property
     def fit_date(self) -> str | None:
         """When the model was fitted, as an ISO timestamp in UTC (None: not fitted)."""
         return self._fitted.fit_date if self._fitted is not None else None
@@ -195,7 +204,7 @@ class HMASynthesizer:
         if not isinstance(constraints, (list, tuple)):
             raise SynthesizerInputError(
                 f"add_constraints takes a list of constraints; found {type(constraints).__name__}.")
-        checked = check_all(self.metadata, list(constraints))
+        checked = check_all(self.metadata, self.constraint_objects(list(constraints)))
         if self._fitted is not None:
             warnings.warn("The synthesizer is fitted: the new constraints apply from the next "
                           "fit.", UserWarning, stacklevel=2)
@@ -249,6 +258,7 @@ class HMASynthesizer:
         if self._prepared["multi"]:
             data, self._prepared["view"] = fit_multi_table(self.metadata, data,
                                                            self._prepared["multi"])
+        self._prepared["view"] = self.transformer_view(self._prepared["view"])
         with self._quiet():
             for table in self._bar(sorted(self.metadata.tables), "Preprocess tables"):
                 processed[table] = self._preprocess_table(table, data[table])
@@ -514,7 +524,7 @@ class HMASynthesizer:
             np.random.default_rng(self._seed_sequence(1)).bit_generator.state
         return SavedSynthesizer(
             parameters={"locales": list(self.locales), "verbose": self.verbose, "seed": self.seed,
-                        "find_rules": self.find_rules},
+                        "find_rules": self.find_rules, "transformers": self.transformer_choices()},
             metadata=self.metadata, constraints=self._declared + self._found,
             table_parameters=self._table_parameters, entropy=self._entropy,
             creation_date=self._creation_date, fitted=fitted, sample_rng_state=unfitted_stream)
@@ -529,6 +539,7 @@ class HMASynthesizer:
         synthesizer._table_parameters = saved.table_parameters
         synthesizer._entropy, synthesizer._creation_date = saved.entropy, saved.creation_date
         synthesizer._fitted = saved.fitted
+        synthesizer.restore_transformer_choices(params.get("transformers"))
         return synthesizer
 
     @classmethod

@@ -24,7 +24,7 @@ import pandas as pd
 from hma_db.errors import DataError
 from hma_db.schema import BASIC_SDTYPES, Metadata, fake_provider, parse_policy, to_json
 from hma_db.transform import encoders, generators, keygen, keytime, masking
-from hma_db.transform.personal import provider_for
+from hma_db.transform.personal import provider_for, unique_generate
 
 logger = logging.getLogger(__name__)
 MODELED_SDTYPES = ("numerical", "datetime", "categorical", "boolean")
@@ -149,9 +149,12 @@ class Learner:
         if policy.name == "fake":
             provider = provider_for(policy.provider or fake_provider(column, meta.get("sdtype")),
                                     column, where)
-            return {"role": "personal", "null_share": null_share(series), "provider": provider,
-                    "unique": False, "max_length": meta.get("max_length"),
+            spec = {"role": "personal", "null_share": null_share(series), "provider": provider,
+                    "unique": bool(meta.get("fake_unique")), "max_length": meta.get("max_length"),
                     "locale": policy.locale, "fit_width": True}
+            if meta.get("pseudonymous"):  # rdt's PseudoAnonymizedFaker, chosen by the user
+                return _pseudonyms(spec, series.dropna(), where)
+            return spec
         if policy.name == "null":
             return {"role": "constant", "value": None, "null_share": 1.0}
         if policy.name == "constant":
@@ -179,6 +182,9 @@ class Learner:
 
     def modeled(self, column: str, series: pd.Series, dtype: str, kind: str) -> dict[str, Any]:
         sdtype = self.columns[column]["sdtype"]
+        # A transformer chosen for the column (update_transformers) may set its own flags.
+        enforce_min_max = self.columns[column].get("enforce_min_max_values", self.enforce_min_max)
+        enforce_rounding = self.columns[column].get("enforce_rounding", self.enforce_rounding)
         if sdtype in ("categorical", "boolean"):
             return self.categorical(column, series, dtype, kind)
         observed = series.dropna()
@@ -187,7 +193,7 @@ class Learner:
         if sdtype == "datetime" and kind != "time":
             stamps = encoders.as_utc(series, self.table, column,
                                      self.columns[column].get("datetime_format"))
-            spec = encoders.learn_datetime(stamps, enforce_min_max=self.enforce_min_max)
+            spec = encoders.learn_datetime(stamps, enforce_min_max=enforce_min_max)
             spans = keytime.partition_spans(self.columns[column], spec["unit_ns"])
             if spans:  # a range-partitioned table: no value between two partitions
                 spec["spans"] = spans
@@ -195,8 +201,8 @@ class Learner:
             values = encoders.as_numbers(series, self.table, column, kind)
             integer = dtype.lower().lstrip("u").startswith("int") or kind == "int"
             spec = encoders.learn_numerical(values, integer=integer,
-                                            enforce_rounding=self.enforce_rounding,
-                                            enforce_min_max=self.enforce_min_max)
+                                            enforce_rounding=enforce_rounding,
+                                            enforce_min_max=enforce_min_max)
             spec["scale"] = self.columns[column].get("scale")
             if spec["min"] != spec["max"] and encoders.is_discrete(values, self.min_count):
                 return self.discrete(values, spec)
@@ -237,7 +243,8 @@ class Learner:
         boolean = meta["sdtype"] == "boolean"
         # Booleans show no rare real value: their domain is known, so every value may appear.
         spec = encoders.learn_categorical(series, min_count=1 if boolean else self.min_count,
-                                          allowed=meta.get("allowed_values"))
+                                          allowed=meta.get("allowed_values"),
+                                          ordered=bool(meta.get("ordered_categories")))
         nulls = bool(series.isna().any())
         categories = spec["categories"]
         if not categories:
@@ -282,6 +289,19 @@ def _source_values(policy, observed: pd.Series, kind: str, where: str) -> dict[s
         distinct = masking.mask_values(distinct, policy, kind, where)
     return {"role": "values", "policy": policy.name,
             "values": [to_json(v) for v in distinct], "weights": [float(w) for w in weights]}
+
+
+def _pseudonyms(spec: dict[str, Any], observed: pd.Series, where: str) -> dict[str, Any]:
+    """rdt's ``PseudoAnonymizedFaker``: one distinct Faker value for each distinct source value,
+    drawn in the source values' proportions. Only the Faker values are kept, never the source
+    values or which one maps to which. Faker's locale is the chosen one, else en_US (rdt's)."""
+    counts = observed.astype(str).value_counts(sort=False)
+    locale = spec.get("locale") or "en_US"
+    fakes = unique_generate(spec, np.zeros(len(counts), dtype="int64"), (locale,),
+                            np.arange(len(counts), dtype=np.int64), 0, max(len(counts), 1), where)
+    return {"role": "values", "policy": "pseudonym", "values": [to_json(v) for v in fakes],
+            "weights": [float(c) for c in counts.to_numpy()],
+            "null_share": spec["null_share"]}
 
 
 def _infer_generator(dtype: str, kind: str) -> str:
