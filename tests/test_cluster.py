@@ -166,3 +166,43 @@ def test_an_unreachable_scheduler_is_refused_before_the_source_is_read(tmp_path)
               on_stage=lambda name, seconds: stages.append(name))
     assert "read" not in stages
     assert not (tmp_path / "t.sqlite").exists()
+
+
+def test_the_command_line_and_a_job_file_sample_on_local_workers(tmp_path):
+    from click.testing import CliRunner
+
+    from hma_db import load_job, run_job
+    from hma_db.cli.main import cli
+
+    alone = tmp_path / "alone.sqlite"
+    clone(CHINOOK, alone, scale=2, seed=5, chunk_rows=5_000)
+    result = CliRunner().invoke(cli, ["clone", str(CHINOOK), str(tmp_path / "cli.sqlite"),
+                                      "--scale", "2", "--seed", "5", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    job = tmp_path / "job.toml"
+    job.write_text(f'source = "{CHINOOK}"\ntarget = "{tmp_path / "job.sqlite"}"\n'
+                   'scale = 2\nseed = 5\ncluster = 2\n')
+    run_job(load_job(job), chunk_rows=5_000)
+    expected = _tables(alone)
+    for name in ("job.sqlite",):
+        found = _tables(tmp_path / name)
+        for table in expected:
+            pd.testing.assert_frame_equal(found[table], expected[table])
+    assert {t: len(f) for t, f in _tables(tmp_path / "cli.sqlite").items()} == \
+        {t: len(f) for t, f in expected.items()}
+
+
+def test_the_command_line_refuses_two_clusters_and_a_job_file_a_bad_one(tmp_path):
+    from click.testing import CliRunner
+
+    from hma_db import load_job
+    from hma_db.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["clone", str(CHINOOK), str(tmp_path / "t.sqlite"),
+                                      "--workers", "2", "--cluster", "tcp://127.0.0.1:8786"])
+    assert result.exit_code == 2
+    assert "give one of them" in result.output
+    job = tmp_path / "job.toml"
+    job.write_text(f'source = "{CHINOOK}"\ntarget = "{tmp_path / "t.sqlite"}"\ncluster = 0\n')
+    with pytest.raises(ConfigError, match='cluster.*scheduler address such as "tcp://host:8786"'):
+        load_job(job)

@@ -135,6 +135,10 @@ def reflect_command(settings: Settings, source: str, schema: str | None, include
                    "\"orders: order_date >= '2024-01-01'\".")
 @click.option("--no-reference-tables", is_flag=True,
               help="Model small lookup tables too, instead of copying them as they are.")
+@click.option("--cluster", metavar="ADDRESS",
+              help="Sample on this Dask cluster (tcp://host:8786); needs hma_db[dask].")
+@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+              help="Sample on N Dask worker processes on this machine; needs hma_db[dask].")
 @output_options
 @click.pass_obj
 def clone_command(settings: Settings, source: str, target: str, scale: float, seed: int | None,
@@ -142,7 +146,8 @@ def clone_command(settings: Settings, source: str, target: str, scale: float, se
                   exclude: tuple[str, ...], if_exists: str, locales: tuple[str, ...],
                   max_rows: int | None, report_file: Path | None, fire_triggers: bool,
                   drop_cut_keys: bool, max_total_rows: int, policies: tuple[str, ...],
-                  filters: tuple[str, ...], no_reference_tables: bool) -> None:
+                  filters: tuple[str, ...], no_reference_tables: bool, cluster: str | None,
+                  workers: int | None) -> None:
     """Clone the database SOURCE into TARGET as synthetic data.
 
     Reflects SOURCE, learns it, samples SCALE times its rows and writes them into TARGET
@@ -151,7 +156,12 @@ def clone_command(settings: Settings, source: str, target: str, scale: float, se
 
     Progress goes to standard error: bars on a terminal, else one timestamped line per stage
     start and end (cron, CI); the summary goes to standard output.
+
+    With --cluster or --workers the chunks are sampled on Dask workers and written here, in
+    one transaction: the same rows as without them, for any number of workers.
     """
+    if cluster and workers:
+        raise click.UsageError("--cluster and --workers name two clusters; give one of them.")
     result = hma_db.clone(database_url(source), target_url(target), scale=scale, seed=seed,
                           schema=schema, target_schema=target_schema, include=split_names(include),
                           exclude=split_names(exclude), if_exists=if_exists,
@@ -162,7 +172,7 @@ def clone_command(settings: Settings, source: str, target: str, scale: float, se
                           drop_cut_keys=drop_cut_keys, max_total_rows=max_total_rows,
                           policies=split_pairs(policies, "=", "--policy"),
                           where=split_pairs(filters, ":", "--where"),
-                          reference_tables=not no_reference_tables)
+                          reference_tables=not no_reference_tables, cluster=cluster or workers)
     settings.echo(run_summary(result.rows, result.seconds, source_label(target)))
     if result.report is not None:
         settings.echo("\n" + report_summary(result.report, source_label(source),

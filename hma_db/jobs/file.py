@@ -16,6 +16,7 @@ read. Every key, with its type::
     if_exists = "replace"                  # fail (default), replace, truncate or append
     fire_triggers = false                  # truncate/append into tables with triggers (refused else)
     reference_tables = true                # copy lookup tables as they are (false: model them)
+    cluster = "tcp://scheduler:8786"       # sample on a Dask cluster (or a number of local workers)
     report = "reports/staging.html"        # quality and privacy report after the write (.html, .json)
 
     [schema]
@@ -133,6 +134,7 @@ class Job:
     if_exists: str = "fail"
     fire_triggers: bool = False
     reference_tables: bool = True
+    cluster: int | str | None = None
     table_policies: dict[str, str] = field(default_factory=dict)
     where_filters: dict[str, str] = field(default_factory=dict)
     model_path: Path | None = None
@@ -228,6 +230,7 @@ def parse_job(text: str, *, path: str | Path | None = None, env: dict[str, str] 
                if_exists=values.get("if_exists", "fail"),
                fire_triggers=values.get("fire_triggers", False),
                reference_tables=values.get("reference_tables", True),
+               cluster=values.get("cluster"),
                table_policies={t: p["policy"] for t, p in values.get("tables", {}).items()
                                if "policy" in p},
                where_filters={t: p["where"] for t, p in values.get("tables", {}).items()

@@ -206,7 +206,7 @@ def run_job(job: Job, *, verbose: bool = False,
                   include=job.include, exclude=job.exclude, if_exists=job.if_exists,
                   locales=job.locales, report=job.report, max_rows=job.max_rows,
                   chunk_rows=chunk_rows, verbose=verbose, fire_triggers=job.fire_triggers,
-                  reference_tables=job.reference_tables,
+                  reference_tables=job.reference_tables, cluster=job.cluster,
                   drop_cut_keys=job.drop_cut_keys, max_total_rows=job.max_total_rows)
     except ReflectionError as exc:
         named = named_in_job(job, exc)

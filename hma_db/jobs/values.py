@@ -187,6 +187,17 @@ def _ceiling(checker: Checker, key: KeyPath, value: Any) -> int | None:
     return value or None
 
 
+def _cluster(checker: Checker, key: KeyPath, value: Any) -> int | str:
+    """A Dask scheduler address, or a number of worker processes on this machine."""
+    if isinstance(value, str) and value.strip() and (
+            "://" in value or re.fullmatch(r"[\w.\-]+:\d+", value.strip())):
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise checker.expect(key, value, 'a Dask scheduler address such as "tcp://host:8786", or a '
+                                     "number of local workers such as 2")
+
+
 def _names(checker: Checker, key: KeyPath, value: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise checker.expect(key, value, 'a list of table names such as ["Customer"]')
@@ -320,4 +331,5 @@ TOP = {"source": _database, "target": _database, "schema": _section(_SCHEMA),
        "tables": _each(_TABLE, "table names"), "locales": _locales, "scale": _positive,
        "seed": _seed, "if_exists": _choice(IF_EXISTS), "model": _section(_MODEL),
        "report": _report, "max_rows": _max_rows, "fire_triggers": _boolean,
-       "drop_cut_keys": _boolean, "max_total_rows": _ceiling, "reference_tables": _boolean}
+       "drop_cut_keys": _boolean, "max_total_rows": _ceiling, "reference_tables": _boolean,
+       "cluster": _cluster}
