@@ -25,7 +25,13 @@ from hma_db.schema.constraints import (
 from hma_db.schema.graph import relationship_name
 from hma_db.schema.keys import key_columns
 from hma_db.schema.metadata import BASIC_SDTYPES, METADATA_SPEC_VERSION, Metadata
-from hma_db.schema.pii import DATE_PII, guess_from_name, guess_from_values, is_faker_provider
+from hma_db.schema.pii import (
+    DATE_PII,
+    faker_method,
+    guess_from_name,
+    guess_from_values,
+    is_faker_provider,
+)
 from hma_db.schema.policies import (
     FROM_SOURCE,
     HASH_KEY_VARIABLE,
@@ -102,6 +108,7 @@ __all__ = [
     "check_where",
     "domain_checks",
     "fake_provider",
+    "faker_method",
     "from_json",
     "guess_from_name",
     "guess_from_values",

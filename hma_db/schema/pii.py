@@ -84,11 +84,21 @@ def _faker():
     return Faker("en_US")
 
 
+# SDV's sdtypes whose Faker method has another name.
+SDTYPE_METHODS = {"postal_code": "postcode", "ipv4_address": "ipv4", "ipv6_address": "ipv6"}
+
+
+def faker_method(sdtype: str) -> str:
+    """The Faker method of a personal-data sdtype (most are named alike)."""
+    return SDTYPE_METHODS.get(sdtype, sdtype)
+
+
 def is_faker_provider(name: str) -> bool:
-    """True when ``name`` is a Faker provider method (so it can serve as a personal-data sdtype)."""
-    if name.startswith("_"):
+    """True when ``name`` is a Faker provider method, or an SDV sdtype naming one (so it can
+    serve as a personal-data sdtype)."""
+    if not isinstance(name, str) or name.startswith("_"):
         return False
     try:
-        return callable(getattr(_faker(), name))
+        return callable(getattr(_faker(), faker_method(name)))
     except AttributeError:
         return False

@@ -138,8 +138,11 @@ def as_constraint(obj):
 
 
 def is_multi_table(constraint) -> bool:
-    """A programmable constraint on ``{table: DataFrame}`` rather than one table."""
-    return isinstance(constraint, ProgrammableConstraint) or (
+    """A programmable constraint on ``{table: DataFrame}`` rather than one table (SDV's
+    ``sdv.cag.ProgrammableConstraint`` too, which may name a table it works on)."""
+    sdv_multi = any(c.__name__ == "ProgrammableConstraint" and c.__module__.startswith("sdv.")
+                    for c in type(constraint).__mro__)
+    return isinstance(constraint, ProgrammableConstraint) or sdv_multi or (
         not isinstance(constraint, (Constraint, SingleTableProgrammableConstraint))
         and getattr(constraint, "table_name", None) is None)
 
@@ -242,7 +245,8 @@ def fit_table(metadata, table: str, frame: pd.DataFrame, declared: list, find: b
               ) -> tuple[list[Inequality], TableConstraints | None]:
     """A table's found rules (from its CHECKs, then its data) and fitted constraints (None:
     it has none); refuses a declared or CHECK rule its real rows break."""
-    mine = [c for c in declared if getattr(c, "table_name", None) == table]
+    mine = [c for c in declared if getattr(c, "table_name", None) == table
+            and not is_multi_table(c)]
     builtin = [c for c in mine if isinstance(c, Constraint)]
     checks = _new(check_rules(metadata, table), builtin)  # the target would refuse a break
     for constraint in builtin:

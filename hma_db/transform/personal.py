@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from hma_db.errors import MetadataError, SamplingError
-from hma_db.schema import guess_from_name, is_faker_provider
+from hma_db.schema import faker_method, guess_from_name, is_faker_provider
 from hma_db.transform import keygen
 
 POOL_SIZE = 5_000  # Faker calls per column and sample, at most (split between the locales)
@@ -58,7 +58,7 @@ def faker_for(locales: tuple[str, ...]):
 def provider_for(sdtype: str, column: str, where: str) -> str:
     """The Faker method for a personal-data column: its sdtype, else a guess from its name."""
     if is_faker_provider(sdtype):
-        return sdtype
+        return faker_method(sdtype)
     guess = guess_from_name(column)
     if guess is not None:
         return guess
