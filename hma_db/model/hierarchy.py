@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from hma_db.errors import ModelFileError, SynthesizerInputError
+from hma_db.model.agree import find_agreements as agreements
 from hma_db.model.fit import TableModel, check_inputs, fit_tables, plan
 from hma_db.model.sample import check_scale, sample_tables
 
@@ -39,7 +40,7 @@ def fit_hma(metadata, numeric: dict[str, pd.DataFrame], links: dict[str, np.ndar
             table_parameters: dict[str, dict], rng: np.random.Generator,
             progress: Callable | None = None,
             row_counts: dict[str, int] | None = None,
-            kept: Iterable[str] = ()) -> HMAModel:
+            kept: Iterable[str] = (), find_agreements: bool = True) -> HMAModel:
     """Fit the hierarchical model.
 
     Args:
@@ -55,6 +56,8 @@ def fit_hma(metadata, numeric: dict[str, pd.DataFrame], links: dict[str, np.ndar
             parents as in the subset). Tables not listed keep their fitted row count.
         kept: tables kept as they are: their fitted rows stand for their sample, so their
             children are drawn under the real rows (see :func:`hma_db.model.sample.kept_rows`).
+        find_agreements: find two foreign-key paths to one ancestor that agree in every row,
+            and keep them at sampling (:mod:`hma_db.model.agree`).
 
     Returns:
         The fitted :class:`HMAModel`.
@@ -65,6 +68,8 @@ def fit_hma(metadata, numeric: dict[str, pd.DataFrame], links: dict[str, np.ndar
     """
     rels, junctions = plan(metadata)
     check_inputs(metadata, numeric, links, rels)
+    if find_agreements:
+        agreements(rels, junctions, links)
     tables = fit_tables(metadata, numeric, links, table_parameters, rng, rels, progress,
                         frozenset(kept))
     for table, record in tables.items():

@@ -25,6 +25,7 @@ import pandas as pd
 from scipy import special
 
 from hma_db.errors import SynthesizerInputError
+from hma_db.model.agree import keep_agreements
 from hma_db.model.assign import (
     allocate,
     allocate_within,
@@ -61,6 +62,7 @@ class _Sampled:
         self.index = {c: j for j, c in enumerate(columns)}
         self.scores, self.values = scores, values
         self.kept = kept  # the real rows of a kept table: their child counts are the real ones
+        self.links: dict[str, np.ndarray] = {}  # to its parents, for later chunks' agreements
 
     def __len__(self) -> int:
         return len(self.values)
@@ -110,6 +112,9 @@ def sample_chunk(model, rows: dict[str, int], rng: np.random.Generator,
     for table in sorted(set(model.junctions) - set(fixed)):
         for key in model.junctions[table]:
             _deduplicate_key(model, key, sampled, links, rng)
+    keep_agreements(model, sampled, links, rng)
+    for name, link in links.items():
+        sampled[model.relationships[name]["child"]].links[name] = link
     frames = {}
     for table in sorted(set(model.tables) - set(fixed)):
         own = model.tables[table].columns

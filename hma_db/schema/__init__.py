@@ -49,6 +49,7 @@ from hma_db.schema.policies import (
 from hma_db.schema.rules import (
     AllowedValues,
     CheckRules,
+    PathAgreement,
     ScalarInequality,
     ScalarRange,
     rules_from_check,
@@ -74,6 +75,7 @@ from hma_db.schema.values import from_json, restore, to_json, value_kind
 __all__ = [
     "AllowedValues",
     "CheckRules",
+    "PathAgreement",
     "ScalarInequality",
     "ScalarRange",
     "rules_from_check",

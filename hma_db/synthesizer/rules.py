@@ -29,10 +29,13 @@ from hma_db.schema import (
     Constraint,
     FixedCombinations,
     Inequality,
+    PathAgreement,
     ProgrammableConstraint,
     SingleTableProgrammableConstraint,
     as_numbers,
     constraint_from_dict,
+    key_columns,
+    relationship_name,
     rules_from_check,
     table_policy,
 )
@@ -310,6 +313,27 @@ def constraint_copies(constraints: list) -> list:
     return [copy.deepcopy(c) if isinstance(c, Constraint) else c for c in constraints]
 
 
+def path_rules(metadata, relationships: dict[str, dict]) -> list:
+    """The agreements the model found along two foreign-key paths (single-column keys), as
+    :class:`~hma_db.schema.PathAgreement` rules."""
+    by_name = {relationship_name(r): r for r in metadata.relationships}
+    found = []
+    for name, rel in sorted(relationships.items()):
+        agree = rel.get("agrees")
+        if not agree or not {name, agree["via"], agree["up"]} <= set(by_name):
+            continue
+        direct, via, up = by_name[name], by_name[agree["via"]], by_name[agree["up"]]
+        keys = [key_columns(r[k]) for r in (direct, via, up)
+                for k in ("child_foreign_key", "parent_primary_key")]
+        if any(len(k) != 1 for k in keys):
+            continue
+        rule = PathAgreement(keys[0][0], keys[2][0], via["parent_table_name"], keys[3][0],
+                             keys[4][0], table_name=direct["child_table_name"])
+        rule.origin = "data"
+        found.append(rule)
+    return found
+
+
 def invalid_rows(constraints: list, data: dict[str, pd.DataFrame],
                  fitted: dict[str, TableConstraints]) -> list[tuple[Any, int]]:
     """``(constraint, rows that break it)`` for each constraint some rows of ``data`` break."""
@@ -320,6 +344,10 @@ def invalid_rows(constraints: list, data: dict[str, pd.DataFrame],
             count = sum(int((~np.asarray(v, dtype=bool)).sum()) for v in valid.values())
         elif constraint.table_name not in data:
             continue
+        elif getattr(constraint, "across_tables", False):
+            if constraint.via_table_name not in data:
+                continue
+            count = int((~constraint.is_valid_tables(data).to_numpy(dtype=bool)).sum())
         else:
             frame = data[constraint.table_name]
             if isinstance(constraint, FixedCombinations):

@@ -2,10 +2,13 @@
 
 Part of the schema stage (a sub-folder because ``schema/`` is full): the constraint classes
 that bound one column (:class:`ScalarInequality`, :class:`ScalarRange`, :class:`AllowedValues`)
-and :func:`rules_from_check`, which reads a CHECK's SQL into those and SDV's ``Inequality``.
+and :func:`rules_from_check`, which reads a CHECK's SQL into those and SDV's ``Inequality``;
+the rules found across tables (:class:`PathAgreement`).
 """
 
+from hma_db.schema.rules.across import PathAgreement
 from hma_db.schema.rules.check_text import CheckRules, rules_from_check
 from hma_db.schema.rules.scalar import AllowedValues, ScalarInequality, ScalarRange
 
-__all__ = ["AllowedValues", "CheckRules", "ScalarInequality", "ScalarRange", "rules_from_check"]
+__all__ = ["AllowedValues", "CheckRules", "PathAgreement", "ScalarInequality", "ScalarRange",
+           "rules_from_check"]
