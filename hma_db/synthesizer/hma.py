@@ -256,8 +256,9 @@ class HMASynthesizer(SDVMethods):
                           "constraints": {}, "found": [], "view": self.metadata,
                           "multi": [c for c in self._declared if is_multi_table(c)]}
         if self._prepared["multi"]:
-            data, self._prepared["view"] = fit_multi_table(self.metadata, data,
-                                                           self._prepared["multi"])
+            # A programmable constraint may change the frames in place: never the caller's.
+            data, self._prepared["view"] = fit_multi_table(
+                self.metadata, {t: f.copy() for t, f in data.items()}, self._prepared["multi"])
         self._prepared["view"] = self.transformer_view(self._prepared["view"])
         with self._quiet():
             for table in self._bar(sorted(self.metadata.tables), "Preprocess tables"):
