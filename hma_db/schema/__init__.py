@@ -49,9 +49,11 @@ from hma_db.schema.policies import (
 from hma_db.schema.rules import (
     AllowedValues,
     CheckRules,
+    ParentSum,
     PathAgreement,
     ScalarInequality,
     ScalarRange,
+    find_sums,
     rules_from_check,
 )
 from hma_db.schema.simplify import simplify_schema
@@ -75,9 +77,11 @@ from hma_db.schema.values import from_json, restore, to_json, value_kind
 __all__ = [
     "AllowedValues",
     "CheckRules",
+    "ParentSum",
     "PathAgreement",
     "ScalarInequality",
     "ScalarRange",
+    "find_sums",
     "rules_from_check",
     "CONSTRAINT_CLASSES",
     "Constraint",

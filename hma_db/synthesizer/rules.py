@@ -345,7 +345,7 @@ def invalid_rows(constraints: list, data: dict[str, pd.DataFrame],
         elif constraint.table_name not in data:
             continue
         elif getattr(constraint, "across_tables", False):
-            if constraint.via_table_name not in data:
+            if not set(constraint.tables_read()) <= set(data):
                 continue
             count = int((~constraint.is_valid_tables(data).to_numpy(dtype=bool)).sum())
         else:

@@ -37,6 +37,9 @@ class PathAgreement(Constraint):
     def columns(self) -> list[str]:
         return [self.column_name, self.via_column_name]
 
+    def tables_read(self) -> list[str]:
+        return [self.table_name, self.via_table_name]
+
     def describe(self) -> str:
         return (f"{self.table_name}.{self.column_name} = {self.table_name}.{self.via_column_name}"
                 f" -> {self.via_table_name}.{self.via_parent_column_name}")

@@ -1,0 +1,155 @@
+"""Sums found in the data: a parent column that is, in every real parent row, the sum over its
+children of a column or of the product of two (Chinook: ``Invoice.Total =
+sum(InvoiceLine.UnitPrice * InvoiceLine.Quantity)``), within the parent column's rounding.
+
+:func:`find_sums` looks for them at fit: number columns only (no key, no masked column), at
+least :data:`MIN_PARENTS` parent rows with the column set, not constant. :class:`ParentSum`
+states one; at sampling its :meth:`~ParentSum.reverse_transform` recomputes the parent column
+from the sampled children of each chunk (a chunk holds whole families,
+:mod:`hma_db.synthesizer.chunks`), one ``bincount`` per rule, rounded to the parent column's
+decimals. The model still draws the children; the parent column follows them.
+"""
+
+from __future__ import annotations
+
+import decimal
+import itertools
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hma_db.schema.constraints import Constraint
+from hma_db.schema.keys import key_columns
+
+logger = logging.getLogger(__name__)
+
+MIN_PARENTS = 30  # as for the inequalities found in the data
+MAX_DIGITS = 6  # decimals looked for in a parent column
+
+
+def numbers(values: pd.Series) -> np.ndarray:
+    """Numbers (ints, floats, decimals) as floats, NaN for NULL or anything else."""
+    if values.dtype == object:
+        values = pd.to_numeric(values.map(lambda v: float(v) if isinstance(v, decimal.Decimal)
+                                          else v), errors="coerce")
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def decimals(values: np.ndarray) -> int:
+    """The fewest decimals that write every value (at most :data:`MAX_DIGITS`)."""
+    present = values[~np.isnan(values)]
+    for digits in range(MAX_DIGITS + 1):
+        scaled = present * 10.0 ** digits
+        if np.all(np.abs(scaled - np.rint(scaled)) <= 1e-6 * np.maximum(1.0, np.abs(scaled))):
+            return digits
+    return MAX_DIGITS
+
+
+class ParentSum(Constraint):
+    """``table.column_name`` is the sum of the product of ``child_column_names`` over the rows
+    of ``child_table_name`` whose ``child_foreign_key`` references the row's ``key_name``,
+    rounded to ``digits`` decimals.
+
+    Example:
+        >>> ParentSum("Total", "InvoiceLine", "InvoiceId", "InvoiceId", ["UnitPrice", "Quantity"],
+        ...           2, table_name="Invoice")
+    """
+
+    PARAMETERS = ("column_name", "child_table_name", "child_foreign_key", "key_name",
+                  "child_column_names", "digits")
+    across_tables = True
+
+    def __init__(self, column_name: str, child_table_name: str, child_foreign_key: str,
+                 key_name: str, child_column_names: list[str], digits: int = 2,
+                 table_name: str | None = None):
+        super().__init__(table_name)
+        self.column_name, self.child_table_name = column_name, child_table_name
+        self.child_foreign_key, self.key_name = child_foreign_key, key_name
+        self.child_column_names, self.digits = list(child_column_names), int(digits)
+
+    def columns(self) -> list[str]:
+        return [self.column_name]
+
+    def tables_read(self) -> list[str]:
+        return [self.table_name, self.child_table_name]
+
+    def describe(self) -> str:
+        terms = " * ".join(f"{self.child_table_name}.{c}" for c in self.child_column_names)
+        return f"{self.table_name}.{self.column_name} = sum({terms})"
+
+    def is_valid(self, data: pd.DataFrame) -> pd.Series:
+        """One table alone cannot break it (see :meth:`is_valid_tables`)."""
+        return pd.Series(True, index=data.index)
+
+    def sums(self, data: dict[str, pd.DataFrame]) -> np.ndarray:
+        """Each parent row's sum over its children in ``data``."""
+        parent, child = data[self.table_name], data[self.child_table_name]
+        position = pd.Series(np.arange(len(parent)), index=parent[self.key_name].to_numpy())
+        position = position[~position.index.duplicated()]
+        at = child[self.child_foreign_key].map(position).to_numpy(dtype=float, na_value=np.nan)
+        term = np.prod([numbers(child[c]) for c in self.child_column_names], axis=0)
+        keep = ~np.isnan(at) & ~np.isnan(term)
+        return np.bincount(at[keep].astype(np.int64), weights=term[keep], minlength=len(parent))
+
+    def is_valid_tables(self, data: dict[str, pd.DataFrame]) -> pd.Series:
+        """Per parent row: is the column its children's sum (NULL passes)?"""
+        parent = data[self.table_name]
+        value = numbers(parent[self.column_name])
+        holds = np.abs(value - self.sums(data)) <= 0.5 * 10.0 ** -self.digits + 1e-9 * np.abs(value)
+        return pd.Series(holds | np.isnan(value), index=parent.index)
+
+    def reverse_transform(self, data: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """``data`` with the parent column recomputed from the children in it."""
+        parent = data.get(self.table_name)
+        if parent is None or not len(parent) or self.child_table_name not in data:
+            return data
+        old = parent[self.column_name]
+        total = np.round(self.sums(data), self.digits)
+        sample = old.dropna()
+        if len(sample) and isinstance(sample.iloc[0], decimal.Decimal):
+            text = np.char.mod(f"%.{self.digits}f", total)  # Decimals as the source holds them
+            new: Any = pd.Series(text, index=parent.index).map(decimal.Decimal).astype(object)
+        else:
+            new = pd.Series(total, index=parent.index).astype(old.dtype, errors="ignore")
+        new = new.where(old.notna(), old)  # a NULL stays NULL, as the model drew it
+        return {**data, self.table_name: parent.assign(**{self.column_name: new})}
+
+
+def _number_columns(metadata, table: str) -> list[str]:
+    keys = set(metadata.primary_key(table)) | set(metadata.foreign_key_columns(table))
+    return [c for c, meta in metadata.tables[table]["columns"].items()
+            if meta.get("sdtype") == "numerical" and not meta.get("policy") and c not in keys]
+
+
+def find_sums(metadata, data: dict[str, pd.DataFrame], tables: set[str]) -> list[ParentSum]:
+    """The parent-sum rules that hold in every row of ``data`` (see the module docstring);
+    ``tables``: the modeled tables (a kept table is copied, its rows need no rule)."""
+    found = []
+    for rel in metadata.relationships:
+        parent, child = rel["parent_table_name"], rel["child_table_name"]
+        pk, fk = key_columns(rel["parent_primary_key"]), key_columns(rel["child_foreign_key"])
+        if parent == child or len(pk) != 1 or not {parent, child} <= tables \
+                or parent not in data or child not in data:
+            continue
+        targets, sources = _number_columns(metadata, parent), _number_columns(metadata, child)
+        # products first: with Quantity always 1, sum(UnitPrice * Quantity) is the rule meant
+        terms = [list(p) for p in itertools.combinations(sources, 2)] + [[c] for c in sources]
+        for target, term in itertools.product(targets, terms):
+            rule = ParentSum(target, child, fk[0], pk[0], term, table_name=parent)
+            if _holds(rule, data):
+                rule.origin = "data"
+                found.append(rule)
+                logger.info("found in every row: %s", rule.describe())
+                break
+    return found
+
+
+def _holds(rule: ParentSum, data: dict[str, pd.DataFrame]) -> bool:
+    value = numbers(data[rule.table_name][rule.column_name])
+    present = ~np.isnan(value)
+    if present.sum() < MIN_PARENTS or np.nanstd(value) == 0:
+        return False
+    rule.digits = decimals(value)
+    return bool(rule.is_valid_tables(data).to_numpy()[present].all())
