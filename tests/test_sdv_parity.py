@@ -393,3 +393,80 @@ def test_error_classes_sdv_callers_catch():
     with pytest.raises(InvalidDataError, match="repeated values"):
         synthesizer.fit({"users": pd.concat([_shop_data()["users"]] * 2),
                          "orders": _shop_data()["orders"]})
+
+
+# ------------------------------------------------------------------- keys and sdtypes
+def _keyed(regex: str) -> tuple[Metadata, dict[str, pd.DataFrame]]:
+    metadata = Metadata.load_from_dict({
+        "tables": {
+            "t": {"primary_key": "id", "columns": {"id": {"sdtype": "id", "regex_format": regex},
+                                                    "x": {"sdtype": "numerical"}}},
+            "c": {"primary_key": "cid", "columns": {"cid": {"sdtype": "id"},
+                                                     "tid": {"sdtype": "id"}}}},
+        "relationships": [{"parent_table_name": "t", "parent_primary_key": "id",
+                           "child_table_name": "c", "child_foreign_key": "tid"}]})
+    data = {"t": pd.DataFrame({"id": range(1, 31), "x": np.arange(30.0)}),
+            "c": pd.DataFrame({"cid": range(60), "tid": [1 + i % 30 for i in range(60)]})}
+    return metadata, data
+
+
+@pytest.mark.parametrize(("regex", "digits"), [("[1-9]{17}", 17), ("[1-9][0-9]{20}", 21)])
+def test_an_integer_id_follows_its_regex_format(regex, digits, tmp_path):
+    metadata, data = _keyed(regex)
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=4)
+    synthesizer.fit(data)
+    path = tmp_path / "model.json"
+    synthesizer.save(path)
+    for out in (synthesizer.sample(1.0), HMASynthesizer.load(path).sample(1.0)):
+        ids = out["t"]["id"]
+        assert ids.map(lambda v: isinstance(v, (int, np.integer))).all() and ids.is_unique
+        assert ids.astype(str).str.fullmatch(regex).all()
+        assert (ids.astype(str).str.len() == digits).all()
+        assert out["c"]["tid"].isin(ids).all()  # children reference the patterned keys
+    assert str(out["t"]["id"].dtype) == ("int64" if digits <= 18 else "object")
+
+
+def test_postal_code_is_an_sdtype():
+    metadata = Metadata()
+    metadata.add_table("t")
+    metadata.add_column("zip", "t", sdtype="postal_code")
+    metadata.validate()
+    real = pd.DataFrame({"zip": [f"{10000 + 7 * i}" for i in range(40)]})
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=2)
+    synthesizer.fit({"t": real})
+    zips = synthesizer.sample(1.0)["t"]["zip"]
+    assert zips.str.fullmatch(r"\d{5}").all() and not zips.isin(real["zip"]).all()
+
+
+def test_sdv_dictionary_constraints_name_hma_db_classes():
+    data = {"p": pd.DataFrame({"id": range(1, 21), "v": np.linspace(1.0, 3.0, 20)}),
+            "c": pd.DataFrame({"id": range(60), "pid": [1 + i % 20 for i in range(60)],
+                               "low": np.arange(60.0), "high": np.arange(60.0) + 5,
+                               "dept": ["HR", "IT", "Ops"] * 20,
+                               "office": ["Boston", "NYC", "LA"] * 20})}
+    metadata = Metadata.load_from_dict({
+        "tables": {
+            "p": {"primary_key": "id", "columns": {"id": {"sdtype": "id"},
+                                                    "v": {"sdtype": "numerical"}}},
+            "c": {"primary_key": "id", "columns": {
+                "id": {"sdtype": "id"}, "pid": {"sdtype": "id"}, "low": {"sdtype": "numerical"},
+                "high": {"sdtype": "numerical"}, "dept": {"sdtype": "categorical"},
+                "office": {"sdtype": "categorical"}}}},
+        "relationships": [{"parent_table_name": "p", "parent_primary_key": "id",
+                           "child_table_name": "c", "child_foreign_key": "pid"}]})
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=5, find_rules=False)
+    synthesizer.add_constraints(constraints=[
+        {"constraint_class": "Inequality", "table_name": "c",
+         "constraint_parameters": {"low_column_name": "low", "high_column_name": "high"}},
+        {"constraint_class": "FixedCombinations", "table_name": "c",
+         "constraint_parameters": {"column_names": ["dept", "office"]}}])
+    assert [type(c).__name__ for c in synthesizer.get_constraints()] == [
+        "Inequality", "FixedCombinations"]
+    synthesizer.fit(data)
+    out = synthesizer.sample(1.0)["c"]
+    assert (out["low"] <= out["high"]).all()
+    pairs = set(zip(data["c"]["dept"], data["c"]["office"], strict=True))
+    assert set(zip(out["dept"], out["office"], strict=True)) <= pairs
+    with pytest.raises(SynthesizerInputError):
+        synthesizer.add_constraints([{"constraint_class": "NoSuchRule", "table_name": "c",
+                                      "constraint_parameters": {}}])

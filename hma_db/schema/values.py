@@ -91,6 +91,8 @@ def restore(values: Any, dtype: str, kind: str = "none", *, digits: int | None =
     if dtype.startswith("timedelta64"):
         return pd.to_timedelta(series).astype(dtype)
     if is_integer_dtype(dtype):
+        if series.dtype == object and len(series) and type(series.iloc[0]) is int:
+            return series  # Python integers beyond int64 (a key's regex_format): kept exact
         numbers = _integer_range(pd.to_numeric(series).round(), dtype)
         if dtype[0].islower() and numbers.isna().any():
             nullable = "UInt" + dtype[4:] if dtype.startswith("uint") else "I" + dtype[1:]

@@ -96,7 +96,7 @@ def cast_like(values: pd.Series, dtype: str | np.dtype | None) -> pd.Series:
         return values.astype(pd.Int64Dtype() if dtype.kind == "i" else pd.UInt64Dtype())
     try:
         return values.astype(dtype)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # e.g. integer keys beyond int64: exact
         return values
 
 

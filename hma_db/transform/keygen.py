@@ -154,6 +154,8 @@ def learn_key(series: pd.Series, spec: dict[str, Any], min_count: int) -> dict[s
     if spec.get("generator") == "uuid" or kind == "uuid":
         return {"kind": "uuid"}
     if kind in ("int", "float", "decimal"):
+        if _digit_pattern(spec.get("regex_format")):  # SDV: an integer id written by a regex
+            return {"kind": "int_pattern", "pattern": spec["regex_format"]}
         ranges = keytime.integer_ranges(spec)  # a range partition's bounds, if any
         return {"kind": "int"} if ranges is None else {"kind": "int", "ranges": ranges}
     if spec.get("regex_format"):
@@ -172,6 +174,27 @@ def learn_key(series: pd.Series, spec: dict[str, Any], min_count: int) -> dict[s
                 "max_length": spec.get("max_length")}
     width = int(text.str.len().max())
     return {"kind": "pattern", "pattern": f"[A-Z0-9]{{{max(width, 1)}}}"}
+
+
+def _digit_pattern(regex: Any) -> bool:
+    """Whether ``regex`` writes only digits, so it can number an integer key."""
+    if not isinstance(regex, str):
+        return False
+    try:
+        positions = parse_pattern(regex, "")
+    except MetadataError:
+        return False
+    return bool(positions) and all(set(a) <= set(string.digits) for a in positions)
+
+
+def pattern_integers(pattern: str, index: np.ndarray, seed: int, where: str,
+                     total: int) -> np.ndarray:
+    """An integer key following a digits-only ``regex_format`` (``[1-9]{17}``): int64 where
+    every value fits, else exact Python integers (a regex beyond 19 digits)."""
+    text = pattern_strings(parse_pattern(pattern, where), index, seed, where, total)
+    if len(parse_pattern(pattern, where)) <= 18:
+        return text.astype(np.int64)
+    return np.array([int(t) for t in text], dtype=object)  # beyond int64: exact
 
 
 @dataclass(frozen=True)
@@ -230,7 +253,7 @@ def _space(spec: dict[str, Any], total: int, where: str) -> int | None:
         return keytime.space(spec, total)
     if kind == "int" and spec.get("ranges"):
         return keytime.integer_room(spec["ranges"])
-    if kind == "pattern":
+    if kind in ("pattern", "int_pattern"):
         return math.prod(len(a) for a in parse_pattern(spec["pattern"], where))
     if kind == "prefix":
         prefix, limit = spec["prefix"], spec.get("max_length")
@@ -315,6 +338,8 @@ def _values_at(spec: dict[str, Any], index: np.ndarray, seed: int | None, where:
         return keytime.values(spec, index, seed, where, total, unique, permute, _mix)
     if kind == "uuid":
         return keyed_uuids(index, seed)
+    if kind == "int_pattern":
+        return pattern_integers(spec["pattern"], index, seed, where, total)
     if kind == "prefix":
         prefix, limit = spec["prefix"], spec.get("max_length")
         if not (limit and len(prefix) + len(str(total)) > limit):
