@@ -171,6 +171,9 @@ def test_refusals_name_the_column():
         synthesizer.update_transformers("guests", {"nope": FloatFormatter()})
     with pytest.raises(SynthesizerInputError, match="not present in the metadata"):
         synthesizer.update_transformers("rooms", {"fee": FloatFormatter()})
+    with pytest.raises(SynthesizerInputError, match="function_kwargs=.... is not supported"):
+        synthesizer.update_transformers("guests", {"email": AnonymizedFaker(
+            provider_name="python", function_name="pystr", function_kwargs={"max_chars": 5})})
     with pytest.raises(SynthesizerInputError, match="transformer dict is not supported"):
         synthesizer.update_transformers("guests", {"fee": {"class": "FloatFormatter"}})
 

@@ -78,6 +78,10 @@ def describe(transformer: Any, where: str) -> dict[str, Any] | None:
                   if hasattr(transformer, p)}
     if name == "RegexGenerator" and not isinstance(parameters.get("regex_format"), str):
         raise SynthesizerInputError(f"Column {where}: RegexGenerator needs a regex_format.")
+    if parameters.get("function_kwargs"):
+        raise SynthesizerInputError(
+            f"Column {where}: {name}(function_kwargs=...) is not supported: hma_db calls "
+            f"Faker's {parameters.get('function_name')}() without arguments.")
     odd = sorted(p for p, v in parameters.items() if not _is_plain(v))
     if odd:
         raise SynthesizerInputError(
