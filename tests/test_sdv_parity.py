@@ -470,3 +470,34 @@ def test_sdv_dictionary_constraints_name_hma_db_classes():
     with pytest.raises(SynthesizerInputError):
         synthesizer.add_constraints([{"constraint_class": "NoSuchRule", "table_name": "c",
                                       "constraint_parameters": {}}])
+
+
+# ---------------------------------------------------------------------- distributions
+def test_a_named_distribution_is_used_as_asked():
+    rng = np.random.default_rng(0)
+    metadata = Metadata.load_from_dict({"tables": {"t": {"columns": {
+        "a": {"sdtype": "numerical"}, "b": {"sdtype": "numerical"}}}}})
+    data = {"t": pd.DataFrame({"a": rng.normal(0, 1, 400), "b": rng.exponential(1, 400)})}
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=1)
+    synthesizer.set_table_parameters("t", {"default_distribution": "uniform",
+                                           "numerical_distributions": {"b": "norm"}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # nothing fell back
+        synthesizer.fit(data)
+    learned = synthesizer.get_learned_distributions("t")
+    assert {c: v["distribution"] for c, v in learned.items()} == {"a": "uniform", "b": "norm"}
+    assert not any("fallback_from" in v for v in learned.values())
+
+
+def test_only_a_numerical_failure_replaces_a_named_distribution():
+    from hma_db.model.copula import fit_marginal
+
+    values = np.random.default_rng(1).permutation(np.r_[np.random.default_rng(2).normal(
+        0, 1, 50), 1e300])
+    with pytest.warns(UserWarning, match="Column 'fee': the distribution 'gamma' asked for "
+                                         "could not be fitted"):
+        fitted = fit_marginal("gamma", values, named=True, column="fee")
+    assert fitted["distribution"] != "gamma" and fitted["requested"] == "gamma"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # a default falls back quietly
+        assert fit_marginal("gamma", values)["distribution"] != "gamma"

@@ -143,12 +143,22 @@ def _try_fit(name: str, sample: np.ndarray, polish: bool = False
         return None, np.inf
 
 
-def fit_marginal(name: str, values: np.ndarray) -> dict[str, Any]:
+def fit_marginal(name: str, values: np.ndarray, named: bool = False,
+                 column: str = "") -> dict[str, Any]:
     """Fit the requested family (or its first usable fallback) to a non-constant column
     whose values are in random order (slow families use a prefix).
 
-    Returns ``{"distribution", "requested", "learned_parameters"}``.
+    A family the user ``named`` is kept however well it fits; only a fit that fails
+    numerically falls back, with a warning naming the ``column`` (as SDV uses the family it is
+    asked for). Returns ``{"distribution", "requested", "learned_parameters"}``.
     """
+    if named:
+        subsample = values[:FAMILY_SAMPLE_SIZE.get(name, len(values))]
+        params, _ = _try_fit(name, subsample)
+        if params is None and name == "beta":
+            params, _ = _try_fit(name, subsample, polish=True)
+        if params is not None:
+            return {"distribution": name, "requested": name, "learned_parameters": params}
     best: tuple[float, str, dict[str, float]] | None = None
     for candidate in (name, *FALLBACKS[name]):
         subsample = values[:FAMILY_SAMPLE_SIZE.get(candidate, len(values))]
@@ -164,7 +174,12 @@ def fit_marginal(name: str, values: np.ndarray) -> dict[str, Any]:
             best = (distance, candidate, params)
     if best is None:  # even the normal fit failed: use the moments directly
         params = {"loc": float(np.mean(values)), "scale": float(np.std(values) or 1.0)}
-        return {"distribution": "norm", "requested": name, "learned_parameters": params}
+        best = (np.inf, "norm", params)
+    if named:
+        instead = (f"'{best[1]}' is used instead" if best[1] != name
+                   else "it takes the values' mean and spread instead")
+        warnings.warn(f"Column '{column}': the distribution '{name}' asked for could not be "
+                      f"fitted to its values; {instead}.", UserWarning, stacklevel=2)
     return {"distribution": best[1], "requested": name, "learned_parameters": best[2]}
 
 
@@ -175,6 +190,7 @@ class GaussianCopula:
         default_distribution: the marginal family for columns not named in
             ``numerical_distributions`` (one of ``DISTRIBUTIONS``).
         numerical_distributions: ``{column: family}`` overrides.
+        named: the columns whose family the user named (see :func:`fit_marginal`).
 
     Example:
         >>> copula = GaussianCopula("truncnorm").fit(np.random.rand(100, 2), ["a", "b"])
@@ -183,11 +199,14 @@ class GaussianCopula:
     """
 
     def __init__(self, default_distribution: str = "beta",
-                 numerical_distributions: dict[str, str] | None = None):
+                 numerical_distributions: dict[str, str] | None = None,
+                 named: set[str] | frozenset[str] = frozenset()):
         self.default_distribution = check_distribution(default_distribution, "<default>")
         self.numerical_distributions = {
             col: check_distribution(name, col)
             for col, name in (numerical_distributions or {}).items()}
+        # Columns whose family the user named: kept unless its fit fails (fit_marginal).
+        self.named = frozenset(named)
         self.columns: list[str] = []
         self.marginals: list[dict[str, Any]] = []
         self.correlation = np.zeros((0, 0))
@@ -267,7 +286,7 @@ class GaussianCopula:
             value = float(values[0]) if len(values) else 0.0
             return {"distribution": name, "requested": name, "constant": value,
                     "learned_parameters": {"loc": value, "scale": 0.0}}
-        return fit_marginal(name, values)
+        return fit_marginal(name, values, named=column in self.named, column=column)
 
     def _build(self) -> None:
         """Rebuild the univariate objects and inverse-cdf grids from the plain parameters."""

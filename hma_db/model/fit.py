@@ -339,7 +339,10 @@ def _fit_table(table: str, frame: pd.DataFrame, parameters: dict[str, Any],
                         default_distribution=default, distributions=distributions)
     if len(frame) == 0:
         return record, np.zeros((0, len(columns))), columns
-    copula = GaussianCopula(default, distributions)
+    # Families the user named (SDV uses them as asked): every own column when the table's
+    # default was set, and the columns of numerical_distributions.
+    named = set(own) if parameters.get("default_named") else set()
+    copula = GaussianCopula(default, distributions, named | set(_distributions(own, parameters)))
     try:
         scores = copula.fit_scores(data, columns, rng)
     except SynthesizerInputError as exc:
