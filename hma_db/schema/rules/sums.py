@@ -8,6 +8,9 @@ states one; at sampling its :meth:`~ParentSum.reverse_transform` recomputes the 
 from the sampled children of each chunk (a chunk holds whole families,
 :mod:`hma_db.synthesizer.chunks`), one ``bincount`` per rule, rounded to the parent column's
 decimals. The model still draws the children; the parent column follows them.
+
+:class:`RowFormula` is the same within one row (``line_total = unit_price * quantity``,
+``gross = net + tax``), found by :func:`find_formulas` and recomputed the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from __future__ import annotations
 import decimal
 import itertools
 import logging
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -105,16 +107,90 @@ class ParentSum(Constraint):
         parent = data.get(self.table_name)
         if parent is None or not len(parent) or self.child_table_name not in data:
             return data
-        old = parent[self.column_name]
-        total = np.round(self.sums(data), self.digits)
-        sample = old.dropna()
-        if len(sample) and isinstance(sample.iloc[0], decimal.Decimal):
-            text = np.char.mod(f"%.{self.digits}f", total)  # Decimals as the source holds them
-            new: Any = pd.Series(text, index=parent.index).map(decimal.Decimal).astype(object)
-        else:
-            new = pd.Series(total, index=parent.index).astype(old.dtype, errors="ignore")
-        new = new.where(old.notna(), old)  # a NULL stays NULL, as the model drew it
+        # a NULL stays NULL, as the model drew it; Decimals stay Decimals
+        new = _like(parent[self.column_name], np.round(self.sums(data), self.digits), self.digits)
         return {**data, self.table_name: parent.assign(**{self.column_name: new})}
+
+
+class RowFormula(Constraint):
+    """``column_name`` is the sum (``operation="sum"``) or the product (``"product"``) of
+    ``column_names`` in its own row, rounded to ``digits`` decimals (NULL passes).
+
+    Example:
+        >>> RowFormula("line_total", ["unit_price", "quantity"], "product", 2, table_name="lines")
+    """
+
+    PARAMETERS = ("column_name", "column_names", "operation", "digits")
+
+    def __init__(self, column_name: str, column_names: list[str], operation: str = "sum",
+                 digits: int = 2, table_name: str | None = None):
+        super().__init__(table_name)
+        self.column_name, self.column_names = column_name, list(column_names)
+        self.operation, self.digits = operation, int(digits)
+
+    def columns(self) -> list[str]:
+        return [*self.column_names, self.column_name]
+
+    def describe(self) -> str:
+        sign = " + " if self.operation == "sum" else " * "
+        return f"{self.column_name} = {sign.join(self.column_names)}"
+
+    def value(self, frame: pd.DataFrame) -> np.ndarray:
+        terms = np.vstack([numbers(frame[c]) for c in self.column_names])
+        return terms.sum(axis=0) if self.operation == "sum" else terms.prod(axis=0)
+
+    def is_valid(self, data: pd.DataFrame) -> pd.Series:
+        value, target = self.value(data), numbers(data[self.column_name])
+        with np.errstate(invalid="ignore"):
+            holds = np.abs(target - value) <= 0.5 * 10.0 ** -self.digits + 1e-9 * np.abs(target)
+        return pd.Series(holds | np.isnan(target) | np.isnan(value), index=data.index)
+
+    def reverse_transform(self, data: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """``data`` with the column recomputed from the others in each sampled row."""
+        frame = data.get(self.table_name)
+        if frame is None or not len(frame):
+            return data
+        new = _like(frame[self.column_name], np.round(self.value(frame), self.digits), self.digits)
+        return {**data, self.table_name: frame.assign(**{self.column_name: new})}
+
+
+def _like(old: pd.Series, values: np.ndarray, digits: int) -> pd.Series:
+    """``values`` in the representation of ``old`` (Decimals or numbers), NULL where it was."""
+    sample = old.dropna()
+    if len(sample) and isinstance(sample.iloc[0], decimal.Decimal):
+        text = pd.Series(np.char.mod(f"%.{digits}f", values), index=old.index)
+        new = text.where(~np.isnan(values)).map(decimal.Decimal, na_action="ignore").astype(object)
+    else:
+        new = pd.Series(values, index=old.index).astype(old.dtype, errors="ignore")
+    return new.where(old.notna(), old)
+
+
+def find_formulas(metadata, data: dict[str, pd.DataFrame], tables: set[str]) -> list[RowFormula]:
+    """Columns that are the sum or product of two other number columns of their own row in
+    every real row (at least :data:`MIN_PARENTS` rows, none of the three constant)."""
+    found = []
+    for table in sorted(tables & set(data)):
+        frame, columns = data[table], _number_columns(metadata, table)
+        varied = [c for c in columns if np.nanstd(numbers(frame[c])) > 0] if len(frame) else []
+        for target in varied:
+            for pair, operation in itertools.product(
+                    itertools.combinations([c for c in varied if c != target], 2),
+                    ("product", "sum")):
+                rule = RowFormula(target, list(pair), operation, table_name=table)
+                value = numbers(frame[target])
+                present = ~np.isnan(value) & ~np.isnan(rule.value(frame))
+                if present.sum() < MIN_PARENTS:
+                    continue
+                rule.digits = decimals(value)
+                if rule.is_valid(frame).to_numpy()[present].all():
+                    rule.origin = "data"
+                    found.append(rule)
+                    logger.info("table %s: found in every row: %s", table, rule.describe())
+                    break
+            else:
+                continue
+            break  # one formula per table: a second could be derived from the first
+    return found
 
 
 def _number_columns(metadata, table: str) -> list[str]:

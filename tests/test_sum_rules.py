@@ -1,0 +1,85 @@
+"""Sums found in the data hold in every synthetic row: a parent column that is the sum of its
+children's products (an invoice's total), and a column that is the product or sum of two
+others of its row (a line's total, a gross amount); whole, in chunks, at scale 1 and 3, after
+a model file round trip."""
+
+from __future__ import annotations
+
+import decimal
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hma_db import HMASynthesizer, Metadata, load_synthesizer
+
+
+def shop(seed: int = 0) -> tuple[Metadata, dict[str, pd.DataFrame]]:
+    rng = np.random.default_rng(seed)
+    n = 150
+    lines_per = rng.integers(1, 8, n)
+    invoice_of = np.repeat(np.arange(1, n + 1), lines_per)
+    price = rng.choice([0.99, 1.99, 4.5, 12.25], len(invoice_of))
+    quantity = rng.integers(1, 6, len(invoice_of))
+    line_total = np.round(price * quantity, 2)
+    totals = pd.Series(line_total).groupby(invoice_of).sum().round(2).to_numpy()
+    net = np.round(rng.gamma(2, 30, n), 2)
+    invoice = pd.DataFrame({
+        "invoice_id": np.arange(1, n + 1),
+        "total": [decimal.Decimal(f"{t:.2f}") for t in totals],  # as SQLite's NUMERIC reads
+        "net": net, "tax": np.round(net * 0.2, 2), "gross": np.round(net + np.round(net * 0.2, 2), 2)})
+    lines = pd.DataFrame({"line_id": np.arange(1, len(invoice_of) + 1), "invoice_id": invoice_of,
+                          "unit_price": price, "quantity": quantity, "line_total": line_total})
+    number = {"sdtype": "numerical"}
+    metadata = Metadata.from_dict({"tables": {
+        "invoice": {"primary_key": "invoice_id", "columns": {
+            "invoice_id": {"sdtype": "id"}, "total": number, "net": number, "tax": number,
+            "gross": number}},
+        "lines": {"primary_key": "line_id", "columns": {
+            "line_id": {"sdtype": "id"}, "invoice_id": {"sdtype": "id"}, "unit_price": number,
+            "quantity": number, "line_total": number}}},
+        "relationships": [{"parent_table_name": "invoice", "parent_primary_key": "invoice_id",
+                           "child_table_name": "lines", "child_foreign_key": "invoice_id"}]})
+    return metadata, {"invoice": invoice, "lines": lines}
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    metadata, data = shop()
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=2)
+    synthesizer.fit(data)
+    return synthesizer, data
+
+
+def test_sums_are_found(fitted):
+    synthesizer, data = fitted
+    found = {c.describe() for c in synthesizer.get_constraints() if c.found}
+    assert {"invoice.total = sum(lines.unit_price * lines.quantity)",
+            "line_total = unit_price * quantity", "gross = net + tax"} <= found
+    synthesizer.validate_constraints(data)
+
+
+@pytest.mark.parametrize("scale", [1.0, 3.0])
+def test_sums_hold_whole_and_in_chunks(fitted, scale, tmp_path):
+    synthesizer, data = fitted
+    path = tmp_path / "model.pkl"
+    synthesizer.save(path)
+    for model in (synthesizer, load_synthesizer(path)):
+        out = model.sample(scale=scale)
+        model.validate_constraints(out)
+        assert isinstance(out["invoice"]["total"].dropna().iloc[0], decimal.Decimal)
+        chunks = list(model.sample_chunks(scale=scale, chunk_rows=200))
+        assert len(chunks) > 2
+        model.validate_constraints({t: pd.concat([c[t] for c in chunks], ignore_index=True)
+                                    for t in chunks[0]})
+    # the totals follow the sampled lines, not a copy of the real totals
+    assert out["invoice"]["total"].nunique() > len(out["invoice"]) // 4
+
+
+def test_without_found_rules_the_sums_break():
+    metadata, data = shop()
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=2, find_rules=False)
+    synthesizer.fit(data)
+    out = synthesizer.sample()
+    lines = out["lines"]
+    assert (np.abs(lines["line_total"] - lines["unit_price"] * lines["quantity"]) > 0.01).mean() > 0.5
