@@ -529,8 +529,11 @@ def test_each_row_keeps_one_locale_across_its_personal_data(chinook, chinook_met
     from faker.providers.person.en_US import Provider as EnglishNames
 
     french, english = set(FrenchNames.first_names), set(EnglishNames.first_names)
-    tt = _fitted("Customer", chinook_metadata, chinook["Customer"], locales=["en_US", "fr_FR"])
-    out = tt.reverse_transform(_uniform(tt, 3000, 0), np.random.default_rng(1))
+    metadata = chinook_metadata.copy()  # no country column to choose the locale of addresses
+    metadata.update_column("Country", "Customer", sdtype="country", pii=True)
+    tt = _fitted("Customer", metadata, chinook["Customer"], locales=["en_US", "fr_FR"])
+    assert tt.modeled_columns == []  # every column personal data: 3000 rows of no numbers
+    out = tt.reverse_transform(pd.DataFrame(index=range(3000)), np.random.default_rng(1))
     french_style = out["Address"].str.match(r"^(\d+, )?(rue|avenue|boulevard|chemin|place|"
                                             r"impasse|all[ée]e|quai|route)\b", case=False)
     only_french = out["FirstName"].isin(french - english)

@@ -26,12 +26,13 @@ a first name) met by coincidence is not reported as a leak:
   train is expected to be 5%; far more means rows that sit on real records.
 - **Rare categories**: categories seen fewer than ``min_category_count`` times in the real data
   that appear in the synthetic data.
-- **Personal values elsewhere**: every synthetic text column that is not personal data itself,
-  checked against every real value of the database's personal columns that its own source
-  column held (``orders.ship_name`` holds the customers' company names: a model of that column,
-  or a ``keep`` policy, would copy them). Values public by nature (cities, states, countries,
-  postcodes) are not counted, and neither is a word that only meets a real name by chance
-  (the value must be one of the source column's own).
+- **Personal values elsewhere**: every synthetic text column checked against every real value
+  of the database's other personal columns that its own source column held
+  (``orders.ship_name`` holds the customers' company names: a model of that column, or a
+  ``keep`` policy, would copy them; reflection finds it personal data from those values, and
+  its own values recur too often for the personal-data check to see a copy). Values public
+  by nature (cities, states, countries, postcodes) are not counted, and neither is a word
+  that only meets a real name by chance (the value must be one of the source column's own).
 
 Findings never show a real value: only counts, shares and column names.
 """
@@ -195,9 +196,11 @@ PUBLIC_PROVIDERS = {"city", "state", "state_abbr", "country", "country_code", "p
                     "zipcode", "administrative_unit", "date_of_birth"}
 
 
-def _real_personal_values(real: dict[str, pd.DataFrame], metadata: Metadata) -> set[str]:
-    """The trimmed, case-folded real values of every personal column that is not public."""
-    found: set[str] = set()
+def _real_personal_values(real: dict[str, pd.DataFrame],
+                          metadata: Metadata) -> dict[str, set[tuple[str, str]]]:
+    """The trimmed, case-folded real values of every personal column that is not public, each
+    with the columns that hold it."""
+    found: dict[str, set[tuple[str, str]]] = {}
     for table in metadata.tables:
         for column in personal_columns(metadata, table):
             try:
@@ -206,24 +209,27 @@ def _real_personal_values(real: dict[str, pd.DataFrame], metadata: Metadata) -> 
             except HmaDbError:
                 provider = None
             if provider not in PUBLIC_PROVIDERS and column in real.get(table, {}):
-                found |= set(_text(real[table][column]))
+                for value in pd.unique(_text(real[table][column])):
+                    found.setdefault(value, set()).add((table, column))
     return found
 
 
 def personal_values(real: dict[str, pd.DataFrame], synthetic: dict[str, pd.DataFrame],
                     metadata: Metadata, tables: list[str] | None = None) -> list[dict]:
-    """Per text column that is not personal data (of ``tables``, default all): synthetic
-    values equal to a real personal value of any column that the source column held too."""
+    """Per text column (of ``tables``, default all): synthetic values equal to a real personal
+    value of another column that the source column held too. A column that is personal data
+    itself is checked against the other columns' values only (``orders.ship_name``, found to
+    hold the customers' company names, copied by a ``keep`` policy); its own values are the
+    personal-data check's."""
     known = _real_personal_values(real, metadata)
     findings = []
     for table in metadata.tables if tables is None else tables:
-        skip = set(personal_columns(metadata, table)) | set(metadata.primary_key(table)) | set(
-            metadata.foreign_key_columns(table))
+        skip = set(metadata.primary_key(table)) | set(metadata.foreign_key_columns(table))
         for column in [c for c in real[table].columns if c not in skip]:
             values = real[table][column].dropna()
             if not len(values) or not values.map(lambda v: isinstance(v, str)).all():
                 continue
-            held = set(_text(values)) & known
+            held = {v for v in pd.unique(_text(values)) if known.get(v, set()) - {(table, column)}}
             if not held:
                 continue
             syn = _text(synthetic[table][column])

@@ -33,7 +33,8 @@ CATEGORY_MIN_MEAN = 5  # ... and each value appears this many times on average
 # city, a street, a name) is generated whatever its number of distinct values, so a city that
 # is always 'Realcityville' is never copied into the model. Regions are the exception: a state
 # or a country is shared by millions of people, so one that repeats is a plain category (the
-# country of an orders table), and personal data only when it does not repeat.
+# country of an orders table), and personal data only when it does not repeat (a country
+# repeated VOCABULARY_MIN_MEAN times on average is already a category: Chinook's customers).
 WEAK_PII = {"state", "country"}
 # A closed vocabulary (job titles, forms of address, Yes/Maybe/No) too small to be categorical:
 # at most max(VOCABULARY_MAX, sqrt(rows)) values, each seen VOCABULARY_MIN_MEAN times on average.
@@ -104,12 +105,61 @@ def text_options(name: str, options: dict[str, Any], values: pd.Series,
         return {"sdtype": by_value, "pii": True, **kept}
     if non_null and distinct <= CATEGORICAL_MAX and non_null >= CATEGORY_MIN_MEAN * distinct:
         return {"sdtype": "categorical", **kept}
+    if provider == "country" and 2 <= distinct <= CATEGORICAL_MAX and \
+            non_null >= VOCABULARY_MIN_MEAN * distinct:
+        # Countries that repeat are a closed vocabulary: their values are kept (a German row
+        # then gets a German address), where one locale would make them all 'United States'.
+        return {"sdtype": "categorical", **kept}
     if provider:
         return {"sdtype": _fit_length(provider, kept.get("max_length")), "pii": True, **kept}
     if 2 <= distinct <= max(VOCABULARY_MAX, non_null ** 0.5) and \
             non_null >= VOCABULARY_MIN_MEAN * distinct and options.get("generator") == "text":
         return {k: v for k, v in options.items() if k != "generator"}
     return options
+
+
+# A text column not named like personal data whose sampled values are mostly the values of a
+# personal-data column (Northwind orders.ship_name: 86 of its 89 names are customers'
+# company_name) holds that personal data too: it takes that column's provider. At least
+# OVERLAP_MIN distinct values must be shared, so one value in common ('AB') is no finding.
+OVERLAP_SHARE = 0.5
+OVERLAP_MIN = 3
+
+
+def personal_by_overlap(samples: dict[str, pd.DataFrame],
+                        tables: dict[str, dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """``{(table, column): provider}`` for the text columns not marked personal (categorical
+    or generated, without a list of allowed values) whose distinct sampled values are at least
+    :data:`OVERLAP_SHARE` values of one personal-data column of the database (any table).
+
+    One index from each sampled personal value to its columns, then one pass over each
+    candidate's distinct values: the cost is the number of distinct sampled values.
+    """
+    owners: dict[str, set[tuple[str, str]]] = {}
+    for table, frame in samples.items():
+        for column in frame.columns:
+            spec = tables[table]["columns"].get(column, {})
+            if spec.get("pii") and spec.get("sdtype") not in DATE_PII:
+                for value in pd.unique(frame[column].dropna().astype(str)):
+                    owners.setdefault(value, set()).add((table, column))
+    found: dict[tuple[str, str], str] = {}
+    for table, frame in samples.items():
+        for column in frame.columns:
+            spec = tables[table]["columns"].get(column, {})
+            if spec.get("pii") or spec.get("allowed_values") or spec.get("sdtype") not in (
+                    "categorical", "unknown") or spec.get("generator") not in (None, "text"):
+                continue
+            values = pd.unique(frame[column].dropna().astype(str))
+            hits: dict[tuple[str, str], int] = {}
+            for value in values:
+                for owner in owners.get(value, ()):
+                    if owner != (table, column):
+                        hits[owner] = hits.get(owner, 0) + 1
+            best = max(hits.items(), key=lambda kv: (kv[1], kv[0]), default=None)
+            if best and best[1] >= OVERLAP_MIN and best[1] >= OVERLAP_SHARE * len(values):
+                owner = best[0]
+                found[(table, column)] = tables[owner[0]]["columns"][owner[1]]["sdtype"]
+    return found
 
 
 def date_options(name: str, options: dict[str, Any]) -> dict[str, Any]:

@@ -209,13 +209,15 @@ def _to_metadata(conn: sa.Connection, sql_metadata: sa.MetaData,
     fk_columns: dict[str, set[str]] = {}
     for rel in relationships:
         fk_columns.setdefault(rel["child_table_name"], set()).update(rel["child_foreign_key"])
+    samples: dict[str, Any] = {}  # each table's sampled text columns
     for name, table in sql_metadata.tables.items():
         rows = conn.execute(sa.select(sa.func.count()).select_from(source_tables[name])).scalar()
         metadata.row_counts[name] = int(rows)
         entry = _table_entry(conn, table, source_tables[name], fk_columns.get(name, set()),
-                             int(rows))
+                             int(rows), samples)
         metadata.tables[name] = entry
         logger.info("table %s: %d columns, %d rows", name, len(table.columns), rows)
+    _personal_by_overlap(metadata, samples)
     metadata.relationships = [
         {k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in rel.items()}
         for rel in relationships  # a generated foreign-key column is the database's business
@@ -223,6 +225,18 @@ def _to_metadata(conn: sa.Connection, sql_metadata: sa.MetaData,
                for c in rel["child_foreign_key"])
     ]
     return metadata
+
+
+def _personal_by_overlap(metadata: Metadata, samples: dict[str, Any]) -> None:
+    """Text columns whose values are another column's personal data become personal data
+    (:func:`hma_db.source.profiling.personal_by_overlap`), faked by default."""
+    for (table, column), provider in profiling.personal_by_overlap(samples,
+                                                                    metadata.tables).items():
+        options = metadata.tables[table]["columns"][column]
+        kept = {k: options[k] for k in ("nullable", "max_length") if k in options}
+        metadata.tables[table]["columns"][column] = {"sdtype": provider, "pii": True, **kept}
+        logger.info("column %s.%s holds the values of personal data (%s): faked", table,
+                    column, provider)
 
 
 def _relationships(table: sa.Table) -> list[dict[str, Any]]:
@@ -242,7 +256,7 @@ def _relationships(table: sa.Table) -> list[dict[str, Any]]:
 
 
 def _table_entry(conn: sa.Connection, table: sa.Table, source_table: sa.Table, fk_columns: set[str],
-                 rows: int) -> dict[str, Any]:
+                 rows: int, samples: dict[str, Any]) -> dict[str, Any]:
     """One table in SDV's layout: column options, primary key, alternate keys."""
     pk = [c.name for c in table.primary_key.columns]
     allowed, json_columns = checked_values(table)
@@ -273,7 +287,7 @@ def _table_entry(conn: sa.Connection, table: sa.Table, source_table: sa.Table, f
                        **{k: options[k] for k in ("nullable", "max_length") if k in options}}
             kind = None
         columns[column.name], kinds[column.name] = options, kind
-    _profile(conn, source_table, columns, kinds, rows)
+    samples[table.name] = _profile(conn, source_table, columns, kinds, rows)
     entry: dict[str, Any] = {"columns": columns}
     if pk:
         entry["primary_key"] = pk[0] if len(pk) == 1 else pk
@@ -294,8 +308,9 @@ def _key_options(options: dict[str, Any], own_key: bool) -> dict[str, Any]:
 
 
 def _profile(conn: sa.Connection, table: sa.Table, columns: dict[str, dict[str, Any]],
-             kinds: dict[str, str | None], rows: int) -> None:
-    """Settle text columns, birth dates and string-key formats from a small sample of the data."""
+             kinds: dict[str, str | None], rows: int) -> Any:
+    """Settle text columns, birth dates and string-key formats from a small sample of the data;
+    returns the sampled text columns."""
     for name, kind in kinds.items():
         if kind == DATE:
             columns[name] = profiling.date_options(name, columns[name])
@@ -308,3 +323,4 @@ def _profile(conn: sa.Connection, table: sa.Table, columns: dict[str, dict[str, 
             distinct, non_null = stats[name]
             columns[name] = profiling.text_options(name, columns[name], frame[name], distinct,
                                                    non_null)
+    return frame[[n for n in wanted if kinds[n] == TEXT]]

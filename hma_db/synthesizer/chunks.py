@@ -49,7 +49,7 @@ from hma_db.schema import key_columns
 from hma_db.synthesizer.links import assign_keys, cast_like
 from hma_db.synthesizer.rules import reverse_multi_table
 from hma_db.synthesizer.state import FittedState
-from hma_db.transform import Span
+from hma_db.transform import Span, parent_values
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +151,7 @@ class Resident:
     sampled: dict = field(default_factory=dict)
     keys: dict[str, pd.DataFrame] = field(default_factory=dict)
     empty: dict[str, pd.DataFrame] = field(default_factory=dict)
+    rows: dict[str, pd.DataFrame] = field(default_factory=dict)  # parents of copied values
 
 
 def plan_run(state: FittedState, metadata, scale: float,
@@ -197,10 +198,12 @@ def sample_run_chunk(state: FittedState, metadata, run: SampleRun, number: int,
     out = dict(run.kept) if number == 0 else {}
     for table in sorted(frames):
         out[table] = decode_table(state, table, frames[table], keys[table], rng, spans[table])
+    _copy_parent_values(state, metadata, out, {**resident.rows, **out}, rng)
     if number == 0:
         resident = Resident({t: sampled[t] for t in run.resident if t not in run.kept},
                             {t: keys[t] for t in run.resident},
-                            {t: out[t].iloc[0:0] for t in run.resident})
+                            {t: out[t].iloc[0:0] for t in run.resident},
+                            {t: out[t] for t in run.resident if t in out})
     chunk = {t: out.get(t, resident.empty.get(t)) for t in metadata.tables}
     if state.multi_table:
         chunk = reverse_multi_table(state.multi_table, chunk)
@@ -260,6 +263,22 @@ def count_rows(chunk: dict[str, pd.DataFrame], on_rows: Callable[[str, int], Non
         for table, frame in chunk.items():
             if len(frame):
                 on_rows(table, len(frame))
+
+
+def _copy_parent_values(state: FittedState, metadata, out: dict[str, pd.DataFrame],
+                        parents: dict[str, pd.DataFrame], rng: np.random.Generator) -> None:
+    """Child columns that repeat their parent's value (an invoice's billing address is its
+    customer's address; :mod:`hma_db.transform.inherit`) take it, parents first, in place."""
+    for table in metadata.topological_order():
+        copies = state.transformers[table].parent_copies if table in state.transformers else []
+        if not copies or table not in out or table in state.kept:
+            continue
+        made = parent_values(copies, out[table], parents, rng)
+        if made:
+            frame = out[table].copy()
+            for column, values in made.items():
+                frame[column] = cast_like(pd.Series(values), state.dtypes[table].get(column))
+            out[table] = parents[table] = frame
 
 
 def _kept_frame(state: FittedState, table: str) -> pd.DataFrame:

@@ -60,7 +60,7 @@ from hma_db.synthesizer.sdv.compat import (
 )
 from hma_db.synthesizer.sdv.methods import SDVMethods
 from hma_db.synthesizer.state import FittedState, SavedSynthesizer, from_state, to_state
-from hma_db.transform import TableTransformer
+from hma_db.transform import TableTransformer, find_parent_copies
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,6 @@ class HMASynthesizer(SDVMethods):
         self._entropy = np.random.SeedSequence(self.seed).entropy
         self.find_rules = bool(find_rules)
         self._declared: list = []  # constraints given to add_constraints
-        self._named_defaults: set[str] = set()  # tables whose default_distribution was set
         self._found: list = []  # rules found in the data at the last fit
 
     # ------------------------------------------------------------------------- parameters
@@ -142,8 +141,6 @@ class HMASynthesizer(SDVMethods):
         """
         params = check_table_parameters(self.metadata, table_name, table_parameters)
         self._table_parameters[table_name].update(params)
-        if "default_distribution" in params:  # named: used as asked, as SDV does
-            self._named_defaults.add(table_name)
 
     def get_table_parameters(self, table_name: str) -> dict[str, Any]:
         """``{'synthesizer_name': 'GaussianCopulaSynthesizer', 'synthesizer_parameters': {...}}``."""
@@ -266,6 +263,10 @@ class HMASynthesizer(SDVMethods):
         with self._quiet():
             for table in self._bar(sorted(self.metadata.tables), "Preprocess tables"):
                 processed[table] = self._preprocess_table(table, data[table])
+        # A billing address that is the customer's address: copied from the sampled parent.
+        transformers = self._prepared["transformers"]
+        for table, copies in find_parent_copies(self.metadata, data, transformers).items():
+            transformers[table].parent_copies = copies
         return processed
 
     def validate(self, data: dict[str, pd.DataFrame]) -> None:
@@ -333,8 +334,8 @@ class HMASynthesizer(SDVMethods):
         rng = np.random.default_rng(self._seed_sequence(0))
         counts = check_row_counts(row_counts, processed_data)
         with self._quiet():
-            model = fit_hma(self.metadata, numeric, links, _with_gaps(
-                self._table_parameters, numeric, self._named_defaults), rng,
+            model = fit_hma(self.metadata, numeric, links, _with_gaps(self._table_parameters,
+                                                                        numeric), rng,
                             progress=self._bar if self.verbose else None, row_counts=counts,
                             kept=prepared["kept"])
         policies = {t: table_policy(self.metadata.tables, t) for t in self.metadata.tables}
@@ -590,14 +591,11 @@ def load_synthesizer(filepath: str | Path, *, trust_pickle: bool = True) -> HMAS
 GAP = "__gap"  # the suffix of the column a rule models in place of its high column
 
 
-def _with_gaps(parameters: dict[str, dict], numeric: dict,
-               named_defaults: set[str] = frozenset()) -> dict[str, dict]:
+def _with_gaps(parameters: dict[str, dict], numeric: dict) -> dict[str, dict]:
     """Table parameters where a distribution asked for a column that a rule models as its gap
-    (``Bytes`` above ``Milliseconds``: ``Bytes__gap``) applies to the gap, and
-    ``default_named`` says the table's default distribution was asked for."""
+    (``Bytes`` above ``Milliseconds``: ``Bytes__gap``) applies to the gap."""
     out = copy.deepcopy(parameters)
     for table, params in out.items():
-        params["default_named"] = table in named_defaults
         wanted = params.get("numerical_distributions") or {}
         for column in numeric.get(table, {}).columns if table in numeric else []:
             base = column[:-len(GAP)] if column.endswith(GAP) else None

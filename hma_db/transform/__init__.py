@@ -3,10 +3,14 @@
 Takes in a table's DataFrame and its metadata; gives out a :class:`TableTransformer` that turns
 the modeled columns into floats for the copula and, in reverse, numbers into the source's columns:
 categories, datetimes, numbers with their rounding and bounds, text of the right shape, personal
-data from Faker, and generated keys (unique across chunks of one run).
+data from Faker, and generated keys (unique across chunks of one run); across tables, the
+child columns that repeat a parent's value (``find_parent_copies`` at fit, ``parent_values``
+after sampling).
 """
 
 from hma_db.transform.columns import plan_roles, unique_columns
+from hma_db.transform.inherit import find as find_parent_copies
+from hma_db.transform.inherit import parent_values
 from hma_db.transform.keygen import Span, parse_pattern
 from hma_db.transform.personal import faker_for, provider_for, resolve_provider, unique_room
 from hma_db.transform.table import TableTransformer
@@ -15,6 +19,8 @@ __all__ = [
     "Span",
     "TableTransformer",
     "faker_for",
+    "find_parent_copies",
+    "parent_values",
     "parse_pattern",
     "plan_roles",
     "provider_for",

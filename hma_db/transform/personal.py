@@ -338,9 +338,16 @@ def unique_generate(spec: dict[str, Any], locale_of_row: np.ndarray, locales: tu
     return out
 
 
+_FIT_POOL = 100  # Faker values drawn at least to find ones that fit a narrow column
+
+
 def _from_pool(spec: dict[str, Any], n: int, rng: np.random.Generator,
                locales: tuple[str, ...], where: str, pool_size: int = POOL_SIZE) -> np.ndarray:
     size = min(n, pool_size)
+    if spec.get("fit_width") and spec.get("max_length"):
+        # A few rows still choose among enough values to find whole ones that fit: one value
+        # per row would be cut when it is too long ('North Leighmout').
+        size = min(max(n, _FIT_POOL), pool_size)
     seed = int(rng.integers(2**31))
     made = _call(tuple(locales), spec["provider"], size, seed, where)
     if spec.get("fit_width") and spec.get("max_length"):
@@ -350,12 +357,14 @@ def _from_pool(spec: dict[str, Any], n: int, rng: np.random.Generator,
                 <= spec["max_length"]]
         if fits and len(fits) < len(made):  # each value once, then again (no more are made)
             pool = _as_text(fits, spec["max_length"]).to_numpy(dtype=object)
+            if n <= len(pool):
+                return pool[:n]
             if n <= size:
                 return np.concatenate([pool, pool[rng.integers(len(pool), size=n - len(pool))]])
             return pool[rng.integers(len(pool), size=n)]
     pool = _as_text(made, spec.get("max_length"))
     if n <= size:
-        return pool.to_numpy(dtype=object)
+        return pool.to_numpy(dtype=object)[:n]
     return pool.to_numpy(dtype=object)[rng.integers(size, size=n)]
 
 

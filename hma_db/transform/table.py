@@ -81,6 +81,9 @@ class TableTransformer:
         self._specs: dict[str, dict[str, Any]] = {}
         self._hyper = None
         self._datetime_outputs: list[str] = []
+        # Columns that repeat a parent's value (hma_db.transform.inherit), set by the caller
+        # that sees the parent tables.
+        self.parent_copies: list[dict[str, Any]] = []
 
     # ----------------------------------------------------------------------------- fitting
     def fit(self, frame: pd.DataFrame) -> None:
@@ -97,6 +100,20 @@ class TableTransformer:
         self.modeled_columns = list(prepared.columns)
         logger.debug("table %s: %d modeled columns of %d", self.table_name,
                     len(self.modeled_columns), len(self._specs))
+
+    def column_roles(self) -> dict[str, str]:
+        """Each column's role as fitted (see :mod:`hma_db.transform.columns`)."""
+        return {column: spec["role"] for column, spec in self._specs.items()}
+
+    def derivation_sources(self) -> set[str]:
+        """The columns derived from another of their row, and the ones they derive from."""
+        derived = {c for c, spec in self._specs.items() if spec["role"] == "derived"}
+        return derived | {self._specs[c]["source"] for c in derived}
+
+    def is_unique(self, column: str) -> bool:
+        """Whether the column is generated unique (a key, or unique personal data)."""
+        spec = self._specs[column]
+        return spec["role"] in ("primary_key", "key") or bool(spec.get("unique"))
 
     def _meta_columns(self) -> dict[str, dict[str, Any]]:
         return self.metadata.tables[self.table_name]["columns"]
@@ -131,6 +148,9 @@ class TableTransformer:
         for target, source in found.items():
             self._specs[target] = dependencies.learn(frame, source, target, self._specs[source])
             logger.debug("table %s: %s is derived from %s", self.table_name, target, source)
+        # A row's personal data follows its country, and a first name its courtesy title.
+        dependencies.mark_country(self._specs, self.locales)
+        dependencies.mark_titles(self._specs)
 
     def _prepare(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
         """rdt's input frame (modeled columns and null indicators) and its sdtypes."""
@@ -234,13 +254,26 @@ class TableTransformer:
                             f"column(s) {missing}")
         n = len(numeric)
         row_locales = personal.row_locales(n, self.locales, rng)
+        locales, places = self.locales, row_locales  # places: the locales of address parts
         raw, out = {}, {}
         referenced = set(plan.referenced_keys(self.metadata, self.table_name))
-        for column, spec in self._specs.items():
-            if spec["role"] in _SKIPPED or spec["role"] == "derived" or column in referenced:
-                continue  # keys come from generate_keys
-            raw[column] = self._column_values(column, spec, numeric, rng, row_locales, span)
-        dependencies.agree(raw, self._specs, row_locales, self.locales, rng)
+        todo = [c for c, spec in self._specs.items() if spec["role"] not in _SKIPPED
+                and spec["role"] != "derived" and c not in referenced]  # keys: generate_keys
+        country = dependencies.country_column(self._specs)
+        if country is not None:  # its values choose the rows' locales: personal data waits
+            for column in [c for c in todo if self._specs[c]["role"] != "personal"]:
+                raw[column] = self._column_values(column, self._specs[column], numeric, rng,
+                                                  (row_locales, places), span, locales)
+            spec = self._specs[country]
+            values = raw[country] if country in raw else dependencies.derive(
+                raw[spec["source"]], spec)
+            locales, places, row_locales = dependencies.locales_of_rows(
+                values, spec, self.locales, row_locales)
+        for column in [c for c in todo if c not in raw]:
+            raw[column] = self._column_values(column, self._specs[column], numeric, rng,
+                                              (row_locales, places), span, locales)
+        dependencies.agree(raw, self._specs, places, locales, rng, self.table_name,
+                           names=row_locales)
         out = {column: self._restore(column, values, self._specs[column])
                for column, values in raw.items()}
         for column, spec in self._specs.items():
@@ -250,8 +283,10 @@ class TableTransformer:
         return pd.DataFrame({c: out[c] for c in self._specs if c in out}, index=pd.RangeIndex(n))
 
     def _column_values(self, column: str, spec: dict[str, Any], numeric: pd.DataFrame,
-                       rng: np.random.Generator, locales: np.ndarray,
-                       span: keygen.Span | None) -> Any:
+                       rng: np.random.Generator, row_locales: tuple[np.ndarray, np.ndarray],
+                       span: keygen.Span | None, locales: tuple[str, ...]) -> Any:
+        """One column's values; ``row_locales`` holds each row's locale (an index into
+        ``locales``) for names and for address parts (its country's, when it has one)."""
         role = spec["role"]
         if role == "modeled":
             return self._decode(column, spec, numeric, rng)
@@ -264,8 +299,10 @@ class TableTransformer:
                 spec, np.full(len(rows), spec["locale"], dtype=object), rng, (spec["locale"],),
                 where, index=offset + rows, **run)
         elif role == "personal":
+            of_row = row_locales[1] if dependencies.is_address(spec["provider"]) else \
+                row_locales[0]
             make = lambda rows: personal.generate(  # noqa: E731
-                spec, locales[rows], rng, self.locales, where, index=offset + rows, **run)
+                spec, of_row[rows], rng, locales, where, index=offset + rows, **run)
         elif role == "values":  # keep, hash, mask: source values drawn in their proportions
             values = np.array([from_json(v) for v in spec["values"]] + [None], dtype=object)[:-1]
             weights = np.asarray(spec["weights"], dtype=float)
@@ -369,7 +406,7 @@ class TableTransformer:
                 "min_category_count": self.min_category_count,
                 "source_dtypes": dict(self.source_dtypes), "value_kinds": dict(self.value_kinds),
                 "modeled_columns": list(self.modeled_columns),
-                "columns": _plain(self._specs)}
+                "columns": _plain(self._specs), "parent_copies": _plain(self.parent_copies)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], metadata: Metadata) -> TableTransformer:
@@ -396,7 +433,23 @@ class TableTransformer:
         tt.value_kinds = dict(d["value_kinds"])
         tt.modeled_columns = list(d["modeled_columns"])
         tt._specs = _plain(d["columns"])
+        tt.parent_copies = _checked_copies(d.get("parent_copies") or [], table, known)
         return tt
+
+
+def _checked_copies(copies: Any, table: str, known: set[str]) -> list[dict[str, Any]]:
+    """A model file's parent copies, refused unless each names a column of the table, a
+    foreign key and a share between 0 and 1 (a model file is untrusted input)."""
+    fields = {"column": str, "parent_column": str, "foreign_key": str, "parent": str,
+              "parent_key": str, "share": (int, float), "nulls": bool}
+    for copy in copies if isinstance(copies, list) else [copies]:
+        if not isinstance(copy, dict) or any(not isinstance(copy.get(k), t)
+                                             for k, t in fields.items()) \
+                or copy["column"] not in known or copy["foreign_key"] not in known \
+                or not 0.0 <= copy["share"] <= 1.0:
+            raise ModelFileError(f"The saved transformer of table '{table}' has a parent copy "
+                                 f"that is not valid: {copy!r}")
+    return _plain(copies)
 
 
 _FIT_ROWS = 10_000
