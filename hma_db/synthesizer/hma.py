@@ -111,6 +111,7 @@ class HMASynthesizer(SDVMethods):
         self._entropy = np.random.SeedSequence(self.seed).entropy
         self.find_rules = bool(find_rules)
         self._declared: list = []  # constraints given to add_constraints
+        self._named_defaults: set[str] = set()  # tables whose default_distribution was set
         self._found: list = []  # rules found in the data at the last fit
 
     # ------------------------------------------------------------------------- parameters
@@ -141,6 +142,8 @@ class HMASynthesizer(SDVMethods):
         """
         params = check_table_parameters(self.metadata, table_name, table_parameters)
         self._table_parameters[table_name].update(params)
+        if "default_distribution" in params:  # named: used as asked, as SDV does
+            self._named_defaults.add(table_name)
 
     def get_table_parameters(self, table_name: str) -> dict[str, Any]:
         """``{'synthesizer_name': 'GaussianCopulaSynthesizer', 'synthesizer_parameters': {...}}``."""
@@ -334,8 +337,8 @@ class HMASynthesizer(SDVMethods):
         rng = np.random.default_rng(self._seed_sequence(0))
         counts = check_row_counts(row_counts, processed_data)
         with self._quiet():
-            model = fit_hma(self.metadata, numeric, links, _with_gaps(self._table_parameters,
-                                                                        numeric), rng,
+            model = fit_hma(self.metadata, numeric, links, _with_gaps(
+                self._table_parameters, numeric, self._named_defaults), rng,
                             progress=self._bar if self.verbose else None, row_counts=counts,
                             kept=prepared["kept"])
         policies = {t: table_policy(self.metadata.tables, t) for t in self.metadata.tables}
@@ -591,11 +594,14 @@ def load_synthesizer(filepath: str | Path, *, trust_pickle: bool = True) -> HMAS
 GAP = "__gap"  # the suffix of the column a rule models in place of its high column
 
 
-def _with_gaps(parameters: dict[str, dict], numeric: dict) -> dict[str, dict]:
+def _with_gaps(parameters: dict[str, dict], numeric: dict,
+               named_defaults: set[str] = frozenset()) -> dict[str, dict]:
     """Table parameters where a distribution asked for a column that a rule models as its gap
-    (``Bytes`` above ``Milliseconds``: ``Bytes__gap``) applies to the gap."""
+    (``Bytes`` above ``Milliseconds``: ``Bytes__gap``) applies to the gap, and
+    ``default_named`` says the table's default distribution was asked for."""
     out = copy.deepcopy(parameters)
     for table, params in out.items():
+        params["default_named"] = table in named_defaults
         wanted = params.get("numerical_distributions") or {}
         for column in numeric.get(table, {}).columns if table in numeric else []:
             base = column[:-len(GAP)] if column.endswith(GAP) else None
