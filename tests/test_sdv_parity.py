@@ -501,3 +501,22 @@ def test_only_a_numerical_failure_replaces_a_named_distribution():
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # a default falls back quietly
         assert fit_marginal("gamma", values)["distribution"] != "gamma"
+
+
+def test_one_value_and_nulls_is_modeled_not_constant():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 1, 400)
+    metadata = Metadata.load_from_dict({"tables": {"t": {"columns": {
+        "a": {"sdtype": "numerical"}, "b": {"sdtype": "numerical"},
+        "c": {"sdtype": "categorical"}}}}})
+    data = {"t": pd.DataFrame({"a": a, "b": np.where(a > 0, 5.0, np.nan),
+                               "c": np.where(a > 0, "x", None)})}
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=1)
+    synthesizer.fit(data)
+    assert set(synthesizer.get_learned_distributions("t")) == {"a", "b", "c"}
+    out = synthesizer.sample(1.0)["t"]
+    assert set(out["b"].dropna()) == {5.0} and set(out["c"].dropna()) == {"x"}
+    assert 0.35 < out["b"].isna().mean() < 0.65
+    # Where the nulls fall follows the modeled column (at random it would agree half the time).
+    assert ((out["a"] > 0) == out["b"].notna()).mean() > 0.65
+    assert ((out["a"] > 0) == out["c"].notna()).mean() > 0.65

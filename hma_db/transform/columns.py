@@ -206,6 +206,8 @@ class Learner:
             spec["scale"] = self.columns[column].get("scale")
             if spec["min"] != spec["max"] and encoders.is_discrete(values, self.min_count):
                 return self.discrete(values, spec)
+            if spec["min"] == spec["max"] and _one_value_and_nulls(series, self.min_count):
+                return self.discrete(values, spec)  # the nulls follow the other columns
         if spec["min"] == spec["max"]:
             return {"role": "constant", "value": to_json(observed.iloc[0]),
                     "null_share": null_share(series)}
@@ -257,7 +259,8 @@ class Learner:
                 return self.vocabulary(series)
             return self.generated(column, series, dtype, kind, "number" if kind in (
                 "int", "float") else meta.get("generator", "text"))  # a SET: 'set
-        if len(categories) == 1 and spec["counts"][0] + series.isna().sum() == len(series):
+        if len(categories) == 1 and spec["counts"][0] + series.isna().sum() == len(series) \
+                and not _one_value_and_nulls(series, self.min_count):
             return {"role": "constant", "value": categories[0], "null_share": null_share(series)}
         spec.update(role="modeled")
         return spec
@@ -289,6 +292,14 @@ def _source_values(policy, observed: pd.Series, kind: str, where: str) -> dict[s
         distinct = masking.mask_values(distinct, policy, kind, where)
     return {"role": "values", "policy": policy.name,
             "values": [to_json(v) for v in distinct], "weights": [float(w) for w in weights]}
+
+
+def _one_value_and_nulls(series: pd.Series, min_count: int) -> bool:
+    """One value, seen at least ``min_count`` times, and nulls as often: modeled as a category
+    with its nulls (as SDV models it), so where the nulls fall follows the other columns, where
+    a constant would scatter them at random."""
+    nulls = int(series.isna().sum())
+    return nulls >= min_count and len(series) - nulls >= min_count
 
 
 def _pseudonyms(spec: dict[str, Any], observed: pd.Series, where: str) -> dict[str, Any]:
