@@ -520,3 +520,17 @@ def test_one_value_and_nulls_is_modeled_not_constant():
     # Where the nulls fall follows the modeled column (at random it would agree half the time).
     assert ((out["a"] > 0) == out["b"].notna()).mean() > 0.65
     assert ((out["a"] > 0) == out["c"].notna()).mean() > 0.65
+
+
+def test_a_named_default_survives_save_and_load(tmp_path):
+    rng = np.random.default_rng(0)
+    metadata = Metadata.load_from_dict({"tables": {"t": {"columns": {
+        "a": {"sdtype": "numerical"}}}}})
+    # Far from uniform: hma_db's own default would be replaced here.
+    data = {"t": pd.DataFrame({"a": rng.exponential(1, 400)})}
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=1)
+    synthesizer.set_table_parameters("t", {"default_distribution": "uniform"})
+    synthesizer.save(tmp_path / "unfitted.json")
+    loaded = HMASynthesizer.load(tmp_path / "unfitted.json")
+    loaded.fit(data)  # fitted after loading: the family is still the one asked for
+    assert loaded.get_learned_distributions("t")["a"]["distribution"] == "uniform"

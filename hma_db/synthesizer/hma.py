@@ -532,7 +532,8 @@ class HMASynthesizer(SDVMethods):
             np.random.default_rng(self._seed_sequence(1)).bit_generator.state
         return SavedSynthesizer(
             parameters={"locales": list(self.locales), "verbose": self.verbose, "seed": self.seed,
-                        "find_rules": self.find_rules, "transformers": self.transformer_choices()},
+                        "find_rules": self.find_rules, "transformers": self.transformer_choices(),
+                        "named_defaults": sorted(self._named_defaults)},
             metadata=self.metadata, constraints=self._declared + self._found,
             table_parameters=self._table_parameters, entropy=self._entropy,
             creation_date=self._creation_date, fitted=fitted, sample_rng_state=unfitted_stream)
@@ -548,6 +549,9 @@ class HMASynthesizer(SDVMethods):
         synthesizer._entropy, synthesizer._creation_date = saved.entropy, saved.creation_date
         synthesizer._fitted = saved.fitted
         synthesizer.restore_transformer_choices(params.get("transformers"))
+        named = params.get("named_defaults") or []
+        synthesizer._named_defaults = {t for t in named if isinstance(t, str)} & set(
+            synthesizer.metadata.tables)
         return synthesizer
 
     @classmethod
