@@ -56,8 +56,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_CHUNK_ROWS = 100_000
 
 
-def resident_tables(metadata, totals: dict[str, int], chunk_rows: int) -> set[str]:
-    """Small tables whose parents are all resident (see the module docstring)."""
+def resident_tables(metadata, totals: dict[str, int], chunk_rows: int,
+                    together: frozenset[tuple[str, str]] = frozenset()) -> set[str]:
+    """Small tables whose parents are all resident (see the module docstring); a parent of a
+    ``(parent, child)`` pair in ``together`` is chunked when the child is (a rule recomputes
+    the parent from its children, chunk by chunk)."""
     resident: set[str] = set()
     for table in metadata.topological_order():
         # A table keyed by resident parents stays whole too: chunks drawing their own pairs
@@ -72,6 +75,10 @@ def resident_tables(metadata, totals: dict[str, int], chunk_rows: int) -> set[st
         for rel in metadata.relationships:
             if rel["child_table_name"] in resident and rel["parent_table_name"] not in resident:
                 resident.discard(rel["child_table_name"])
+                changed = True
+        for parent, child in together:
+            if parent in resident and child not in resident:
+                resident.discard(parent)
                 changed = True
     return resident
 
@@ -101,13 +108,15 @@ def _warn_repeatable_keys(metadata, resident: set[str]) -> None:
 
 
 def chunk_plan(metadata, totals: dict[str, int], chunk_rows: int | None,
-               kept: frozenset[str] = frozenset()) -> tuple[set[str], list[dict[str, int]]]:
+               kept: frozenset[str] = frozenset(),
+               together: frozenset[tuple[str, str]] = frozenset()
+               ) -> tuple[set[str], list[dict[str, int]]]:
     """The resident tables and, per chunk, the rows of each chunked table (``chunk_rows``
     None: one chunk of every table). Kept tables are resident whatever their size: they are
     written once, in the first chunk."""
     if chunk_rows is None:
         return set(totals), [dict(totals)]
-    resident = resident_tables(metadata, totals, chunk_rows) | set(kept)
+    resident = resident_tables(metadata, totals, chunk_rows, together) | set(kept)
     _warn_repeatable_keys(metadata, resident)
     chunked = [t for t in metadata.topological_order() if t not in resident and totals[t] > 0]
     if not chunked:
@@ -159,7 +168,9 @@ def plan_run(state: FittedState, metadata, scale: float,
     """Plan a run; draws the run's seed from the synthesizer's sampling stream."""
     totals = state.sample_sizes(scale)
     kept = {t: _kept_frame(state, t) for t in state.kept}
-    resident, chunks = chunk_plan(metadata, totals, chunk_rows, frozenset(kept))
+    together = frozenset(tuple(c.tables_read()) for c in state.multi_table
+                         if getattr(c, "across_tables", False))  # found parent sums
+    resident, chunks = chunk_plan(metadata, totals, chunk_rows, frozenset(kept), together)
     logger.info("sampling in %d chunk(s); resident tables: %s", len(chunks),
                 ", ".join(sorted(resident)) or "none")
     seed = int(state.sample_rng.integers(2**63))  # fixes every unique column's sequence

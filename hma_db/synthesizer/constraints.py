@@ -39,6 +39,10 @@ from hma_db.schema import (
     to_json,
 )
 
+# The column a rule models in place of its high column: ``Bytes.gap``. A distribution asked for
+# ``Bytes`` applies to it (the model matches ``column.<anything>``), and the synthesizer shows
+# its learned distribution under ``Bytes``.
+GAP_SUFFIX = ".gap"
 EXAMPLE_ROWS = 3  # broken rows shown when refusing a rule at fit
 QUANTILES = 201  # of the real gaps: a 0.5% rank step, 1.6 kB per rule in a model file
 NS_PER_UNIT = {"number": 1.0, "date": 86_400e9, "timestamp": 1e9, "timestamptz": 1e9}
@@ -316,7 +320,7 @@ def _ordered_gaps(table: str, edges: dict[str, dict[str, bool]], taken: set[str]
         for high in sorted(ready):
             lows = pending.pop(high)
             gaps.append(Gap(high, sorted(lows), all(lows.values()),
-                            _free_name(taken, f"{high}__gap")))
+                            _free_name(taken, f"{high}{GAP_SUFFIX}")))
             done.add(high)
     return gaps
 

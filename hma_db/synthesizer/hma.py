@@ -35,7 +35,14 @@ from hma_db.errors import (
     SynthesizerInputError,
 )
 from hma_db.model import check_scale, fit_hma
-from hma_db.schema import Metadata, table_policy
+from hma_db.schema import (
+    Metadata,
+    ParentSum,
+    RowFormula,
+    find_formulas,
+    find_sums,
+    table_policy,
+)
 from hma_db.synthesizer import database, files
 from hma_db.synthesizer.checks import check_chunk_rows, check_row_counts, check_seed
 from hma_db.synthesizer.chunks import DEFAULT_CHUNK_ROWS, ChunkSampler, iter_sample
@@ -48,6 +55,7 @@ from hma_db.synthesizer.rules import (
     fit_table,
     invalid_rows,
     is_multi_table,
+    path_rules,
 )
 from hma_db.synthesizer.sdv.compat import (
     as_metadata,
@@ -262,6 +270,13 @@ class HMASynthesizer(SDVMethods):
             # A programmable constraint may change the frames in place: never the caller's.
             data, self._prepared["view"] = fit_multi_table(
                 self.metadata, {t: f.copy() for t, f in data.items()}, self._prepared["multi"])
+        if self.find_rules:  # a parent column that sums its children's: recomputed at sampling
+            modeled = {t for t in self.metadata.tables
+                       if table_policy(self.metadata.tables, t) == "model"}
+            sums = find_formulas(self.metadata, data, modeled) + find_sums(
+                self.metadata, data, modeled)
+            self._prepared["found"] += sums
+            self._prepared["multi"] += sums
         self._prepared["view"] = self.transformer_view(self._prepared["view"])
         with self._quiet():
             for table in self._bar(sorted(self.metadata.tables), "Preprocess tables"):
@@ -337,10 +352,10 @@ class HMASynthesizer(SDVMethods):
         rng = np.random.default_rng(self._seed_sequence(0))
         counts = check_row_counts(row_counts, processed_data)
         with self._quiet():
-            model = fit_hma(self.metadata, numeric, links, _with_gaps(
-                self._table_parameters, numeric, self._named_defaults), rng,
+            model = fit_hma(self.metadata, numeric, links, _with_defaults(
+                self._table_parameters, self._named_defaults), rng,
                             progress=self._bar if self.verbose else None, row_counts=counts,
-                            kept=prepared["kept"])
+                            kept=prepared["kept"], find_agreements=self.find_rules)
         policies = {t: table_policy(self.metadata.tables, t) for t in self.metadata.tables}
         self._fitted = FittedState(
             model=model, transformers=transformers, columns=prepared["columns"],
@@ -349,7 +364,7 @@ class HMASynthesizer(SDVMethods):
             table_policies={t: p for t, p in policies.items() if p != "model"},
             kept=prepared["kept"], constraints=prepared["constraints"],
             multi_table=prepared["multi"])
-        self._found = prepared["found"]
+        self._found = prepared["found"] + path_rules(self.metadata, model.relationships)
 
     def fit_database(self, source, max_rows: int | dict[str, int] | None = None) -> HMASynthesizer:
         """Read every table of the metadata from a database URL or engine and fit on it.
@@ -374,9 +389,10 @@ class HMASynthesizer(SDVMethods):
         fitted = self._fitted_state("get_learned_distributions")
         learned = copy.deepcopy(fitted.model.learned_distributions(table_name))
         columns = self.metadata.tables[table_name]["columns"]
-        # A column kept above another by a rule is modeled as its gap: shown under its name.
-        return {(c[:-len(GAP)] if c.endswith(GAP) and c[:-len(GAP)] in columns
-                 and c[:-len(GAP)] not in learned else c): v for c, v in learned.items()}
+        # A column modeled only through a derived one (``Bytes.gap``, the gap a rule keeps it
+        # above another by) is shown under its own name.
+        return {(c.rpartition(".")[0] if c.rpartition(".")[0] in columns
+                 and c.rpartition(".")[0] not in learned else c): v for c, v in learned.items()}
 
     # ----------------------------------------------------------------------- sampling
     def reset_sampling(self, seed: int | None = None) -> None:
@@ -426,6 +442,7 @@ class HMASynthesizer(SDVMethods):
         fitted = self._fitted_state("sample")
         check_scale(scale)
         warn_small_scale(fitted.sample_sizes(1.0), float(scale))
+        database.warn_unchecked(self.metadata, "sample()")
         bar = self._bar(None, "Sampling tables", total=len(self.metadata.tables))
         with self._quiet():
             (out,) = iter_sample(fitted, self.metadata, float(scale), chunk_rows=None,
@@ -548,6 +565,9 @@ class HMASynthesizer(SDVMethods):
         synthesizer._table_parameters = saved.table_parameters
         synthesizer._entropy, synthesizer._creation_date = saved.entropy, saved.creation_date
         synthesizer._fitted = saved.fitted
+        if saved.fitted is not None:  # found sums are data; programmable ones are not saved
+            saved.fitted.multi_table = [c for c in synthesizer._found
+                                        if isinstance(c, (RowFormula, ParentSum))]
         synthesizer.restore_transformer_choices(params.get("transformers"))
         named = params.get("named_defaults") or []
         synthesizer._named_defaults = {t for t in named if isinstance(t, str)} & set(
@@ -595,20 +615,11 @@ def load_synthesizer(filepath: str | Path, *, trust_pickle: bool = True) -> HMAS
     return HMASynthesizer.load(filepath, trust_pickle=trust_pickle)
 
 
-GAP = "__gap"  # the suffix of the column a rule models in place of its high column
-
-
-def _with_gaps(parameters: dict[str, dict], numeric: dict,
-               named_defaults: set[str] = frozenset()) -> dict[str, dict]:
-    """Table parameters where a distribution asked for a column that a rule models as its gap
-    (``Bytes`` above ``Milliseconds``: ``Bytes__gap``) applies to the gap, and
-    ``default_named`` says the table's default distribution was asked for."""
+def _with_defaults(parameters: dict[str, dict], named_defaults: set[str] = frozenset()
+                   ) -> dict[str, dict]:
+    """Table parameters where ``default_named`` says the table's default distribution was
+    asked for (a distribution asked for ``Bytes`` applies to ``Bytes.gap`` in the model)."""
     out = copy.deepcopy(parameters)
     for table, params in out.items():
         params["default_named"] = table in named_defaults
-        wanted = params.get("numerical_distributions") or {}
-        for column in numeric.get(table, {}).columns if table in numeric else []:
-            base = column[:-len(GAP)] if column.endswith(GAP) else None
-            if base in wanted and column not in wanted:
-                wanted[column] = wanted[base]
     return out
