@@ -109,3 +109,12 @@ def test_the_model_links_along_both_paths_whichever_parent_comes_first(first):
     assert (out[DIRECT] == out[UP][out[VIA]]).all()
     per_rental = np.bincount(out[VIA], minlength=len(frames["rental"]))
     assert per_rental.max() <= 3  # a customer's payments are spread over its rentals
+
+
+def test_the_path_rule_is_switched_off_by_its_label():
+    metadata, data = dvd_rental()
+    label = "payment: payment.customer_id = payment.rental_id -> rental.customer_id"
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=1, skip_rules=[label])
+    synthesizer.fit(data)
+    assert label not in {f"{c.table_name}: {c.describe()}" for c in synthesizer.get_constraints()}
+    assert disagreeing(synthesizer.sample()) > len(data["payment"]) // 2

@@ -83,3 +83,22 @@ def test_without_found_rules_the_sums_break():
     out = synthesizer.sample()
     lines = out["lines"]
     assert (np.abs(lines["line_total"] - lines["unit_price"] * lines["quantity"]) > 0.01).mean() > 0.5
+
+
+def test_found_rules_are_switched_off_one_by_one_and_stored_with_the_model(tmp_path):
+    metadata, data = shop()
+    off = ["lines: line_total = unit_price * quantity"]
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=2, skip_rules=off)
+    synthesizer.fit(data)
+    found = {f"{c.table_name}: {c.describe()}" for c in synthesizer.get_constraints() if c.found}
+    assert "invoice: invoice.total = sum(lines.unit_price * lines.quantity)" in found
+    assert off[0] not in found and "invoice: gross = net + tax" in found
+    path = tmp_path / "model.json"
+    synthesizer.save(path)
+    loaded = load_synthesizer(path)
+    assert loaded.skip_rules == frozenset(off)
+    lines = loaded.sample()["lines"]
+    assert (np.abs(lines["line_total"] - lines["unit_price"] * lines["quantity"]) > 0.01).any()
+    with pytest.warns(UserWarning, match="skip_rules names no rule found in this data: "
+                                         "lines: no such rule; found: .*invoice: gross"):
+        HMASynthesizer(metadata, verbose=False, seed=2, skip_rules=["lines: no such rule"]).fit(data)

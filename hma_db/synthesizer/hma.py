@@ -50,12 +50,16 @@ from hma_db.synthesizer.links import build_links, referenced_columns
 from hma_db.synthesizer.params import check_locales, check_table_parameters, default_parameters
 from hma_db.synthesizer.rules import (
     check_all,
+    check_skip_rules,
     constraint_copies,
     fit_multi_table,
     fit_table,
     invalid_rows,
     is_multi_table,
     path_rules,
+    rule_label,
+    rule_labels,
+    unknown_skips,
 )
 from hma_db.synthesizer.sdv.compat import (
     as_metadata,
@@ -90,6 +94,14 @@ class HMASynthesizer(SDVMethods):
             table that hold in every real row (shipped >= ordered) and keep them like declared
             constraints (see :meth:`get_constraints`). The source database's CHECKs that
             compare two columns (``CHECK (shipped_date >= order_date)``) are kept either way.
+            Also found: a child naming one ancestor along two foreign-key paths
+            (``payment.customer = payment.rental.customer``), a parent column summing its
+            children's (``Invoice.Total = sum(InvoiceLine.UnitPrice * Quantity)``), a column
+            that is the sum or product of two others of its row.
+        skip_rules: found rules to leave out, one by one, each named
+            ``f"{rule.table_name}: {rule.describe()}"`` for a rule of :meth:`get_constraints`
+            (``["Track: Bytes > Milliseconds"]``); a name no rule has gets a warning
+            at ``fit``. Kept in the model file.
 
     Example:
         >>> synthesizer = HMASynthesizer(metadata, locales=["en_US", "fr_CA"], seed=7)
@@ -99,7 +111,8 @@ class HMASynthesizer(SDVMethods):
     """
 
     def __init__(self, metadata: Metadata | dict, locales: list[str] | str = ("en_US",),
-                 verbose: bool = True, seed: int | None = None, find_rules: bool = True):
+                 verbose: bool = True, seed: int | None = None, find_rules: bool = True,
+                 skip_rules: list[str] | None = None):
         super().__init__()
         metadata = as_metadata(metadata)
         metadata.validate()
@@ -118,6 +131,7 @@ class HMASynthesizer(SDVMethods):
         self._labels: dict[str, dict] = {}  # column labels that were not strings, per table
         self._entropy = np.random.SeedSequence(self.seed).entropy
         self.find_rules = bool(find_rules)
+        self.skip_rules = check_skip_rules(skip_rules)
         self._declared: list = []  # constraints given to add_constraints
         self._named_defaults: set[str] = set()  # tables whose default_distribution was set
         self._found: list = []  # rules found in the data at the last fit
@@ -264,7 +278,7 @@ class HMASynthesizer(SDVMethods):
         processed = {}
         # Fitted transformers wait here until the model fits, so a failed fit keeps the old model.
         self._prepared = {"transformers": {}, "columns": {}, "dtypes": {}, "kept": {},
-                          "constraints": {}, "found": [], "view": self.metadata,
+                          "constraints": {}, "found": [], "skipped": [], "view": self.metadata,
                           "multi": [c for c in self._declared if is_multi_table(c)]}
         if self._prepared["multi"]:
             # A programmable constraint may change the frames in place: never the caller's.
@@ -275,6 +289,8 @@ class HMASynthesizer(SDVMethods):
                        if table_policy(self.metadata.tables, t) == "model"}
             sums = find_formulas(self.metadata, data, modeled) + find_sums(
                 self.metadata, data, modeled)
+            self._prepared["skipped"] += [r for r in sums if rule_label(r) in self.skip_rules]
+            sums = [r for r in sums if rule_label(r) not in self.skip_rules]
             self._prepared["found"] += sums
             self._prepared["multi"] += sums
         self._prepared["view"] = self.transformer_view(self._prepared["view"])
@@ -307,9 +323,10 @@ class HMASynthesizer(SDVMethods):
         params = self._table_parameters[table]
         modeled, metadata = frame, self._prepared["view"]
         if table_policy(self.metadata.tables, table) == "model":  # kept/emptied: not sampled
-            found, constraints = fit_table(metadata, table, frame, self._declared,
-                                           self.find_rules)
+            found, constraints, skipped = fit_table(metadata, table, frame, self._declared,
+                                                    self.find_rules, self.skip_rules)
             self._prepared["found"] += found
+            self._prepared["skipped"] += skipped
             if constraints is not None:  # the transformer models the reparametrized columns
                 modeled, metadata = constraints.fit_transform(
                     frame, metadata, bounded=params["enforce_min_max_values"])
@@ -364,7 +381,12 @@ class HMASynthesizer(SDVMethods):
             table_policies={t: p for t, p in policies.items() if p != "model"},
             kept=prepared["kept"], constraints=prepared["constraints"],
             multi_table=prepared["multi"])
-        self._found = prepared["found"] + path_rules(self.metadata, model.relationships)
+        paths, skipped = path_rules(self.metadata, model.relationships, self.skip_rules)
+        self._found = prepared["found"] + paths
+        unknown = unknown_skips(self.skip_rules, prepared["skipped"] + skipped)
+        if unknown:
+            warnings.warn(f"skip_rules names no rule found in this data: {', '.join(unknown)}; "
+                          f"found: {', '.join(rule_labels(self._found)) or 'none'}.", stacklevel=3)
 
     def fit_database(self, source, max_rows: int | dict[str, int] | None = None) -> HMASynthesizer:
         """Read every table of the metadata from a database URL or engine and fit on it.
@@ -549,7 +571,8 @@ class HMASynthesizer(SDVMethods):
             np.random.default_rng(self._seed_sequence(1)).bit_generator.state
         return SavedSynthesizer(
             parameters={"locales": list(self.locales), "verbose": self.verbose, "seed": self.seed,
-                        "find_rules": self.find_rules, "transformers": self.transformer_choices(),
+                        "find_rules": self.find_rules, "skip_rules": sorted(self.skip_rules),
+                        "transformers": self.transformer_choices(),
                         "named_defaults": sorted(self._named_defaults)},
             metadata=self.metadata, constraints=self._declared + self._found,
             table_parameters=self._table_parameters, entropy=self._entropy,
@@ -559,7 +582,8 @@ class HMASynthesizer(SDVMethods):
     def _restore(cls, saved: SavedSynthesizer) -> HMASynthesizer:
         params = saved.parameters
         synthesizer = cls(saved.metadata, locales=params["locales"], verbose=params["verbose"],
-                          seed=params["seed"], find_rules=params.get("find_rules", True))
+                          seed=params["seed"], find_rules=params.get("find_rules", True),
+                          skip_rules=params.get("skip_rules"))
         synthesizer._declared = [c for c in saved.constraints if not c.found]
         synthesizer._found = [c for c in saved.constraints if c.found]
         synthesizer._table_parameters = saved.table_parameters

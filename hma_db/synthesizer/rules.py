@@ -244,10 +244,43 @@ def _held(checks: list, frame: pd.DataFrame) -> list:
     return kept
 
 
-def fit_table(metadata, table: str, frame: pd.DataFrame, declared: list, find: bool
-              ) -> tuple[list[Inequality], TableConstraints | None]:
-    """A table's found rules (from its CHECKs, then its data) and fitted constraints (None:
-    it has none); refuses a declared or CHECK rule its real rows break."""
+def rule_label(rule) -> str:
+    """How a rule is named to switch it off (``skip_rules``): ``"Track: Bytes > Milliseconds"``."""
+    return f"{rule.table_name}: {rule.describe()}"
+
+
+def rule_labels(rules: list) -> list[str]:
+    """The labels of the found rules among ``rules``, to pass to ``skip_rules``.
+
+    Example:
+        >>> rule_labels(synthesizer.get_constraints())
+        ['Invoice: Invoice.Total = sum(InvoiceLine.UnitPrice * InvoiceLine.Quantity)', ...]
+    """
+    return [rule_label(r) for r in rules if getattr(r, "found", False)]
+
+
+def check_skip_rules(skip) -> frozenset[str]:
+    """The labels of found rules to leave out (see :func:`rule_label`)."""
+    if skip is None:
+        return frozenset()
+    if isinstance(skip, str) or not all(isinstance(s, str) for s in skip):
+        raise SynthesizerInputError(
+            f"skip_rules must be a list of rule labels such as 'Track: Bytes > Milliseconds' "
+            f"(as get_constraints() lists them); found {skip!r}.")
+    return frozenset(skip)
+
+
+def unknown_skips(skip: frozenset[str], found: list) -> list[str]:
+    """The labels of ``skip`` that name no rule the last fit found (a typo, or data changed)."""
+    return sorted(skip - {rule_label(r) for r in found})
+
+
+def fit_table(metadata, table: str, frame: pd.DataFrame, declared: list, find: bool,
+              skip: frozenset[str] = frozenset()
+              ) -> tuple[list[Inequality], TableConstraints | None, list]:
+    """A table's found rules (from its CHECKs, then its data), its fitted constraints (None:
+    it has none) and the found rules left out by ``skip``; refuses a declared or CHECK rule
+    its real rows break."""
     mine = [c for c in declared if getattr(c, "table_name", None) == table
             and not is_multi_table(c)]
     builtin = [c for c in mine if isinstance(c, Constraint)]
@@ -259,12 +292,14 @@ def fit_table(metadata, table: str, frame: pd.DataFrame, declared: list, find: b
     checks = [c for c in checks if not (isinstance(c, Inequality) and set(c.columns()) & rewritten)]
     found = find_inequalities(metadata, table, frame, rewritten) if find else []
     found = checks + _new(found, builtin + checks)
+    skipped = [r for r in found if rule_label(r) in skip]
+    found = [r for r in found if rule_label(r) not in skip]
     rules = builtin + found
     programmable = [c for c in mine if not isinstance(c, Constraint)]
     if not rules and not programmable:
-        return found, None
+        return found, None, skipped
     table_rules = TableRules.build(table, rules, list(frame.columns)) if rules else None
-    return found, TableConstraints(table_rules, programmable)
+    return found, TableConstraints(table_rules, programmable), skipped
 
 
 def check_all(metadata, constraints: list) -> list:
@@ -313,11 +348,13 @@ def constraint_copies(constraints: list) -> list:
     return [copy.deepcopy(c) if isinstance(c, Constraint) else c for c in constraints]
 
 
-def path_rules(metadata, relationships: dict[str, dict]) -> list:
+def path_rules(metadata, relationships: dict[str, dict], skip: frozenset[str] = frozenset()
+               ) -> tuple[list, list]:
     """The agreements the model found along two foreign-key paths (single-column keys), as
-    :class:`~hma_db.schema.PathAgreement` rules."""
+    :class:`~hma_db.schema.PathAgreement` rules, and those ``skip`` leaves out (the model then
+    forgets them: sampling no longer keeps them)."""
     by_name = {relationship_name(r): r for r in metadata.relationships}
-    found = []
+    found, skipped = [], []
     for name, rel in sorted(relationships.items()):
         agree = rel.get("agrees")
         if not agree or not {name, agree["via"], agree["up"]} <= set(by_name):
@@ -330,8 +367,12 @@ def path_rules(metadata, relationships: dict[str, dict]) -> list:
         rule = PathAgreement(keys[0][0], keys[2][0], via["parent_table_name"], keys[3][0],
                              keys[4][0], table_name=direct["child_table_name"])
         rule.origin = "data"
-        found.append(rule)
-    return found
+        if rule_label(rule) in skip:
+            del rel["agrees"]
+            skipped.append(rule)
+        else:
+            found.append(rule)
+    return found, skipped
 
 
 def invalid_rows(constraints: list, data: dict[str, pd.DataFrame],
