@@ -80,10 +80,13 @@ class CloneHooks:
 
 def configure_synthesizer(metadata, *, locales: list[str] | None = None, seed: int | None = None,
                           verbose: bool = False,
-                          table_parameters: dict[str, dict] | None = None) -> HMASynthesizer:
-    """An unfitted synthesizer with its locales, seed and per-table parameters set."""
+                          table_parameters: dict[str, dict] | None = None,
+                          find_rules: bool = True,
+                          skip_rules: list[str] | None = None) -> HMASynthesizer:
+    """An unfitted synthesizer with its locales, seed, per-table parameters and found rules
+    set."""
     synthesizer = HMASynthesizer(metadata, locales=locales or ["en_US"], verbose=verbose,
-                                 seed=seed)
+                                 seed=seed, find_rules=find_rules, skip_rules=skip_rules)
     for table_name, parameters in (table_parameters or {}).items():
         synthesizer.set_table_parameters(table_name, parameters)
     return synthesizer
@@ -113,7 +116,8 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
           drop_cut_keys: bool = False,
           max_total_rows: int | None = MAX_TOTAL_ROWS,
           policies: dict[str, str] | None = None, where: dict[str, str] | None = None,
-          reference_tables: bool = True, cluster: Any = None) -> CloneResult:
+          reference_tables: bool = True, cluster: Any = None, find_rules: bool = True,
+          skip_rules: list[str] | None = None) -> CloneResult:
     """Clone ``source`` into ``target`` as synthetic data: reflect, read, fit, sample, write.
 
     Args:
@@ -156,6 +160,9 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
             address (``tcp://host:8786``), a ``distributed.Client``, or a number of worker
             processes to start on this machine. The rows are the same as without it, for any
             number of workers (:mod:`hma_db.cluster`); writing stays one transaction here.
+        find_rules / skip_rules: keep the rules found in the data (False: none of them; the
+            source's CHECKs are kept either way), less those named in ``skip_rules``
+            (``"Track: Bytes > Milliseconds"``), as :class:`HMASynthesizer` takes them.
 
     Returns:
         A :class:`CloneResult` with rows written per table and seconds per stage.
@@ -175,7 +182,7 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
                      hooks=_StageHooks(on_stage) if on_stage else None,
                      drop_cut_keys=drop_cut_keys, max_total_rows=max_total_rows,
                      policies=policies, where=where, reference_tables=reference_tables,
-                     cluster=cluster)
+                     cluster=cluster, find_rules=find_rules, skip_rules=skip_rules)
 
 
 class _StageHooks(CloneHooks):
@@ -200,7 +207,8 @@ def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None
               fire_triggers: bool = False, drop_cut_keys: bool = False,
               max_total_rows: int | None = MAX_TOTAL_ROWS,
               policies: dict[str, str] | None = None, where: dict[str, str] | None = None,
-              reference_tables: bool = True, cluster: Any = None) -> CloneResult:
+              reference_tables: bool = True, cluster: Any = None, find_rules: bool = True,
+              skip_rules: list[str] | None = None) -> CloneResult:
     """:func:`clone` with ``hooks`` into its steps, filling ``result`` (a new
     :class:`CloneResult` when None; a subclass keeps what the caller adds)."""
     check_scale(scale)
@@ -233,7 +241,7 @@ def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None
         client = stack.enter_context(open_cluster(cluster)) if cluster is not None else None
         wanted = hooks.make_synthesizer(metadata, lambda: configure_synthesizer(
             metadata, locales=locales, seed=seed, verbose=verbose,
-            table_parameters=table_parameters))
+            table_parameters=table_parameters, find_rules=find_rules, skip_rules=skip_rules))
         synthesizer = hooks.reuse(wanted)
         if synthesizer is None:
             synthesizer = wanted

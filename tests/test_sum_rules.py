@@ -10,8 +10,14 @@ import decimal
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
 
-from hma_db import HMASynthesizer, Metadata, load_synthesizer
+from hma_db import HMASynthesizer, Metadata, load_synthesizer, read_tables, reflect
+from hma_db.cli.main import cli
+from hma_db.errors import ConfigError
+from hma_db.jobs.file import load_job
+from hma_db.jobs.run import run_job
 
 
 def shop(seed: int = 0) -> tuple[Metadata, dict[str, pd.DataFrame]]:
@@ -102,3 +108,51 @@ def test_found_rules_are_switched_off_one_by_one_and_stored_with_the_model(tmp_p
     with pytest.warns(UserWarning, match="skip_rules names no rule found in this data: "
                                          "lines: no such rule; found: .*invoice: gross"):
         HMASynthesizer(metadata, verbose=False, seed=2, skip_rules=["lines: no such rule"]).fit(data)
+
+
+def _shop_file(tmp_path) -> str:
+    _, data = shop()
+    url = f"sqlite:///{tmp_path / 'shop.sqlite'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE invoice (invoice_id INTEGER PRIMARY KEY, "
+                             "total NUMERIC(10, 2), net REAL, tax REAL, gross REAL)")
+        conn.exec_driver_sql("CREATE TABLE lines (line_id INTEGER PRIMARY KEY, invoice_id INTEGER "
+                             "REFERENCES invoice (invoice_id), unit_price REAL, quantity INTEGER, "
+                             "line_total REAL)")
+        invoice = data["invoice"].assign(total=data["invoice"]["total"].astype(float))
+        invoice.to_sql("invoice", conn, if_exists="append", index=False)
+        data["lines"].to_sql("lines", conn, if_exists="append", index=False)
+    engine.dispose()
+    return url
+
+
+def _broken_lines(url: str) -> int:
+    lines = read_tables(url, reflect(url))["lines"]
+    return int((np.abs(lines["line_total"] - lines["unit_price"] * lines["quantity"]) > 0.01).sum())
+
+
+def test_found_rules_are_switched_off_from_the_command_line_and_the_job_file(tmp_path):
+    source = _shop_file(tmp_path)
+    out = tmp_path / "kept.sqlite"
+    result = CliRunner().invoke(cli, ["clone", source, str(out), "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert _broken_lines(f"sqlite:///{out}") == 0
+    off = tmp_path / "off.sqlite"
+    result = CliRunner().invoke(cli, ["clone", source, str(off), "--seed", "3", "--skip-rule",
+                                      "lines: line_total = unit_price * quantity"])
+    assert result.exit_code == 0, result.output
+    assert _broken_lines(f"sqlite:///{off}") > 0
+    none = tmp_path / "none.sqlite"
+    result = CliRunner().invoke(cli, ["clone", source, str(none), "--no-found-rules"])
+    assert result.exit_code == 0, result.output
+    assert _broken_lines(f"sqlite:///{none}") > 0
+    job = tmp_path / "job.toml"
+    job.write_text(f'source = "{source}"\ntarget = "{tmp_path / "job.sqlite"}"\nseed = 3\n'
+                   'skip_rules = ["lines: line_total = unit_price * quantity"]\n')
+    run_job(load_job(job))
+    assert _broken_lines(f"sqlite:///{tmp_path / 'job.sqlite'}") > 0
+    job.write_text(f'source = "{source}"\ntarget = "{tmp_path / "bad.sqlite"}"\n'
+                   'skip_rules = "lines: line_total"\n')
+    with pytest.raises(ConfigError, match="skip_rules.*a list of found rules"):
+        load_job(job)

@@ -135,6 +135,11 @@ def reflect_command(settings: Settings, source: str, schema: str | None, include
                    "\"orders: order_date >= '2024-01-01'\".")
 @click.option("--no-reference-tables", is_flag=True,
               help="Model small lookup tables too, instead of copying them as they are.")
+@click.option("--no-found-rules", is_flag=True,
+              help="Keep none of the rules found in the data (the source's CHECKs still hold).")
+@click.option("--skip-rule", "skip_rules", multiple=True, metavar="RULE",
+              help="Leave out this found rule, named as \"Track: Bytes > Milliseconds\" "
+                   "(repeatable).")
 @click.option("--cluster", metavar="ADDRESS",
               help="Sample on this Dask cluster (tcp://host:8786); needs hma_db[dask].")
 @click.option("--workers", type=click.IntRange(min=1), metavar="N",
@@ -146,7 +151,8 @@ def clone_command(settings: Settings, source: str, target: str, scale: float, se
                   exclude: tuple[str, ...], if_exists: str, locales: tuple[str, ...],
                   max_rows: int | None, report_file: Path | None, fire_triggers: bool,
                   drop_cut_keys: bool, max_total_rows: int, policies: tuple[str, ...],
-                  filters: tuple[str, ...], no_reference_tables: bool, cluster: str | None,
+                  filters: tuple[str, ...], no_reference_tables: bool, no_found_rules: bool,
+                  skip_rules: tuple[str, ...], cluster: str | None,
                   workers: int | None) -> None:
     """Clone the database SOURCE into TARGET as synthetic data.
 
@@ -172,7 +178,8 @@ def clone_command(settings: Settings, source: str, target: str, scale: float, se
                           drop_cut_keys=drop_cut_keys, max_total_rows=max_total_rows,
                           policies=split_pairs(policies, "=", "--policy"),
                           where=split_pairs(filters, ":", "--where"),
-                          reference_tables=not no_reference_tables, cluster=cluster or workers)
+                          reference_tables=not no_reference_tables, cluster=cluster or workers,
+                          find_rules=not no_found_rules, skip_rules=list(skip_rules) or None)
     settings.echo(run_summary(result.rows, result.seconds, source_label(target)))
     if result.report is not None:
         settings.echo("\n" + report_summary(result.report, source_label(source),

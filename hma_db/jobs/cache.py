@@ -15,7 +15,8 @@ from hma_db.synthesizer import HMASynthesizer, format_for, load_synthesizer
 
 
 def fingerprint(synthesizer: HMASynthesizer) -> str:
-    """A hash of what a model was (or will be) fitted for: metadata, parameters, locales, seed.
+    """A hash of what a model was (or will be) fitted for: metadata, parameters, locales, seed,
+    the found rules asked for.
 
     Example:
         >>> fingerprint(load_synthesizer("model.json")) == fingerprint(job_synthesizer(md, job))
@@ -23,7 +24,8 @@ def fingerprint(synthesizer: HMASynthesizer) -> str:
     metadata = synthesizer.get_metadata()
     state = {"metadata": metadata.to_dict(),
              "parameters": {t: synthesizer.get_table_parameters(t) for t in sorted(metadata.tables)},
-             "locales": list(synthesizer.locales), "seed": synthesizer.seed}
+             "locales": list(synthesizer.locales), "seed": synthesizer.seed,
+             "rules": [synthesizer.find_rules, sorted(synthesizer.skip_rules)]}
     text = json.dumps(state, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -16,6 +16,8 @@ read. Every key, with its type::
     if_exists = "replace"                  # fail (default), replace, truncate or append
     fire_triggers = false                  # truncate/append into tables with triggers (refused else)
     reference_tables = true                # copy lookup tables as they are (false: model them)
+    find_rules = true                      # keep the rules found in the data (false: none)
+    skip_rules = ["Track: Bytes > Milliseconds"]  # leave these found rules out, one by one
     cluster = "tcp://scheduler:8786"       # sample on a Dask cluster (or a number of local workers)
     report = "reports/staging.html"        # quality and privacy report after the write (.html, .json)
 
@@ -134,6 +136,8 @@ class Job:
     if_exists: str = "fail"
     fire_triggers: bool = False
     reference_tables: bool = True
+    find_rules: bool = True
+    skip_rules: list[str] | None = None
     cluster: int | str | None = None
     table_policies: dict[str, str] = field(default_factory=dict)
     where_filters: dict[str, str] = field(default_factory=dict)
@@ -230,6 +234,7 @@ def parse_job(text: str, *, path: str | Path | None = None, env: dict[str, str] 
                if_exists=values.get("if_exists", "fail"),
                fire_triggers=values.get("fire_triggers", False),
                reference_tables=values.get("reference_tables", True),
+               find_rules=values.get("find_rules", True), skip_rules=values.get("skip_rules"),
                cluster=values.get("cluster"),
                table_policies={t: p["policy"] for t, p in values.get("tables", {}).items()
                                if "policy" in p},

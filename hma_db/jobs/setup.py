@@ -84,7 +84,8 @@ def job_synthesizer(metadata: Metadata, job: Job, *, verbose: bool = False) -> H
                               f"of the source{suggestion(table, list(metadata.tables))}")
     try:
         return configure_synthesizer(metadata, locales=job.locales, seed=job.seed,
-                                     verbose=verbose, table_parameters=job.table_parameters)
+                                     verbose=verbose, table_parameters=job.table_parameters,
+                                     find_rules=job.find_rules, skip_rules=job.skip_rules)
     except SynthesizerInputError as exc:
         table = next((t for t in job.table_parameters if f"'{t}" in str(exc)), None)
         where = job.where("tables", table) if table else job.where()

@@ -204,6 +204,13 @@ def _names(checker: Checker, key: KeyPath, value: Any) -> list[str]:
     return [_nonempty(checker, key, v) for v in value]
 
 
+def _rule_labels(checker: Checker, key: KeyPath, value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise checker.expect(key, value, 'a list of found rules such as '
+                                         '["Track: Bytes > Milliseconds"]')
+    return [_nonempty(checker, key, v) for v in value]
+
+
 def _locales(checker: Checker, key: KeyPath, value: Any) -> list[str]:
     values = [value] if isinstance(value, str) else value
     if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
@@ -332,4 +339,4 @@ TOP = {"source": _database, "target": _database, "schema": _section(_SCHEMA),
        "seed": _seed, "if_exists": _choice(IF_EXISTS), "model": _section(_MODEL),
        "report": _report, "max_rows": _max_rows, "fire_triggers": _boolean,
        "drop_cut_keys": _boolean, "max_total_rows": _ceiling, "reference_tables": _boolean,
-       "cluster": _cluster}
+       "cluster": _cluster, "find_rules": _boolean, "skip_rules": _rule_labels}
