@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hma_db import HMASynthesizer, Metadata
+from hma_db import HMASynthesizer, Metadata, evaluate
 from hma_db.model import fit_hma
 
 DIRECT, VIA, UP = ("payment.customer_id -> customer", "payment.rental_id -> rental",
@@ -118,3 +118,17 @@ def test_the_path_rule_is_switched_off_by_its_label():
     synthesizer.fit(data)
     assert label not in {f"{c.table_name}: {c.describe()}" for c in synthesizer.get_constraints()}
     assert disagreeing(synthesizer.sample()) > len(data["payment"]) // 2
+
+
+def test_the_report_counts_the_rules_across_tables(fitted):
+    synthesizer, data = fitted
+    metadata = synthesizer.get_metadata()
+    off = HMASynthesizer(metadata, verbose=False, seed=1, find_rules=False)
+    off.fit(data)
+    name = ("rule payment.customer_id = payment.rental_id -> rental.customer_id "
+            "(found in the data)")
+    for model, broken in ((synthesizer, False), (off, True)):
+        report = evaluate(data, model.sample(), metadata)  # the rules found in the real data
+        finding = next(f for f in report.validity if f["check"] == name)
+        assert finding["real_violations"] == 0
+        assert (finding["violations"] > 100) if broken else (finding["violations"] == 0)

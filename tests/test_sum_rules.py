@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from hma_db import HMASynthesizer, Metadata, load_synthesizer, read_tables, reflect
+from hma_db import HMASynthesizer, Metadata, evaluate, load_synthesizer, read_tables, reflect
 from hma_db.cli.main import cli
 from hma_db.errors import ConfigError
 from hma_db.jobs.file import load_job
@@ -156,3 +156,12 @@ def test_found_rules_are_switched_off_from_the_command_line_and_the_job_file(tmp
                    'skip_rules = "lines: line_total"\n')
     with pytest.raises(ConfigError, match="skip_rules.*a list of found rules"):
         load_job(job)
+
+
+def test_the_report_counts_the_sums(fitted):
+    synthesizer, data = fitted
+    report = evaluate(data, synthesizer.sample(), synthesizer.get_metadata())
+    rules = {f["check"]: f for f in report.validity if f["check"].startswith("rule ")}
+    for name in ("rule invoice.total = sum(lines.unit_price * lines.quantity) (found in the data)",
+                 "rule line_total = unit_price * quantity (found in the data)"):
+        assert (rules[name]["violations"], rules[name]["real_violations"]) == (0, 0)

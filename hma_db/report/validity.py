@@ -104,12 +104,20 @@ def rule_checks(real: dict[str, pd.DataFrame], synthetic: dict[str, pd.DataFrame
             continue
         origin = {"data": "found in the data", "check": "a CHECK of the source"}.get(
             rule.origin, "declared")
-        broken = int((~rule.is_valid(synthetic[table]).to_numpy(dtype=bool)).sum())
-        finding = _finding(table, rule.columns(), f"rule {rule.describe()} ({origin})", broken,
-                           len(synthetic[table]))
-        finding["real_violations"] = int((~rule.is_valid(real[table]).to_numpy(dtype=bool)).sum())
+        across = getattr(rule, "across_tables", False)  # a sum over children, two key paths
+        if across and not set(rule.tables_read()) <= set(real) & set(synthetic):
+            continue
+        finding = _finding(table, rule.columns(), f"rule {rule.describe()} ({origin})",
+                           _broken(rule, synthetic, across), len(synthetic[table]))
+        finding["real_violations"] = _broken(rule, real, across)
         findings.append(finding)
     return findings
+
+
+def _broken(rule, data: dict[str, pd.DataFrame], across: bool) -> int:
+    """The rows of ``data`` that break ``rule`` (read on every table it spans)."""
+    valid = rule.is_valid_tables(data) if across else rule.is_valid(data[rule.table_name])
+    return int((~valid.to_numpy(dtype=bool)).sum())
 
 
 def _counts_characters(meta: dict, type_: sa.types.TypeEngine | None) -> bool:

@@ -55,6 +55,7 @@ from hma_db.schema.rules import (
     ScalarInequality,
     ScalarRange,
     find_formulas,
+    find_paths,
     find_sums,
     rules_from_check,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "ScalarInequality",
     "ScalarRange",
     "find_formulas",
+    "find_paths",
     "find_sums",
     "rules_from_check",
     "CONSTRAINT_CLASSES",

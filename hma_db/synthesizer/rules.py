@@ -34,6 +34,9 @@ from hma_db.schema import (
     SingleTableProgrammableConstraint,
     as_numbers,
     constraint_from_dict,
+    find_formulas,
+    find_paths,
+    find_sums,
     key_columns,
     relationship_name,
     rules_from_check,
@@ -213,13 +216,16 @@ def untranslated_checks(metadata) -> dict[str, list]:
 
 def known_rules(metadata, data: dict[str, pd.DataFrame]) -> list[Constraint]:
     """The rules a synthesizer fitted on ``data`` would find: each modeled table's CHECKs that
-    translate, then the inequalities that hold in every row (for reports)."""
+    translate, the inequalities and row formulas that hold in every row, then the parent sums
+    and path agreements across tables (for reports)."""
     rules: list[Constraint] = []
-    for table in sorted(metadata.tables):
-        if table in data and table_policy(metadata.tables, table) == "model":
-            checks = check_rules(metadata, table)
-            rules += checks + _new(find_inequalities(metadata, table, data[table]), checks)
-    return rules
+    modeled = {t for t in metadata.tables
+               if t in data and table_policy(metadata.tables, t) == "model"}
+    for table in sorted(modeled):
+        checks = check_rules(metadata, table)
+        rules += checks + _new(find_inequalities(metadata, table, data[table]), checks)
+    return rules + find_formulas(metadata, data, modeled) + find_sums(metadata, data, modeled) \
+        + find_paths(metadata, {t: data[t] for t in modeled})
 
 
 def _new(rules: list[Inequality], known: list) -> list[Inequality]:

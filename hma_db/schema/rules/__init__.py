@@ -7,10 +7,11 @@ the rules found across tables (:class:`PathAgreement`, :class:`ParentSum` and
 :func:`find_sums`) and within a row (:class:`RowFormula`, :func:`find_formulas`).
 """
 
-from hma_db.schema.rules.across import PathAgreement
+from hma_db.schema.rules.across import PathAgreement, find_paths
 from hma_db.schema.rules.check_text import CheckRules, rules_from_check
 from hma_db.schema.rules.scalar import AllowedValues, ScalarInequality, ScalarRange
 from hma_db.schema.rules.sums import ParentSum, RowFormula, find_formulas, find_sums
 
 __all__ = ["AllowedValues", "CheckRules", "ParentSum", "PathAgreement", "RowFormula",
-           "ScalarInequality", "ScalarRange", "find_formulas", "find_sums", "rules_from_check"]
+           "ScalarInequality", "ScalarRange", "find_formulas", "find_paths", "find_sums",
+           "rules_from_check"]

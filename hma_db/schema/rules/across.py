@@ -12,6 +12,9 @@ from __future__ import annotations
 import pandas as pd
 
 from hma_db.schema.constraints import Constraint
+from hma_db.schema.keys import key_columns
+
+MIN_ROWS = 30  # rows where both paths are set, as for the other rules found in the data
 
 
 class PathAgreement(Constraint):
@@ -57,3 +60,40 @@ class PathAgreement(Constraint):
         direct = child[self.column_name]
         holds = (direct == through) | direct.isna() | through.isna()
         return pd.Series(holds.to_numpy(dtype=bool), index=child.index)
+
+
+def find_paths(metadata, data: dict[str, pd.DataFrame]) -> list[PathAgreement]:
+    """The path agreements that hold in every row of ``data``, from the key values (the model
+    finds the same from its links, :mod:`hma_db.model.agree`; this is for reports)."""
+    single = [r for r in metadata.relationships if len(key_columns(r["child_foreign_key"])) == 1
+              and r["parent_table_name"] != r["child_table_name"]]
+    found = []
+    for d in single:
+        child, ancestor = d["child_table_name"], d["parent_table_name"]
+        for v in single:
+            middle = v["parent_table_name"]
+            if v is d or v["child_table_name"] != child or middle in (ancestor, child):
+                continue
+            for u in single:
+                if u["child_table_name"] != middle or u["parent_table_name"] != ancestor:
+                    continue
+                rule = PathAgreement(
+                    key_columns(d["child_foreign_key"])[0], key_columns(v["child_foreign_key"])[0],
+                    middle, key_columns(v["parent_primary_key"])[0],
+                    key_columns(u["child_foreign_key"])[0], table_name=child)
+                if {child, middle} <= set(data) and _holds(rule, data):
+                    rule.origin = "data"
+                    found.append(rule)
+                    break
+    return found
+
+
+def _holds(rule: PathAgreement, data: dict[str, pd.DataFrame]) -> bool:
+    child, middle = data[rule.table_name], data[rule.via_table_name]
+    through = child[rule.via_column_name].map(
+        middle.drop_duplicates(rule.via_key_name).set_index(rule.via_key_name)[
+            rule.via_parent_column_name])
+    both = child[rule.column_name].notna() & through.notna()
+    direct = child.loc[both, rule.column_name]
+    return int(both.sum()) >= MIN_ROWS and direct.nunique() > 1 \
+        and bool((direct == through[both]).all())
