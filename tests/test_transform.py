@@ -147,8 +147,8 @@ def test_few_valued_numbers_keep_their_values_and_order(chinook, chinook_metadat
 
 def test_rare_categories_are_never_emitted(chinook, chinook_metadata):
     frame = chinook["Customer"]
-    counts = frame["Country"].value_counts()
-    frequent, rare = set(counts[counts >= 5].index), set(counts[counts < 5].index)
+    counts = frame["Country"].value_counts()  # a country is kept from 2 rows (public by nature)
+    frequent, rare = set(counts[counts >= 2].index), set(counts[counts < 2].index)
     assert frequent and rare
     tt = _fitted("Customer", chinook_metadata, frame)
     out = tt.reverse_transform(_uniform(tt, 20_000, 5), np.random.default_rng(6))

@@ -22,7 +22,14 @@ import numpy as np
 import pandas as pd
 
 from hma_db.errors import DataError
-from hma_db.schema import BASIC_SDTYPES, Metadata, fake_provider, parse_policy, to_json
+from hma_db.schema import (
+    BASIC_SDTYPES,
+    Metadata,
+    fake_provider,
+    guess_from_name,
+    parse_policy,
+    to_json,
+)
 from hma_db.transform import encoders, generators, keygen, keytime, masking
 from hma_db.transform.personal import provider_for, unique_generate
 
@@ -243,8 +250,11 @@ class Learner:
                     kind: str) -> dict[str, Any]:
         meta = self.columns[column]
         boolean = meta["sdtype"] == "boolean"
-        # Booleans show no rare real value: their domain is known, so every value may appear.
-        spec = encoders.learn_categorical(series, min_count=1 if boolean else self.min_count,
+        # Booleans show no rare real value: their domain is known, so every value may appear;
+        # a country is public by nature: one seen twice is kept (Chinook's 4 German customers).
+        least = min(encoders.CLOSED_MIN_COUNT, self.min_count) if guess_from_name(
+            column) == "country" else self.min_count
+        spec = encoders.learn_categorical(series, min_count=1 if boolean else least,
                                           allowed=meta.get("allowed_values"),
                                           ordered=bool(meta.get("ordered_categories")))
         nulls = bool(series.isna().any())

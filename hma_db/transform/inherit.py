@@ -4,7 +4,7 @@ its customer's address.
 A table's columns are generated table by table, so a child column that holds its parent's
 value in the source (Chinook ``Invoice.BillingAddress`` = the customer's ``Address`` in 412 of
 412 rows, Northwind ``orders.ship_city`` = the customer's ``city`` in 98%) came out equal in
-no synthetic row. At fit, :func:`find` measures for every child text column the share of rows
+no synthetic row. At fit, :func:`find` measures for every child column the share of rows
 that hold the value of a parent column (through a one-column foreign key, null = null counting
 as equal) and keeps the best parent column when:
 
@@ -19,7 +19,9 @@ and :func:`parent_values` applies them after sampling, once the parent's values 
 chosen share of child rows take their parent's synthetic value. The columns copied through one
 foreign key share one draw per row, so a row whose address is copied has its city copied too.
 
-Only text columns are compared (numbers that repeat a parent's belong to the model); a column
+Text is compared with text and numbers with numbers (Chinook ``InvoiceLine.UnitPrice`` is its
+track's ``UnitPrice`` in every row: a copy keeps the price a track sells at, where the model
+drew it apart, correlation 0.00 with the track's price instead of 1.00); a column
 that is not personal data takes no personal (faked) value, so a category keeps the source's
 values; a column derived from another of its row, or that another is derived from
 (:mod:`hma_db.transform.dependencies`), keeps its row's agreement; self-references are left
@@ -43,9 +45,12 @@ _SCREEN = 500  # rows a pair is screened on before it is measured on the sample
 _CHILD_ROLES = ("personal", "modeled", "choice", "generated", "values")
 
 
-def _text(frame: pd.DataFrame, kinds: dict[str, str], roles: dict[str, str],
-          allowed: tuple[str, ...] | None) -> list[str]:
-    return [c for c in frame.columns if kinds.get(c) == "str" and roles.get(c) is not None
+_KINDS = ("str", "int", "float", "decimal")  # values compared as they are
+
+
+def _comparable(frame: pd.DataFrame, kinds: dict[str, str], roles: dict[str, str],
+                allowed: tuple[str, ...] | None) -> list[str]:
+    return [c for c in frame.columns if kinds.get(c) in _KINDS and roles.get(c) is not None
             and (allowed is None or roles[c] in allowed)]
 
 
@@ -69,7 +74,7 @@ def agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 def find(metadata, data: dict[str, pd.DataFrame],
          transformers: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """``{child table: [copy, ...]}``: each child text column that holds a parent column's
+    """``{child table: [copy, ...]}``: each child column that holds a parent column's
     value in most rows (see the module doc), with the foreign key, the parent column and the
     share. ``transformers`` give each column's role and value kind."""
     found: dict[str, list[dict[str, Any]]] = {}
@@ -121,16 +126,19 @@ def _pairs(child: pd.DataFrame, parent: pd.DataFrame, fk: str, pk: str, child_tt
     if len(linked) < MIN_ROWS:
         return []
     roles, parent_roles = child_tt.column_roles(), parent_tt.column_roles()
-    columns = _text(child, child_tt.value_kinds, roles, _CHILD_ROLES)
+    columns = _comparable(child, child_tt.value_kinds, roles, _CHILD_ROLES)
     tied = child_tt.derivation_sources()  # a city whose country is derived from it stays
     columns = [c for c in columns if not child_tt.is_unique(c) and c not in tied]
-    parents = _text(parent, parent_tt.value_kinds, parent_roles, None)
+    parents = _comparable(parent, parent_tt.value_kinds, parent_roles, None)
     found = []
     for column in columns:
         a = child[column].to_numpy(dtype=object)[linked]
         for other in parents:
             if roles[column] != "personal" and parent_roles[other] == "personal":
                 continue  # a category keeps the source's values: no faked value enters it
+            if (child_tt.value_kinds[column] == "str") != \
+                    (parent_tt.value_kinds[other] == "str"):
+                continue  # text against text, numbers against numbers
             b = parent[other].to_numpy(dtype=object)[position]
             if agreement(a[:_SCREEN], b[:_SCREEN])[0] < MIN_SHARE:
                 continue  # most pairs end here, on a few hundred rows
