@@ -17,6 +17,7 @@ from hma_db import HMASynthesizer, Metadata, evaluate, load_synthesizer, read_ta
 from hma_db.cli.main import cli
 from hma_db.errors import ConfigError
 from hma_db.jobs.file import load_job
+from hma_db.jobs.plan import format_plan, plan_job
 from hma_db.jobs.run import run_job
 
 
@@ -165,3 +166,32 @@ def test_the_report_counts_the_sums(fitted):
     for name in ("rule invoice.total = sum(lines.unit_price * lines.quantity) (found in the data)",
                  "rule line_total = unit_price * quantity (found in the data)"):
         assert (rules[name]["violations"], rules[name]["real_violations"]) == (0, 0)
+
+
+def test_reflect_and_plan_list_the_rules(tmp_path):
+    source = _shop_file(tmp_path)
+    engine = sa.create_engine(source)
+    with engine.begin() as conn:  # a CHECK that translates and one that does not
+        conn.exec_driver_sql("CREATE TABLE notes (note_id INTEGER PRIMARY KEY, "
+                             "stars INTEGER CHECK (stars BETWEEN 1 AND 5), "
+                             "body TEXT CHECK (length(body) > 2))")
+        conn.exec_driver_sql(  # 150 rows: not a reference table copied as it is
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 150) "
+            "INSERT INTO notes SELECT i, 1 + i % 5, 'note ' || i FROM n")
+    engine.dispose()
+    result = CliRunner().invoke(cli, ["reflect", source])
+    assert result.exit_code == 0, result.output
+    assert "notes: 1 <= stars <= 5 (a CHECK of the source)" in result.output
+    assert "notes: CHECK (length(body) > 2) (evaluated by the target database" in result.output
+    job = tmp_path / "job.toml"
+    job.write_text(f'source = "{source}"\ntarget = "{tmp_path / "out.sqlite"}"\nseed = 3\n'
+                   f'skip_rules = ["invoice: gross = net + tax"]\n'
+                   f'[model]\npath = "{tmp_path / "model.json"}"\n')
+    before = format_plan(plan_job(load_job(job)))
+    assert "rules found in the data (inequalities, sums, two key paths): at fit" in before
+    run_job(load_job(job))
+    after = format_plan(plan_job(load_job(job)))  # the saved model's rules
+    assert "lines: line_total = unit_price * quantity (found in the data)" in after
+    assert "invoice: invoice.total = sum(lines.unit_price * lines.quantity) (found in the data)" \
+        in after
+    assert "gross = net + tax" not in after

@@ -108,6 +108,11 @@ def metadata_summary(metadata: Metadata, source: str) -> str:
     if kept:
         lines += ["", "Copied as they are (reference tables; --no-reference-tables models them): "
                   + ", ".join(kept)]
+    from hma_db.synthesizer import rule_lines  # here: `hma-db --help` imports no model code
+
+    rules = rule_lines(metadata)
+    lines += ["", "Business rules proposed (kept at sampling; --skip-rule leaves one out):",
+              *[f"  {r}" for r in rules]]
     return "\n".join(lines)
 
 

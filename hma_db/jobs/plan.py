@@ -24,7 +24,7 @@ from hma_db.jobs.file import Job, check_target_schema
 from hma_db.jobs.setup import job_synthesizer, reflect_job
 from hma_db.model import target_rows
 from hma_db.schema import Metadata, relationship_name, table_policy
-from hma_db.synthesizer import check_before_work
+from hma_db.synthesizer import check_before_work, rule_lines
 from hma_db.target import (
     check_target,
     dialect_family,
@@ -82,6 +82,7 @@ class Plan:
     deferred: list[str] = field(default_factory=list)
     table_policies: dict[str, str] = field(default_factory=dict)  # tables kept or emptied
     filters: dict[str, str] = field(default_factory=dict)  # tables' where conditions
+    rules: list[str] = field(default_factory=list)  # the business rules the run keeps
 
     @property
     def ok(self) -> bool:
@@ -227,6 +228,8 @@ def plan_job(job: Job) -> Plan:
             plan.table_policies[table] = policy
         if metadata.tables[table].get("where"):
             plan.filters[table] = metadata.tables[table]["where"]
+    found = model.get_constraints() if model is not None else [] if not job.find_rules else None
+    plan.rules = rule_lines(metadata, found, frozenset(job.skip_rules or ()))
     existing = [t for t, state in states.items() if state.startswith("exists")]
     plan.problems = _problems(plan, existing) + before_work
     plan.deferred = [relationship_name(r) for r in metadata.deferred_relationships()]
@@ -284,6 +287,8 @@ def format_plan(plan: Plan) -> str:
     lines += ["", "Columns (only modeled columns are learned from the source; keys, personal "
                   "data and", "generated-by-type columns are never copied from it; a column with "
                   "a policy does what it says):", *_column_rows(plan), ""]
+    if plan.rules:
+        lines += ["Business rules every written row keeps:", *[f"  {r}" for r in plan.rules], ""]
     if plan.drift:
         lines += ["Schema drift in the existing target tables:",
                   *[f"  - {d}" for d in plan.drift], ""]

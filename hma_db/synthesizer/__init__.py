@@ -19,7 +19,7 @@ from hma_db.synthesizer.preflight import (
     refuse_before_work,
     row_ceiling_problem,
 )
-from hma_db.synthesizer.rules import known_rules
+from hma_db.synthesizer.rules import known_rules, rule_lines
 from hma_db.synthesizer.state import FittedState
 
 __all__ = [
@@ -40,5 +40,6 @@ __all__ = [
     "read_source",
     "refuse_before_work",
     "row_ceiling_problem",
+    "rule_lines",
     "sample_and_write",
 ]

@@ -214,6 +214,30 @@ def untranslated_checks(metadata) -> dict[str, list]:
     return out
 
 
+def rule_lines(metadata, found: list | None = None, skip: frozenset[str] = frozenset()
+               ) -> list[str]:
+    """The rules a run keeps, one line each, for ``reflect`` and ``plan``: the source's CHECKs
+    (as rules, or evaluated by the target), then ``found`` (a fitted model's rules found in
+    the data; None: not known before the fit). Labels in ``skip`` are marked left out."""
+    lines = []
+    for table in sorted(metadata.tables):
+        if table_policy(metadata.tables, table) != "model":
+            continue
+        for check in table_checks(metadata, table):
+            lines += [f"{rule_label(r)} (a CHECK of the source)"
+                      + ("  [left out: skip_rules]" if rule_label(r) in skip else "")
+                      for r in check.rules]
+            if not check.translated:
+                lines.append(f"{table}: {check.label()} (evaluated by the target database on "
+                             "the sampled rows)")
+    if found is None:
+        lines.append("rules found in the data (inequalities, sums, two key paths): at fit")
+    else:
+        lines += [f"{rule_label(r)} (found in the data)" for r in found
+                  if getattr(r, "origin", "") == "data"]
+    return lines
+
+
 def known_rules(metadata, data: dict[str, pd.DataFrame]) -> list[Constraint]:
     """The rules a synthesizer fitted on ``data`` would find: each modeled table's CHECKs that
     translate, the inequalities and row formulas that hold in every row, then the parent sums
