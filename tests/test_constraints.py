@@ -85,6 +85,13 @@ def deals():
 
 
 def test_each_predefined_class_holds_in_every_sampled_row(deals):
+    for scale in (1, 3):  # whole and in chunks
+        chunks = list(deals.sample_chunks(scale=scale, chunk_rows=150))
+        assert len(chunks) > 1
+        whole = pd.concat([c["deals"] for c in chunks], ignore_index=True)
+        for rule in RULES:
+            assert rule.is_valid(whole).all(), rule
+        deals.validate_constraints({"deals": whole})
     out = deals.sample(scale=3.0)["deals"]
     assert len(out) == 3 * N
     for rule in RULES:
