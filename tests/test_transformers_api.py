@@ -232,3 +232,23 @@ def test_sdv_dictionary_constraints_with_a_custom_class():
     synthesizer.fit_processed_data(processed)
     fee = synthesizer.sample(1.0)["guests"]["fee"]
     assert fee.between(0.9 * data["guests"]["fee"].min(), 1.1 * data["guests"]["fee"].max()).all()
+
+
+def test_an_alternate_key_takes_unique_faker_values():
+    metadata = Metadata.load_from_dict({"tables": {"users": {
+        "primary_key": "user_id", "alternate_keys": ["login"], "columns": {
+            "user_id": {"sdtype": "id"}, "login": {"sdtype": "id"},
+            "age": {"sdtype": "numerical"}}}}})
+    real = pd.DataFrame({"user_id": range(300), "login": [f"L{i:05d}" for i in range(300)],
+                         "age": np.random.default_rng(0).integers(18, 80, 300)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        synthesizer = HMASynthesizer(metadata, verbose=False, seed=3)
+    with pytest.raises(SynthesizerInputError, match="'login' is an alternate key"):
+        synthesizer.update_transformers("users", {"login": PseudoAnonymizedFaker(
+            provider_name="internet", function_name="user_name")})
+    synthesizer.update_transformers("users", {"login": AnonymizedFaker(
+        provider_name="internet", function_name="email")})
+    synthesizer.fit({"users": real})
+    logins = synthesizer.sample(2.0)["users"]["login"]
+    assert logins.is_unique and logins.str.contains("@").all()

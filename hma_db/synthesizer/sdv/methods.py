@@ -20,6 +20,7 @@ from typing import Any
 from hma_db.errors import SynthesizerInputError
 from hma_db.schema import Metadata
 from hma_db.synthesizer.sdv import transformers as specs
+from hma_db.transform import unique_columns
 
 REFIT_WARNING = "For this change to take effect, please refit the synthesizer using `fit`."
 NO_TRANSFORMERS = ("No transformers were returned in 'get_transformers'. Use "
@@ -65,6 +66,7 @@ class SDVMethods:
             raise SynthesizerInputError("update_transformers takes {column name: transformer}.")
         keys = set(self.metadata.primary_key(table_name)) | set(
             self.metadata.foreign_key_columns(table_name))
+        unique = unique_columns(self.metadata, table_name) - keys
         chosen = {}
         for column, transformer in column_name_to_transformer.items():
             where = f"'{table_name}.{column}'"
@@ -76,6 +78,12 @@ class SDVMethods:
                     f"Column '{column}' is a key. It cannot be preprocessed using the "
                     f"'{spec['class_name']}' transformer; hma_db generates keys (a "
                     "RegexGenerator sets their shape).")
+            if column in unique and spec is not None and spec["class_name"] not in (
+                    "RegexGenerator", "AnonymizedFaker"):
+                raise SynthesizerInputError(
+                    f"Column '{column}' is an alternate key. It cannot be preprocessed using the "
+                    f"'{spec['class_name']}' transformer; its values are generated unique (an "
+                    "AnonymizedFaker or a RegexGenerator sets how).")
             chosen[column] = spec
         self._transformer_choices.setdefault(table_name, {}).update(chosen)
         if self.table_transformers:
@@ -138,10 +146,10 @@ class SDVMethods:
             return metadata
         view = metadata.copy()
         for table, chosen in self._transformer_choices.items():
-            columns = view.tables[table]["columns"]
+            columns, unique = view.tables[table]["columns"], unique_columns(view, table)
             for column, spec in chosen.items():
                 columns[column] = specs.column_settings(spec, columns[column],
-                                                        f"'{table}.{column}'")
+                                                        f"'{table}.{column}'", column in unique)
         return view
 
     def transformer_choices(self) -> dict[str, dict[str, dict | None]]:

@@ -121,8 +121,9 @@ def _one_locale(locales: Any) -> str | None:
 
 
 def column_settings(spec: dict[str, Any] | None, column_meta: dict[str, Any],
-                    where: str) -> dict[str, Any]:
-    """The column's metadata with the chosen transformer applied (a new dict)."""
+                    where: str, unique: bool = False) -> dict[str, Any]:
+    """The column's metadata with the chosen transformer applied (a new dict); ``unique``: the
+    column is an alternate key, whose Faker values stay unique."""
     meta = dict(column_meta)
     if spec is None:
         return meta
@@ -138,6 +139,10 @@ def column_settings(spec: dict[str, Any] | None, column_meta: dict[str, Any],
         meta["fake_unique"] = params.get("cardinality_rule") == "unique" or \
             bool(params.get("enforce_uniqueness"))
         meta["pseudonymous"] = name == "PseudoAnonymizedFaker"
+        if unique:  # an alternate key takes no policy: unique personal data of that method
+            for key in ("policy", "fake_unique", "pseudonymous"):
+                meta.pop(key)
+            meta.update(sdtype=function, pii=True)
     elif name == "RegexGenerator":
         meta.update(sdtype="id", regex_format=params["regex_format"])
     elif name == "FloatFormatter":
