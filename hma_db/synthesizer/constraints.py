@@ -134,6 +134,10 @@ class Gap:
         # so the model does not see it (one column fewer per rule for the copula and its
         # parents' aggregates).
         self.replaced = False
+        # The gap modeled relative to the low (log(gap / low)) where that is much tighter than
+        # the gap itself: a track's bytes are its milliseconds times a bitrate, and a copula
+        # keeps the ratio far better than a gap spanning six orders of magnitude.
+        self.relative = False
 
     def fit(self, frame: pd.DataFrame, fmt: str | None) -> None:
         self.rep = _representation(frame[self.high], fmt)
@@ -147,11 +151,22 @@ class Gap:
             float(np.median(positive)) * 1e-3
         present = gap[~np.isnan(gap)]
         lows = self._lows(frame)
+        self.relative = self._tighter_relative(gap, lows)
         self.nullable = bool((np.isnan(values[0]) & ~np.isnan(lows)).any())
         self.replaced = not bool((~np.isnan(values[0]) & np.isnan(lows)).any())
         if len(present):
             self.bounds = [float(np.nanmin(values[0])), float(np.nanmax(values[0]))]
             self.quantiles = np.quantile(present, np.linspace(0, 1, QUANTILES)).tolist()
+
+    def _tighter_relative(self, gap: np.ndarray, lows: np.ndarray) -> bool:
+        """Numbers only, every low above 0 and every gap too: is log(gap / low) at most half
+        as spread (in standard deviations) as log(gap)?"""
+        both = ~np.isnan(gap) & ~np.isnan(lows)
+        if self.rep != "number" or both.sum() < 2 or (lows[both] <= 0).any() \
+                or (gap[both] <= 0).any():
+            return False
+        spread = np.std(np.log(gap[both]))
+        return bool(np.std(np.log(gap[both] / lows[both])) <= 0.5 * spread)
 
     def unbound(self) -> None:
         """Let high leave its real range (enforce_min_max_values=False)."""
@@ -197,7 +212,9 @@ class Gap:
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         gap = self._gap(frame)
         with np.errstate(divide="ignore", invalid="ignore"):
-            if self.unit:
+            if self.relative:  # every real gap and low is above 0 (see fit)
+                y = np.log(gap / self._lows(frame))
+            elif self.unit:
                 y = np.log1p(np.rint(gap / self.unit) - (1 if self.strict else 0))
             else:
                 y = np.log(gap + self.eps)
@@ -205,12 +222,16 @@ class Gap:
 
     def reverse(self, frame: pd.DataFrame) -> pd.DataFrame:
         y = pd.to_numeric(frame[self.column], errors="coerce").to_numpy(dtype=float)
+        lows = self._lows(frame)
         # abs: a log sampled below the real minimum folds back above 0 rather than onto it.
-        if self.unit:
+        if self.relative:  # above 0 whatever is drawn; whole units rounded up, so never 0
+            gap = np.exp(y) * np.abs(lows)
+            if self.unit:
+                gap = np.ceil(gap / self.unit) * self.unit
+        elif self.unit:
             gap = (np.rint(np.abs(np.expm1(y))) + (1 if self.strict else 0)) * self.unit
         else:
             gap = np.abs(np.exp(y) - self.eps)
-        lows = self._lows(frame)
         gap = self._within(gap, lows)
         derived = ~np.isnan(lows)
         out = frame.drop(columns=[self.column])
@@ -229,7 +250,7 @@ class Gap:
         return {"kind": "gap", "high": self.high, "lows": self.lows, "strict": self.strict,
                 "column": self.column, "rep": self.rep, "unit": self.unit, "eps": self.eps,
                 "bounds": self.bounds, "quantiles": self.quantiles, "nullable": self.nullable,
-                "replaced": self.replaced}
+                "replaced": self.replaced, "relative": self.relative}
 
     def meta(self) -> dict[str, dict]:
         return {self.column: {"sdtype": "numerical", "computer_representation": "Float"}}
@@ -399,6 +420,7 @@ class TableRules:
                 step.quantiles = [float(x) for x in s.get("quantiles", [])]
                 step.nullable = bool(s.get("nullable", False))
                 step.replaced = bool(s.get("replaced", False))
+                step.relative = bool(s.get("relative", False))
             elif s["kind"] == "category":
                 step = Category([str(x) for x in s["columns"]], bool(s["one_hot"]), str(s["column"]))
                 if s["combinations"] is not None:
