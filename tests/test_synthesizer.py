@@ -604,10 +604,10 @@ def test_categorical_columns_and_missing_values_are_modeled(chinook, fitted_chin
     assert set(synthetic["BillingCountry"]) <= set(counts[counts >= 5].index)
     shares = synthetic["BillingCountry"].value_counts(normalize=True)
     assert abs(shares.get("USA", 0) - counts["USA"] / counts.sum()) < 0.06
-    # A categorical column with nulls keeps its null share (within 5 points).
+    # A column with nulls keeps its null share (within 5 points): BillingState, the customers'
+    # states (personal data found from its values), like the customer's State it copies.
     assert real["BillingState"].isna().any()
     assert abs(synthetic["BillingState"].isna().mean() - real["BillingState"].isna().mean()) < 0.05
-    assert set(synthetic["BillingState"].dropna()) <= set(real["BillingState"].dropna())
     tracks, real_tracks = fitted_chinook.sample(scale=1.0)["Track"], chinook[1]["Track"]
     assert abs(tracks["Composer"].isna().mean() - real_tracks["Composer"].isna().mean()) < 0.05
 

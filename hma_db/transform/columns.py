@@ -251,9 +251,9 @@ class Learner:
         meta = self.columns[column]
         boolean = meta["sdtype"] == "boolean"
         # Booleans show no rare real value: their domain is known, so every value may appear;
-        # a country is public by nature: one seen twice is kept (Chinook's 4 German customers).
-        least = min(encoders.CLOSED_MIN_COUNT, self.min_count) if guess_from_name(
-            column) == "country" else self.min_count
+        # nor does a country, public by nature and shared by millions: its values are kept
+        # (Chinook's invoices keep their 24 countries, copied from their customers).
+        least = 1 if guess_from_name(column) == "country" else self.min_count
         spec = encoders.learn_categorical(series, min_count=1 if boolean else least,
                                           allowed=meta.get("allowed_values"),
                                           ordered=bool(meta.get("ordered_categories")))

@@ -52,7 +52,12 @@ def faker_for(locales: tuple[str, ...]):
     """
     from faker import Faker
 
-    return Faker(list(locales), use_weighting=False)
+    fake = Faker(list(locales), use_weighting=False)
+    if "it_IT" in locales:  # its cities are a list made from a set: an order per process
+        for provider in fake["it_IT"].providers:
+            if isinstance(getattr(provider, "cities", None), list):
+                provider.cities = sorted(provider.cities)  # the same seed, the same city
+    return fake
 
 
 def provider_for(sdtype: str, column: str, where: str) -> str:
