@@ -86,14 +86,14 @@ class ParentSum(Constraint):
         return pd.Series(True, index=data.index)
 
     def sums(self, data: dict[str, pd.DataFrame]) -> np.ndarray:
-        """Each parent row's sum over its children in ``data``."""
+        """Each parent row's sum over the children in ``data`` that reference its key (as a
+        join would: two rows with one key both get that key's children)."""
         parent, child = data[self.table_name], data[self.child_table_name]
-        position = pd.Series(np.arange(len(parent)), index=parent[self.key_name].to_numpy())
-        position = position[~position.index.duplicated()]
-        at = child[self.child_foreign_key].map(position).to_numpy(dtype=float, na_value=np.nan)
         term = np.prod([numbers(child[c]) for c in self.child_column_names], axis=0)
-        keep = ~np.isnan(at) & ~np.isnan(term)
-        return np.bincount(at[keep].astype(np.int64), weights=term[keep], minlength=len(parent))
+        keep = ~np.isnan(term) & child[self.child_foreign_key].notna().to_numpy()
+        by_key = pd.Series(term[keep]).groupby(
+            child[self.child_foreign_key].to_numpy()[keep]).sum()
+        return parent[self.key_name].map(by_key).fillna(0.0).to_numpy(dtype=float)
 
     def is_valid_tables(self, data: dict[str, pd.DataFrame]) -> pd.Series:
         """Per parent row: is the column its children's sum (NULL passes)?"""
