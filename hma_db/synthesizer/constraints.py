@@ -6,8 +6,9 @@ that every value the model can sample is valid, and turns the decoded columns ba
 * ``Inequality`` / ``Range``: the high column also gets a *gap* column ``high.gap``,
   ``log(high - low + eps)`` (in seconds for timestamps, days for dates, whole units when both
   columns hold whole numbers), or ``log((high - low) / low)`` for positive numbers whose ratio
-  is far tighter than the gap (bytes over milliseconds). After sampling ``high = max(lows) + gap``, and any sampled gap decodes to one at
-  least 0 (at least one unit, or above 0, when strict): the rule holds by construction, and no
+  is far tighter than the gap (bytes over milliseconds). After sampling
+  ``high = max(lows) + gap``, and any sampled gap decodes to one at least 0 (at least one
+  unit, or above 0, when strict): the rule holds by construction, and no
   value is clipped onto the boundary. A high column with several lows (found rules) takes the
   largest, and chains (``a <= b <= c``) decode in column order. Where every low is NULL the
   high column keeps its own modeled value;
