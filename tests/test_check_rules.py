@@ -108,7 +108,7 @@ def test_check_forms_of_each_dialect_translate():
         assert not rules_from_check(text, cols, "t").translated, text
 
 
-def test_translated_checks_are_kept_and_the_others_named_in_a_warning(source):
+def test_translated_checks_are_kept_and_the_others_named_in_a_warning(source, tmp_path):
     metadata = reflect(source)
     synthesizer = HMASynthesizer(metadata, verbose=False, seed=1, find_rules=False)
     synthesizer.fit(read_tables(source, metadata))
@@ -122,6 +122,9 @@ def test_translated_checks_are_kept_and_the_others_named_in_a_warning(source):
     synthesizer.validate_constraints(out)
     pack = out["orders"]["pack"].dropna().to_numpy()
     assert (pack % 2 != 0).any()  # without a database nothing keeps the untranslated CHECK
+    for chunk_rows in (None, 100):
+        with pytest.warns(UserWarning, match=r"not evaluated by sample.*length\(code\) = 3"):
+            synthesizer.sample_to_directory(tmp_path / f"csv_{chunk_rows}", chunk_rows=chunk_rows)
 
 
 @pytest.mark.parametrize("target", ["sqlite", "postgres", "mariadb"])
