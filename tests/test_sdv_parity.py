@@ -472,6 +472,31 @@ def test_sdv_dictionary_constraints_name_hma_db_classes():
                                       "constraint_parameters": {}}])
 
 
+
+def test_fixed_combinations_all_rare_sample_known_pairs():
+    # Each pair is seen once: the category model never emits a rare code, so what it draws must
+    # still become one of the real pairs (it used to index past the list).
+    data = {"p": pd.DataFrame({"id": [1, 2, 3]}),
+            "c": pd.DataFrame({"id": range(4), "pid": [1, 2, 2, 1],
+                               "dept": ["HR", "IT", "HR", "Finance"],
+                               "office": ["Boston", "NYC", "LA", "Chicago"]})}
+    metadata = Metadata.load_from_dict({
+        "tables": {
+            "p": {"primary_key": "id", "columns": {"id": {"sdtype": "id"}}},
+            "c": {"primary_key": "id", "columns": {
+                "id": {"sdtype": "id"}, "pid": {"sdtype": "id"},
+                "dept": {"sdtype": "categorical"}, "office": {"sdtype": "categorical"}}}},
+        "relationships": [{"parent_table_name": "p", "parent_primary_key": "id",
+                           "child_table_name": "c", "child_foreign_key": "pid"}]})
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=1)
+    synthesizer.add_constraints([{"constraint_class": "FixedCombinations", "table_name": "c",
+                                  "constraint_parameters": {"column_names": ["dept", "office"]}}])
+    synthesizer.fit(data)
+    out = synthesizer.sample(5.0)["c"]
+    assert len(out) > 0
+    pairs = set(zip(data["c"]["dept"], data["c"]["office"], strict=True))
+    assert set(zip(out["dept"], out["office"], strict=True)) <= pairs
+
 # ---------------------------------------------------------------------- distributions
 def test_a_named_distribution_is_used_as_asked():
     rng = np.random.default_rng(0)

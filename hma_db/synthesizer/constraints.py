@@ -285,7 +285,10 @@ class Category:
             out = {c: (code == c).astype(int) for c in self.columns}
         else:
             rows = pd.to_numeric(pd.Series(code).str[1:], errors="coerce").fillna(0).astype(int)
-            taken = self.combinations.iloc[rows.to_numpy()].reset_index(drop=True)
+            # When every combination was rare the category model emits new codes (rare values
+            # are never sampled): they wrap onto the known combinations, the only ones allowed.
+            rows = rows.to_numpy() % max(len(self.combinations), 1)
+            taken = self.combinations.iloc[rows].reset_index(drop=True)
             out = {c: taken[c].to_numpy() for c in self.columns}
         return frame.drop(columns=[self.column]).assign(**out)
 
