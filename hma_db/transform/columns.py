@@ -246,6 +246,14 @@ class Learner:
         return {"role": "choice", "values": [to_json(v) for v in counts.index],
                 "weights": [float(c) for c in counts.to_numpy()], "null_share": null_share(series)}
 
+    def tiny(self, series: pd.Series) -> dict[str, Any]:
+        """A table of at most ``min_category_count`` rows (a lookup list, a test fixture): its
+        values drawn in their proportions, as SDV samples them. Every value of such a table is
+        below the count, so the rare-value rule would leave nothing of the column but words."""
+        counts = series.dropna().value_counts()
+        return {"role": "choice", "values": [to_json(v) for v in counts.index],
+                "weights": [float(c) for c in counts.to_numpy()], "null_share": null_share(series)}
+
     def categorical(self, column: str, series: pd.Series, dtype: str,
                     kind: str) -> dict[str, Any]:
         meta = self.columns[column]
@@ -267,6 +275,8 @@ class Learner:
                 return {"role": "constant", "value": None, "null_share": 1.0}
             if encoders.is_closed_vocabulary(series):
                 return self.vocabulary(series)
+            if len(series) <= self.min_count:  # too few rows for any value to be frequent
+                return self.tiny(series)
             return self.generated(column, series, dtype, kind, "number" if kind in (
                 "int", "float") else meta.get("generator", "text"))  # a SET: 'set
         if len(categories) == 1 and spec["counts"][0] + series.isna().sum() == len(series) \
