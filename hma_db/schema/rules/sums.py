@@ -165,32 +165,59 @@ def _like(old: pd.Series, values: np.ndarray, digits: int) -> pd.Series:
     return new.where(old.notna(), old)
 
 
+PREFILTER_ROWS = 8  # rows every pair is tried on at once before the survivors see them all
+
+
 def find_formulas(metadata, data: dict[str, pd.DataFrame], tables: set[str]) -> list[RowFormula]:
     """Columns that are the sum or product of two other number columns of their own row in
-    every real row (at least :data:`MIN_PARENTS` rows, none of the three constant)."""
+    every real row (at least :data:`MIN_PARENTS` rows, none of the three constant).
+
+    Every pair is tried at once on a few rows (:data:`PREFILTER_ROWS`) with numpy; only the
+    pairs that hold there are checked on every row. A 200-column table has 3.9 million
+    (target, pair, operation) triples: one by one they took minutes, this way well under a
+    second."""
     found = []
     for table in sorted(tables & set(data)):
         frame, columns = data[table], _number_columns(metadata, table)
-        varied = [c for c in columns if np.nanstd(numbers(frame[c])) > 0] if len(frame) else []
-        for target in varied:
-            for pair, operation in itertools.product(
-                    itertools.combinations([c for c in varied if c != target], 2),
-                    ("product", "sum")):
-                rule = RowFormula(target, list(pair), operation, table_name=table)
-                value = numbers(frame[target])
-                present = ~np.isnan(value) & ~np.isnan(rule.value(frame))
-                if present.sum() < MIN_PARENTS:
-                    continue
-                rule.digits = decimals(value)
-                if rule.is_valid(frame).to_numpy()[present].all():
-                    rule.origin = "data"
-                    found.append(rule)
-                    logger.info("table %s: found in every row: %s", table, rule.describe())
-                    break
-            else:
-                continue
-            break  # one formula per table: a second could be derived from the first
+        if len(frame) < MIN_PARENTS or len(columns) < 3:
+            continue
+        matrix = np.column_stack([numbers(frame[c]) for c in columns])
+        with np.errstate(invalid="ignore"):
+            varied = np.nanstd(matrix, axis=0) > 0
+        names = [c for c, keep in zip(columns, varied, strict=True) if keep]
+        rule = _first_formula(table, frame, names, matrix[:, varied])
+        if rule is not None:  # one formula per table: a second could be derived from the first
+            rule.origin = "data"
+            found.append(rule)
+            logger.info("table %s: found in every row: %s", table, rule.describe())
     return found
+
+
+def _first_formula(table: str, frame: pd.DataFrame, names: list[str], matrix: np.ndarray
+                   ) -> RowFormula | None:
+    for t, target in enumerate(names):
+        value = matrix[:, t]
+        rows = np.flatnonzero(~np.isnan(value))
+        if len(rows) < MIN_PARENTS:
+            continue
+        digits = decimals(value)
+        others = [k for k in range(len(names)) if k != t]
+        few = rows[:PREFILTER_ROWS]
+        terms = matrix[np.ix_(few, others)]
+        goal = value[few][:, None, None]
+        tolerance = 0.5 * 10.0 ** -digits + 1e-9 * np.abs(goal)
+        for operation in ("product", "sum"):
+            made = terms[:, :, None] * terms[:, None, :] if operation == "product" \
+                else terms[:, :, None] + terms[:, None, :]
+            with np.errstate(invalid="ignore"):
+                holds = np.all((np.abs(goal - made) <= tolerance) | np.isnan(made), axis=0)
+            for a, b in zip(*np.nonzero(np.triu(holds, k=1)), strict=True):
+                rule = RowFormula(target, [names[others[a]], names[others[b]]], operation,
+                                  digits, table_name=table)
+                present = ~np.isnan(value) & ~np.isnan(rule.value(frame))
+                if present.sum() >= MIN_PARENTS and rule.is_valid(frame).to_numpy()[present].all():
+                    return rule
+    return None
 
 
 def _number_columns(metadata, table: str) -> list[str]:
