@@ -426,6 +426,46 @@ def test_an_integer_id_follows_its_regex_format(regex, digits, tmp_path):
     assert str(out["t"]["id"].dtype) == ("int64" if digits <= 18 else "object")
 
 
+def test_an_int64_key_whose_regex_overflows_it_warns_naming_the_key():
+    metadata, data = _keyed("[1-9]{21}")
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=4)
+    synthesizer.fit(data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = synthesizer.sample(1.0)
+    messages = [str(w.message) for w in caught]
+    assert messages == [
+        "The real data in 't' and column 'id' was stored as 'int64' but the synthetic data "
+        "overflowed when casting back to this type. If this is a problem, please check your "
+        "input data and metadata settings."]
+    assert out["c"]["tid"].isin(out["t"]["id"]).all()
+    metadata, data = _keyed("[1-9]{17}")  # fits int64: no warning
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=4)
+    synthesizer.fit(data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        synthesizer.sample(1.0)
+    assert not caught
+
+
+def test_keys_beyond_64_bits_in_the_source_stay_exact():
+    # Python integers of 20 digits (pandas keeps them as objects) and a 20-digit regex.
+    metadata, _ = _keyed("[1-9]{20}")
+    big = 99999999999999999990
+    data = {"t": pd.DataFrame({"id": [big + i for i in range(30)], "x": np.arange(30.0)}),
+            "c": pd.DataFrame({"cid": range(60), "tid": [big + i % 30 for i in range(60)]})}
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=4)
+    synthesizer.fit(data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = synthesizer.sample(1.0)
+    assert not caught
+    ids = out["t"]["id"]
+    assert ids.map(lambda v: type(v) is int).all() and ids.is_unique
+    assert ids.astype(str).str.fullmatch("[1-9]{20}").all()
+    assert out["c"]["tid"].isin(ids).all()
+
+
 def test_postal_code_is_an_sdtype():
     metadata = Metadata()
     metadata.add_table("t")

@@ -172,7 +172,10 @@ def _to_objects(series: pd.Series, kind: str, digits: int | None) -> pd.Series:
         seconds = pd.to_timedelta(pd.to_numeric(series), unit="s").round("us")
         out = (pd.Timestamp(0) + seconds).dt.time
     elif kind == "int":
-        out = pd.to_numeric(series).round().astype("Int64").astype(object)
+        if pd.api.types.infer_dtype(series, skipna=True) == "integer":
+            out = series.astype(object)  # Python integers (beyond 64 bits too): kept exact
+        else:
+            out = pd.to_numeric(series).round().astype("Int64").astype(object)
     elif kind == "float":
         out = pd.to_numeric(series).astype(object)
     elif kind == "str":

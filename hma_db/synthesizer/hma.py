@@ -68,6 +68,7 @@ from hma_db.synthesizer.sdv.compat import (
     day,
     restore_labels,
     string_labels,
+    warn_overflowed_keys,
     warn_small_scale,
 )
 from hma_db.synthesizer.sdv.methods import SDVMethods
@@ -471,6 +472,8 @@ class HMASynthesizer(SDVMethods):
                                  on_rows=None if bar is None else lambda table, rows: bar.update())
         if bar is not None:
             bar.close()
+        warn_overflowed_keys(out, self.metadata, {
+            t: dict(tf.source_dtypes) for t, tf in fitted.transformers.items()})
         return restore_labels(out, self._labels)
 
     def sample_scale(self, scale: float = 1.0) -> dict[str, pd.DataFrame]:

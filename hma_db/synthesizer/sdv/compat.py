@@ -8,7 +8,9 @@
   with ``0`` is refused at ``fit`` (the generated text would not read back as the same integer);
 - column labels that are not strings (``0``, ``1.5``): SDV's metadata names columns by strings,
   so the data is renamed on the way in and back on the way out;
-- a ``scale`` that leaves a table with less than one row warns, with SDV's message.
+- a ``scale`` that leaves a table with less than one row warns, with SDV's message;
+- an integer primary key whose ``regex_format`` writes more digits than its source dtype holds
+  comes out as exact Python integers, with SDV's overflow warning naming the table and column.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ UPDATED_METADATA_WARNING = (
 SMALL_SCALE_WARNING = (
     "The 'scale' parameter is too small. Some tables may have 1 row. For better quality data, "
     "please choose a larger scale.")
+OVERFLOW_WARNING = (
+    "The real data in '{table}' and column '{column}' was stored as '{dtype}' but the synthetic "
+    "data overflowed when casting back to this type. If this is a problem, please check your "
+    "input data and metadata settings.")
 # Regex syntax the key generator does not expand: groups, alternatives, look-arounds.
 _COMPLEX_REGEX = ("(", ")", "|")
 # What a leading character class or escape can produce, for the "can start with 0" check.
@@ -142,6 +148,20 @@ def warn_small_scale(full_sizes: dict[str, int], scale: float) -> None:
     one)."""
     if any(rows > 0 and rows * scale < 1 for rows in full_sizes.values()):
         warnings.warn(SMALL_SCALE_WARNING, UserWarning, stacklevel=3)
+
+
+def warn_overflowed_keys(tables: dict[str, pd.DataFrame], metadata: Metadata,
+                         source_dtypes: dict[str, dict[str, str]]) -> None:
+    """SDV's warning for each primary key whose source was a fixed-width integer and whose
+    sampled values did not fit it (they are Python integers: exact, dtype ``object``)."""
+    for table in metadata.tables:
+        key = metadata.tables[table].primary_key
+        dtype = source_dtypes.get(table, {}).get(key) if isinstance(key, str) else None
+        frame = tables.get(table)
+        if dtype and pd.api.types.is_integer_dtype(dtype) and frame is not None \
+                and key in frame and frame[key].dtype == object:
+            warnings.warn(OVERFLOW_WARNING.format(table=table, column=key, dtype=dtype),
+                          UserWarning, stacklevel=3)
 
 
 def day(timestamp: str | None) -> str | None:
