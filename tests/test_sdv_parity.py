@@ -540,11 +540,13 @@ def test_fixed_combinations_all_rare_sample_known_pairs():
 
 def test_a_tiny_table_samples_its_categories_and_a_larger_one_hides_rare_ones():
     # 3 rows: no value can reach min_category_count, so the values come out as SDV gives them;
-    # in 40 rows the value seen once still never comes out.
+    # in 40 rows the value seen once still never comes out, nor the value of a one-row table.
     metadata = Metadata.load_from_dict({"tables": {
         "small": {"columns": {"dept": {"sdtype": "categorical"}}},
+        "one": {"columns": {"dept": {"sdtype": "categorical"}}},
         "big": {"columns": {"dept": {"sdtype": "categorical"}}}}})
     data = {"small": pd.DataFrame({"dept": ["HR", "IT", "Ops"]}),
+            "one": pd.DataFrame({"dept": ["Secret"]}),
             "big": pd.DataFrame({"dept": ["HR"] * 20 + ["IT"] * 19 + ["Secret"]})}
     synthesizer = HMASynthesizer(metadata, verbose=False, seed=3)
     synthesizer.fit(data)
@@ -552,6 +554,7 @@ def test_a_tiny_table_samples_its_categories_and_a_larger_one_hides_rare_ones():
     assert out["small"]["dept"].isin(["HR", "IT", "Ops"]).all()
     assert out["small"]["dept"].nunique() > 1
     assert out["big"]["dept"].isin(["HR", "IT"]).all()
+    assert not out["one"]["dept"].isin(["Secret"]).any()
 
 # ---------------------------------------------------------------------- distributions
 def test_a_named_distribution_is_used_as_asked():

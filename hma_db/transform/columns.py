@@ -247,9 +247,9 @@ class Learner:
                 "weights": [float(c) for c in counts.to_numpy()], "null_share": null_share(series)}
 
     def tiny(self, series: pd.Series) -> dict[str, Any]:
-        """A table of at most ``min_category_count`` rows (a lookup list, a test fixture): its
-        values drawn in their proportions, as SDV samples them. Every value of such a table is
-        below the count, so the rare-value rule would leave nothing of the column but words."""
+        """A table of at most ``min_category_count`` rows (a lookup list, a test fixture) with
+        at least two values: drawn in their proportions, as SDV samples them. Every value of
+        such a table is below the count, so the rare-value rule would leave only words."""
         counts = series.dropna().value_counts()
         return {"role": "choice", "values": [to_json(v) for v in counts.index],
                 "weights": [float(c) for c in counts.to_numpy()], "null_share": null_share(series)}
@@ -275,7 +275,8 @@ class Learner:
                 return {"role": "constant", "value": None, "null_share": 1.0}
             if encoders.is_closed_vocabulary(series):
                 return self.vocabulary(series)
-            if len(series) <= self.min_count:  # too few rows for any value to be frequent
+            # Too few rows for any value to be frequent; one value alone would copy its row.
+            if len(series) <= self.min_count and series.nunique() > 1:
                 return self.tiny(series)
             return self.generated(column, series, dtype, kind, "number" if kind in (
                 "int", "float") else meta.get("generator", "text"))  # a SET: 'set
