@@ -37,7 +37,7 @@ def chinook():
 @pytest.fixture(scope="module")
 def chinook_metadata(chinook):
     metadata = Metadata.detect_from_dataframes(chinook)
-    metadata.update_column("Customer", "Country", sdtype="categorical", nullable=False)
+    metadata.update_column("Country", "Customer", sdtype="categorical", nullable=False)
     metadata.update_column("Customer", "Email", sdtype="email", pii=True, max_length=60)
     metadata.add_alternate_keys("Customer", ["Email"])
     metadata.update_column("Customer", "SupportRepId", sdtype="id", nullable=False)

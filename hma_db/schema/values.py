@@ -91,7 +91,8 @@ def restore(values: Any, dtype: str, kind: str = "none", *, digits: int | None =
     if dtype.startswith("timedelta64"):
         return pd.to_timedelta(series).astype(dtype)
     if is_integer_dtype(dtype):
-        if series.dtype == object and len(series) and type(series.iloc[0]) is int:
+        if series.dtype == object and len(series) and type(series.iloc[0]) is int \
+                and _beyond_int64(series):
             return series  # Python integers beyond int64 (a key's regex_format): kept exact
         numbers = _integer_range(pd.to_numeric(series).round(), dtype)
         if dtype[0].islower() and numbers.isna().any():
@@ -109,6 +110,13 @@ def restore(values: Any, dtype: str, kind: str = "none", *, digits: int | None =
     if dtype.startswith("string"):
         return series.astype(dtype)
     return _to_objects(series, kind, digits)
+
+
+def _beyond_int64(series: pd.Series) -> bool:
+    """Whether an object column of Python integers holds one that int64 cannot (a constant
+    column of small ones is restored to its dtype like any other)."""
+    values = series.dropna().to_numpy(dtype=object)
+    return bool(((values >= 2**63) | (values < -2**63)).any())
 
 
 def _integer_range(numbers: pd.Series, dtype: str) -> pd.Series:
