@@ -438,3 +438,19 @@ def test_sdmetrics_is_installed_where_servers_are_required():
     import sdmetrics
 
     assert sdmetrics.__version__.startswith("0.32"), sdmetrics.__version__
+
+
+def test_a_faked_name_meeting_a_real_one_by_chance_is_not_a_leak(chinook):
+    """Employee and Customer share real first names; a faked employee named like one of them
+    is chance (Faker draws such names at that rate). A kept column holding another column's
+    real values is flagged (test_believable_values' planted leak)."""
+    metadata, real, synthetic = chinook
+    shared = set(real["Employee"]["FirstName"]) & set(real["Customer"]["FirstName"])
+    assert shared  # Chinook has an employee and a customer of the same first name
+    name = sorted(shared)[0]
+    lucky = {t: f.copy() for t, f in synthetic.items()}
+    names = lucky["Employee"]["FirstName"]
+    lucky["Employee"]["FirstName"] = names.where(~names.isin(shared), "Wanda")
+    lucky["Employee"].loc[0, "FirstName"] = name  # one match in 8 rows
+    found = evaluate(real, lucky, metadata).privacy["personal_values"]
+    assert not [f for f in found if f["flagged"] and f["column"] == "FirstName"]

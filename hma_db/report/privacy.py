@@ -215,12 +215,15 @@ def _real_personal_values(real: dict[str, pd.DataFrame],
 
 
 def personal_values(real: dict[str, pd.DataFrame], synthetic: dict[str, pd.DataFrame],
-                    metadata: Metadata, tables: list[str] | None = None) -> list[dict]:
+                    metadata: Metadata, tables: list[str] | None = None,
+                    locales: tuple[str, ...] = ("en_US",)) -> list[dict]:
     """Per text column (of ``tables``, default all): synthetic values equal to a real personal
     value of another column that the source column held too. A column that is personal data
     itself is checked against the other columns' values only (``orders.ship_name``, found to
     hold the customers' company names, copied by a ``keep`` policy); its own values are the
-    personal-data check's."""
+    personal-data check's. Faked values meet common real ones by chance (a Faker first name
+    'Robert', a real employee and a real customer called Robert): a faked column is flagged
+    only beyond the rate at which its Faker provider's own draws meet those values."""
     known = _real_personal_values(real, metadata)
     findings = []
     for table in metadata.tables if tables is None else tables:
@@ -234,10 +237,26 @@ def personal_values(real: dict[str, pd.DataFrame], synthetic: dict[str, pd.DataF
                 continue
             syn = _text(synthetic[table][column])
             hits = syn.isin(held)
+            chance = _chance_of_meeting(metadata, table, column, held, locales)
             findings.append({"table": table, "column": column, "synthetic_values": len(syn),
                              "matches": int(hits.sum()), "values": int(syn[hits].nunique()),
-                             "flagged": bool(hits.any())})
+                             "flagged": beyond_chance(int(hits.sum()), len(syn), chance)})
     return findings
+
+
+def _chance_of_meeting(metadata: Metadata, table: str, column: str, held: set[str],
+                       locales: tuple[str, ...]) -> float:
+    """The share of a faked column's Faker draws that equal one of ``held``; 0 for a column
+    that is not faked (its values are the source's own: any match is one)."""
+    meta = metadata.tables[table]["columns"][column]
+    if column not in personal_columns(metadata, table) or meta.get("policy") == "keep":
+        return 0.0
+    try:
+        provider = provider_for(meta["sdtype"], column, f"{table}.{column}")
+        drawn = _faker_draws(provider, meta.get("max_length"), tuple(locales))
+    except HmaDbError:
+        return 0.0
+    return float(_text(drawn).isin(held).mean())
 
 
 def identities(real: dict[str, pd.DataFrame], synthetic: dict[str, pd.DataFrame],
@@ -398,7 +417,7 @@ def privacy(real: dict[str, pd.DataFrame], synthetic: dict[str, pd.DataFrame], m
     checked = [t for t in metadata.tables if table_policy(metadata.tables, t) != "keep"]
     result = {"personal_data": personal_data(real, synthetic, metadata, locales, checked),
               "identities": identities(real, synthetic, metadata, locales, checked),
-              "personal_values": personal_values(real, synthetic, metadata, checked),
+              "personal_values": personal_values(real, synthetic, metadata, checked, locales),
               "copied_rows": [], "dcr": [], "rare_categories": [],
               "copied_by_policy": sorted(set(metadata.tables) - set(checked))}
     for table in checked:
