@@ -454,3 +454,22 @@ def test_a_faked_name_meeting_a_real_one_by_chance_is_not_a_leak(chinook):
     lucky["Employee"].loc[0, "FirstName"] = name  # one match in 8 rows
     found = evaluate(real, lucky, metadata).privacy["personal_values"]
     assert not [f for f in found if f["flagged"] and f["column"] == "FirstName"]
+
+
+def test_the_distance_check_wants_twice_the_holdout_share_beyond_chance():
+    """Synthetic rows near real ones somewhat more often than the holdout (common values of a
+    small table) are not a leak; copies of many real rows are."""
+    from hma_db.report.privacy import distance_to_closest_record
+
+    rng = np.random.default_rng(5)
+    real = pd.DataFrame({"a": rng.normal(size=2_000), "b": rng.normal(size=2_000)})
+    fresh = pd.DataFrame({"a": rng.normal(size=2_000), "b": rng.normal(size=2_000)})
+    sdtypes = {"a": "numerical", "b": "numerical"}
+    found = {}
+    for copied in (0.08, 0.4):  # about half the copies land in the train half
+        count = int(copied * len(fresh))
+        synthetic = pd.concat([real.sample(count, random_state=1), fresh.iloc[count:]])
+        found[copied] = distance_to_closest_record(real, synthetic, sdtypes,
+                                                   np.random.default_rng(0))
+    assert 0.06 < found[0.08]["close_share"] < 2 * 0.05 and not found[0.08]["flagged"]
+    assert found[0.4]["close_share"] > 0.2 and found[0.4]["flagged"]

@@ -23,7 +23,8 @@ a first name) met by coincidence is not reported as a leak:
   categories one-hot, nulls as their own indicator) and searched with scipy's ``cKDTree`` (or
   blocked matrix products when one-hot categories make too many dimensions for a tree). The
   share of synthetic rows closer to train than the 5th percentile of the holdout's distances to
-  train is expected to be 5%; far more means rows that sit on real records.
+  train is expected to be 5%; at least twice that, beyond chance, means rows that sit on real
+  records (``DCR_EXCESS``).
 - **Rare categories**: categories seen fewer than ``min_category_count`` times in the real data
   that appear in the synthetic data.
 - **Personal values elsewhere**: every synthetic text column checked against every real value
@@ -59,6 +60,11 @@ DCR_QUANTILE = 0.05
 MAX_ONE_HOT = 20       # most frequent categories encoded per column
 ALPHA = 0.001          # chance of a false alarm per finding
 DCR_MIN_ROWS = 50      # fewer real rows give halves too small for a baseline
+# A table of a few common values (Chinook's invoices: a date, a country copied from the
+# customer, a total that is a sum of 0.99s) puts synthetic rows near real ones more often than
+# its holdout, with nothing copied: 1.7 to 1.8 times the holdout's share at seeds 2 and 4.
+# Copies of real rows put far more there (300 of 412 invoices copied: 6 times and more).
+DCR_EXCESS = 2.0
 
 
 def personal_columns(metadata: Metadata, table: str) -> list[str]:
@@ -394,7 +400,8 @@ def distance_to_closest_record(real: pd.DataFrame, synthetic: pd.DataFrame,
             "synthetic_median": float(np.median(synthetic_dcr)),
             "holdout_median": float(np.median(holdout_dcr)), "cutoff": cutoff,
             "close_share": close / len(synthetic_dcr), "expected_share": expected,
-            "flagged": beyond_chance(close, len(synthetic_dcr), max(expected, DCR_QUANTILE))}
+            "flagged": beyond_chance(close, len(synthetic_dcr), max(expected, DCR_QUANTILE))
+            and close / len(synthetic_dcr) >= DCR_EXCESS * max(expected, DCR_QUANTILE)}
 
 
 def rare_categories(real: pd.Series, synthetic: pd.Series, min_category_count: int) -> dict:
