@@ -146,8 +146,10 @@ def as_constraint(obj):
 def is_multi_table(constraint) -> bool:
     """A programmable constraint on ``{table: DataFrame}`` rather than one table (SDV's
     ``sdv.cag.ProgrammableConstraint`` too, which may name a table it works on)."""
-    sdv_multi = any(c.__name__ == "ProgrammableConstraint" and c.__module__.startswith("sdv.")
-                    for c in type(constraint).__mro__)
+    sdv_names = {c.__name__ for c in type(constraint).__mro__ if c.__module__.startswith("sdv.")}
+    # SDV's single-table class derives from its multi-table one: the narrower name decides.
+    sdv_multi = "ProgrammableConstraint" in sdv_names \
+        and "SingleTableProgrammableConstraint" not in sdv_names
     return isinstance(constraint, ProgrammableConstraint) or sdv_multi or (
         not isinstance(constraint, (Constraint, SingleTableProgrammableConstraint))
         and getattr(constraint, "table_name", None) is None)
