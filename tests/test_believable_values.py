@@ -4,7 +4,7 @@ shape, personal data agrees within a row."""
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE
+from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE, fit_and_sample
 
 from hma_db import HMASynthesizer, Metadata, TableTransformer, read_tables, reflect
 
@@ -22,22 +22,12 @@ def _sample(tt: TableTransformer, n: int, seed: int) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def northwind():
-    url = f"sqlite:///{NORTHWIND_SQLITE}"
-    metadata = reflect(url)
-    real = read_tables(url, metadata)
-    synthesizer = HMASynthesizer(metadata, verbose=False, seed=0)
-    synthesizer.fit(real)
-    return metadata, real, synthesizer.sample()
+    return fit_and_sample(NORTHWIND_SQLITE, seed=0)
 
 
 @pytest.fixture(scope="module")
 def chinook():
-    url = f"sqlite:///{CHINOOK_SQLITE}"
-    metadata = reflect(url)
-    real = read_tables(url, metadata)
-    synthesizer = HMASynthesizer(metadata, verbose=False, seed=0)
-    synthesizer.fit(real)
-    return metadata, real, synthesizer.sample()
+    return fit_and_sample(CHINOOK_SQLITE, seed=0)
 
 
 # ------------------------------------------------------------------------ closed vocabularies
