@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import importlib.metadata
 import pickle
 import re
+import shutil
 import warnings
 
 import numpy as np
@@ -27,6 +29,14 @@ from hma_db import (
     SynthesizerInputError,
     __version__,
 )
+
+
+def installed_sdv_version() -> str | None:
+    try:
+        return importlib.metadata.version("sdv")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
 
 SAVE_WARNING = re.escape("We strongly recommend saving the metadata using 'save_to_json'")
 
@@ -317,8 +327,27 @@ def test_get_info_has_sdv_keys_and_dates():
                                       "fitted_sdv_version": None}
     synthesizer.fit(_shop_data())
     info = synthesizer.get_info()
-    assert (info["is_fit"], info["last_fit_date"], info["fitted_sdv_version"]) == \
-        (True, today, __version__)
+    assert (info["is_fit"], info["last_fit_date"]) == (True, today)
+    assert synthesizer.fitted_version == __version__
+    assert info["fitted_sdv_version"] == (installed_sdv_version() or __version__)
+
+
+def test_the_fit_is_stamped_with_the_sdv_installed_beside_it(tmp_path, monkeypatch):
+    # A distribution's metadata on sys.path is what importlib.metadata reads: an installed
+    # "sdv" 9.9.9 without any of its code.
+    info = tmp_path / "sdv-9.9.9.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: sdv\nVersion: 9.9.9\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    synthesizer = HMASynthesizer(_shop(), verbose=False, seed=1)
+    synthesizer.fit(_shop_data())
+    assert synthesizer.get_info()["fitted_sdv_version"] == "9.9.9"
+    synthesizer.save(tmp_path / "model.pkl")
+    shutil.rmtree(info)  # the stamp comes from the model file, not from what is installed now
+    assert installed_sdv_version() != "9.9.9"
+    loaded = HMASynthesizer.load(tmp_path / "model.pkl")
+    assert (loaded.get_info()["fitted_sdv_version"], loaded.fitted_version) == \
+        ("9.9.9", __version__)
 
 
 def test_get_parameters_gives_the_locales_as_given():

@@ -66,6 +66,7 @@ from hma_db.synthesizer.sdv.compat import (
     check_integer_key_regex,
     check_regex_formats,
     day,
+    installed_sdv_version,
     restore_labels,
     string_labels,
     warn_overflowed_keys,
@@ -176,12 +177,22 @@ class HMASynthesizer(SDVMethods):
 
     def get_info(self) -> dict[str, Any]:
         """SDV's summary: class name, creation and last fit dates (``'YYYY-MM-DD'``), whether it
-        is fitted, and the release that fitted it (hma_db's, under SDV's key
-        ``fitted_sdv_version``)."""
+        is fitted, and under SDV's key ``fitted_sdv_version`` the ``sdv`` release installed
+        beside hma_db at fit time, or hma_db's own when there was none (see
+        :attr:`fitted_version`)."""
         fitted = self._fitted
+        stamp = None
+        if fitted is not None:
+            stamp = fitted.versions.get("sdv") or fitted.versions.get("hma_db") or __version__
         return {"class_name": type(self).__name__, "creation_date": day(self._creation_date),
                 "is_fit": fitted is not None, "last_fit_date": day(fitted and fitted.fit_date),
-                "fitted_sdv_version": __version__ if fitted is not None else None}
+                "fitted_sdv_version": stamp}
+
+    @property
+    def fitted_version(self) -> str | None:
+        """The hma_db release that fitted the model (None: not fitted, or a model file older
+        than this stamp)."""
+        return self._fitted.versions.get("hma_db") if self._fitted is not None else None
 
     @property
     def table_transformers(self) -> dict[str, TableTransformer]:
@@ -379,6 +390,7 @@ class HMASynthesizer(SDVMethods):
             model=model, transformers=transformers, columns=prepared["columns"],
             dtypes=prepared["dtypes"], sample_rng=np.random.default_rng(self._seed_sequence(1)),
             fit_date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            versions={"hma_db": __version__, "sdv": installed_sdv_version()},
             table_policies={t: p for t, p in policies.items() if p != "model"},
             kept=prepared["kept"], constraints=prepared["constraints"],
             multi_table=prepared["multi"])

@@ -43,6 +43,8 @@ class FittedState:
     dtypes: dict[str, dict[str, str]]  # each column's source dtype, to cast samples back
     sample_rng: np.random.Generator
     fit_date: str | None = None
+    # The releases stamped on the fit: {"hma_db": ..., "sdv": ...} (see sdv.compat).
+    versions: dict[str, str | None] = field(default_factory=dict)
     # Table policies other than 'model' (see hma_db.schema.policies), and the rows of the kept
     # tables, copied verbatim into every sample.
     table_policies: dict[str, str] = field(default_factory=dict)
@@ -116,6 +118,7 @@ def to_state(saved: SavedSynthesizer) -> dict[str, Any]:
         "kept": {t: {c: [to_json(v) for v in frame[c]] for c in frame.columns}
                  for t, frame in fitted.kept.items()} if fitted else {},
         "dates": [saved.creation_date, fitted.fit_date if fitted else None],
+        "versions": {k: v for k, v in fitted.versions.items() if v} if fitted else {},
         "constraints": _constraints_state(saved),
     }
 
@@ -145,6 +148,8 @@ def from_state(state: dict[str, Any]) -> SavedSynthesizer:
                 d, tables[t].metadata(metadata) if t in tables else metadata)
                 for t, d in state["transformers"].items()},
             columns=state["columns"], dtypes=state["dtypes"], sample_rng=rng, fit_date=fit_date,
+            versions={str(k): str(v) for k, v in (state.get("versions") or {}).items()
+                      if k in ("hma_db", "sdv") and v is not None},
             table_policies={str(t): str(p) for t, p in (state.get("table_policies") or {}).items()
                             if t in metadata.tables},
             kept={t: pd.DataFrame({c: pd.Series([from_json(v) for v in values], dtype=object)

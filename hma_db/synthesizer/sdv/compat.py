@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import warnings
 from typing import Any
 
@@ -167,3 +168,18 @@ def warn_overflowed_keys(tables: dict[str, pd.DataFrame], metadata: Metadata,
 def day(timestamp: str | None) -> str | None:
     """``'2026-12-06'`` from an ISO timestamp: the form SDV's ``get_info`` gives dates in."""
     return None if timestamp is None else str(timestamp)[:10]
+
+
+
+def installed_sdv_version() -> str | None:
+    """The ``sdv`` release installed beside hma_db, read from the package metadata (``sdv`` is
+    not imported), or None.
+
+    ``get_info`` stamps it on a fit under SDV's key ``fitted_sdv_version``: SDV code compares
+    that stamp with the installed ``sdv`` to warn about models fitted by a newer release, so a
+    team moving from SDV sees its own release there. Without ``sdv`` the stamp is hma_db's.
+    """
+    try:
+        return importlib.metadata.version("sdv")
+    except importlib.metadata.PackageNotFoundError:
+        return None
