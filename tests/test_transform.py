@@ -98,7 +98,12 @@ def test_round_trip_of_modeled_values_is_exact(chinook, chinook_metadata):
     frame = chinook["Invoice"]
     tt = _fitted("Invoice", chinook_metadata, frame)
     out = tt.reverse_transform(tt.transform(frame), np.random.default_rng(0))
-    pd.testing.assert_series_equal(out["Total"], frame["Total"])
+    # Total is discrete (7 totals seen 5 times or more cover 94% of invoices): those come back
+    # exactly, a rare total is folded into them.
+    totals = frame["Total"].value_counts()
+    common = frame["Total"].isin(totals[totals >= 5].index)
+    pd.testing.assert_series_equal(out.loc[common, "Total"], frame.loc[common, "Total"])
+    assert out.loc[~common, "Total"].isin(totals[totals >= 5].index).all()
     pd.testing.assert_series_equal(out["InvoiceDate"], frame["InvoiceDate"])
     frequent = frame["BillingCountry"].value_counts()
     frequent = set(frequent[frequent >= 5].index)
@@ -117,7 +122,10 @@ def test_rounding_and_min_max_are_enforced(chinook, chinook_metadata):
         assert out[column].max() <= frame[column].max()
     assert out["Milliseconds"].dtype == "int64"
 
-    invoices = chinook["Invoice"]
+    # Totals made continuous (Chinook's own are discrete: a few sums of 0.99 and 1.99).
+    invoices = chinook["Invoice"].assign(
+        Total=(chinook["Invoice"]["Total"] + np.arange(len(chinook["Invoice"])) % 97 / 100
+               ).round(2))
     tt = _fitted("Invoice", chinook_metadata, invoices)
     jitter = tt.transform(invoices) * 1.37 + 0.0013
     out = tt.reverse_transform(jitter, np.random.default_rng(4))
@@ -397,7 +405,7 @@ def test_transform_keeps_row_order_and_index(chinook, chinook_metadata):
     numeric = tt.transform(shuffled)
     assert numeric.index.equals(shuffled.index)
     back = tt.reverse_transform(numeric.reset_index(drop=True), np.random.default_rng(0))
-    assert back["Total"].tolist() == shuffled["Total"].tolist()
+    assert back["InvoiceDate"].tolist() == shuffled["InvoiceDate"].tolist()
 
 
 # ------------------------------------------------------------------------------- errors

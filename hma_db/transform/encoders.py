@@ -40,8 +40,15 @@ from hma_db.errors import DataError
 from hma_db.schema import from_json, to_json
 
 NULL_SUFFIX = ".is_null"
-DISCRETE_MAX_VALUES = 10  # a number with at most this many distinct values ...
-DISCRETE_SHARE = 0.95  # ... the frequent ones covering this share of rows, is discrete
+# A number is discrete when its frequent values (each seen min_category_count times), at least
+# two and at most DISCRETE_MAX_VALUES of them, cover DISCRETE_SHARE of its rows, however many
+# rare values it has. Measured on the sources: Northwind order_details.discount 6 frequent of 11
+# values cover 99.6%, Chinook Invoice.Total 7 of 23 cover 93.9% (sums of 0.99 and 1.99), and
+# order_details.quantity 37 of 55 cover 98.2%; continuous columns cover 0-7% (Track.Bytes,
+# orders.freight, products.units_in_stock). The cap keeps a column of thousands of repeated
+# prices (TPC-H part.p_retailprice) out of the category encoding and its model file small.
+DISCRETE_MAX_VALUES = 200
+DISCRETE_SHARE = 0.9
 _MAX_DIGITS = 15
 _UNITS_NS = [86_400 * 10**9, 3_600 * 10**9, 60 * 10**9, 10**9, 10**6, 10**3, 1]
 
@@ -206,14 +213,16 @@ def learn_categorical(series: pd.Series, *, min_count: int, allowed: list | None
 
 
 def is_discrete(values: np.ndarray, min_count: int) -> bool:
-    """A number with a few values, each seen often (ratings, prices from a list, discounts):
-    modeled like an ordered category, so only values seen ``min_count`` times come out and
-    no value between them (a price of 1.37 where only 0.99 and 1.99 exist)."""
+    """A number whose frequent values cover most rows (ratings, prices from a list, discounts,
+    sums of a few prices): modeled like an ordered category, so only values seen ``min_count``
+    times come out, at their real frequencies (a rare value is folded into them), and no value
+    between them (a discount of 0.07 where only 0.05 and 0.10 exist)."""
     observed = values[~np.isnan(values)]
     distinct, counts = np.unique(observed, return_counts=True)
-    if not 2 <= len(distinct) <= DISCRETE_MAX_VALUES:
+    frequent = counts[counts >= min_count]
+    if not 2 <= len(frequent) <= DISCRETE_MAX_VALUES:
         return False
-    return counts[counts >= min_count].sum() >= DISCRETE_SHARE * len(observed)
+    return frequent.sum() >= DISCRETE_SHARE * len(observed)
 
 
 def category_codes(series: pd.Series, spec: dict[str, Any]) -> np.ndarray:
