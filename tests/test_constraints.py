@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from conftest import CHINOOK_SQLITE, NORTHWIND_SQLITE
 
 from hma_db import (
@@ -30,6 +31,7 @@ from hma_db import (
     read_tables,
     reflect,
 )
+from hma_db.cli.main import cli
 from hma_db.errors import DataError, ModelFileError, SynthesizerInputError
 
 N = 400
@@ -223,6 +225,34 @@ def test_northwind_rules_are_found_and_hold_whole_and_in_chunks(northwind):
         assert len(chunks) > 1
         synthesizer.validate_constraints(
             {t: pd.concat([c[t] for c in chunks], ignore_index=True) for t in chunks[0]})
+
+
+def test_reflect_proposes_the_rules_of_its_sample_and_the_fit_keeps_those_every_row_holds(
+        tmp_path):
+    source = f"sqlite:///{tmp_path / 'src.sqlite'}"
+    engine = sa.create_engine(source)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE trips (trip_id INTEGER PRIMARY KEY, "
+                             "start_at TIMESTAMP, end_at TIMESTAMP, km REAL, fuel REAL)")
+        # end_at > start_at in every row; fuel > km in the first 1,000 rows only (the rows
+        # reflect samples from SQLite), so it is proposed and then not kept by the fit.
+        conn.exec_driver_sql(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1500) "
+            "INSERT INTO trips SELECT i, datetime('2024-01-01', '+' || i || ' hours'), "
+            "datetime('2024-01-01', '+' || (i + 1 + i % 7) || ' hours'), 10 + i % 50, "
+            "CASE WHEN i <= 1000 THEN 11 + i % 50 + i % 3 ELSE 5 END FROM n")
+    engine.dispose()
+    metadata = reflect(source)
+    assert sorted(f"{r.table_name}: {r.describe()}" for r in metadata.proposed_rules) == \
+        ["trips: end_at > start_at", "trips: fuel > km"]
+    result = CliRunner().invoke(cli, ["reflect", source])
+    assert result.exit_code == 0, result.output
+    assert "trips: fuel > km (proposed: found in a sample of the rows" in result.output
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=2)
+    synthesizer.fit(read_tables(source, metadata))
+    assert sorted(f"{c.table_name}: {c.describe()}" for c in synthesizer.get_constraints()
+                  if c.found) == \
+        ["trips: end_at > start_at"]
 
 
 def test_chinook_rules_hold_and_can_be_switched_off():

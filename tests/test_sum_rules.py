@@ -188,7 +188,12 @@ def test_reflect_and_plan_list_the_rules(tmp_path):
                    f'skip_rules = ["invoice: gross = net + tax"]\n'
                    f'[model]\npath = "{tmp_path / "model.json"}"\n')
     before = format_plan(plan_job(load_job(job)))
-    assert "rules found in the data (inequalities, sums, two key paths): at fit" in before
+    assert "lines: line_total = unit_price * quantity (proposed: found in a sample of the rows" \
+        in before  # reflect's proposals, before any fit
+    assert "invoice: gross = net + tax (proposed" in before \
+        and "gross = net + tax (proposed: found in a sample of the rows; kept if every row " \
+            "holds it at fit)  [left out: skip_rules]" in before
+    assert "(on every row; also sums over children and two key paths): at fit" in before
     run_job(load_job(job))
     after = format_plan(plan_job(load_job(job)))  # the saved model's rules
     assert "lines: line_total = unit_price * quantity (found in the data)" in after

@@ -31,7 +31,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-MIN_ROWS = 30  # as for inequalities found in the data (hma_db.synthesizer.rules)
+MIN_ROWS = 30  # as for inequalities found in the data (hma_db.schema.rules.found)
 
 
 def _movable(rels: dict[str, dict[str, Any]], junctions: dict, name: str) -> bool:

@@ -55,8 +55,10 @@ from hma_db.schema.rules import (
     ScalarInequality,
     ScalarRange,
     find_formulas,
+    find_inequalities,
     find_paths,
     find_sums,
+    propose_rules,
     rules_from_check,
 )
 from hma_db.schema.simplify import simplify_schema
@@ -86,8 +88,10 @@ __all__ = [
     "ScalarInequality",
     "ScalarRange",
     "find_formulas",
+    "find_inequalities",
     "find_paths",
     "find_sums",
+    "propose_rules",
     "rules_from_check",
     "CONSTRAINT_CLASSES",
     "Constraint",

@@ -59,6 +59,9 @@ class Metadata(SdvMetadataApi):
         self.relationships: list[dict[str, Any]] = []
         self.sql_metadata = None  # sqlalchemy.MetaData when reflected from a database
         self.row_counts: dict[str, int] = {}
+        # Rules found in reflect's sample of the data (hma_db.schema.rules.found): proposals
+        # listed by reflect and plan; the fit keeps those every row it reads holds.
+        self.proposed_rules: list = []
         self.schema: str | None = None
         # Tables read from another schema than ``schema`` (a foreign key led there): their schema.
         self.table_schemas: dict[str, str] = {}
@@ -131,6 +134,7 @@ class Metadata(SdvMetadataApi):
         other.sql_metadata, other.schema = self.sql_metadata, self.schema
         other.table_schemas = dict(self.table_schemas)
         other.row_counts = dict(self.row_counts)
+        other.proposed_rules = list(self.proposed_rules)
         return other
 
     def __eq__(self, other: object) -> bool:

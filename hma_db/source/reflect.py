@@ -18,11 +18,12 @@ import warnings
 from collections.abc import Iterable
 from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
 
 from hma_db.engines import Source, connect, engine_for, first_line, safe_url
 from hma_db.errors import ReflectionError
-from hma_db.schema import DATE, TEXT, Metadata, base_type, type_options
+from hma_db.schema import DATE, DATE_PII, TEXT, Metadata, base_type, propose_rules, type_options
 from hma_db.schema import reference_tables as find_reference_tables
 from hma_db.source import profiling
 from hma_db.source.dump import attach, capture
@@ -101,6 +102,7 @@ def _keep_reference_tables(metadata: Metadata) -> None:
                                   metadata.topological_order())
     for table in found:
         metadata.tables[table]["policy"] = "keep"
+    metadata.proposed_rules = [r for r in metadata.proposed_rules if r.table_name not in found]
     if found:
         logger.info("reference tables copied as is: %s", ", ".join(found))
 
@@ -210,11 +212,12 @@ def _to_metadata(conn: sa.Connection, sql_metadata: sa.MetaData,
     for rel in relationships:
         fk_columns.setdefault(rel["child_table_name"], set()).update(rel["child_foreign_key"])
     samples: dict[str, Any] = {}  # each table's sampled text columns
+    numbers: dict[str, Any] = {}  # each table's sampled number and date columns
     for name, table in sql_metadata.tables.items():
         rows = conn.execute(sa.select(sa.func.count()).select_from(source_tables[name])).scalar()
         metadata.row_counts[name] = int(rows)
         entry = _table_entry(conn, table, source_tables[name], fk_columns.get(name, set()),
-                             int(rows), samples)
+                             int(rows), samples, numbers)
         metadata.tables[name] = entry
         logger.info("table %s: %d columns, %d rows", name, len(table.columns), rows)
     _personal_by_overlap(metadata, samples)
@@ -224,6 +227,8 @@ def _to_metadata(conn: sa.Connection, sql_metadata: sa.MetaData,
         if all(c in metadata.tables[rel["child_table_name"]]["columns"]
                for c in rel["child_foreign_key"])
     ]
+    # Proposals only: the fit keeps a rule if every row it reads holds it.
+    metadata.proposed_rules = propose_rules(metadata, numbers)
     return metadata
 
 
@@ -256,7 +261,7 @@ def _relationships(table: sa.Table) -> list[dict[str, Any]]:
 
 
 def _table_entry(conn: sa.Connection, table: sa.Table, source_table: sa.Table, fk_columns: set[str],
-                 rows: int, samples: dict[str, Any]) -> dict[str, Any]:
+                 rows: int, samples: dict[str, Any], numbers: dict[str, Any]) -> dict[str, Any]:
     """One table in SDV's layout: column options, primary key, alternate keys."""
     pk = [c.name for c in table.primary_key.columns]
     allowed, json_columns = checked_values(table)
@@ -287,7 +292,7 @@ def _table_entry(conn: sa.Connection, table: sa.Table, source_table: sa.Table, f
                        **{k: options[k] for k in ("nullable", "max_length") if k in options}}
             kind = None
         columns[column.name], kinds[column.name] = options, kind
-    samples[table.name] = _profile(conn, source_table, columns, kinds, rows)
+    samples[table.name], numbers[table.name] = _profile(conn, source_table, columns, kinds, rows)
     entry: dict[str, Any] = {"columns": columns}
     if pk:
         entry["primary_key"] = pk[0] if len(pk) == 1 else pk
@@ -308,14 +313,17 @@ def _key_options(options: dict[str, Any], own_key: bool) -> dict[str, Any]:
 
 
 def _profile(conn: sa.Connection, table: sa.Table, columns: dict[str, dict[str, Any]],
-             kinds: dict[str, str | None], rows: int) -> Any:
+             kinds: dict[str, str | None], rows: int) -> tuple[Any, Any]:
     """Settle text columns, birth dates and string-key formats from a small sample of the data;
-    returns the sampled text columns."""
+    returns the sampled text columns, and the number and date columns (as numbers and
+    timestamps) in which ``propose_rules`` looks for rules."""
     for name, kind in kinds.items():
         if kind == DATE:
             columns[name] = profiling.date_options(name, columns[name])
     wanted = [n for n, k in kinds.items() if k in (TEXT, _KEY)]
-    frame, stats = profiling.sample(conn, table, wanted, rows)
+    ordered = [n for n, options in columns.items() if options.get("sdtype") == "numerical"
+               or options.get("sdtype") == "datetime" or options.get("sdtype") in DATE_PII]
+    frame, stats = profiling.sample(conn, table, wanted + ordered, rows)
     for name in wanted:
         if kinds[name] == _KEY:
             columns[name].update(profiling.learn_key_format(frame[name], rows))
@@ -323,4 +331,12 @@ def _profile(conn: sa.Connection, table: sa.Table, columns: dict[str, dict[str, 
             distinct, non_null = stats[name]
             columns[name] = profiling.text_options(name, columns[name], frame[name], distinct,
                                                    non_null)
-    return frame[[n for n in wanted if kinds[n] == TEXT]]
+    return frame[[n for n in wanted if kinds[n] == TEXT]], pd.DataFrame(
+        {n: _comparable(frame[n], columns[n]) for n in ordered}, index=frame.index)
+
+
+def _comparable(values: pd.Series, options: dict[str, Any]) -> pd.Series:
+    """Sampled numbers as floats and dates as timestamps (NaN/NaT where unreadable)."""
+    if options.get("sdtype") == "numerical":
+        return pd.to_numeric(values, errors="coerce")
+    return pd.to_datetime(values, errors="coerce", utc=True, format="mixed")

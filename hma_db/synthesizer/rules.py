@@ -2,14 +2,8 @@
 programmable ones, and rules found in the data, fitted per table into the steps of
 :mod:`hma_db.synthesizer.constraints`.
 
-Rules found in the data are inequalities between two columns of one table that hold in every
-real row, kept by default like declared ones (``HMASynthesizer(find_rules=False)`` turns it off).
-
-A pair qualifies when both columns are numbers, or both dates/timestamps, neither is a key nor
-masked by a policy, both are set in at least :data:`MIN_ROWS` rows, their ranges overlap (so the
-rule is not trivially true, such as an amount always below a year) and the high column is at
-least the low one wherever both are set (NULLs are allowed where the source has them). The rule
-is strict when no row ties. Columns always equal are not a rule.
+Rules found in the data (:mod:`hma_db.schema.rules.found`, sums and key paths) are kept by
+default like declared ones (``HMASynthesizer(find_rules=False)`` turns it off).
 """
 
 from __future__ import annotations
@@ -25,16 +19,15 @@ import sqlalchemy as sa
 from hma_db.errors import SynthesizerInputError
 from hma_db.schema import (
     CONSTRAINT_CLASSES,
-    DATE_PII,
     Constraint,
     FixedCombinations,
     Inequality,
     PathAgreement,
     ProgrammableConstraint,
     SingleTableProgrammableConstraint,
-    as_numbers,
     constraint_from_dict,
     find_formulas,
+    find_inequalities,
     find_paths,
     find_sums,
     key_columns,
@@ -45,71 +38,6 @@ from hma_db.schema import (
 from hma_db.synthesizer.constraints import TableRules, check_declared, refuse_broken
 
 logger = logging.getLogger(__name__)
-
-# Below 30 rows where both columns are set, an order seen in every row is too often chance
-# (two independent columns agree on 9 rows with probability 2 / 2**9 = 0.4%, on 30 rows 2e-9);
-# this leaves Northwind's 9 employees without a found rule (declare it instead).
-MIN_ROWS = 30
-
-
-def _kind(meta: dict) -> str | None:
-    if meta.get("policy"):
-        return None  # masked columns are not modeled as they are
-    sdtype = meta.get("sdtype")
-    if sdtype == "numerical":
-        return "number"
-    if sdtype == "datetime" or sdtype in DATE_PII:
-        return "date"
-    return None
-
-
-def _candidates(metadata, table: str, frame: pd.DataFrame, skip: set[str]) -> dict[str, list[str]]:
-    keys = set(metadata.primary_key(table)) | set(metadata.foreign_key_columns(table))
-    groups: dict[str, list[str]] = {}
-    for column, meta in metadata.tables[table]["columns"].items():
-        kind = _kind(meta)
-        if kind and column not in keys and column not in skip and column in frame.columns:
-            groups.setdefault(kind, []).append(column)
-    return groups
-
-
-def find_inequalities(metadata, table: str, frame: pd.DataFrame,
-                      skip: set[str] = frozenset()) -> list[Inequality]:
-    """The inequalities that hold in every row of ``frame`` (see the module docstring)."""
-    found = []
-    for columns in _candidates(metadata, table, frame, skip).values():
-        if len(columns) < 2:
-            continue
-        try:
-            values = np.column_stack([as_numbers(frame[c]) for c in columns])
-        except (TypeError, ValueError):
-            continue
-        found += _ordered_pairs(table, columns, values)
-    for rule in found:
-        logger.info("table %s: found %s %s %s in every row", table, rule.high_column_name,
-                    ">" if rule.strict_boundaries else ">=", rule.low_column_name)
-    return found
-
-
-def _ordered_pairs(table: str, columns: list[str], values: np.ndarray) -> list[Inequality]:
-    present = ~np.isnan(values)
-    low_min = np.nanmin(np.where(present, values, np.inf), axis=0)
-    high_max = np.nanmax(np.where(present, values, -np.inf), axis=0)
-    found = []
-    for i, low in enumerate(columns):  # one pass per column, vectorized over rows and columns
-        both = present[:, [i]] & present
-        with np.errstate(invalid="ignore"):
-            le = np.where(both, values[:, [i]] <= values, True).all(axis=0)
-            lt = np.where(both, values[:, [i]] < values, True).all(axis=0)
-            ge = np.where(both, values[:, [i]] >= values, True).all(axis=0)
-        overlap = np.maximum(low_min[i], low_min) <= np.minimum(high_max[i], high_max)
-        for j in np.flatnonzero(le & ~ge & overlap & (both.sum(axis=0) >= MIN_ROWS)):
-            if j != i:
-                rule = Inequality(low, columns[j], strict_boundaries=bool(lt[j]), table_name=table)
-                rule.origin = "data"
-                found.append(rule)
-    return found
-
 
 # Where SDV's own constraint objects keep each parameter (private attributes of SDV's classes,
 # read from the object's __dict__ since SDV offers no public accessor).
@@ -220,7 +148,8 @@ def rule_lines(metadata, found: list | None = None, skip: frozenset[str] = froze
                ) -> list[str]:
     """The rules a run keeps, one line each, for ``reflect`` and ``plan``: the source's CHECKs
     (as rules, or evaluated by the target), then ``found`` (a fitted model's rules found in
-    the data; None: not known before the fit). Labels in ``skip`` are marked left out."""
+    the data; None: not known before the fit, when the proposals ``reflect`` found in its
+    sample of the rows are listed). Labels in ``skip`` are marked left out."""
     lines = []
     for table in sorted(metadata.tables):
         if table_policy(metadata.tables, table) != "model":
@@ -233,7 +162,14 @@ def rule_lines(metadata, found: list | None = None, skip: frozenset[str] = froze
                 lines.append(f"{table}: {check.label()} (evaluated by the target database on "
                              "the sampled rows)")
     if found is None:
-        lines.append("rules found in the data (inequalities, sums, two key paths): at fit")
+        declared = {rule_label(r) for t in metadata.tables for c in table_checks(metadata, t)
+                    for r in c.rules}
+        lines += [f"{rule_label(r)} (proposed: found in a sample of the rows; kept if every "
+                  "row holds it at fit)" + ("  [left out: skip_rules]" if rule_label(r) in skip
+                                           else "")
+                  for r in metadata.proposed_rules if rule_label(r) not in declared]
+        lines.append("rules found in the data (on every row; also sums over children and two key "
+                     "paths): at fit")
     else:
         lines += [f"{rule_label(r)} (found in the data)" for r in found
                   if getattr(r, "origin", "") == "data"]
