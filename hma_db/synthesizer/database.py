@@ -48,10 +48,13 @@ class TargetChecks:
     on each sampled chunk before it is written (see :func:`hma_db.target.rows_failing_check`).
 
     A row a CHECK finds false takes the CHECK's columns (and those of any rule sharing them)
-    from a row of the same chunk that passes every CHECK of its table, the synthetic rows
-    conditioned on passing; after :data:`REDRAWS` rounds the run is refused naming the table,
-    the CHECK and the count, before the chunk is written (earlier chunks roll back with the
-    one transaction). A chunk holds whole families (:mod:`hma_db.synthesizer.chunks`).
+    from a row of the same chunk that passes every CHECK of its table: those columns are drawn
+    again from the model's rows that pass, the rest of the row stays. Keys and unique columns
+    are never copied. After :data:`REDRAWS` rounds the run is refused naming the table, the
+    CHECK and the count. The first chunk is sampled and checked before the target is opened,
+    so a CHECK no sampled row keeps is refused before anything is written; a later chunk that
+    fails rolls back the one transaction. A chunk holds whole families
+    (:mod:`hma_db.synthesizer.chunks`).
     """
 
     def __init__(self, synthesizer, target):
@@ -59,7 +62,9 @@ class TargetChecks:
         self.checks = untranslated_checks(metadata)
         self.rules = [c for c in synthesizer.get_constraints() if isinstance(c, Constraint)]
         self.rng = np.random.default_rng(synthesizer.seed)
+        # Columns a redraw must not copy: keys, and unique columns (a copy would repeat a value).
         self.keys = {t: set(metadata.primary_key(t)) | set(metadata.foreign_key_columns(t))
+                     | {c for key in metadata.alternate_keys(t) for c in key}
                      for t in self.checks}
         self.engine, self.dialect, self.sql = None, "sqlite", metadata.sql_metadata
         if self.checks:
