@@ -17,7 +17,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from hma_db.cluster import ClusterSampling, check_cluster, open_cluster
+from hma_db.cluster import check_cluster, cluster_write, open_cluster
 from hma_db.engines import Source, driver_error_line, engine_for, safe_url, tag_driver_errors
 from hma_db.errors import HmaDbError, ReflectionError, WriteError
 from hma_db.model import check_scale
@@ -159,7 +159,10 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
         cluster: sample on a Dask cluster (``pip install "hma_db[dask]"``): a scheduler
             address (``tcp://host:8786``), a ``distributed.Client``, or a number of worker
             processes to start on this machine. The rows are the same as without it, for any
-            number of workers (:mod:`hma_db.cluster`); writing stays one transaction here.
+            number of workers (:mod:`hma_db.cluster`). Into PostgreSQL or MariaDB each worker
+            loads its chunks into staging tables, moved by one transaction into the target
+            tables; into SQLite (one writer at a time), or with ``append``, the chunks come
+            back and are written here. Either way the target changes in one commit or not at all.
         find_rules / skip_rules: keep the rules found in the data (False: none of them; the
             source's CHECKs are kept either way), less those named in ``skip_rules``
             (``"Track: Bytes > Milliseconds"``), as :class:`HMASynthesizer` takes them.
@@ -255,12 +258,15 @@ def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None
             hooks.fitted(synthesizer)
         hooks.stage("sample", None)  # sampling and writing run chunk by chunk, timed apart
         timed.current = "write"
-        sampling = synthesizer if client is None else ClusterSampling(synthesizer, client)
-        result.rows = sample_and_write(sampling, _write_into(target, target_engine),
-                                       result.seconds, scale=scale,
-                                       schema=target_schema, if_exists=if_exists,
-                                       chunk_rows=chunk_rows, verbose=verbose,
-                                       progress=hooks.rows_written, fire_triggers=fire_triggers)
+        options = dict(scale=scale, schema=target_schema, if_exists=if_exists,
+                       chunk_rows=chunk_rows, verbose=verbose, progress=hooks.rows_written,
+                       fire_triggers=fire_triggers)
+        if client is None:
+            result.rows = sample_and_write(synthesizer, _write_into(target, target_engine),
+                                           result.seconds, **options)
+        else:  # the workers load staging tables where the target allows (hma_db.cluster)
+            result.rows = cluster_write(client, synthesizer, _write_into(target, target_engine),
+                                        target_engine, result.seconds, **options)
         hooks.stage("sample", result.seconds["sample"])
         hooks.stage("write", result.seconds["write"])
         if report is not None:

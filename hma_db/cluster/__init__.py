@@ -1,9 +1,12 @@
-"""The cluster stage: a clone's sampling spread over Dask workers.
+"""The cluster stage: a clone's sampling (and loading) spread over Dask workers.
 
 Takes in a fitted synthesizer and a cluster (a scheduler address, a number of local workers, or
-a ``distributed.Client``); gives out the synthesizer's chunks, sampled on the workers and handed
-back in order, the same rows whatever the number of workers. ``dask.distributed`` is optional
-(``pip install "hma_db[dask]"``): nothing here imports it until a cluster is asked for.
+a ``distributed.Client``); gives out the synthesizer's chunks, sampled on the workers, the same
+rows whatever the number of workers. On a PostgreSQL or MariaDB target each worker loads its
+chunks into staging tables and one transaction here moves them (:mod:`hma_db.cluster.staged`);
+otherwise the chunks come back in order to the one writer here (:mod:`hma_db.cluster.runner`).
+``dask.distributed`` is optional (``pip install "hma_db[dask]"``): nothing here imports it
+until a cluster is asked for.
 """
 
 from hma_db.cluster.runner import (
@@ -12,5 +15,14 @@ from hma_db.cluster.runner import (
     cluster_chunks,
     open_cluster,
 )
+from hma_db.cluster.staged import (
+    WorkerChunks,
+    cluster_sample_and_write,
+    cluster_write,
+    sample_only,
+    stages_on_workers,
+)
 
-__all__ = ["ClusterSampling", "check_cluster", "cluster_chunks", "open_cluster"]
+__all__ = ["ClusterSampling", "WorkerChunks", "check_cluster", "cluster_chunks",
+           "cluster_sample_and_write", "cluster_write", "open_cluster", "sample_only",
+           "stages_on_workers"]

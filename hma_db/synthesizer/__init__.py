@@ -8,7 +8,7 @@ into a target (:func:`read_source`, :func:`sample_and_write`).
 """
 
 from hma_db.synthesizer.chunks import DEFAULT_CHUNK_ROWS, ChunkSampler, Resident, count_rows
-from hma_db.synthesizer.database import read_source, sample_and_write
+from hma_db.synthesizer.database import TargetChecks, read_source, sample_and_write
 from hma_db.synthesizer.files import format_for
 from hma_db.synthesizer.hma import HMASynthesizer, load_synthesizer
 from hma_db.synthesizer.params import DISTRIBUTIONS, NON_PARAMETRIC
@@ -42,4 +42,5 @@ __all__ = [
     "row_ceiling_problem",
     "rule_lines",
     "sample_and_write",
+    "TargetChecks",
 ]

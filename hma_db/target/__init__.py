@@ -6,6 +6,8 @@ PostgreSQL, batched inserts elsewhere) in one transaction, resets sequences, and
 rows written per table. :func:`write_files` writes CSV or Parquet files instead.
 :func:`rows_failing_check` has the target evaluate a CHECK on rows before they are written.
 :func:`clean_target` removes what a killed write left (every write does it first).
+``write_chunks(..., staged=...)`` moves chunks that others (Dask workers) loaded in parallel
+into staging tables (:class:`StageJob`), in the same one transaction.
 """
 
 from hma_db.target.check_sql import check_expression, rows_failing_check
@@ -19,7 +21,8 @@ from hma_db.target.guard import (
     trigger_problems,
 )
 from hma_db.target.session import pause_point
-from hma_db.target.write import write, write_chunks
+from hma_db.target.staging import StageJob
+from hma_db.target.write import StagedChunks, write, write_chunks
 
 __all__ = [
     "check_expression",
@@ -30,6 +33,8 @@ __all__ = [
     "dialect_family",
     "drift",
     "pause_point",
+    "StageJob",
+    "StagedChunks",
     "target_busy",
     "target_metadata",
     "trigger_problems",

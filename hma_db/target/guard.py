@@ -20,6 +20,7 @@ from hma_db.engines import Source, connect, engine_for, safe_url
 from hma_db.errors import WriteError
 from hma_db.target.ddl import dialect_family
 from hma_db.target.session import remove_stale_files, sqlite_file
+from hma_db.target.staging import drop_dead_staging
 
 log = logging.getLogger(__name__)
 
@@ -361,7 +362,9 @@ def clean_target(target: Source, schema: str | None = None) -> list[str]:
     MariaDB: with the database's load lock (refused when a load is running into it), drop what
     the run marker ``_hma_db_run`` lists and the marker. SQLite: remove the temporary files of
     writes into a new file whose process is gone, and roll back a killed write's transaction
-    (its hot journal). PostgreSQL: nothing to do, the server rolls a killed load back. Every
+    (its hot journal). PostgreSQL: the server rolls a killed load back. PostgreSQL and MariaDB:
+    drop the staging tables (``_hma_stage_<run>_<n>``) of a killed cluster run, and only
+    those whose run is gone (:func:`hma_db.target.staging.drop_dead_staging`). Every
     write into a target does the same first; this is that step alone (``hma-db clean``).
 
     Example:
@@ -374,13 +377,21 @@ def clean_target(target: Source, schema: str | None = None) -> list[str]:
         if dialect == "mysql":
             marker = RunMarker(engine, schema)
             try:
-                return marker.open()
+                return marker.open() + _dead_staging(engine, dialect, schema)
             finally:
                 marker.close()
+        if dialect == "postgresql":
+            return _dead_staging(engine, dialect, schema)
         path = sqlite_file(engine) if dialect == "sqlite" else None
         if path is None:
             return []
         return remove_stale_files(path) + _roll_back_journal(engine, path)
+
+
+def _dead_staging(engine: sa.Engine, dialect: str, schema: str | None) -> list[str]:
+    with connect(engine, error=WriteError) as conn:
+        return drop_dead_staging(conn.execution_options(isolation_level="AUTOCOMMIT"), dialect,
+                                 schema)
 
 
 def _roll_back_journal(engine: sa.Engine, path: Path) -> list[str]:

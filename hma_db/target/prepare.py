@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from hma_db.errors import WriteError
 from hma_db.schema import Metadata, key_columns, relationship_name
+from hma_db.target.ddl import is_generated_key
 
 
 @dataclasses.dataclass
@@ -156,3 +157,26 @@ def refuse_not_null_cycles(metadata: Metadata, deferred: list[dict]) -> None:
             "existing target tables check each row as it arrives, so no row can go first; pass "
             "if_exists='replace' (the keys are then proven at commit) or declare the foreign key "
             "DEFERRABLE; the target was left as it was.")
+
+
+def plan_chunk(metadata: Metadata, tables: list[str], table_of, data: dict[str, pd.DataFrame],
+               at_commit: bool) -> list[TablePlan]:
+    """The plans of one chunk's ``tables`` (in load order), ``table_of(name)`` giving each
+    target table: what the writer loads, and what a Dask worker stages
+    (:mod:`hma_db.target.staging`), so both load the same rows the same way."""
+    written = set(tables)
+    deferred = [r for r in metadata.deferred_relationships()
+                if {r["parent_table_name"], r["child_table_name"]} <= written]
+    if not at_commit:
+        refuse_not_null_cycles(metadata, deferred)
+    plans = []
+    for name in tables:
+        table = table_of(name)
+        source = metadata.sql_metadata.tables.get(name) if metadata.sql_metadata else None
+        generated = [c.name for c in table.primary_key.columns if c.autoincrement is True
+                     or (source is not None and is_generated_key(source, source.c[c.name]))]
+        check_columns(name, data[name], table, generated)
+        frame = data[name][[c.name for c in table.columns if c.name in data[name].columns]]
+        plans.append(plan_table(name, frame, metadata, table, deferred, generated,
+                                at_commit=at_commit))
+    return plans

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 import pandas as pd
 import sqlalchemy as sa
@@ -19,17 +20,28 @@ import sqlalchemy as sa
 from hma_db.engines import Source, connect
 from hma_db.errors import HmaDbError, WriteError
 from hma_db.schema import Metadata
-from hma_db.target.ddl import dialect_family, is_generated_key
+from hma_db.target.ddl import dialect_family
 from hma_db.target.guard import firing_triggers, hold_target_lock, refuse_sqlite_schema
 from hma_db.target.loaders import loader_for
-from hma_db.target.prepare import check_columns, plan_table, refuse_not_null_cycles, shift_keys
+from hma_db.target.prepare import plan_chunk, shift_keys
 from hma_db.target.session import Session, open_target, pause_point
+from hma_db.target.staging import Staging
 from hma_db.target.tables import TargetTables
 from hma_db.target.types import family
 
 log = logging.getLogger(__name__)
 IF_EXISTS = ("fail", "replace", "truncate", "append")
 Progress = Callable[[str, int, int], None]
+
+
+class StagedChunks(Protocol):
+    """Chunks loaded by others into staging tables (see :func:`write_chunks`)."""
+
+    def start(self, job) -> None: ...
+
+    def wait(self) -> list[int]: ...
+
+    def cancel(self) -> None: ...
 
 
 def write(data: dict[str, pd.DataFrame], metadata: Metadata, target: Source, *,
@@ -104,13 +116,22 @@ def write(data: dict[str, pd.DataFrame], metadata: Metadata, target: Source, *,
 def write_chunks(chunks: Iterable[dict[str, pd.DataFrame]], metadata: Metadata, target: Source, *,
                  schema: str | None = None, if_exists: str = "fail",
                  batch_size: int | None = None, fire_triggers: bool = False,
-                 progress: Progress | None = None) -> dict[str, int]:
+                 progress: Progress | None = None, staged: StagedChunks | None = None
+                 ) -> dict[str, int]:
     """Write ``{table: DataFrame}`` chunks in one transaction, each chunk as :func:`write` would.
 
     Every chunk must hold every table (empty frames are fine) and may reference rows of earlier
     chunks. The chunks are consumed one at a time, so they can be generated lazily
     (:meth:`HMASynthesizer.sample_chunks`) and memory stays bounded. All or nothing: a failure
     in any chunk, or an interruption, leaves the target as it was.
+
+    ``staged`` (PostgreSQL and MariaDB; not with ``append``): more chunks that others load in
+    parallel into staging tables (:mod:`hma_db.target.staging`; :mod:`hma_db.cluster` has Dask
+    workers do it). Once the tables are prepared, ``staged.start(job)`` is handed what a loader
+    needs (``job.stage(number, chunk)`` loads a chunk); after ``chunks``, ``staged.wait()``
+    returns the batch ids to move, in chunk order, and the rows move into the target tables in
+    the same transaction. ``staged.cancel()`` is called when the write ends either way; the
+    staging tables are dropped after the commit or rollback.
 
     Returns:
         ``{table: rows written}`` over all chunks.
@@ -123,10 +144,13 @@ def write_chunks(chunks: Iterable[dict[str, pd.DataFrame]], metadata: Metadata, 
     with open_target(target) as engine:
         dialect = dialect_family(engine.dialect.name)
         refuse_sqlite_schema(dialect, schema)
+        if staged is not None and (dialect == "sqlite" or if_exists == "append"):
+            raise WriteError("Staged chunks need a PostgreSQL or MariaDB target and no "
+                             f"if_exists='append'; found {dialect}, if_exists={if_exists!r}.")
         target = TargetTables(engine, dialect, metadata, tables, schema, if_exists)
         run = _Run(target, first, if_exists=if_exists, batch_size=batch_size,
                    disable_triggers=False, fire_triggers=fire_triggers,
-                   reference_existing=False, progress=progress, more=iterator)
+                   reference_existing=False, progress=progress, more=iterator, staged=staged)
         return run.execute()
 
 
@@ -156,13 +180,17 @@ class _Run:
         self.loader = loader_for(self.dialect)
         self.batch_size = options["batch_size"] or self.loader.default_batch_size
         self.current: str | None = None
+        self.staging: Staging | None = None
 
     def execute(self) -> dict[str, int]:
         marker = self.target.marker
         if marker is not None:
             marker.open()  # the lock, then a killed run's leftovers, before anything else
         try:
-            counts = self._transaction()
+            try:
+                counts = self._transaction()
+            finally:
+                self._end_staging()
             if marker is not None:
                 marker.finish()
         finally:
@@ -230,12 +258,18 @@ class _Run:
         at_commit = self.dialect != "postgresql" or not existing
         session.start_load(at_commit)
         plans = self._plans(self._shifted(conn, existing), at_commit)
+        staged = self.options.get("staged")
+        if staged is not None:  # the workers load while this chunk goes in
+            self.staging = Staging(self.target, at_commit, self.batch_size)
+            staged.start(self.staging.create())
         counts = self._load_plans(conn, plans, dict.fromkeys(self.tables, 0))
         # Later chunks (write_chunks) go into the same transaction, after the first one.
         for chunk in self.options.get("more", ()):
             self.data = chunk
             counts = self._load_plans(conn, self._plans(self._shifted(conn, existing), at_commit),
                                       counts)
+        if staged is not None:
+            counts = self._move_staged(conn, staged, plans, counts)
         if "more" in self.options:
             for name, rows in counts.items():
                 log.info("write: %s: %d row(s)", name, rows)
@@ -249,6 +283,32 @@ class _Run:
         session.prove_foreign_keys([self.target.table(n) for n in self.tables],
                                    {staged: name for name, staged in self.target.staged.items()})
         return counts
+
+    def _move_staged(self, conn: sa.Connection, staged: StagedChunks, plans,
+                     counts: dict[str, int]) -> dict[str, int]:
+        """The staged chunks' rows into the target tables, in foreign-key order, then the
+        keys set after the rows (see :mod:`hma_db.target.staging`)."""
+        self.staging.batches = staged.wait()
+        progress = self.options["progress"]
+        for plan in plans:
+            self.current = plan.name
+            moved = self.staging.move_table(conn, plan.name, list(plan.frame.columns))
+            counts[plan.name] += moved
+            if progress is not None:
+                progress(plan.name, moved, moved)
+        for plan in plans:
+            self.current = plan.name
+            self.staging.move_updates(conn, plan.name)
+        self.current = None
+        pause_point("after_move")
+        return counts
+
+    def _end_staging(self) -> None:
+        staged = self.options.get("staged")
+        if staged is not None:
+            staged.cancel()
+        if self.staging is not None:
+            self.staging.drop()
 
     def _refuse_triggers(self, conn: sa.Connection) -> None:
         """Before anything changes: existing tables to load whose triggers would fire."""
@@ -275,23 +335,7 @@ class _Run:
         return shift_keys(self.data, self.metadata, offsets, self.options["reference_existing"])
 
     def _plans(self, data: dict[str, pd.DataFrame], at_commit: bool):
-        written = set(self.tables)
-        deferred = [r for r in self.metadata.deferred_relationships()
-                    if {r["parent_table_name"], r["child_table_name"]} <= written]
-        if not at_commit:
-            refuse_not_null_cycles(self.metadata, deferred)
-        plans = []
-        for name in self.tables:
-            table = self.target.table(name)
-            source = self.metadata.sql_metadata.tables.get(name) if self.metadata.sql_metadata \
-                else None
-            generated = [c.name for c in table.primary_key.columns if c.autoincrement is True
-                         or (source is not None and is_generated_key(source, source.c[c.name]))]
-            check_columns(name, data[name], table, generated)
-            frame = data[name][[c.name for c in table.columns if c.name in data[name].columns]]
-            plans.append(plan_table(name, frame, self.metadata, table, deferred, generated,
-                                    at_commit=at_commit))
-        return plans
+        return plan_chunk(self.metadata, self.tables, self.target.table, data, at_commit)
 
     def _load_plans(self, conn: sa.Connection, plans, counts: dict[str, int]) -> dict[str, int]:
         """Load one chunk's tables, then fill its deferred and self-referencing keys."""

@@ -1,0 +1,181 @@
+"""Sample and load on the workers: each worker loads its own chunks into staging tables of the
+target, and one transaction here moves them into the real tables (:mod:`hma_db.target.staging`).
+
+Why: with the chunks coming back to one writer, the writer is the floor of the clone (TPC-H
+SF1: 67 s of writing in a 139 s run, and slower with workers as the chunks travel back;
+``docs/scaling.md``). Here only a batch id and row counts come back; the rows go from each
+worker straight into the target, in parallel, and the move is one ``INSERT ... SELECT`` per
+table inside the target.
+
+Chunk 0 (the resident tables, drawn from the synthesizer's own stream) is sampled here and
+written by the load's transaction itself, while the workers sample and stage the others; the
+rows are the same as without a cluster and for any number of workers (each chunk seeded by the
+run's seed and its number, and moved in chunk order).
+
+Used for PostgreSQL and MariaDB targets; SQLite takes one writer at a time, and ``append`` (its
+key shifting needs every table at once), a run in one chunk, and a source with CHECKs the target
+must evaluate on each chunk keep the one writer here (:func:`hma_db.cluster.ClusterSampling`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from hma_db.errors import SamplingError
+from hma_db.synthesizer import (
+    DEFAULT_CHUNK_ROWS,
+    ChunkSampler,
+    Resident,
+    TargetChecks,
+    sample_and_write,
+)
+from hma_db.target import StageJob, pause_point, write_chunks
+
+logger = logging.getLogger(__name__)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else ""
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
+def _stage_on_worker(sampler: ChunkSampler, number: int, resident: Resident, job: StageJob
+                     ) -> tuple[int, dict[str, int]]:
+    """The task: sample chunk ``number`` and load it into the staging tables (a test can stop
+    it at the pause point to kill the worker)."""
+    pause_point("worker_chunk")
+    chunk, _ = sampler.chunk(number, resident)
+    return job.stage(number, chunk)
+
+
+def _count_on_worker(sampler: ChunkSampler, number: int, resident: Resident) -> dict[str, int]:
+    """The task of :func:`sample_only`: sample chunk ``number``, keep only its row counts."""
+    chunk, _ = sampler.chunk(number, resident)
+    return {t: len(f) for t, f in chunk.items()}
+
+
+class WorkerChunks:
+    """The chunks after the first, sampled and staged on the workers of ``client``: what
+    :func:`hma_db.write_chunks` takes as ``staged``."""
+
+    def __init__(self, client: Any, sampler: ChunkSampler, resident: Resident,
+                 seconds: dict[str, float]):
+        self.client, self.sampler, self.resident, self.seconds = client, sampler, resident, seconds
+        self.futures: list = []
+        self.scattered: list = []
+        self.rows: dict[str, int] = {}
+
+    def start(self, job: StageJob) -> None:
+        """Send the sampler, chunk 0's resident state and the job to every worker once, then
+        one task per chunk."""
+        self.scattered = self.client.scatter([self.sampler, self.resident, job], broadcast=True)
+        sampler, resident, remote_job = self.scattered
+        self.futures = [self.client.submit(_stage_on_worker, sampler, number, resident,
+                                           remote_job, key=f"hma-db-stage-{number}-{id(self)}",
+                                           pure=False)
+                        for number in range(1, len(self.sampler))]
+
+    def wait(self) -> list[int]:
+        """The batch ids of the staged chunks in chunk order, once every chunk is staged; the
+        first chunk that fails stops the run in one line."""
+        import distributed
+
+        started = time.perf_counter()
+        total, numbers = len(self.sampler), {f.key: n for n, f in enumerate(self.futures, 1)}
+        batches: dict[int, int] = {}
+        for future in distributed.as_completed(self.futures):
+            number = numbers[future.key]
+            try:
+                batch, rows = future.result()
+            except Exception as exc:
+                raise SamplingError(f"Sampling chunk {number} of {total} on the Dask cluster "
+                                    f"failed ({_reason(exc)}); nothing was written.") from exc
+            batches[number] = batch
+            for table, count in rows.items():
+                self.rows[table] = self.rows.get(table, 0) + count
+        self.seconds["stage"] = time.perf_counter() - started
+        logger.info("cluster: %d chunk(s) sampled and staged on %d worker(s)", total - 1,
+                    len(self.client.scheduler_info()["workers"]))
+        return [batches[n] for n in sorted(batches)]
+
+    def cancel(self) -> None:
+        if self.futures:
+            self.client.cancel(self.futures)
+        if self.scattered:
+            self.client.cancel(self.scattered)
+        self.futures, self.scattered = [], []
+
+
+def stages_on_workers(target_engine, synthesizer, *, if_exists: str,
+                      chunk_rows: int | None) -> bool:
+    """Whether the workers can load their chunks themselves (see the module docstring)."""
+    if target_engine.dialect.name == "sqlite" or if_exists == "append" or chunk_rows is None:
+        return False
+    return not any(TargetChecks(synthesizer, target_engine).exprs.values())
+
+
+def cluster_sample_and_write(client: Any, synthesizer, target_engine,
+                             seconds: dict[str, float], *, scale: float, schema: str | None,
+                             if_exists: str, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                             progress: Callable[[str, int, int], None] | None = None,
+                             fire_triggers: bool = False) -> dict[str, int]:
+    """Sample chunk 0 here and the others on the workers, which load them into staging tables;
+    move every chunk into ``target_engine`` in one transaction. ``seconds`` gets ``sample``
+    (chunk 0, here), ``stage`` (waiting for the workers to sample and stage the others, after
+    chunk 0 is written), ``move`` (the move, the keys proven and the commit) and ``write``
+    (everything after ``sample``)."""
+    started = time.perf_counter()
+    sampler = synthesizer.chunk_sampler(scale, chunk_rows)
+    first, resident = sampler.chunk(0)
+    seconds["sample"] = time.perf_counter() - started
+    workers = WorkerChunks(client, sampler, resident, seconds)
+    rows = write_chunks([first], synthesizer.get_metadata(), target_engine, schema=schema,
+                        if_exists=if_exists, fire_triggers=fire_triggers, progress=progress,
+                        staged=workers)
+    done = time.perf_counter()
+    seconds["write"] = done - started - seconds["sample"]
+    seconds["move"] = seconds["write"] - seconds.get("stage", 0.0)
+    sampler.log_totals()
+    return rows
+
+
+def cluster_write(client: Any, synthesizer, target, target_engine, seconds: dict[str, float],
+                  **options) -> dict[str, int]:
+    """Write a clone's sample through the workers: staged on them where the target allows
+    (:func:`stages_on_workers`), else sampled on them and written here by one writer
+    (``options``: those of :func:`hma_db.synthesizer.sample_and_write`)."""
+    from hma_db.cluster.runner import ClusterSampling
+
+    if stages_on_workers(target_engine, synthesizer, if_exists=options["if_exists"],
+                         chunk_rows=options.get("chunk_rows", DEFAULT_CHUNK_ROWS)):
+        options.pop("verbose", None)
+        return cluster_sample_and_write(client, synthesizer, target_engine, seconds, **options)
+    logger.info("cluster: the chunks are written by this process (%s target, if_exists=%s)",
+                target_engine.dialect.name, options["if_exists"])
+    return sample_and_write(ClusterSampling(synthesizer, client), target, seconds, **options)
+
+
+def sample_only(synthesizer, scale: float, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                client: Any = None) -> dict[str, int]:
+    """Sample a run without writing it (chunk 0 here, the others on ``client``'s workers, or
+    here without one) and return the rows per table: the sampling stage alone, to measure."""
+    sampler = synthesizer.chunk_sampler(scale, chunk_rows)
+    first, resident = sampler.chunk(0)
+    rows = {t: len(f) for t, f in first.items()}
+    if client is None:
+        counts = [{t: len(f) for t, f in sampler.chunk(n, resident)[0].items()}
+                  for n in range(1, len(sampler))]
+    else:
+        remote_sampler, remote_resident = client.scatter([sampler, resident], broadcast=True)
+        futures = [client.submit(_count_on_worker, remote_sampler, n, remote_resident, pure=False)
+                   for n in range(1, len(sampler))]
+        counts = client.gather(futures)
+        client.cancel([remote_sampler, remote_resident])
+    for found in counts:
+        for table, count in found.items():
+            rows[table] += count
+    return rows
