@@ -140,8 +140,16 @@ class Gap:
         # the gap itself: a track's bytes are its milliseconds times a bitrate, and a copula
         # keeps the ratio far better than a gap spanning six orders of magnitude.
         self.relative = False
+        # The low is personal data made by Faker (a birth date) and the high is modeled (a
+        # hire date): the low is derived from the high (high - gap), not the high from a
+        # made-up low, so the modeled column keeps its distribution and correlations. The
+        # gap is then not modeled but drawn from the real gaps' quantiles: a modeled gap
+        # replayed with its row (a small table's rows are replayed) would give back the
+        # real birth date.
+        self.derive_low = False
 
-    def fit(self, frame: pd.DataFrame, fmt: str | None) -> None:
+    def fit(self, frame: pd.DataFrame, fmt: str | None, derive_low: bool = False) -> None:
+        self.derive_low = derive_low and len(self.lows) == 1
         self.rep = _representation(frame[self.high], fmt)
         values = [_numbers(frame[c], self.rep) for c in [self.high, *self.lows]]
         self.unit = 1.0 if all(_whole(v) for v in values) else 0.0
@@ -155,7 +163,8 @@ class Gap:
         lows = self._lows(frame)
         self.relative = self._tighter_relative(gap, lows)
         self.nullable = bool((np.isnan(values[0]) & ~np.isnan(lows)).any())
-        self.replaced = not bool((~np.isnan(values[0]) & np.isnan(lows)).any())
+        self.replaced = not self.derive_low and not bool((~np.isnan(values[0])
+                                                          & np.isnan(lows)).any())
         if len(present):
             self.bounds = [float(np.nanmin(values[0])), float(np.nanmax(values[0]))]
             self.quantiles = np.quantile(present, np.linspace(0, 1, QUANTILES)).tolist()
@@ -212,6 +221,8 @@ class Gap:
         return _numbers(frame[self.high], self.rep) - self._lows(frame)
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if self.derive_low:
+            return frame
         gap = self._gap(frame)
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.relative:  # every real gap and low is above 0 (see fit)
@@ -223,6 +234,8 @@ class Gap:
         return frame.assign(**{self.column: y})  # a replaced high goes after every gap
 
     def reverse(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if self.derive_low:
+            return self._derive_low(frame)
         y = pd.to_numeric(frame[self.column], errors="coerce").to_numpy(dtype=float)
         lows = self._lows(frame)
         # abs: a log sampled below the real minimum folds back above 0 rather than onto it.
@@ -248,13 +261,41 @@ class Gap:
         high[derived] = new[derived].to_numpy()
         return out.assign(**{self.high: high})
 
+    def _derive_low(self, out: pd.DataFrame) -> pd.DataFrame:
+        """The low as high - gap where both are set: a made-up birth date moved to the
+        modeled hire date minus an age drawn from the real ages at hire (interpolated between
+        their quantiles); a row without a high keeps its low. The draw's uniform number comes
+        from the made-up low itself (its day times the golden ratio, modulo 1: equidistributed
+        over days), so the result is as repeatable as Faker's seeded values, with no random
+        stream of its own."""
+        low = self.lows[0]
+        high, made = _numbers(out[self.high], self.rep), _numbers(out[low], self.rep)
+        if not self.quantiles:
+            return out
+        per_day = 1.0 if self.rep in ("number", "date") else 86_400.0
+        u = np.mod(np.floor(made / per_day) * 0.6180339887498949, 1.0)
+        q = np.asarray(self.quantiles)
+        gap = np.interp(u, np.linspace(0, 1, len(q)), q)
+        if self.unit:
+            gap = np.maximum(np.rint(gap / self.unit) * self.unit, q[0])
+        derived = ~np.isnan(high) & ~np.isnan(made)
+        if not derived.any():
+            return out
+        kind = float if self.rep == "number" else object
+        values = out[low].astype(kind).copy()
+        values[derived] = _values(high - gap, self.rep)[derived].to_numpy()
+        return out.assign(**{low: values})
+
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "gap", "high": self.high, "lows": self.lows, "strict": self.strict,
                 "column": self.column, "rep": self.rep, "unit": self.unit, "eps": self.eps,
                 "bounds": self.bounds, "quantiles": self.quantiles, "nullable": self.nullable,
-                "replaced": self.replaced, "relative": self.relative}
+                "replaced": self.replaced, "relative": self.relative,
+                "derive_low": self.derive_low}
 
     def meta(self) -> dict[str, dict]:
+        if self.derive_low:
+            return {}
         return {self.column: {"sdtype": "numerical", "computer_representation": "Float"}}
 
 
@@ -383,7 +424,11 @@ class TableRules:
         meta = metadata.tables[self.table]["columns"]
         for step in self.steps:
             fmt = meta.get(getattr(step, "high", ""), {}).get("datetime_format")
-            step.fit(frame, fmt)
+            if isinstance(step, Gap):
+                made = [meta.get(c, {}).get("pii") for c in (*step.lows, step.high)]
+                step.fit(frame, fmt, derive_low=bool(made[0]) and not any(made[1:]))
+            else:
+                step.fit(frame, fmt)
             if isinstance(step, Gap) and not bounded:
                 step.unbound()
 
@@ -426,6 +471,7 @@ class TableRules:
                 step.nullable = bool(s.get("nullable", False))
                 step.replaced = bool(s.get("replaced", False))
                 step.relative = bool(s.get("relative", False))
+                step.derive_low = bool(s.get("derive_low", False))
             elif s["kind"] == "category":
                 step = Category([str(x) for x in s["columns"]], bool(s["one_hot"]), str(s["column"]))
                 if s["combinations"] is not None:
