@@ -153,6 +153,26 @@ def test_agreement_leaves_a_model_of_the_first_release_alone():
 
 
 # ------------------------------------------------------------------------ personal by value
+def test_names_take_faker_titles_only_where_the_source_has_titles(northwind):
+    # Northwind's contact names have no titles: neither do the synthetic ones.
+    names = northwind[2]["customers"]["contact_name"].dropna()
+    assert len(names) and not names.str.match(r"^(Mr|Mrs|Ms|Miss|Dr|Mx)\.? ").any()
+    assert not names.str.contains(r" (PhD|MD|DDS|DVM|Jr\.|Sr\.|II|III|IV|V)$").any()
+    # A source that writes titles keeps Faker's ("Dr. Ann Lee", "Tom Ray Jr.").
+    titled = [f"{t} Ann Lee{i}" for i, t in enumerate(["Dr.", "Mr.", "Mrs."] * 20)] + \
+        [f"Ann Lee{i}" for i in range(140)]
+    frame = pd.DataFrame({"id": range(200), "who": titled})
+    for source, plain in ((frame, False), (frame.assign(who=frame.who.str.replace(
+            r"^\S+\. ", "", regex=True)), True)):
+        tt = TableTransformer("t", _single_table({"id": {"sdtype": "id"},
+                                                  "who": {"sdtype": "name", "pii": True}}))
+        tt.fit(source)
+        out = _sample(tt, 2000, 0)["who"]
+        has = out.str.match(r"^(Mr|Mrs|Ms|Miss|Dr|Mx)\. ") | \
+            out.str.contains(r" (PhD|MD|DDS|DVM|Jr\.|II|III|IV|V)$")
+        assert has.any() != plain
+
+
 def test_card_numbers_and_ibans_are_found_from_their_values():
     from hma_db.schema.pii import guess_from_values
 

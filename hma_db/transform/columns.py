@@ -31,7 +31,7 @@ from hma_db.schema import (
     to_json,
 )
 from hma_db.transform import encoders, generators, keygen, keytime, masking
-from hma_db.transform.personal import provider_for, unique_generate
+from hma_db.transform.personal import has_titles, provider_for, unique_generate
 
 logger = logging.getLogger(__name__)
 MODELED_SDTYPES = ("numerical", "datetime", "categorical", "boolean")
@@ -135,10 +135,10 @@ class Learner:
             return {"role": role, "key": keygen.learn_key(series, meta, self.min_count),
                     "null_share": null_share(series)}
         if role == "personal":
-            return {"role": role, "null_share": null_share(series),
+            return _plain_names({"role": role, "null_share": null_share(series),
                     "provider": provider_for(meta.get("sdtype"), column, self.where(column)),
                     "unique": column in self.unique, "max_length": meta.get("max_length"),
-                    "fit_width": True, "in_row": True}
+                    "fit_width": True, "in_row": True}, series)
         if role == "generated":
             return self.generated(column, series, dtype, kind)
         if role == "policy":
@@ -161,7 +161,7 @@ class Learner:
                     "locale": policy.locale, "fit_width": True}
             if meta.get("pseudonymous"):  # rdt's PseudoAnonymizedFaker, chosen by the user
                 return _pseudonyms(spec, series.dropna(), where)
-            return spec
+            return _plain_names(spec, series)
         if policy.name == "null":
             return {"role": "constant", "value": None, "null_share": 1.0}
         if policy.name == "constant":
@@ -366,3 +366,11 @@ def prepare(spec: dict[str, Any], table: str, column: str, series: pd.Series, ki
     if spec["has_nulls"]:
         out[column + encoders.NULL_SUFFIX] = (encoders.null_codes(nulls), "categorical")
     return out
+
+
+def _plain_names(spec: dict[str, Any], series: pd.Series) -> dict[str, Any]:
+    """A name column whose real names carry no title makes names without Faker's titles and
+    suffixes ("Mr. Drew Joyce PhD" -> "Drew Joyce"), as the source writes them."""
+    if spec["provider"].startswith("name") and not has_titles(series):
+        spec["plain"] = True
+    return spec

@@ -96,16 +96,70 @@ def resolve_provider(locales: tuple[str, ...], provider: str) -> tuple[tuple[str
 
 
 def _call(locales: tuple[str, ...], provider: str, count: int, seed: int,
-          where: str) -> list[Any]:
+          where: str, plain: bool = False) -> list[Any]:
     try:
         locales, provider = resolve_provider(tuple(locales), provider)
         fake = faker_for(locales)
         fake.seed_instance(seed)
         # A multi-locale Faker picks the locale when the attribute is read: read it per call.
-        return [getattr(fake, provider)() for _ in range(count)]
+        values = [getattr(fake, provider)() for _ in range(count)]
     except (AttributeError, TypeError) as exc:
         raise MetadataError(f"Column {where}: Faker cannot generate '{provider}' for the "
                             f"locales {list(locales)}: {exc}") from exc
+    return without_titles(values, locales) if plain else values
+
+
+# Faker's person providers keep their courtesy titles and suffixes in these attributes.
+_AFFIX_LISTS = ("prefixes", "prefixes_female", "prefixes_male", "prefixes_nonbinary",
+                "suffixes", "suffixes_female", "suffixes_male", "suffixes_nonbinary")
+# Locales whose titles are looked for in real names (the ones Faker's locales use most).
+_TITLE_LOCALES = ("en_US", "en_GB", "de_DE", "pt_BR", "it_IT", "es_ES", "fr_FR")
+# Names where at most this share carries a title ("Dr. Ann Lee", "Tom Ray Jr.") are plain:
+# Faker's titles ("Mr. Drew Joyce PhD") would be a shape the column never has.
+TITLED_SHARE = 0.01
+
+
+@lru_cache(maxsize=64)
+def titles(locales: tuple[str, ...]) -> frozenset[str]:
+    """The courtesy titles and name suffixes of the locales' Faker (``Mr.``, ``Dr``, ``PhD``,
+    ``Jr.``, ``Sra.``...); lower-case particles that belong to a surname (``de``, ``du``)
+    and French ``Le`` are not titles."""
+    found: set[str] = set()
+    for locale in locales:
+        for provider in faker_for((locale,)).get_providers():
+            for name in _AFFIX_LISTS:
+                found.update(str(t) for t in (getattr(provider, name, None) or ()))
+    return frozenset(t for t in found if t[:1].isupper() and t != "Le")
+
+
+def without_titles(values: list[Any], locales: tuple[str, ...]) -> list[Any]:
+    """Names without a leading title or a trailing suffix (``Mr. Drew Joyce PhD`` ->
+    ``Drew Joyce``); a pool of at most :data:`POOL_SIZE` values, not the rows."""
+    known = titles(tuple(locales))
+    out = []
+    for value in values:
+        if not isinstance(value, str):
+            out.append(value)
+            continue
+        words = value.split(" ")
+        while len(words) > 2 and words[0] in known:
+            words = words[1:]
+        while len(words) > 2 and words[-1] in known:
+            words = words[:-1]
+        out.append(" ".join(words))
+    return out
+
+
+def has_titles(values: pd.Series) -> bool:
+    """Do more than :data:`TITLED_SHARE` of the real names start with a title or end with a
+    suffix (in the commonest locales' lists)?"""
+    names = values.dropna().astype(str)
+    if not len(names):
+        return False
+    known = titles(_TITLE_LOCALES)
+    words = names.str.split(" ")
+    titled = words.map(lambda w: len(w) > 2 and (w[0] in known or w[-1] in known))
+    return bool(titled.mean() > TITLED_SHARE)
 
 
 def _as_text(values: list[Any], max_length: int | None) -> pd.Series:
@@ -361,7 +415,7 @@ def _from_pool(spec: dict[str, Any], n: int, rng: np.random.Generator,
         # per row would be cut when it is too long ('North Leighmout').
         size = min(max(n, min(_FIT_POOL, _FIT_PER_ROW * n)), pool_size)
     seed = int(rng.integers(2**31))
-    made = _call(tuple(locales), spec["provider"], size, seed, where)
+    made = _call(tuple(locales), spec["provider"], size, seed, where, bool(spec.get("plain")))
     if spec.get("fit_width") and spec.get("max_length"):
         # Values chosen to fit the width, not cut to it ('Bosnia and Herz'): the rows draw
         # from the pool's values that fit, when there are any (a model of hma_db 0.1 cuts).
