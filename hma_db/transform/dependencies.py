@@ -14,6 +14,7 @@ A value that maps to it, and nothing rare is stored in the model.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from functools import lru_cache
 from typing import Any
@@ -272,15 +273,23 @@ def _country_codes() -> dict[str, str]:
 @lru_cache(maxsize=16)
 def _locale_of_code(preferred: tuple[str, ...]) -> dict[str, str]:
     """ISO 2-letter code -> the Faker locale of that country: one of the synthesizer's
-    locales first, then an English one (en_CA for Canada, en_IN for India), then Faker's."""
+    locales first, then an English one (en_CA for Canada, en_IN for India), then Faker's; a
+    locale with addresses of its own before one that inherits en_US's (Belgium: nl_BE, not
+    fr_BE, whose addresses are "549 Pauwels Estates Suite 311, Jessyland")."""
     from faker.config import AVAILABLE_LOCALES
 
     order = [*preferred, *sorted(AVAILABLE_LOCALES, key=lambda loc: not loc.startswith("en_"))]
     found: dict[str, str] = {}
-    for locale in order:
+    for locale in sorted(order, key=lambda loc: not _own_addresses(loc)):  # stable
         if "_" in locale:
             found.setdefault(locale.split("_", 1)[1].upper(), locale)
     return found
+
+
+def _own_addresses(locale: str) -> bool:
+    """Does Faker have an address provider written for ``locale`` (a module lookup, no import)?"""
+    return locale == "en_US" or importlib.util.find_spec(
+        f"faker.providers.address.{locale}") is not None
 
 
 def locale_of_country(value: Any, preferred: tuple[str, ...] = ()) -> str | None:

@@ -460,6 +460,32 @@ def generate(spec: dict[str, Any], locale_of_row: np.ndarray, rng: np.random.Gen
     out = np.empty(len(locale_of_row), dtype=object)
     for i, locale in enumerate(locales):
         rows = np.flatnonzero(locale_of_row == i)
+        if len(rows) and spec.get("null_share", 0) > 0 and lacks_region(locale, spec["provider"]):
+            continue  # left NULL: a US state in a Belgian address is worse than none
         if len(rows):
             out[rows] = _from_pool(spec, len(rows), rng, (locale,), where, _pool_size(locales))
     return out
+
+
+# Parts of an address that only some countries have; a locale without one (nl_BE has no
+# state, en_IE no county list) would otherwise get en_US's ("Vermont" in Belgium).
+_REGIONAL = {"state", "state_abbr", "administrative_unit", "region"}
+
+
+@lru_cache(maxsize=512)
+def lacks_region(locale: str, provider: str) -> bool:
+    """Is ``provider`` a regional address part that ``locale``'s Faker lacks, so that only
+    en_US's would be found: by the stand-ins of :func:`resolve_provider`, or through Faker's
+    inheritance (fr_BE's ``state`` is en_US's list: "California" in Belgium)?"""
+    if provider not in _REGIONAL or locale == "en_US":
+        return False
+    try:
+        locales, name = resolve_provider((locale,), provider)
+    except AttributeError:
+        return True
+    if locales != (locale,):
+        return True
+    # 40 draws of a locale's own list repeat none of en_US's 50 states by chance
+    # (measured: de_AT, sv_SE, pt_BR, cs_CZ, en_IN, en_AU share none).
+    own = set(_call((locale,), name, 40, 0, locale))
+    return own <= set(_call(("en_US",), name, 400, 0, "en_US"))
