@@ -41,9 +41,17 @@ def test_fit_recovers_correlation_and_marginals():
 
 def test_every_named_distribution_fits():
     data = _data(3_000)[:, [1]]
-    for name in ("norm", "beta", "truncnorm", "gamma", "uniform", "student_t"):
-        copula = GaussianCopula(name).fit(data, ["x"])
+    for name in ("norm", "beta", "truncnorm", "gamma", "uniform", "student_t", "empirical"):
+        copula = GaussianCopula(name, named={"x"}).fit(data, ["x"])
         assert copula.learned_distributions()["x"]["distribution"] == name
+
+
+def test_a_default_family_that_fits_poorly_gives_way_to_the_empirical_marginal():
+    data = _data(3_000)[:, [1]]  # a beta(2, 5): a uniform is far from it, a beta is close
+    assert GaussianCopula("beta").fit(data, ["x"]).learned_distributions()["x"] == \
+        GaussianCopula("beta", named={"x"}).fit(data, ["x"]).learned_distributions()["x"]
+    learned = GaussianCopula("uniform").fit(data, ["x"]).learned_distributions()["x"]
+    assert learned["distribution"] == "empirical" and learned["fallback_from"] == "uniform"
 
 
 def test_scores_round_trip_and_are_finite():

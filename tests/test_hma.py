@@ -122,7 +122,7 @@ def test_learned_distributions_and_parameters(parent_child):
     learned = model.learned_distributions("orders")
     assert set(learned) == {"amount", "qty"}
     assert all("learned_parameters" in v for v in learned.values())
-    params = {"orders": {"default_distribution": "truncnorm",
+    params = {"orders": {"default_distribution": "truncnorm", "default_named": True,
                          "numerical_distributions": {"amount": "norm"}}}
     tuned = fit_hma(md, numeric, links, params, np.random.default_rng(1))
     assert tuned.learned_distributions("orders")["amount"]["distribution"] == "norm"

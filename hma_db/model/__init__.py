@@ -6,11 +6,12 @@ parent's children) that samples numeric frames and links back, whole or a chunk 
 never sees key values or SQL. The only importer of ``copulas``.
 """
 
-from hma_db.model.fit import TableModel
+from hma_db.model.fit import SMALL_TABLE_ROWS, TableModel
 from hma_db.model.hierarchy import HMAModel, fit_hma
 from hma_db.model.sample import RunShare, check_scale, sample_chunk, target_rows
 
 __all__ = [
+    "SMALL_TABLE_ROWS",
     "HMAModel",
     "RunShare",
     "TableModel",

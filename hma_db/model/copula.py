@@ -1,9 +1,11 @@
 """A Gaussian copula on plain numpy arrays, with marginals from ``copulas.univariate``.
 
 Each column gets a parametric marginal ``F`` (``norm``, ``beta``, ``truncnorm``, ``gamma``,
-``uniform`` or ``student_t``); the dependence between columns is the correlation matrix of the
-normal scores of the fitted data (from mid-ranks, robust to ties and to a poorly fitting
-marginal), projected to the nearest valid correlation matrix; ``to_scores`` maps new data by
+``uniform`` or ``student_t``), or the ``empirical`` one (:mod:`hma_db.model.empirical`) where
+asked for or where the parametric fit is poor or the values have several peaks; the dependence
+between columns is the correlation matrix of the normal scores of the fitted data (from
+mid-ranks, robust to ties and to a poorly fitting marginal), projected to the nearest valid
+correlation matrix; ``to_scores`` maps new data by
 ``z = Phi^-1(F(x))``. This is the only module that imports ``copulas``; everything it keeps
 is plain data (``to_dict``).
 
@@ -45,6 +47,8 @@ from scipy import special
 
 from hma_db.errors import SynthesizerInputError
 from hma_db.model.beta import fit_beta, fit_beta_fixed_support
+from hma_db.model.empirical import NAME as EMPIRICAL
+from hma_db.model.empirical import POOR_FIT_KS, Empirical, fit_empirical, is_multimodal
 
 DISTRIBUTIONS = {
     "norm": univariate.GaussianUnivariate, "beta": univariate.BetaUnivariate,
@@ -53,7 +57,8 @@ DISTRIBUTIONS = {
 }
 # What to try, in order, when a requested family cannot be fitted to a column.
 FALLBACKS = {"beta": ("truncnorm", "norm"), "gamma": ("truncnorm", "norm"), "norm": (),
-             "student_t": ("norm",), "truncnorm": ("norm",), "uniform": ("truncnorm", "norm")}
+             "student_t": ("norm",), "truncnorm": ("norm",), "uniform": ("truncnorm", "norm"),
+             EMPIRICAL: ()}
 FIT_SAMPLE_SIZE = 10_000
 # The slow maximum-likelihood families fit on a prefix of the (random) subsample.
 FAMILY_SAMPLE_SIZE = {"beta": 2_000, "student_t": 2_000, "gamma": 5_000, "truncnorm": 5_000}
@@ -69,12 +74,12 @@ _EDGE, _MAX_EDGE_MASS = 1e-7, 0.01
 
 def check_distribution(name: Any, column: str) -> str:
     """Return ``name`` if it is an allowed distribution, else raise naming the column."""
-    if name in DISTRIBUTIONS:
+    if name in DISTRIBUTIONS or name == EMPIRICAL:
         return name
     reason = " (non-parametric distributions are not supported)" if name == "gaussian_kde" else ""
     raise SynthesizerInputError(
         f"Column '{column}': unknown distribution {name!r}{reason}; expected one of "
-        f"{', '.join(sorted(DISTRIBUTIONS))}")
+        f"{', '.join(sorted([*DISTRIBUTIONS, EMPIRICAL]))}")
 
 
 def nearest_correlation(matrix: np.ndarray) -> np.ndarray:
@@ -96,7 +101,9 @@ def _normal_ppf(u: np.ndarray) -> np.ndarray:
     return np.clip(special.ndtri(u), -SCORE_LIMIT, SCORE_LIMIT)
 
 
-def _instance(name: str, params: dict[str, float]) -> univariate.Univariate:
+def _instance(name: str, params: dict[str, Any]) -> univariate.Univariate | Empirical:
+    if name == EMPIRICAL:
+        return Empirical(params)
     cls = DISTRIBUTIONS[name]
     return univariate.Univariate.from_dict({"type": f"{cls.__module__}.{cls.__name__}", **params})
 
@@ -150,8 +157,14 @@ def fit_marginal(name: str, values: np.ndarray, named: bool = False,
 
     A family the user ``named`` is kept however well it fits; only a fit that fails
     numerically falls back, with a warning naming the ``column`` (as SDV uses the family it is
-    asked for). Returns ``{"distribution", "requested", "learned_parameters"}``.
+    asked for). Otherwise a fit the data reject (Kolmogorov distance above ``POOR_FIT_KS``
+    and the 95% critical distance), or any fit of values with several peaks, gives way to the
+    ``empirical`` marginal. Returns
+    ``{"distribution", "requested", "learned_parameters"}``.
     """
+    if name == EMPIRICAL:
+        return {"distribution": name, "requested": name,
+                "learned_parameters": fit_empirical(values)}
     if named:
         subsample = values[:FAMILY_SAMPLE_SIZE.get(name, len(values))]
         params, _ = _try_fit(name, subsample)
@@ -169,17 +182,22 @@ def fit_marginal(name: str, values: np.ndarray, named: bool = False,
             if polished[1] < distance:
                 params, distance = polished
         if params is not None and distance <= _MAX_KS:
+            if not named and (distance > max(POOR_FIT_KS, _KS_95 / np.sqrt(len(subsample)))
+                              or is_multimodal(values)):
+                break  # a poor fit, or a shape no family has: the empirical marginal
             return {"distribution": candidate, "requested": name, "learned_parameters": params}
         if params is not None and (best is None or distance < best[0]):
             best = (distance, candidate, params)
+    if not named:
+        return {"distribution": EMPIRICAL, "requested": name,
+                "learned_parameters": fit_empirical(values)}
     if best is None:  # even the normal fit failed: use the moments directly
         params = {"loc": float(np.mean(values)), "scale": float(np.std(values) or 1.0)}
         best = (np.inf, "norm", params)
-    if named:
-        instead = (f"'{best[1]}' is used instead" if best[1] != name
-                   else "it takes the values' mean and spread instead")
-        warnings.warn(f"Column '{column}': the distribution '{name}' asked for could not be "
-                      f"fitted to its values; {instead}.", UserWarning, stacklevel=2)
+    instead = (f"'{best[1]}' is used instead" if best[1] != name
+               else "it takes the values' mean and spread instead")
+    warnings.warn(f"Column '{column}': the distribution '{name}' asked for could not be "
+                  f"fitted to its values; {instead}.", UserWarning, stacklevel=2)
     return {"distribution": best[1], "requested": name, "learned_parameters": best[2]}
 
 

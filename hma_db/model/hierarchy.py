@@ -27,7 +27,7 @@ import pandas as pd
 
 from hma_db.errors import ModelFileError, SynthesizerInputError
 from hma_db.model.agree import find_agreements as agreements
-from hma_db.model.fit import TableModel, check_inputs, fit_tables, plan
+from hma_db.model.fit import SMALL_TABLE_ROWS, TableModel, check_inputs, fit_tables, plan
 from hma_db.model.sample import check_scale, sample_tables
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,8 @@ def fit_hma(metadata, numeric: dict[str, pd.DataFrame], links: dict[str, np.ndar
             table_parameters: dict[str, dict], rng: np.random.Generator,
             progress: Callable | None = None,
             row_counts: dict[str, int] | None = None,
-            kept: Iterable[str] = (), find_agreements: bool = True) -> HMAModel:
+            kept: Iterable[str] = (), find_agreements: bool = True,
+            small_table_rows: int = SMALL_TABLE_ROWS) -> HMAModel:
     """Fit the hierarchical model.
 
     Args:
@@ -58,6 +59,9 @@ def fit_hma(metadata, numeric: dict[str, pd.DataFrame], links: dict[str, np.ndar
             children are drawn under the real rows (see :func:`hma_db.model.sample.kept_rows`).
         find_agreements: find two foreign-key paths to one ancestor that agree in every row,
             and keep them at sampling (:mod:`hma_db.model.agree`).
+        small_table_rows: a root table of at most this many rows (or of fewer rows than
+            copula columns) replays its fitted rows instead of sampling its copula (see
+            :func:`hma_db.model.sample.replayed_rows`); 0 turns it off.
 
     Returns:
         The fitted :class:`HMAModel`.
@@ -71,7 +75,7 @@ def fit_hma(metadata, numeric: dict[str, pd.DataFrame], links: dict[str, np.ndar
     if find_agreements:
         agreements(rels, junctions, links)
     tables = fit_tables(metadata, numeric, links, table_parameters, rng, rels, progress,
-                        frozenset(kept))
+                        frozenset(kept), small_table_rows)
     for table, record in tables.items():
         logger.info("table %s: %d rows, %d columns + %d extension columns", table,
                     record.rows, len(record.columns), len(record.extension_columns))

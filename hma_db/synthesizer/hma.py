@@ -34,7 +34,7 @@ from hma_db.errors import (
     NotFittedError,
     SynthesizerInputError,
 )
-from hma_db.model import check_scale, fit_hma
+from hma_db.model import SMALL_TABLE_ROWS, check_scale, fit_hma
 from hma_db.schema import (
     Metadata,
     ParentSum,
@@ -47,7 +47,12 @@ from hma_db.synthesizer import database, files
 from hma_db.synthesizer.checks import check_chunk_rows, check_row_counts, check_seed
 from hma_db.synthesizer.chunks import DEFAULT_CHUNK_ROWS, ChunkSampler, iter_sample
 from hma_db.synthesizer.links import build_links, referenced_columns
-from hma_db.synthesizer.params import check_locales, check_table_parameters, default_parameters
+from hma_db.synthesizer.params import (
+    check_locales,
+    check_small_table_rows,
+    check_table_parameters,
+    default_parameters,
+)
 from hma_db.synthesizer.rules import (
     check_all,
     check_skip_rules,
@@ -104,6 +109,11 @@ class HMASynthesizer(SDVMethods):
             ``f"{rule.table_name}: {rule.describe()}"`` for a rule of :meth:`get_constraints`
             (``["Track: Bytes > Milliseconds"]``); a name no rule has gets a warning
             at ``fit``. Kept in the model file.
+        small_table_rows: a root table (no parent) of at most this many rows, or of fewer rows
+            than modeled columns, is not drawn from its copula: its rows' fitted values are
+            replayed in a random order (each repeated ``scale`` times), so its children keep
+            their real counts; its personal columns are still generated and its keys new.
+            ``0`` turns it off. Default 30: Chinook's and Northwind's lookup tables.
 
     Example:
         >>> synthesizer = HMASynthesizer(metadata, locales=["en_US", "fr_CA"], seed=7)
@@ -114,7 +124,7 @@ class HMASynthesizer(SDVMethods):
 
     def __init__(self, metadata: Metadata | dict, locales: list[str] | str = ("en_US",),
                  verbose: bool = True, seed: int | None = None, find_rules: bool = True,
-                 skip_rules: list[str] | None = None):
+                 skip_rules: list[str] | None = None, small_table_rows: int = SMALL_TABLE_ROWS):
         super().__init__()
         metadata = as_metadata(metadata)
         metadata.validate()
@@ -134,6 +144,7 @@ class HMASynthesizer(SDVMethods):
         self._entropy = np.random.SeedSequence(self.seed).entropy
         self.find_rules = bool(find_rules)
         self.skip_rules = check_skip_rules(skip_rules)
+        self.small_table_rows = check_small_table_rows(small_table_rows)
         self._declared: list = []  # constraints given to add_constraints
         self._named_defaults: set[str] = set()  # tables whose default_distribution was set
         self._found: list = []  # rules found in the data at the last fit
@@ -158,7 +169,9 @@ class HMASynthesizer(SDVMethods):
                 (``{column: distribution}``), ``enforce_min_max_values``, ``enforce_rounding``,
                 ``locales``. As in SDV, the given keys replace earlier values and the others
                 are kept (``numerical_distributions`` is replaced as a whole). Distributions:
-                ``norm``, ``beta``, ``truncnorm``, ``gamma``, ``uniform``, ``student_t``.
+                ``norm``, ``beta``, ``truncnorm``, ``gamma``, ``uniform``, ``student_t``,
+                ``empirical`` (the values' quantiles, interpolated between at most 100 knots;
+                also chosen for a column no family fits, see ``get_learned_distributions``).
 
         Raises:
             SynthesizerInputError: an unknown table, parameter, column or distribution, or the
@@ -384,7 +397,8 @@ class HMASynthesizer(SDVMethods):
             model = fit_hma(self.metadata, numeric, links, _with_defaults(
                 self._table_parameters, self._named_defaults), rng,
                             progress=self._bar if self.verbose else None, row_counts=counts,
-                            kept=prepared["kept"], find_agreements=self.find_rules)
+                            kept=prepared["kept"], find_agreements=self.find_rules,
+                            small_table_rows=self.small_table_rows)
         policies = {t: table_policy(self.metadata.tables, t) for t in self.metadata.tables}
         self._fitted = FittedState(
             model=model, transformers=transformers, columns=prepared["columns"],
@@ -587,6 +601,7 @@ class HMASynthesizer(SDVMethods):
         return SavedSynthesizer(
             parameters={"locales": list(self.locales), "verbose": self.verbose, "seed": self.seed,
                         "find_rules": self.find_rules, "skip_rules": sorted(self.skip_rules),
+                        "small_table_rows": self.small_table_rows,
                         "transformers": self.transformer_choices(),
                         "named_defaults": sorted(self._named_defaults)},
             metadata=self.metadata, constraints=self._declared + self._found,
@@ -598,7 +613,8 @@ class HMASynthesizer(SDVMethods):
         params = saved.parameters
         synthesizer = cls(saved.metadata, locales=params["locales"], verbose=params["verbose"],
                           seed=params["seed"], find_rules=params.get("find_rules", True),
-                          skip_rules=params.get("skip_rules"))
+                          skip_rules=params.get("skip_rules"),
+                          small_table_rows=params.get("small_table_rows", SMALL_TABLE_ROWS))
         synthesizer._declared = [c for c in saved.constraints if not c.found]
         synthesizer._found = [c for c in saved.constraints if c.found]
         synthesizer._table_parameters = saved.table_parameters

@@ -3,8 +3,9 @@
 They are the parameters of SDV's ``GaussianCopulaSynthesizer``: ``default_distribution``,
 ``numerical_distributions``, ``enforce_min_max_values``, ``enforce_rounding`` (and ``locales``,
 which defaults to the synthesizer's). Distributions are the parametric marginals of
-``copulas.univariate``; ``gaussian_kde`` is refused because the hierarchical model aggregates a
-fixed number of parameters per column, which a kernel density does not have.
+``copulas.univariate`` and ``empirical`` (interpolated quantiles, at most a fixed number of
+knots: :mod:`hma_db.model.empirical`); ``gaussian_kde`` is refused because the hierarchical
+model aggregates a fixed number of parameters per column, which a kernel density does not have.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from faker.config import AVAILABLE_LOCALES
 from hma_db.errors import SynthesizerInputError
 from hma_db.schema import Metadata
 
-DISTRIBUTIONS = ("norm", "beta", "truncnorm", "gamma", "uniform", "student_t")
+PARAMETRIC = ("norm", "beta", "truncnorm", "gamma", "uniform", "student_t")
+DISTRIBUTIONS = (*PARAMETRIC, "empirical")
 NON_PARAMETRIC = ("gaussian_kde",)
 DEFAULT_DISTRIBUTION = "beta"
 PARAMETER_NAMES = ("enforce_min_max_values", "enforce_rounding", "locales",
@@ -50,7 +52,7 @@ def _check_distribution(name: Any, where: str) -> None:
         raise SynthesizerInputError(
             f"The '{name}' distribution ({where}) is not compatible with the HMA algorithm: it "
             f"has no fixed set of parameters to learn across tables. Choose a parametric one "
-            f"such as 'beta' or 'truncnorm' (one of {', '.join(DISTRIBUTIONS)}).")
+            f"such as 'beta' or 'truncnorm' (one of {', '.join(PARAMETRIC)}), or 'empirical'.")
     if name not in DISTRIBUTIONS:
         raise SynthesizerInputError(
             f"Unknown distribution {name!r} ({where}); expected one of {', '.join(DISTRIBUTIONS)}.")
@@ -107,3 +109,12 @@ def check_table_parameters(metadata: Metadata, table_name: Any,
     if "locales" in params:
         params["locales"] = check_locales(params["locales"])
     return params
+
+
+def check_small_table_rows(rows: Any) -> int:
+    """``small_table_rows`` of :class:`~hma_db.HMASynthesizer`: a non-negative integer."""
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+        raise SynthesizerInputError(
+            f"small_table_rows must be a non-negative integer (0 turns the replay of small "
+            f"tables off); found {rows!r}.")
+    return int(rows)
