@@ -145,6 +145,27 @@ def test_a_source_with_checks_clones_and_every_check_holds(request, source, tmp_
     assert frame["pack"].nunique() > N  # the redrawn rows did not all take one value
 
 
+@pytest.mark.parametrize(("source_kind", "target"), [("mariadb", "sqlite"),
+                                                    ("mariadb", "postgres"),
+                                                    ("postgres", "mariadb"),
+                                                    ("postgres", "sqlite")])
+def test_checks_of_each_source_dialect_hold_in_another_dialect(request, tmp_path, source_kind,
+                                                               target):
+    # Each dialect writes its CHECKs back in its own words (MariaDB: `code`, char_length;
+    # PostgreSQL: ((qty >= 2) AND (qty <= 400)), = ANY (ARRAY[...])): they are read from
+    # there and evaluated, or translated, for another dialect.
+    servers = {"postgres": "postgres_databases", "mariadb": "mysql_databases"}
+    source = request.getfixturevalue(servers[source_kind]).new("i18_src_dialect")
+    _create(source, _orders(2))
+    if target == "sqlite":
+        url = f"sqlite:///{tmp_path / 'out.sqlite'}"
+    else:
+        url = request.getfixturevalue(servers[target]).new("i18_dst_dialect")
+    clone(source, url, seed=4, scale=2.0, chunk_rows=200)
+    assert _broken(url) == dict.fromkeys(BROKEN, 0)
+    assert len(read_tables(url, reflect(url))["orders"]) == 2 * N
+
+
 def test_same_dialect_postgres_clone_keeps_its_checks(postgres_databases):
     source, target = postgres_databases.new("i18_src"), postgres_databases.new("i18_dst")
     _create(source, _orders(1))

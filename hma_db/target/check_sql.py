@@ -4,7 +4,8 @@ same everywhere.
 A reflected CHECK is SQL text in the source's dialect. Comparisons, ``IN`` lists, ``BETWEEN``,
 ``LIKE``, ``IS [NOT] NULL`` and ``AND``/``OR``/``NOT`` over columns and literals mean the same on
 PostgreSQL, SQLite and MariaDB once PostgreSQL's casts (``'a'::text``) are removed and
-``= ANY (ARRAY[...])`` is written as ``IN (...)``; identifiers are re-quoted for the target.
+``= ANY (ARRAY[...])`` is written as ``IN (...)``, and MariaDB's ``a MOD b`` as ``a % b``;
+identifiers are re-quoted for the target.
 Anything else (functions, casts to other types, subqueries, boolean columns compared with
 integers) is dropped by the caller, with a log line, rather than guessed.
 
@@ -41,6 +42,11 @@ _TOKEN = re.compile(rf"""
 """, re.X)
 _KEYWORDS = {"and", "or", "not", "in", "is", "null", "between", "like", "true", "false",
              "any", "all", "array"}
+# A function one dialect names differently, for the target that evaluates a CHECK on rows
+# (MariaDB writes length(code) back as octet_length(`code`); SQLite before 3.43 knows only
+# length, which counts characters: the same for the ASCII text such CHECKs are about).
+_FUNCTIONS = {"sqlite": {"char_length": "length", "character_length": "length",
+                         "octet_length": "length"}}
 _ANY = re.compile(r"(=|<>)\s*(ANY|ALL)\s*\(\s*(\(\s*)?ARRAY\s*\[([^\]]*)\]\s*(?(3)\))\s*\)", re.I)
 
 
@@ -90,8 +96,12 @@ def _rewrite(tokens, dialect: str, columns: dict[str, sa.Column],
             if kind == "word" and value.lower() in _KEYWORDS:
                 parts.append(value.upper())
                 continue
+            if kind == "word" and value.lower() == "mod" and not _called(tokens, i):
+                parts.append("%")  # MariaDB writes a % b back as a MOD b
+                continue
             if calls and kind == "word" and _called(tokens, i):
-                parts.append(value)  # a function, evaluated by the target as it is named
+                # a function, evaluated by the target as it is named there
+                parts.append(_FUNCTIONS.get(dialect, {}).get(value.lower(), value))
                 continue
             column = columns.get(name)
             if column is None and kind == "word":
