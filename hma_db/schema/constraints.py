@@ -143,6 +143,10 @@ def as_numbers(values: pd.Series) -> np.ndarray:
     """Numbers, dates and timestamps as comparable floats (NaN for NULL)."""
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values):
         return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) in (
+            "decimal", "integer", "floating", "mixed-integer-float"):
+        # NUMERIC/DECIMAL columns read as Decimal objects (one C-level type scan to tell)
+        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     stamps = pd.to_datetime(values, errors="coerce", utc=True)
     numbers = stamps.astype("int64").to_numpy(dtype=float)
     return np.where(stamps.isna().to_numpy(), np.nan, numbers)

@@ -23,6 +23,7 @@ A rule the real rows already break is refused at fit, with the count and example
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ from hma_db.schema import (
     OneHotEncoding,
     Range,
     as_numbers,
+    decimals,
     from_json,
     to_json,
 )
@@ -83,11 +85,15 @@ def refuse_broken(constraint: Constraint, frame: pd.DataFrame) -> None:
 
 
 def _representation(values: pd.Series, fmt: str | None) -> str:
-    """How a compared column holds its values: number, date, timestamp(tz) or text."""
+    """How a compared column holds its values: number, decimal, date, timestamp(tz) or text."""
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values):
         return "number"
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         return "timestamptz" if getattr(values.dtype, "tz", None) is not None else "timestamp"
+    if pd.api.types.infer_dtype(values, skipna=True) == "decimal":
+        # NUMERIC/DECIMAL read as Decimal objects: written back as Decimals of the column's
+        # decimals (Gap.fit adds them: "decimal:2"), so a gap of one cent stays one cent.
+        return "decimal"
     present = values.dropna()
     first = present.iloc[0] if len(present) else None
     if isinstance(first, str):
@@ -99,13 +105,21 @@ def _representation(values: pd.Series, fmt: str | None) -> str:
 
 def _numbers(values: pd.Series, rep: str) -> np.ndarray:
     raw = as_numbers(values)
-    return raw if rep == "number" else raw / NS_PER_UNIT.get(rep, 1e9)
+    return raw if _numeric(rep) else raw / NS_PER_UNIT.get(rep, 1e9)
+
+
+def _numeric(rep: str) -> bool:
+    return rep == "number" or rep.startswith("decimal")
 
 
 def _values(numbers: np.ndarray, rep: str) -> pd.Series:
     """Numbers back in a column's representation (the inverse of :func:`_numbers`)."""
     if rep == "number":
         return pd.Series(numbers)
+    if rep.startswith("decimal:"):
+        text = pd.Series(np.char.mod(f"%.{int(rep[8:])}f", numbers))
+        return text.where(~np.isnan(numbers)).map(decimal.Decimal, na_action="ignore") \
+            .astype(object).where(~np.isnan(numbers), None)
     ns = np.rint(numbers * NS_PER_UNIT.get(rep, 1e9))
     stamps = pd.to_datetime(pd.Series(ns).astype("Int64"), unit="ns", utc=True)
     if rep == "date":
@@ -153,6 +167,10 @@ class Gap:
         self.rep = _representation(frame[self.high], fmt)
         values = [_numbers(frame[c], self.rep) for c in [self.high, *self.lows]]
         self.unit = 1.0 if all(_whole(v) for v in values) else 0.0
+        if self.rep == "decimal":
+            digits = max(decimals(v) for v in values)
+            self.rep = f"decimal:{digits}"
+            self.unit = self.unit or 10.0 ** -digits
         gap = self._gap(frame)
         positive = gap[gap > 0]
         # Continuous gaps of 0 need an offset for the log: a thousandth of the median gap
@@ -173,7 +191,7 @@ class Gap:
         """Numbers only, every low above 0 and every gap too: is log(gap / low) at most half
         as spread (in standard deviations) as log(gap)?"""
         both = ~np.isnan(gap) & ~np.isnan(lows)
-        if self.rep != "number" or both.sum() < 2 or (lows[both] <= 0).any() \
+        if not _numeric(self.rep) or both.sum() < 2 or (lows[both] <= 0).any() \
                 or (gap[both] <= 0).any():
             return False
         spread = np.std(np.log(gap[both]))
@@ -272,7 +290,7 @@ class Gap:
         high, made = _numbers(out[self.high], self.rep), _numbers(out[low], self.rep)
         if not self.quantiles:
             return out
-        per_day = 1.0 if self.rep in ("number", "date") else 86_400.0
+        per_day = 1.0 if _numeric(self.rep) or self.rep == "date" else 86_400.0
         u = np.mod(np.floor(made / per_day) * 0.6180339887498949, 1.0)
         q = np.asarray(self.quantiles)
         gap = np.interp(u, np.linspace(0, 1, len(q)), q)

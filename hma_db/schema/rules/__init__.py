@@ -13,8 +13,8 @@ from hma_db.schema.rules.across import PathAgreement, find_paths
 from hma_db.schema.rules.check_text import CheckRules, rules_from_check
 from hma_db.schema.rules.found import find_inequalities, propose_rules
 from hma_db.schema.rules.scalar import AllowedValues, ScalarInequality, ScalarRange
-from hma_db.schema.rules.sums import ParentSum, RowFormula, find_formulas, find_sums
+from hma_db.schema.rules.sums import ParentSum, RowFormula, decimals, find_formulas, find_sums
 
 __all__ = ["AllowedValues", "CheckRules", "ParentSum", "PathAgreement", "RowFormula",
-           "ScalarInequality", "ScalarRange", "find_formulas", "find_inequalities", "find_paths",
-           "find_sums", "propose_rules", "rules_from_check"]
+           "ScalarInequality", "ScalarRange", "decimals", "find_formulas", "find_inequalities",
+           "find_paths", "find_sums", "propose_rules", "rules_from_check"]
