@@ -163,8 +163,10 @@ def clone_command(settings: Settings, source: str, target: str, scale: float, se
     Progress goes to standard error: bars on a terminal, else one timestamped line per stage
     start and end (cron, CI); the summary goes to standard output.
 
-    With --cluster or --workers the chunks are sampled on Dask workers and written here, in
-    one transaction: the same rows as without them, for any number of workers.
+    With --cluster or --workers the chunks are sampled on Dask workers: the same rows as
+    without them, for any number of workers. Into PostgreSQL or MariaDB each worker loads its
+    chunks into staging tables and one transaction moves them; into SQLite they are written
+    here. Either way the target changes in one commit or not at all.
     """
     if cluster and workers:
         raise click.UsageError("--cluster and --workers name two clusters; give one of them.")
@@ -413,7 +415,10 @@ def clean_command(settings: Settings, target: str, target_schema: str | None) ->
                 (a run lists them in the table _hma_db_run as it goes), and the list
     SQLite      the temporary file .NAME.hma-tmp-PID of a write into a new file
                 whose process is gone; a killed write's transaction, rolled back
-    PostgreSQL  nothing: the server rolls a killed load back
+    PostgreSQL  nothing of a write: the server rolls a killed load back
+    and both    the staging tables _hma_stage_<run>_<n> of a killed cluster run
+                (--workers, --cluster); a run's that is still loading, and every other
+                table, stay
 
     Every clone, run and sample into TARGET does this first. Refused while another load is
     running into the MariaDB database. One warning line per thing removed.

@@ -46,10 +46,12 @@ def _reason(exc: BaseException) -> str:
 def _stage_on_worker(sampler: ChunkSampler, number: int, resident: Resident, job: StageJob
                      ) -> tuple[int, dict[str, int]]:
     """The task: sample chunk ``number`` and load it into the staging tables (a test can stop
-    it at the pause point to kill the worker)."""
+    it at the pause points, before and after its rows are staged, to kill the worker)."""
     pause_point("worker_chunk")
     chunk, _ = sampler.chunk(number, resident)
-    return job.stage(number, chunk)
+    staged = job.stage(number, chunk)
+    pause_point("worker_staged")
+    return staged
 
 
 def _count_on_worker(sampler: ChunkSampler, number: int, resident: Resident) -> dict[str, int]:
@@ -132,7 +134,7 @@ def cluster_sample_and_write(client: Any, synthesizer, target_engine,
     sampler = synthesizer.chunk_sampler(scale, chunk_rows)
     first, resident = sampler.chunk(0)
     seconds["sample"] = time.perf_counter() - started
-    workers = WorkerChunks(client, sampler, resident, seconds)
+    workers = WorkerChunks(client, sampler, resident, seconds) if len(sampler) > 1 else None
     rows = write_chunks([first], synthesizer.get_metadata(), target_engine, schema=schema,
                         if_exists=if_exists, fire_triggers=fire_triggers, progress=progress,
                         staged=workers)

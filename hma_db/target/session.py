@@ -282,8 +282,10 @@ PAUSE_SECONDS = 60  # longer than a test takes to see the line and kill the proc
 
 
 def pause_point(stage: str) -> None:
-    """Test only: when ``HMA_DB_TEST_PAUSE`` names ``stage`` (one of :data:`PAUSE_STAGES`, or
-    ``worker_chunk``: a chunk's task on a Dask worker, :mod:`hma_db.cluster`),
+    """Test only: when ``HMA_DB_TEST_PAUSE`` names ``stage`` (one of :data:`PAUSE_STAGES`;
+    ``worker_chunk`` / ``worker_staged``: a chunk's task on a Dask worker before it samples /
+    after it staged its rows, :mod:`hma_db.cluster`; ``after_move``: staged rows moved, not
+    committed),
     write ``<stage> <pid>`` to the file ``HMA_DB_TEST_PAUSE_FILE`` (else to standard error)
     and sleep, so that a test can kill the write right there. Unset, it costs one lookup."""
     if os.environ.get("HMA_DB_TEST_PAUSE") != stage:
