@@ -175,3 +175,48 @@ def test_northwind_discounts_are_source_values_and_shippers_keep_their_order_cou
     assert set(fake["order_details"]["discount"].astype(float).round(6)) <= source
     counts = fake["orders"]["ship_via"].value_counts().sort_values().tolist()
     assert counts == real["orders"]["ship_via"].value_counts().sort_values().tolist()
+
+
+# ------------------------------------------------------------------- categories' latent scores
+@pytest.mark.parametrize("rows", [3_000, 60_000])  # all rows in the rounds, and beyond FIT_ROWS
+def test_rows_move_inside_their_slices_to_follow_the_columns_they_go_with(rows):
+    from scipy import special
+
+    from hma_db.model.latent import FIT_ROWS, align_slices
+
+    assert (rows > FIT_ROWS) == (rows == 60_000)
+    rng = np.random.default_rng(0)
+    latent = rng.standard_normal(rows)
+    edges = np.array([0.0, 0.6, 0.94, 1.0])  # three categories, the last of 6% of rows
+    cell = np.searchsorted(edges, special.ndtr(latent), "right") - 1
+    data = np.column_stack([
+        edges[cell] + rng.random(rows) * (edges[cell + 1] - edges[cell]),  # uniform in slice
+        special.ndtr(latent + 0.3 * rng.standard_normal(rows)),  # a column it goes with
+        rng.random(rows)])  # and one it does not
+    truth = np.corrcoef(special.ndtr(latent), data[:, 1])[0, 1]
+    before = np.corrcoef(data[:, 0], data[:, 1])[0, 1]
+    out = align_slices(data, {0: edges}, np.random.default_rng(1))
+    after = np.corrcoef(out[:, 0], out[:, 1])[0, 1]
+    assert truth - after < 0.02 < truth - before
+    assert np.array_equal(np.searchsorted(edges, out[:, 0], "right") - 1, cell)
+    assert np.array_equal(out[:, 1:], data[:, 1:])
+    assert abs(np.corrcoef(out[:, 0], out[:, 2])[0, 1]) < 0.03
+
+
+def test_a_sliced_column_of_the_synthesizer_keeps_its_link_to_a_number():
+    rng = np.random.default_rng(2)
+    n = 3_000
+    video = rng.random(n) < 0.06
+    tracks = pd.DataFrame({"id": range(n), "price": np.where(video, 1.99, 0.99),
+                           "ms": np.where(video, rng.normal(2.6e6, 3e5, n),
+                                          rng.normal(2.5e5, 5e4, n)).round()})
+    metadata = Metadata.load_from_dict({"tables": {"tracks": {"primary_key": "id", "columns": {
+        "id": {"sdtype": "id"}, "price": {"sdtype": "numerical"},
+        "ms": {"sdtype": "numerical"}}}}})
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=3)
+    synthesizer.fit({"tracks": tracks})
+    out = synthesizer.sample()["tracks"]
+    real = tracks.groupby("price")["ms"].median()
+    fake = out.groupby("price")["ms"].median()
+    # Without the slices aligned, 1.99 tracks came out as short as 0.99 ones (median 0.3M).
+    assert fake[1.99] > 0.5 * real[1.99]

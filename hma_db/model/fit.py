@@ -34,6 +34,7 @@ import pandas as pd
 from hma_db.errors import SynthesizerInputError
 from hma_db.model.assign import degree_quantiles
 from hma_db.model.copula import GaussianCopula, check_distribution, nearest_correlation
+from hma_db.model.latent import align_slices
 from hma_db.schema import key_columns, relationship_name
 
 MAX_AGGREGATED = 20
@@ -362,6 +363,10 @@ def _fit_table(table: str, frame: pd.DataFrame, parameters: dict[str, Any],
         blocks.append(pending.pop(name))
     columns = own + ext_names
     data = np.hstack(blocks) if blocks else np.zeros((len(frame), 0))
+    # Rows moved inside their categories' slices to follow the other columns (latent.py).
+    slices = {own.index(c): edges for c, edges in (parameters.get("slices") or {}).items()
+              if c in own}
+    data = align_slices(data, slices, rng)
     default = check_distribution(parameters.get("default_distribution", "beta"),
                                  f"{table} (default)")
     distributions = {**_distributions(own, parameters),

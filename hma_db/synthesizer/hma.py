@@ -394,8 +394,10 @@ class HMASynthesizer(SDVMethods):
         rng = np.random.default_rng(self._seed_sequence(0))
         counts = check_row_counts(row_counts, processed_data)
         with self._quiet():
-            model = fit_hma(self.metadata, numeric, links, _with_defaults(
-                self._table_parameters, self._named_defaults), rng,
+            parameters = _with_defaults(self._table_parameters, self._named_defaults)
+            for table, params in parameters.items():  # categories' slices (model/latent.py)
+                params["slices"] = transformers[table].slice_edges()
+            model = fit_hma(self.metadata, numeric, links, parameters, rng,
                             progress=self._bar if self.verbose else None, row_counts=counts,
                             kept=prepared["kept"], find_agreements=self.find_rules,
                             small_table_rows=self.small_table_rows)

@@ -237,6 +237,22 @@ def category_codes(series: pd.Series, spec: dict[str, Any]) -> np.ndarray:
     return np.where(found < 0, k + 1, lookup[np.maximum(found, 0)] if len(lookup) else k)
 
 
+def slice_edges(specs: dict[str, dict[str, Any]], modeled: list[str]) -> dict[str, list[float]]:
+    """The slices' edges, ascending from 0 to 1, of every modeled column encoded as slices of
+    [0, 1): categories, few-valued numbers, null indicators (the model moves rows inside their
+    slices, :mod:`hma_db.model.latent`)."""
+    out = {}
+    for column, spec in specs.items():
+        if spec.get("role") != "modeled":
+            continue
+        if spec.get("kind") == "categorical" and spec.get("intervals"):
+            out[column] = spec["intervals"]
+        if spec.get("null_intervals"):
+            out[column + NULL_SUFFIX] = spec["null_intervals"]
+    return {column: sorted({0.0, 1.0, *(float(lo) for _, lo, _ in intervals)})
+            for column, intervals in out.items() if column in modeled}
+
+
 def decode_codes(values: np.ndarray, intervals: list[list[float]]) -> np.ndarray:
     """Invert the uniform-interval encoding: the code whose interval holds each value."""
     table = sorted(intervals, key=lambda item: item[1])

@@ -235,6 +235,11 @@ class TableTransformer:
             out[column] = out[column] / _SECONDS
         return pd.DataFrame(out, index=frame.index, columns=self.modeled_columns)
 
+    def slice_edges(self) -> dict[str, list[float]]:
+        """``{modeled column: edges}`` of the columns encoded as slices of [0, 1)
+        (:func:`hma_db.transform.encoders.slice_edges`)."""
+        return encoders.slice_edges(self._specs, self.modeled_columns)
+
     # -------------------------------------------------------------------- reverse transform
     def reverse_transform(self, numeric: pd.DataFrame, rng: np.random.Generator,
                           span: keygen.Span | None = None) -> pd.DataFrame:
