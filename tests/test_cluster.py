@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -70,22 +72,25 @@ def test_a_client_given_is_used_and_left_open(tmp_path):
         pd.testing.assert_frame_equal(a[table], b[table])
 
 
-def _kill_the_paused_worker(pause_file: Path, done: threading.Event) -> int | None:
+def _kill_the_paused_worker(pause_file: Path, done: threading.Event,
+                            stage: str = "worker_chunk") -> int | None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not done.is_set():
         if pause_file.exists():
             line = pause_file.read_text(encoding="utf-8").split("\n")[0].split()
-            if len(line) == 2 and line[0] == "worker_chunk":
+            if len(line) == 2 and line[0] == stage:
                 os.kill(int(line[1]), signal.SIGKILL)
                 return int(line[1])
         time.sleep(0.1)
     return None
 
 
-def _killed_run(source: Path, target, tmp_path: Path, monkeypatch, **options) -> str:
-    """Clone with a worker that stops in its first chunk and is killed there; the error."""
+def _killed_run(source: Path, target, tmp_path: Path, monkeypatch, stage: str = "worker_chunk",
+                **options) -> str:
+    """Clone with a worker that stops at ``stage`` of its first chunk (before it samples, or
+    after it staged its rows) and is killed there; the error."""
     pause_file = tmp_path / "pause.txt"
-    monkeypatch.setenv("HMA_DB_TEST_PAUSE", "worker_chunk")  # the workers inherit it
+    monkeypatch.setenv("HMA_DB_TEST_PAUSE", stage)  # the workers inherit it
     monkeypatch.setenv("HMA_DB_TEST_PAUSE_FILE", str(pause_file))
     errors: list[BaseException] = []
     done = threading.Event()
@@ -101,7 +106,7 @@ def _killed_run(source: Path, target, tmp_path: Path, monkeypatch, **options) ->
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         thread = threading.Thread(target=run)
         thread.start()
-        killed = _kill_the_paused_worker(pause_file, done)
+        killed = _kill_the_paused_worker(pause_file, done, stage)
         thread.join(timeout=180)
     assert killed is not None, "no worker reached its pause point"
     assert not thread.is_alive()
@@ -125,25 +130,87 @@ def test_a_worker_killed_mid_run_leaves_a_sqlite_target_as_it_was(tmp_path, monk
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pause.txt", "staging.sqlite"]
 
 
+CHINOOK_TABLES = {"Album", "Artist", "Customer", "Employee", "Genre", "Invoice", "InvoiceLine",
+                  "MediaType", "Playlist", "PlaylistTrack", "Track"}
+
+
+def _server_tables(url: str) -> dict[str, pd.DataFrame]:
+    """Every table of a PostgreSQL or MariaDB database, its rows sorted by every column (a
+    PostgreSQL heap may place a row in space an earlier page left: the order on disk is not
+    part of the output)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            quote = conn.dialect.identifier_preparer.quote
+            out = {}
+            for name in sorted(sa.inspect(conn).get_table_names()):
+                frame = pd.read_sql_query(sa.text(f"SELECT * FROM {quote(name)}"), conn)
+                out[name] = frame.sort_values(list(frame.columns)).reset_index(drop=True)
+            return out
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("stage", ["worker_chunk", "worker_staged"])
 def test_a_worker_killed_mid_run_leaves_a_postgres_target_as_it_was(
-        tmp_path, monkeypatch, postgres_databases):
+        tmp_path, monkeypatch, postgres_databases, stage):
+    """Killed before it samples, or after its rows are in a staging table: the target's real
+    tables are unchanged and the staging tables are gone."""
     target = postgres_databases.new("cluster_kill")
     clone(CHINOOK, target, seed=1, scale=0.5)
-    engine = sa.create_engine(target)
-    with engine.connect() as conn:
-        before = {t: conn.execute(sa.text(f'SELECT count(*) FROM "{t}"')).scalar()
-                  for t in ("Track", "InvoiceLine", "PlaylistTrack")}
-    message, _ = _killed_run(CHINOOK, target, tmp_path, monkeypatch, scale=3, seed=2,
+    before = _server_tables(target)
+    message, _ = _killed_run(CHINOOK, target, tmp_path, monkeypatch, stage, scale=3, seed=2,
                              chunk_rows=5_000, if_exists="replace")
     assert "KilledWorker" in message and "\n" not in message
-    with engine.connect() as conn:
-        after = {t: conn.execute(sa.text(f'SELECT count(*) FROM "{t}"')).scalar()
-                 for t in before}
-        tables = set(sa.inspect(conn).get_table_names())
-    engine.dispose()
-    assert after == before
-    assert tables == {"Album", "Artist", "Customer", "Employee", "Genre", "Invoice",
-                      "InvoiceLine", "MediaType", "Playlist", "PlaylistTrack", "Track"}
+    assert message.startswith("Sampling chunk ") and "nothing was written" in message
+    after = _server_tables(target)
+    assert set(after) == CHINOOK_TABLES  # no staging table left
+    for table, frame in before.items():
+        pd.testing.assert_frame_equal(after[table], frame, obj=table)
+
+
+@pytest.mark.parametrize("stage", ["worker_chunk", "worker_staged"])
+def test_a_worker_killed_mid_run_leaves_a_mariadb_target_as_it_was(
+        tmp_path, monkeypatch, mysql_databases, stage):
+    """MariaDB commits DDL at once: the staging tables go through the run marker, and a
+    failure drops them with it."""
+    target = mysql_databases.new("cluster_kill")
+    clone(CHINOOK, target, seed=1, scale=0.5)
+    before = _server_tables(target)
+    message, _ = _killed_run(CHINOOK, target, tmp_path, monkeypatch, stage, scale=2, seed=2,
+                             chunk_rows=3_000, if_exists="replace")
+    assert "KilledWorker" in message and "\n" not in message
+    after = _server_tables(target)
+    assert set(after) == CHINOOK_TABLES  # no staging table, no run marker left
+    for table, frame in before.items():
+        pd.testing.assert_frame_equal(after[table], frame, obj=table)
+
+
+@pytest.fixture(scope="module")
+def chinook_x10_alone(postgres_databases) -> dict[str, pd.DataFrame]:
+    """Chinook at scale 10 in 9 chunks into PostgreSQL without a cluster."""
+    target = postgres_databases.new("cluster_alone")
+    clone(CHINOOK, target, **X10)
+    found = _server_tables(target)
+    assert sum(len(f) for f in found.values()) > 150_000
+    return found
+
+
+X10 = dict(scale=10, seed=11, chunk_rows=10_000, reference_tables=False)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_the_same_seed_gives_the_same_postgres_target_through_staging_tables(
+        postgres_databases, chinook_x10_alone, workers):
+    """Each worker loads its chunks into staging tables and one transaction moves them: the
+    target holds the same rows as without a cluster, for any number of workers."""
+    target = postgres_databases.new(f"cluster_staged_{workers}")
+    result = clone(CHINOOK, target, cluster=workers, **X10)
+    assert result.seconds["stage"] > 0 and result.seconds["move"] > 0  # the staged path ran
+    found = _server_tables(target)
+    assert set(found) == CHINOOK_TABLES  # the staging tables are dropped
+    for table, frame in chinook_x10_alone.items():
+        pd.testing.assert_frame_equal(found[table], frame, obj=f"{table} ({workers} workers)")
 
 
 @pytest.mark.parametrize("cluster, found", [
@@ -206,3 +273,87 @@ def test_the_command_line_refuses_two_clusters_and_a_job_file_a_bad_one(tmp_path
     job.write_text(f'source = "{CHINOOK}"\ntarget = "{tmp_path / "t.sqlite"}"\ncluster = 0\n')
     with pytest.raises(ConfigError, match='cluster.*scheduler address such as "tcp://host:8786"'):
         load_job(job)
+
+
+DEAD, LIVE = "0123456789ab", "fedcba987654"
+LEFTOVERS = [f"_hma_stage_{DEAD}_0", f"_hma_stage_{DEAD}_1_u0", f"_hma_stage_{LIVE}_0"]
+NOT_OURS = ["_hma_stage_keep", f"_hma_stage_{DEAD}", f"my_hma_stage_{DEAD}_0",
+            f"_hma_stage_{DEAD}_0_copy", "Track"]
+
+
+@pytest.mark.parametrize("server", ["postgres", "mariadb"])
+def test_hma_db_clean_drops_a_killed_runs_staging_tables_and_nothing_else(request, server):
+    """Tables named like a run's staging tables whose run is gone are dropped; a live run's
+    (its lock held), and every other table, are left."""
+    from click.testing import CliRunner
+
+    from hma_db.cli.main import cli
+
+    databases = request.getfixturevalue(f"{'postgres' if server == 'postgres' else 'mysql'}"
+                                        "_databases")
+    target = databases.new("cluster_clean")
+    engine = sa.create_engine(target)
+    lock = ("SELECT pg_advisory_lock(hashtextextended(:n, 0))" if server == "postgres"
+            else "SELECT GET_LOCK(:n, 0)")
+    with engine.connect() as live:
+        live = live.execution_options(isolation_level="AUTOCOMMIT")
+        quote = live.dialect.identifier_preparer.quote
+        for name in LEFTOVERS + NOT_OURS:
+            live.exec_driver_sql(f"CREATE TABLE {quote(name)} (a INTEGER)")
+        live.execute(sa.text(lock), {"n": f"hma_db_stage:{LIVE}"})  # as a running load does
+        result = CliRunner().invoke(cli, ["clean", target])
+        assert result.exit_code == 0, result.output
+        assert "Removed 1 leftover(s)" in result.output
+        assert set(sa.inspect(live).get_table_names()) == {f"_hma_stage_{LIVE}_0", *NOT_OURS}
+    engine.dispose()  # the live run ends: its lock goes with its session
+    result = CliRunner().invoke(cli, ["clean", target])
+    assert result.exit_code == 0, result.output
+    engine = sa.create_engine(target)
+    assert set(sa.inspect(engine).get_table_names()) == set(NOT_OURS)
+    engine.dispose()
+
+
+def test_a_killed_clone_leaves_staging_tables_that_hma_db_clean_removes(
+        tmp_path, postgres_databases):
+    """The clone itself killed after the move, before its COMMIT (SIGKILL to its process group,
+    workers included): the real tables are as they were, the staging tables are left, and
+    ``hma-db clean`` removes them."""
+    from click.testing import CliRunner
+
+    from hma_db.cli.main import cli
+
+    target = postgres_databases.new("cluster_killed_clone")
+    clone(CHINOOK, target, seed=1, scale=0.5)
+    before = _server_tables(target)
+    pause_file = tmp_path / "pause.txt"
+    env = {**os.environ, "HMA_DB_TEST_PAUSE": "after_move",
+           "HMA_DB_TEST_PAUSE_FILE": str(pause_file)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from hma_db import clone; clone(sys.argv[1], "
+         "sys.argv[2], scale=2, seed=3, chunk_rows=5_000, cluster=2, if_exists='replace')",
+         str(CHINOOK), target],
+        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 150
+        while not (pause_file.exists() and pause_file.read_text().startswith("after_move")):
+            assert process.poll() is None, "the clone ended before its pause point"
+            assert time.monotonic() < deadline, "the clone never reached its pause point"
+            time.sleep(0.2)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the clone, its scheduler and its workers
+        process.wait(timeout=30)
+    left = _server_tables(target)
+    staging = sorted(set(left) - CHINOOK_TABLES)
+    assert staging and all(name.startswith("_hma_stage_") for name in staging)
+    assert sum(len(left[name]) for name in staging) > 0
+    for table, frame in before.items():
+        pd.testing.assert_frame_equal(left[table], frame, obj=table)
+    deadline = time.monotonic() + 30  # the server ends the killed session, and its lock
+    while True:
+        result = CliRunner().invoke(cli, ["clean", target])
+        assert result.exit_code == 0, result.output
+        if "Removed 1 leftover(s)" in result.output or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert "Removed 1 leftover(s)" in result.output
+    assert set(_server_tables(target)) == CHINOOK_TABLES
