@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from hma_db import HMASynthesizer, clone, read_tables, reflect
+from hma_db import HMASynthesizer, Metadata, clone, read_tables, reflect
+from hma_db.schema import find_inequalities
 
 N = 240
 SERVERS = {"postgres": "postgres_databases", "mariadb": "mysql_databases"}
@@ -77,3 +78,18 @@ def test_rules_found_in_each_dialects_types_hold_in_another(request, tmp_path, s
         assert conn.exec_driver_sql("SELECT count(*) FROM quotes WHERE closed_at IS NULL"
                                     ).scalar() > 0  # nulls where the source has them
     engine.dispose()
+
+
+def test_an_order_implied_by_two_others_is_not_kept_again():
+    # Prices of ten sizes, each a fixed multiple of the first: 45 ordered pairs, a chain of 9.
+    # A column with NULLs in the middle does not imply the pair around it.
+    rng = np.random.default_rng(1)
+    base = rng.uniform(1, 10, 80).round(2)
+    frame = pd.DataFrame({"id": range(80), **{f"p{k}": (base * k).round(2) for k in range(1, 11)}})
+    frame["mid"] = (frame.p1 + frame.p2) / 2
+    frame.loc[::3, "mid"] = np.nan
+    columns = {"id": {"sdtype": "id"}, **{c: {"sdtype": "numerical"} for c in frame.columns[1:]}}
+    metadata = Metadata.from_dict({"tables": {"t": {"primary_key": "id", "columns": columns}}})
+    found = {r.describe() for r in find_inequalities(metadata, "t", frame)}
+    chain = {f"p{k + 1} > p{k}" for k in range(1, 10)}
+    assert found == chain | {"mid > p1", "p2 > mid"}

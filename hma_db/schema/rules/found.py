@@ -88,8 +88,9 @@ def _ordered_pairs(table: str, columns: list[str], values: np.ndarray, births: n
     present = ~np.isnan(values)
     low_min = np.nanmin(np.where(present, values, np.inf), axis=0)
     high_max = np.nanmax(np.where(present, values, -np.inf), axis=0)
-    found = []
-    for i, low in enumerate(columns):  # one pass per column, vectorized over rows and columns
+    n = len(columns)
+    holds, strict = np.zeros((n, n), dtype=bool), np.zeros((n, n), dtype=bool)
+    for i in range(n):  # one pass per column, vectorized over rows and columns
         both = present[:, [i]] & present
         with np.errstate(invalid="ignore"):
             le = np.where(both, values[:, [i]] <= values, True).all(axis=0)
@@ -98,12 +99,28 @@ def _ordered_pairs(table: str, columns: list[str], values: np.ndarray, births: n
         overlap = np.maximum(low_min[i], low_min) <= np.minimum(high_max[i], high_max)
         birth = births[i] & ~births  # a birth date below another date
         enough = both.sum(axis=0) >= np.where(birth, MIN_BIRTH_ROWS, MIN_ROWS)
-        for j in np.flatnonzero(le & ~ge & (overlap | birth) & enough):
-            if j != i:
-                rule = Inequality(low, columns[j], strict_boundaries=bool(lt[j]), table_name=table)
-                rule.origin = "data"
-                found.append(rule)
+        holds[i] = le & ~ge & (overlap | birth) & enough
+        strict[i] = lt
+    np.fill_diagonal(holds, False)
+    holds &= ~_implied(holds, strict, present.all(axis=0))
+    found = []
+    for i, j in zip(*np.nonzero(holds), strict=True):
+        rule = Inequality(columns[i], columns[j], strict_boundaries=bool(strict[i, j]),
+                          table_name=table)
+        rule.origin = "data"
+        found.append(rule)
     return found
+
+
+def _implied(holds: np.ndarray, strict: np.ndarray, full: np.ndarray) -> np.ndarray:
+    """The pairs a <= c that follow from a <= b and b <= c through a column b set in every row
+    (as strict when either step is): kept, they add one modeled gap each for nothing. Fifty
+    proportional columns (a wide table of prices) are 1,225 ordered pairs and a chain of 49."""
+    implied = np.zeros_like(holds)
+    for b in np.flatnonzero(full & holds.any(axis=0) & holds.any(axis=1)):  # n x n per column b
+        steps = np.outer(holds[:, b], holds[b, :])
+        implied |= steps & ((strict[:, [b]] | strict[[b], :]) | ~strict)
+    return implied
 
 
 def propose_rules(metadata, samples: dict[str, pd.DataFrame]) -> list:
