@@ -77,24 +77,33 @@ def _ordered_in_slices(key: np.ndarray, low: np.ndarray, high: np.ndarray) -> np
     return np.clip(out, low, high)
 
 
-def _regression(corr: np.ndarray, j: int) -> tuple[np.ndarray, float]:
-    """Coefficients of column j's score on the others' (zero for j itself) and the residual sd."""
+def _regressions(corr: np.ndarray, columns) -> dict[int, tuple[np.ndarray, float]]:
+    """For each column j: the coefficients of its score on the others' (zero for j itself)
+    and the residual sd.
+
+    All from one inverse of the (ridged) correlation matrix P: the regression of j on the
+    others is -P[:, j] / P[j, j], the same solution as a least-squares solve on the others'
+    block, without one solve per column (a 200-column table with 50 sliced columns: 10 s of
+    solves per fit, 0.1 s with the inverse)."""
     d = len(corr)
-    others = np.flatnonzero(np.arange(d) != j)
-    beta = np.zeros(d)  # zero for column j itself: one product, no copy of the others
-    beta[others] = np.linalg.lstsq(corr[np.ix_(others, others)] + _RIDGE * np.eye(d - 1),
-                                   corr[others, j], rcond=None)[0]
-    # Coefficients within the noise of a correlation on FIT_ROWS rows (standard error 0.007)
-    # are dropped: a column no other explains needs no score of the others.
-    beta[np.abs(beta) < _MIN_COEFFICIENT] = 0.0
-    return beta, float(np.sqrt(max(1.0 - float(corr[j] @ beta), _MIN_VARIANCE)))
+    precision = np.linalg.pinv(corr + _RIDGE * np.eye(d), hermitian=True)
+    out = {}
+    for j in columns:
+        beta = -precision[:, j] / precision[j, j]
+        beta[j] = 0.0  # zero for column j itself: one product, no copy of the others
+        # Coefficients within the noise of a correlation on FIT_ROWS rows (standard error
+        # 0.007) are dropped: a column no other explains needs no score of the others.
+        beta[np.abs(beta) < _MIN_COEFFICIENT] = 0.0
+        out[j] = beta, float(np.sqrt(max(1.0 - float(corr[j] @ beta), _MIN_VARIANCE)))
+    return out
 
 
 def _sweep(z: np.ndarray, bounds: dict[int, tuple[np.ndarray, np.ndarray]],
            corr: np.ndarray, rng: np.random.Generator) -> None:
     """Draw each sliced column's latent score given the others (in place)."""
+    regressions = _regressions(corr, bounds)
     for j, (low, high) in bounds.items():
-        beta, sd = _regression(corr, j)
+        beta, sd = regressions[j]
         mean = z @ beta
         p_low, p_high = special.ndtr((low - mean) / sd), special.ndtr((high - mean) / sd)
         u = p_low + rng.random(len(z)) * (p_high - p_low)
@@ -131,8 +140,9 @@ def align_slices(data: np.ndarray, slices: dict[int, np.ndarray],
         fitted[j] = (bounds[j][0][rows], bounds[j][1][rows])
         part[:, j] = np.clip(special.ndtri(np.clip(sample[:, j], 1e-12, 1 - 1e-12)), *fitted[j])
     corr = _correlation(part)
+    start = _regressions(corr, fitted)
     for j, (low, high) in fitted.items():  # start from the order the others predict
-        part[:, j] = _ordered_in_slices(part @ _regression(corr, j)[0], low, high)
+        part[:, j] = _ordered_in_slices(part @ start[j][0], low, high)
     for _ in range(rounds):
         corr = _correlation(part)
         _sweep(part, fitted, corr, rng)
@@ -142,10 +152,11 @@ def align_slices(data: np.ndarray, slices: dict[int, np.ndarray],
     else:  # every row, given the correlation the rounds reached
         # Only columns the others explain (R^2 of at least MIN_R2) move: an independent one
         # is where it should be already, and TPC-H's columns are all independent.
-        moved = {j: b for j, b in bounds.items() if _regression(corr, j)[1] ** 2 <= 1 - MIN_R2}
+        regressions = _regressions(corr, bounds)
+        moved = {j: b for j, b in bounds.items() if regressions[j][1] ** 2 <= 1 - MIN_R2}
         needed = set(moved)
         for j in moved:
-            needed |= set(np.flatnonzero(np.abs(_regression(corr, j)[0]) > 0).tolist())
+            needed |= set(np.flatnonzero(np.abs(regressions[j][0]) > 0).tolist())
         z = np.zeros((n, d))
         # Through _GRID quantiles of the random rows: a search among 1,000 numbers stays in
         # the processor's cache (among 20,000 it took 0.2 s per million rows).
