@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -357,3 +358,45 @@ def test_a_killed_clone_leaves_staging_tables_that_hma_db_clean_removes(
         time.sleep(0.5)
     assert "Removed 1 leftover(s)" in result.output
     assert set(_server_tables(target)) == CHINOOK_TABLES
+
+
+def _team_cycle(path: Path) -> None:
+    """Teams and players referencing each other, cut at the nullable ``team.captain_id``."""
+    rng = np.random.default_rng(0)
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            "CREATE TABLE team (id INTEGER PRIMARY KEY, name TEXT NOT NULL, budget REAL NOT NULL, "
+            "captain_id INTEGER REFERENCES player(id));"
+            "CREATE TABLE player (id INTEGER PRIMARY KEY, "
+            "team_id INTEGER NOT NULL REFERENCES team(id), score REAL NOT NULL);")
+        conn.executemany("INSERT INTO team VALUES (?, ?, ?, NULL)",
+                         [(i, f"team {i % 37}", float(b))
+                          for i, b in enumerate(rng.gamma(2, 1000, 1500), 1)])
+        teams, scores = rng.integers(1, 1501, 4500), rng.normal(50, 10, 4500)
+        conn.executemany("INSERT INTO player VALUES (?, ?, ?)",
+                         [(i, int(t), float(s))
+                          for i, (t, s) in enumerate(zip(teams, scores, strict=True), 1)])
+        conn.execute("UPDATE team SET captain_id = "
+                     "(SELECT min(id) FROM player WHERE player.team_id = team.id)")
+
+
+def test_a_cycle_into_existing_postgres_tables_is_staged_null_then_updated(
+        tmp_path, postgres_databases):
+    """Existing PostgreSQL tables (truncate) check each row's keys as it arrives: the workers
+    stage the cycle-closing key apart, and the move sets it after the rows, as the one writer
+    does; the same rows as without a cluster."""
+    source = tmp_path / "teams.sqlite"
+    _team_cycle(source)
+    targets = [postgres_databases.new("cluster_cycle_staged"),
+               postgres_databases.new("cluster_cycle_alone")]
+    for target in targets:
+        clone(source, target, seed=1)  # the tables exist from here on
+    options = dict(scale=2, seed=5, chunk_rows=1_000, if_exists="truncate")
+    staged = clone(source, targets[0], cluster=2, **options)
+    clone(source, targets[1], **options)
+    assert staged.seconds["stage"] > 0
+    found, expected = _server_tables(targets[0]), _server_tables(targets[1])
+    assert set(found) == {"player", "team"}
+    assert found["team"]["captain_id"].notna().sum() > 2_000
+    for table, frame in expected.items():
+        pd.testing.assert_frame_equal(found[table], frame, obj=table)
