@@ -163,7 +163,7 @@ def test_a_worker_killed_mid_run_leaves_a_postgres_target_as_it_was(
     message, _ = _killed_run(CHINOOK, target, tmp_path, monkeypatch, stage, scale=3, seed=2,
                              chunk_rows=5_000, if_exists="replace")
     assert "KilledWorker" in message and "\n" not in message
-    assert message.startswith("Sampling chunk ") and "nothing was written" in message
+    assert message.startswith("Sampling and staging chunk ") and "nothing was written" in message
     after = _server_tables(target)
     assert set(after) == CHINOOK_TABLES  # no staging table left
     for table, frame in before.items():

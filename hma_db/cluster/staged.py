@@ -94,8 +94,9 @@ class WorkerChunks:
             try:
                 batch, rows = future.result()
             except Exception as exc:
-                raise SamplingError(f"Sampling chunk {number} of {total} on the Dask cluster "
-                                    f"failed ({_reason(exc)}); nothing was written.") from exc
+                raise SamplingError(f"Sampling and staging chunk {number} of {total} on the Dask "
+                                    f"cluster failed ({_reason(exc)}); nothing was written.") \
+                    from exc
             batches[number] = batch
             for table, count in rows.items():
                 self.rows[table] = self.rows.get(table, 0) + count
