@@ -1,4 +1,6 @@
-"""Sample a run's chunks on Dask workers and hand them back in order, to be written here.
+"""Sample a run's chunks on Dask workers and hand them back in order, to be written here: the
+path for SQLite targets (one writer at a time) and ``append``; into PostgreSQL and MariaDB the
+workers load their chunks themselves (:mod:`hma_db.cluster.staged`).
 
 Why this shape: sampling is the CPU-bound part of a large clone and each chunk of a run is
 independent once chunk 0 is known (:class:`hma_db.synthesizer.ChunkSampler`). Chunk 0 (the
