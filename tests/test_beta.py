@@ -75,7 +75,7 @@ def test_the_marginal_fits_the_data_as_well_as_copulas_beta(values, monkeypatch)
     distance than copulas' fit by more than the data's own 95% noise allows, and the shapes
     of maximum likelihood on its support (the digamma equations hold). (Two-peaked values
     such as a beta(0.5, 0.5) would get the empirical marginal: the beta fit is what is tested.)"""
-    monkeypatch.setattr("hma_db.model.copula.is_multimodal", lambda values: False)
+    monkeypatch.setattr("hma_db.model.marginals.is_multimodal", lambda values: False)
     learned = fit_marginal("beta", values)
     assert learned["distribution"] == "beta"
     params = learned["learned_parameters"]

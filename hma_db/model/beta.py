@@ -67,7 +67,7 @@ def fit_beta_fixed_support(values: np.ndarray) -> dict[str, float]:
     0.1 ms a column, where the four-parameter fit of :func:`fit_beta` (Nelder-Mead over shapes
     and support) takes 10-40 ms. The support widening keeps the smallest and largest values
     inside it (a finite likelihood), and is the gap between neighbouring values one expects
-    from ``n`` draws. :func:`hma_db.model.copula.fit_marginal` uses the four-parameter fit
+    from ``n`` draws. :func:`hma_db.model.marginals.fit_marginal` uses the four-parameter fit
     only when this one does not pass the fit check.
     """
     values = np.asarray(values, dtype=float)

@@ -9,7 +9,7 @@ the cdf is its inverse. A model file holds the knots, never every value: at most
 numbers a column, whatever the table's size.
 
 It is used where the user asks for it (``numerical_distributions``), and chosen by
-:func:`hma_db.model.copula.fit_marginal` for a column whose best parametric fit the data reject
+:func:`hma_db.model.marginals.fit_marginal` for a column whose best parametric fit the data reject
 (its Kolmogorov distance above ``POOR_FIT_KS`` and above the 95% critical distance) or whose
 values have two peaks or more (:func:`is_multimodal`). A family the user named is kept.
 

@@ -1,0 +1,146 @@
+"""Marginal distributions of the copula's columns: the families, their fit, their check.
+
+A column gets the family asked for, fitted on a random subsample (the slow families on a
+prefix of it, ``FAMILY_SAMPLE_SIZE``); a family that cannot be fitted falls back
+(``FALLBACKS``); the built-in default gives way to the ``empirical`` marginal
+(:mod:`hma_db.model.empirical`) where the data reject it or have two peaks. The speed choices
+are measured in :mod:`hma_db.model.copula`'s docstring. With :mod:`hma_db.model.copula`, the
+only importer of ``copulas``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from copulas import univariate
+
+from hma_db.errors import SynthesizerInputError
+from hma_db.model.beta import fit_beta, fit_beta_fixed_support
+from hma_db.model.empirical import NAME as EMPIRICAL
+from hma_db.model.empirical import POOR_FIT_KS, Empirical, fit_empirical, is_multimodal
+
+DISTRIBUTIONS = {
+    "norm": univariate.GaussianUnivariate, "beta": univariate.BetaUnivariate,
+    "truncnorm": univariate.TruncatedGaussian, "gamma": univariate.GammaUnivariate,
+    "uniform": univariate.UniformUnivariate, "student_t": univariate.StudentTUnivariate,
+}
+# What to try, in order, when a requested family cannot be fitted to a column.
+FALLBACKS = {"beta": ("truncnorm", "norm"), "gamma": ("truncnorm", "norm"), "norm": (),
+             "student_t": ("norm",), "truncnorm": ("norm",), "uniform": ("truncnorm", "norm"),
+             EMPIRICAL: ()}
+# The slow maximum-likelihood families fit on a prefix of the (random) subsample.
+FAMILY_SAMPLE_SIZE = {"beta": 2_000, "student_t": 2_000, "gamma": 5_000, "truncnorm": 5_000}
+_MAX_KS = 0.35  # a fit whose cdf is this far from the data's is treated as failed
+_KS_95 = 1.36  # Kolmogorov's 95% critical distance is 1.36 / sqrt(n)
+_EDGE, _MAX_EDGE_MASS = 1e-7, 0.01
+
+
+def check_distribution(name: Any, column: str) -> str:
+    """Return ``name`` if it is an allowed distribution, else raise naming the column."""
+    if name in DISTRIBUTIONS or name == EMPIRICAL:
+        return name
+    reason = " (non-parametric distributions are not supported)" if name == "gaussian_kde" else ""
+    raise SynthesizerInputError(
+        f"Column '{column}': unknown distribution {name!r}{reason}; expected one of "
+        f"{', '.join(sorted([*DISTRIBUTIONS, EMPIRICAL]))}")
+
+def instance(name: str, params: dict[str, Any]) -> univariate.Univariate | Empirical:
+    if name == EMPIRICAL:
+        return Empirical(params)
+    cls = DISTRIBUTIONS[name]
+    return univariate.Univariate.from_dict({"type": f"{cls.__module__}.{cls.__name__}", **params})
+
+
+def _ks_distance(model: univariate.Univariate, sample: np.ndarray) -> float:
+    """Kolmogorov distance between the fitted cdf and the sample's empirical cdf.
+
+    Infinite when the fit is degenerate: non-finite, or more than ``_MAX_EDGE_MASS`` of the
+    values strictly inside the data's range on or outside the edges of the fitted support
+    (e.g. a beta whose lower bound lies above the smallest values): such a fit never produces
+    a good part of the data.
+    """
+    ordered = np.sort(sample)
+    u = np.asarray(model.cdf(ordered), dtype=float)
+    if not np.all(np.isfinite(u)):
+        return np.inf
+    # Ties at the data's own minimum or maximum may sit on the edge (discrete columns).
+    inner = (ordered > ordered[0]) & (ordered < ordered[-1])
+    if np.mean(inner & ((u < _EDGE) | (u > 1 - _EDGE))) > _MAX_EDGE_MASS:
+        return np.inf
+    n = len(ordered)
+    upper = np.arange(1, n + 1) / n
+    return float(max(np.max(upper - u), np.max(u - (upper - 1 / n))))
+
+
+def _try_fit(name: str, sample: np.ndarray, polish: bool = False
+             ) -> tuple[dict[str, float] | None, float]:
+    """Fit one family; return (its parameters, its KS distance) or (None, inf) on failure.
+    A beta is fitted on the data's range in closed form, or with ``polish`` by likelihood
+    over its support too (see beta.py)."""
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            if name == "beta":
+                params = fit_beta(sample) if polish else fit_beta_fixed_support(sample)
+            else:
+                model = DISTRIBUTIONS[name]()
+                model.fit(sample)
+                params = {k: float(v) for k, v in model.to_dict().items() if k != "type"}
+            if not all(np.isfinite(v) for v in params.values()):
+                return None, np.inf
+            return params, _ks_distance(instance(name, params), sample)
+    except (ValueError, RuntimeError, FloatingPointError, ZeroDivisionError, np.linalg.LinAlgError):
+        return None, np.inf
+
+
+def fit_marginal(name: str, values: np.ndarray, named: bool = False,
+                 column: str = "") -> dict[str, Any]:
+    """Fit the requested family (or its first usable fallback) to a non-constant column
+    whose values are in random order (slow families use a prefix).
+
+    A family the user ``named`` is kept however well it fits; only a fit that fails
+    numerically falls back, with a warning naming the ``column`` (as SDV uses the family it is
+    asked for). Otherwise a fit the data reject (Kolmogorov distance above ``POOR_FIT_KS``
+    and the 95% critical distance), or any fit of values with several peaks, gives way to the
+    ``empirical`` marginal. Returns
+    ``{"distribution", "requested", "learned_parameters"}``.
+    """
+    if name == EMPIRICAL:
+        return {"distribution": name, "requested": name,
+                "learned_parameters": fit_empirical(values)}
+    if named:
+        subsample = values[:FAMILY_SAMPLE_SIZE.get(name, len(values))]
+        params, _ = _try_fit(name, subsample)
+        if params is None and name == "beta":
+            params, _ = _try_fit(name, subsample, polish=True)
+        if params is not None:
+            return {"distribution": name, "requested": name, "learned_parameters": params}
+    best: tuple[float, str, dict[str, float]] | None = None
+    for candidate in (name, *FALLBACKS[name]):
+        subsample = values[:FAMILY_SAMPLE_SIZE.get(candidate, len(values))]
+        params, distance = _try_fit(candidate, subsample)
+        if candidate == "beta" and not distance <= min(_MAX_KS, _KS_95 / np.sqrt(len(subsample))):
+            # Polished by likelihood only where the data reject the closed-form fit.
+            polished = _try_fit(candidate, subsample, polish=True)
+            if polished[1] < distance:
+                params, distance = polished
+        if params is not None and distance <= _MAX_KS:
+            if not named and (distance > max(POOR_FIT_KS, _KS_95 / np.sqrt(len(subsample)))
+                              or is_multimodal(values)):
+                break  # a poor fit, or a shape no family has: the empirical marginal
+            return {"distribution": candidate, "requested": name, "learned_parameters": params}
+        if params is not None and (best is None or distance < best[0]):
+            best = (distance, candidate, params)
+    if not named:
+        return {"distribution": EMPIRICAL, "requested": name,
+                "learned_parameters": fit_empirical(values)}
+    if best is None:  # even the normal fit failed: use the moments directly
+        params = {"loc": float(np.mean(values)), "scale": float(np.std(values) or 1.0)}
+        best = (np.inf, "norm", params)
+    instead = (f"'{best[1]}' is used instead" if best[1] != name
+               else "it takes the values' mean and spread instead")
+    warnings.warn(f"Column '{column}': the distribution '{name}' asked for could not be "
+                  f"fitted to its values; {instead}.", UserWarning, stacklevel=2)
+    return {"distribution": best[1], "requested": name, "learned_parameters": best[2]}
