@@ -220,3 +220,14 @@ def test_a_sliced_column_of_the_synthesizer_keeps_its_link_to_a_number():
     fake = out.groupby("price")["ms"].median()
     # Without the slices aligned, 1.99 tracks came out as short as 0.99 ones (median 0.3M).
     assert fake[1.99] > 0.5 * real[1.99]
+
+
+def test_a_reference_table_kept_as_it_is_is_not_replayed():
+    metadata, data = _shop()
+    metadata.tables["shippers"]["policy"] = "keep"
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=6)
+    synthesizer.fit(data)
+    sample = synthesizer.sample(scale=2.0)
+    # Its own rows once (a replayed table would have 12 at scale 2), the children doubled.
+    assert sample["shippers"]["id"].tolist() == data["shippers"]["id"].tolist()
+    assert _counts(sample) == sorted(c * 2 for c in REAL_COUNTS)
