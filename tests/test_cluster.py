@@ -400,3 +400,17 @@ def test_a_cycle_into_existing_postgres_tables_is_staged_null_then_updated(
     assert found["team"]["captain_id"].notna().sum() > 2_000
     for table, frame in expected.items():
         pd.testing.assert_frame_equal(found[table], frame, obj=table)
+
+
+def test_the_same_seed_gives_the_same_mariadb_target_through_staging_tables(mysql_databases):
+    """MariaDB: the staging tables go through the run marker; the rows are the same as without
+    a cluster, and neither staging table nor marker is left."""
+    targets = [mysql_databases.new("cluster_staged"), mysql_databases.new("cluster_alone")]
+    options = dict(scale=2, seed=4, chunk_rows=3_000, reference_tables=False)
+    staged = clone(CHINOOK, targets[0], cluster=2, **options)
+    clone(CHINOOK, targets[1], **options)
+    assert staged.seconds["stage"] > 0
+    found, expected = _server_tables(targets[0]), _server_tables(targets[1])
+    assert set(found) == CHINOOK_TABLES
+    for table, frame in expected.items():
+        pd.testing.assert_frame_equal(found[table], frame, obj=table)
