@@ -30,8 +30,9 @@ from scipy import special
 # Trends 0.623 -> 0.720; the copula's Milliseconds-UnitPrice correlation 0.27 -> 0.50 after
 # 3 rounds, 0.62 after 10). The rounds run on at most FIT_ROWS random rows, which fixes the
 # correlation; then SWEEPS passes move every row given it. On a million rows of 16 columns,
-# 4 of them sliced (2-core machine, loaded): 0.4 s when they are independent of the others,
-# 1.8 s when one of them is linked (the copula's own fit takes 4 s).
+# 4 of them sliced (2-core machine, loaded): 0.3 s when they are independent of the others
+# (nothing is looked up for every row), 1.7 s when one of them is linked (the copula's own fit
+# takes 4 s).
 ROUNDS = 10
 SWEEPS = 2
 FIT_ROWS = 20_000
@@ -126,19 +127,15 @@ def align_slices(data: np.ndarray, slices: dict[int, np.ndarray],
     n, d = data.shape
     if not slices or n < 3 or d < 2:
         return data
-    out = data.copy()
     rows = rng.permutation(n)[:FIT_ROWS]
-    sample = out[rows]
+    sample = data[rows]
+    edges = {j: np.asarray(e, dtype=float) for j, e in slices.items()}
     # Scores from ranks within the random rows (exact mid-ranks there), interpolated for the
     # others: sorting every column of a million rows would cost more than the copula's fit.
     part = np.column_stack([_rank_scores(sample[:, j]) for j in range(d)])
-    bounds, fitted = {}, {}
-    for j, edges in slices.items():
-        edges = np.asarray(edges, dtype=float)
-        cell = np.clip(np.searchsorted(edges, out[:, j], "right") - 1, 0, len(edges) - 2)
-        bounds[j] = (special.ndtri(edges[cell]), special.ndtri(edges[cell + 1]))
-        fitted[j] = (bounds[j][0][rows], bounds[j][1][rows])
-        part[:, j] = np.clip(special.ndtri(np.clip(sample[:, j], 1e-12, 1 - 1e-12)), *fitted[j])
+    fitted = {j: _bounds(sample[:, j], e) for j, e in edges.items()}
+    for j, (low, high) in fitted.items():
+        part[:, j] = np.clip(special.ndtri(np.clip(sample[:, j], 1e-12, 1 - 1e-12)), low, high)
     corr = _correlation(part)
     start = _regressions(corr, fitted)
     for j, (low, high) in fitted.items():  # start from the order the others predict
@@ -147,29 +144,45 @@ def align_slices(data: np.ndarray, slices: dict[int, np.ndarray],
         corr = _correlation(part)
         _sweep(part, fitted, corr, rng)
     if len(rows) == n:
-        z = np.empty_like(part)
-        z[rows] = part
-    else:  # every row, given the correlation the rounds reached
-        # Only columns the others explain (R^2 of at least MIN_R2) move: an independent one
-        # is where it should be already, and TPC-H's columns are all independent.
-        regressions = _regressions(corr, bounds)
-        moved = {j: b for j, b in bounds.items() if regressions[j][1] ** 2 <= 1 - MIN_R2}
-        needed = set(moved)
-        for j in moved:
-            needed |= set(np.flatnonzero(np.abs(regressions[j][0]) > 0).tolist())
-        z = np.zeros((n, d))
-        # Through _GRID quantiles of the random rows: a search among 1,000 numbers stays in
-        # the processor's cache (among 20,000 it took 0.2 s per million rows).
-        probabilities = (np.arange(_GRID) + 0.5) / _GRID
-        for j in sorted(needed):
-            z[:, j] = np.interp(out[:, j], np.quantile(sample[:, j], probabilities),
-                                special.ndtri(probabilities))
-        for j, (low, high) in moved.items():
-            z[:, j] = np.clip(special.ndtri(np.clip(out[:, j], 1e-12, 1 - 1e-12)), low, high)
-        for _ in range(SWEEPS):
-            _sweep(z, moved, corr, rng)
-        bounds = moved
+        out = data.copy()
+        _put_back(out, rows, part, fitted)
+        return out
+    # Every row, given the correlation the rounds reached. Only columns the others explain
+    # (R^2 of at least MIN_R2) move: an independent one is where it should be already, and
+    # TPC-H's columns are all independent (their slices are not even looked up for every row).
+    regressions = _regressions(corr, fitted)
+    moved = [j for j in fitted if regressions[j][1] ** 2 <= 1 - MIN_R2]
+    if not moved:
+        return data
+    needed = set(moved)
+    for j in moved:
+        needed |= set(np.flatnonzero(np.abs(regressions[j][0]) > 0).tolist())
+    z = np.zeros((n, d))
+    # Through _GRID quantiles of the random rows: a search among 1,000 numbers stays in
+    # the processor's cache (among 20,000 it took 0.2 s per million rows).
+    probabilities = (np.arange(_GRID) + 0.5) / _GRID
+    for j in sorted(needed):
+        z[:, j] = np.interp(data[:, j], np.quantile(sample[:, j], probabilities),
+                            special.ndtri(probabilities))
+    bounds = {j: _bounds(data[:, j], edges[j]) for j in moved}
+    for j, (low, high) in bounds.items():
+        z[:, j] = np.clip(special.ndtri(np.clip(data[:, j], 1e-12, 1 - 1e-12)), low, high)
+    for _ in range(SWEEPS):
+        _sweep(z, bounds, corr, rng)
+    out = data.copy()
+    _put_back(out, slice(None), z, bounds)
+    return out
+
+
+def _bounds(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The normal scores of the edges of each value's slice."""
+    cell = np.clip(np.searchsorted(edges, values, "right") - 1, 0, len(edges) - 2)
+    return special.ndtri(edges[cell]), special.ndtri(edges[cell + 1])
+
+
+def _put_back(out: np.ndarray, rows, z: np.ndarray,
+              bounds: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Each moved column's rows at the point of their slice their latent score says."""
     for j, (low, high) in bounds.items():
         lo, hi = special.ndtr(low), special.ndtr(high)
-        out[:, j] = np.clip(special.ndtr(z[:, j]), lo, np.nextafter(hi, lo))
-    return out
+        out[rows, j] = np.clip(special.ndtr(z[:, j]), lo, np.nextafter(hi, lo))
