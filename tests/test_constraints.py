@@ -303,9 +303,10 @@ def test_a_birth_date_comes_before_the_other_dates_of_a_small_table_and_is_not_r
         # A small table's rows are replayed, hire dates included: the modeled gap would give
         # back the real birth date of the hire date's employee, the quantile draw does not.
         pairs = {(h.date(), b.date()) for h, b in zip(pd.to_datetime(real.HireDate),
-                                                      pd.to_datetime(real.BirthDate))}
+                                                      pd.to_datetime(real.BirthDate),
+                                                      strict=True)}
         assert not pairs & {(h.date(), b.date()) for h, b in zip(
-            pd.to_datetime(out.HireDate), pd.to_datetime(out.BirthDate))}
+            pd.to_datetime(out.HireDate), pd.to_datetime(out.BirthDate), strict=True)}
 
 
 def test_kept_tables_are_copied_and_rules_are_not_applied():
