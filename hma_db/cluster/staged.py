@@ -70,6 +70,7 @@ class WorkerChunks:
         self.futures: list = []
         self.scattered: list = []
         self.rows: dict[str, int] = {}
+        self.done_at: float | None = None  # when the last chunk was staged
 
     def start(self, job: StageJob) -> None:
         """Send the sampler, chunk 0's resident state and the job to every worker once, then
@@ -100,7 +101,8 @@ class WorkerChunks:
             batches[number] = batch
             for table, count in rows.items():
                 self.rows[table] = self.rows.get(table, 0) + count
-        self.seconds["stage"] = time.perf_counter() - started
+        self.done_at = time.perf_counter()
+        self.seconds["stage"] = self.done_at - started
         logger.info("cluster: %d chunk(s) sampled and staged on %d worker(s)", total - 1,
                     len(self.client.scheduler_info()["workers"]))
         return [batches[n] for n in sorted(batches)]
@@ -128,9 +130,10 @@ def cluster_sample_and_write(client: Any, synthesizer, target_engine,
                              fire_triggers: bool = False) -> dict[str, int]:
     """Sample chunk 0 here and the others on the workers, which load them into staging tables;
     move every chunk into ``target_engine`` in one transaction. ``seconds`` gets ``sample``
-    (chunk 0, here), ``stage`` (waiting for the workers to sample and stage the others, after
-    chunk 0 is written), ``move`` (the move, the keys proven and the commit) and ``write``
-    (everything after ``sample``)."""
+    (chunk 0, here), ``write`` (everything after it: the tables prepared and chunk 0 written
+    while the workers work, then ``stage``, the wait for the workers to sample and stage the
+    other chunks, then ``move``: the rows moved, the keys proven, the commit and the staging
+    tables dropped)."""
     started = time.perf_counter()
     sampler = synthesizer.chunk_sampler(scale, chunk_rows)
     first, resident = sampler.chunk(0)
@@ -141,7 +144,8 @@ def cluster_sample_and_write(client: Any, synthesizer, target_engine,
                         staged=workers)
     done = time.perf_counter()
     seconds["write"] = done - started - seconds["sample"]
-    seconds["move"] = seconds["write"] - seconds.get("stage", 0.0)
+    if workers is not None and workers.done_at is not None:
+        seconds["move"] = done - workers.done_at
     sampler.log_totals()
     return rows
 

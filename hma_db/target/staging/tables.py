@@ -96,6 +96,10 @@ def update_columns(metadata: Metadata, name: str, tables: list[str]) -> list[lis
 def _stage_table(md: sa.MetaData, name: str, schema: str | None, columns) -> sa.Table:
     """A staging table whose columns carry the target columns' types (the loaders encode by
     them), with the chunk, position and batch columns."""
+    taken = [c.name for c in columns if c.name in (_CHUNK, _ROW, _BATCH)]
+    if taken:
+        raise WriteError(f"Table '{columns[0].table.name}' has a column named {taken[0]}, which "
+                         "its staging table needs for itself; write it without a cluster.")
     return sa.Table(name, md, *[sa.Column(c.name, c.type) for c in columns],
                     sa.Column(_CHUNK, sa.Integer), sa.Column(_ROW, sa.BigInteger),
                     sa.Column(_BATCH, sa.BigInteger), schema=schema)
