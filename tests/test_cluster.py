@@ -414,3 +414,15 @@ def test_the_same_seed_gives_the_same_mariadb_target_through_staging_tables(mysq
     assert set(found) == CHINOOK_TABLES
     for table, frame in expected.items():
         pd.testing.assert_frame_equal(found[table], frame, obj=table)
+
+
+def test_the_job_sent_to_the_workers_hides_the_password_in_its_repr():
+    """Dask writes a failed task's arguments in its log line: the target's password must not
+    be there, though the workers connect with it."""
+    from hma_db.target import StageJob
+
+    job = StageJob("postgresql+psycopg://app:s3cret@db.example/shop", "postgresql", None,
+                   ["Track"], {}, {}, {}, True, 50_000)
+    assert "s3cret" not in repr(job) and "s3cret" not in str(job)
+    assert "app:***@db.example/shop" in repr(job)
+    assert "s3cret" in job.url  # what the workers connect with

@@ -51,7 +51,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from hma_db.engines import connect
+from hma_db.engines import connect, safe_url
 from hma_db.errors import WriteError
 from hma_db.schema import Metadata, key_columns
 from hma_db.target.loaders import loader_for
@@ -118,10 +118,11 @@ def _tagged(frame: pd.DataFrame, number: int, batch: int) -> pd.DataFrame:
 _ENGINES: dict[str, sa.Engine] = {}  # a worker's engines, one per target, kept between chunks
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class StageJob:
     """What a worker needs to stage a chunk; it pickles (Dask sends it to each worker once).
-    ``url`` carries the password: the workers connect with it."""
+    ``url`` carries the password: the workers connect with it; the repr (which Dask writes in
+    a failed task's log line) hides it."""
 
     url: str
     dialect: str
@@ -132,6 +133,9 @@ class StageJob:
     updates: dict[str, list[sa.Table]]
     at_commit: bool
     batch_size: int
+
+    def __repr__(self) -> str:
+        return f"StageJob({safe_url(sa.make_url(self.url))}, {len(self.tables)} table(s))"
 
     def stage(self, number: int, chunk: dict[str, pd.DataFrame]) -> tuple[int, dict[str, int]]:
         """Load chunk ``number`` into the staging tables in one transaction; its batch id and
