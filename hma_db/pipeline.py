@@ -17,7 +17,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from hma_db.cluster import check_cluster, cluster_write, open_cluster
+from hma_db.cluster import check_cluster, cluster_read, cluster_write, open_cluster
 from hma_db.engines import Source, driver_error_line, engine_for, safe_url, tag_driver_errors
 from hma_db.errors import HmaDbError, ReflectionError, WriteError
 from hma_db.model import check_scale
@@ -248,9 +248,12 @@ def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None
         synthesizer = hooks.reuse(wanted)
         if synthesizer is None:
             synthesizer = wanted
-            with timed("read"):
-                data = read_source(source_engine, metadata, max_rows=max_rows, seed=seed,
-                                   verbose=verbose)
+            with timed("read"):  # on a cluster, large tables in key ranges (hma_db.cluster)
+                data = cluster_read(client, source_engine, metadata) \
+                    if client is not None and max_rows is None else None
+                if data is None:
+                    data = read_source(source_engine, metadata, max_rows=max_rows, seed=seed,
+                                       verbose=verbose)
             result.rows_read = {t: len(frame) for t, frame in data.items()}
             with timed("fit"):
                 synthesizer.fit(data, row_counts=metadata.row_counts if max_rows else None)

@@ -426,3 +426,31 @@ def test_the_job_sent_to_the_workers_hides_the_password_in_its_repr():
     assert "s3cret" not in repr(job) and "s3cret" not in str(job)
     assert "app:***@db.example/shop" in repr(job)
     assert "s3cret" in job.url  # what the workers connect with
+
+
+def test_large_tables_read_on_the_workers_in_key_ranges_give_the_same_frames(chinook_postgres,
+                                                                             caplog):
+    """Tables with a one-column integer key read in key ranges by two workers, in the
+    snapshot of the planning transaction: the very frames one reader gives (rows, order,
+    dtypes, Decimal values)."""
+    from hma_db import reflect
+    from hma_db.cluster import cluster_read
+    from hma_db.source import read_tables
+
+    metadata = reflect(chinook_postgres)
+    expected = read_tables(chinook_postgres, metadata)
+    engine = sa.create_engine(chinook_postgres)
+    try:
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as local, \
+                distributed.Client(local) as client:
+            with caplog.at_level("INFO", logger="hma_db.source.ranges"):
+                found = cluster_read(client, engine, metadata, min_rows=1_000)
+            assert cluster_read(client, engine, metadata, min_rows=10**9) is None  # none split
+    finally:
+        engine.dispose()
+    assert found is not None and list(found) == list(expected)
+    split = {r.getMessage().lower() for r in caplog.records if "key ranges" in r.getMessage()}
+    assert "read track in 4 key ranges" in split and len(split) >= 2, split
+    for table, frame in expected.items():
+        pd.testing.assert_frame_equal(found[table], frame, obj=table)

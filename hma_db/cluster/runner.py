@@ -112,7 +112,7 @@ def open_cluster(cluster: Any) -> Iterator[Any]:
             local.close()
 
 
-def _pack(chunk: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.DataFrame], dict]:
+def pack_chunk(chunk: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.DataFrame], dict]:
     """The chunk with its Decimal columns as text, and which columns those are.
 
     Pickle writes a Decimal through its ``__reduce__``, one Python call per value: a 100,000-row
@@ -136,7 +136,7 @@ def _all_decimal(values: pd.Series) -> bool:
     return pd.api.types.infer_dtype(values, skipna=True) == "decimal"  # pandas' C-level scan
 
 
-def _unpack(packed: tuple[dict[str, pd.DataFrame], dict]) -> dict[str, pd.DataFrame]:
+def unpack_chunk(packed: tuple[dict[str, pd.DataFrame], dict]) -> dict[str, pd.DataFrame]:
     chunk, decimals = packed
     for table, columns in decimals.items():
         for column in columns:
@@ -150,7 +150,7 @@ def _sample_on_worker(sampler: ChunkSampler, number: int, resident: Resident
     kill the worker)."""
     pause_point("worker_chunk")
     chunk, _ = sampler.chunk(number, resident)
-    return _pack(chunk)
+    return pack_chunk(chunk)
 
 
 def _reason(exc: BaseException) -> str:
@@ -190,7 +190,7 @@ def cluster_chunks(client: Any, sampler: ChunkSampler,
                 number += 1
             done, future = pending.popleft()
             try:
-                chunk = _unpack(future.result())
+                chunk = unpack_chunk(future.result())
             except Exception as exc:
                 raise SamplingError(f"Sampling chunk {done} of {total} on the Dask cluster failed "
                                     f"({_reason(exc)}); nothing was written.") from exc

@@ -8,6 +8,7 @@ the source's own DDL of the chosen tables for a same-dialect target (:func:`sche
 """
 
 from hma_db.source.dump import DumpStatement, SchemaDump, schema_dump
+from hma_db.source.ranges import read_range, read_tables_in_ranges
 from hma_db.source.read import begin_read_only, read_tables, table_selectable
 from hma_db.source.reflect import reflect
 from hma_db.source.subset import check_max_rows, read_subset
@@ -17,8 +18,10 @@ __all__ = [
     "SchemaDump",
     "begin_read_only",
     "check_max_rows",
+    "read_range",
     "read_subset",
     "read_tables",
+    "read_tables_in_ranges",
     "reflect",
     "schema_dump",
     "table_selectable",
