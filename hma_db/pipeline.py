@@ -248,9 +248,11 @@ def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None
         synthesizer = hooks.reuse(wanted)
         if synthesizer is None:
             synthesizer = wanted
-            with timed("read"):  # on a cluster, large tables in key ranges (hma_db.cluster)
-                data = cluster_read(client, source_engine, metadata) \
-                    if client is not None and max_rows is None else None
+            with timed("read"):
+                # On a cluster of its own (not local workers, which read slower than this
+                # process: docs/scaling.md), large tables in key ranges (hma_db.cluster).
+                data = cluster_read(client, source_engine, metadata) if client is not None \
+                    and max_rows is None and not isinstance(cluster, int) else None
                 if data is None:
                     data = read_source(source_engine, metadata, max_rows=max_rows, seed=seed,
                                        verbose=verbose)

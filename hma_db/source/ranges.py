@@ -6,8 +6,9 @@ can each read a range of a large table's keys. The result must be the very frame
 the read was spread:
 
 - A read is ordered by the primary key (:func:`hma_db.source.read.table_query`), so only
-  tables with a one-column integer key are split: into equal-width ranges of that key, each
-  read ordered by it, and the ranges put back in key order give the same rows in the same order.
+  tables whose key starts with an integer column are split: into equal-width ranges of that
+  column, each read ordered by the key, and the ranges put back in order give the same rows in
+  the same order.
 - Every range is read in the snapshot of the transaction that plans the read
   (``pg_export_snapshot`` there, ``SET TRANSACTION SNAPSHOT`` in each reader), so a source
   that changes meanwhile is read as of one moment, as the one reader does.
@@ -43,9 +44,9 @@ logger = logging.getLogger(__name__)
 
 # A table is split when it has at least this many rows. One reader reads about 300,000 rows/s
 # here (TPC-H SF0.05: orders, 75,000 rows, 0.25 s; lineitem, 300,000 rows, 1.0 s; 2026-12-06,
-# 2 cores under load), so a smaller table takes under a second, while the ranges' tasks and
-# their chunks' way back cost more than that: SF0.05 read whole in 1.2 s by one reader, in 1.9 s
-# with orders and lineitem split over 2 local workers (same frames).
+# 2 cores under load), so a smaller table takes under a second, less than its ranges' tasks and
+# their chunks' way back cost: SF0.05 read whole by one reader in 1.8-2.0 s, with orders and
+# lineitem split over 2 local workers in 4.2-5.3 s (same frames; two runs).
 MIN_SPLIT_ROWS = 200_000
 
 KeyRange = tuple[str, int | None, int | None]  # (table, low, high): low <= key < high
@@ -53,9 +54,11 @@ Reader = Callable[[list[KeyRange], str], list[list[pd.DataFrame]]]
 
 
 def integer_key(metadata: Metadata, table: str) -> str | None:
-    """The table's primary key column when it is one integer column, else None."""
+    """The first column of the table's primary key when it is an integer, else None: the read
+    is ordered by the whole key, so ranges of its first column, put back in order, keep that
+    order (TPC-H's lineitem: ranges of l_orderkey, each ordered by l_orderkey, l_linenumber)."""
     pk = metadata.primary_key(table)
-    if len(pk) != 1:
+    if not pk:
         return None
     column = table_selectable(metadata, table).c[pk[0]]
     return pk[0] if isinstance(column.type, sa.Integer) else None
@@ -63,8 +66,8 @@ def integer_key(metadata: Metadata, table: str) -> str | None:
 
 def key_ranges(conn: sa.Connection, metadata: Metadata, table: str, parts: int
                ) -> list[KeyRange] | None:
-    """``parts`` equal-width ranges of the table's integer key (the first and last open), or
-    None when the table has no such key or no rows."""
+    """``parts`` equal-width ranges of the first column of the table's key when it is an
+    integer (the first and last range open), or None when it is not or there are no rows."""
     key = integer_key(metadata, table)
     if key is None or parts < 2:
         return None
@@ -115,7 +118,7 @@ def read_tables_in_ranges(source: Source, metadata: Metadata, read: Reader, part
                           on_chunk: Callable[[str, int], None] | None = None
                           ) -> dict[str, pd.DataFrame] | None:
     """:func:`hma_db.source.read_tables`, with each table of at least ``min_rows`` rows (as
-    reflected) and a one-column integer key read in ``parts`` key ranges by
+    reflected) whose key starts with an integer column read in ``parts`` key ranges by
     ``read(ranges, snapshot)`` (which returns each range's raw chunks, in order). None when
     nothing would be split (not PostgreSQL, a ``where`` filter, no large table): read as usual.
     """
