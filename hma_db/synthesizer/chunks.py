@@ -49,7 +49,7 @@ from hma_db.schema import key_columns
 from hma_db.synthesizer.links import assign_keys, cast_like
 from hma_db.synthesizer.rules import reverse_multi_table
 from hma_db.synthesizer.state import FittedState
-from hma_db.transform import Span, parent_values
+from hma_db.transform import Span, constant_values, parent_values
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +161,9 @@ class Resident:
     keys: dict[str, pd.DataFrame] = field(default_factory=dict)
     empty: dict[str, pd.DataFrame] = field(default_factory=dict)
     rows: dict[str, pd.DataFrame] = field(default_factory=dict)  # parents of copied values
+    # Per child table and held column, the value chunk 0 gave each resident parent
+    # (hma_db.transform.within), so its children in later chunks take the same.
+    held: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)
 
 
 def plan_run(state: FittedState, metadata, scale: float,
@@ -209,12 +212,13 @@ def sample_run_chunk(state: FittedState, metadata, run: SampleRun, number: int,
     out = dict(run.kept) if number == 0 else {}
     for table in sorted(frames):
         out[table] = decode_table(state, table, frames[table], keys[table], rng, spans[table])
+    held = _hold_within_parents(state, metadata, out, rng, resident.held, run.resident)
     _copy_parent_values(state, metadata, out, {**resident.rows, **out}, rng)
     if number == 0:
         resident = Resident({t: sampled[t] for t in run.resident if t not in run.kept},
                             {t: keys[t] for t in run.resident},
                             {t: out[t].iloc[0:0] for t in run.resident},
-                            {t: out[t] for t in run.resident if t in out})
+                            {t: out[t] for t in run.resident if t in out}, held)
     chunk = {t: out.get(t, resident.empty.get(t)) for t in metadata.tables}
     if state.multi_table:
         chunk = reverse_multi_table(state.multi_table, chunk)
@@ -290,6 +294,34 @@ def _copy_parent_values(state: FittedState, metadata, out: dict[str, pd.DataFram
             for column, values in made.items():
                 frame[column] = cast_like(pd.Series(values), state.dtypes[table].get(column))
             out[table] = parents[table] = frame
+
+
+def _hold_within_parents(state: FittedState, metadata, out: dict[str, pd.DataFrame],
+                         rng: np.random.Generator, decided: dict[str, dict[str, pd.DataFrame]],
+                         resident: set[str]) -> dict[str, dict[str, pd.DataFrame]]:
+    """Child columns that keep one value within a parent (every track of an album has one
+    genre; :mod:`hma_db.transform.within`) take their parent's first child's value, in place;
+    returns what was decided for resident parents (their children are in every chunk)."""
+    parent_of = {(r["child_table_name"], r["child_foreign_key"]): r["parent_table_name"]
+                 for r in metadata.relationships if isinstance(r["child_foreign_key"], str)}
+    kept: dict[str, dict[str, pd.DataFrame]] = {}
+    for table in sorted(out):
+        tt = state.transformers.get(table)
+        held = tt.within_parent if tt is not None else []
+        if not held or table in state.kept or out[table].empty:
+            continue
+        values, made = constant_values(held, out[table], rng, decided.get(table))
+        if values:
+            frame = out[table].copy()
+            for column, column_values in values.items():
+                frame[column] = cast_like(pd.Series(column_values),
+                                          state.dtypes[table].get(column))
+            out[table] = frame
+        fk_of = {w["column"]: w["foreign_key"] for w in held}
+        mine = {c: f for c, f in made.items() if parent_of.get((table, fk_of[c])) in resident}
+        if mine:
+            kept[table] = {**decided.get(table, {}), **mine}
+    return {**decided, **kept}
 
 
 def _kept_frame(state: FittedState, table: str) -> pd.DataFrame:

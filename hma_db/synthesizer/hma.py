@@ -64,6 +64,7 @@ from hma_db.synthesizer.rules import (
     path_rules,
     rule_label,
     rule_labels,
+    ruled_columns,
     unknown_skips,
 )
 from hma_db.synthesizer.sdv.compat import (
@@ -79,7 +80,7 @@ from hma_db.synthesizer.sdv.compat import (
 )
 from hma_db.synthesizer.sdv.methods import SDVMethods
 from hma_db.synthesizer.state import FittedState, SavedSynthesizer, from_state, to_state
-from hma_db.transform import TableTransformer, find_parent_copies
+from hma_db.transform import TableTransformer, find_constant_within, find_parent_copies
 
 logger = logging.getLogger(__name__)
 
@@ -326,6 +327,11 @@ class HMASynthesizer(SDVMethods):
         transformers = self._prepared["transformers"]
         for table, copies in find_parent_copies(self.metadata, data, transformers).items():
             transformers[table].parent_copies = copies
+        # Every track of an album has one genre: kept within each synthetic parent.
+        ruled = ruled_columns(self._declared + self._prepared["found"])
+        for table, held in find_constant_within(self.metadata, data, transformers,
+                                                ruled).items():
+            transformers[table].within_parent = held
         return processed
 
     def validate(self, data: dict[str, pd.DataFrame]) -> None:

@@ -212,6 +212,17 @@ def _held(checks: list, frame: pd.DataFrame) -> list:
     return kept
 
 
+def ruled_columns(rules: list) -> dict[str, set[str]]:
+    """``{table: columns}`` each rule keeps (a parent sum's child columns stay free: the sum
+    is recomputed from them)."""
+    out: dict[str, set[str]] = {}
+    for rule in rules:
+        table, columns = getattr(rule, "table_name", None), getattr(rule, "columns", None)
+        if isinstance(table, str) and callable(columns):
+            out.setdefault(table, set()).update(columns())
+    return out
+
+
 def rule_label(rule) -> str:
     """How a rule is named to switch it off (``skip_rules``): ``"Track: Bytes > Milliseconds"``."""
     return f"{rule.table_name}: {rule.describe()}"

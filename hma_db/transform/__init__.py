@@ -5,7 +5,8 @@ the modeled columns into floats for the copula and, in reverse, numbers into the
 categories, datetimes, numbers with their rounding and bounds, text of the right shape, personal
 data from Faker, and generated keys (unique across chunks of one run); across tables, the
 child columns that repeat a parent's value (``find_parent_copies`` at fit, ``parent_values``
-after sampling).
+after sampling) and columns that keep one value within a parent (``find_constant_within``,
+``constant_values``).
 """
 
 from hma_db.transform.columns import plan_roles, unique_columns
@@ -14,11 +15,15 @@ from hma_db.transform.inherit import parent_values
 from hma_db.transform.keygen import Span, parse_pattern
 from hma_db.transform.personal import faker_for, provider_for, resolve_provider, unique_room
 from hma_db.transform.table import TableTransformer
+from hma_db.transform.within import constant_values
+from hma_db.transform.within import find as find_constant_within
 
 __all__ = [
     "Span",
     "TableTransformer",
+    "constant_values",
     "faker_for",
+    "find_constant_within",
     "find_parent_copies",
     "parent_values",
     "parse_pattern",

@@ -35,7 +35,15 @@ import pandas as pd
 from hma_db.errors import DataError, MetadataError, ModelFileError, NotFittedError
 from hma_db.schema import Metadata, from_json, restore, value_kind
 from hma_db.transform import columns as plan
-from hma_db.transform import dependencies, encoders, generators, keygen, keytime, personal
+from hma_db.transform import (
+    dependencies,
+    encoders,
+    generators,
+    keygen,
+    keytime,
+    personal,
+    within,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +89,11 @@ class TableTransformer:
         self._specs: dict[str, dict[str, Any]] = {}
         self._hyper = None
         self._datetime_outputs: list[str] = []
-        # Columns that repeat a parent's value (hma_db.transform.inherit), set by the caller
-        # that sees the parent tables.
+        # Columns that repeat a parent's value (hma_db.transform.inherit), and columns that
+        # keep one value within a parent (hma_db.transform.within), set by the caller that
+        # sees the parent tables.
         self.parent_copies: list[dict[str, Any]] = []
+        self.within_parent: list[dict[str, Any]] = []
 
     # ----------------------------------------------------------------------------- fitting
     def fit(self, frame: pd.DataFrame) -> None:
@@ -411,7 +421,8 @@ class TableTransformer:
                 "min_category_count": self.min_category_count,
                 "source_dtypes": dict(self.source_dtypes), "value_kinds": dict(self.value_kinds),
                 "modeled_columns": list(self.modeled_columns),
-                "columns": _plain(self._specs), "parent_copies": _plain(self.parent_copies)}
+                "columns": _plain(self._specs), "parent_copies": _plain(self.parent_copies),
+                "within_parent": _plain(self.within_parent)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], metadata: Metadata) -> TableTransformer:
@@ -439,6 +450,8 @@ class TableTransformer:
         tt.modeled_columns = list(d["modeled_columns"])
         tt._specs = _plain(d["columns"])
         tt.parent_copies = _checked_copies(d.get("parent_copies") or [], table, known)
+        tt.within_parent = within.checked(d.get("within_parent") or [], table, known,
+                                          ModelFileError)
         return tt
 
 
