@@ -51,12 +51,12 @@ _CLASSES = {"A": ("[A-Z]", 26), "a": ("[a-z]", 26), "9": (r"\d", 10)}
 
 
 def sample(conn: sa.Connection, table: sa.Table, columns: list[str],
-           rows: int) -> tuple[pd.DataFrame, dict[str, tuple[int, int]]]:
+           rows: int, counts: bool = True) -> tuple[pd.DataFrame, dict[str, tuple[int, int]]]:
     """Sample values of ``columns`` and their (distinct, non-null) counts.
 
     The counts are exact on tables up to :data:`EXACT_DISTINCT_MAX_ROWS` rows and taken from the
     sample above that, so a large table costs one bounded query (on PostgreSQL a TABLESAMPLE of
-    random pages; elsewhere the first rows).
+    random pages; elsewhere the first rows). ``counts=False``: the sample only (no counts).
     """
     if not columns or rows == 0:
         return pd.DataFrame(columns=columns), dict.fromkeys(columns, (0, 0))
@@ -68,6 +68,8 @@ def sample(conn: sa.Connection, table: sa.Table, columns: list[str],
     cols = [readable(source.c[c]) for c in columns]
     result = conn.execute(sa.select(*cols).limit(SAMPLE_ROWS)).fetchall()
     frame = pd.DataFrame([tuple(r) for r in result], columns=columns, dtype="object")
+    if not counts:
+        return frame, {}
     if rows <= EXACT_DISTINCT_MAX_ROWS:
         exprs = [f(c) for c in cols for f in (lambda c: sa.func.count(sa.distinct(c)), sa.func.count)]
         counts = list(conn.execute(sa.select(*exprs)).one())

@@ -321,9 +321,7 @@ def _profile(conn: sa.Connection, table: sa.Table, columns: dict[str, dict[str, 
         if kind == DATE:
             columns[name] = profiling.date_options(name, columns[name])
     wanted = [n for n, k in kinds.items() if k in (TEXT, _KEY)]
-    ordered = [n for n, options in columns.items() if options.get("sdtype") == "numerical"
-               or options.get("sdtype") == "datetime" or options.get("sdtype") in DATE_PII]
-    frame, stats = profiling.sample(conn, table, wanted + ordered, rows)
+    frame, stats = profiling.sample(conn, table, wanted, rows)
     for name in wanted:
         if kinds[name] == _KEY:
             columns[name].update(profiling.learn_key_format(frame[name], rows))
@@ -331,8 +329,28 @@ def _profile(conn: sa.Connection, table: sa.Table, columns: dict[str, dict[str, 
             distinct, non_null = stats[name]
             columns[name] = profiling.text_options(name, columns[name], frame[name], distinct,
                                                    non_null)
-    return frame[[n for n in wanted if kinds[n] == TEXT]], pd.DataFrame(
-        {n: _comparable(frame[n], columns[n]) for n in ordered}, index=frame.index)
+    return frame[[n for n in wanted if kinds[n] == TEXT]], _ordered_sample(conn, table, columns,
+                                                                           rows)
+
+
+def _ordered_sample(conn: sa.Connection, table: sa.Table, columns: dict[str, dict[str, Any]],
+                    rows: int) -> pd.DataFrame:
+    """The sampled number and date columns, as numbers and timestamps, where ``propose_rules``
+    looks for rules; empty when the driver cannot load a value (PostgreSQL's 'infinity'
+    timestamp): a proposal is not worth failing ``reflect``, and the read names the value."""
+    ordered = [n for n, options in columns.items() if options.get("sdtype") == "numerical"
+               or options.get("sdtype") == "datetime" or options.get("sdtype") in DATE_PII]
+    if not ordered:
+        return pd.DataFrame()
+    try:
+        with conn.begin_nested():  # a failed query must not end reflect's transaction
+            frame, _ = profiling.sample(conn, table, ordered, rows, counts=False)
+    except sa.exc.DBAPIError as exc:
+        logger.info("table %s: no rules proposed (%s)", table.name,
+                    str(exc.orig).strip().splitlines()[0])
+        return pd.DataFrame()
+    return pd.DataFrame({n: _comparable(frame[n], columns[n]) for n in ordered},
+                        index=frame.index)
 
 
 def _comparable(values: pd.Series, options: dict[str, Any]) -> pd.Series:

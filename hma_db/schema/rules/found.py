@@ -85,6 +85,8 @@ def find_inequalities(metadata, table: str, frame: pd.DataFrame,
 
 def _ordered_pairs(table: str, columns: list[str], values: np.ndarray, births: np.ndarray
                    ) -> list[Inequality]:
+    if len(values) < MIN_BIRTH_ROWS:  # an empty table (or a handful of rows) holds no rule
+        return []
     present = ~np.isnan(values)
     low_min = np.nanmin(np.where(present, values, np.inf), axis=0)
     high_max = np.nanmax(np.where(present, values, -np.inf), axis=0)
