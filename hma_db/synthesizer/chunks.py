@@ -162,7 +162,7 @@ class Resident:
     empty: dict[str, pd.DataFrame] = field(default_factory=dict)
     rows: dict[str, pd.DataFrame] = field(default_factory=dict)  # parents of copied values
     # Per child table and held column, the value chunk 0 gave each resident parent
-    # (hma_db.transform.within), so its children in later chunks take the same.
+    # (hma_db.transform.inherit), so its children in later chunks take the same.
     held: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)
 
 
@@ -300,7 +300,7 @@ def _hold_within_parents(state: FittedState, metadata, out: dict[str, pd.DataFra
                          rng: np.random.Generator, decided: dict[str, dict[str, pd.DataFrame]],
                          resident: set[str]) -> dict[str, dict[str, pd.DataFrame]]:
     """Child columns that keep one value within a parent (every track of an album has one
-    genre; :mod:`hma_db.transform.within`) take their parent's first child's value, in place;
+    genre; :mod:`hma_db.transform.inherit`) take their parent's first child's value, in place;
     returns what was decided for resident parents (their children are in every chunk)."""
     parent_of = {(r["child_table_name"], r["child_foreign_key"]): r["parent_table_name"]
                  for r in metadata.relationships if isinstance(r["child_foreign_key"], str)}

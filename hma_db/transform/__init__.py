@@ -10,13 +10,12 @@ after sampling) and columns that keep one value within a parent (``find_constant
 """
 
 from hma_db.transform.columns import plan_roles, unique_columns
+from hma_db.transform.inherit import constant_values, parent_values
 from hma_db.transform.inherit import find as find_parent_copies
-from hma_db.transform.inherit import parent_values
+from hma_db.transform.inherit import find_held as find_constant_within
 from hma_db.transform.keygen import Span, parse_pattern
 from hma_db.transform.personal import faker_for, provider_for, resolve_provider, unique_room
 from hma_db.transform.table import TableTransformer
-from hma_db.transform.within import constant_values
-from hma_db.transform.within import find as find_constant_within
 
 __all__ = [
     "Span",

@@ -39,10 +39,10 @@ from hma_db.transform import (
     dependencies,
     encoders,
     generators,
+    inherit,
     keygen,
     keytime,
     personal,
-    within,
 )
 
 logger = logging.getLogger(__name__)
@@ -89,9 +89,8 @@ class TableTransformer:
         self._specs: dict[str, dict[str, Any]] = {}
         self._hyper = None
         self._datetime_outputs: list[str] = []
-        # Columns that repeat a parent's value (hma_db.transform.inherit), and columns that
-        # keep one value within a parent (hma_db.transform.within), set by the caller that
-        # sees the parent tables.
+        # Columns that repeat a parent's value, and columns that keep one value within a
+        # parent (hma_db.transform.inherit), set by the caller that sees the parent tables.
         self.parent_copies: list[dict[str, Any]] = []
         self.within_parent: list[dict[str, Any]] = []
 
@@ -450,8 +449,8 @@ class TableTransformer:
         tt.modeled_columns = list(d["modeled_columns"])
         tt._specs = _plain(d["columns"])
         tt.parent_copies = _checked_copies(d.get("parent_copies") or [], table, known)
-        tt.within_parent = within.checked(d.get("within_parent") or [], table, known,
-                                          ModelFileError)
+        tt.within_parent = inherit.checked_held(d.get("within_parent") or [], table, known,
+                                                ModelFileError)
         return tt
 
 
