@@ -116,8 +116,10 @@ def _tpch_source(args) -> str:
     """TPC-H at ``--scale-factor`` loaded (once) into a database named after it."""
     name = "hma_bench_tpch" if args.scale_factor == 1 else \
         f"hma_bench_tpch_sf{args.scale_factor:g}".replace(".", "_")
+    folder = f"/tmp/tpch_sf{args.scale_factor:g}"  # the CSVs of this scale factor only
     subprocess.run([sys.executable, str(HERE / "tpch_load.py"), "--scale-factor",
-                    str(args.scale_factor), "--url", f"{args.postgres}/{name}"],
+                    str(args.scale_factor), "--url", f"{args.postgres}/{name}",
+                    "--folder", folder],
                    check=True, capture_output=True)
     return f"{args.postgres.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
 
