@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import decimal
 import json
+import re
 import warnings
 
 import numpy as np
@@ -159,6 +160,16 @@ def test_a_model_file_naming_another_class_is_refused(deals, tmp_path):
     text = (tmp_path / "model.json").read_text().replace('"FixedIncrements"', '"Popen"')
     (tmp_path / "bad.json").write_text(text)
     with pytest.raises(ModelFileError, match="Unknown constraint class 'Popen'"):
+        load_synthesizer(tmp_path / "bad.json")
+
+
+def test_a_model_file_with_an_unknown_representation_is_refused(deals, tmp_path):
+    deals.save(tmp_path / "model.json")
+    text = (tmp_path / "model.json").read_text()
+    assert '"rep": "' in text
+    bad = re.sub(r'"rep": "[^"]*"', '"rep": "decimal:99999999"', text, count=1)
+    (tmp_path / "bad.json").write_text(bad)
+    with pytest.raises(ModelFileError, match="unknown representation 'decimal:99999999'"):
         load_synthesizer(tmp_path / "bad.json")
 
 

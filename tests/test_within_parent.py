@@ -105,7 +105,8 @@ def test_the_held_columns_are_saved_and_a_bad_entry_is_refused(tmp_path):
     text = path.read_text()
     for bad in ('{"foreign_key": "customer_id", "column": "nosuch", "share": 1.0}',
                 '{"foreign_key": "customer_id", "column": "channel", "share": 7}',
-                '{"foreign_key": "customer_id", "column": "channel", "share": 1.0, "x": 1}'):
+                '{"foreign_key": "customer_id", "column": "channel", "share": 1.0, "x": 1}',
+                '{"foreign_key": "amount", "column": "channel", "share": 1.0}'):
         state = json.loads(text)
         transformers = _find_key(state, "within_parent")
         transformers[:] = [json.loads(bad)]

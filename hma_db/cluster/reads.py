@@ -13,8 +13,10 @@ import logging
 from typing import Any
 
 import pandas as pd
+import sqlalchemy as sa
 
 from hma_db.cluster.runner import pack_chunk, unpack_chunk
+from hma_db.engines import safe_url
 from hma_db.source import read_range, read_tables_in_ranges
 
 logger = logging.getLogger(__name__)
@@ -22,8 +24,16 @@ logger = logging.getLogger(__name__)
 RANGES_PER_WORKER = 2  # a worker that finishes its first range early takes another
 
 
+class _Source(str):
+    """The source URL, its password hidden in its repr: Dask writes a failed task's arguments
+    into its log line."""
+
+    def __repr__(self) -> str:
+        return f"Source({safe_url(sa.make_url(str(self)))})"
+
+
 def _read_on_worker(url: str, metadata, key_range, snapshot: str) -> list:
-    chunks = read_range(url, metadata, [key_range], snapshot)[0]
+    chunks = read_range(str(url), metadata, [key_range], snapshot)[0]
     return [pack_chunk({"chunk": chunk}) for chunk in chunks]
 
 
@@ -31,7 +41,7 @@ def cluster_read(client: Any, source_engine, metadata, on_chunk=None,
                  min_rows: int | None = None) -> dict[str, pd.DataFrame] | None:
     """Every table of ``metadata``, the large ones read in key ranges on ``client``'s workers;
     None when nothing would be split (then read as usual)."""
-    url = source_engine.url.render_as_string(hide_password=False)
+    url = _Source(source_engine.url.render_as_string(hide_password=False))
     workers = max(1, len(client.scheduler_info()["workers"]))
     [remote] = client.scatter([metadata], broadcast=True)
 

@@ -56,8 +56,10 @@ _MIN_VALUES = 50  # fewer values than this say nothing about the number of peaks
 
 
 def fit_empirical(values: np.ndarray) -> dict[str, Any]:
-    """``{"knots": [...]}``: the values' quantiles at evenly spaced probabilities (at most
-    ``MAX_KNOTS``, at most one per value), non-decreasing, first the minimum, last the maximum."""
+    """``{"knots": [...]}``: with at most ``MAX_KNOTS`` values, the sorted values themselves
+    (the model file then holds each of them, as the replayed rows of a small table do); with
+    more, ``MAX_KNOTS`` quantiles at evenly spaced probabilities. Non-decreasing, first the
+    minimum, last the maximum."""
     values = np.asarray(values, dtype=float)
     if values.size == 0 or not np.all(np.isfinite(values)):
         raise ValueError("an empirical distribution needs finite values")

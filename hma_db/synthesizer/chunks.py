@@ -212,7 +212,8 @@ def sample_run_chunk(state: FittedState, metadata, run: SampleRun, number: int,
     out = dict(run.kept) if number == 0 else {}
     for table in sorted(frames):
         out[table] = decode_table(state, table, frames[table], keys[table], rng, spans[table])
-    held = _hold_within_parents(state, metadata, out, rng, resident.held, run.resident)
+    held = _hold_within_parents(state, metadata, out, rng, resident.held, run.resident,
+                                number == 0)
     _copy_parent_values(state, metadata, out, {**resident.rows, **out}, rng)
     if number == 0:
         resident = Resident({t: sampled[t] for t in run.resident if t not in run.kept},
@@ -298,30 +299,43 @@ def _copy_parent_values(state: FittedState, metadata, out: dict[str, pd.DataFram
 
 def _hold_within_parents(state: FittedState, metadata, out: dict[str, pd.DataFrame],
                          rng: np.random.Generator, decided: dict[str, dict[str, pd.DataFrame]],
-                         resident: set[str]) -> dict[str, dict[str, pd.DataFrame]]:
+                         resident: set[str], first: bool) -> dict[str, dict[str, pd.DataFrame]]:
     """Child columns that keep one value within a parent (every track of an album has one
-    genre; :mod:`hma_db.transform.inherit`) take their parent's first child's value, in place;
-    returns what was decided for resident parents (their children are in every chunk)."""
-    parent_of = {(r["child_table_name"], r["child_foreign_key"]): r["parent_table_name"]
+    genre; :mod:`hma_db.transform.inherit`) take their parent's first child's value, in place.
+
+    A resident parent (sampled once, in chunk 0) has children in every chunk: chunk 0
+    (``first``) decides every one of them and returns it, for the later chunks. A held
+    foreign key takes only a resident parent's rows as values, so a later chunk never points
+    at a row of chunk 0's chunked tables (a chunk keeps whole families)."""
+    parent_of = {(r["child_table_name"], r["child_foreign_key"]):
+                 (r["parent_table_name"], r["parent_primary_key"])
                  for r in metadata.relationships if isinstance(r["child_foreign_key"], str)}
     kept: dict[str, dict[str, pd.DataFrame]] = {}
     for table in sorted(out):
         tt = state.transformers.get(table)
-        held = tt.within_parent if tt is not None else []
+        held = [w for w in (tt.within_parent if tt is not None else [])
+                if (table, w["column"]) not in parent_of
+                or parent_of[(table, w["column"])][0] in resident]
         if not held or table in state.kept or out[table].empty:
             continue
-        values, made = constant_values(held, out[table], rng, decided.get(table))
+        fk_of = {w["column"]: w["foreign_key"] for w in held}
+        lone = {}  # chunk 0: every resident parent, with or without a child here
+        for fk in set(fk_of.values()) if first else ():
+            parent, key = parent_of.get((table, fk), (None, None))
+            if parent in resident and parent in out:
+                lone[fk] = out[parent][key].to_numpy()
+        values, made = constant_values(held, out[table], rng, decided.get(table), lone)
         if values:
             frame = out[table].copy()
             for column, column_values in values.items():
                 frame[column] = cast_like(pd.Series(column_values),
                                           state.dtypes[table].get(column))
             out[table] = frame
-        fk_of = {w["column"]: w["foreign_key"] for w in held}
-        mine = {c: f for c, f in made.items() if parent_of.get((table, fk_of[c])) in resident}
-        if mine:
-            kept[table] = {**decided.get(table, {}), **mine}
-    return {**decided, **kept}
+        mine = {c: f for c, f in made.items() if parent_of.get((table, fk_of[c]), ("",))[0]
+                in resident}
+        if first and mine:
+            kept[table] = mine
+    return kept
 
 
 def _kept_frame(state: FittedState, table: str) -> pd.DataFrame:

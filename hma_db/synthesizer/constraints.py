@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hma_db.errors import DataError, SynthesizerInputError
+from hma_db.errors import DataError, ModelFileError, SynthesizerInputError
 from hma_db.schema import (
     Constraint,
     FixedCombinations,
@@ -106,6 +107,17 @@ def _representation(values: pd.Series, fmt: str | None) -> str:
 def _numbers(values: pd.Series, rep: str) -> np.ndarray:
     raw = as_numbers(values)
     return raw if _numeric(rep) else raw / NS_PER_UNIT.get(rep, 1e9)
+
+
+def _checked_rep(rep: Any) -> str:
+    """A model file's representation, refused unless it is one hma_db writes (a model file is
+    untrusted input: 'decimal:99999999' would build huge strings per row)."""
+    rep = str(rep)
+    ok = rep in NS_PER_UNIT or (rep.startswith("text:") and len(rep) <= 40) or bool(
+        re.fullmatch(r"decimal:\d", rep))  # at most 9 decimals
+    if not ok:
+        raise ModelFileError(f"A saved rule has an unknown representation {rep[:40]!r}.")
+    return rep
 
 
 def _numeric(rep: str) -> bool:
@@ -440,11 +452,15 @@ class TableRules:
         """Learn each step from the real rows; ``bounded``: keep high columns within their real
         range (the table's ``enforce_min_max_values``)."""
         meta = metadata.tables[self.table]["columns"]
+        lows_of = [low for step in self.steps if isinstance(step, Gap) for low in step.lows]
         for step in self.steps:
             fmt = meta.get(getattr(step, "high", ""), {}).get("datetime_format")
             if isinstance(step, Gap):
                 made = [meta.get(c, {}).get("pii") for c in (*step.lows, step.high)]
-                step.fit(frame, fmt, derive_low=bool(made[0]) and not any(made[1:]))
+                # A made-up low below two highs is left as it is: the second would move it
+                # again and could break the first (a birth date before two dates: rare).
+                alone = lows_of.count(step.lows[0]) == 1
+                step.fit(frame, fmt, derive_low=bool(made[0]) and not any(made[1:]) and alone)
             else:
                 step.fit(frame, fmt)
             if isinstance(step, Gap) and not bounded:
@@ -483,7 +499,8 @@ class TableRules:
             if s["kind"] == "gap":
                 step = Gap(str(s["high"]), [str(x) for x in s["lows"]], bool(s["strict"]),
                            str(s["column"]))
-                step.rep, step.unit, step.eps = str(s["rep"]), float(s["unit"]), float(s["eps"])
+                step.rep, step.unit, step.eps = _checked_rep(s["rep"]), float(s["unit"]), \
+                    float(s["eps"])
                 step.bounds = [float(x) for x in s.get("bounds", [])]
                 step.quantiles = [float(x) for x in s.get("quantiles", [])]
                 step.nullable = bool(s.get("nullable", False))

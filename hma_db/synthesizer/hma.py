@@ -197,7 +197,7 @@ class HMASynthesizer(SDVMethods):
         fitted = self._fitted
         stamp = None
         if fitted is not None:
-            stamp = fitted.versions.get("sdv") or fitted.versions.get("hma_db") or __version__
+            stamp = fitted.versions.get("sdv") or fitted.versions.get("hma_db")
         return {"class_name": type(self).__name__, "creation_date": day(self._creation_date),
                 "is_fit": fitted is not None, "last_fit_date": day(fitted and fitted.fit_date),
                 "fitted_sdv_version": stamp}

@@ -214,13 +214,19 @@ def _held(checks: list, frame: pd.DataFrame) -> list:
 
 def ruled_columns(rules: list) -> dict[str, set[str]]:
     """``{table: columns}`` each rule keeps (a parent sum's child columns stay free: the sum
-    is recomputed from them)."""
+    is recomputed from them); a programmable rule puts :data:`ANY_TABLE` in its table's set,
+    or under :data:`ANY_TABLE` when it works on every table."""
     out: dict[str, set[str]] = {}
     for rule in rules:
         table, columns = getattr(rule, "table_name", None), getattr(rule, "columns", None)
         if isinstance(table, str) and callable(columns):
             out.setdefault(table, set()).update(columns())
+        elif not isinstance(rule, Constraint):  # programmable: whatever columns its code uses
+            out.setdefault(table if isinstance(table, str) else ANY_TABLE, set()).add(ANY_TABLE)
     return out
+
+
+ANY_TABLE = "*"  # in ruled_columns: a programmable rule, on one table's columns or on all
 
 
 def rule_label(rule) -> str:

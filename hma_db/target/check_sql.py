@@ -96,7 +96,8 @@ def _rewrite(tokens, dialect: str, columns: dict[str, sa.Column],
             if kind == "word" and value.lower() in _KEYWORDS:
                 parts.append(value.upper())
                 continue
-            if kind == "word" and value.lower() == "mod" and not _called(tokens, i):
+            if kind == "word" and value.lower() == "mod" and not _called(tokens, i) \
+                    and name not in columns and name.lower() not in columns:
                 parts.append("%")  # MariaDB writes a % b back as a MOD b
                 continue
             if calls and kind == "word" and _called(tokens, i):

@@ -278,9 +278,10 @@ def _locale_of_code(preferred: tuple[str, ...]) -> dict[str, str]:
     fr_BE, whose addresses are "549 Pauwels Estates Suite 311, Jessyland")."""
     from faker.config import AVAILABLE_LOCALES
 
-    order = [*preferred, *sorted(AVAILABLE_LOCALES, key=lambda loc: not loc.startswith("en_"))]
+    fakers = sorted(AVAILABLE_LOCALES, key=lambda loc: not loc.startswith("en_"))
+    order = [*preferred, *sorted(fakers, key=lambda loc: not _own_addresses(loc))]  # stable
     found: dict[str, str] = {}
-    for locale in sorted(order, key=lambda loc: not _own_addresses(loc)):  # stable
+    for locale in order:
         if "_" in locale:
             found.setdefault(locale.split("_", 1)[1].upper(), locale)
     return found

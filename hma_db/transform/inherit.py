@@ -55,8 +55,9 @@ with no child in chunk 0 is decided in each chunk that has its children).
 
 Left out: keys of the table itself, the foreign key measured, personal and unique columns,
 columns that copy a parent's value (:mod:`hma_db.transform.inherit`, constant already), columns
-a rule keeps (given in ``ruled``), self-references. A chunk holds whole families
-(:mod:`hma_db.synthesizer.chunks`), so a parent's children are all in its chunk.
+a rule keeps (given in ``ruled``; "*": a programmable rule, whose columns are its code's),
+self-references. A chunk holds whole families (:mod:`hma_db.synthesizer.chunks`), so a
+parent's children are in its chunk, except a resident parent's, which chunk 0 decides.
 """
 
 from __future__ import annotations
@@ -212,6 +213,10 @@ def parent_values(copies: list[dict[str, Any]], child: pd.DataFrame,
     return out
 
 
+# Measured on Chinook: Album -> Track holds UnitPrice (constant 1.00, beyond chance 1.00),
+# MediaTypeId (1.00 / 0.995) and GenreId (0.97 / 0.958); the next columns are far below (a
+# track's Composer, 0.5 of albums, is a value of each track). Northwind has none above 0.8
+# (order_details.discount within an order: 0.75). Half the room beyond chance, as for copies.
 HELD_MIN_CONSTANT = 0.8
 HELD_MIN_SHARE = 0.5
 HELD_MIN_PARENTS = 20  # parents with two or more children: fewer say nothing
@@ -220,10 +225,12 @@ _HELD_ROLES = ("modeled", "choice", "values", "generated", "foreign_key")
 
 
 def find_held(metadata, data: dict[str, pd.DataFrame], transformers: dict[str, Any],
-         ruled: dict[str, set[str]] | None = None) -> dict[str, list[dict[str, Any]]]:
+              ruled: dict[str, set[str]] | None = None) -> dict[str, list[dict[str, Any]]]:
     """``{child table: [{"foreign_key", "column", "share"}, ...]}`` (see the module doc), the
     foreign key with the largest share for each column."""
     ruled = ruled or {}
+    if "*" in ruled:  # a programmable rule on every table: what it keeps is its code's
+        return {}
     found: dict[str, dict[str, dict[str, Any]]] = {}
     for rel in metadata.relationships:
         child, fk = rel["child_table_name"], rel["child_foreign_key"]
@@ -231,12 +238,15 @@ def find_held(metadata, data: dict[str, pd.DataFrame], transformers: dict[str, A
                 or child not in transformers:
             continue
         frame, tt = data[child], transformers[child]
+        if "*" in ruled.get(child, set()):
+            continue
         left_out = _never_held(metadata, child) | {c["column"] for c in tt.parent_copies} \
             | ruled.get(child, set()) | {fk}
         roles = tt.column_roles()
         for column in frame.columns:
-            if column in left_out or roles.get(column) not in _HELD_ROLES or tt.is_unique(column):
-                continue
+            if column in left_out or roles.get(column) not in _HELD_ROLES or \
+                    tt.value_kinds.get(column) not in _KINDS or tt.is_unique(column):
+                continue  # (JSON, arrays and bytes are not values to compare)
             share = _held_share(frame[fk], frame[column])
             best = found.setdefault(child, {}).get(column)
             if share is not None and (best is None or share > best["share"]):
@@ -288,7 +298,8 @@ def _held_share(parent_key: pd.Series, values: pd.Series) -> float | None:
 
 
 def constant_values(within: list[dict[str, Any]], child: pd.DataFrame,
-                    rng: np.random.Generator, decided: dict[str, pd.DataFrame] | None = None
+                    rng: np.random.Generator, decided: dict[str, pd.DataFrame] | None = None,
+                    every_parent: dict[str, np.ndarray] | None = None
                     ) -> tuple[dict[str, np.ndarray], dict[str, pd.DataFrame]]:
     """The new values of the held columns of a sampled ``child``, and what was decided per
     parent here.
@@ -298,14 +309,19 @@ def constant_values(within: list[dict[str, Any]], child: pd.DataFrame,
     (``{column: frame of parent key, held, value}`` from an earlier chunk of the run) fixes the
     parents it names: a parent whose children are spread over chunks (its table sampled once,
     in chunk 0) keeps one value in all of them. Parents not named there are decided here.
+    ``every_parent`` (``{foreign key: parent keys}``, chunk 0 of a run) has every one of those
+    parents decided, a parent without a child here taking a value drawn among this chunk's.
     """
-    decided = decided or {}
+    decided, every_parent = decided or {}, every_parent or {}
     out: dict[str, np.ndarray] = {}
     made: dict[str, pd.DataFrame] = {}
     for fk in dict.fromkeys(w["foreign_key"] for w in within):
         if child.empty or fk not in child:
             continue
         parents, keys = pd.factorize(child[fk])  # -1 for a NULL foreign key
+        if fk in every_parent:  # the parents without a child here come after the others
+            absent = pd.Index(every_parent[fk]).difference(pd.Index(keys), sort=False)
+            keys = pd.Index(keys).append(absent)
         draws = rng.random(len(keys))
         for entry in (w for w in within if w["foreign_key"] == fk):
             column = entry["column"]
@@ -314,6 +330,9 @@ def constant_values(within: list[dict[str, Any]], child: pd.DataFrame,
             rows = np.flatnonzero((parents >= 0) & pd.notna(values))
             groups, first = np.unique(parents[rows], return_index=True)
             value_of[groups] = values[rows[first]]
+            lone = np.flatnonzero(pd.isna(value_of))
+            if fk in every_parent and len(rows) and len(lone):
+                value_of[lone] = values[rows[rng.integers(len(rows), size=len(lone))]]
             held = draws < entry["share"]
             earlier = decided.get(column)
             known = np.full(len(keys), -1) if earlier is None else \
@@ -332,15 +351,20 @@ def constant_values(within: list[dict[str, Any]], child: pd.DataFrame,
     return out, made
 
 
-def checked_held(within: Any, table: str, known: set[str], error: type[Exception]
-            ) -> list[dict[str, Any]]:
-    """A model file's held columns, refused unless each names columns of the table and a share
-    between 0 and 1 (a model file is untrusted input)."""
+def checked_held(within: Any, table: str, known: set[str], foreign_keys: set[str],
+                 error: type[Exception]) -> list[dict[str, Any]]:
+    """A model file's held columns, refused unless it is a list of entries that each name a
+    column of the table once, one of its foreign keys and a share between 0 and 1 (a model
+    file is untrusted input)."""
     entries = within if isinstance(within, list) else [within]
+    columns = [e.get("column") for e in entries if isinstance(e, dict)]
     for entry in entries:
-        if not isinstance(entry, dict) or set(entry) != {"foreign_key", "column", "share"} \
+        if not isinstance(within, list) or not isinstance(entry, dict) \
+                or set(entry) != {"foreign_key", "column", "share"} \
                 or not isinstance(entry["column"], str) or entry["column"] not in known \
-                or not isinstance(entry["foreign_key"], str) or entry["foreign_key"] not in known \
+                or columns.count(entry["column"]) != 1 \
+                or not isinstance(entry["foreign_key"], str) \
+                or entry["foreign_key"] not in foreign_keys \
                 or isinstance(entry["share"], bool) \
                 or not isinstance(entry["share"], (int, float)) \
                 or not 0.0 <= entry["share"] <= 1.0:

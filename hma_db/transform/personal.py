@@ -156,9 +156,11 @@ def has_titles(values: pd.Series) -> bool:
     names = values.dropna().astype(str)
     if not len(names):
         return False
-    known = titles(_TITLE_LOCALES)
-    words = names.str.split(" ")
-    titled = words.map(lambda w: len(w) > 2 and (w[0] in known or w[-1] in known))
+    known = list(titles(_TITLE_LOCALES))
+    long = names.str.count(" ") >= 2  # a title beside a first and a last name
+    first = names.str.split(" ", n=1).str[0]
+    last = names.str.rsplit(" ", n=1).str[-1]
+    titled = long & (first.isin(known) | last.isin(known))
     return bool(titled.mean() > TITLED_SHARE)
 
 

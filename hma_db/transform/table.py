@@ -449,8 +449,10 @@ class TableTransformer:
         tt.modeled_columns = list(d["modeled_columns"])
         tt._specs = _plain(d["columns"])
         tt.parent_copies = _checked_copies(d.get("parent_copies") or [], table, known)
-        tt.within_parent = inherit.checked_held(d.get("within_parent") or [], table, known,
-                                                ModelFileError)
+        tt.within_parent = inherit.checked_held(
+            d.get("within_parent") or [], table, known,
+            set(metadata.foreign_key_columns(table)) if table in metadata.tables else set(),
+            ModelFileError)
         return tt
 
 
