@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from hma_db import HMASynthesizer, Metadata, clone, read_tables, reflect
+from hma_db import HMASynthesizer, Metadata, clone, load_synthesizer, read_tables, reflect
 from hma_db.schema import find_inequalities
 
 N = 240
@@ -93,3 +93,71 @@ def test_an_order_implied_by_two_others_is_not_kept_again():
     found = {r.describe() for r in find_inequalities(metadata, "t", frame)}
     chain = {f"p{k + 1} > p{k}" for k in range(1, 10)}
     assert found == chain | {"mid > p1", "p2 > mid"}
+
+
+ORDERS_DDL = {
+    "postgres": ["CREATE TABLE orders (o_id INTEGER PRIMARY KEY, o_date DATE NOT NULL)",
+                 "CREATE TABLE items (l_id INTEGER PRIMARY KEY, o_id INTEGER NOT NULL "
+                 "REFERENCES orders, ship TIMESTAMPTZ, qty INTEGER)"],
+    "mariadb": ["CREATE TABLE orders (o_id INTEGER PRIMARY KEY, o_date DATE NOT NULL)",
+                "CREATE TABLE items (l_id INTEGER PRIMARY KEY, o_id INTEGER NOT NULL, "
+                "ship DATETIME NULL, qty INTEGER, FOREIGN KEY (o_id) REFERENCES orders (o_id))"],
+    "sqlite": ["CREATE TABLE orders (o_id INTEGER PRIMARY KEY, o_date DATE NOT NULL)",
+               "CREATE TABLE items (l_id INTEGER PRIMARY KEY, o_id INTEGER NOT NULL "
+               "REFERENCES orders, ship TIMESTAMP, qty INTEGER)"],
+}
+
+
+def _orders_and_lines() -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(4)
+    n = 300
+    orders = pd.DataFrame({"o_id": np.arange(1, n + 1), "o_date": (
+        pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 300, n), unit="D")).date})
+    order_of = np.repeat(orders.o_id.to_numpy(), rng.integers(1, 6, n))
+    placed = pd.to_datetime(orders.set_index("o_id").o_date.loc[order_of].to_numpy())
+    ship = placed + pd.to_timedelta(rng.integers(2 * 3600, 40 * 86400, len(order_of)), unit="s")
+    lines = pd.DataFrame({"l_id": np.arange(1, len(order_of) + 1), "o_id": order_of,
+                          "ship": pd.Series(ship).where(rng.random(len(order_of)) > 0.1),
+                          "qty": rng.integers(1, 50, len(order_of))})
+    return orders, lines
+
+
+@pytest.mark.parametrize(("source_kind", "target"), [("postgres", "sqlite"),
+                                                    ("mariadb", "postgres"),
+                                                    ("sqlite", "mariadb")])
+def test_a_childs_date_never_before_its_parents_holds_in_another_dialect(
+        request, tmp_path, source_kind, target):
+    # 5.4% of TPC-H's synthetic lines shipped before their order was placed (real: none).
+    source = _url(request, source_kind, tmp_path, "order_src")
+    orders, lines = _orders_and_lines()
+    engine = sa.create_engine(source)
+    with engine.begin() as conn:
+        for ddl in ORDERS_DDL[source_kind]:
+            conn.exec_driver_sql(ddl)
+        orders.to_sql("orders", conn, if_exists="append", index=False)
+        lines.to_sql("items", conn, if_exists="append", index=False)
+    engine.dispose()
+    metadata = reflect(source)
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=6)
+    synthesizer.fit(read_tables(source, metadata))
+    assert "items: items.ship > orders.o_date" in {
+        f"{c.table_name}: {c.describe()}" for c in synthesizer.get_constraints() if c.found}
+    synthesizer.save(tmp_path / "model.json")
+    loaded = load_synthesizer(tmp_path / "model.json", trust_pickle=False)
+    for chunk_rows in (None, 200):
+        if chunk_rows is None:
+            out = loaded.sample(scale=2.0)
+        else:
+            chunks = list(loaded.sample_chunks(scale=2.0, chunk_rows=chunk_rows))
+            out = {t: pd.concat([c[t] for c in chunks], ignore_index=True) for t in chunks[0]}
+        loaded.validate_constraints(out)
+    url = _url(request, target, tmp_path, "order_dst")
+    clone(source, url, seed=6, scale=2.0, chunk_rows=250)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        early = conn.exec_driver_sql(
+            "SELECT count(*) FROM items JOIN orders ON orders.o_id = items.o_id "
+            "WHERE items.ship <= orders.o_date").scalar()
+        shipped = conn.exec_driver_sql("SELECT count(ship) FROM items").scalar()
+    engine.dispose()
+    assert early == 0 and shipped > 0

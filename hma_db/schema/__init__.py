@@ -49,6 +49,7 @@ from hma_db.schema.policies import (
 from hma_db.schema.rules import (
     AllowedValues,
     CheckRules,
+    ParentOrder,
     ParentSum,
     PathAgreement,
     RowFormula,
@@ -57,6 +58,7 @@ from hma_db.schema.rules import (
     decimals,
     find_formulas,
     find_inequalities,
+    find_orders,
     find_paths,
     find_sums,
     propose_rules,
@@ -83,6 +85,7 @@ from hma_db.schema.values import from_json, restore, to_json, value_kind
 __all__ = [
     "AllowedValues",
     "CheckRules",
+    "ParentOrder",
     "ParentSum",
     "PathAgreement",
     "RowFormula",
@@ -91,6 +94,7 @@ __all__ = [
     "decimals",
     "find_formulas",
     "find_inequalities",
+    "find_orders",
     "find_paths",
     "find_sums",
     "propose_rules",

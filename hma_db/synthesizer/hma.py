@@ -37,9 +37,11 @@ from hma_db.errors import (
 from hma_db.model import SMALL_TABLE_ROWS, check_scale, fit_hma
 from hma_db.schema import (
     Metadata,
+    ParentOrder,
     ParentSum,
     RowFormula,
     find_formulas,
+    find_orders,
     find_sums,
     table_policy,
 )
@@ -314,7 +316,7 @@ class HMASynthesizer(SDVMethods):
             modeled = {t for t in self.metadata.tables
                        if table_policy(self.metadata.tables, t) == "model"}
             sums = find_formulas(self.metadata, data, modeled) + find_sums(
-                self.metadata, data, modeled)
+                self.metadata, data, modeled) + find_orders(self.metadata, data, modeled)
             self._prepared["skipped"] += [r for r in sums if rule_label(r) in self.skip_rules]
             sums = [r for r in sums if rule_label(r) not in self.skip_rules]
             self._prepared["found"] += sums
@@ -630,7 +632,7 @@ class HMASynthesizer(SDVMethods):
         synthesizer._fitted = saved.fitted
         if saved.fitted is not None:  # found sums are data; programmable ones are not saved
             saved.fitted.multi_table = [c for c in synthesizer._found
-                                        if isinstance(c, (RowFormula, ParentSum))]
+                                        if isinstance(c, (RowFormula, ParentSum, ParentOrder))]
         synthesizer.restore_transformer_choices(params.get("transformers"))
         named = params.get("named_defaults") or []
         synthesizer._named_defaults = {t for t in named if isinstance(t, str)} & set(

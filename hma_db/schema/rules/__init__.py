@@ -9,12 +9,13 @@ the inequalities and row formulas found in the data, at fit and as ``reflect``'s
 (:class:`RowFormula`, :func:`find_formulas`).
 """
 
-from hma_db.schema.rules.across import PathAgreement, find_paths
+from hma_db.schema.rules.across import ParentOrder, PathAgreement, find_orders, find_paths
 from hma_db.schema.rules.check_text import CheckRules, rules_from_check
 from hma_db.schema.rules.found import find_inequalities, propose_rules
 from hma_db.schema.rules.scalar import AllowedValues, ScalarInequality, ScalarRange
 from hma_db.schema.rules.sums import ParentSum, RowFormula, decimals, find_formulas, find_sums
 
-__all__ = ["AllowedValues", "CheckRules", "ParentSum", "PathAgreement", "RowFormula",
-           "ScalarInequality", "ScalarRange", "decimals", "find_formulas", "find_inequalities",
-           "find_paths", "find_sums", "propose_rules", "rules_from_check"]
+__all__ = ["AllowedValues", "CheckRules", "ParentOrder", "ParentSum", "PathAgreement",
+           "RowFormula", "ScalarInequality", "ScalarRange", "decimals", "find_formulas",
+           "find_inequalities", "find_orders", "find_paths", "find_sums", "propose_rules",
+           "rules_from_check"]
