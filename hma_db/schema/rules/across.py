@@ -194,11 +194,9 @@ class ParentOrder(Constraint):
                              else 1.0)
         shift = np.zeros(len(child))
         shift[broken] = theirs[broken] + gap - own[broken]
-        out = child.copy()
-        for column in [self.column_name, *self.followers]:
-            if column in out:
-                out[column] = _shifted(out[column], shift)
-        return {**data, self.table_name: out}
+        moved = {c: _shifted(child[c], shift) for c in [self.column_name, *self.followers]
+                 if c in child}
+        return {**data, self.table_name: child.assign(**moved)}
 
 
 def _seconds(values: pd.Series) -> np.ndarray:
@@ -209,29 +207,33 @@ def _seconds(values: pd.Series) -> np.ndarray:
 
 def _shifted(values: pd.Series, seconds: np.ndarray) -> pd.Series:
     """``values`` moved by ``seconds`` per row, in their own representation (datetime64,
-    dates, timestamps or text); whole days for dates."""
-    moved = ~np.isnan(seconds) & (seconds != 0) & values.notna().to_numpy()
-    if not moved.any():
+    dates, timestamps or text); whole days for dates. Only the moved rows are looked at: a
+    NULL test over a whole object column cost more than the move."""
+    rows = np.flatnonzero(~np.isnan(seconds) & (seconds != 0))
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):  # NaT stays NaT
+        delta = np.zeros(len(values))
+        delta[rows] = seconds[rows]
+        return values + pd.to_timedelta(delta, unit="s")
+    subset = values.iloc[rows]
+    rows = rows[subset.notna().to_numpy()]
+    if not len(rows):
         return values
-    if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        return values + pd.to_timedelta(np.where(moved, seconds, 0.0), unit="s")
-    present = values[values.notna()]
-    first = present.iloc[0]
-    stamps = pd.to_datetime(values[moved], errors="coerce", format="mixed")
+    first = values.iloc[rows[0]]
+    stamps = pd.to_datetime(values.iloc[rows], errors="coerce", format="mixed")
     days = isinstance(first, dt.date) and not isinstance(first, dt.datetime) or \
         (isinstance(first, str) and len(first) == 10)
-    delta = seconds[moved]
+    delta = seconds[rows]
     if days:
         delta = np.ceil(delta / _DAY) * _DAY  # whole days, never less than the gap
     new = stamps + pd.to_timedelta(delta, unit="s")
-    out = values.copy().astype(object)
+    out = values.to_numpy(dtype=object, copy=True)
     if isinstance(first, str):
-        out[moved] = new.dt.strftime("%Y-%m-%d" if days else "%Y-%m-%d %H:%M:%S").to_numpy()
+        out[rows] = new.dt.strftime("%Y-%m-%d" if days else "%Y-%m-%d %H:%M:%S").to_numpy()
     elif days:
-        out[moved] = new.dt.date.to_numpy()
+        out[rows] = new.dt.date.to_numpy()
     else:
-        out[moved] = new.dt.to_pydatetime()
-    return out
+        out[rows] = new.dt.to_pydatetime()
+    return pd.Series(out, index=values.index, name=values.name)
 
 
 def find_orders(metadata, data: dict[str, pd.DataFrame], tables: set[str]) -> list[ParentOrder]:
