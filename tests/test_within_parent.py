@@ -18,8 +18,10 @@ from hma_db.errors import ModelFileError
 
 @pytest.fixture(scope="module")
 def chinook():
+    """Chinook with its lookup tables modeled (Genre and MediaType are kept as they are by
+    default, and a kept table's children follow its real rows: never held)."""
     url = f"sqlite:///{CHINOOK_SQLITE}"
-    metadata = reflect(url)
+    metadata = reflect(url, reference_tables=False)
     data = read_tables(url, metadata)
     synthesizer = HMASynthesizer(metadata, verbose=False, seed=5)
     synthesizer.fit(data)
@@ -54,6 +56,18 @@ def test_an_albums_tracks_keep_one_price_genre_and_media_type(chinook):
                                          suffixes=("", "_track"))
         assert (lines.UnitPrice == lines.UnitPrice_track).all()
         synthesizer.validate_constraints(out)  # Invoice.Total is still its lines' sum
+
+
+def test_a_kept_lookup_tables_children_keep_their_real_counts():
+    url = f"sqlite:///{CHINOOK_SQLITE}"
+    metadata = reflect(url)  # Genre and MediaType kept as they are
+    data = read_tables(url, metadata)
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=5)
+    synthesizer.fit(data)
+    tracks = synthesizer.sample()["Track"]
+    assert (_albums(tracks).UnitPrice == 1).all()
+    assert tracks.MediaTypeId.value_counts().to_dict() == \
+        data["Track"].MediaTypeId.value_counts().to_dict()
 
 
 def _family(seed: int, parents: int = 120) -> tuple[Metadata, dict[str, pd.DataFrame]]:

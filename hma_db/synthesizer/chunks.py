@@ -313,9 +313,12 @@ def _hold_within_parents(state: FittedState, metadata, out: dict[str, pd.DataFra
     kept: dict[str, dict[str, pd.DataFrame]] = {}
     for table in sorted(out):
         tt = state.transformers.get(table)
+        # A kept table's children follow its real rows in the real counts: a foreign key to it
+        # is never held (an album of one genre would move its tracks between genres).
         held = [w for w in (tt.within_parent if tt is not None else [])
                 if (table, w["column"]) not in parent_of
-                or parent_of[(table, w["column"])][0] in resident]
+                or (parent_of[(table, w["column"])][0] in resident
+                    and parent_of[(table, w["column"])][0] not in state.kept)]
         if not held or table in state.kept or out[table].empty:
             continue
         fk_of = {w["column"]: w["foreign_key"] for w in held}

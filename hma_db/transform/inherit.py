@@ -240,8 +240,9 @@ def find_held(metadata, data: dict[str, pd.DataFrame], transformers: dict[str, A
         frame, tt = data[child], transformers[child]
         if "*" in ruled.get(child, set()):
             continue
+        # a city whose country is derived from it moves with it, not on its own
         left_out = _never_held(metadata, child) | {c["column"] for c in tt.parent_copies} \
-            | ruled.get(child, set()) | {fk}
+            | ruled.get(child, set()) | tt.derivation_sources() | {fk}
         roles = tt.column_roles()
         for column in frame.columns:
             if column in left_out or roles.get(column) not in _HELD_ROLES or \
