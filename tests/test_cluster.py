@@ -422,7 +422,7 @@ def test_the_job_sent_to_the_workers_hides_the_password_in_its_repr():
     from hma_db.target import StageJob
 
     job = StageJob("postgresql+psycopg://app:s3cret@db.example/shop", "postgresql", None,
-                   ["Track"], {}, {}, {}, True, 50_000)
+                   ["Track"], {}, "0123456789ab", None, {}, {}, True, 50_000)
     assert "s3cret" not in repr(job) and "s3cret" not in str(job)
     assert "app:***@db.example/shop" in repr(job)
     assert "s3cret" in job.url  # what the workers connect with

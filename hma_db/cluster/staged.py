@@ -4,8 +4,8 @@ target, and one transaction here moves them into the real tables (:mod:`hma_db.t
 Why: with the chunks coming back to one writer, the writer is the floor of the clone (TPC-H
 SF1: 67 s of writing in a 139 s run, and slower with workers as the chunks travel back;
 ``docs/scaling.md``). Here only a batch id and row counts come back; the rows go from each
-worker straight into the target, in parallel, and the move is one ``INSERT ... SELECT`` per
-table inside the target.
+worker straight into the target, in parallel, and each chunk's move (one ``INSERT ...
+SELECT`` per table inside the target) runs here while the workers stage the next ones.
 
 Chunk 0 (the resident tables, drawn from the synthesizer's own stream) is sampled here and
 written by the load's transaction itself, while the workers sample and stage the others; the
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from hma_db.errors import SamplingError
@@ -32,7 +32,7 @@ from hma_db.synthesizer import (
     TargetChecks,
     sample_and_write,
 )
-from hma_db.target import StageJob, pause_point, write_chunks
+from hma_db.target import StagedChunk, StageJob, pause_point, write_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def _stage_on_worker(sampler: ChunkSampler, number: int, resident: Resident, job: StageJob
-                     ) -> tuple[int, dict[str, int]]:
+                     ) -> StagedChunk:
     """The task: sample chunk ``number`` and load it into the staging tables (a test can stop
     it at the pause points, before and after its rows are staged, to kill the worker)."""
     pause_point("worker_chunk")
@@ -82,30 +82,36 @@ class WorkerChunks:
                                            pure=False)
                         for number in range(1, len(self.sampler))]
 
-    def wait(self) -> list[int]:
-        """The batch ids of the staged chunks in chunk order, once every chunk is staged; the
+    def ready(self) -> Iterator[StagedChunk]:
+        """Each staged chunk in chunk order, as soon as it and the chunks before it are
+        staged (the load's transaction moves it while the workers stage the next ones); the
         first chunk that fails stops the run in one line."""
         import distributed
 
         started = time.perf_counter()
         total, numbers = len(self.sampler), {f.key: n for n, f in enumerate(self.futures, 1)}
-        batches: dict[int, int] = {}
+        done: dict[int, StagedChunk] = {}
+        following = 1
         for future in distributed.as_completed(self.futures):
             number = numbers[future.key]
             try:
-                batch, rows = future.result()
+                done[number] = future.result()
             except Exception as exc:
                 raise SamplingError(f"Sampling and staging chunk {number} of {total} on the Dask "
                                     f"cluster failed ({_reason(exc)}); nothing was written.") \
                     from exc
-            batches[number] = batch
-            for table, count in rows.items():
-                self.rows[table] = self.rows.get(table, 0) + count
-        self.done_at = time.perf_counter()
-        self.seconds["stage"] = self.done_at - started
-        logger.info("cluster: %d chunk(s) sampled and staged on %d worker(s)", total - 1,
-                    len(self.client.scheduler_info()["workers"]))
-        return [batches[n] for n in sorted(batches)]
+            future.release()
+            while following in done:
+                chunk = done.pop(following)
+                for table, count in chunk.rows.items():
+                    self.rows[table] = self.rows.get(table, 0) + count
+                if following == total - 1:
+                    self.done_at = time.perf_counter()
+                    self.seconds["stage"] = self.done_at - started
+                    logger.info("cluster: %d chunk(s) sampled and staged on %d worker(s)",
+                                total - 1, len(self.client.scheduler_info()["workers"]))
+                following += 1
+                yield chunk
 
     def cancel(self) -> None:
         if self.futures:
@@ -131,9 +137,9 @@ def cluster_sample_and_write(client: Any, synthesizer, target_engine,
     """Sample chunk 0 here and the others on the workers, which load them into staging tables;
     move every chunk into ``target_engine`` in one transaction. ``seconds`` gets ``sample``
     (chunk 0, here), ``write`` (everything after it: the tables prepared and chunk 0 written
-    while the workers work, then ``stage``, the wait for the workers to sample and stage the
-    other chunks, then ``move``: the rows moved, the keys proven, the commit and the staging
-    tables dropped)."""
+    while the workers work, then ``stage``, until the workers sampled and staged the other
+    chunks, each moved here as soon as it is staged, then ``move``: the rest, from the last
+    chunk staged: its move, the keys proven, the commit and the staging tables dropped)."""
     started = time.perf_counter()
     sampler = synthesizer.chunk_sampler(scale, chunk_rows)
     first, resident = sampler.chunk(0)

@@ -21,7 +21,7 @@ from hma_db.target.guard import (
     trigger_problems,
 )
 from hma_db.target.session import pause_point
-from hma_db.target.staging import StageJob
+from hma_db.target.staging import StagedChunk, StageJob
 from hma_db.target.write import StagedChunks, write, write_chunks
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "dialect_family",
     "drift",
     "pause_point",
+    "StagedChunk",
     "StageJob",
     "StagedChunks",
     "target_busy",

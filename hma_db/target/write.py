@@ -11,7 +11,7 @@ failure the target is left as it was (see :class:`_Run` for how, per database).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 import pandas as pd
@@ -25,7 +25,7 @@ from hma_db.target.guard import firing_triggers, hold_target_lock, refuse_sqlite
 from hma_db.target.loaders import loader_for
 from hma_db.target.prepare import plan_chunk, shift_keys
 from hma_db.target.session import Session, open_target, pause_point
-from hma_db.target.staging import Staging
+from hma_db.target.staging import StagedChunk, Staging
 from hma_db.target.tables import TargetTables
 from hma_db.target.types import family
 
@@ -39,7 +39,7 @@ class StagedChunks(Protocol):
 
     def start(self, job) -> None: ...
 
-    def wait(self) -> list[int]: ...
+    def ready(self) -> Iterator[StagedChunk]: ...
 
     def cancel(self) -> None: ...
 
@@ -128,9 +128,10 @@ def write_chunks(chunks: Iterable[dict[str, pd.DataFrame]], metadata: Metadata, 
     ``staged`` (PostgreSQL and MariaDB; not with ``append``): more chunks that others load in
     parallel into staging tables (:mod:`hma_db.target.staging`; :mod:`hma_db.cluster` has Dask
     workers do it). Once the tables are prepared, ``staged.start(job)`` is handed what a loader
-    needs (``job.stage(number, chunk)`` loads a chunk); after ``chunks``, ``staged.wait()``
-    returns the batch ids to move, in chunk order, and the rows move into the target tables in
-    the same transaction. ``staged.cancel()`` is called when the write ends either way; the
+    needs (``job.stage(number, chunk)`` loads a chunk); after ``chunks``, ``staged.ready()``
+    yields each :class:`~hma_db.target.staging.StagedChunk` in chunk order as soon as it is
+    staged, and its rows move into the target tables in the same transaction while the others
+    are staged. ``staged.cancel()`` is called when the write ends either way; the
     staging tables are dropped after the commit or rollback.
 
     Returns:
@@ -286,19 +287,22 @@ class _Run:
 
     def _move_staged(self, conn: sa.Connection, staged: StagedChunks, plans,
                      counts: dict[str, int]) -> dict[str, int]:
-        """The staged chunks' rows into the target tables, in foreign-key order, then the
-        keys set after the rows (see :mod:`hma_db.target.staging`)."""
-        self.staging.batches = staged.wait()
+        """Each staged chunk's rows into the target tables as soon as it is staged, in chunk
+        order (see :mod:`hma_db.target.staging`)."""
         progress = self.options["progress"]
-        for plan in plans:
-            self.current = plan.name
-            moved = self.staging.move_table(conn, plan.name, list(plan.frame.columns))
-            counts[plan.name] += moved
-            if progress is not None:
-                progress(plan.name, moved, moved)
-        for plan in plans:
-            self.current = plan.name
-            self.staging.move_updates(conn, plan.name)
+        columns = {plan.name: list(plan.frame.columns) for plan in plans}
+        if self.dialect == "postgresql":  # each staging table read from its first page
+            conn.exec_driver_sql("SET LOCAL synchronize_seqscans = off")
+
+        def on_table(name: str) -> None:
+            self.current = name
+
+        for chunk in staged.ready():
+            moved = self.staging.move_chunk(conn, chunk, columns, on_table)
+            for name, rows in moved.items():
+                counts[name] += rows
+                if progress is not None:
+                    progress(name, rows, rows)
         self.current = None
         pause_point("after_move")
         return counts
