@@ -17,7 +17,13 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from hma_db.cluster import check_cluster, cluster_read, cluster_write, open_cluster
+from hma_db.cluster import (
+    ClientExecutor,
+    check_cluster,
+    cluster_read,
+    cluster_write,
+    open_cluster,
+)
 from hma_db.engines import Source, driver_error_line, engine_for, safe_url, tag_driver_errors
 from hma_db.errors import HmaDbError, ReflectionError, WriteError
 from hma_db.model import check_scale
@@ -257,8 +263,10 @@ def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None
                     data = read_source(source_engine, metadata, max_rows=max_rows, seed=seed,
                                        verbose=verbose)
             result.rows_read = {t: len(frame) for t, frame in data.items()}
-            with timed("fit"):
-                synthesizer.fit(data, row_counts=metadata.row_counts if max_rows else None)
+            with timed("fit"):  # a level's tables at once on the cluster (hma_db.model.levels)
+                on_cluster = {} if client is None else {"executor": ClientExecutor(client)}
+                synthesizer.fit(data, row_counts=metadata.row_counts if max_rows else None,
+                                **on_cluster)
             del data  # the source rows are not needed past this point
             hooks.fitted(synthesizer)
         hooks.stage("sample", None)  # sampling and writing run chunk by chunk, timed apart

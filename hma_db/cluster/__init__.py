@@ -6,10 +6,13 @@ rows whatever the number of workers. On a PostgreSQL or MariaDB target each work
 chunks into staging tables and one transaction here moves them (:mod:`hma_db.cluster.staged`);
 otherwise the chunks come back in order to the one writer here (:mod:`hma_db.cluster.runner`).
 Large PostgreSQL source tables are read on the workers in key ranges, in one snapshot
-(:mod:`hma_db.cluster.reads`). ``dask.distributed`` is optional (``pip install
-"hma_db[dask]"``): nothing here imports it until a cluster is asked for.
+(:mod:`hma_db.cluster.reads`). A fit's tables of one level, and a wide table's columns, run on
+the workers through :class:`ClientExecutor` (:mod:`hma_db.cluster.executor`).
+``dask.distributed`` is optional (``pip install "hma_db[dask]"``): nothing here imports it until
+a cluster is asked for.
 """
 
+from hma_db.cluster.executor import ClientExecutor
 from hma_db.cluster.reads import cluster_read
 from hma_db.cluster.runner import (
     ClusterSampling,
@@ -25,6 +28,6 @@ from hma_db.cluster.staged import (
     stages_on_workers,
 )
 
-__all__ = ["ClusterSampling", "WorkerChunks", "check_cluster", "cluster_chunks", "cluster_read",
-           "cluster_sample_and_write", "cluster_write", "open_cluster", "sample_only",
-           "stages_on_workers"]
+__all__ = ["ClientExecutor", "ClusterSampling", "WorkerChunks", "check_cluster",
+           "cluster_chunks", "cluster_read", "cluster_sample_and_write", "cluster_write",
+           "open_cluster", "sample_only", "stages_on_workers"]

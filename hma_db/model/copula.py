@@ -45,14 +45,24 @@ import numpy as np
 from scipy import special
 
 from hma_db.errors import SynthesizerInputError
-from hma_db.model.marginals import check_distribution, fit_marginal, instance
+from hma_db.model.marginals import (
+    SCORE_GRID,
+    SCORE_LIMIT,
+    check_distribution,
+    column_state,
+    fit_column_group,
+    fit_marginal,  # noqa: F401 - importable from here, as before
+)
 
 FIT_SAMPLE_SIZE = 10_000
 CORRELATION_ROWS = 200_000  # random rows the correlation is estimated on (SE < 0.003)
 EXACT_CDF_ROWS = 20_000  # above this, to_scores interpolates the inverse-cdf grid
-SCORE_LIMIT = 6.0  # |z| cap: Phi(-6) ~ 1e-9, so no score is infinite
-_GRID = np.linspace(-SCORE_LIMIT, SCORE_LIMIT, 2401)
+_GRID = SCORE_GRID
 _MIN_EIGENVALUE = 1e-6
+# A table's marginals go to an executor COLUMNS_PER_TASK columns a task, from PARALLEL_COLUMNS
+# columns on: see fit_scores (measured below).
+COLUMNS_PER_TASK = 25
+PARALLEL_COLUMNS = 50
 
 
 def nearest_correlation(matrix: np.ndarray) -> np.ndarray:
@@ -118,17 +128,54 @@ class GaussianCopula:
         return self
 
     def fit_scores(self, data: np.ndarray, columns: list[str],
-                   rng: np.random.Generator | None = None) -> np.ndarray:
+                   rng: np.random.Generator | None = None, executor: Any = None,
+                   notes: list[str] | None = None) -> np.ndarray:
         """Like :meth:`fit`, and return the normal scores of ``data`` the correlation was
-        estimated on (from mid-ranks, see :meth:`_rank_scores`)."""
+        estimated on (from mid-ranks, see :meth:`_rank_scores`).
+
+        Args:
+            executor: anything with ``map(fn, *iterables)`` giving the results in order
+                (``concurrent.futures`` style): a table of at least ``PARALLEL_COLUMNS``
+                columns fits its marginals there, ``COLUMNS_PER_TASK`` columns a task. The
+                fit is the same with or without one.
+            notes: where a named family's fallback is written instead of warned (see
+                :func:`~hma_db.model.marginals.fit_marginal`).
+        """
         data = self._check(data, columns)
         rng = rng if rng is not None else np.random.default_rng(0)
         self.columns = list(columns)
-        # Rows in random order, so that every prefix is itself a random subsample.
+        # Rows in random order, so that every prefix is itself a random subsample. Every
+        # column is fitted on the same rows, whichever task it lands in.
         order = rng.permutation(len(data))
         sample = data[order[:FIT_SAMPLE_SIZE]]
-        self.marginals = [self._fit_column(sample[:, j], col) for j, col in enumerate(columns)]
-        self._build()
+        # Every n-th column in one group: slow columns sit together (extension columns come
+        # last), so contiguous groups would leave one task with most of the work. One
+        # contiguous row of values per column, the same in any task.
+        n_groups = -(-len(columns) // COLUMNS_PER_TASK)
+        members = [range(g, len(columns), n_groups) for g in range(n_groups)]
+        groups = [(np.ascontiguousarray(sample[:, list(m)].T), [
+            (columns[j], self.numerical_distributions.get(columns[j], self.default_distribution),
+             columns[j] in self.named) for j in m]) for m in members]
+        if executor is not None and len(columns) >= PARALLEL_COLUMNS:
+            # The first group is fitted here while the executor fits the others. Another
+            # thread's catch_warnings may leave its filters behind: put them back after.
+            with warnings.catch_warnings():
+                elsewhere = executor.map(fit_column_group, groups[1:])
+                done = [fit_column_group(groups[0]), *elsewhere]
+        else:
+            done = list(map(fit_column_group, groups))
+        fitted: list = [None] * len(columns)
+        for m, group in zip(members, done, strict=True):
+            for j, result in zip(m, group, strict=True):
+                fitted[j] = result
+        self.marginals = [marginal for marginal, _, _, _ in fitted]
+        self._models = [model for _, model, _, _ in fitted]
+        self._grids = [grid for _, _, grid, _ in fitted]
+        for message in (m for *_, said in fitted for m in said):
+            if notes is None:
+                warnings.warn(message, UserWarning, stacklevel=2)
+            else:
+                notes.append(message)
         scores = self._rank_scores(data, sample)
         self.correlation = self._fit_correlation(scores[order[:CORRELATION_ROWS]])
         return scores
@@ -171,32 +218,11 @@ class GaussianCopula:
                 f"Columns {', '.join(bad)} hold missing or infinite values; expected finite numbers")
         return data
 
-    def _fit_column(self, values: np.ndarray, column: str) -> dict[str, Any]:
-        name = self.numerical_distributions.get(column, self.default_distribution)
-        if len(values) == 0 or np.ptp(values) == 0:
-            value = float(values[0]) if len(values) else 0.0
-            return {"distribution": name, "requested": name, "constant": value,
-                    "learned_parameters": {"loc": value, "scale": 0.0}}
-        return fit_marginal(name, values, named=column in self.named, column=column)
-
     def _build(self) -> None:
         """Rebuild the univariate objects and inverse-cdf grids from the plain parameters."""
-        self._models, self._grids = [], []
-        for marginal in self.marginals:
-            if "constant" in marginal:
-                self._models.append(None)
-                self._grids.append(None)
-                continue
-            model = instance(marginal["distribution"], marginal["learned_parameters"])
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore")
-                grid = np.asarray(model.ppf(special.ndtr(_GRID)), dtype=float)
-            # Guard against a non-finite end of the grid (unbounded families at u ~ 1e-9).
-            finite = np.isfinite(grid)
-            grid = np.interp(_GRID, _GRID[finite], grid[finite]) if finite.any() else \
-                np.zeros_like(_GRID)
-            self._models.append(model)
-            self._grids.append(np.maximum.accumulate(grid))
+        built = [column_state(marginal) for marginal in self.marginals]
+        self._models = [model for model, _ in built]
+        self._grids = [grid for _, grid in built]
 
     @staticmethod
     def _fit_correlation(scores: np.ndarray) -> np.ndarray:

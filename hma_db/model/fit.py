@@ -18,13 +18,13 @@ table; the columns left out carry the least parent-level signal and are still mo
 own copula, drawn conditionally on the aggregated ones.
 
 All group statistics come from ``np.bincount`` over the link array, one call per column:
-no loop over parents or rows.
+no loop over parents or rows. The order of the tables' fits, one level of the hierarchy at a
+time, is in :mod:`hma_db.model.levels`.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +34,6 @@ import pandas as pd
 from hma_db.errors import SynthesizerInputError
 from hma_db.model.assign import degree_quantiles
 from hma_db.model.copula import GaussianCopula, check_distribution, nearest_correlation
-from hma_db.model.latent import align_slices
 from hma_db.schema import key_columns, relationship_name
 
 MAX_AGGREGATED = 20
@@ -180,7 +179,7 @@ def check_inputs(metadata, numeric: dict[str, pd.DataFrame], links: dict[str, np
                 f"('{rel['parent']}' has {n_parent} rows)")
 
 
-def _distributions(columns: list[str], parameters: dict[str, Any]) -> dict[str, str]:
+def asked_distributions(columns: list[str], parameters: dict[str, Any]) -> dict[str, str]:
     """Per modeled column, the distribution asked for its source column (``col`` or ``col.*``)."""
     asked = parameters.get("numerical_distributions") or {}
     out = {}
@@ -305,87 +304,3 @@ def own_degrees(rel: dict[str, Any], link: np.ndarray, n_parent: int) -> None:
                 "degree_quantiles": degree_quantiles(counts),
                 "min_count": int(counts.min()) if n_parent else 0,
                 "max_count": int(counts.max()) if n_parent else 0})
-
-
-# ------------------------------------------------------------------------------ the tables
-def fit_tables(metadata, numeric: dict[str, pd.DataFrame], links: dict[str, np.ndarray],
-               table_parameters: dict[str, dict], rng: np.random.Generator,
-               rels: dict[str, dict[str, Any]], progress: Callable | None = None,
-               kept: frozenset[str] = frozenset(), small_table_rows: int = SMALL_TABLE_ROWS
-               ) -> dict[str, TableModel]:
-    """Fit every table's copula bottom-up, filling the relationship records on the way.
-    A root table (no modeled parent) of at most ``small_table_rows`` rows, or of fewer rows
-    than copula columns, keeps its fitted rows for sampling (``TableModel.replayed``)."""
-    order = metadata.topological_order()
-    rows = {t: len(numeric[t]) for t in order}
-    for name, rel in rels.items():
-        if rel["kind"] != "model":
-            own_degrees(rel, np.asarray(links[name], dtype=np.int64), rows[rel["parent"]])
-    tables: dict[str, TableModel] = {}
-    pending: dict[str, np.ndarray] = {}  # extension blocks waiting for their parent
-    steps = list(reversed(order))
-    for table in (progress(steps, "Modeling tables") if progress else steps):
-        tables[table], scores, columns = _fit_table(
-            table, numeric[table], table_parameters.get(table, {}), rels, pending, rng,
-            table in kept, 0 if _model_rels(rels, child=table) else small_table_rows)
-        candidates = tables[table].columns + [
-            num_rows_column(n) for n in _model_rels(rels, parent=table)]
-        for name in _model_rels(rels, child=table):
-            rel = rels[name]
-            link = np.asarray(links[name], dtype=np.int64)
-            pending[name] = relationship_statistics(
-                rel, scores, columns, candidates, link, rows[rel["parent"]])
-    for table, record in tables.items():
-        choices = sorted(_model_rels(rels, child=table),
-                         key=lambda n: (-rels[n]["information"], n))
-        record.primary = choices[0] if choices else None
-    return tables
-
-
-def _model_rels(rels: dict[str, dict[str, Any]], parent: str | None = None,
-                child: str | None = None) -> list[str]:
-    return sorted(n for n, r in rels.items() if r["kind"] == "model"
-                  and (parent is None or r["parent"] == parent)
-                  and (child is None or r["child"] == child))
-
-
-def _fit_table(table: str, frame: pd.DataFrame, parameters: dict[str, Any],
-               rels: dict[str, dict[str, Any]], pending: dict[str, np.ndarray],
-               rng: np.random.Generator, keep: bool = False, small_table_rows: int = 0):
-    """One table's copula over its own and extension columns; returns (record, scores, names).
-    A table of at most ``small_table_rows`` rows, or of fewer rows than copula columns (when
-    ``small_table_rows`` > 0: a root table), also keeps its fitted rows to be replayed."""
-    own = [str(c) for c in frame.columns]
-    blocks = [frame.to_numpy(dtype=float).reshape(len(frame), len(own))]
-    ext_names: list[str] = []
-    for name in _model_rels(rels, parent=table):
-        ext_names += extension_columns(name, rels[name]["aggregated"])
-        blocks.append(pending.pop(name))
-    columns = own + ext_names
-    data = np.hstack(blocks) if blocks else np.zeros((len(frame), 0))
-    # Rows moved inside their categories' slices to follow the other columns (latent.py).
-    slices = {own.index(c): edges for c, edges in (parameters.get("slices") or {}).items()
-              if c in own}
-    data = align_slices(data, slices, rng)
-    default = check_distribution(parameters.get("default_distribution", "beta"),
-                                 f"{table} (default)")
-    distributions = {**_distributions(own, parameters),
-                     **dict.fromkeys(ext_names, EXTENSION_DISTRIBUTION)}
-    record = TableModel(rows=len(frame), columns=own, extension_columns=ext_names,
-                        default_distribution=default, distributions=distributions)
-    if len(frame) == 0:
-        return record, np.zeros((0, len(columns))), columns
-    # Families the user named (SDV uses them as asked): every own column when the table's
-    # default was set, and the columns of numerical_distributions.
-    named = set(own) if parameters.get("default_named") else set()
-    copula = GaussianCopula(default, distributions, named | set(_distributions(own, parameters)))
-    try:
-        scores = copula.fit_scores(data, columns, rng)
-    except SynthesizerInputError as exc:
-        raise SynthesizerInputError(f"Table '{table}': {exc}") from exc
-    record.copula = copula
-    if keep:
-        record.kept = {"values": data.tolist(), "scores": scores.tolist()}
-    elif small_table_rows > 0 and (len(data) <= small_table_rows or len(data) < len(columns)):
-        record.replayed = data.tolist()
-    return record, scores, columns

@@ -6,7 +6,8 @@ per relationship (named by :func:`hma_db.schema.graph.relationship_name`), an in
 parent row position of every child row, ``-1`` for a NULL foreign key. The model never sees
 key values; :mod:`hma_db.synthesizer.hma` turns keys into links and back.
 
-Fitting is in :mod:`hma_db.model.fit` (bottom-up extension statistics), sampling in
+Fitting is in :mod:`hma_db.model.fit` (extension statistics) and :mod:`hma_db.model.levels`
+(the tables a level of the hierarchy at a time, from the leaves), sampling in
 :mod:`hma_db.model.sample` (top-down, all children of all parents in one pass) and
 :mod:`hma_db.model.assign` (counts, secondary parents, self-references, junction keys).
 
@@ -27,7 +28,8 @@ import pandas as pd
 
 from hma_db.errors import ModelFileError, SynthesizerInputError
 from hma_db.model.agree import find_agreements as agreements
-from hma_db.model.fit import SMALL_TABLE_ROWS, TableModel, check_inputs, fit_tables, plan
+from hma_db.model.fit import SMALL_TABLE_ROWS, TableModel, check_inputs, plan
+from hma_db.model.levels import fit_tables
 from hma_db.model.sample import check_scale, sample_tables
 
 logger = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ def fit_hma(metadata, numeric: dict[str, pd.DataFrame], links: dict[str, np.ndar
             progress: Callable | None = None,
             row_counts: dict[str, int] | None = None,
             kept: Iterable[str] = (), find_agreements: bool = True,
-            small_table_rows: int = SMALL_TABLE_ROWS) -> HMAModel:
+            small_table_rows: int = SMALL_TABLE_ROWS, executor: Any = None) -> HMAModel:
     """Fit the hierarchical model.
 
     Args:
@@ -50,7 +52,8 @@ def fit_hma(metadata, numeric: dict[str, pd.DataFrame], links: dict[str, np.ndar
         links: per relationship name, the parent row position of each child row (-1: NULL).
         table_parameters: per table, ``default_distribution`` and ``numerical_distributions``
             (keyed by source column; a modeled column ``col`` or ``col.<anything>`` uses it).
-        rng: the random generator (subsamples for the marginal fits).
+        rng: the random generator: one draw seeds each table's own stream, with its name
+            (subsamples for the marginal fits; see :func:`hma_db.model.levels.table_seeds`).
         progress: optional ``progress(iterable, description) -> iterable`` (e.g. a tqdm wrapper).
         row_counts: the full row count of tables fitted on a subset; sampling sizes follow
             them (roots get the full counts, child totals are exact per table, spread over the
@@ -62,6 +65,11 @@ def fit_hma(metadata, numeric: dict[str, pd.DataFrame], links: dict[str, np.ndar
         small_table_rows: a root table of at most this many rows (or of fewer rows than
             copula columns) replays its fitted rows instead of sampling its copula (see
             :func:`hma_db.model.sample.replayed_rows`); 0 turns it off.
+        executor: anything with ``map(fn, *iterables)`` giving the results in order (a
+            ``concurrent.futures`` executor, :class:`hma_db.cluster.ClientExecutor`): the
+            tables of one level of the hierarchy, and the marginals of a wide table, are
+            fitted there at once (:mod:`hma_db.model.levels`). The model is the same with or
+            without one.
 
     Returns:
         The fitted :class:`HMAModel`.
@@ -75,7 +83,7 @@ def fit_hma(metadata, numeric: dict[str, pd.DataFrame], links: dict[str, np.ndar
     if find_agreements:
         agreements(rels, junctions, links)
     tables = fit_tables(metadata, numeric, links, table_parameters, rng, rels, progress,
-                        frozenset(kept), small_table_rows)
+                        frozenset(kept), small_table_rows, executor)
     for table, record in tables.items():
         logger.info("table %s: %d rows, %d columns + %d extension columns", table,
                     record.rows, len(record.columns), len(record.extension_columns))

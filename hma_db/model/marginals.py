@@ -4,17 +4,24 @@ A column gets the family asked for, fitted on a random subsample (the slow famil
 prefix of it, ``FAMILY_SAMPLE_SIZE``); a family that cannot be fitted falls back
 (``FALLBACKS``); the built-in default gives way to the ``empirical`` marginal
 (:mod:`hma_db.model.empirical`) where the data reject it or have two peaks. The speed choices
-are measured in :mod:`hma_db.model.copula`'s docstring. With :mod:`hma_db.model.copula`, the
-only importer of ``copulas``.
+are measured in :mod:`hma_db.model.copula`'s docstring. A group of columns is fitted by
+:func:`fit_column_group`, the task an executor runs for a wide table; a fit runs BLAS on one
+thread (:func:`one_blas_thread`), so it is the same in any process. With
+:mod:`hma_db.model.copula`, the only importer of ``copulas``.
 """
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 from copulas import univariate
+from scipy import special
+from threadpoolctl import ThreadpoolController
 
 from hma_db.errors import SynthesizerInputError
 from hma_db.model.beta import fit_beta, fit_beta_fixed_support
@@ -35,6 +42,8 @@ FAMILY_SAMPLE_SIZE = {"beta": 2_000, "student_t": 2_000, "gamma": 5_000, "truncn
 _MAX_KS = 0.35  # a fit whose cdf is this far from the data's is treated as failed
 _KS_95 = 1.36  # Kolmogorov's 95% critical distance is 1.36 / sqrt(n)
 _EDGE, _MAX_EDGE_MASS = 1e-7, 0.01
+SCORE_LIMIT = 6.0  # |z| cap: Phi(-6) ~ 1e-9, so no score is infinite
+SCORE_GRID = np.linspace(-SCORE_LIMIT, SCORE_LIMIT, 2401)  # the inverse-cdf grid's scores
 
 
 def check_distribution(name: Any, column: str) -> str:
@@ -96,7 +105,7 @@ def _try_fit(name: str, sample: np.ndarray, polish: bool = False
 
 
 def fit_marginal(name: str, values: np.ndarray, named: bool = False,
-                 column: str = "") -> dict[str, Any]:
+                 column: str = "", notes: list[str] | None = None) -> dict[str, Any]:
     """Fit the requested family (or its first usable fallback) to a non-constant column
     whose values are in random order (slow families use a prefix).
 
@@ -105,7 +114,9 @@ def fit_marginal(name: str, values: np.ndarray, named: bool = False,
     asked for). Otherwise a fit the data reject (Kolmogorov distance above ``POOR_FIT_KS``
     and the 95% critical distance), or any fit of values with several peaks, gives way to the
     ``empirical`` marginal. Returns
-    ``{"distribution", "requested", "learned_parameters"}``.
+    ``{"distribution", "requested", "learned_parameters"}``. With ``notes``, the warning's
+    text is appended there instead, for the caller to warn from its own thread: a fit run by
+    an executor may run in another thread or process.
     """
     if name == EMPIRICAL:
         return {"distribution": name, "requested": name,
@@ -141,6 +152,88 @@ def fit_marginal(name: str, values: np.ndarray, named: bool = False,
         best = (np.inf, "norm", params)
     instead = (f"'{best[1]}' is used instead" if best[1] != name
                else "it takes the values' mean and spread instead")
-    warnings.warn(f"Column '{column}': the distribution '{name}' asked for could not be "
-                  f"fitted to its values; {instead}.", UserWarning, stacklevel=2)
+    message = (f"Column '{column}': the distribution '{name}' asked for could not be "
+               f"fitted to its values; {instead}.")
+    if notes is None:
+        warnings.warn(message, UserWarning, stacklevel=2)
+    else:
+        notes.append(message)
     return {"distribution": best[1], "requested": name, "learned_parameters": best[2]}
+
+
+_blas: dict[str, Any] = {"lock": threading.Lock(), "holders": 0, "limit": None, "control": None}
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """BLAS on one thread while this process fits, so a fit is the same in every process.
+
+    OpenBLAS splits some products differently by its number of threads: ``x.T @ y`` of
+    3,503 x 20 differs in the last bits with 1 and 2 threads, and a truncnorm fit on such
+    statistics moved in the third digit. Dask's worker processes run BLAS on one thread
+    (``OPENBLAS_NUM_THREADS=1``), so every fit does: its products are at most 200,000 rows
+    by the table's columns, where a second thread gains little (Chinook's fit: see
+    :mod:`hma_db.model.levels`). Counted, so
+    threads of one process fitting at once keep the limit until the last one is done
+    (``threadpoolctl``'s limit is for the whole process).
+    """
+    with _blas["lock"]:
+        if _blas["holders"] == 0:
+            if _blas["control"] is None:
+                _blas["control"] = ThreadpoolController()
+            _blas["limit"] = _blas["control"].limit(limits=1, user_api="blas")
+        _blas["holders"] += 1
+    try:
+        yield
+    finally:
+        with _blas["lock"]:
+            _blas["holders"] -= 1
+            if _blas["holders"] == 0:
+                _blas["limit"].restore_original_limits()
+                _blas["limit"] = None
+
+
+def fit_column_group(group: tuple[np.ndarray, list[tuple[str, str, bool]]]
+                     ) -> list[tuple[dict[str, Any], Any, np.ndarray | None, list[str]]]:
+    """Fit the marginals of a group of columns: the task an executor runs.
+
+    Args:
+        group: ``(values, specs)``: the subsample's values of the group's columns (one row
+            per column) and, per column, ``(name, family, named)``.
+
+    Returns:
+        Per column ``(marginal, univariate object, inverse-cdf grid, notes)``; a constant
+        column has no object and no grid.
+    """
+    sample, specs = group
+    out = []
+    with one_blas_thread():
+        for values, (column, family, named) in zip(sample, specs, strict=True):
+            out.append(_fit_one(values, column, family, named))
+    return out
+
+
+def _fit_one(values: np.ndarray, column: str, family: str, named: bool):
+    notes: list[str] = []
+    if len(values) == 0 or np.ptp(values) == 0:
+        value = float(values[0]) if len(values) else 0.0
+        marginal = {"distribution": family, "requested": family, "constant": value,
+                    "learned_parameters": {"loc": value, "scale": 0.0}}
+    else:
+        marginal = fit_marginal(family, values, named=named, column=column, notes=notes)
+    return (marginal, *column_state(marginal), notes)
+
+
+def column_state(marginal: dict[str, Any]) -> tuple[Any, np.ndarray | None]:
+    """A marginal's univariate object and inverse-cdf grid (None, None for a constant)."""
+    if "constant" in marginal:
+        return None, None
+    model = instance(marginal["distribution"], marginal["learned_parameters"])
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        grid = np.asarray(model.ppf(special.ndtr(SCORE_GRID)), dtype=float)
+    # Guard against a non-finite end of the grid (unbounded families at u ~ 1e-9).
+    finite = np.isfinite(grid)
+    grid = np.interp(SCORE_GRID, SCORE_GRID[finite], grid[finite]) if finite.any() else \
+        np.zeros_like(SCORE_GRID)
+    return model, np.maximum.accumulate(grid)

@@ -13,6 +13,7 @@ import re
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -161,12 +162,15 @@ def read_source(source: Source, metadata, *, max_rows=None, seed: int | None = N
     return data
 
 
-def fit_database(synthesizer, source: Source, max_rows: int | dict[str, int] | None = None):
+def fit_database(synthesizer, source: Source, max_rows: int | dict[str, int] | None = None,
+                 executor: Any = None):
     """Read every table of the synthesizer's metadata from ``source`` (or a closed subset of
-    about ``max_rows`` rows) and fit on it, at the full row counts."""
+    about ``max_rows`` rows) and fit on it, at the full row counts (``executor``: see
+    :meth:`hma_db.HMASynthesizer.fit`)."""
     metadata = synthesizer.get_metadata()
     data = read_source(source, metadata, max_rows=max_rows, seed=synthesizer.seed)
-    synthesizer.fit(data, row_counts=metadata.row_counts if max_rows is not None else None)
+    synthesizer.fit(data, row_counts=metadata.row_counts if max_rows is not None else None,
+                    executor=executor)
     return synthesizer
 
 

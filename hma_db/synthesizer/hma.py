@@ -282,7 +282,8 @@ class HMASynthesizer(SDVMethods):
                 f"{c!r}: {n} row(s)" for c, n in broken))
 
     # ------------------------------------------------------------------------ fitting
-    def fit(self, data: dict[str, pd.DataFrame], row_counts: dict[str, int] | None = None) -> None:
+    def fit(self, data: dict[str, pd.DataFrame], row_counts: dict[str, int] | None = None,
+            executor: Any = None) -> None:
         """Learn every table and relationship from ``data`` (``{table: DataFrame}``).
 
         The data is checked against the metadata first: missing tables or columns, NULL or
@@ -294,8 +295,17 @@ class HMASynthesizer(SDVMethods):
             row_counts: the full row count of each table when ``data`` is a subset (e.g.
                 ``metadata.row_counts`` from :func:`~hma_db.source.reflect`): ``sample(scale=1.0)``
                 then gives every table its full size. Tables not listed keep ``len(data[t])``.
+            executor: fits the tables of one level of the hierarchy, and the marginals of a
+                wide table, at once: anything with ``map(fn, *iterables)`` giving the results
+                in order (``concurrent.futures.ProcessPoolExecutor``,
+                :class:`hma_db.cluster.ClientExecutor` for Dask). The model is the same
+                without one.
+
+        Example:
+            >>> with ThreadPoolExecutor(2) as pool:
+            ...     synthesizer.fit(data, executor=pool)
         """
-        self.fit_processed_data(self.preprocess(data), row_counts=row_counts)
+        self.fit_processed_data(self.preprocess(data), row_counts=row_counts, executor=executor)
         self._prepared = None  # the fitted state holds what preprocess prepared
 
     def preprocess(self, data: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -385,9 +395,10 @@ class HMASynthesizer(SDVMethods):
         return list(dict.fromkeys(keys))
 
     def fit_processed_data(self, processed_data: dict[str, pd.DataFrame],
-                           row_counts: dict[str, int] | None = None) -> None:
-        """Fit the hierarchical model on the output of :meth:`preprocess` (``row_counts``: see
-        :meth:`fit`)."""
+                           row_counts: dict[str, int] | None = None,
+                           executor: Any = None) -> None:
+        """Fit the hierarchical model on the output of :meth:`preprocess` (``row_counts`` and
+        ``executor``: see :meth:`fit`)."""
         prepared = self._prepared
         if prepared is None:
             raise NotFittedError("fit_processed_data needs the output of preprocess(data) "
@@ -408,7 +419,7 @@ class HMASynthesizer(SDVMethods):
             model = fit_hma(self.metadata, numeric, links, parameters, rng,
                             progress=self._bar if self.verbose else None, row_counts=counts,
                             kept=prepared["kept"], find_agreements=self.find_rules,
-                            small_table_rows=self.small_table_rows)
+                            small_table_rows=self.small_table_rows, executor=executor)
         policies = {t: table_policy(self.metadata.tables, t) for t in self.metadata.tables}
         self._fitted = FittedState(
             model=model, transformers=transformers, columns=prepared["columns"],
@@ -425,7 +436,8 @@ class HMASynthesizer(SDVMethods):
             warnings.warn(f"skip_rules names no rule found in this data: {', '.join(unknown)}; "
                           f"found: {', '.join(rule_labels(self._found)) or 'none'}.", stacklevel=3)
 
-    def fit_database(self, source, max_rows: int | dict[str, int] | None = None) -> HMASynthesizer:
+    def fit_database(self, source, max_rows: int | dict[str, int] | None = None,
+                     executor: Any = None) -> HMASynthesizer:
         """Read every table of the metadata from a database URL or engine and fit on it.
 
         Args:
@@ -434,8 +446,9 @@ class HMASynthesizer(SDVMethods):
                 ``{table: rows}``, see :func:`hma_db.source.subset.read_subset`), chosen with the
                 synthesizer's seed; sampling still gives the tables their full sizes at
                 ``scale=1.0``.
+            executor: see :meth:`fit`.
         """
-        return database.fit_database(self, source, max_rows=max_rows)
+        return database.fit_database(self, source, max_rows=max_rows, executor=executor)
 
     def get_learned_distributions(self, table_name: str) -> dict[str, dict]:
         """The marginal distribution learned for each modeled column of a table (any table).

@@ -1,0 +1,55 @@
+"""A ``distributed.Client`` as the ``executor`` a fit takes (:func:`hma_db.model.fit_hma`,
+:meth:`hma_db.HMASynthesizer.fit`): ``map(fn, *iterables)`` whose results come back in order.
+
+The tasks of a fit are one table of a level, or a group of a wide table's columns; each
+argument goes to exactly one task. An argument of at least :data:`SCATTER_BYTES` (as Dask's
+``sizeof`` counts it: a table's frame, links and extension blocks) is scattered to the workers
+first, so it travels once from here to the worker that needs it instead of through the
+scheduler inside the task graph, which Dask warns about from 10 MB on. ``dask`` is imported
+only when a map is asked for: the client given brings it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+# Below 1 MB an argument rides in the task itself (one message, no extra round trip to the
+# worker); above it the round trip of scatter costs less than holding the bytes in the
+# scheduler's graph.
+SCATTER_BYTES = 1_000_000
+
+
+class ClientExecutor:
+    """``client.map`` + ``client.gather`` with the interface of ``concurrent.futures``' map.
+
+    Args:
+        client: a ``distributed.Client`` (left open: its owner closes it).
+        scatter_bytes: arguments of at least this size are scattered before the tasks run.
+
+    Example:
+        >>> with distributed.Client(n_workers=2) as client:
+        ...     synthesizer.fit(data, executor=ClientExecutor(client))
+    """
+
+    def __init__(self, client: Any, scatter_bytes: int = SCATTER_BYTES):
+        self.client = client
+        self.scatter_bytes = scatter_bytes
+
+    def map(self, fn: Callable, *iterables: Iterable) -> Iterator:
+        """Submit ``fn`` on every tuple of arguments now; the iterator waits for the results
+        and gives them in order (a task's exception is raised from it)."""
+        from dask.sizeof import sizeof  # installed with distributed, whose client we hold
+
+        columns = [list(arguments) for arguments in iterables]
+        # In a list, so that a tuple is scattered as one object, not element by element.
+        columns = [[self.client.scatter([a], hash=False)[0] if sizeof(a) >= self.scatter_bytes
+                    else a for a in column] for column in columns]
+        futures = self.client.map(fn, *columns, pure=False) if columns and columns[0] else []
+        return self._results(futures)
+
+    def _results(self, futures: list) -> Iterator:
+        try:
+            yield from self.client.gather(futures)
+        finally:
+            self.client.cancel(futures)  # a run stopped early leaves no task behind
