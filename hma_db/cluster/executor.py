@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-# Below 1 MB an argument rides in the task itself (one message, no extra round trip to the
-# worker); above it the round trip of scatter costs less than holding the bytes in the
-# scheduler's graph.
+# Measured on 2 local worker processes, two tasks of one array each, median of 5 (load
+# average 3.2 on 2 cores): 0.1 MB in the task 20.7 ms, scattered 26.0 ms; 1 MB 20.9 / 21.6 ms;
+# 10 MB 43.7 / 38.0 ms; 100 MB 212 / 215 ms. Equal from about 1 MB on, and a scattered
+# argument goes to its worker without passing through the scheduler's graph.
 SCATTER_BYTES = 1_000_000
 
 

@@ -172,7 +172,7 @@ def one_blas_thread() -> Iterator[None]:
     3,503 x 20 differs in the last bits with 1 and 2 threads, and a truncnorm fit on such
     statistics moved in the third digit. Dask's worker processes run BLAS on one thread
     (``OPENBLAS_NUM_THREADS=1``), so every fit does: its products are at most 200,000 rows
-    by the table's columns, where a second thread gains little (Chinook's fit: see
+    by the table's columns, where a second thread gained nothing (measured in
     :mod:`hma_db.model.levels`). Counted, so
     threads of one process fitting at once keep the limit until the last one is done
     (``threadpoolctl``'s limit is for the whole process).

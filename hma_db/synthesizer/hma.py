@@ -298,11 +298,11 @@ class HMASynthesizer(SDVMethods):
             executor: fits the tables of one level of the hierarchy, and the marginals of a
                 wide table, at once: anything with ``map(fn, *iterables)`` giving the results
                 in order (``concurrent.futures.ProcessPoolExecutor``,
-                :class:`hma_db.cluster.ClientExecutor` for Dask). The model is the same
-                without one.
+                :class:`hma_db.cluster.ClientExecutor` for Dask; threads gain nothing, the
+                fits hold the GIL). The model is the same without one.
 
         Example:
-            >>> with ThreadPoolExecutor(2) as pool:
+            >>> with ProcessPoolExecutor(2) as pool:
             ...     synthesizer.fit(data, executor=pool)
         """
         self.fit_processed_data(self.preprocess(data), row_counts=row_counts, executor=executor)
