@@ -14,7 +14,7 @@ import pytest
 from conftest import CHINOOK_SQLITE, REQUIRE_SERVERS
 
 from hma_db.model import levels
-from hma_db.model.copula import PARALLEL_COLUMNS, GaussianCopula
+from hma_db.model.copula import COLUMNS_PER_TASK, PARALLEL_COLUMNS, GaussianCopula
 from hma_db.model.fit import plan
 from hma_db.model.hierarchy import HMAModel, fit_hma
 from hma_db.model.levels import table_levels
@@ -131,9 +131,10 @@ def test_the_model_is_the_same_with_a_thread_pool_and_without(ship_any_level):
     with ThreadPoolExecutor(2) as pool:
         counting = Counting(pool)
         pooled = fit_hma(md, numeric, links, {}, np.random.default_rng(1), executor=counting)
-    # Level 0 {line, staff}: one map (line here, staff there); level 1 sale alone, 70
-    # columns: 3 groups, the first here.
-    assert counting.maps == 2 and counting.tasks == 1 + 2
+    # Level 0 {line, staff}: one map (line here, staff there); level 1 sale alone, wide (its
+    # columns and line's 3 extension columns): its column groups, the first here.
+    groups = -(-(PARALLEL_COLUMNS + 10 + 3) // COLUMNS_PER_TASK)
+    assert counting.maps == 2 and counting.tasks == 1 + groups - 1
     assert _plain(pooled) == _plain(alone)
     _same_samples(alone, pooled)
 
@@ -143,7 +144,8 @@ def test_a_level_too_small_to_ship_is_fitted_here():
     with ThreadPoolExecutor(2) as pool:
         counting = Counting(pool)
         fit_hma(md, numeric, links, {}, np.random.default_rng(1), executor=counting)
-    assert counting.maps == 1 and counting.tasks == 2  # only the wide sale's column groups
+    groups = -(-(PARALLEL_COLUMNS + 10 + 3) // COLUMNS_PER_TASK)
+    assert counting.maps == 1 and counting.tasks == groups - 1  # the wide sale's columns
 
 
 def test_a_tables_fit_does_not_depend_on_which_other_tables_are_fitted():

@@ -69,13 +69,14 @@ EXACT_CDF_ROWS = 20_000  # above this, to_scores interpolates the inverse-cdf gr
 _GRID = SCORE_GRID
 _MIN_EIGENVALUE = 1e-6
 # With an executor, a table of at least PARALLEL_COLUMNS columns fits its marginals there,
-# COLUMNS_PER_TASK columns a task (measured in the module docstring). A marginal takes 1.6 to
-# 40 ms (median 1.6 ms on 100 rows, 1.9 ms on 2,000); a map costs about 20 ms more than the
-# same work here (2 local worker processes). At 25 columns the executor lost (60 -> 82 ms on
-# 2,000 rows); from 50 columns on it was 0.83-1.25x the speed of this process alone (load
-# average 1.9-3.1 on 2 cores, other benchmarks running).
+# COLUMNS_PER_TASK columns a task. A marginal takes 1.6 to 40 ms (median 1.6 ms on 100 rows,
+# 1.9 ms on 2,000); a map costs about 20 ms more than the same work here (2 local worker
+# processes). The first 25-200 columns of the 200-column table, here -> on 2 workers (median
+# of 5, load average 1.2-1.7 on 2 cores): 100 rows, 50 columns 78 -> 95 ms, 100 columns
+# 166 -> 160 ms, 200 columns 996 -> 592 ms; 2,000 rows 101 -> 120, 239 -> 192, 1915 -> 1177
+# ms. Under load (2-3) the 50 and 100 columns were 0.82-1.24x either way.
 COLUMNS_PER_TASK = 25
-PARALLEL_COLUMNS = 50
+PARALLEL_COLUMNS = 100
 
 
 def nearest_correlation(matrix: np.ndarray) -> np.ndarray:

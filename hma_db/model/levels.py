@@ -12,17 +12,18 @@ Each table draws from its own generator, seeded by one draw of the fit's generat
 table's name (:func:`table_seeds`), never by the order of the fits, and runs BLAS on one
 thread (:func:`hma_db.model.marginals.one_blas_thread`): the model is the same with or
 without an executor, on any number of workers, in any process. Measured in one process
-(median of 7, three runs of each interleaved, load average 2.6-2.9 on 2 cores): Chinook's
-model fit 0.257-0.270 s before (one stream shared in fitting order, BLAS threads as the
-library starts them) and 0.253-0.278 s after; a 50,000-row parent with 500,000 children of
-16 columns 2.65-2.80 s before and 2.21-2.28 s after (median of 3, load 1.7-2.6).
+(median of 7, runs of each interleaved): Chinook's model fit 0.257-0.270 s before (one
+stream shared in fitting order, BLAS threads as the library starts them) and 0.253-0.278 s
+after at load average 2.6-2.9 on 2 cores, 0.244-0.260 s and 0.240-0.244 s at 1.2; a
+50,000-row parent with 500,000 children of 16 columns 2.65-2.80 s before and 2.21-2.28 s
+after (median of 3, load 1.7-2.6).
 
 Where the work goes, with an executor: in a level of several tables, the largest (rows x
 columns) is fitted here while the others run on the executor, so this process neither idles
 nor copies its largest frame. When the others hold fewer than ``PARALLEL_COLUMNS`` copula
-columns in all (each a marginal fit), the trip costs more than it saves and the whole level
-is fitted here. A table fitted here spreads its marginals over the executor when it is wide
-(:meth:`hma_db.model.copula.GaussianCopula.fit_scores`).
+columns and ``PARALLEL_CELLS`` values in all, the trip costs more than it saves and the
+whole level is fitted here. A table fitted here spreads its marginals over the executor
+when it is wide (:meth:`hma_db.model.copula.GaussianCopula.fit_scores`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,16 @@ from hma_db.model.fit import (
 )
 from hma_db.model.latent import align_slices
 from hma_db.model.marginals import one_blas_thread
+
+# The other tables of a level go to the executor when they hold PARALLEL_COLUMNS copula
+# columns (the wide-table rule of GaussianCopula) or PARALLEL_CELLS values in all. A fit
+# costs about 0.25 us a value beyond its marginals (a 500,000-row child of 16 columns and its
+# 50,000-row parent: 2.2 s), so 200,000 values are about 50 ms of work; a map costs about
+# 20 ms more than the same work here (2 local worker processes). Measured (median of 3,
+# load average 1.1-1.3 on 2 cores): a parent of 20,000 rows with two children of 300,000
+# rows x 8 columns, 1.15 s here and 0.94-1.03 s with the second child on a worker; with
+# children of 20,000 rows (160,000 values) the level stays here (0.47 s either way).
+PARALLEL_CELLS = 200_000
 
 
 @dataclass
@@ -190,9 +201,10 @@ def _fit_level(jobs: list[TableJob], executor: Any) -> list[TableFit]:
         return list(map(fit_table, jobs))
     here = max(range(len(jobs)), key=lambda i: jobs[i].cells)
     others = jobs[:here] + jobs[here + 1:]
-    if sum(job.width for job in others) < PARALLEL_COLUMNS:
-        # Too few marginals to pay for a trip (the wide-table rule of GaussianCopula): all
-        # here, a wide table's columns still on the executor.
+    if sum(job.width for job in others) < PARALLEL_COLUMNS and \
+            sum(job.cells for job in others) < PARALLEL_CELLS:
+        # Too little work to pay for a trip: all here, a wide table's columns still on the
+        # executor.
         return [fit_table(job, executor) for job in jobs]
     # A task in another thread may leave its catch_warnings' filters behind: put them back.
     with warnings.catch_warnings():
