@@ -291,8 +291,9 @@ class _Run:
         order (see :mod:`hma_db.target.staging`)."""
         progress = self.options["progress"]
         columns = {plan.name: list(plan.frame.columns) for plan in plans}
-        if self.dialect == "postgresql":  # each staging table read from its first page
-            conn.exec_driver_sql("SET LOCAL synchronize_seqscans = off")
+        postgres = self.dialect == "postgresql"
+        if postgres:  # a chunk's rows through the chunk index, never a scan of the whole table
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
 
         def on_table(name: str) -> None:
             self.current = name
@@ -303,6 +304,8 @@ class _Run:
                 counts[name] += rows
                 if progress is not None:
                     progress(name, rows, rows)
+        if postgres:  # the indexes and foreign keys added next scan whole tables
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = on")
         self.current = None
         pause_point("after_move")
         return counts

@@ -16,18 +16,21 @@ A run (:func:`hma_db.write_chunks` given ``staged=``), on PostgreSQL or MariaDB:
 2. A worker plans its chunk as the writer plans one (:func:`~hma_db.target.prepare.plan_chunk`:
    where existing PostgreSQL tables check each row's keys, the foreign keys that close a cycle
    are set aside for an UPDATE and self-references are ordered parents first) and loads it with
-   the dialect's loader (COPY on PostgreSQL) into tables of its own: ``_hma_stage_<run>_<n>_b<id>``
-   per table with rows (``n``: the table's place in the load order; ``id``: a batch id drawn
-   per attempt, so a chunk Dask computes twice leaves two batches, and only the one whose result
-   came back is moved) and ``..._<n>_u<j>_b<id>`` per set of keys to set after the rows;
-   ``UNLOGGED`` on PostgreSQL (no WAL: the rows are written once more by the move). Tables of one
-   chunk cost no index and no sort: the move reads each one whole, in the order it was loaded.
+   the dialect's loader (COPY on PostgreSQL), each row tagged with its chunk number and a batch
+   id drawn per attempt (a chunk Dask computes twice leaves two batches; only the one whose
+   result came back is moved), in a transaction that first reads the anchor. The staging tables
+   are the worker's own, created by it: ``_hma_stage_<run>_<n>_w<slot>`` per table (``n``: the
+   table's place in the load order) and ``..._<n>_u<j>_w<slot>`` per set of keys to set after
+   the rows. On PostgreSQL a slot is a worker thread (``UNLOGGED`` tables with a BRIN index on
+   the chunk, which the worker summarizes after each chunk): the load's transaction locks each
+   table it reads until it ends, so the tables must not grow with the chunks. On MariaDB a slot
+   is a chunk (see :func:`_slot`).
 3. The load's transaction moves each chunk as soon as it and every chunk before it are staged
    (:meth:`Staging.move_chunk`), while the workers stage the next ones: one ``INSERT ...
-   SELECT`` per table in foreign-key order, then the deferred keys (``UPDATE ... FROM``). The
-   target gets the same rows in the same order for any number of workers. The writer then goes
-   on as for chunks it loaded itself: counters reset, post-data DDL (indexes, foreign keys proven
-   as they are added, triggers), keys proven, one ``COMMIT``.
+   SELECT ... WHERE`` chunk and batch per table in foreign-key order (no sort: the chunk's rows
+   are read in the order they went in), then the deferred keys (``UPDATE ... FROM``). The
+   writer then goes on as for chunks it loaded itself: counters reset, post-data DDL (indexes,
+   foreign keys proven as they are added, triggers), keys proven, one ``COMMIT``.
 4. Every table of the run is dropped after the commit or the rollback (:meth:`Staging.drop`),
    and after a killed run by :func:`drop_dead_staging` (every run into the target, ``hma-db
    clean``).
@@ -40,6 +43,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import threading
 import uuid
 
 import pandas as pd
@@ -56,10 +60,11 @@ from hma_db.target.types import family
 log = logging.getLogger(__name__)
 
 STAGE_PREFIX = "_hma_stage_"
-# A run's tables: its anchor (``live``), then one per table and chunk (``<n>_b<batch>``) and per
-# set of keys set after the rows (``<n>_u<j>_b<batch>``); ``<n>`` and ``<n>_u<j>`` alone are the
-# shared tables of the releases before the chunks got tables of their own.
-_NAME = re.compile(r"_hma_stage_([0-9a-f]{12})_(?:live|\d+(?:_u\d+)?(?:_b\d+)?)")
+# A run's tables: its anchor (``live``), then per worker thread (``w<slot>``) one per table
+# (``<n>_w<slot>``) and per set of keys set after the rows (``<n>_u<j>_w<slot>``); ``<n>`` and
+# ``<n>_u<j>`` alone are the shared tables of the releases before workers had tables of their own.
+_NAME = re.compile(r"_hma_stage_([0-9a-f]{12})_(?:live|\d+(?:_u\d+)?(?:_w[0-9a-f]{8})?)")
+_CHUNK, _BATCH = "_hma_chunk", "_hma_batch"
 _TEXT_FAMILIES = ("enum", "json", "array", "other")  # may be types of the load's own DDL
 _LOCK = {"postgresql": "SELECT pg_advisory_lock(hashtextextended(:name, 0))",
          "mysql": "SELECT GET_LOCK(:name, 0)"}
@@ -107,17 +112,35 @@ def _columns_sql(columns, dialect) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class StagedChunk:
-    """What a worker staged for one chunk: its batch id (which names its tables), the rows
-    per table (a table without rows has no staging table) and, per table, which of its sets of
-    keys to set after the rows were staged (their positions in :func:`update_columns`)."""
+    """What a worker staged for one chunk: its number and batch id (the rows are tagged with
+    both), the slot of the tables it went into, the rows per table and, per table, which of its
+    sets of keys to set after the rows were staged (positions in :func:`update_columns`)."""
 
     number: int
     batch: int
+    slot: str
     rows: dict[str, int]
     updates: dict[str, list[int]]
 
 
 _ENGINES: dict[str, sa.Engine] = {}  # a worker's engines, one per target, kept between chunks
+_SLOTS: dict[tuple[str, int], str] = {}  # (run, thread) -> the slot of that thread's tables
+_MADE: set[tuple[str, str]] = set()  # (url, table) staging tables this process created
+
+
+def _slot(run: str, dialect: str) -> str:
+    """Where this task stages: on PostgreSQL, this worker thread's tables in ``run``, so a
+    chunk's rows are contiguous in them (one writer per table) and the tables are as many as the
+    threads, not the chunks (the load's transaction holds a lock on each table it reads until it
+    ends, and PostgreSQL's lock table is sized for a few thousand). On MariaDB, tables of the
+    chunk's own: InnoDB's ``INSERT ... SELECT`` keeps shared locks on the rows and gaps it read
+    until the load commits, which would stop a worker appending to a table already moved from."""
+    if dialect != "postgresql":
+        return uuid.uuid4().hex[:8]
+    key = (run, threading.get_ident())
+    if key not in _SLOTS:
+        _SLOTS[key] = uuid.uuid4().hex[:8]
+    return _SLOTS[key]
 
 
 @dataclasses.dataclass(repr=False)
@@ -142,16 +165,18 @@ class StageJob:
     def __repr__(self) -> str:
         return f"StageJob({safe_url(sa.make_url(self.url))}, {len(self.tables)} table(s))"
 
-    def table(self, name: str, batch: int, update: int | None = None) -> sa.Table:
-        """The staging table of ``name`` (or of its ``update``-th set of keys) for ``batch``:
-        the target columns' types, which the loaders encode by."""
+    def table(self, name: str, slot: str, update: int | None = None) -> sa.Table:
+        """The staging table of ``name`` (or of its ``update``-th set of keys) in ``slot``:
+        the target columns' types (which the loaders encode by), the chunk and the batch."""
         i = self.tables.index(name)
         suffix = f"_{i}" if update is None else f"_{i}_u{update}"
         real = self.real[name]
         columns = list(real.columns) if update is None else [
             real.c[c] for c in update_columns(self.metadata, name, self.tables)[update]]
-        return sa.Table(f"{STAGE_PREFIX}{self.run}{suffix}_b{batch}", sa.MetaData(),
-                        *[sa.Column(c.name, c.type) for c in columns], schema=self.schema)
+        return sa.Table(f"{STAGE_PREFIX}{self.run}{suffix}_w{slot}", sa.MetaData(),
+                        *[sa.Column(c.name, c.type) for c in columns],
+                        sa.Column(_CHUNK, sa.Integer), sa.Column(_BATCH, sa.BigInteger),
+                        schema=self.schema)
 
     def anchor(self) -> sa.Table:
         """The run's anchor table: it exists while the run does (see :meth:`stage`)."""
@@ -159,19 +184,15 @@ class StageJob:
                         sa.Column("run", sa.Integer), schema=self.schema)
 
     def stage(self, number: int, chunk: dict[str, pd.DataFrame]) -> StagedChunk:
-        """Load chunk ``number`` into staging tables of its own, created here: one per table
-        with rows, and one per set of keys to set after the rows.
-
-        On PostgreSQL the tables are created and loaded in one transaction, which first reads
-        the run's anchor table: once the run has ended (the anchor dropped, waiting for the
-        transactions that read it), a late task fails there and leaves nothing. MariaDB commits
-        DDL at once: the tables are created first, then loaded in a transaction that reads the
-        anchor; a task that fails drops what it created (a task killed in between leaves
-        tables that the next run into the target, or ``hma-db clean``, drops)."""
+        """Load chunk ``number`` into this worker thread's staging tables (created on its first
+        chunk), each row tagged with the chunk and a batch id drawn per attempt, in one
+        transaction that first reads the run's anchor table: once the run has ended (the
+        anchor dropped, waiting for the transactions that read it), a late task fails there
+        and loads nothing."""
         engine = _ENGINES.get(self.url)
         if engine is None:
             engine = _ENGINES[self.url] = sa.create_engine(self.url, pool_size=1)
-        batch = uuid.uuid4().int >> 66  # 62 bits
+        slot, batch = _slot(self.run, self.dialect), uuid.uuid4().int >> 66  # 62 bits
         plans = plan_chunk(self.metadata, self.tables, self.real.__getitem__, chunk,
                            self.at_commit)
         loads: list[tuple[sa.Table, pd.DataFrame, str]] = []
@@ -180,42 +201,83 @@ class StageJob:
         for plan in plans:
             if len(plan.frame):
                 rows[plan.name] = len(plan.frame)
-                loads.append((self.table(plan.name, batch), plan.frame, self.columns[plan.name]))
+                loads.append((self.table(plan.name, slot), plan.frame, self.columns[plan.name]))
             sets = update_columns(self.metadata, plan.name, self.tables)
             for _, frame in plan.updates:
                 j = sets.index(list(frame.columns))
                 updates.setdefault(plan.name, []).append(j)
-                loads.append((self.table(plan.name, batch, j), frame,
-                              self.updates[plan.name][j]))
+                loads.append((self.table(plan.name, slot, j), frame, self.updates[plan.name][j]))
+        loader = loader_for(self.dialect)
         with connect(engine, error=WriteError) as conn:
-            created: list[sa.Table] = []
-            try:
-                self._load(conn, loads, created)
-            except BaseException:
-                if created and self.dialect == "mysql":
-                    _drop_quietly(conn, created)
-                raise
-        return StagedChunk(number, batch, rows, updates)
+            self._create(conn, [(t, c) for t, _, c in loads if (self.url, t.name) not in _MADE])
+            with conn.begin():
+                conn.exec_driver_sql(self._alive(conn))  # and stays so until this commits
+                for table, frame, _ in loads:
+                    loader.load(conn, table, _tagged(frame, number, batch), self.batch_size)
+                if self.dialect == "postgresql":  # the new pages' ranges, for the move's scan
+                    for table, _, _ in loads:
+                        conn.execute(sa.text("SELECT brin_summarize_new_values(CAST(:i AS "
+                                             "regclass))"), {"i": _index_name(conn, table)})
+        return StagedChunk(number, batch, slot, rows, updates)
 
-    def _load(self, conn: sa.Connection, loads, created: list[sa.Table]) -> None:
-        prep, loader = conn.dialect.identifier_preparer, loader_for(self.dialect)
-        unlogged = "UNLOGGED " if self.dialect == "postgresql" else ""
-        check = f"SELECT 1 FROM {prep.format_table(self.anchor())} WHERE 1 = 0"
-        if self.dialect == "mysql":  # DDL commits at once: the tables before the transaction
-            for table, _, columns in loads:
-                created.append(table)
-                conn.exec_driver_sql(f"CREATE TABLE {prep.format_table(table)} ({columns})")
-            conn.commit()
-        with conn.begin():
-            conn.exec_driver_sql(check)  # the run is alive (and stays so until this commits)
-            for table, frame, columns in loads:
-                if self.dialect != "mysql":
+    def _alive(self, conn: sa.Connection) -> str:
+        return f"SELECT 1 FROM {conn.dialect.identifier_preparer.format_table(self.anchor())} " \
+            "WHERE 1 = 0"
+
+    def _create(self, conn: sa.Connection, new: list[tuple[sa.Table, str]]) -> None:
+        """Create the task's new staging tables. PostgreSQL: with a BRIN index on the chunk (a
+        chunk's rows fill consecutive pages), in a transaction that reads the anchor first.
+        MariaDB (a chunk's own tables, read whole) commits each DDL statement at once: a table
+        made after the run ended (the anchor gone) is dropped again here."""
+        if not new:
+            return
+        prep = conn.dialect.identifier_preparer
+        tagged = f"{prep.quote(_CHUNK)} INTEGER, {prep.quote(_BATCH)} BIGINT"
+        if self.dialect == "postgresql":
+            with conn.begin():
+                conn.exec_driver_sql(self._alive(conn))
+                for table, columns in new:
+                    conn.exec_driver_sql(f"CREATE UNLOGGED TABLE {prep.format_table(table)} "
+                                         f"({columns}, {tagged})")
                     conn.exec_driver_sql(
-                        f"CREATE {unlogged}TABLE {prep.format_table(table)} ({columns})")
-                loader.load(conn, table, frame, self.batch_size)
+                        f"CREATE INDEX {prep.quote(table.name + '_c')} ON "
+                        f"{prep.format_table(table)} USING brin ({prep.quote(_CHUNK)}) "
+                        "WITH (pages_per_range = 16)")
+        else:
+            created = []
+            try:
+                for table, columns in new:
+                    conn.exec_driver_sql(self._alive(conn))
+                    created.append(table)
+                    conn.exec_driver_sql(f"CREATE TABLE {prep.format_table(table)} ({columns}, "
+                                         f"{tagged})")
+                conn.exec_driver_sql(self._alive(conn))
+                conn.commit()
+            except BaseException:
+                _drop_quietly(conn, created)
+                raise
+        if self.dialect == "postgresql":  # MariaDB's are the chunk's own: never made again
+            _MADE.update((self.url, t.name) for t, _ in new)
+
+
+def _index_name(conn: sa.Connection, table: sa.Table) -> str:
+    quote = conn.dialect.identifier_preparer.quote
+    return (f"{quote(table.schema)}." if table.schema else "") + quote(table.name + "_c")
+
+
+def _this(staged: StagedChunk, alias: str = "") -> str:
+    """The condition for the rows of one staged chunk (its chunk number and batch: a chunk
+    Dask computed twice left two batches, and only the one whose result came back is moved)."""
+    return f"{alias}{_CHUNK} = {int(staged.number)} AND {alias}{_BATCH} = {int(staged.batch)}"
+
+
+def _tagged(frame: pd.DataFrame, number: int, batch: int) -> pd.DataFrame:
+    return frame.assign(**{_CHUNK: number, _BATCH: batch})
 
 
 def _drop_quietly(conn: sa.Connection, tables: list[sa.Table]) -> None:
+    if not tables:
+        return
     prep = conn.dialect.identifier_preparer
     try:
         conn.rollback()
@@ -223,7 +285,7 @@ def _drop_quietly(conn: sa.Connection, tables: list[sa.Table]) -> None:
             prep.format_table(t) for t in tables))
         conn.commit()
     except Exception:  # noqa: BLE001 - left to the run's own drop, the next run or hma-db clean
-        log.debug("dropping a failed chunk's staging tables failed", exc_info=True)
+        log.debug("dropping a late task's staging tables failed", exc_info=True)
 
 
 class Staging:
@@ -251,6 +313,12 @@ class Staging:
         self.conn.execute(sa.text(_LOCK[self.dialect]), {"name": _lock_name(self.run)})
         tables, dialect = list(self.target.tables), self.conn.dialect
         real = {n: self.target.table(n) for n in tables}
+        for name in tables:
+            taken = [c for c in (_CHUNK, _BATCH) if c in real[name].c]
+            if taken:
+                raise WriteError(f"Table '{name}' has a column named {taken[0]}, which its "
+                                 "staging tables need for themselves; write it without a "
+                                 "cluster.")
         self.job = StageJob(
             engine.url.render_as_string(hide_password=False), self.dialect,
             self.target.metadata, tables, real, self.run, self._schema(),
@@ -310,24 +378,25 @@ class Staging:
                 continue
             if on_table is not None:
                 on_table(name)
-            real, stage = self.target.table(name), self.job.table(name, staged.batch)
+            real, stage = self.target.table(name), self.job.table(name, staged.slot)
             types = self._types(conn, real)
             select = ", ".join(self._value(conn, stage.c[c], types) for c in columns[name])
-            # No ORDER BY: one COPY filled the staging table, and a scan from its first page
-            # (synchronize_seqscans off, set once per load) gives the rows in that order.
+            # No ORDER BY: the chunk's rows went in by one COPY (one writer per staging table),
+            # and the scan of the chunk index's pages reads them in that order.
             conn.exec_driver_sql(
                 f"INSERT INTO {prep.format_table(real)} "
                 f"({', '.join(prep.quote(c) for c in columns[name])}){override} "
-                f"SELECT {select} FROM {prep.format_table(stage)}")
+                f"SELECT {select} FROM {prep.format_table(stage)} WHERE {_this(staged)}")
             moved[name] = staged.rows[name]
         for name, sets in staged.updates.items():
             if on_table is not None:
                 on_table(name)
             for j in sets:
-                self._update(conn, name, self.job.table(name, staged.batch, j))
+                self._update(conn, name, self.job.table(name, staged.slot, j), staged)
         return moved
 
-    def _update(self, conn: sa.Connection, name: str, stage: sa.Table) -> None:
+    def _update(self, conn: sa.Connection, name: str, stage: sa.Table,
+                staged: StagedChunk) -> None:
         """Set the foreign keys staged to be set after the rows (PostgreSQL's existing tables
         only: everywhere else the keys are proven at commit and nothing is set aside)."""
         prep = conn.dialect.identifier_preparer
@@ -335,11 +404,12 @@ class Staging:
         pk = self.target.metadata.primary_key(name)
         types = self._types(conn, real)
         sets = ", ".join(f"{prep.quote(c.name)} = {self._value(conn, c, types, 'u.')}"
-                         for c in stage.columns if c.name not in pk)
+                         for c in stage.columns if c.name not in (*pk, _CHUNK, _BATCH))
         where = " AND ".join(f"t.{prep.quote(c)} = {self._value(conn, stage.c[c], types, 'u.')}"
                              for c in pk)
         conn.exec_driver_sql(f"UPDATE {prep.format_table(real)} AS t SET {sets} FROM "
-                             f"{prep.format_table(stage)} AS u WHERE {where}")
+                             f"{prep.format_table(stage)} AS u WHERE {where} AND "
+                             f"{_this(staged, 'u.')}")
 
     def drop(self) -> None:
         """Drop the run's tables and release its lock (after the load's transaction ended: it
