@@ -337,10 +337,15 @@ def test_clones_hold_values_a_person_believes(cloned):
                 if width:  # chosen to fit, not cut: no pile of distinct values at the width
                     assert made.str.len().max() <= width, (table, column)
                     made, seen = pd.Series(made.unique()), pd.Series(seen.unique())
-                    full = made.str.len() == width  # a cut piles values there (>= 3 of them)
+                    lengths = made.str.len()
+                    full = lengths == width  # a cut piles values there (>= 3 of them)
                     share = (seen.str.len() == width).mean()  # give or take two deviations
-                    assert full.sum() < 3 or full.mean() <= share + 0.1 + 2 * np.sqrt(
-                        share * (1 - share) / len(made)), (table, column)
+                    # Whole names that happen to fit are as many at the width as just below
+                    # it (Northwind's regions: 3 of 15 letters, 2 of 14); a cut piles more.
+                    below = max((lengths == width - 1).sum(), (lengths == width - 2).sum())
+                    assert full.sum() < 3 or full.sum() <= max(2, below) + 1 or \
+                        full.mean() <= share + 0.1 + 2 * np.sqrt(share * (1 - share) / len(made)), \
+                        (table, column, sorted(made[full]))
     titles = [("Employee", "Title")] if name == "chinook" else [
         ("employees", "title"), ("employees", "title_of_courtesy")]
     for table, column in titles:
