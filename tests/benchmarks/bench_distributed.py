@@ -19,8 +19,9 @@ after the other:
   should speed up;
 - ``clone``: the whole ``clone(..., max_rows, chunk_rows, cluster=N)`` into a fresh target
   database. With workers, each worker loads its chunks into staging tables and one transaction
-  moves them (``stage``: the time the clone waited for the workers after writing chunk 0;
-  ``move``: the move, the keys proven and the commit).
+  moves each chunk as soon as it is staged (``stage``: from the end of chunk 0's write until
+  the workers staged the last chunk, the moves of the others running meanwhile; ``move``: the
+  rest, the last chunk's move, the keys proven and the commit).
 
 It prints, per worker count, read / fit / sample / write (and stage / move) seconds of the
 clone, fit + sample of the ``sample`` run and its speed-up over no cluster, the whole clone
