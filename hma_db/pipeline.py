@@ -162,13 +162,15 @@ def clone(source: Source, target: Source, *, scale: float = 1.0, seed: int | Non
             copied, for a kept table); rows of other tables that referenced the rest go too.
         reference_tables: copy lookup tables as they are (at most 100 rows, no personal data:
             :func:`hma_db.schema.reference_tables`); False models them like any other.
-        cluster: sample on a Dask cluster (``pip install "hma_db[dask]"``): a scheduler
-            address (``tcp://host:8786``), a ``distributed.Client``, or a number of worker
-            processes to start on this machine. The rows are the same as without it, for any
-            number of workers (:mod:`hma_db.cluster`). Into PostgreSQL or MariaDB each worker
-            loads its chunks into staging tables, moved by one transaction into the target
-            tables; into SQLite (one writer at a time), or with ``append``, the chunks come
-            back and are written here. Either way the target changes in one commit or not at all.
+        cluster: fit and sample on a Dask cluster (``pip install "hma_db[dask]"``): a
+            scheduler address (``tcp://host:8786``), a ``distributed.Client``, or a number of
+            worker processes to start on this machine. The rows are the same as without it, for
+            any number of workers (:mod:`hma_db.cluster`). Into PostgreSQL or MariaDB each
+            worker loads its chunks into staging tables, moved chunk by chunk by one
+            transaction into the target tables; into SQLite (one writer at a time), or with
+            ``append``, the chunks come back and are written here. Either way the target
+            changes in one commit or not at all. The tables of one level of the hierarchy,
+            and the columns of a wide table, are fitted on the workers at once.
         find_rules / skip_rules: keep the rules found in the data (False: none of them; the
             source's CHECKs are kept either way), less those named in ``skip_rules``
             (``"Track: Bytes > Milliseconds"``), as :class:`HMASynthesizer` takes them.

@@ -141,9 +141,11 @@ def reflect_command(settings: Settings, source: str, schema: str | None, include
               help="Leave out this found rule, named as \"Track: Bytes > Milliseconds\" "
                    "(repeatable).")
 @click.option("--cluster", metavar="ADDRESS",
-              help="Sample on this Dask cluster (tcp://host:8786); needs hma_db[dask].")
+              help="Fit and sample on this Dask cluster (tcp://host:8786); needs "
+                   "hma_db[dask].")
 @click.option("--workers", type=click.IntRange(min=1), metavar="N",
-              help="Sample on N Dask worker processes on this machine; needs hma_db[dask].")
+              help="Fit and sample on N Dask worker processes on this machine; needs "
+                   "hma_db[dask].")
 @output_options
 @click.pass_obj
 def clone_command(settings: Settings, source: str, target: str, scale: float, seed: int | None,
@@ -163,10 +165,11 @@ def clone_command(settings: Settings, source: str, target: str, scale: float, se
     Progress goes to standard error: bars on a terminal, else one timestamped line per stage
     start and end (cron, CI); the summary goes to standard output.
 
-    With --cluster or --workers the chunks are sampled on Dask workers: the same rows as
+    With --cluster or --workers the chunks are sampled on Dask workers, and the tables of one
+    level of the hierarchy (and the columns of a wide table) fitted at once: the same rows as
     without them, for any number of workers. Into PostgreSQL or MariaDB each worker loads its
-    chunks into staging tables and one transaction moves them; into SQLite they are written
-    here. Either way the target changes in one commit or not at all.
+    chunks into staging tables and one transaction moves each chunk as it is staged; into
+    SQLite they are written here. Either way the target changes in one commit or not at all.
     """
     if cluster and workers:
         raise click.UsageError("--cluster and --workers name two clusters; give one of them.")
@@ -416,7 +419,7 @@ def clean_command(settings: Settings, target: str, target_schema: str | None) ->
     SQLite      the temporary file .NAME.hma-tmp-PID of a write into a new file
                 whose process is gone; a killed write's transaction, rolled back
     PostgreSQL  nothing of a write: the server rolls a killed load back
-    and both    the staging tables _hma_stage_<run>_<n> of a killed cluster run
+    and both    the staging tables _hma_stage_<run>_* of a killed cluster run
                 (--workers, --cluster); a run's that is still loading, and every other
                 table, stay
 
