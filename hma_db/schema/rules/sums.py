@@ -228,7 +228,12 @@ def _number_columns(metadata, table: str) -> list[str]:
 
 def find_sums(metadata, data: dict[str, pd.DataFrame], tables: set[str]) -> list[ParentSum]:
     """The parent-sum rules that hold in every row of ``data`` (see the module docstring);
-    ``tables``: the modeled tables (a kept table is copied, its rows need no rule)."""
+    ``tables``: the modeled tables (a kept table is copied, its rows need no rule).
+
+    Every candidate term of a relationship (a child column, or the product of two) is summed
+    per parent in one group-by, and each parent column is compared with all of them at once:
+    a 16-column parent with 4,500 children took 107 ms one term at a time (144 group-bys),
+    the most of any step of its fit."""
     found = []
     for rel in metadata.relationships:
         parent, child = rel["parent_table_name"], rel["child_table_name"]
@@ -236,23 +241,56 @@ def find_sums(metadata, data: dict[str, pd.DataFrame], tables: set[str]) -> list
         if parent == child or len(pk) != 1 or not {parent, child} <= tables \
                 or parent not in data or child not in data:
             continue
-        targets, sources = _number_columns(metadata, parent), _number_columns(metadata, child)
+        targets = [t for t in _number_columns(metadata, parent) if _checkable(data[parent][t])]
+        sources = _number_columns(metadata, child)
+        if not targets or not sources:
+            continue
         # products first: with Quantity always 1, sum(UnitPrice * Quantity) is the rule meant
         terms = [list(p) for p in itertools.combinations(sources, 2)] + [[c] for c in sources]
-        for target, term in itertools.product(targets, terms):
-            rule = ParentSum(target, child, fk[0], pk[0], term, table_name=parent)
-            if _holds(rule, data):
+        sums = _term_sums(data[parent][pk[0]], data[child], fk[0], terms)
+        for target in targets:
+            value = numbers(data[parent][target])
+            digits = decimals(value)
+            present = ~np.isnan(value)
+            value = value[present]
+            tolerance = 0.5 * 10.0 ** -digits + 1e-9 * np.abs(value)
+            holds = (np.abs(sums[present] - value[:, None]) <= tolerance[:, None]).all(axis=0)
+            if holds.any():
+                term = terms[int(np.argmax(holds))]
+                rule = ParentSum(target, child, fk[0], pk[0], term, digits, table_name=parent)
                 rule.origin = "data"
                 found.append(rule)
                 logger.info("found in every row: %s", rule.describe())
-                break
     return found
 
 
-def _holds(rule: ParentSum, data: dict[str, pd.DataFrame]) -> bool:
-    value = numbers(data[rule.table_name][rule.column_name])
-    present = ~np.isnan(value)
-    if present.sum() < MIN_PARENTS or np.nanstd(value) == 0:
-        return False
-    rule.digits = decimals(value)
-    return bool(rule.is_valid_tables(data).to_numpy()[present].all())
+def _checkable(values: pd.Series) -> bool:
+    """Enough parent rows with the column set, and not constant."""
+    value = numbers(values)
+    return int((~np.isnan(value)).sum()) >= MIN_PARENTS and bool(np.nanstd(value) > 0)
+
+
+# Terms summed per group-by: child rows x terms floats stay near 160 MB for a child of a
+# million rows (20 terms), however many columns the child has.
+_SUM_CELLS = 20_000_000
+
+
+def _term_sums(keys: pd.Series, child: pd.DataFrame, fk: str, terms: list[list[str]]
+               ) -> np.ndarray:
+    """Parent rows x terms: each parent row's sum of each term over the children that
+    reference its key, as :meth:`ParentSum.sums` computes it for one term (a NULL term or
+    foreign key is left out; a parent without children sums to 0)."""
+    columns = {c: numbers(child[c]) for c in dict.fromkeys(c for t in terms for c in t)}
+    links = child[fk]
+    linked = links.notna().to_numpy()
+    out = np.empty((len(keys), len(terms)))
+    step = max(1, _SUM_CELLS // max(1, len(child)))
+    for start in range(0, len(terms), step):
+        block = terms[start:start + step]
+        values = np.column_stack([np.prod([columns[c] for c in t], axis=0) for t in block])
+        by_key = pd.DataFrame(values[linked]).groupby(links.to_numpy()[linked]).sum()
+        out[:, start:start + len(block)] = by_key.reindex(keys.to_numpy()).fillna(0.0) \
+            .to_numpy(dtype=float)
+    return out
+
+
