@@ -7,6 +7,7 @@ them and back through Dask's own serialization, as on a remote cluster.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sqlite3
@@ -455,3 +456,28 @@ def test_large_tables_read_on_the_workers_in_key_ranges_give_the_same_frames(chi
     assert any(m.startswith("read playlist") for m in split), split
     for table, frame in expected.items():
         pd.testing.assert_frame_equal(found[table], frame, obj=table)
+
+
+def test_a_column_named_like_the_staging_tables_own_is_written_by_the_one_writer(
+        tmp_path, postgres_databases, caplog):
+    """A source column named ``_hma_chunk`` (a staging table's own) does not stop a cluster
+    run: its chunks are written by the clone's process, the same rows as without a cluster."""
+    source = tmp_path / "tagged.sqlite"
+    rng = np.random.default_rng(0)
+    with sqlite3.connect(source) as conn:
+        conn.executescript("CREATE TABLE batch (id INTEGER PRIMARY KEY, _hma_chunk INTEGER "
+                           "NOT NULL, weight REAL NOT NULL);")
+        conn.executemany("INSERT INTO batch VALUES (?, ?, ?)",
+                         [(i, int(c), float(w)) for i, (c, w) in enumerate(
+                             zip(rng.integers(0, 9, 3000), rng.gamma(2, 3, 3000),
+                                 strict=True), 1)])
+    targets = [postgres_databases.new("cluster_tagged"), postgres_databases.new("tagged_alone")]
+    options = dict(scale=2, seed=2, chunk_rows=1_000)
+    with caplog.at_level(logging.INFO, logger="hma_db"):
+        clustered = clone(source, targets[0], cluster=2, **options)
+    clone(source, targets[1], **options)
+    assert "stage" not in clustered.seconds
+    assert "as the staging tables' own" in caplog.text
+    found, expected = _server_tables(targets[0]), _server_tables(targets[1])
+    assert len(found["batch"]) == 6000
+    pd.testing.assert_frame_equal(found["batch"], expected["batch"])

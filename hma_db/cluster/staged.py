@@ -32,7 +32,7 @@ from hma_db.synthesizer import (
     TargetChecks,
     sample_and_write,
 )
-from hma_db.target import StagedChunk, StageJob, pause_point, write_chunks
+from hma_db.target import STAGE_COLUMNS, StagedChunk, StageJob, pause_point, write_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -123,8 +123,16 @@ class WorkerChunks:
 
 def stages_on_workers(target_engine, synthesizer, *, if_exists: str,
                       chunk_rows: int | None) -> bool:
-    """Whether the workers can load their chunks themselves (see the module docstring)."""
+    """Whether the workers can load their chunks themselves (see the module docstring; and
+    no table has a column named like the staging tables' own, which the one writer takes)."""
     if target_engine.dialect.name == "sqlite" or if_exists == "append" or chunk_rows is None:
+        return False
+    metadata = synthesizer.get_metadata()
+    taken = [(t, c) for t, spec in metadata.tables.items() for c in spec["columns"]
+             if c in STAGE_COLUMNS]
+    if taken:
+        logger.info("cluster: table '%s' has a column named %s, as the staging tables' own: "
+                    "the chunks are written by this process", *taken[0])
         return False
     return not any(TargetChecks(synthesizer, target_engine).exprs.values())
 

@@ -21,10 +21,11 @@ from hma_db.target.guard import (
     trigger_problems,
 )
 from hma_db.target.session import pause_point
-from hma_db.target.staging import StagedChunk, StageJob
+from hma_db.target.staging import STAGE_COLUMNS, StagedChunk, StageJob
 from hma_db.target.write import StagedChunks, write, write_chunks
 
 __all__ = [
+    "STAGE_COLUMNS",
     "check_expression",
     "rows_failing_check",
     "check_target",

@@ -8,6 +8,7 @@ worker needs to load a chunk) and :class:`StagedChunk` (what it loaded) to
 """
 
 from hma_db.target.staging.tables import (
+    STAGE_COLUMNS,
     STAGE_PREFIX,
     StagedChunk,
     StageJob,
@@ -15,4 +16,4 @@ from hma_db.target.staging.tables import (
     drop_dead_staging,
 )
 
-__all__ = ["STAGE_PREFIX", "StagedChunk", "StageJob", "Staging", "drop_dead_staging"]
+__all__ = ["STAGE_COLUMNS", "STAGE_PREFIX", "StagedChunk", "StageJob", "Staging", "drop_dead_staging"]

@@ -65,6 +65,7 @@ STAGE_PREFIX = "_hma_stage_"
 # ``<n>_u<j>`` alone are the shared tables of the releases before workers had tables of their own.
 _NAME = re.compile(r"_hma_stage_([0-9a-f]{12})_(?:live|\d+(?:_u\d+)?(?:_w[0-9a-f]{8})?)")
 _CHUNK, _BATCH = "_hma_chunk", "_hma_batch"
+STAGE_COLUMNS = (_CHUNK, _BATCH)  # the staging tables' own columns, after the target's
 _TEXT_FAMILIES = ("enum", "json", "array", "other")  # may be types of the load's own DDL
 _LOCK = {"postgresql": "SELECT pg_advisory_lock(hashtextextended(:name, 0))",
          "mysql": "SELECT GET_LOCK(:name, 0)"}
