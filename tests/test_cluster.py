@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -481,3 +482,70 @@ def test_a_column_named_like_the_staging_tables_own_is_written_by_the_one_writer
     found, expected = _server_tables(targets[0]), _server_tables(targets[1])
     assert len(found["batch"]) == 6000
     pd.testing.assert_frame_equal(found["batch"], expected["batch"])
+
+
+class _Threads:
+    """What stages_on_workers reads of a Dask client: its worker threads."""
+
+    def __init__(self, count: int):
+        self.count = count
+
+    def nthreads(self) -> dict[str, int]:
+        return {f"tcp://worker-{i}": 1 for i in range(self.count)}
+
+
+def test_staging_needs_room_for_its_locks_and_the_right_to_create_tables(postgres_databases,
+                                                                          caplog):
+    """Decided before the work: a PostgreSQL target whose lock table cannot hold the staging
+    tables' locks (a thread's tables each, all held by the load until it commits), or where
+    the user may not create tables, keeps the one writer and the log says why."""
+    from hma_db import HMASynthesizer, reflect
+    from hma_db.cluster import stages_on_workers
+
+    target = postgres_databases.new("cluster_locks")
+    synthesizer = HMASynthesizer(reflect(CHINOOK))
+    options = dict(if_exists="replace", chunk_rows=1_000)
+    engine = sa.create_engine(target)
+    try:
+        assert stages_on_workers(engine, synthesizer, client=_Threads(2), **options)
+        with caplog.at_level(logging.INFO, logger="hma_db"):
+            assert not stages_on_workers(engine, synthesizer, client=_Threads(500), **options)
+        assert re.search(r"raise max_locks_per_transaction to \d+ to stage", caplog.text)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("DROP ROLE IF EXISTS hma_db_no_create")
+            conn.exec_driver_sql("CREATE ROLE hma_db_no_create LOGIN")
+            conn.exec_driver_sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+            conn.commit()
+        guest = sa.create_engine(sa.make_url(target).set(username="hma_db_no_create"))
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="hma_db"):
+            assert not stages_on_workers(guest, synthesizer, client=_Threads(2), **options)
+        assert "cannot create tables in schema 'public'" in caplog.text
+        guest.dispose()
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("DROP ROLE IF EXISTS hma_db_no_create")
+            conn.commit()
+        engine.dispose()
+
+
+def test_a_repeatable_read_target_still_gets_every_staged_chunk(postgres_databases):
+    """The load moves chunks that workers commit after it began: it reads them in READ
+    COMMITTED even where the database's default is REPEATABLE READ (which would have moved
+    nothing and committed chunk 0 alone)."""
+    targets = [postgres_databases.new("cluster_repeatable"), postgres_databases.new("rr_alone")]
+    for target in targets:
+        url = sa.make_url(target)
+        admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'ALTER DATABASE "{url.database}" SET '
+                                 "default_transaction_isolation = 'repeatable read'")
+        admin.dispose()
+    options = dict(scale=2, seed=6, chunk_rows=3_000)
+    staged = clone(CHINOOK, targets[0], cluster=2, **options)
+    clone(CHINOOK, targets[1], **options)
+    assert staged.seconds["stage"] > 0
+    found, expected = _server_tables(targets[0]), _server_tables(targets[1])
+    assert sum(len(f) for f in found.values()) == sum(staged.rows.values()) > 30_000
+    for table, frame in expected.items():
+        pd.testing.assert_frame_equal(found[table], frame, obj=table)

@@ -47,10 +47,23 @@ class ClientExecutor:
         columns = [[self.client.scatter([a], hash=False)[0] if sizeof(a) >= self.scatter_bytes
                     else a for a in column] for column in columns]
         futures = self.client.map(fn, *columns, pure=False) if columns and columns[0] else []
-        return self._results(futures)
+        return _Results(self.client, futures)
 
-    def _results(self, futures: list) -> Iterator:
+
+class _Results:
+    """The results of one map, in order; :meth:`close` (also once they are all read) cancels
+    what is left, so a fit that fails here leaves no task running on the cluster."""
+
+    def __init__(self, client: Any, futures: list):
+        self.client, self.futures, self.results = client, futures, None
+
+    def __iter__(self) -> Iterator:
         try:
-            yield from self.client.gather(futures)
+            yield from self.client.gather(self.futures)
         finally:
-            self.client.cancel(futures)  # a run stopped early leaves no task behind
+            self.close()
+
+    def close(self) -> None:
+        if self.futures:
+            self.client.cancel(self.futures)
+            self.futures = []

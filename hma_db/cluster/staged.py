@@ -24,7 +24,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from hma_db.errors import SamplingError
+import sqlalchemy as sa
+
+from hma_db.engines import connect
+from hma_db.errors import SamplingError, WriteError
 from hma_db.synthesizer import (
     DEFAULT_CHUNK_ROWS,
     ChunkSampler,
@@ -121,12 +124,19 @@ class WorkerChunks:
         self.futures, self.scattered = [], []
 
 
-def stages_on_workers(target_engine, synthesizer, *, if_exists: str,
-                      chunk_rows: int | None) -> bool:
+def stages_on_workers(target_engine, synthesizer, *, if_exists: str, chunk_rows: int | None,
+                      client: Any = None, schema: str | None = None) -> bool:
     """Whether the workers can load their chunks themselves (see the module docstring; and
-    no table has a column named like the staging tables' own, which the one writer takes)."""
+    no table has a column named like the staging tables' own, which the one writer takes; and
+    on PostgreSQL, the target can hold the staging tables' locks and lets this user create
+    tables: :func:`_postgres_refusal`). Decided before the work; the reason goes to the log."""
     if target_engine.dialect.name == "sqlite" or if_exists == "append" or chunk_rows is None:
         return False
+    if target_engine.dialect.name == "postgresql" and client is not None:
+        reason = _postgres_refusal(target_engine, synthesizer, client, schema)
+        if reason:
+            logger.info("cluster: %s: the chunks are written by this process", reason)
+            return False
     metadata = synthesizer.get_metadata()
     taken = [(t, c) for t, spec in metadata.tables.items() for c in spec["columns"]
              if c in STAGE_COLUMNS]
@@ -135,6 +145,43 @@ def stages_on_workers(target_engine, synthesizer, *, if_exists: str,
                     "the chunks are written by this process", *taken[0])
         return False
     return not any(TargetChecks(synthesizer, target_engine).exprs.values())
+
+
+# Locks a staging table can cost the load's transaction until it commits: the table, its BRIN
+# index, and its TOAST table and index when a value is stored out of line.
+_LOCKS_PER_TABLE = 4
+
+
+def _postgres_refusal(target_engine, synthesizer, client: Any, schema: str | None) -> str | None:
+    """Why the workers should not stage into this PostgreSQL target, or None.
+
+    Each worker thread has its own staging tables (one per table, and one per set of keys set
+    after the rows) and the load's transaction holds a lock on each until it commits, in a
+    lock table that the whole server shares (``max_locks_per_transaction`` x
+    (``max_connections`` + ``max_prepared_transactions``)): half of it at most. The staging
+    tables go into the target schema, or the user's current one when the run creates it."""
+    threads = max(1, sum(client.nthreads().values()))
+    metadata = synthesizer.get_metadata()
+    tables = len(metadata.tables) + len(metadata.deferred_relationships()) + len(
+        metadata.self_references())
+    needed = _LOCKS_PER_TABLE * tables * (threads + 1)
+    with connect(target_engine, error=WriteError) as conn:
+        per, connections = conn.exec_driver_sql(
+            "SELECT current_setting('max_locks_per_transaction')::int, "
+            "current_setting('max_connections')::int + "
+            "current_setting('max_prepared_transactions')::int").one()
+        where = conn.execute(sa.text(
+            "SELECT COALESCE((SELECT nspname FROM pg_namespace WHERE nspname = :s), "
+            "current_schema())"), {"s": schema}).scalar()
+        allowed = where is not None and conn.execute(
+            sa.text("SELECT has_schema_privilege(:n, 'CREATE')"), {"n": where}).scalar()
+    if needed > per * connections // 2:
+        return (f"staging {tables} table(s) on {threads} worker thread(s) needs about {needed} "
+                f"locks in one transaction, over half of the server's {per * connections} "
+                f"(raise max_locks_per_transaction to {-(-2 * needed // connections)} to stage)")
+    if not allowed:
+        return f"this user cannot create tables in schema '{where}' for the staging tables"
+    return None
 
 
 def cluster_sample_and_write(client: Any, synthesizer, target_engine,
@@ -172,7 +219,8 @@ def cluster_write(client: Any, synthesizer, target, target_engine, seconds: dict
     from hma_db.cluster.runner import ClusterSampling
 
     if stages_on_workers(target_engine, synthesizer, if_exists=options["if_exists"],
-                         chunk_rows=options.get("chunk_rows", DEFAULT_CHUNK_ROWS)):
+                         chunk_rows=options.get("chunk_rows", DEFAULT_CHUNK_ROWS),
+                         client=client, schema=options.get("schema")):
         options.pop("verbose", None)
         return cluster_sample_and_write(client, synthesizer, target_engine, seconds, **options)
     logger.info("cluster: the chunks are written by this process (%s target, if_exists=%s)",

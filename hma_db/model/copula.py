@@ -175,7 +175,10 @@ class GaussianCopula:
             # thread's catch_warnings may leave its filters behind: put them back after.
             with warnings.catch_warnings():
                 elsewhere = executor.map(fit_column_group, groups[1:])
-                done = [fit_column_group(groups[0]), *elsewhere]
+                try:
+                    done = [fit_column_group(groups[0]), *elsewhere]
+                finally:  # a fit that failed here stops the others (see levels.py)
+                    getattr(elsewhere, "close", lambda: None)()
         else:
             done = list(map(fit_column_group, groups))
         fitted: list = [None] * len(columns)

@@ -209,8 +209,11 @@ def _fit_level(jobs: list[TableJob], executor: Any) -> list[TableFit]:
     # A task in another thread may leave its catch_warnings' filters behind: put them back.
     with warnings.catch_warnings():
         elsewhere = executor.map(fit_table, others)
-        local = fit_table(jobs[here], executor)
-        fits = list(elsewhere)
+        try:
+            local = fit_table(jobs[here], executor)
+            fits = list(elsewhere)
+        finally:  # a fit that failed here stops the others (a Dask map cancels its tasks)
+            getattr(elsewhere, "close", lambda: None)()
     return fits[:here] + [local] + fits[here:]
 
 

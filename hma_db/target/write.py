@@ -202,6 +202,10 @@ class _Run:
 
     def _transaction(self) -> dict[str, int]:
         conn = connect(self.target.engine, error=WriteError)
+        if self.options.get("staged") is not None and self.dialect == "postgresql":
+            # Each move must see the chunks the workers committed since the load began: a
+            # REPEATABLE READ default (server, role or engine) would move nothing.
+            conn.execution_options(isolation_level="READ COMMITTED")
         try:
             session = Session(conn, self.dialect)
             try:
@@ -293,6 +297,7 @@ class _Run:
         columns = {plan.name: list(plan.frame.columns) for plan in plans}
         postgres = self.dialect == "postgresql"
         if postgres:  # a chunk's rows through the chunk index, never a scan of the whole table
+            scans = conn.exec_driver_sql("SHOW enable_seqscan").scalar()
             conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
 
         def on_table(name: str) -> None:
@@ -305,17 +310,21 @@ class _Run:
                 if progress is not None:
                     progress(name, rows, rows)
         if postgres:  # the indexes and foreign keys added next scan whole tables
-            conn.exec_driver_sql("SET LOCAL enable_seqscan = on")
+            conn.exec_driver_sql(f"SET LOCAL enable_seqscan = {'off' if scans == 'off' else 'on'}")
         self.current = None
         pause_point("after_move")
         return counts
 
     def _end_staging(self) -> None:
         staged = self.options.get("staged")
-        if staged is not None:
-            staged.cancel()
-        if self.staging is not None:
-            self.staging.drop()
+        try:
+            if staged is not None:
+                staged.cancel()
+        except Exception:  # noqa: BLE001 - a lost scheduler: the run's own error stands
+            log.warning("write: cancelling the cluster's tasks failed", exc_info=True)
+        finally:
+            if self.staging is not None:
+                self.staging.drop()
 
     def _refuse_triggers(self, conn: sa.Connection) -> None:
         """Before anything changes: existing tables to load whose triggers would fire."""

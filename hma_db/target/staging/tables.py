@@ -63,7 +63,7 @@ STAGE_PREFIX = "_hma_stage_"
 # A run's tables: its anchor (``live``), then per worker thread (``w<slot>``) one per table
 # (``<n>_w<slot>``) and per set of keys set after the rows (``<n>_u<j>_w<slot>``); ``<n>`` and
 # ``<n>_u<j>`` alone are the shared tables of the releases before workers had tables of their own.
-_NAME = re.compile(r"_hma_stage_([0-9a-f]{12})_(?:live|\d+(?:_u\d+)?(?:_w[0-9a-f]{8})?)")
+_NAME = re.compile(r"_hma_stage_([0-9a-f]{12})_(?:live|\d+(?:_u\d+)?(?:_w[0-9a-f]{16})?)")
 _CHUNK, _BATCH = "_hma_chunk", "_hma_batch"
 STAGE_COLUMNS = (_CHUNK, _BATCH)  # the staging tables' own columns, after the target's
 _TEXT_FAMILIES = ("enum", "json", "array", "other")  # may be types of the load's own DDL
@@ -131,16 +131,17 @@ _MADE: set[tuple[str, str]] = set()  # (url, table) staging tables this process 
 
 def _slot(run: str, dialect: str) -> str:
     """Where this task stages: on PostgreSQL, this worker thread's tables in ``run``, so a
-    chunk's rows are contiguous in them (one writer per table) and the tables are as many as the
+    chunk's rows are contiguous in them (one writer per table) and the tables grow with the
     threads, not the chunks (the load's transaction holds a lock on each table it reads until it
-    ends, and PostgreSQL's lock table is sized for a few thousand). On MariaDB, tables of the
+    ends, and PostgreSQL's lock table is sized for a few thousand: the cluster checks the room
+    before the work, :func:`hma_db.cluster.stages_on_workers`). On MariaDB, tables of the
     chunk's own: InnoDB's ``INSERT ... SELECT`` keeps shared locks on the rows and gaps it read
     until the load commits, which would stop a worker appending to a table already moved from."""
-    if dialect != "postgresql":
-        return uuid.uuid4().hex[:8]
+    if dialect != "postgresql":  # 64 bits: no two chunks of a run share one
+        return uuid.uuid4().hex[:16]
     key = (run, threading.get_ident())
     if key not in _SLOTS:
-        _SLOTS[key] = uuid.uuid4().hex[:8]
+        _SLOTS[key] = uuid.uuid4().hex[:16]
     return _SLOTS[key]
 
 
@@ -192,7 +193,8 @@ class StageJob:
         and loads nothing."""
         engine = _ENGINES.get(self.url)
         if engine is None:
-            engine = _ENGINES[self.url] = sa.create_engine(self.url, pool_size=1)
+            # No pool: a worker may run many threads, and keeps no connection after the run.
+            engine = _ENGINES[self.url] = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
         slot, batch = _slot(self.run, self.dialect), uuid.uuid4().int >> 66  # 62 bits
         plans = plan_chunk(self.metadata, self.tables, self.real.__getitem__, chunk,
                            self.at_commit)
@@ -217,8 +219,11 @@ class StageJob:
                     loader.load(conn, table, _tagged(frame, number, batch), self.batch_size)
                 if self.dialect == "postgresql":  # the new pages' ranges, for the move's scan
                     for table, _, _ in loads:
-                        conn.execute(sa.text("SELECT brin_summarize_new_values(CAST(:i AS "
-                                             "regclass))"), {"i": _index_name(conn, table)})
+                        conn.execute(sa.text(
+                            "SELECT brin_summarize_new_values(c.oid) FROM pg_class AS c JOIN "
+                            "pg_namespace AS n ON n.oid = c.relnamespace WHERE c.relname = :i "
+                            "AND n.nspname = COALESCE(:s, current_schema())"),
+                            {"i": table.name + "_c", "s": table.schema})
         return StagedChunk(number, batch, slot, rows, updates)
 
     def _alive(self, conn: sa.Connection) -> str:
@@ -249,9 +254,9 @@ class StageJob:
             try:
                 for table, columns in new:
                     conn.exec_driver_sql(self._alive(conn))
-                    created.append(table)
                     conn.exec_driver_sql(f"CREATE TABLE {prep.format_table(table)} ({columns}, "
                                          f"{tagged})")
+                    created.append(table)
                 conn.exec_driver_sql(self._alive(conn))
                 conn.commit()
             except BaseException:
@@ -259,11 +264,6 @@ class StageJob:
                 raise
         if self.dialect == "postgresql":  # MariaDB's are the chunk's own: never made again
             _MADE.update((self.url, t.name) for t, _ in new)
-
-
-def _index_name(conn: sa.Connection, table: sa.Table) -> str:
-    quote = conn.dialect.identifier_preparer.quote
-    return (f"{quote(table.schema)}." if table.schema else "") + quote(table.name + "_c")
 
 
 def _this(staged: StagedChunk, alias: str = "") -> str:
@@ -351,11 +351,13 @@ class Staging:
         """PostgreSQL: the target table's column types as the server names them."""
         if self.dialect != "postgresql":
             return {}
-        if real.name not in self.types:
+        if real.name not in self.types:  # by name: a '%' in it would be doubled in a regclass
             rows = conn.execute(sa.text(
-                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
-                "attrelid = CAST(:t AS regclass) AND attnum > 0 AND NOT attisdropped"),
-                {"t": conn.dialect.identifier_preparer.format_table(real)})
+                "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute AS a "
+                "JOIN pg_class AS c ON c.oid = a.attrelid JOIN pg_namespace AS n ON n.oid = "
+                "c.relnamespace WHERE c.relname = :t AND n.nspname = COALESCE(:s, "
+                "current_schema()) AND a.attnum > 0 AND NOT a.attisdropped"),
+                {"t": real.name, "s": real.schema})
             self.types[real.name] = dict(rows.all())
         return self.types[real.name]
 
@@ -384,10 +386,13 @@ class Staging:
             select = ", ".join(self._value(conn, stage.c[c], types) for c in columns[name])
             # No ORDER BY: the chunk's rows went in by one COPY (one writer per staging table),
             # and the scan of the chunk index's pages reads them in that order.
-            conn.exec_driver_sql(
+            result = conn.exec_driver_sql(
                 f"INSERT INTO {prep.format_table(real)} "
                 f"({', '.join(prep.quote(c) for c in columns[name])}){override} "
                 f"SELECT {select} FROM {prep.format_table(stage)} WHERE {_this(staged)}")
+            if result.rowcount != staged.rows[name]:  # never commit fewer rows than staged
+                raise WriteError(f"Table '{name}': chunk {staged.number} moved "
+                                 f"{result.rowcount} of its {staged.rows[name]} staged rows.")
             moved[name] = staged.rows[name]
         for name, sets in staged.updates.items():
             if on_table is not None:
@@ -484,8 +489,8 @@ def drop_dead_staging(conn: sa.Connection, dialect: str, schema: str | None) -> 
         if not conn.execute(sa.text(_TRY_LOCK[dialect]), lock).scalar():
             log.info("write: staging tables of run %s are in use by a running load; left", run)
             continue
-        try:
-            _drop(conn, tables)
+        try:  # the anchor first: a late task of the run stages nothing after the listing
+            _drop(conn, sorted(tables, key=lambda t: not t[1].endswith("_live")))
         finally:
             conn.execute(sa.text(_UNLOCK[dialect]), lock)
         lines.append(f"dropped {len(tables)} staging table(s) {STAGE_PREFIX}{run}_* left by an "
