@@ -288,6 +288,38 @@ def test_a_child_column_holding_its_parents_value_holds_it_in_the_same_share():
     assert not out["invoice"]["billing"].isin(invoices["billing"]).any()  # faked, not real
 
 
+def test_a_status_copied_from_its_parent_takes_no_value_outside_its_own():
+    """TPC-H's shape: a line's status (F or O) is its order's (F, O or P: partly shipped) in
+    most lines; the lines of a P order keep a status of their own vocabulary."""
+    rng = np.random.default_rng(1)
+    orders = pd.DataFrame({"id": range(400), "status": rng.choice(["F", "O", "P"], 400,
+                                                                   p=[0.48, 0.48, 0.04])})
+    parent = rng.integers(400, size=2_000)
+    status = orders["status"].to_numpy()[parent].copy()
+    mixed = status == "P"
+    status[mixed] = rng.choice(["F", "O"], int(mixed.sum()))
+    lines = pd.DataFrame({"id": range(2_000), "order_id": parent, "status": status,
+                          "amount": rng.gamma(2, 50, 2_000)})
+    metadata = Metadata.from_dict({"tables": {
+        "orders": {"primary_key": "id", "columns": {
+            "id": {"sdtype": "id"}, "status": {"sdtype": "categorical"}}},
+        "lines": {"primary_key": "id", "columns": {
+            "id": {"sdtype": "id"}, "order_id": {"sdtype": "id"},
+            "status": {"sdtype": "categorical"}, "amount": {"sdtype": "numerical"}}}},
+        "relationships": [{"parent_table_name": "orders", "parent_primary_key": "id",
+                           "child_table_name": "lines", "child_foreign_key": "order_id"}]})
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=2)
+    synthesizer.fit({"orders": orders, "lines": lines})
+    copies = synthesizer._fitted.transformers["lines"].parent_copies
+    assert [(c["column"], c["values"]) for c in copies] == [("status", ["F", "O"])]
+    out = synthesizer.sample(scale=2)
+    assert set(out["lines"]["status"]) == {"F", "O"}
+    assert (out["orders"]["status"] == "P").any()
+    linked = out["orders"].set_index("id")["status"].reindex(out["lines"]["order_id"]).to_numpy()
+    kept = linked != "P"  # the copy still holds where the order's status is a line's
+    assert (linked[kept] == out["lines"]["status"].to_numpy()[kept]).mean() > 0.9
+
+
 # ------------------------------------------------------------------------------ the done-when
 def _copy_share(child, parent, fk, pk, column, parent_column):
     position = pd.Index(parent[pk]).get_indexer(child[fk])

@@ -19,6 +19,8 @@ The pairs are stored in the child's transformer (``parent_copies``, saved in the
 and :func:`parent_values` applies them after sampling, once the parent's values are made: the
 chosen share of child rows take their parent's synthetic value. The columns copied through one
 foreign key share one draw per row, so a row whose address is copied has its city copied too.
+A text column of at most :data:`VOCABULARY_VALUES` values (a status) takes only the parent
+values it has itself.
 
 Text is compared with text and numbers with numbers (Chinook ``InvoiceLine.UnitPrice`` is its
 track's ``UnitPrice`` in every row: a copy keeps the price a track sells at, where the model
@@ -177,8 +179,26 @@ def _pairs(child: pd.DataFrame, parent: pd.DataFrame, fk: str, pk: str, child_tt
             share, kappa = agreement(a, b)
             if share >= MIN_SHARE and kappa >= MIN_AGREEMENT:
                 found.append({"column": column, "parent_column": other, "share": share,
-                              "nulls": bool(child[column].isna().any())})
+                              "nulls": bool(child[column].isna().any()),
+                              **_vocabulary(child[column], roles[column],
+                                            child_tt.value_kinds[column])})
     return found
+
+
+# A text column with at most this many values is a closed vocabulary (a status, a mode): a
+# parent's value outside it is not copied. TPC-H lineitem.l_linestatus (F, O) copies its
+# order's o_orderstatus (F, O, P) in most rows; 'P' had reached 5% of the synthetic lines.
+VOCABULARY_VALUES = 100
+
+
+def _vocabulary(values: pd.Series, role: str, kind: str) -> dict[str, list[str]]:
+    """``{"values": [...]}`` for a closed vocabulary of text (not personal data), else {}."""
+    if kind != "str" or role == "personal":
+        return {}
+    found = pd.unique(values.dropna())
+    if len(found) > VOCABULARY_VALUES or not all(isinstance(v, str) for v in found):
+        return {}
+    return {"values": sorted(found)}
 
 
 def parent_values(copies: list[dict[str, Any]], child: pd.DataFrame,
@@ -203,6 +223,9 @@ def parent_values(copies: list[dict[str, Any]], child: pd.DataFrame,
             values = child[copy["column"]].to_numpy(dtype=object).copy()
             source = parent[copy["parent_column"]].to_numpy(dtype=object)
             take = (position >= 0) & (draw < copy["share"])
+            if "values" in copy:  # a closed vocabulary takes no value from outside it
+                offered = pd.Series(source[position[take]])
+                take[take] = (offered.isin(copy["values"]) | offered.isna()).to_numpy()
             made = source[position[take]]
             if not copy["nulls"]:
                 keep = pd.notna(made)

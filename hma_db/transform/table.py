@@ -456,6 +456,10 @@ class TableTransformer:
         return tt
 
 
+def _text_list(values: Any) -> bool:
+    return isinstance(values, list) and all(isinstance(v, str) for v in values)
+
+
 def _checked_copies(copies: Any, table: str, known: set[str]) -> list[dict[str, Any]]:
     """A model file's parent copies, refused unless each names a column of the table, a
     foreign key and a share between 0 and 1 (a model file is untrusted input)."""
@@ -465,7 +469,7 @@ def _checked_copies(copies: Any, table: str, known: set[str]) -> list[dict[str, 
         if not isinstance(copy, dict) or any(not isinstance(copy.get(k), t)
                                              for k, t in fields.items()) \
                 or copy["column"] not in known or copy["foreign_key"] not in known \
-                or not 0.0 <= copy["share"] <= 1.0:
+                or not 0.0 <= copy["share"] <= 1.0 or not _text_list(copy.get("values", [])):
             raise ModelFileError(f"The saved transformer of table '{table}' has a parent copy "
                                  f"that is not valid: {copy!r}")
     return _plain(copies)
