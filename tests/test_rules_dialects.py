@@ -151,6 +151,10 @@ def test_a_childs_date_never_before_its_parents_holds_in_another_dialect(
             chunks = list(loaded.sample_chunks(scale=2.0, chunk_rows=chunk_rows))
             out = {t: pd.concat([c[t] for c in chunks], ignore_index=True) for t in chunks[0]}
         loaded.validate_constraints(out)
+        placed = out["orders"].set_index("o_id")["o_date"].reindex(out["items"]["o_id"])
+        gap = pd.to_datetime(out["items"]["ship"].to_numpy(), utc=True) - pd.to_datetime(
+            placed.to_numpy(), utc=True)
+        assert gap.max() <= pd.Timedelta(days=41)  # never further than the real gaps go
     url = _url(request, target, tmp_path, "order_dst")
     clone(source, url, seed=6, scale=2.0, chunk_rows=250)
     engine = sa.create_engine(url)

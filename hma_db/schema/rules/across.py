@@ -116,7 +116,9 @@ class ParentOrder(Constraint):
 
     ``gaps`` are quantiles of the real gaps in seconds; ``followers`` are the child's dates
     that are never before ``column_name`` in the real rows (a line's receipt date after its
-    ship date): they move with it.
+    ship date): they move with it. At sampling a child dated further after its parent than
+    any real row is redrawn too (TPC-H: lines committed 30 to 90 days after their order came
+    out 1 to 2,123 days after it), though only the order is a rule the rows must keep.
 
     Example:
         >>> ParentOrder("l_shipdate", "l_orderkey", "orders", "o_orderkey", "o_orderdate",
@@ -174,10 +176,11 @@ class ParentOrder(Constraint):
         return pd.Series(holds, index=data[self.table_name].index)
 
     def reverse_transform(self, data: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-        """A child row dated before its parent gets the parent's date plus a gap drawn from the
-        real gaps (a redraw of the broken rows only, never the parent's date itself); its
-        followers move by as much. The draw's uniform number comes from the row's own date
-        (its day times the golden ratio, modulo 1), so a chunk gives the same rows again."""
+        """A child row dated before its parent, or further after it than the largest real gap,
+        gets the parent's date plus a gap drawn from the real gaps (a redraw of those rows
+        only, never the parent's date itself); its followers move by as much. The draw's
+        uniform number comes from the row's own date (its day times the golden ratio, modulo
+        1), so a chunk gives the same rows again."""
         child = data.get(self.table_name)
         if child is None or not len(child) or self.parent_table_name not in data or \
                 not self.gaps:
@@ -185,6 +188,7 @@ class ParentOrder(Constraint):
         own, theirs = self._pair(data)
         with np.errstate(invalid="ignore"):
             broken = (own <= theirs) if self.strict_boundaries else (own < theirs)
+            broken |= own - theirs > max(self.gaps) + _DAY  # a day: dates round up to one
         if not broken.any():
             return data
         u = np.mod(np.floor(own[broken] / _DAY) * 0.6180339887498949, 1.0)
