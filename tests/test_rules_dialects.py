@@ -165,3 +165,36 @@ def test_a_childs_date_never_before_its_parents_holds_in_another_dialect(
         shipped = conn.exec_driver_sql("SELECT count(ship) FROM items").scalar()
     engine.dispose()
     assert early == 0 and shipped > 0
+
+
+def test_a_date_that_follows_another_is_not_pulled_back_alone():
+    """TPC-H's lines: shipped 1-121 days after the order, received 1-30 days after shipping.
+    The ship date is bounded by the real gaps (a late one is redrawn, its receipt moving with
+    it); the receipt follows the ship date, so it is never pulled back alone, before it."""
+    rng = np.random.default_rng(8)
+    n = 400
+    orders = pd.DataFrame({"o_id": np.arange(1, n + 1), "o_date": pd.Timestamp("2020-01-01")
+                           + pd.to_timedelta(rng.integers(0, 900, n), unit="D")})
+    order_of = np.repeat(orders.o_id.to_numpy(), rng.integers(1, 6, n))
+    placed = orders.set_index("o_id").o_date.loc[order_of].to_numpy()
+    ship = placed + pd.to_timedelta(rng.integers(1, 122, len(order_of)), unit="D")
+    lines = pd.DataFrame({"l_id": np.arange(1, len(order_of) + 1), "o_id": order_of,
+                          "ship": ship, "receipt": ship + pd.to_timedelta(
+                              rng.integers(1, 31, len(order_of)), unit="D")})
+    metadata = Metadata.from_dict({"tables": {
+        "orders": {"primary_key": "o_id", "columns": {
+            "o_id": {"sdtype": "id"}, "o_date": {"sdtype": "datetime"}}},
+        "lines": {"primary_key": "l_id", "columns": {
+            "l_id": {"sdtype": "id"}, "o_id": {"sdtype": "id"},
+            "ship": {"sdtype": "datetime"}, "receipt": {"sdtype": "datetime"}}}},
+        "relationships": [{"parent_table_name": "orders", "parent_primary_key": "o_id",
+                           "child_table_name": "lines", "child_foreign_key": "o_id"}]})
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=3)
+    synthesizer.fit({"orders": orders, "lines": lines})
+    bounded = {c.column_name: c.bounded for c in synthesizer.get_constraints()
+               if type(c).__name__ == "ParentOrder"}
+    assert bounded == {"ship": True, "receipt": False}
+    out = synthesizer.sample(scale=3)
+    synthesizer.validate_constraints(out)  # receipt after ship, both after the order
+    placed = out["orders"].set_index("o_id")["o_date"].reindex(out["lines"]["o_id"]).to_numpy()
+    assert (out["lines"]["ship"].to_numpy() - placed).max() <= pd.Timedelta(days=122)

@@ -116,9 +116,11 @@ class ParentOrder(Constraint):
 
     ``gaps`` are quantiles of the real gaps in seconds; ``followers`` are the child's dates
     that are never before ``column_name`` in the real rows (a line's receipt date after its
-    ship date): they move with it. At sampling a child dated further after its parent than
-    any real row is redrawn too (TPC-H: lines committed 30 to 90 days after their order came
-    out 1 to 2,123 days after it), though only the order is a rule the rows must keep.
+    ship date): they move with it. When ``bounded``, a child dated further after its parent
+    than any real row is redrawn at sampling too (TPC-H: lines committed 30 to 90 days after
+    their order came out 1 to 2,123 days after it), though only the order is a rule the rows
+    must keep. A date that follows another of its row (a receipt after its shipping) is not
+    bounded: moving it back alone could put it before the one it follows.
 
     Example:
         >>> ParentOrder("l_shipdate", "l_orderkey", "orders", "o_orderkey", "o_orderdate",
@@ -126,19 +128,20 @@ class ParentOrder(Constraint):
     """
 
     PARAMETERS = ("column_name", "foreign_key", "parent_table_name", "parent_key",
-                  "parent_column_name", "strict_boundaries", "gaps", "followers")
+                  "parent_column_name", "strict_boundaries", "gaps", "followers", "bounded")
     across_tables = True
 
     def __init__(self, column_name: str, foreign_key: str, parent_table_name: str,
                  parent_key: str, parent_column_name: str, strict_boundaries: bool = False,
                  gaps: list[float] | None = None, followers: list[str] | None = None,
-                 table_name: str | None = None):
+                 bounded: bool = False, table_name: str | None = None):
         super().__init__(table_name)
         self.column_name, self.foreign_key = column_name, foreign_key
         self.parent_table_name, self.parent_key = parent_table_name, parent_key
         self.parent_column_name, self.strict_boundaries = parent_column_name, bool(strict_boundaries)
         self.gaps = [float(g) for g in (gaps or [])]
         self.followers = [str(f) for f in (followers or [])]
+        self.bounded = bool(bounded)
         if self.gaps and (len(self.gaps) > ORDER_QUANTILES or min(self.gaps) < 0):
             raise ValueError("gaps must be at most 101 quantiles of gaps of 0 or more seconds")
 
@@ -176,11 +179,11 @@ class ParentOrder(Constraint):
         return pd.Series(holds, index=data[self.table_name].index)
 
     def reverse_transform(self, data: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-        """A child row dated before its parent, or further after it than the largest real gap,
-        gets the parent's date plus a gap drawn from the real gaps (a redraw of those rows
-        only, never the parent's date itself); its followers move by as much. The draw's
-        uniform number comes from the row's own date (its day times the golden ratio, modulo
-        1), so a chunk gives the same rows again."""
+        """A child row dated before its parent, or (``bounded``) further after it than the
+        largest real gap, gets the parent's date plus a gap drawn from the real gaps (a
+        redraw of those rows only, never the parent's date itself); its followers move by as
+        much. The draw's uniform number comes from the row's own date (its day times the
+        golden ratio, modulo 1), so a chunk gives the same rows again."""
         child = data.get(self.table_name)
         if child is None or not len(child) or self.parent_table_name not in data or \
                 not self.gaps:
@@ -188,7 +191,8 @@ class ParentOrder(Constraint):
         own, theirs = self._pair(data)
         with np.errstate(invalid="ignore"):
             broken = (own <= theirs) if self.strict_boundaries else (own < theirs)
-            broken |= own - theirs > max(self.gaps) + _DAY  # a day: dates round up to one
+            if self.bounded:  # a day more: dates round up to one
+                broken |= own - theirs > max(self.gaps) + _DAY
         if not broken.any():
             return data
         u = np.mod(np.floor(own[broken] / _DAY) * 0.6180339887498949, 1.0)
@@ -257,6 +261,9 @@ def find_orders(metadata, data: dict[str, pd.DataFrame], tables: set[str]) -> li
                               _dates(metadata, child))
                 if rule is not None:
                     found.append(rule)
+    for rule in found:  # a date that follows another of its row moves only with that one
+        rule.bounded = not any(rule.column_name in other.followers for other in found
+                               if other.table_name == rule.table_name)
     return found
 
 
