@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from benchmarks.bench_fit import wide_case
 from copulas.univariate import BetaUnivariate
 from scipy import special, stats
 
@@ -110,25 +111,10 @@ def test_the_fit_is_repeatable_and_refuses_a_constant():
 
 
 def _wide_frame(rows: int = 30, columns: int = 199) -> tuple[pd.DataFrame, Metadata]:
-    """The corpus' wd_wide: integers, numbers with 2 places, 3 colours and dates, in turn."""
-    i = np.arange(1, rows + 1)
-    data: dict[str, object] = {"id": i}
-    meta: dict[str, dict] = {"id": {"sdtype": "id"}}
-    for c in range(1, columns + 1):
-        kind = c % 4
-        if kind == 0:
-            data[f"c{c}"], meta[f"c{c}"] = (i * c) % 97, {"sdtype": "numerical"}
-        elif kind == 1:
-            data[f"c{c}"], meta[f"c{c}"] = np.round(i * c / 7.0, 2), {"sdtype": "numerical"}
-        elif kind == 2:
-            data[f"c{c}"] = np.array(["red", "green", "blue"])[(i + c) % 3]
-            meta[f"c{c}"] = {"sdtype": "categorical"}
-        else:
-            data[f"c{c}"] = pd.Timestamp("2020-01-01") + pd.to_timedelta((i * c) % 400, unit="D")
-            meta[f"c{c}"] = {"sdtype": "datetime"}
-    metadata = Metadata.from_dict(
-        {"tables": {"wd_wide": {"primary_key": "id", "columns": meta}}})
-    return pd.DataFrame(data), metadata
+    """The corpus' wd_wide: integers, numbers with 2 places, 3 colours and dates, in turn (the
+    shape ``tests/benchmarks/bench_fit.py`` times)."""
+    data, metadata = wide_case(rows, columns)
+    return data["wd_wide"], Metadata.from_dict(metadata)
 
 
 def test_a_200_column_table_fits_within_budget_and_keeps_its_columns():
