@@ -22,7 +22,6 @@ else is read here, in the same snapshot.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 import pandas as pd
@@ -33,8 +32,8 @@ from hma_db.errors import ReflectionError
 from hma_db.schema import Metadata
 from hma_db.source.read import (
     DEFAULT_CHUNK_SIZE,
-    concat_chunks,
-    log_read,
+    collect,
+    read_each,
     read_failure,
     read_table_chunks,
     table_selectable,
@@ -132,24 +131,14 @@ def read_tables_in_ranges(source: Source, metadata: Metadata, read: Reader, part
         with connect(engine, error=ReflectionError) as conn:
             conn.begin()
             conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            try:
-                snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar()
-                data = {}
-                for table in metadata.topological_order():
-                    started = time.perf_counter()
-                    ranges = key_ranges(conn, metadata, table, parts) if table in big else None
-                    if ranges is None:
-                        chunks = list(read_table_chunks(conn, metadata, table))
-                    else:
-                        chunks = [c for part in read(ranges, snapshot) for c in part]
-                        logger.info("read %s in %d key ranges", table, len(ranges))
-                    for chunk in chunks:
-                        if on_chunk is not None:
-                            on_chunk(table, len(chunk))
-                    data[table] = concat_chunks(chunks)
-                    log_read(table, len(data[table]), metadata, started)
-            except sa.exc.DBAPIError as exc:
-                raise read_failure(table, exc) from exc
-            finally:
-                conn.rollback()
-    return {name: data[name] for name in metadata.tables}
+            snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar()
+
+            def read_one(table: str) -> pd.DataFrame:
+                ranges = key_ranges(conn, metadata, table, parts) if table in big else None
+                if ranges is None:
+                    return collect(read_table_chunks(conn, metadata, table), table, on_chunk)
+                logger.info("read %s in %d key ranges", table, len(ranges))
+                return collect((c for part in read(ranges, snapshot) for c in part), table,
+                               on_chunk)
+
+            return read_each(conn, metadata, read_one)

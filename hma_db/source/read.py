@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import pandas as pd
 import sqlalchemy as sa
@@ -267,24 +267,42 @@ def read_tables(source: Source, metadata: Metadata, *, chunk_size: int = DEFAULT
     with engine_for(source, error=ReflectionError) as engine, \
             connect(engine, error=ReflectionError) as conn:
         begin_read_only(conn)
-        try:
-            for table_name in metadata.topological_order():
-                started = time.perf_counter()
-                chunks = []
-                for chunk in read_table_chunks(conn, metadata, table_name, chunk_size=chunk_size,
-                                               where=filters[table_name]):
-                    chunks.append(chunk)
-                    if on_chunk is not None:
-                        on_chunk(table_name, len(chunk))
-                data[table_name] = concat_chunks(chunks)
-                log_read(table_name, len(data[table_name]), metadata, started)
-        except sa.exc.DBAPIError as exc:
-            raise read_failure(table_name, exc) from exc
-        finally:
-            conn.rollback()
+        data = read_each(conn, metadata, lambda table: collect(
+            read_table_chunks(conn, metadata, table, chunk_size=chunk_size, where=filters[table]),
+            table, on_chunk))
     if any(filters.values()):
         data = close_filtered(metadata, data)
     return {name: data[name] for name in metadata.tables}
+
+
+def read_each(conn: sa.Connection, metadata: Metadata,
+              read_one: Callable[[str], pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Every table of ``metadata`` read by ``read_one(table)`` in foreign-key order, each timed
+    and logged, in the read transaction of ``conn`` (rolled back at the end); a database error
+    names its table. Returns the tables in the metadata's order."""
+    data: dict[str, pd.DataFrame] = {}
+    table = None
+    try:
+        for table in metadata.topological_order():
+            started = time.perf_counter()
+            data[table] = read_one(table)
+            log_read(table, len(data[table]), metadata, started)
+    except sa.exc.DBAPIError as exc:
+        raise read_failure(table, exc) from exc
+    finally:
+        conn.rollback()
+    return {name: data[name] for name in metadata.tables}
+
+
+def collect(chunks: Iterable[pd.DataFrame], table: str,
+            on_chunk: Callable[[str, int], None] | None = None) -> pd.DataFrame:
+    """One table's frame from its chunks, ``on_chunk(table, rows)`` called after each."""
+    frames = []
+    for chunk in chunks:
+        frames.append(chunk)
+        if on_chunk is not None:
+            on_chunk(table, len(chunk))
+    return concat_chunks(frames)
 
 
 def log_read(table_name: str, rows: int, metadata: Metadata, started: float) -> None:

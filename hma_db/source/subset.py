@@ -57,7 +57,7 @@ from hma_db.source.read import (
     DEFAULT_CHUNK_SIZE,
     begin_read_only,
     concat_chunks,
-    log_read,
+    read_each,
     read_failure,
     read_table_chunks,
 )
@@ -381,14 +381,8 @@ def read_subset(source: Source, metadata: Metadata, max_rows: MaxRows, *, seed: 
                         sum(len(f) for f in keys.values()), ", ".join(sorted(plan.whole)) or "none")
             if on_plan is not None:
                 on_plan(plan.size)
-            data = {}
-            for table in metadata.topological_order():
-                started = time.perf_counter()
-                data[table] = _read_kept(conn, metadata, table, keys.pop(table),
-                                         plan.keep.pop(table), chunk_size, rng, on_chunk)
-                log_read(table, len(data[table]), metadata, started)
         except sa.exc.DBAPIError as exc:
-            raise read_failure(table, exc) from exc
-        finally:
             conn.rollback()
-    return {name: data[name] for name in metadata.tables}
+            raise read_failure(table, exc) from exc
+        return read_each(conn, metadata, lambda name: _read_kept(
+            conn, metadata, name, keys.pop(name), plan.keep.pop(name), chunk_size, rng, on_chunk))
