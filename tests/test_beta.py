@@ -15,7 +15,6 @@ from scipy import special, stats
 from hma_db import HMASynthesizer, Metadata
 from hma_db.model.beta import fit_beta, fit_beta_fixed_support
 from hma_db.model.copula import GaussianCopula, fit_marginal
-from hma_db.transform.table import TableTransformer
 
 # Fitting the 200-column table below took 21 s before the per-column transform and the beta fit
 # of hma_db.model.beta (47 s under load); now about 4 s. The budget leaves room for a
@@ -128,21 +127,3 @@ def test_a_200_column_table_fits_within_budget_and_keeps_its_columns():
     assert list(sample.columns) == list(frame.columns)
     assert len(sample) == len(frame)
     assert set(sample["c2"]) <= {"red", "green", "blue"}
-
-
-def test_each_column_is_encoded_as_rdt_encodes_the_whole_frame():
-    """Transforming column by column through each fitted rdt transformer gives the numbers
-    one HyperTransformer.transform call gives (nulls, categories, dates and numbers)."""
-    frame, metadata = _wide_frame(rows=60, columns=12)
-    frame.loc[::7, "c1"] = np.nan
-    tt = TableTransformer("wd_wide", metadata)
-    tt.fit(frame)
-    ours = tt.transform(frame)
-    assert "c1.is_null" in ours.columns
-    tt._hyper.reset_randomization()
-    whole = tt._hyper.transform(tt._prepare(frame)[0])
-    dates = [c for c in ours.columns if metadata.tables["wd_wide"]["columns"].get(c, {}).get(
-        "sdtype") == "datetime"]
-    whole[dates] = whole[dates] / 1e9
-    pd.testing.assert_frame_equal(ours, whole[ours.columns].astype("float64"))
-    pd.testing.assert_frame_equal(tt.transform(frame), ours)

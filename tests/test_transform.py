@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from conftest import CHINOOK_SQLITE
 from faker.providers.person.fr_FR import Provider as FrenchNames
 
-from hma_db import DataError, Metadata, MetadataError, NotFittedError, SamplingError
+from hma_db import DataError, Metadata, MetadataError, SamplingError
 from hma_db.schema.values import from_json
 from hma_db.transform import keygen
 from hma_db.transform.table import TableTransformer
@@ -381,8 +381,8 @@ def test_to_dict_from_dict_samples_identically():
                                   loaded.generate_keys(50, np.random.default_rng(3)))
     assert loaded.modeled_columns == tt.modeled_columns
     assert loaded.source_dtypes == tt.source_dtypes
-    with pytest.raises(NotFittedError, match="loaded from a saved model"):
-        loaded.transform(frame)
+    # The encoding is plain data too: a loaded transformer encodes as the fitted one.
+    pd.testing.assert_frame_equal(loaded.transform(frame), tt.transform(frame))
 
 
 def test_same_seed_same_rows_other_seed_other_rows(chinook, chinook_metadata):
@@ -445,6 +445,69 @@ def test_names_look_like_their_provider(chinook, chinook_metadata):
 
 
 # ----------------------------------------------------------------- encoders, generators
+def _rdt_fitted(tt: TableTransformer, frame: pd.DataFrame):
+    """rdt's HyperTransformer fitted on the table's prepared columns, as hma_db configured
+    it before it encoded without rdt: the oracle for the numbers and their decoding."""
+    from rdt import HyperTransformer
+    from rdt.transformers import FloatFormatter, UnixTimestampEncoder
+
+    from hma_db.transform.encoders import FrequencyIntervalEncoder
+
+    prepared, sdtypes = tt._prepare(frame)
+    chosen = {}
+    for column, sdtype in sdtypes.items():
+        if sdtype == "numerical":
+            chosen[column] = FloatFormatter(learn_rounding_scheme=True,
+                                            enforce_min_max_values=True,
+                                            missing_value_generation=None)
+        elif sdtype == "datetime":
+            chosen[column] = UnixTimestampEncoder(enforce_min_max_values=True,
+                                                  missing_value_generation=None)
+        else:
+            chosen[column] = FrequencyIntervalEncoder(
+                ordered=bool(tt._specs.get(column, {}).get("ordered")))
+    hyper = HyperTransformer()
+    hyper.set_config({"sdtypes": sdtypes, "transformers": chosen})
+    hyper.fit(prepared)
+    return hyper, prepared, sdtypes
+
+
+def test_the_encoding_gives_the_numbers_rdt_gives():
+    """Numbers and timestamps are what rdt's FloatFormatter and UnixTimestampEncoder give
+    (timestamps in seconds), and categories (and null flags) fall in the slices rdt's
+    transformer gives them, as wide as their shares."""
+    from benchmarks.bench_fit import wide_case
+
+    frames, meta = wide_case(rows=60, columns=12)
+    frame, metadata = frames["wd_wide"], Metadata.from_dict(meta)
+    frame.loc[::7, "c1"] = np.nan
+    tt = _fitted("wd_wide", metadata, frame)
+    ours = tt.transform(frame)
+    assert "c1.is_null" in ours.columns
+    hyper, prepared, sdtypes = _rdt_fitted(tt, frame)
+    theirs = hyper.transform(prepared)
+    encoders = hyper.get_config()["transformers"]
+    checked = set()
+    for column in tt.modeled_columns:
+        if sdtypes[column] == "numerical":
+            assert np.array_equal(ours[column].to_numpy(), theirs[column].to_numpy(float))
+        elif sdtypes[column] == "datetime":
+            assert np.array_equal(ours[column].to_numpy(), theirs[column].to_numpy() / 1e9)
+        else:
+            codes = prepared[column].to_numpy()
+            intervals = {code: (lo, hi) for code, lo, hi in tt._intervals(column)}
+            assert intervals == {c: tuple(v) for c, v in encoders[column].intervals.items()}
+            low = np.array([intervals[c][0] for c in codes])
+            high = np.array([intervals[c][1] for c in codes])
+            values = ours[column].to_numpy()
+            assert ((values >= low) & (values < high)).all()
+            shares = pd.Series(codes).value_counts(normalize=True)
+            assert all(np.isclose(hi - lo, shares[c]) for c, (lo, hi) in intervals.items())
+        checked.add(sdtypes[column])
+    assert checked == {"numerical", "datetime", "categorical"}
+    pd.testing.assert_frame_equal(tt.transform(frame), ours)  # repeatable
+
+
 def test_frequency_interval_encoder_is_an_rdt_transformer():
     from rdt import HyperTransformer
 
@@ -475,7 +538,7 @@ def test_decoding_agrees_with_rdts_own_reverse_transform(chinook, chinook_metada
     sampled["Milliseconds"] *= rng.uniform(0.5, 1.5, len(sampled))
     sampled["UnitPrice"] += rng.normal(0, 0.1, len(sampled))
     ours = tt.reverse_transform(sampled, np.random.default_rng(0))
-    theirs = tt._hyper.reverse_transform(sampled[tt.modeled_columns])
+    theirs = _rdt_fitted(tt, frame)[0].reverse_transform(sampled[tt.modeled_columns])
     for column in ("Milliseconds", "Bytes"):
         assert np.allclose(ours[column].astype(float), theirs[column].astype(float))
     for column in ("AlbumId", "GenreId", "UnitPrice"):
@@ -534,7 +597,7 @@ def test_large_table_encoding_uses_every_row():
     out = tt.reverse_transform(tt.transform(frame), np.random.default_rng(0))
     assert (out["kind"] == frame["kind"]).all() and (out["amount"] == frame["amount"]).all()
     assert (out["at"] == frame["at"]).all()
-    theirs = tt._hyper.reverse_transform(tt.transform(frame))
+    theirs = _rdt_fitted(tt, frame)[0].reverse_transform(tt.transform(frame))
     assert theirs["amount"].min() == frame["amount"].min()
     assert theirs["amount"].max() == frame["amount"].max()
 

@@ -1,11 +1,11 @@
-"""Modeled columns: what is learned from the source, the input handed to rdt, and the decoding.
+"""Modeled columns: what is learned from the source, the encoding as numbers, and the decoding.
 
 Each modeled column is described by a plain dict (its *spec*, JSON-able) holding what decoding
 needs: the range and rounding of a number, the time resolution of a timestamp, the categories of
-a categorical column and the intervals the frequency encoder gave them. rdt does the forward
-encoding (:mod:`hma_db.transform.table` configures one ``HyperTransformer`` per table); decoding is done
-here from the spec, vectorized and driven by the caller's random generator, so that a transformer
-rebuilt from JSON decodes exactly like the fitted one and the same seed gives the same rows.
+a categorical column and the intervals the frequency encoding gave them. Encoding and decoding
+are done here from the spec, vectorized (decoding driven by the caller's random generator), so
+that a transformer rebuilt from JSON encodes and decodes exactly like the fitted one and the same
+seed gives the same rows.
 
 Missing values of numbers and timestamps: the nulls are filled with values drawn from the
 observed ones (so the marginal the copula sees is the observed marginal, with no spike at the
@@ -226,7 +226,7 @@ def is_discrete(values: np.ndarray, min_count: int) -> bool:
 
 
 def category_codes(series: pd.Series, spec: dict[str, Any]) -> np.ndarray:
-    """Codes handed to rdt: 0..k-1 the frequent categories, k *other*, k+1 null."""
+    """Category codes: 0..k-1 the frequent categories, k *other*, k+1 null."""
     categories = pd.Index([from_json(v) for v in spec["categories"]], dtype=object)
     k = len(categories)
     # One hashing pass over the rows; the distinct values are then looked up (few of them).
@@ -286,55 +286,67 @@ def decode_categorical(values: np.ndarray, spec: dict[str, Any],
     return out
 
 
+def frequency_intervals(codes: np.ndarray, ordered: bool = False) -> list[list[float]]:
+    """``[[code, low, high], ...]``: each code of ``codes`` (every row's) owns a slice of
+    [0, 1) as wide as its share of the rows, the most frequent first (ties by code), or in code
+    order when ``ordered`` (codes numbered by value, so the slices keep the values' order)."""
+    found, counts = np.unique(np.asarray(codes, dtype="int64"), return_counts=True)
+    order = np.arange(len(found)) if ordered else np.lexsort((found, -counts))
+    shares = counts[order] / counts.sum()
+    ends = np.cumsum(shares)
+    if len(ends):
+        ends[-1] = 1.0
+    starts = np.r_[0.0, ends[:-1]]
+    return [[int(c), float(lo), float(hi)]
+            for c, lo, hi in zip(found[order], starts, ends, strict=True)]
+
+
+def encode_codes(codes: np.ndarray, intervals: list[list[float]],
+                 rng: np.random.Generator) -> np.ndarray:
+    """Each code as a uniform draw inside its slice (:func:`frequency_intervals`); a code
+    without a slice takes the first (most frequent) one's."""
+    codes = np.asarray(codes, dtype="int64")
+    known = np.array([code for code, _, _ in intervals], dtype="int64")
+    bounds = np.array([[lo, hi] for _, lo, hi in intervals], dtype=float).reshape(-1, 2)
+    position = pd.Index(known).get_indexer(codes)
+    position[position < 0] = 0
+    low, high = bounds[position, 0], bounds[position, 1]
+    return low + (high - low) * rng.random(len(codes))
+
+
+def encoding_rng(table: str, column: str) -> np.random.Generator:
+    """The draws of a column's encoding: seeded from its name, so the same rows always give
+    the same numbers, in any process and after a model is loaded."""
+    return np.random.default_rng(zlib.crc32(f"{table}.{column} encoding".encode()))
+
+
 class FrequencyIntervalEncoder(BaseTransformer):
-    """rdt transformer: each category code owns a slice of [0, 1) as wide as its frequency
-    (most frequent first) and is encoded as a uniform draw inside its slice.
+    """The frequency-interval encoding as an rdt transformer, for rdt pipelines.
 
-    The same scheme as rdt's ``UniformEncoder``, written vectorized through rdt's documented
-    extension points (``_fit``, ``_transform``, ``_reverse_transform``): ``UniformEncoder`` maps
-    row by row, measured at about 10 microseconds per row and column (1 s for a 100,000-row
-    column, 80 s for a million-row table with 8 categorical columns); this one takes
-    milliseconds. The draws are seeded from rdt's per-column seed, so the same rows always give
-    the same numbers.
-
-    With ``ordered=True`` the slices follow the codes' order instead (codes numbered by value),
-    so a few-valued number keeps its order and the copula sees its monotone links.
+    The scheme of rdt's ``UniformEncoder`` (each category code a uniform draw inside a slice
+    of [0, 1) as wide as its frequency), vectorized: ``UniformEncoder`` maps row by row, about
+    10 microseconds per row and column (80 s for a million-row table with 8 categorical
+    columns); this takes milliseconds. hma_db's own transform calls
+    :func:`frequency_intervals` and :func:`encode_codes` directly (see
+    :mod:`hma_db.transform.table` for why it does not go through rdt); this class gives rdt
+    users the same encoding through rdt's documented extension points.
     """
 
     INPUT_SDTYPE = "categorical"
     SUPPORTED_SDTYPES = ["categorical", "boolean"]
 
-    def __init__(self, counts: dict[int, int] | None = None, ordered: bool = False):
+    def __init__(self, ordered: bool = False):
         super().__init__()
-        self.counts = dict(counts) if counts else None
         self.ordered = bool(ordered)  # slices in code order (codes sorted by value) if True
-        self.frequencies: dict[int, float] = {}
         self.intervals: dict[int, list[float]] = {}
 
     def _fit(self, data: pd.Series) -> None:
-        # Given counts (of every row) win over the rows rdt fits on, which may be a sample.
-        if self.counts:
-            counts = pd.Series(self.counts, dtype="int64")
-        else:
-            counts = pd.Series(np.asarray(data, dtype="int64")).value_counts()
-        order = sorted(counts.index, key=lambda code: (0 if self.ordered else -counts[code], code))
-        shares = counts[order].to_numpy(dtype=float) / counts.sum()
-        ends = np.cumsum(shares)
-        ends[-1] = 1.0
-        starts = np.r_[0.0, ends[:-1]]
-        self.frequencies = {int(c): float(f) for c, f in zip(order, shares, strict=True)}
-        self.intervals = {int(c): [float(lo), float(hi)]
-                          for c, lo, hi in zip(order, starts, ends, strict=True)}
+        self.intervals = {code: [lo, hi] for code, lo, hi in frequency_intervals(
+            np.asarray(data, dtype="int64"), self.ordered)}
 
     def _transform(self, data: pd.Series) -> np.ndarray:
-        codes = np.asarray(data, dtype="int64")
-        known = np.array(list(self.intervals), dtype="int64")
-        bounds = np.array(list(self.intervals.values()), dtype=float)
-        position = pd.Index(known).get_indexer(codes)
-        position[position < 0] = 0  # a code unseen at fit: the most frequent one's slice
-        low, high = bounds[position, 0], bounds[position, 1]
-        draws = np.random.default_rng(self.random_seed).random(len(codes))
-        return low + (high - low) * draws
+        table = [[code, lo, hi] for code, (lo, hi) in self.intervals.items()]
+        return encode_codes(np.asarray(data), table, np.random.default_rng(self.random_seed))
 
     def _reverse_transform(self, data: Any) -> np.ndarray:
         table = [[code, lo, hi] for code, (lo, hi) in self.intervals.items()]
@@ -343,7 +355,7 @@ class FrequencyIntervalEncoder(BaseTransformer):
 
 # --------------------------------------------------------------------------- null flags
 def null_codes(nulls: np.ndarray) -> np.ndarray:
-    """The indicator handed to rdt: 1 where the value is missing."""
+    """The null indicator's codes: 1 where the value is missing."""
     return nulls.astype("int64")
 
 
