@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 _SAMPLE = 1000  # values inspected to decide an object column's kind
+_DTYPE_KINDS = {"b": "bool", "i": "int", "u": "int", "f": "float", "M": "datetime",
+                "m": "timedelta"}  # numpy dtype kind -> value kind
 
 _KINDS: list[tuple[type | tuple[type, ...], str]] = [
     ((bool, np.bool_), "bool"),
@@ -51,19 +53,20 @@ def _kind_of(value: Any) -> str:
 def value_kind(series: pd.Series) -> str:
     """The kind of the non-null values of a column: ``str``, ``decimal``, ``date``... or
     ``none`` (no values) or ``mixed``. Numbers of several Python types count as ``float``."""
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind in _DTYPE_KINDS:  # no scan
+        return _DTYPE_KINDS[series.dtype.kind] if series.notna().any() else "none"
     sample = series.iloc[: 5 * _SAMPLE].dropna().iloc[:_SAMPLE]
     if sample.empty:
         sample = series.dropna().iloc[:_SAMPLE]  # the first rows were all null
     if sample.empty:
         return "none"
     if not pd.api.types.is_object_dtype(sample.dtype):
-        return {"b": "bool", "i": "int", "u": "int", "f": "float", "M": "datetime",
-                "m": "timedelta"}.get(sample.dtype.kind, "str")
-    kinds = {_kind_of(v) for v in sample}
-    if len(kinds) == 1:
-        return kinds.pop()
-    if kinds <= {"int", "float", "decimal"}:
-        return "decimal" if "decimal" in kinds else "float"
+        return _DTYPE_KINDS.get(sample.dtype.kind, "str")
+    found = {_kind_of(v) for v in sample}
+    if len(found) == 1:
+        return found.pop()
+    if found <= {"int", "float", "decimal"}:
+        return "decimal" if "decimal" in found else "float"
     return "mixed"
 
 

@@ -378,14 +378,13 @@ class HMASynthesizer(SDVMethods):
             table, metadata, locales=params["locales"],
             enforce_min_max_values=params["enforce_min_max_values"],
             enforce_rounding=params["enforce_rounding"])
-        transformer.fit(modeled)
+        numeric = transformer.fit_transform(modeled).reset_index(drop=True)
         self._prepared["transformers"][table] = transformer
         # Output columns follow the metadata's order, as in SDV.
         self._prepared["columns"][table] = list(self.metadata.tables[table]["columns"])
         self._prepared["dtypes"][table] = {c: str(frame[c].dtype) for c in frame.columns}
         if table_policy(self.metadata.tables, table) == "keep":  # copied verbatim when sampling
             self._prepared["kept"][table] = frame.reset_index(drop=True)
-        numeric = transformer.transform(modeled).reset_index(drop=True)
         keys = frame[self._key_columns(table)].reset_index(drop=True)
         logger.debug("table %s: %d rows, %d modeled columns", table, len(frame), numeric.shape[1])
         return pd.concat([numeric, keys], axis=1)

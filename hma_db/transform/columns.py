@@ -194,9 +194,10 @@ class Learner:
         enforce_rounding = self.columns[column].get("enforce_rounding", self.enforce_rounding)
         if sdtype in ("categorical", "boolean"):
             return self.categorical(column, series, dtype, kind)
-        observed = series.dropna()
-        if observed.empty:
+        nulls = series.isna().to_numpy()
+        if nulls.all():
             return {"role": "constant", "value": None, "null_share": 1.0}
+        share = float(nulls.mean())
         if sdtype == "datetime" and kind != "time":
             stamps = encoders.as_utc(series, self.table, column,
                                      self.columns[column].get("datetime_format"))
@@ -216,10 +217,10 @@ class Learner:
             if spec["min"] == spec["max"] and _one_value_and_nulls(series, self.min_count):
                 return self.discrete(values, spec)  # the nulls follow the other columns
         if spec["min"] == spec["max"]:
-            return {"role": "constant", "value": to_json(observed.iloc[0]),
-                    "null_share": null_share(series)}
-        spec.update(role="modeled", has_nulls=bool(series.isna().any()), intervals=[],
-                    null_intervals=[], null_share=null_share(series))
+            return {"role": "constant", "value": to_json(series.iloc[int(np.argmin(nulls))]),
+                    "null_share": share}
+        spec.update(role="modeled", has_nulls=share > 0, intervals=[], null_intervals=[],
+                    null_share=share)
         return spec
 
     def discrete(self, values: np.ndarray, numbers: dict[str, Any]) -> dict[str, Any]:

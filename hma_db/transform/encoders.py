@@ -87,7 +87,9 @@ def as_numbers(series: pd.Series, table: str, column: str, kind: str) -> np.ndar
         seconds = pd.to_timedelta(series.map(_time_text))
         return seconds.dt.total_seconds().to_numpy(dtype=float)
     try:
-        values = pd.to_numeric(series, errors="raise").to_numpy(dtype=float, na_value=np.nan)
+        values = series.to_numpy(dtype=float) if isinstance(series.dtype, np.dtype) and \
+            series.dtype.kind in "biuf" else \
+            pd.to_numeric(series, errors="raise").to_numpy(dtype=float, na_value=np.nan)
     except (ValueError, TypeError) as exc:
         bad = series[pd.to_numeric(series, errors="coerce").isna() & series.notna()]
         raise DataError(f"Column {_label(table, column)}: expected numbers (sdtype numerical), "

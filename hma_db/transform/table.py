@@ -102,11 +102,19 @@ class TableTransformer:
     # ----------------------------------------------------------------------------- fitting
     def fit(self, frame: pd.DataFrame) -> None:
         """Learn every column's role and shape, and the encoding of the modeled columns."""
+        self._fit(frame)
+
+    def fit_transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """:meth:`fit`, then :meth:`transform` of the same rows (prepared once)."""
+        prepared, sdtypes = self._fit(frame)
+        return self._encode(prepared, sdtypes, frame.index)
+
+    def _fit(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
         self._check_columns(frame)
         try:
             self._record_dtypes(frame)
             self._learn_specs(frame)
-            prepared, _ = self._prepare(frame)
+            prepared, sdtypes = self._prepare(frame)
             self._fit_encoding(prepared)
         except BaseException:
             self._specs = {}  # never half fitted
@@ -114,6 +122,7 @@ class TableTransformer:
         self.modeled_columns = list(prepared.columns)
         logger.debug("table %s: %d modeled columns of %d", self.table_name,
                     len(self.modeled_columns), len(self._specs))
+        return prepared, sdtypes
 
     def column_roles(self) -> dict[str, str]:
         """Each column's role as fitted (see :mod:`hma_db.transform.columns`)."""
@@ -142,7 +151,8 @@ class TableTransformer:
                             f"{', '.join(repr(c) for c in missing)} that the metadata lists")
 
     def _record_dtypes(self, frame: pd.DataFrame) -> None:
-        self.source_dtypes = {c: str(frame[c].dtype) for c in self._meta_columns()}
+        dtypes = frame.dtypes
+        self.source_dtypes = {c: str(dtypes[c]) for c in self._meta_columns()}
         self.value_kinds = {c: value_kind(frame[c]) for c in self._meta_columns()}
 
     def _learn_specs(self, frame: pd.DataFrame) -> None:
@@ -200,7 +210,10 @@ class TableTransformer:
         if not self._specs:
             raise NotFittedError(f"TableTransformer('{self.table_name}') is not fitted; call fit.")
         self._check_columns(frame)
-        prepared, sdtypes = self._prepare(frame)
+        return self._encode(*self._prepare(frame), frame.index)
+
+    def _encode(self, prepared: pd.DataFrame, sdtypes: dict[str, str],
+                index: pd.Index) -> pd.DataFrame:
         out = {}
         for column in self.modeled_columns:
             values = prepared[column].to_numpy()
@@ -211,7 +224,7 @@ class TableTransformer:
                 out[column] = values.astype("int64").astype("float64") / _SECONDS
             else:
                 out[column] = values.astype("float64")
-        return pd.DataFrame(out, index=frame.index, columns=self.modeled_columns)
+        return pd.DataFrame(out, index=index, columns=self.modeled_columns)
 
     def _intervals(self, column: str) -> list[list[float]]:
         if column in self._specs:
