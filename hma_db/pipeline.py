@@ -53,6 +53,7 @@ class CloneResult:
     seconds: dict[str, float] = field(default_factory=dict)
     rows_read: dict[str, int] = field(default_factory=dict)
     report: Report | None = None  # with clone(..., report=path)
+    notes: list[str] = field(default_factory=list)  # what the run chose instead, and why
 
 
 class CloneHooks:
@@ -281,7 +282,8 @@ def run_clone(source: Source, target: Source, *, hooks: CloneHooks | None = None
                                            result.seconds, **options)
         else:  # the workers load staging tables where the target allows (hma_db.cluster)
             result.rows = cluster_write(client, synthesizer, _write_into(target, target_engine),
-                                        target_engine, result.seconds, **options)
+                                        target_engine, result.seconds, notes=result.notes,
+                                        **options)
         hooks.stage("sample", result.seconds["sample"])
         hooks.stage("write", result.seconds["write"])
         if report is not None:

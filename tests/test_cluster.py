@@ -249,10 +249,14 @@ def test_the_command_line_and_a_job_file_sample_on_local_workers(tmp_path):
     result = CliRunner().invoke(cli, ["clone", str(CHINOOK), str(tmp_path / "cli.sqlite"),
                                       "--scale", "2", "--seed", "5", "--workers", "2"])
     assert result.exit_code == 0, result.output
+    # Why the workers did not load their chunks themselves: in the summary, not only the log.
+    assert "Note: cluster: a SQLite target takes one writer at a time: the chunks were " \
+        "sampled on the workers and written by one writer" in result.output
     job = tmp_path / "job.toml"
     job.write_text(f'source = "{CHINOOK}"\ntarget = "{tmp_path / "job.sqlite"}"\n'
                    'scale = 2\nseed = 5\ncluster = 2\n')
-    run_job(load_job(job), chunk_rows=5_000)
+    assert run_job(load_job(job), chunk_rows=5_000).notes[0].startswith(
+        "cluster: a SQLite target takes one writer")
     expected = _tables(alone)
     for name in ("job.sqlite",):
         found = _tables(tmp_path / name)
@@ -479,6 +483,9 @@ def test_a_column_named_like_the_staging_tables_own_is_written_by_the_one_writer
     clone(source, targets[1], **options)
     assert "stage" not in clustered.seconds
     assert "as the staging tables' own" in caplog.text
+    assert clustered.notes == ["cluster: table 'batch' has a column named _hma_chunk, as the "
+                               "staging tables' own (rename it in the target to stage): the "
+                               "chunks were sampled on the workers and written by one writer"]
     found, expected = _server_tables(targets[0]), _server_tables(targets[1])
     assert len(found["batch"]) == 6000
     pd.testing.assert_frame_equal(found["batch"], expected["batch"])
@@ -494,13 +501,12 @@ class _Threads:
         return {f"tcp://worker-{i}": 1 for i in range(self.count)}
 
 
-def test_staging_needs_room_for_its_locks_and_the_right_to_create_tables(postgres_databases,
-                                                                          caplog):
+def test_staging_needs_room_for_its_locks_and_the_right_to_create_tables(postgres_databases):
     """Decided before the work: a PostgreSQL target whose lock table cannot hold the staging
     tables' locks (a thread's tables each, all held by the load until it commits), or where
-    the user may not create tables, keeps the one writer and the log says why."""
+    the user may not create tables, keeps the one writer, and the reason says why."""
     from hma_db import HMASynthesizer, reflect
-    from hma_db.cluster import stages_on_workers
+    from hma_db.cluster import stages_on_workers, staging_refusal
 
     target = postgres_databases.new("cluster_locks")
     synthesizer = HMASynthesizer(reflect(CHINOOK))
@@ -508,19 +514,17 @@ def test_staging_needs_room_for_its_locks_and_the_right_to_create_tables(postgre
     engine = sa.create_engine(target)
     try:
         assert stages_on_workers(engine, synthesizer, client=_Threads(2), **options)
-        with caplog.at_level(logging.INFO, logger="hma_db"):
-            assert not stages_on_workers(engine, synthesizer, client=_Threads(500), **options)
-        assert re.search(r"raise max_locks_per_transaction to \d+ to stage", caplog.text)
+        assert not stages_on_workers(engine, synthesizer, client=_Threads(500), **options)
+        reason = staging_refusal(engine, synthesizer, client=_Threads(500), **options)
+        assert re.search(r"raise max_locks_per_transaction to \d+ to stage", reason)
         with engine.connect() as conn:
             conn.exec_driver_sql("DROP ROLE IF EXISTS hma_db_no_create")
             conn.exec_driver_sql("CREATE ROLE hma_db_no_create LOGIN")
             conn.exec_driver_sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
             conn.commit()
         guest = sa.create_engine(sa.make_url(target).set(username="hma_db_no_create"))
-        caplog.clear()
-        with caplog.at_level(logging.INFO, logger="hma_db"):
-            assert not stages_on_workers(guest, synthesizer, client=_Threads(2), **options)
-        assert "cannot create tables in schema 'public'" in caplog.text
+        reason = staging_refusal(guest, synthesizer, client=_Threads(2), **options)
+        assert "cannot create tables in schema 'public'" in reason
         guest.dispose()
     finally:
         with engine.connect() as conn:

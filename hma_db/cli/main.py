@@ -185,7 +185,8 @@ def clone_command(settings: Settings, source: str, target: str, scale: float, se
                           where=split_pairs(filters, ":", "--where"),
                           reference_tables=not no_reference_tables, cluster=cluster or workers,
                           find_rules=not no_found_rules, skip_rules=list(skip_rules) or None)
-    settings.echo(run_summary(result.rows, result.seconds, source_label(target)))
+    settings.echo(run_summary(result.rows, result.seconds, source_label(target),
+                              notes=result.notes))
     if result.report is not None:
         settings.echo("\n" + report_summary(result.report, source_label(source),
                                             source_label(target)))
@@ -230,7 +231,8 @@ def run_command(settings: Settings, job_file: Path) -> None:
     result = hma_db.run_job(job, verbose=settings.interactive and not settings.quiet,
                             on_event=lambda event: settings.progress(event.message))
     model = f"{result.model} ({result.model_reason})" if result.model_reason else result.model
-    settings.echo(run_summary(result.rows, result.seconds, source_label(job.target), model))
+    settings.echo(run_summary(result.rows, result.seconds, source_label(job.target), model,
+                              notes=result.notes))
 
 
 @cli.command("fit", epilog=EPILOG,

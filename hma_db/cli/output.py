@@ -117,8 +117,9 @@ def metadata_summary(metadata: Metadata, source: str) -> str:
 
 
 def run_summary(rows: dict[str, int], seconds: dict[str, float], target: str,
-                model: str | None = None) -> str:
-    """What a job wrote: rows per table (in write order) and the time of each stage.
+                model: str | None = None, notes: list[str] | None = None) -> str:
+    """What a job wrote: rows per table (in write order), the time of each stage, and a line
+    for each ``note`` (what the run chose instead, and why).
 
     Example:
         >>> print(run_summary({"a": 3}, {"fit": 1.5}, "sqlite:///t.sqlite"))
@@ -140,6 +141,7 @@ def run_summary(rows: dict[str, int], seconds: dict[str, float], target: str,
                     for r in [header, *table_rows]], ""]
     stages = ", ".join(f"{name} {value:.2f}s" for name, value in seconds.items())
     lines.append(f"Time per stage: {stages} (total {sum(seconds.values()):.2f}s)")
+    lines += [f"Note: {note}" for note in notes or []]
     return "\n".join(lines)
 
 

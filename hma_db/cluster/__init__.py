@@ -26,8 +26,10 @@ from hma_db.cluster.staged import (
     cluster_write,
     sample_only,
     stages_on_workers,
+    staging_refusal,
 )
 
 __all__ = ["ClientExecutor", "ClusterSampling", "WorkerChunks", "check_cluster",
            "cluster_chunks", "cluster_read", "cluster_sample_and_write", "cluster_write",
-           "open_cluster", "sample_only", "stages_on_workers"]
+           "open_cluster", "sample_only", "stages_on_workers",
+           "staging_refusal"]

@@ -126,25 +126,40 @@ class WorkerChunks:
 
 def stages_on_workers(target_engine, synthesizer, *, if_exists: str, chunk_rows: int | None,
                       client: Any = None, schema: str | None = None) -> bool:
-    """Whether the workers can load their chunks themselves (see the module docstring; and
-    no table has a column named like the staging tables' own, which the one writer takes; and
-    on PostgreSQL, the target can hold the staging tables' locks and lets this user create
-    tables: :func:`_postgres_refusal`). Decided before the work; the reason goes to the log."""
-    if target_engine.dialect.name == "sqlite" or if_exists == "append" or chunk_rows is None:
-        return False
+    """Whether the workers can load their chunks themselves (:func:`staging_refusal` finds no
+    reason against it)."""
+    return staging_refusal(target_engine, synthesizer, if_exists=if_exists,
+                           chunk_rows=chunk_rows, client=client, schema=schema) is None
+
+
+def staging_refusal(target_engine, synthesizer, *, if_exists: str, chunk_rows: int | None,
+                    client: Any = None, schema: str | None = None) -> str | None:
+    """Why the workers should not load their chunks into staging tables, or None (see the
+    module docstring): a SQLite target, ``append``, one chunk; a column named like the staging
+    tables' own, which the one writer takes; a CHECK evaluated on each chunk; on PostgreSQL,
+    a target that cannot hold the staging tables' locks or where this user may not create
+    tables (:func:`_postgres_refusal`). Decided before the work; the clone's summary says it."""
+    if target_engine.dialect.name == "sqlite":
+        return "a SQLite target takes one writer at a time"
+    if if_exists == "append":
+        return "if_exists=append writes into the existing tables, which staging would replace"
+    if chunk_rows is None:
+        return "the run is one chunk"
     if target_engine.dialect.name == "postgresql" and client is not None:
         reason = _postgres_refusal(target_engine, synthesizer, client, schema)
         if reason:
-            logger.info("cluster: %s: the chunks are written by this process", reason)
-            return False
+            return reason
     metadata = synthesizer.get_metadata()
     taken = [(t, c) for t, spec in metadata.tables.items() for c in spec["columns"]
              if c in STAGE_COLUMNS]
     if taken:
-        logger.info("cluster: table '%s' has a column named %s, as the staging tables' own: "
-                    "the chunks are written by this process", *taken[0])
-        return False
-    return not any(TargetChecks(synthesizer, target_engine).exprs.values())
+        return (f"table '{taken[0][0]}' has a column named {taken[0][1]}, as the staging "
+                "tables' own (rename it in the target to stage)")
+    checked = [t for t, exprs in TargetChecks(synthesizer, target_engine).exprs.items() if exprs]
+    if checked:
+        return (f"the CHECK constraints of table '{checked[0]}' are evaluated on each chunk "
+                "before it is written")
+    return None
 
 
 # Locks a staging table can cost the load's transaction until it commits: the table, its BRIN
@@ -212,19 +227,23 @@ def cluster_sample_and_write(client: Any, synthesizer, target_engine,
 
 
 def cluster_write(client: Any, synthesizer, target, target_engine, seconds: dict[str, float],
-                  **options) -> dict[str, int]:
+                  notes: list[str] | None = None, **options) -> dict[str, int]:
     """Write a clone's sample through the workers: staged on them where the target allows
-    (:func:`stages_on_workers`), else sampled on them and written here by one writer
-    (``options``: those of :func:`hma_db.synthesizer.sample_and_write`)."""
+    (:func:`staging_refusal`), else sampled on them and written here by one writer, with the
+    reason appended to ``notes`` (``options``: those of
+    :func:`hma_db.synthesizer.sample_and_write`)."""
     from hma_db.cluster.runner import ClusterSampling
 
-    if stages_on_workers(target_engine, synthesizer, if_exists=options["if_exists"],
-                         chunk_rows=options.get("chunk_rows", DEFAULT_CHUNK_ROWS),
-                         client=client, schema=options.get("schema")):
+    reason = staging_refusal(target_engine, synthesizer, if_exists=options["if_exists"],
+                             chunk_rows=options.get("chunk_rows", DEFAULT_CHUNK_ROWS),
+                             client=client, schema=options.get("schema"))
+    if reason is None:
         options.pop("verbose", None)
         return cluster_sample_and_write(client, synthesizer, target_engine, seconds, **options)
-    logger.info("cluster: the chunks are written by this process (%s target, if_exists=%s)",
-                target_engine.dialect.name, options["if_exists"])
+    note = f"cluster: {reason}: the chunks were sampled on the workers and written by one writer"
+    logger.info(note)
+    if notes is not None:
+        notes.append(note)
     return sample_and_write(ClusterSampling(synthesizer, client), target, seconds, **options)
 
 
