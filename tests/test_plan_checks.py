@@ -197,3 +197,31 @@ def test_codes_of_several_locales_never_repeat_across_chunks():
     again = generate(spec, np.zeros(150, dtype=int), rng, ("en_US", "fr_FR"), "'t.abbr'",
                      index=np.arange(150, 300), seed=42, total=300)
     assert list(again) == values[150:]  # a value depends on its position, not on its locale
+
+
+def test_a_table_named_like_the_staging_tables_is_refused_by_plan_and_by_clone(tmp_path):
+    """The next run into the target, or 'hma-db clean', drops the tables of a staging run
+    that is gone, found by their name: a source table of that name would be cloned and then
+    dropped from the target. Refused before anything is read, naming the table and the fix;
+    a name that only looks close is cloned."""
+    source = tmp_path / "staged.sqlite"
+    with sqlite3.connect(source) as conn:
+        for name in ("_hma_stage_0123456789ab_live", "_hma_stage_cafe_live"):
+            conn.execute(f'CREATE TABLE "{name}" (id INTEGER PRIMARY KEY, weight REAL)')
+            conn.executemany(f'INSERT INTO "{name}" VALUES (?, ?)',
+                             [(i, i * 0.5) for i in range(20)])
+    line = ("Table '_hma_stage_0123456789ab_live' is named like hma_db's staging tables, which "
+            "the next run into the target or 'hma-db clean' would drop: leave it out of the run "
+            "(exclude) or rename it in the source")
+    path = _job(tmp_path, f"sqlite:///{source}")
+    assert plan_job(load_job(path)).problems == [line]
+    stages: list = []
+    with pytest.raises(SamplingError) as raised:
+        clone(f"sqlite:///{source}", f"sqlite:///{tmp_path / 'out.sqlite'}",
+              on_stage=lambda name, seconds: stages.append(name))
+    assert str(raised.value) == line
+    assert "read" not in stages and not (tmp_path / "out.sqlite").exists()
+    clone(f"sqlite:///{source}", f"sqlite:///{tmp_path / 'out.sqlite'}",
+          exclude=["_hma_stage_0123456789ab_live"])
+    with sqlite3.connect(tmp_path / "out.sqlite") as conn:
+        assert conn.execute('SELECT COUNT(*) FROM "_hma_stage_cafe_live"').fetchone()[0] == 20

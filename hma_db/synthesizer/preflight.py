@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from hma_db.errors import ConfigError, HmaDbError, SamplingError
 from hma_db.model import target_rows
 from hma_db.schema import Metadata
-from hma_db.target import dialect_family, target_metadata
+from hma_db.target import dialect_family, is_staging_name, target_metadata
 from hma_db.transform import parse_pattern, plan_roles, unique_columns, unique_room
 
 # 100 million rows: about 6 GB of SQLite and 18 minutes of sampling and writing at the pace of
@@ -106,7 +106,8 @@ def check_before_work(metadata: Metadata, target_engine: sa.Engine, *, scale: fl
                       target_schema: str | None = None,
                       max_total_rows: int | None = MAX_TOTAL_ROWS) -> list[str]:
     """Every problem the run would meet before writing, found without reading a row: more rows
-    in total than ``max_total_rows`` (None or 0: no ceiling), unique
+    in total than ``max_total_rows`` (None or 0: no ceiling), a table named like the staging
+    tables (:func:`hma_db.target.staging.is_staging_name`), unique
     columns whose generator has no room for the rows at ``scale`` (personal data and
     patterned keys), and types with no form in the target's dialect. One line each, naming
     the table, the column and what to do.
@@ -117,6 +118,9 @@ def check_before_work(metadata: Metadata, target_engine: sa.Engine, *, scale: fl
     ceiling = row_ceiling_problem(planned_rows(metadata, scale), scale, max_total_rows)
     tables = metadata.topological_order()
     problems = [ceiling] if ceiling else []
+    problems += [f"Table '{t}' is named like hma_db's staging tables, which the next run into "
+                 "the target or 'hma-db clean' would drop: leave it out of the run (exclude) "
+                 "or rename it in the source" for t in tables if is_staging_name(t)]
     for table in tables:
         rows = target_rows(metadata.row_counts.get(table, 0), scale)
         problems += _personal_room(metadata, table, rows) + _key_room(metadata, table, rows)

@@ -21,7 +21,7 @@ from hma_db.target.guard import (
     trigger_problems,
 )
 from hma_db.target.session import pause_point
-from hma_db.target.staging import STAGE_COLUMNS, StagedChunk, StageJob
+from hma_db.target.staging import STAGE_COLUMNS, StagedChunk, StageJob, is_staging_name
 from hma_db.target.write import StagedChunks, write, write_chunks
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "refuse_sqlite_schema",
     "dialect_family",
     "drift",
+    "is_staging_name",
     "pause_point",
     "StagedChunk",
     "StageJob",

@@ -14,6 +14,8 @@ from hma_db.target.staging.tables import (
     StageJob,
     Staging,
     drop_dead_staging,
+    is_staging_name,
 )
 
-__all__ = ["STAGE_COLUMNS", "STAGE_PREFIX", "StagedChunk", "StageJob", "Staging", "drop_dead_staging"]
+__all__ = ["STAGE_COLUMNS", "STAGE_PREFIX", "StagedChunk", "StageJob", "Staging", "drop_dead_staging",
+           "is_staging_name"]

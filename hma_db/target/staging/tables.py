@@ -75,6 +75,12 @@ _UNLOCK = {"postgresql": "SELECT pg_advisory_unlock(hashtextextended(:name, 0))"
            "mysql": "SELECT RELEASE_LOCK(:name)"}
 
 
+def is_staging_name(name: str) -> bool:
+    """Whether a table is named exactly like a run's staging table: the next run into the
+    target, or ``hma-db clean``, drops such a table when its run is not running."""
+    return _NAME.fullmatch(name) is not None
+
+
 def _lock_name(run: str) -> str:
     return f"hma_db_stage:{run}"
 
