@@ -198,3 +198,32 @@ def test_a_date_that_follows_another_is_not_pulled_back_alone():
     synthesizer.validate_constraints(out)  # receipt after ship, both after the order
     placed = out["orders"].set_index("o_id")["o_date"].reindex(out["lines"]["o_id"]).to_numpy()
     assert (out["lines"]["ship"].to_numpy() - placed).max() <= pd.Timedelta(days=122)
+
+
+def test_a_chunked_childs_date_follows_its_resident_parents():
+    """TPC-H at scale factor 0.05: 75,000 orders fit one chunk and stay resident, 300,000
+    lines are chunked. The later chunks hold lines and no orders: the rule that dates a line
+    after its order failed there ("index 0 is out of bounds", the clone rolled back). Each
+    chunk's lines now see their resident orders, as chunk 0 wrote them."""
+    orders, lines = _orders_and_lines()
+    metadata = Metadata.from_dict({"tables": {
+        "orders": {"primary_key": "o_id", "columns": {
+            "o_id": {"sdtype": "id"}, "o_date": {"sdtype": "datetime"}}},
+        "items": {"primary_key": "l_id", "columns": {
+            "l_id": {"sdtype": "id"}, "o_id": {"sdtype": "id"},
+            "ship": {"sdtype": "datetime"}, "qty": {"sdtype": "numerical"}}}},
+        "relationships": [{"parent_table_name": "orders", "parent_primary_key": "o_id",
+                           "child_table_name": "items", "child_foreign_key": "o_id"}]})
+    orders = orders.assign(o_date=pd.to_datetime(orders["o_date"]))
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=2)
+    synthesizer.fit({"orders": orders, "items": lines})
+    assert any(type(c).__name__ == "ParentOrder" for c in synthesizer.get_constraints())
+    chunks = list(synthesizer.sample_chunks(scale=1.0, chunk_rows=len(orders) + 100))
+    assert len(chunks) > 1 and all(len(c["orders"]) == 0 for c in chunks[1:])
+    assert all(len(c["items"]) for c in chunks[1:])
+    out = {t: pd.concat([c[t] for c in chunks], ignore_index=True) for t in chunks[0]}
+    synthesizer.validate_constraints(out)
+    placed = out["orders"].set_index("o_id")["o_date"].reindex(out["items"]["o_id"]).to_numpy()
+    gap = pd.Series(out["items"]["ship"].to_numpy() - placed)
+    assert gap.notna().sum() > 0.8 * len(gap)
+    assert gap.min() > pd.Timedelta(0) and gap.max() <= pd.Timedelta(days=41)

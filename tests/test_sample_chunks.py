@@ -446,3 +446,41 @@ def test_progress_bars_count_rows_per_stage_with_an_eta(tmp_path, capsys, max_ro
         assert re.search(r"\[\d\d:\d\d<\d\d:\d\d, [\d.]+k?rows/s, \w+\]", done[-1]), done[-1]
     read = [line for line in err.splitlines() if line.startswith("read:")]
     assert read and re.search(r"\d\d:\d\d<\d\d:\d\d", read[-1]), read[-3:]
+
+
+def test_a_resident_parents_children_keep_their_counts_across_chunks():
+    """Albums fit one chunk and stay resident; their tracks are chunked. Each chunk spread
+    its tracks over every album (Chinook at scale 3 in 14 chunks: each of 731 albums got 14-15
+    tracks, one a chunk; real 1-57). The counts are now drawn once for the run and cut into
+    the chunks, as in one chunk: the same spread of tracks per album."""
+    from hma_db import Metadata
+
+    rng = np.random.default_rng(3)
+    albums = pd.DataFrame({"album_id": np.arange(1, 301), "year": rng.integers(1960, 2020, 300)})
+    counts = np.minimum(rng.geometric(0.08, 300), 80)
+    owner = np.repeat(albums.album_id.to_numpy(), counts)
+    tracks = pd.DataFrame({"track_id": np.arange(1, len(owner) + 1), "album_id": owner,
+                           "seconds": rng.gamma(4, 60, len(owner)).round()})
+    metadata = Metadata.from_dict({"tables": {
+        "albums": {"primary_key": "album_id", "columns": {
+            "album_id": {"sdtype": "id"}, "year": {"sdtype": "numerical"}}},
+        "tracks": {"primary_key": "track_id", "columns": {
+            "track_id": {"sdtype": "id"}, "album_id": {"sdtype": "id"},
+            "seconds": {"sdtype": "numerical"}}}},
+        "relationships": [{"parent_table_name": "albums", "parent_primary_key": "album_id",
+                           "child_table_name": "tracks", "child_foreign_key": "album_id"}]})
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=4)
+    synthesizer.fit({"albums": albums, "tracks": tracks})
+    chunks = list(synthesizer.sample_chunks(scale=1.0, chunk_rows=len(albums) + 100))
+    assert len(chunks) >= 8 and all(len(c["albums"]) == 0 for c in chunks[1:])
+    out = _concat(chunks)
+    per_album = out["tracks"].groupby("album_id").size().reindex(
+        out["albums"].album_id, fill_value=0)
+    whole = synthesizer.sample(scale=1.0)
+    alone = whole["tracks"].groupby("album_id").size().reindex(whole["albums"].album_id,
+                                                                fill_value=0)
+    real = pd.Series(counts)
+    for found in (per_album, alone):
+        assert abs((found <= 5).mean() - (real <= 5).mean()) < 0.1
+        assert found.max() > 0.5 * real.max()
+        assert abs(found.std() - real.std()) < 0.3 * real.std()

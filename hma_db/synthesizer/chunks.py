@@ -160,7 +160,8 @@ class Resident:
     sampled: dict = field(default_factory=dict)
     keys: dict[str, pd.DataFrame] = field(default_factory=dict)
     empty: dict[str, pd.DataFrame] = field(default_factory=dict)
-    rows: dict[str, pd.DataFrame] = field(default_factory=dict)  # parents of copied values
+    # Parents of copied values and of the rules across tables, as chunk 0 wrote them.
+    rows: dict[str, pd.DataFrame] = field(default_factory=dict)
     # Per child table and held column, the value chunk 0 gave each resident parent
     # (hma_db.transform.inherit), so its children in later chunks take the same.
     held: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)
@@ -201,7 +202,8 @@ def sample_run_chunk(state: FittedState, metadata, run: SampleRun, number: int,
     resident = resident or Resident(keys=dict(run.kept))  # kept tables' children: real keys
     rng = chunk_rng(state, run, number)
     offsets = run.starts[number]
-    share = RunShare(run.seed, dict(offsets), run.totals)
+    share = RunShare(run.seed, dict(offsets), run.totals,
+                     resident=frozenset(run.resident) if len(run) > 1 else frozenset())
     frames, links, sampled = sample_chunk(state.model, run.chunks[number], rng, resident.sampled,
                                           share)
     spans = {t: Span(run.seed, offsets[t], run.totals[t]) for t in frames}
@@ -222,8 +224,21 @@ def sample_run_chunk(state: FittedState, metadata, run: SampleRun, number: int,
                             {t: out[t] for t in run.resident if t in out}, held)
     chunk = {t: out.get(t, resident.empty.get(t)) for t in metadata.tables}
     if state.multi_table:
-        chunk = reverse_multi_table(state.multi_table, chunk)
+        chunk = _reverse_rules(state.multi_table, chunk, resident, number)
     return chunk, resident
+
+
+def _reverse_rules(rules: list, chunk: dict[str, pd.DataFrame], resident: Resident,
+                   number: int) -> dict[str, pd.DataFrame]:
+    """The multi-table rules turned back on a chunk. A later chunk's rows see their resident
+    parents as chunk 0 left them (a line dated after its order, where 75,000 orders are
+    resident and 300,000 lines are chunked), which the chunk does not write again."""
+    if number == 0:
+        chunk = reverse_multi_table(rules, chunk)
+        resident.rows.update({t: chunk[t] for t in resident.rows})  # as written
+        return chunk
+    seen = reverse_multi_table(rules, {**chunk, **resident.rows})
+    return {t: chunk[t] if t in resident.rows else seen[t] for t in chunk}
 
 
 class ChunkSampler:

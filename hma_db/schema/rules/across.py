@@ -164,10 +164,9 @@ class ParentOrder(Constraint):
         """The child's dates and its parent's, as seconds (NaN: NULL or no parent)."""
         child, parent = data[self.table_name], data[self.parent_table_name]
         position = pd.Index(parent[self.parent_key]).get_indexer(child[self.foreign_key])
-        own = _seconds(child[self.column_name])
-        theirs = np.where(position >= 0,
-                          _seconds(parent[self.parent_column_name])[np.maximum(position, 0)],
-                          np.nan)
+        own, theirs = _seconds(child[self.column_name]), np.full(len(child), np.nan)
+        found = position >= 0  # a chunk's parent table may hold none of these parents
+        theirs[found] = _seconds(parent[self.parent_column_name])[position[found]]
         return own, theirs
 
     def is_valid_tables(self, data: dict[str, pd.DataFrame]) -> pd.Series:
