@@ -263,7 +263,11 @@ def find_orders(metadata, data: dict[str, pd.DataFrame], tables: set[str]) -> li
     for rule in found:  # a date that follows another of its row moves only with that one
         rule.bounded = not any(rule.column_name in other.followers for other in found
                                if other.table_name == rule.table_name)
-    return found
+    # Rules are turned back last first: a date's rule before the rules of the dates that
+    # follow it (a date with more followers leads). The other way round, a receipt dated
+    # before its order was redrawn from the real gaps, then moved again with its ship date:
+    # TPC-H receipts came up to 1,449 days after shipping (real: 1-30).
+    return sorted(found, key=lambda rule: len(rule.followers))
 
 
 def _dates(metadata, table: str) -> list[str]:
