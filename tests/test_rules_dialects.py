@@ -180,20 +180,23 @@ def test_a_date_that_follows_another_is_not_pulled_back_alone():
     ship = placed + pd.to_timedelta(rng.integers(1, 122, len(order_of)), unit="D")
     lines = pd.DataFrame({"l_id": np.arange(1, len(order_of) + 1), "o_id": order_of,
                           "ship": ship, "receipt": ship + pd.to_timedelta(
-                              rng.integers(1, 31, len(order_of)), unit="D")})
+                              rng.integers(1, 31, len(order_of)), unit="D"),
+                          "commit": placed + pd.to_timedelta(
+                              rng.integers(30, 91, len(order_of)), unit="D")})
     metadata = Metadata.from_dict({"tables": {
         "orders": {"primary_key": "o_id", "columns": {
             "o_id": {"sdtype": "id"}, "o_date": {"sdtype": "datetime"}}},
         "lines": {"primary_key": "l_id", "columns": {
             "l_id": {"sdtype": "id"}, "o_id": {"sdtype": "id"},
-            "ship": {"sdtype": "datetime"}, "receipt": {"sdtype": "datetime"}}}},
+            "ship": {"sdtype": "datetime"}, "receipt": {"sdtype": "datetime"},
+            "commit": {"sdtype": "datetime"}}}},
         "relationships": [{"parent_table_name": "orders", "parent_primary_key": "o_id",
                            "child_table_name": "lines", "child_foreign_key": "o_id"}]})
     synthesizer = HMASynthesizer(metadata, verbose=False, seed=3)
     synthesizer.fit({"orders": orders, "lines": lines})
     bounded = {c.column_name: c.bounded for c in synthesizer.get_constraints()
                if type(c).__name__ == "ParentOrder"}
-    assert bounded == {"ship": True, "receipt": False}
+    assert bounded == {"ship": True, "receipt": False, "commit": True}
     out = synthesizer.sample(scale=3)
     synthesizer.validate_constraints(out)  # receipt after ship, both after the order
     placed = out["orders"].set_index("o_id")["o_date"].reindex(out["lines"]["o_id"]).to_numpy()
@@ -202,6 +205,9 @@ def test_a_date_that_follows_another_is_not_pulled_back_alone():
     # the other way round, receipts came up to 1,449 days after shipping in TPC-H.
     transit = out["lines"]["receipt"] - out["lines"]["ship"]
     assert pd.Timedelta(days=1) <= transit.min() and transit.max() <= pd.Timedelta(days=30)
+    # A commitment is never closer to its order than a real one (30 days; it came out at 1).
+    committed = out["lines"]["commit"].to_numpy() - placed
+    assert pd.Timedelta(days=29) <= committed.min() and committed.max() <= pd.Timedelta(days=91)
 
 
 def test_a_chunked_childs_date_follows_its_resident_parents():

@@ -40,8 +40,10 @@ from hma_db.schema import (
     ParentOrder,
     ParentSum,
     RowFormula,
+    StepRule,
     find_formulas,
     find_orders,
+    find_steps,
     find_sums,
     table_policy,
 )
@@ -325,8 +327,10 @@ class HMASynthesizer(SDVMethods):
         if self.find_rules:  # a parent column that sums its children's: recomputed at sampling
             modeled = {t for t in self.metadata.tables
                        if table_policy(self.metadata.tables, t) == "model"}
-            sums = find_formulas(self.metadata, data, modeled) + find_sums(
-                self.metadata, data, modeled) + find_orders(self.metadata, data, modeled)
+            # Turned back last first: a status set by its date after the date has its place.
+            sums = find_steps(self.metadata, data, modeled) + find_formulas(
+                self.metadata, data, modeled) + find_sums(self.metadata, data, modeled) + \
+                find_orders(self.metadata, data, modeled)
             self._prepared["skipped"] += [r for r in sums if rule_label(r) in self.skip_rules]
             sums = [r for r in sums if rule_label(r) not in self.skip_rules]
             self._prepared["found"] += sums
@@ -644,7 +648,8 @@ class HMASynthesizer(SDVMethods):
         synthesizer._fitted = saved.fitted
         if saved.fitted is not None:  # found sums are data; programmable ones are not saved
             saved.fitted.multi_table = [c for c in synthesizer._found
-                                        if isinstance(c, (RowFormula, ParentSum, ParentOrder))]
+                                        if isinstance(c, (StepRule, RowFormula, ParentSum,
+                                                              ParentOrder))]
         synthesizer.restore_transformer_choices(params.get("transformers"))
         named = params.get("named_defaults") or []
         synthesizer._named_defaults = {t for t in named if isinstance(t, str)} & set(

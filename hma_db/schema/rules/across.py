@@ -119,8 +119,10 @@ class ParentOrder(Constraint):
     ship date): they move with it. When ``bounded``, a child dated further after its parent
     than any real row is redrawn at sampling too (TPC-H: lines committed 30 to 90 days after
     their order came out 1 to 2,123 days after it), though only the order is a rule the rows
-    must keep. A date that follows another of its row (a receipt after its shipping) is not
-    bounded: moving it back alone could put it before the one it follows.
+    must keep; so is one dated closer to its parent than any real row (TPC-H: commits 30 to
+    90 days after the order came out 1 day after it). A date that follows another of its row
+    (a receipt after its shipping) is not bounded: moving it alone could put it before the
+    one it follows.
 
     Example:
         >>> ParentOrder("l_shipdate", "l_orderkey", "orders", "o_orderkey", "o_orderdate",
@@ -179,7 +181,8 @@ class ParentOrder(Constraint):
 
     def reverse_transform(self, data: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         """A child row dated before its parent, or (``bounded``) further after it than the
-        largest real gap, gets the parent's date plus a gap drawn from the real gaps (a
+        largest real gap or closer than the smallest (TPC-H commits 30 to 90 days after the
+        order came 1 day after it), gets the parent's date plus a gap drawn from the real gaps (a
         redraw of those rows only, never the parent's date itself); its followers move by as
         much. The draw's uniform number comes from the row's own date (its day times the
         golden ratio, modulo 1), so a chunk gives the same rows again."""
@@ -190,8 +193,9 @@ class ParentOrder(Constraint):
         own, theirs = self._pair(data)
         with np.errstate(invalid="ignore"):
             broken = (own <= theirs) if self.strict_boundaries else (own < theirs)
-            if self.bounded:  # a day more: dates round up to one
-                broken |= own - theirs > max(self.gaps) + _DAY
+            if self.bounded:  # a day more or less: dates round to one
+                broken |= (own - theirs > max(self.gaps) + _DAY) | (
+                    own - theirs < min(self.gaps) - _DAY)
         if not broken.any():
             return data
         u = np.mod(np.floor(own[broken] / _DAY) * 0.6180339887498949, 1.0)
