@@ -5,8 +5,8 @@ TPC-H's ``lineitem.l_linestatus`` is ``O`` (open) exactly when the line ships af
 1995-06-17 and ``F`` (fulfilled) before; an order's priority band follows its amount; a
 member's tier follows the points. A copula draws the category and the date from correlated
 uniforms, so the status comes out wrong in a share of the rows that a reader sees at once:
-in a TPC-H clone at scale factor 0.05, 28% of the lines shipped in 1993 were still open and
-27% of those shipped in 1998 were closed. :class:`StepRule` keeps the real cut: the category
+in a TPC-H clone at scale factor 0.05, 27% of the lines shipped before the cut were still
+open and 31% of those shipped after it were closed. :class:`StepRule` keeps the real cut: the category
 is set from the source column after every other rule has placed it.
 
 A rule is found (:func:`find_steps`) when, over every real row where both are set, the
