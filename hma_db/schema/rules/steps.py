@@ -30,6 +30,7 @@ from hma_db.schema.values import from_json, to_json
 MIN_ROWS = 30  # rows in each range, as for the other rules found in the data
 MAX_STEPS = 6  # values of a category set by ranges: statuses, flags, bands
 _SCREEN_ROWS = 20_000  # rows every pair is screened on before the survivors see them all
+_FIRST_ROWS = 256  # of those, the rows every pair is tried on first
 
 
 class StepRule(Constraint):
@@ -91,9 +92,26 @@ class StepRule(Constraint):
 
 def positions(values: pd.Series) -> np.ndarray:
     """Numbers as floats, dates as seconds since 1970 (NaN: NULL or not a value)."""
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iuf":
+        return values.to_numpy(dtype=float)
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind == "M":  # naive: UTC
+        stamps = values.to_numpy()
+        return np.where(np.isnat(stamps), np.nan, stamps.astype("datetime64[ns]").astype(
+            "int64") / 1e9)
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(
             values.dtype):
         return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    if values.dtype == object:  # dates, Decimals, text: each distinct value converted once
+        try:
+            codes, distinct = pd.factorize(values, use_na_sentinel=True)
+        except TypeError:  # unhashable values (lists, dicts): no position
+            return np.full(len(values), np.nan)
+        converted = np.r_[_positions(pd.Series(distinct, dtype=object)), np.nan]
+        return converted[codes]  # code -1 (NULL): the NaN at the end
+    return _positions(values)
+
+
+def _positions(values: pd.Series) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         stamps = values
     else:
@@ -110,13 +128,16 @@ def positions(values: pd.Series) -> np.ndarray:
 def find_steps(metadata, data: dict[str, pd.DataFrame], tables: set[str]) -> list[StepRule]:
     """Categories set by ranges of a date or number column of their row, in every real row
     (see the module docstring); at most one rule per category, from the source whose ranges
-    are widest apart."""
+    are widest apart. Every pair of a table is screened on a sample of its rows; only the
+    pairs that hold there read every row (TPC-H's 6 million lines: 7 sources, 4 categories)."""
     found = []
     for table in sorted(tables & set(data)):
         frame = data[table]
         if len(frame) < 2 * MIN_ROWS:
             continue
-        sources, targets = _candidates(metadata, table, frame)
+        sample = frame if len(frame) <= _SCREEN_ROWS else frame.iloc[np.unique(
+            np.random.default_rng(0).integers(0, len(frame), _SCREEN_ROWS))]
+        sources, targets = _candidates(metadata, table, sample)
         if not sources or not targets:
             continue
         for rule in _table_steps(frame, sources, targets).values():
@@ -127,55 +148,72 @@ def find_steps(metadata, data: dict[str, pd.DataFrame], tables: set[str]) -> lis
 
 def _candidates(metadata, table: str, frame: pd.DataFrame) -> tuple[dict[str, np.ndarray],
                                                                     dict[str, np.ndarray]]:
-    """Source positions (dates and numbers) and category codes (-1: NULL) of the table's
-    columns that may take part; keys and columns under a policy never do."""
+    """Source positions (dates and numbers) and category codes (-1: NULL) of the columns of
+    ``frame`` (a sample of the table's rows) that may take part; keys and columns under a
+    policy never do."""
     keys = set(key_columns(metadata.tables[table].get("primary_key"))) | set(
         metadata.foreign_key_columns(table))
-    sources, targets = {}, {}
-    for column, meta in metadata.tables[table]["columns"].items():
-        if column in keys or meta.get("policy") or column not in frame:
-            continue
-        if meta.get("sdtype") in ("datetime", "numerical"):
-            position = positions(frame[column])
-            if np.isfinite(position).sum() >= 2 * MIN_ROWS:
-                sources[column] = position
-        elif meta.get("sdtype") in ("categorical", "boolean"):
-            try:
-                codes, distinct = pd.factorize(frame[column], use_na_sentinel=True)
-            except TypeError:  # unhashable values
-                continue
-            if 2 <= len(distinct) <= MAX_STEPS:
-                targets[column] = codes
+    usable = {c: meta.get("sdtype") for c, meta in metadata.tables[table]["columns"].items()
+              if c not in keys and not meta.get("policy") and c in frame}
+    targets = {}
+    for column in [c for c, sdtype in usable.items() if sdtype in ("categorical", "boolean")]:
+        codes = _codes(frame[column])
+        if codes is not None and 2 <= codes.max(initial=-1) + 1 <= MAX_STEPS:
+            targets[column] = codes
+    sources = {}
+    for column in [c for c, sdtype in usable.items() if targets and sdtype in (
+            "datetime", "numerical")]:
+        position = positions(frame[column])
+        if np.isfinite(position).sum() >= 2 * MIN_ROWS:
+            sources[column] = position
     return sources, targets
+
+
+def _codes(values: pd.Series) -> np.ndarray | None:
+    try:
+        return pd.factorize(values, use_na_sentinel=True)[0]
+    except TypeError:  # unhashable values
+        return None
 
 
 def _table_steps(frame: pd.DataFrame, sources: dict[str, np.ndarray],
                  targets: dict[str, np.ndarray]) -> dict[str, StepRule]:
-    rng = np.random.default_rng(0)
-    screen = np.sort(rng.permutation(len(frame))[:_SCREEN_ROWS])
+    """The rules of one table: the pairs that hold on the sample (``sources``, ``targets``)
+    checked on every row."""
     best: dict[str, tuple[float, StepRule]] = {}
     names = list(targets)
-    codes = np.column_stack([targets[t] for t in names])
-    for source, position in sources.items():
-        survivors = _separated(position[screen], codes[screen], min_rows=1)
-        if not survivors.any():
+    sampled = np.column_stack([targets[t] for t in names])
+    full_codes: dict[str, np.ndarray | None] = {}
+    for source, sample in sources.items():
+        # Any subset of the rows must hold the ranges too: a few rows first (most pairs of
+        # real columns fail there), then the sample, then every row.
+        held = np.flatnonzero(_separated(sample[:_FIRST_ROWS], sampled[:_FIRST_ROWS], 1))
+        held = held[_separated(sample, sampled[:, held], min_rows=1)] if len(held) else held
+        if not len(held):
             continue
-        kept = np.flatnonzero(survivors)
-        for j, cuts in zip(kept, _cuts(position, codes[:, kept]), strict=True):
+        position = positions(frame[source])
+        for j in held:
+            name = names[j]
+            if name not in full_codes:
+                full_codes[name] = _codes(frame[name])
+            codes = full_codes[name]
+            if codes is None or not 2 <= codes.max(initial=-1) + 1 <= MAX_STEPS:
+                continue
+            cuts = _cuts(position, codes)
             if cuts is None:
                 continue
             edges, order, width = cuts
-            column = frame[names[j]]
-            distinct = pd.factorize(column, use_na_sentinel=True)[1]
-            rule = StepRule(names[j], source, edges, [to_json(distinct[c]) for c in order])
-            if names[j] not in best or width > best[names[j]][0]:
-                best[names[j]] = (width, rule)
+            distinct = pd.factorize(frame[name], use_na_sentinel=True)[1]
+            rule = StepRule(name, source, edges, [to_json(distinct[c]) for c in order])
+            if name not in best or width > best[name][0]:
+                best[name] = (width, rule)
     return {name: rule for name, (_, rule) in best.items()}
 
 
 def _separated(position: np.ndarray, codes: np.ndarray, min_rows: int) -> np.ndarray:
-    """Per category column: over the rows with both set, does each value hold one range of
-    the source alone (no tie across two values), with at least ``min_rows`` rows each?"""
+    """Per category column (of ``codes``, rows by columns): over the rows with both set, does
+    each value hold one range of the source alone (no tie across two values), with at least
+    ``min_rows`` rows each?"""
     both = np.isfinite(position)[:, None] & (codes >= 0)
     order = np.argsort(position, kind="stable")
     x, c, b = position[order], codes[order], both[order]
@@ -193,21 +231,15 @@ def _separated(position: np.ndarray, codes: np.ndarray, min_rows: int) -> np.nda
     return out
 
 
-def _cuts(position: np.ndarray, codes: np.ndarray):
-    """Per category column: (edges, codes in source order, the narrowest gap between two
-    ranges relative to the source's spread) when its values hold separate ranges of at least
+def _cuts(position: np.ndarray, codes: np.ndarray) -> tuple[list[float], list[int], float] | None:
+    """(edges, codes in source order, the narrowest gap between two ranges relative to the
+    source's spread) when the category's values hold separate ranges of at least
     :data:`MIN_ROWS` rows on every row, else None."""
-    out = []
-    held = _separated(position, codes, MIN_ROWS)
+    if not _separated(position, codes[:, None], MIN_ROWS)[0]:
+        return None
+    both = np.isfinite(position) & (codes >= 0)
+    ranges = pd.DataFrame({"x": position[both], "c": codes[both]}).groupby("c").x.agg(
+        ["min", "max"]).sort_values("min")
+    highs, lows = ranges["max"].to_numpy()[:-1], ranges["min"].to_numpy()[1:]
     spread = float(np.nanmax(position) - np.nanmin(position)) or 1.0
-    for j in range(codes.shape[1]):
-        if not held[j]:
-            out.append(None)
-            continue
-        both = np.isfinite(position) & (codes[:, j] >= 0)
-        frame = pd.DataFrame({"x": position[both], "c": codes[both, j]})
-        ranges = frame.groupby("c").x.agg(["min", "max"]).sort_values("min")
-        highs, lows = ranges["max"].to_numpy()[:-1], ranges["min"].to_numpy()[1:]
-        edges = ((highs + lows) / 2).tolist()
-        out.append((edges, ranges.index.to_list(), float((lows - highs).min()) / spread))
-    return out
+    return ((highs + lows) / 2).tolist(), ranges.index.to_list(), float((lows - highs).min()) / spread
