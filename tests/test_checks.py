@@ -163,6 +163,12 @@ def test_pii_guess_from_values_and_helpers():
     assert guess_from_values(["https://example.org/a", "http://x.y"]) == "url"
     assert guess_from_values(["a@b.org", "not an email", "x", "y"]) is None
     assert guess_from_values([None, None]) is None
+    # Months and dates written as text are not phone numbers (a payslip's '2026-01' period
+    # came out as '(909)915-7212x01883'), nor are short codes.
+    assert guess_from_values(["2026-01", "2026-02", "2025-12"]) is None
+    assert guess_from_values(["2024-01-05", "2023/12/31", "2024.02.29"]) is None
+    assert guess_from_values(["123-45", "99-1"]) is None
+    assert guess_from_values(["030-0074321", "4346321723"]) == "phone_number"
     assert words("BillingPostalCode") == "billing postal code"
     assert words("HTTPServer_url") == "http server url"
     assert is_faker_provider("email") and is_faker_provider("phone_number")

@@ -43,7 +43,10 @@ _VALUE_RULES: list[tuple[str, str]] = [
     # Card numbers and IBANs before phone numbers too ('4111 1111 1111 1111' fits a phone's).
     (r"^\d{4}([ -]\d{4}){3}$", "credit_card_number"),
     (r"^[A-Z]{2}\d{2}( ?[A-Z0-9]{4}){2,7}( ?[A-Z0-9]{1,4})?$", "iban"),
-    (r"^\+?[\d\s().-]{7,20}$", "phone_number"),
+    # At least 7 digits, and not a date or a month written as text ('2026-01', '2024-01-05':
+    # a payslip's period came out as phone numbers).
+    (r"^(?!\d{4}[-/.]\d{1,2}([-/.]\d{1,2})?$)(?=(\D*\d){7})\+?[\d\s().-]{7,20}$",
+     "phone_number"),
     (r"^https?://\S+$", "url"),
 ]
 
