@@ -52,6 +52,12 @@ def test_free_text_and_a_given_text_generator_still_make_words():
     out = _sample(tt, 200, 0)
     assert not out["note"].isin(frame["note"]).any()
     assert not out["title"].isin(frame["title"]).any()
+    # No word a reader takes for a missing value ('Bring Theory None' in Chinook's names).
+    from hma_db.transform.generators import text
+
+    words = {w.lower() for made in text(np.full(3_000, 60), np.random.default_rng(1))
+             for w in made.split()}
+    assert len(words) > 500 and not words & {"none", "null", "nan"}
 
 
 def test_reflection_marks_a_closed_vocabulary_and_leaves_free_text(northwind, chinook):

@@ -41,12 +41,16 @@ def from_quantiles(points: list[float], n: int, rng: np.random.Generator) -> np.
     return np.interp(rng.random(n), _QUANTILES, np.asarray(points, dtype=float))
 
 
+# Words a reader takes for a missing value ('Bring Theory None': 68 Chinook names had it).
+_NULL_WORDS = {"none", "null", "nil", "nan", "n/a", "na", "undefined"}
+
+
 @lru_cache(maxsize=8)
 def _words(locale: str) -> tuple[str, ...]:
     from faker import Faker
 
     words = [w for w in Faker(locale).get_words_list() if w and " " not in w and '"' not in w
-             and "\\" not in w]
+             and "\\" not in w and w.lower() not in _NULL_WORDS]
     return tuple(words)
 
 
