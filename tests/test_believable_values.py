@@ -67,6 +67,43 @@ def test_reflection_marks_a_closed_vocabulary_and_leaves_free_text(northwind, ch
     assert "generator" not in chinook[0].tables["Employee"]["columns"]["Title"]
 
 
+def test_a_long_list_whose_values_come_back_often_is_drawn_not_made(tmp_path):
+    """TPC-H's part types: 150 values over 10,000 parts (67 each) came out as words ('CUSTOMER
+    LEFT HEAVY'), and each order got a clerk of its own; free text of the same length, whose
+    values seldom repeat, is still made."""
+    import sqlite3
+
+    from hma_db import HMASynthesizer, read_tables, reflect
+    from hma_db.transform.encoders import is_closed_vocabulary
+
+    rng = np.random.default_rng(2)
+    kinds = [f"{a} {b} {c}" for a in ("SMALL", "LARGE", "ECONOMY", "PROMO", "STANDARD", "MEDIUM")
+             for b in ("PLATED", "BRUSHED", "ANODIZED", "POLISHED", "BURNISHED")
+             for c in ("TIN", "NICKEL", "BRASS", "STEEL", "COPPER")]
+    n = 6_000
+    path = tmp_path / "parts.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE part (id INTEGER PRIMARY KEY, p_type VARCHAR(25) NOT NULL, "
+                     "p_note VARCHAR(40) NOT NULL, size INTEGER NOT NULL)")
+        notes = [" ".join(rng.choice(["blue", "quick", "fox", "lazy", "deposits", "furious",
+                                      "sleep", "above", "final", "bold"], 4)) for _ in range(n)]
+        conn.executemany("INSERT INTO part VALUES (?, ?, ?, ?)",
+                         [(i, kinds[k], notes[i], int(s)) for i, (k, s) in enumerate(
+                             zip(rng.integers(0, len(kinds), n), rng.integers(1, 50, n),
+                                 strict=True))])
+    url = f"sqlite:///{path}"
+    metadata = reflect(url)
+    columns = metadata.tables["part"]["columns"]
+    assert "generator" not in columns["p_type"] and columns["p_note"].get("generator") == "text"
+    frame = read_tables(url, metadata)["part"]
+    assert is_closed_vocabulary(frame["p_type"]) and not is_closed_vocabulary(frame["p_note"])
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=1)
+    synthesizer.fit({"part": frame})
+    out = synthesizer.sample()["part"]
+    assert out["p_type"].isin(kinds).all() and out["p_type"].nunique() > 100
+    assert not out["p_note"].isin(frame["p_note"]).any()
+
+
 def test_titles_of_chinook_and_northwind_exist_in_the_source(northwind, chinook):
     _, real, synthetic = chinook
     titles = synthetic["Employee"]["Title"].dropna()

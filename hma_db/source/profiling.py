@@ -45,6 +45,10 @@ WEAK_PII = {"state", "country"}
 # (products.quantity_per_unit).
 VOCABULARY_MAX = 20
 VOCABULARY_MIN_MEAN = 1.5
+# ... or up to VOCABULARY_LARGE values each seen VOCABULARY_LARGE_MEAN times on average (TPC-H's
+# part.p_type: 150 values over 10,000 parts; orders.o_clerk: 1,000 over 75,000 orders).
+VOCABULARY_LARGE = 1_000
+VOCABULARY_LARGE_MEAN = 20
 _SHORT_FORMS = {"state": "state_abbr", "country": "country_code"}
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _CLASSES = {"A": ("[A-Z]", 26), "a": ("[a-z]", 26), "9": (r"\d", 10)}
@@ -114,8 +118,10 @@ def text_options(name: str, options: dict[str, Any], values: pd.Series,
         return {"sdtype": "categorical", **kept}
     if provider:
         return {"sdtype": _fit_length(provider, kept.get("max_length")), "pii": True, **kept}
-    if 2 <= distinct <= max(VOCABULARY_MAX, non_null ** 0.5) and \
-            non_null >= VOCABULARY_MIN_MEAN * distinct and options.get("generator") == "text":
+    few = distinct <= max(VOCABULARY_MAX, non_null ** 0.5) and \
+        non_null >= VOCABULARY_MIN_MEAN * distinct
+    many = distinct <= VOCABULARY_LARGE and non_null >= VOCABULARY_LARGE_MEAN * distinct
+    if distinct >= 2 and (few or many) and options.get("generator") == "text":
         return {k: v for k, v in options.items() if k != "generator"}
     return options
 
