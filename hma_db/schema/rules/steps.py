@@ -2,18 +2,22 @@
 sampling.
 
 TPC-H's ``lineitem.l_linestatus`` is ``O`` (open) exactly when the line ships after
-1995-06-17 and ``F`` (fulfilled) before; an order's priority band follows its amount; a
-member's tier follows the points. A copula draws the category and the date from correlated
-uniforms, so the status comes out wrong in a share of the rows that a reader sees at once:
-in a TPC-H clone at scale factor 0.05, 27% of the lines shipped before the cut were still
-open and 31% of those shipped after it were closed. :class:`StepRule` keeps the real cut: the category
-is set from the source column after every other rule has placed it.
+1995-06-17 and ``F`` (fulfilled) before; its ``l_returnflag`` is ``R`` or ``A`` when the line
+was received by then and ``N`` after; an order's priority band follows its amount. A copula
+draws the category and the date from correlated uniforms, so the category comes out wrong in
+a share of the rows that a reader sees at once: in a TPC-H clone at scale factor 0.05, 27% of
+the lines shipped before the cut were still open and 31% of those shipped after it were
+closed; 30% of the return flags contradicted the receipt date. :class:`StepRule` keeps the
+real cut: each range of the source has its own values, and a row whose value does not belong
+to its range takes one that does, drawn in the range's real proportions, after every other
+rule has placed the source.
 
 A rule is found (:func:`find_steps`) when, over every real row where both are set, the
-category's values (two to :data:`MAX_STEPS`) occupy separate ranges of the source, each value
-one range of at least :data:`MIN_ROWS` rows. The cut between two ranges is their midpoint.
-Every source and category column of a table is screened at once on a sample of rows, then
-confirmed on every row.
+category's values (two to :data:`MAX_VALUES`) fall into at least two separate ranges of the
+source (the union of each value's range, from its smallest to its largest row), each range
+holding at least :data:`MIN_ROWS` rows. The cut between two ranges is their midpoint. Every
+source and category column of a table is screened at once on a few rows, then on a sample,
+and a survivor is confirmed on every row.
 """
 
 from __future__ import annotations
@@ -28,31 +32,42 @@ from hma_db.schema.keys import key_columns
 from hma_db.schema.values import from_json, to_json
 
 MIN_ROWS = 30  # rows in each range, as for the other rules found in the data
-MAX_STEPS = 6  # values of a category set by ranges: statuses, flags, bands
+MAX_VALUES = 8  # values of a category set by ranges: statuses, flags, bands
 _SCREEN_ROWS = 20_000  # rows every pair is screened on before the survivors see them all
 _FIRST_ROWS = 256  # of those, the rows every pair is tried on first
 
 
 class StepRule(Constraint):
-    """``column_name`` is ``values[i]`` where ``source_column_name`` lies between ``edges[i-1]``
-    and ``edges[i]`` (numbers, or dates as seconds since 1970; a NULL source passes).
+    """``column_name`` takes one of the values of its range where ``source_column_name`` lies
+    between ``edges[i-1]`` and ``edges[i]`` (numbers, or dates as seconds since 1970; a NULL
+    source, or a NULL category, passes). ``values`` are the categories, ``steps`` the range
+    of each (0 below the first edge) and ``shares`` its share of its range's real rows.
 
     Example:
-        >>> StepRule("l_linestatus", "l_shipdate", [803_433_600.0], ["F", "O"],
-        ...          table_name="lineitem")
+        >>> StepRule("l_returnflag", "l_receiptdate", [803_433_600.0], ["A", "R", "N"],
+        ...          [0.5, 0.5, 1.0], [0, 0, 1], table_name="lineitem")
     """
 
-    PARAMETERS = ("column_name", "source_column_name", "edges", "values")
+    PARAMETERS = ("column_name", "source_column_name", "edges", "values", "shares", "steps")
 
     def __init__(self, column_name: str, source_column_name: str, edges: list[float],
-                 values: list[Any], table_name: str | None = None):
+                 values: list[Any], shares: list[float], steps: list[int],
+                 table_name: str | None = None):
         super().__init__(table_name)
         self.column_name, self.source_column_name = column_name, source_column_name
         self.edges = [float(e) for e in edges]
-        self.values = list(values)
-        if len(self.values) != len(self.edges) + 1 or len(self.values) < 2 \
+        self.values, self.shares = list(values), [float(x) for x in shares]
+        self.steps = [int(i) for i in steps]
+        if not len(self.values) == len(self.shares) == len(self.steps) \
+                or set(self.steps) != set(range(len(self.edges) + 1)) or not self.edges \
+                or any(not x > 0 for x in self.shares) \
                 or any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
-            raise ValueError("a step rule needs increasing edges and one value more than edges")
+            raise ValueError("a step rule needs increasing edges and, for each of the ranges "
+                             "between them, values with shares above 0")
+
+    def _range(self, i: int) -> tuple[list[Any], np.ndarray]:
+        mine = [k for k, step in enumerate(self.steps) if step == i]
+        return [from_json(self.values[k]) for k in mine], np.array([self.shares[k] for k in mine])
 
     def columns(self) -> list[str]:
         return [self.source_column_name, self.column_name]
@@ -60,30 +75,49 @@ class StepRule(Constraint):
     def describe(self) -> str:
         return f"{self.column_name} set by ranges of {self.source_column_name}"
 
-    def expected(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Each row's value by its source, and where the source is set."""
+    def _steps(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's range, and whether its source and its category are set."""
         position = positions(frame[self.source_column_name])
-        known = ~np.isnan(position)
-        values = np.empty(len(self.values), dtype=object)
-        values[:] = [from_json(v) for v in self.values]
-        step = np.searchsorted(np.asarray(self.edges), np.where(known, position, 0.0))
-        return values[step], known
+        known = ~np.isnan(position) & frame[self.column_name].notna().to_numpy()
+        return np.searchsorted(np.asarray(self.edges), np.where(known, position, 0.0)), known
+
+    def _allowed(self, actual: np.ndarray, step: np.ndarray) -> np.ndarray:
+        allowed = np.zeros(len(actual), dtype=bool)
+        for i in range(len(self.edges) + 1):  # a few ranges: not a loop over rows
+            mine = step == i
+            allowed[mine] = pd.Series(actual[mine], dtype=object).isin(
+                self._range(i)[0]).to_numpy()
+        return allowed
 
     def is_valid(self, data: pd.DataFrame) -> pd.Series:
-        expected, known = self.expected(data)
-        actual = data[self.column_name].to_numpy(dtype=object)
-        holds = ~known | (actual == expected)
+        step, known = self._steps(data)
+        holds = ~known | self._allowed(data[self.column_name].to_numpy(dtype=object), step)
         return pd.Series(holds, index=data.index)
 
     def reverse_transform(self, data: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-        """``data`` with the category set from the source in every sampled row."""
+        """``data`` where a sampled row whose value does not belong to its source's range takes
+        one that does, in the range's real proportions; the draw's uniform number comes from
+        the row's source (times the golden ratio, modulo 1), so a chunk gives the same rows."""
         frame = data.get(self.table_name)
         if frame is None or not len(frame):
             return data
-        expected, known = self.expected(frame)
+        step, known = self._steps(frame)
         column = frame[self.column_name]
         new = column.to_numpy(dtype=object).copy()
-        new[known] = expected[known]
+        wrong = known & ~self._allowed(new, step)
+        if not wrong.any():
+            return data
+        u = np.mod(positions(frame[self.source_column_name])[wrong] * 0.6180339887498949, 1.0)
+        for i in range(len(self.edges) + 1):
+            rows = np.flatnonzero(wrong)[step[wrong] == i]
+            if len(rows):
+                values, shares = self._range(i)
+                ends = np.cumsum(shares) / shares.sum()
+                pick = np.minimum(np.searchsorted(ends, u[step[wrong] == i], side="right"),
+                                  len(values) - 1)
+                choices = np.empty(len(values), dtype=object)
+                choices[:] = values
+                new[rows] = choices[pick]
         series = pd.Series(new, index=frame.index)
         if column.dtype != object:
             series = series.astype(column.dtype, errors="ignore")
@@ -158,7 +192,7 @@ def _candidates(metadata, table: str, frame: pd.DataFrame) -> tuple[dict[str, np
     targets = {}
     for column in [c for c, sdtype in usable.items() if sdtype in ("categorical", "boolean")]:
         codes = _codes(frame[column])
-        if codes is not None and 2 <= codes.max(initial=-1) + 1 <= MAX_STEPS:
+        if codes is not None and 2 <= codes.max(initial=-1) + 1 <= MAX_VALUES:
             targets[column] = codes
     sources = {}
     for column in [c for c, sdtype in usable.items() if targets and sdtype in (
@@ -178,68 +212,66 @@ def _codes(values: pd.Series) -> np.ndarray | None:
 
 def _table_steps(frame: pd.DataFrame, sources: dict[str, np.ndarray],
                  targets: dict[str, np.ndarray]) -> dict[str, StepRule]:
-    """The rules of one table: the pairs that hold on the sample (``sources``, ``targets``)
-    checked on every row."""
+    """The rules of one table: the pairs that hold on a sample (``sources``, ``targets``: the
+    sample's positions and codes) checked on every row."""
     best: dict[str, tuple[float, StepRule]] = {}
-    names = list(targets)
-    sampled = np.column_stack([targets[t] for t in names])
+    first = np.sort(np.random.default_rng(1).permutation(len(next(iter(sources.values()))))[
+        :_FIRST_ROWS])
     full_codes: dict[str, np.ndarray | None] = {}
     for source, sample in sources.items():
-        # Any subset of the rows must hold the ranges too: a few rows first (most pairs of
-        # real columns fail there), then the sample, then every row.
-        held = np.flatnonzero(_separated(sample[:_FIRST_ROWS], sampled[:_FIRST_ROWS], 1))
-        held = held[_separated(sample, sampled[:, held], min_rows=1)] if len(held) else held
-        if not len(held):
+        # Any subset of the rows keeps the ranges apart too: a few random rows of the sample
+        # first (most pairs of real columns fail there), then the sample, then every row.
+        held = [name for name, codes in targets.items()
+                if _split(sample[first], codes[first], 1) and _split(sample, codes, 1)]
+        if not held:
             continue
         position = positions(frame[source])
-        for j in held:
-            name = names[j]
+        for name in held:
             if name not in full_codes:
                 full_codes[name] = _codes(frame[name])
             codes = full_codes[name]
-            if codes is None or not 2 <= codes.max(initial=-1) + 1 <= MAX_STEPS:
+            found = None if codes is None or codes.max(initial=-1) + 1 > MAX_VALUES else \
+                _split(position, codes, MIN_ROWS)
+            if found is None:
                 continue
-            cuts = _cuts(position, codes)
-            if cuts is None:
-                continue
-            edges, order, width = cuts
+            edges, groups, width = found
             distinct = pd.factorize(frame[name], use_na_sentinel=True)[1]
-            rule = StepRule(name, source, edges, [to_json(distinct[c]) for c in order])
+            members = [(to_json(distinct[c]), share, i) for i, group in enumerate(groups)
+                       for c, share in group]
+            rule = StepRule(name, source, edges, *(list(part) for part in zip(*members,
+                                                                               strict=True)))
             if name not in best or width > best[name][0]:
                 best[name] = (width, rule)
     return {name: rule for name, (_, rule) in best.items()}
 
 
-def _separated(position: np.ndarray, codes: np.ndarray, min_rows: int) -> np.ndarray:
-    """Per category column (of ``codes``, rows by columns): over the rows with both set, does
-    each value hold one range of the source alone (no tie across two values), with at least
-    ``min_rows`` rows each?"""
-    both = np.isfinite(position)[:, None] & (codes >= 0)
-    order = np.argsort(position, kind="stable")
-    x, c, b = position[order], codes[order], both[order]
-    out = np.zeros(codes.shape[1], dtype=bool)
-    for j in range(codes.shape[1]):  # a few category columns per table: not a loop over rows
-        xs, cs = x[b[:, j]], c[b[:, j], j]
-        if len(cs) < 2:
-            continue
-        change = cs[1:] != cs[:-1]
-        runs = int(change.sum()) + 1
-        distinct = len(np.unique(cs))
-        if runs != distinct or distinct < 2 or (change & (xs[1:] == xs[:-1])).any():
-            continue
-        out[j] = bool(np.diff(np.r_[0, np.flatnonzero(change) + 1, len(cs)]).min() >= min_rows)
-    return out
-
-
-def _cuts(position: np.ndarray, codes: np.ndarray) -> tuple[list[float], list[int], float] | None:
-    """(edges, codes in source order, the narrowest gap between two ranges relative to the
-    source's spread) when the category's values hold separate ranges of at least
-    :data:`MIN_ROWS` rows on every row, else None."""
-    if not _separated(position, codes[:, None], MIN_ROWS)[0]:
-        return None
+def _split(position: np.ndarray, codes: np.ndarray, min_rows: int):
+    """``(edges, groups, width)`` when, over the rows with both set, the category's values
+    fall into at least two separate ranges of the source (each value's smallest to largest
+    row; no position shared by two ranges), each of at least ``min_rows`` rows, else None.
+    ``groups``: per range, ``(code, share of the range's rows)``; ``width``: the narrowest gap
+    between two ranges, relative to the source's spread."""
     both = np.isfinite(position) & (codes >= 0)
-    ranges = pd.DataFrame({"x": position[both], "c": codes[both]}).groupby("c").x.agg(
-        ["min", "max"]).sort_values("min")
-    highs, lows = ranges["max"].to_numpy()[:-1], ranges["min"].to_numpy()[1:]
-    spread = float(np.nanmax(position) - np.nanmin(position)) or 1.0
-    return ((highs + lows) / 2).tolist(), ranges.index.to_list(), float((lows - highs).min()) / spread
+    if both.sum() < 2:
+        return None
+    x, c = position[both], codes[both]
+    k = int(c.max()) + 1
+    low, high = np.full(k, np.inf), np.full(k, -np.inf)
+    np.minimum.at(low, c, x)
+    np.maximum.at(high, c, x)
+    counts = np.bincount(c, minlength=k)
+    seen = np.flatnonzero(counts)
+    order = seen[np.argsort(low[seen], kind="stable")]
+    reach = np.maximum.accumulate(high[order])
+    cut = np.flatnonzero(reach[:-1] < low[order][1:])  # a range ends before the next begins
+    if not len(cut):
+        return None
+    bounds = np.r_[0, cut + 1, len(order)]
+    groups = [order[bounds[i]:bounds[i + 1]] for i in range(len(bounds) - 1)]
+    if min(int(counts[g].sum()) for g in groups) < min_rows:
+        return None
+    edges = ((reach[cut] + low[order][cut + 1]) / 2).tolist()
+    spread = float(x.max() - x.min()) or 1.0
+    width = float((low[order][cut + 1] - reach[cut]).min()) / spread
+    shares = [[(int(code), float(counts[code] / counts[g].sum())) for code in g] for g in groups]
+    return edges, shares, width
