@@ -41,23 +41,26 @@ def from_quantiles(points: list[float], n: int, rng: np.random.Generator) -> np.
     return np.interp(rng.random(n), _QUANTILES, np.asarray(points, dtype=float))
 
 
-# Words a reader takes for a missing value ('Bring Theory None': 68 Chinook names had it).
+# Words a reader takes for a missing value ('Bring Theory None': 68 Chinook names had it). A
+# spec learned since then says so (``plain_words``); an older model keeps every word, so that
+# it samples the very rows it sampled.
 _NULL_WORDS = {"none", "null", "nil", "nan", "n/a", "na", "undefined"}
 
 
-@lru_cache(maxsize=8)
-def _words(locale: str) -> tuple[str, ...]:
+@lru_cache(maxsize=16)
+def _words(locale: str, plain: bool = False) -> tuple[str, ...]:
     from faker import Faker
 
     words = [w for w in Faker(locale).get_words_list() if w and " " not in w and '"' not in w
-             and "\\" not in w and w.lower() not in _NULL_WORDS]
+             and "\\" not in w and not (plain and w.lower() in _NULL_WORDS)]
     return tuple(words)
 
 
 def text(lengths: np.ndarray, rng: np.random.Generator, locale: str = "en_US",
-         limit: int | None = None) -> np.ndarray:
+         limit: int | None = None, plain: bool = True) -> np.ndarray:
     """Strings of whole words, each ending at the word end nearest its target length (never
-    past ``limit``; a single word longer than its target is cut)."""
+    past ``limit``; a single word longer than its target is cut); ``plain``: no word that
+    reads as a missing value."""
     lengths = np.maximum(np.asarray(lengths, dtype="int64"), 0)
     if limit:
         lengths = np.minimum(lengths, limit)
@@ -65,7 +68,7 @@ def text(lengths: np.ndarray, rng: np.random.Generator, locale: str = "en_US",
     longest = int(lengths.max()) if n else 0
     if longest == 0:
         return np.full(n, "", dtype=object)
-    words = np.array(_words(locale), dtype=object)
+    words = np.array(_words(locale, plain), dtype=object)
     width = longest + _SLACK
     corpus = " ".join(words[rng.integers(len(words), size=max(2_000, width // 2))])
     codes = np.frombuffer(corpus.encode("utf-32-le"), dtype=np.uint32)
@@ -252,7 +255,8 @@ def _elements(spec: dict[str, Any], total: int, rng: np.random.Generator,
     if element in special:
         return special[element]()
     lengths = from_quantiles(spec["lengths"], total, rng)
-    return text(_cap(lengths, None), rng, locale, int(max(spec["lengths"])) or None)
+    return text(_cap(lengths, None), rng, locale, int(max(spec["lengths"])) or None,
+                plain=bool(spec.get("plain_words")))
 
 
 _SHAPED = {  # generator -> (learn, generate)
@@ -267,6 +271,8 @@ _SHAPED = {  # generator -> (learn, generate)
 def learn(generator: str, values: pd.Series, min_count: int) -> dict[str, Any]:
     """The shape of a generated-by-type column from its non-null source values."""
     spec: dict[str, Any] = {"generator": generator}
+    if generator in ("text", "xml", "tsvector", "tsquery", "json", "array"):
+        spec["plain_words"] = True
     if generator in ("text", "xml", "tsvector", "tsquery", "bytes"):
         spec["lengths"] = quantiles(_lengths(values))
         if generator == "text" and len(values) and values.map(lambda v: isinstance(v, str)).all():
@@ -302,7 +308,8 @@ def _cap(lengths: np.ndarray, max_length: int | None) -> np.ndarray:
     return np.minimum(lengths, max_length) if max_length else lengths
 
 
-def _json_values(key: dict[str, Any], n: int, rng: np.random.Generator, locale: str) -> np.ndarray:
+def _json_values(key: dict[str, Any], n: int, rng: np.random.Generator, locale: str,
+                 plain: bool) -> np.ndarray:
     low, high = key["range"]
     kind = key["type"]
     if kind == "int":
@@ -312,7 +319,8 @@ def _json_values(key: dict[str, Any], n: int, rng: np.random.Generator, locale: 
     if kind == "bool":
         return np.where(rng.random(n) < 0.5, "true", "false").astype(object)
     if kind == "str":
-        words = text(_cap(from_quantiles(key["lengths"], n, rng), None), rng, locale)
+        words = text(_cap(from_quantiles(key["lengths"], n, rng), None), rng, locale,
+                     plain=plain)
         return ('"' + pd.Series(words, dtype=object) + '"').to_numpy(dtype=object)
     return np.full(n, {"list": "[]", "dict": "{}"}.get(kind, "null"), dtype=object)
 
@@ -324,7 +332,7 @@ def json_objects(spec: dict[str, Any], n: int, rng: np.random.Generator, locale:
     for key in spec["keys"]:
         present = rng.random(n) < key["share"]
         pair = ", " + json.dumps(key["key"]) + ": " + pd.Series(
-            _json_values(key, n, rng, locale), dtype=object)
+            _json_values(key, n, rng, locale, bool(spec.get("plain_words"))), dtype=object)
         body = body + pair.where(present, "")
     objects = ("{" + body.str.slice(2) + "}").to_numpy(dtype=object)
     if as_text:
@@ -353,16 +361,17 @@ def arrays(spec: dict[str, Any], n: int, rng: np.random.Generator, locale: str) 
 
 def _texts(spec: dict[str, Any], n: int, rng: np.random.Generator, max_length: int | None,
            locale: str) -> np.ndarray:
-    generator = spec["generator"]
+    generator, plain = spec["generator"], bool(spec.get("plain_words"))
     if spec.get("codes"):  # digits stay digits: '5467', not 'towa'
         return textshape.codes(spec, n, rng, max_length)
     lengths = _cap(from_quantiles(spec["lengths"], n, rng), max_length)
     if generator == "xml":
         tags = len("<value></value>")
         inner = text(np.maximum(lengths - tags, 1), rng, locale,
-                     max_length - tags if max_length else None)
+                     max_length - tags if max_length else None, plain=plain)
         return ("<value>" + pd.Series(inner, dtype=object) + "</value>").to_numpy(dtype=object)
-    words = textshape.with_case(text(lengths, rng, locale, max_length), spec.get("case"))
+    words = textshape.with_case(text(lengths, rng, locale, max_length, plain=plain),
+                                spec.get("case"))
     if generator == "tsquery":  # words a query must all match: 'brown & fox'
         return pd.Series(words, dtype=object).str.replace(" ", " & ", regex=False).to_numpy(
             dtype=object)
