@@ -33,6 +33,8 @@ MAX_DIGITS = 6  # decimals looked for in a parent column
 
 def numbers(values: pd.Series) -> np.ndarray:
     """Numbers (ints, floats, decimals) as floats, NaN for NULL or anything else."""
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iuf":
+        return values.to_numpy(dtype=float, copy=True)  # what the general path gives, 20x faster
     if values.dtype == object:
         values = pd.to_numeric(values.map(lambda v: float(v) if isinstance(v, decimal.Decimal)
                                           else v), errors="coerce")
