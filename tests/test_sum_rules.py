@@ -263,3 +263,68 @@ def test_the_screened_sums_are_the_sums_each_term_alone_finds(seed, keys):
     assert found == _obvious_sums(metadata, data)
     assert "p.t0 = sum(k.a * k.b)" in found and "p.t2 = sum(k.c)" in found  # can fail
     assert not any(r.startswith(("p.t1", "p.t4")) for r in found)
+
+
+def _obvious_formula(frame: pd.DataFrame, names: list[str]) -> str | None:
+    """Every target, operation and pair in order, each checked on every row."""
+    from itertools import combinations
+
+    from hma_db.schema.rules.sums import MIN_PARENTS, RowFormula, decimals, numbers
+    for target in names:
+        value = numbers(frame[target])
+        if (~np.isnan(value)).sum() < MIN_PARENTS:
+            continue
+        others = [c for c in names if c != target]
+        for operation in ("product", "sum"):
+            for a, b in combinations(others, 2):
+                rule = RowFormula(target, [a, b], operation, decimals(value), table_name="t")
+                present = ~np.isnan(value) & ~np.isnan(rule.value(frame))
+                if present.sum() >= MIN_PARENTS and rule.is_valid(frame).to_numpy()[present].all():
+                    return rule.describe()
+    return None
+
+
+@pytest.mark.parametrize("case", ["product", "rounded", "sum", "late", "none", "nulls"])
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("cells", [None, 1])
+def test_the_screened_formula_is_the_first_each_triple_alone_finds(case, seed, cells,
+                                                                   monkeypatch):
+    from hma_db.schema import find_formulas
+    from hma_db.schema.rules import sums
+    if cells:
+        monkeypatch.setattr(sums, "_FORMULA_CELLS", cells)  # one target per step
+    rng = np.random.default_rng(seed)
+    rows = 80
+    frame = pd.DataFrame({"id": range(rows), **{c: np.round(rng.uniform(1, 9, rows), 2)
+                                                for c in "uvwxy"}})
+    frame["q"] = rng.integers(1, 5, rows).astype(float)
+    if case == "product":
+        frame["v"] = np.round(frame["u"] * frame["q"], 2)
+    elif case == "rounded":  # within the rounding of its 2 decimals, not exactly
+        frame["v"] = np.round(frame["u"] * frame["w"], 2)
+    elif case == "sum":
+        frame["y"] = np.round(frame["w"] + frame["x"], 2)
+    elif case == "late":  # holds on the screened rows only, broken later
+        frame["y"] = np.round(frame["w"] + frame["x"], 2)
+        frame.loc[rows - 1, "y"] += 1
+    elif case == "nulls":  # targets and terms NULL in some rows, first rows among them
+        frame["y"] = np.round(frame["w"] * frame["q"], 3)
+        frame.loc[[0, 1, 5], "y"] = np.nan
+        frame.loc[[2, 7, 40], "w"] = np.nan
+        frame.loc[rng.random(rows) < 0.3, "u"] = np.nan
+    columns = {"id": {"sdtype": "id"}, **{c: {"sdtype": "numerical"} for c in frame.columns[1:]}}
+    metadata = Metadata.from_dict({"tables": {"t": {"primary_key": "id", "columns": columns}}})
+    found = [r.describe() for r in find_formulas(metadata, {"t": frame}, {"t"})]
+    expected = _obvious_formula(frame, list(frame.columns[1:]))
+    assert found == ([] if expected is None else [expected])
+    assert (expected is None) == (case in ("none", "late"))  # the cases have formulas to find
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # decimals() of infinity
+def test_the_decimals_of_columns_at_once_are_each_columns():
+    from hma_db.schema.rules.sums import _column_decimals, decimals
+    rng = np.random.default_rng(0)
+    matrix = np.column_stack([np.round(rng.uniform(0, 100, 50), d) for d in range(8)]
+                             + [np.full(50, np.nan), np.r_[np.inf, np.ones(49)],
+                                np.r_[np.nan, np.round(rng.uniform(0, 1, 49), 3)]])
+    assert _column_decimals(matrix) == [decimals(matrix[:, k]) for k in range(matrix.shape[1])]
