@@ -88,3 +88,19 @@ def test_the_largest_low_is_the_largest_set_value_of_its_row():
     np.testing.assert_array_equal(got, frame.max(axis=1).to_numpy())  # NaN where both are
     assert numbers.largest(["x", "y"], "number") is got  # converted once
     np.testing.assert_array_equal(numbers.largest(["y"], "number"), frame["y"].to_numpy())
+
+
+@pytest.mark.parametrize("bounded", [True, False])
+def test_each_gap_fitted_with_the_table_is_the_gap_fitted_alone(bounded):
+    frame, metadata = _awkward()
+    rules = TableRules.build("t", RULES, list(frame.columns))
+    rules.fit(frame, metadata, bounded=bounded)
+    gaps = [s for s in rules.steps if isinstance(s, Gap)]
+    assert len({len(s.quantiles) for s in gaps}) == 1  # real gaps of 3 lengths: 201 each
+    for step in gaps:
+        alone = Gap(step.high, step.lows, step.strict, step.column)
+        alone.fit(frame, None)
+        if not bounded:
+            alone.unbound()
+        assert step.to_dict() == alone.to_dict()
+        assert bool(step.quantiles) == bounded
