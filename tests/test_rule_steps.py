@@ -36,8 +36,16 @@ def _awkward(rows: int = 60) -> tuple[pd.DataFrame, Metadata]:
         "steps": rng.integers(0, 10, rows) * 5,
     }, index=np.arange(rows)[::-1] * 2)  # an index that is not 0..n-1
     frame.loc[frame.index[11], "cost"] = None
+    # columns no rule binds, of pandas' own dtypes: kept as they are
+    frame["kind"] = pd.Categorical(rng.choice(["x", "y"], rows))
+    frame["n"] = pd.array(np.where(rng.random(rows) < 0.2, None, rng.integers(0, 9, rows)),
+                          dtype="Int64")
+    frame["at"] = day.tz_localize("Europe/Paris")
+    frame["flag"] = rng.random(rows) < 0.5
     columns = {"id": {"sdtype": "id"}, "opened": {"sdtype": "datetime"},
-               "closed": {"sdtype": "datetime"}}
+               "closed": {"sdtype": "datetime"}, "kind": {"sdtype": "categorical"},
+               "n": {"sdtype": "numerical"}, "at": {"sdtype": "datetime"},
+               "flag": {"sdtype": "boolean"}}
     columns.update({c: {"sdtype": "numerical"} for c in ("a", "b", "c", "price", "cost", "steps")})
     metadata = Metadata.from_dict({"tables": {"t": {"primary_key": "id", "columns": columns}}})
     return frame, metadata
