@@ -87,6 +87,44 @@ def test_orphan_foreign_keys_single_and_composite_show_a_few_values():
     ]
 
 
+def _one_key() -> Metadata:
+    m = Metadata()
+    for table, column in (("parent", "key"), ("child", "ref")):
+        m.add_table(table)
+        m.add_column(column, table, sdtype="id")
+    m.add_column("id", "child", sdtype="id")
+    m.set_primary_key("key", "parent")
+    m.set_primary_key("id", "child")
+    m.add_relationship("parent", "child", "key", "ref")
+    return m
+
+
+@pytest.mark.parametrize("key, refs, expected", [
+    # increasing integers, integers in any order, floats, text: one-column keys told at once
+    ([1, 2, 3], [3, 1, 1], []),
+    ([3, 1, 2], [2, None, 2], []),
+    ([0.5, -1.0, 2.0], [2.0, float("nan")], []),
+    (["b", "a", "c"], ["a", None], []),
+    ([], [], []),
+    ([1, 2, 2, 3], [1], ["primary key 'parent.key' has repeated values: 2"]),
+    ([5, 4, 4], [5], ["primary key 'parent.key' has repeated values: 4"]),
+    ([1.0, None, 2.0], [1.0], ["primary key 'parent.key' has 1 null value(s); expected none"]),
+    (["a", None, "a"], ["a"], ["primary key 'parent.key' has 1 null value(s); expected none",
+                               "primary key 'parent.key' has repeated values: 'a'"]),
+    ([1, 2], [2, 3, None, 3], ["foreign key child.ref -> parent: 2 row(s) reference no parent "
+                               "row, e.g. 3.0"]),
+])
+def test_one_column_keys_and_references(key, refs, expected):
+    data = {"parent": pd.DataFrame({"key": pd.Series(key, dtype=object if not key else None)
+                                    .infer_objects()}),
+            "child": pd.DataFrame({"id": range(len(refs)), "ref": pd.Series(
+                refs, dtype=object if not refs else None).infer_objects()})}
+    if expected:
+        assert _problems(_one_key(), data) == expected
+    else:
+        _one_key().validate_data(data)
+
+
 def test_not_a_dataframe():
     problems = _problems(_orders(), {"orders": [1, 2], "lines": None})
     assert problems == ["table 'orders': expected a pandas DataFrame, found list",

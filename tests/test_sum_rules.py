@@ -200,3 +200,131 @@ def test_reflect_and_plan_list_the_rules(tmp_path):
     assert "invoice: invoice.total = sum(lines.unit_price * lines.quantity) (found in the data)" \
         in after
     assert "gross = net + tax" not in after
+
+
+def _obvious_sums(metadata: Metadata, data: dict) -> list[str]:
+    """The first term (in find_sums' order) whose rule holds in every parent row, per parent
+    column, each checked alone with ParentSum's own group-by."""
+    from itertools import combinations
+
+    from hma_db.schema.rules.sums import MIN_PARENTS, ParentSum, decimals, numbers
+    out = []
+    sources = ["a", "b", "c"]
+    for target in ("t0", "t1", "t2", "t3", "t4"):
+        value = numbers(data["p"][target])
+        if (~np.isnan(value)).sum() < MIN_PARENTS or not np.nanstd(value) > 0:
+            continue
+        for term in [list(p) for p in combinations(sources, 2)] + [[c] for c in sources]:
+            rule = ParentSum(target, "k", "ref", "id", term, decimals(value), table_name="p")
+            if rule.is_valid_tables(data).all():
+                out.append(rule.describe())
+                break
+    return out
+
+
+def _families(seed: int, keys) -> tuple[Metadata, dict]:
+    rng = np.random.default_rng(seed)
+    parents = len(keys)
+    ref = rng.choice(np.asarray(keys, dtype=object), 400).astype(type(keys[0]))
+    child = pd.DataFrame({"id": range(400), "ref": ref,
+                          "a": np.round(rng.uniform(0, 9, 400), 2),
+                          "b": rng.integers(1, 4, 400).astype(float),
+                          "c": np.round(rng.uniform(-1e9, 1e9, 400), 1)})
+    child.loc[rng.random(400) < 0.05, "a"] = np.nan  # NULL terms: left out of a sum
+    child.loc[rng.random(400) < 0.05, "ref"] = None  # children of no parent
+    child["ref"] = child["ref"].infer_objects()
+    by = child.dropna(subset=["ref"])
+    sums = {t: pd.Series(v).groupby(by["ref"].to_numpy()).sum() for t, v in {
+        "ab": (by["a"] * by["b"]).to_numpy(), "c": by["c"].to_numpy()}.items()}
+    parent = pd.DataFrame({"id": keys})
+    parent["t0"] = parent["id"].map(sums["ab"]).fillna(0.0).round(2)  # sum(a * b)
+    parent["t1"] = parent["t0"] + np.where(np.arange(parents) == parents - 1, 0.02, 0.0)
+    parent["t2"] = parent["id"].map(sums["c"]).fillna(0.0)  # large values, one decimal
+    parent["t3"] = parent["t2"].where(rng.random(parents) > 0.2)  # NULL in some parents
+    parent["t4"] = rng.uniform(0, 50, parents).round(2)  # no sum
+    columns = {"id": {"sdtype": "id"}, **{f"t{k}": {"sdtype": "numerical"} for k in range(5)}}
+    child_columns = {"id": {"sdtype": "id"}, "ref": {"sdtype": "id"},
+                     **{c: {"sdtype": "numerical"} for c in "abc"}}
+    metadata = Metadata.from_dict({
+        "tables": {"p": {"primary_key": "id", "columns": columns},
+                   "k": {"primary_key": "id", "columns": child_columns}},
+        "relationships": [{"parent_table_name": "p", "parent_primary_key": "id",
+                           "child_table_name": "k", "child_foreign_key": "ref"}]})
+    return metadata, {"p": parent, "k": child}
+
+
+@pytest.mark.parametrize("keys", [list(range(60)), list(range(60))[::-1],
+                                  [f"k{i}" for i in range(60)], [3 * i for i in range(60)]])
+@pytest.mark.parametrize("seed", range(3))
+def test_the_screened_sums_are_the_sums_each_term_alone_finds(seed, keys):
+    from hma_db.schema import find_sums
+    metadata, data = _families(seed, keys)
+    found = [r.describe() for r in find_sums(metadata, data, {"p", "k"})]
+    assert found == _obvious_sums(metadata, data)
+    assert "p.t0 = sum(k.a * k.b)" in found and "p.t2 = sum(k.c)" in found  # can fail
+    assert not any(r.startswith(("p.t1", "p.t4")) for r in found)
+
+
+def _obvious_formula(frame: pd.DataFrame, names: list[str]) -> str | None:
+    """Every target, operation and pair in order, each checked on every row."""
+    from itertools import combinations
+
+    from hma_db.schema.rules.sums import MIN_PARENTS, RowFormula, decimals, numbers
+    for target in names:
+        value = numbers(frame[target])
+        if (~np.isnan(value)).sum() < MIN_PARENTS:
+            continue
+        others = [c for c in names if c != target]
+        for operation in ("product", "sum"):
+            for a, b in combinations(others, 2):
+                rule = RowFormula(target, [a, b], operation, decimals(value), table_name="t")
+                present = ~np.isnan(value) & ~np.isnan(rule.value(frame))
+                if present.sum() >= MIN_PARENTS and rule.is_valid(frame).to_numpy()[present].all():
+                    return rule.describe()
+    return None
+
+
+@pytest.mark.parametrize("case", ["product", "rounded", "sum", "late", "none", "nulls"])
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("cells", [None, 1])
+def test_the_screened_formula_is_the_first_each_triple_alone_finds(case, seed, cells,
+                                                                   monkeypatch):
+    from hma_db.schema import find_formulas
+    from hma_db.schema.rules import sums
+    if cells:
+        monkeypatch.setattr(sums, "_FORMULA_CELLS", cells)  # one target per step
+    rng = np.random.default_rng(seed)
+    rows = 80
+    frame = pd.DataFrame({"id": range(rows), **{c: np.round(rng.uniform(1, 9, rows), 2)
+                                                for c in "uvwxy"}})
+    frame["q"] = rng.integers(1, 5, rows).astype(float)
+    if case == "product":
+        frame["v"] = np.round(frame["u"] * frame["q"], 2)
+    elif case == "rounded":  # within the rounding of its 2 decimals, not exactly
+        frame["v"] = np.round(frame["u"] * frame["w"], 2)
+    elif case == "sum":
+        frame["y"] = np.round(frame["w"] + frame["x"], 2)
+    elif case == "late":  # holds on the screened rows only, broken later
+        frame["y"] = np.round(frame["w"] + frame["x"], 2)
+        frame.loc[rows - 1, "y"] += 1
+    elif case == "nulls":  # targets and terms NULL in some rows, first rows among them
+        frame["y"] = np.round(frame["w"] * frame["q"], 3)
+        frame.loc[[0, 1, 5], "y"] = np.nan
+        frame.loc[[2, 7, 40], "w"] = np.nan
+        frame.loc[rng.random(rows) < 0.3, "u"] = np.nan
+    columns = {"id": {"sdtype": "id"}, **{c: {"sdtype": "numerical"} for c in frame.columns[1:]}}
+    metadata = Metadata.from_dict({"tables": {"t": {"primary_key": "id", "columns": columns}}})
+    found = [r.describe() for r in find_formulas(metadata, {"t": frame}, {"t"})]
+    expected = _obvious_formula(frame, list(frame.columns[1:]))
+    assert found == ([] if expected is None else [expected])
+    assert (expected is None) == (case in ("none", "late"))  # the cases have formulas to find
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # decimals() of infinity
+def test_the_decimals_of_columns_at_once_are_each_columns():
+    from hma_db.schema.rules.sums import _column_decimals, decimals
+    rng = np.random.default_rng(0)
+    matrix = np.column_stack([np.round(rng.uniform(0, 100, 50), d) for d in range(8)]
+                             + [np.full(50, np.nan), np.r_[np.inf, np.ones(49)],
+                                np.r_[np.nan, np.round(rng.uniform(0, 1, 49), 3)]])
+    assert _column_decimals(matrix) == [decimals(matrix[:, k]) for k in range(matrix.shape[1])]

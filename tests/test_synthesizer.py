@@ -523,6 +523,19 @@ def test_verbose_shows_the_stages(small, capfd):
 
 
 # ------------------------------------------------------------------------- links, keys
+@pytest.mark.parametrize("refs", [
+    pd.Series([3, 1, None, 3], dtype="Int64"), pd.Series([3.0, 1.0, np.nan, 3.0]),
+    pd.Series([3, 1, None, 3], dtype=object)])
+def test_one_column_links_with_nulls(refs):
+    parent = pd.DataFrame({"id": [1, 2, 3], "code": ["a", None, "c"]})
+    child = pd.DataFrame({"ref": refs, "code": ["c", None, "a", "b"]})
+    assert link_positions(parent, child, ["id"], ["ref"]).tolist() == [2, 0, -1, 2]
+    # a unique key NULL in a parent row: that row is referenced by no child
+    assert link_positions(parent, child, ["code"], ["code"]).tolist() == [2, -1, 0, -1]
+    assert link_positions(parent, pd.DataFrame({"ref": [2, 2]}), ["id"], ["ref"]).tolist() \
+        == [1, 1]
+
+
 def test_links_and_keys_round_trip_composite_and_null():
     parent = pd.DataFrame({"a": [1, 1, 2], "b": ["x", "y", "x"]})
     child = pd.DataFrame({"fa": [2.0, np.nan, 1.0, 1.0], "fb": ["x", "x", "y", None]})

@@ -141,6 +141,11 @@ def _name(value: Any, what: str) -> str:
 
 def as_numbers(values: pd.Series) -> np.ndarray:
     """Numbers, dates and timestamps as comparable floats (NaN for NULL)."""
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iuf":
+        # Plain numpy numbers hold no NULL but NaN: a copy as floats is all the general path
+        # below does for them, in 3 us instead of 70 (a rule found in the data converts its
+        # columns a few times per fit).
+        return values.to_numpy(dtype=float, copy=True)
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values):
         return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) in (

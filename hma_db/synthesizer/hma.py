@@ -382,14 +382,14 @@ class HMASynthesizer(SDVMethods):
             table, metadata, locales=params["locales"],
             enforce_min_max_values=params["enforce_min_max_values"],
             enforce_rounding=params["enforce_rounding"])
-        numeric = transformer.fit_transform(modeled).reset_index(drop=True)
+        numeric = _positional(transformer.fit_transform(modeled))
         self._prepared["transformers"][table] = transformer
         # Output columns follow the metadata's order, as in SDV.
         self._prepared["columns"][table] = list(self.metadata.tables[table]["columns"])
-        self._prepared["dtypes"][table] = {c: str(frame[c].dtype) for c in frame.columns}
+        self._prepared["dtypes"][table] = {c: str(d) for c, d in frame.dtypes.items()}
         if table_policy(self.metadata.tables, table) == "keep":  # copied verbatim when sampling
             self._prepared["kept"][table] = frame.reset_index(drop=True)
-        keys = frame[self._key_columns(table)].reset_index(drop=True)
+        keys = _positional(frame[self._key_columns(table)])
         logger.debug("table %s: %d rows, %d modeled columns", table, len(frame), numeric.shape[1])
         return pd.concat([numeric, keys], axis=1)
 
@@ -695,6 +695,15 @@ def load_synthesizer(filepath: str | Path, *, trust_pickle: bool = True) -> HMAS
         >>> synthesizer = load_synthesizer("my_synthesizer.pkl")
     """
     return HMASynthesizer.load(filepath, trust_pickle=trust_pickle)
+
+
+def _positional(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` indexed 0..n-1 (``reset_index(drop=True)``, a copy, only where it is not)."""
+    index = frame.index
+    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1 \
+            and index.name is None:
+        return frame
+    return frame.reset_index(drop=True)
 
 
 def _with_defaults(parameters: dict[str, dict], named_defaults: set[str] = frozenset()

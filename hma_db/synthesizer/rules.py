@@ -92,9 +92,8 @@ class TableConstraints:
     def fit_transform(self, frame: pd.DataFrame, metadata, bounded: bool = True):
         """Fit on the real table; the frame and the metadata the transformer sees."""
         if self.rules is not None:
-            self.rules.fit(frame, metadata, bounded)
+            frame = self.rules.fit_transform(frame, metadata, bounded)
             metadata = self.rules.updated_metadata(metadata)
-            frame = self.rules.transform(frame)
         for constraint in self.programmable:
             constraint.fit(frame, metadata)
             metadata = constraint.get_updated_metadata(metadata)

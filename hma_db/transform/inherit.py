@@ -164,16 +164,20 @@ def _pairs(child: pd.DataFrame, parent: pd.DataFrame, fk: str, pk: str, child_tt
     tied = child_tt.derivation_sources()  # a city whose country is derived from it stays
     columns = [c for c in columns if not child_tt.is_unique(c) and c not in tied]
     parents = _comparable(parent, parent_tt.value_kinds, parent_roles, None)
+    screen = _Screen(child, parent, linked[:_SCREEN], position[:_SCREEN])
     found = []
     for column in columns:
-        a = child[column].to_numpy(dtype=object)[linked]
-        for other in parents:
-            if roles[column] != "personal" and parent_roles[other] == "personal":
-                continue  # a category keeps the source's values: no faked value enters it
-            if (child_tt.value_kinds[column] == "str") != \
-                    (parent_tt.value_kinds[other] == "str"):
-                continue  # text against text, numbers against numbers
-            b = parent[other].to_numpy(dtype=object)[position]
+        others = [other for other in parents
+                  # a category keeps the source's values: no faked value enters it
+                  if (roles[column] == "personal" or parent_roles[other] != "personal")
+                  # text against text, numbers against numbers
+                  and (child_tt.value_kinds[column] == "str")
+                  == (parent_tt.value_kinds[other] == "str")]
+        a = None
+        for other in screen.may_agree(column, others):
+            if a is None:  # a column of objects: made for the few pairs the screen leaves
+                a = child[column].iloc[linked].to_numpy(dtype=object)
+            b = parent[other].iloc[position].to_numpy(dtype=object)
             if agreement(a[:_SCREEN], b[:_SCREEN])[0] < MIN_SHARE:
                 continue  # most pairs end here, on a few hundred rows
             share, kappa = agreement(a, b)
@@ -183,6 +187,49 @@ def _pairs(child: pd.DataFrame, parent: pd.DataFrame, fk: str, pk: str, child_tt
                               **_vocabulary(child[column], roles[column],
                                             child_tt.value_kinds[column])})
     return found
+
+
+def _floats(values: pd.Series) -> np.ndarray | None:
+    """Plain numpy numbers (or flags) as floats; None for any other column."""
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "biuf":
+        return values.to_numpy(dtype=float)
+    return None
+
+
+class _Screen:
+    """The pairs of number columns that cannot hold one value in most rows, told at once.
+
+    Two plain numpy number columns are equal as floats in every row where their values are
+    equal (and in some more, such as 2**53 + 1 and 2**53): the share of rows equal as floats
+    bounds the share :func:`agreement` measures, so a pair below :data:`MIN_SHARE` that way is
+    below it exactly. parent16 has 34 pairs of number columns, all below: 11 ms of object
+    factorizing, 0.2 ms this way. Other columns (text, decimals, nullable integers) are left
+    to :func:`agreement`.
+    """
+
+    def __init__(self, child: pd.DataFrame, parent: pd.DataFrame, rows: np.ndarray,
+                 positions: np.ndarray):
+        self.child, self.parent, self.rows, self.positions = child, parent, rows, positions
+        self._parent_floats: dict[str, np.ndarray | None] = {}
+
+    def _parent(self, column: str) -> np.ndarray | None:
+        if column not in self._parent_floats:
+            values = _floats(self.parent[column])
+            self._parent_floats[column] = None if values is None else values[self.positions]
+        return self._parent_floats[column]
+
+    def may_agree(self, column: str, others: list[str]) -> list[str]:
+        """The columns of ``others`` (parent columns, in order) that may hold ``column``'s
+        value in at least :data:`MIN_SHARE` of the screened rows."""
+        values = _floats(self.child[column])
+        numeric = [o for o in others if self._parent(o) is not None]
+        if values is None or not numeric or not len(self.rows):
+            return others
+        a = values[self.rows][:, None]
+        b = np.column_stack([self._parent(o) for o in numeric])
+        upper = np.mean((a == b) | (np.isnan(a) & np.isnan(b)), axis=0)
+        below = {o for o, share in zip(numeric, upper, strict=True) if share < MIN_SHARE}
+        return [o for o in others if o not in below]
 
 
 # A text column with at most this many values is a closed vocabulary (a status, a mode): a
@@ -266,12 +313,12 @@ def find_held(metadata, data: dict[str, pd.DataFrame], transformers: dict[str, A
         # a city whose country is derived from it moves with it, not on its own
         left_out = _never_held(metadata, child) | {c["column"] for c in tt.parent_copies} \
             | ruled.get(child, set()) | tt.derivation_sources() | {fk}
-        roles = tt.column_roles()
+        roles, parents = tt.column_roles(), _Parents(frame[fk])
         for column in frame.columns:
             if column in left_out or roles.get(column) not in _HELD_ROLES or \
                     tt.value_kinds.get(column) not in _KINDS or tt.is_unique(column):
                 continue  # (JSON, arrays and bytes are not values to compare)
-            share = _held_share(frame[fk], frame[column])
+            share = _held_share(parents, frame[column])
             best = found.setdefault(child, {}).get(column)
             if share is not None and (best is None or share > best["share"]):
                 found[child][column] = {"foreign_key": fk, "column": column, "share": share}
@@ -291,34 +338,81 @@ def _never_held(metadata, table: str) -> set[str]:
     return out
 
 
-def _held_share(parent_key: pd.Series, values: pd.Series) -> float | None:
+class _Parents:
+    """A foreign key's parents as codes (first seen first), for the rows where it and a column
+    are set; the codes of the rows where the key is set are made once for all its columns."""
+
+    def __init__(self, key: pd.Series):
+        self.key, self.set = key, _set(key)
+        self._codes: np.ndarray | None = None
+
+    def codes(self, both: np.ndarray) -> np.ndarray:
+        """``pd.factorize(key[both])[0]``."""
+        if not (both == self.set).all():  # a column NULL where the key is set
+            return pd.factorize(_rows(self.key, both))[0]
+        if self._codes is None:
+            self._codes = pd.factorize(_rows(self.key, self.set))[0]
+        return self._codes
+
+
+def _set(values: pd.Series) -> np.ndarray:
+    """Per row: is the value set (numpy integers and flags always are)."""
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iub":
+        return np.ones(len(values), dtype=bool)
+    return values.notna().to_numpy()
+
+
+def _rows(values: pd.Series, rows: np.ndarray):
+    """``values[rows]`` (a boolean mask), as factorize codes it alike: the numpy array itself
+    when every row is taken (a Series costs 0.1 ms a column here)."""
+    if isinstance(values.dtype, np.dtype):
+        array = values.to_numpy()
+        return array if rows.all() else array[rows]
+    return values[rows]
+
+
+def _held_share(parents: _Parents, values: pd.Series) -> float | None:
     """The share of parents held to one value beyond chance, or None when it is not a rule."""
-    both = parent_key.notna() & values.notna()
+    both = parents.set & _set(values)
     if both.sum() < 2 * HELD_MIN_PARENTS:
         return None
-    parents, _ = pd.factorize(parent_key[both])
-    if len(parents) > _HELD_SAMPLE:  # whole parents, the same ones every fit
-        chosen = np.random.default_rng(0).random(parents.max() + 1) < _HELD_SAMPLE / len(parents)
-        keep = chosen[parents]
-        parents, codes = parents[keep], pd.factorize(values[both][keep])[0]
+    codes_of = parents.codes(both)
+    if len(codes_of) > _HELD_SAMPLE:  # whole parents, the same ones every fit
+        chosen = np.random.default_rng(0).random(codes_of.max() + 1) < _HELD_SAMPLE / len(codes_of)
+        keep = chosen[codes_of]
+        codes_of, codes = codes_of[keep], pd.factorize(_rows(values, both)[keep])[0]
     else:
-        codes = pd.factorize(values[both])[0]
+        codes = pd.factorize(_rows(values, both))[0]
     if codes.max(initial=0) == 0:
         return None  # one value in the whole column: nothing to hold
-    frame = pd.DataFrame({"p": parents, "v": codes})
-    groups = frame.groupby("p")["v"].agg(["size", "nunique"])
-    groups = groups[groups["size"] >= 2]
-    if len(groups) < HELD_MIN_PARENTS:
+    size, constant_in = _group_sizes(codes_of, codes)
+    several = size >= 2
+    if several.sum() < HELD_MIN_PARENTS:
         return None
-    constant = float((groups["nunique"] == 1).mean())
+    constant = float(np.mean(constant_in[several]))
+    if constant < HELD_MIN_CONSTANT:  # before the chance, the dearest part (most columns end here)
+        return None
     frequencies = np.bincount(codes) / len(codes)
-    sizes, counts = np.unique(groups["size"].to_numpy(), return_counts=True)
+    sizes, counts = np.unique(size[several], return_counts=True)
     chance = np.array([np.sum(frequencies ** k) for k in sizes])
     expected = float(np.dot(chance, counts) / counts.sum())
-    if constant < HELD_MIN_CONSTANT or expected >= 1.0:
+    if expected >= 1.0:
         return None
     share = (constant - expected) / (1.0 - expected)
     return float(min(share, 1.0)) if share >= HELD_MIN_SHARE else None
+
+
+def _group_sizes(parents: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per parent code: its rows, and whether they all hold one value code. A group-by with
+    ``nunique`` took 1.2 ms on 4,500 rows and 74 ms on a million; the smallest and largest code
+    of each parent, 0.04 ms and 5.5 ms."""
+    groups = int(parents.max()) + 1
+    size = np.bincount(parents, minlength=groups)
+    low = np.full(groups, np.iinfo(np.int64).max)
+    high = np.full(groups, -1, dtype=np.int64)
+    np.minimum.at(low, parents, codes.astype(np.int64, copy=False))
+    np.maximum.at(high, parents, codes.astype(np.int64, copy=False))
+    return size, low == high
 
 
 def constant_values(within: list[dict[str, Any]], child: pd.DataFrame,

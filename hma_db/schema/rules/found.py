@@ -87,24 +87,23 @@ def _ordered_pairs(table: str, columns: list[str], values: np.ndarray, births: n
                    ) -> list[Inequality]:
     if len(values) < MIN_BIRTH_ROWS:  # an empty table (or a handful of rows) holds no rule
         return []
-    present = ~np.isnan(values)
-    low_min = np.nanmin(np.where(present, values, np.inf), axis=0)
-    high_max = np.nanmax(np.where(present, values, -np.inf), axis=0)
+    # Columns as rows: every reduction below runs along contiguous memory (reducing a million
+    # rows of two columns along axis 0 took 280 ms of a 1M-row child's 330).
+    by_column = np.ascontiguousarray(values.T)
+    present = ~np.isnan(by_column)
+    low_min = np.where(present, by_column, np.inf).min(axis=1)
+    high_max = np.where(present, by_column, -np.inf).max(axis=1)
     n = len(columns)
+    first, second = _screened_pairs(by_column, present)
+    le, lt, ge, both = _orders(by_column, present, first, second)
+    overlap = np.maximum(low_min[first], low_min[second]) <= \
+        np.minimum(high_max[first], high_max[second])
+    birth = births[first] & ~births[second]  # a birth date below another date
+    enough = both >= np.where(birth, MIN_BIRTH_ROWS, MIN_ROWS)
     holds, strict = np.zeros((n, n), dtype=bool), np.zeros((n, n), dtype=bool)
-    for i in range(n):  # one pass per column, vectorized over rows and columns
-        both = present[:, [i]] & present
-        with np.errstate(invalid="ignore"):
-            le = np.where(both, values[:, [i]] <= values, True).all(axis=0)
-            lt = np.where(both, values[:, [i]] < values, True).all(axis=0)
-            ge = np.where(both, values[:, [i]] >= values, True).all(axis=0)
-        overlap = np.maximum(low_min[i], low_min) <= np.minimum(high_max[i], high_max)
-        birth = births[i] & ~births  # a birth date below another date
-        enough = both.sum(axis=0) >= np.where(birth, MIN_BIRTH_ROWS, MIN_ROWS)
-        holds[i] = le & ~ge & (overlap | birth) & enough
-        strict[i] = lt
-    np.fill_diagonal(holds, False)
-    holds &= ~_implied(holds, strict, present.all(axis=0))
+    holds[first, second] = le & ~ge & (overlap | birth) & enough
+    strict[first, second] = lt
+    holds &= ~_implied(holds, strict, present.all(axis=1))
     found = []
     for i, j in zip(*np.nonzero(holds), strict=True):
         rule = Inequality(columns[i], columns[j], strict_boundaries=bool(strict[i, j]),
@@ -112,6 +111,42 @@ def _ordered_pairs(table: str, columns: list[str], values: np.ndarray, births: n
         rule.origin = "data"
         found.append(rule)
     return found
+
+
+SCREEN_ROWS = 64  # rows every pair is tried on at once; most pairs break an order there
+_CELLS = 1 << 20  # pair x row cells per step of the pairs that remain
+
+
+def _screened_pairs(by_column: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (i, j), i != j, whose column i is at most column j in the first
+    :data:`SCREEN_ROWS` rows where both are set: the only ones that can hold in every row.
+    parent16's 16 columns: 240 pairs, 29 left."""
+    values, set_ = by_column[:, :SCREEN_ROWS], present[:, :SCREEN_ROWS]
+    both = set_[:, None, :] & set_[None, :, :]
+    with np.errstate(invalid="ignore"):
+        le = ((values[:, None, :] <= values[None, :, :]) | ~both).all(axis=2)
+    np.fill_diagonal(le, False)
+    return np.nonzero(le)
+
+
+def _orders(by_column: np.ndarray, present: np.ndarray, first: np.ndarray, second: np.ndarray
+            ) -> tuple[np.ndarray, ...]:
+    """Per pair (first[k], second[k]), over the rows where both are set: is the first at most
+    the second in every row (le), below it in every row (lt), at least it in every row (ge),
+    and in how many rows are both set."""
+    pairs, rows = len(first), by_column.shape[1]
+    le, lt, ge = (np.ones(pairs, dtype=bool) for _ in range(3))
+    both = np.zeros(pairs, dtype=np.int64)
+    step = max(1, _CELLS // max(pairs, 1))
+    for start in range(0, rows if pairs else 0, step):
+        a, b = by_column[first, start:start + step], by_column[second, start:start + step]
+        unset = ~(present[first, start:start + step] & present[second, start:start + step])
+        with np.errstate(invalid="ignore"):
+            le &= ((a <= b) | unset).all(axis=1)
+            lt &= ((a < b) | unset).all(axis=1)
+            ge &= ((a >= b) | unset).all(axis=1)
+        both += unset.shape[1] - unset.sum(axis=1)
+    return le, lt, ge, both
 
 
 def _implied(holds: np.ndarray, strict: np.ndarray, full: np.ndarray) -> np.ndarray:
