@@ -907,18 +907,14 @@ _SMALL_JOB = 'include = ["{e}", "{c}", "{i}"]\nseed = 6\nif_exists = "replace"\n
              '[model]\npath = "model.json"\n'
 
 
-def _total_seconds(stdout: str) -> float:
-    return float(re.search(r"\(total (\d+\.\d\d)s\)$", stdout.rstrip()).group(1))
-
-
 def _stages(stdout: str) -> list[str]:
     line = next(x for x in stdout.splitlines() if x.startswith("Time per stage: "))
     return re.findall(r"(?:: |, )([a-z ]+) \d+\.\d\ds", line)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def test_run_twice_same_rows_and_a_cached_model_is_not_refitted_and_faster(backend, request,
-                                                                           tmp_path):
+def test_run_twice_same_rows_and_a_cached_model_is_not_refitted(backend, request,
+                                                                 tmp_path):
     if backend == "sqlite":
         source, target = CHINOOK_SQLITE, f"sqlite:///{tmp_path / 'synthetic.sqlite'}"
         names = {"e": "Employee", "c": "Customer", "i": "Invoice"}
@@ -939,7 +935,11 @@ def test_run_twice_same_rows_and_a_cached_model_is_not_refitted_and_faster(backe
     assert second.stdout.splitlines()[1].startswith("Model: reused (the model at")
     assert not {"read", "fit"} & set(_stages(second.stdout))  # visible in the output: no refit
     assert not any(p.endswith("fit...") for p in second.stderr.splitlines())
-    assert _total_seconds(second.stdout) < _total_seconds(first.stdout)
+    # The reuse skips the read, the fit and the save, and does nothing else: the stages say
+    # so (the totals of two runs were compared, but a fit of Chinook's subset now takes about
+    # 0.15 s, less than the reflect's own run-to-run spread on PostgreSQL).
+    assert _stages(second.stdout) == [s for s in _stages(first.stdout)
+                                      if s not in ("read", "fit", "save model")]
     assert _target_contents(target) == written
 
 
