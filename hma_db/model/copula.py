@@ -125,8 +125,8 @@ class GaussianCopula:
         self.columns: list[str] = []
         self.marginals: list[dict[str, Any]] = []
         self.correlation = np.zeros((0, 0))
-        self._models: list[Any] = []  # copulas' univariate models, Empirical, or None
-        self._grids: list[np.ndarray | None] = []
+        # Per column, (univariate object, inverse-cdf grid) once built (_state), else None.
+        self._states: list[tuple[Any, np.ndarray | None] | None] = []
 
     # ----------------------------------------------------------------------------------- fit
     def fit(self, data: np.ndarray, columns: list[str],
@@ -185,10 +185,9 @@ class GaussianCopula:
         for m, group in zip(members, done, strict=True):
             for j, result in zip(m, group, strict=True):
                 fitted[j] = result
-        self.marginals = [marginal for marginal, _, _, _ in fitted]
-        self._models = [model for _, model, _, _ in fitted]
-        self._grids = [grid for _, _, grid, _ in fitted]
-        for message in (m for *_, said in fitted for m in said):
+        self.marginals = [marginal for marginal, _ in fitted]
+        self._states = [None] * len(columns)
+        for message in (m for _, said in fitted for m in said):
             if notes is None:
                 warnings.warn(message, UserWarning, stacklevel=2)
             else:
@@ -235,11 +234,14 @@ class GaussianCopula:
                 f"Columns {', '.join(bad)} hold missing or infinite values; expected finite numbers")
         return data
 
-    def _build(self) -> None:
-        """Rebuild the univariate objects and inverse-cdf grids from the plain parameters."""
-        built = [column_state(marginal) for marginal in self.marginals]
-        self._models = [model for model, _ in built]
-        self._grids = [grid for _, grid in built]
+    def _state(self, j: int) -> tuple[Any, np.ndarray | None]:
+        """Column ``j``'s univariate object and inverse-cdf grid, built on first use (see
+        :func:`~hma_db.model.marginals.column_state`; (None, None) for a constant). Two
+        threads building the same column build the same thing."""
+        state = self._states[j]
+        if state is None:
+            state = self._states[j] = column_state(self.marginals[j])
+        return state
 
     @staticmethod
     def _fit_correlation(scores: np.ndarray) -> np.ndarray:
@@ -261,12 +263,13 @@ class GaussianCopula:
         """Normal scores ``z = Phi^-1(F(x))`` of ``(n, d)`` data, finite and within +-6."""
         data = np.asarray(data, dtype=float).reshape(len(data), len(self.columns))
         scores = np.zeros(data.shape)
-        for j, model in enumerate(self._models):
+        for j in range(len(self.columns)):
+            model, grid = self._state(j)
             if model is None:
                 continue
             if len(data) > EXACT_CDF_ROWS:
                 # The inverse of the ppf grid: same accuracy as from_scores, ~50x faster.
-                scores[:, j] = np.interp(data[:, j], self._grids[j], _GRID)
+                scores[:, j] = np.interp(data[:, j], grid, _GRID)
                 continue
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
@@ -280,7 +283,7 @@ class GaussianCopula:
         out = np.empty((len(self.columns), len(scores)))  # one contiguous row per column
         step = _GRID[1] - _GRID[0]
         for j, marginal in enumerate(self.marginals):
-            grid = self._grids[j]
+            _, grid = self._state(j)
             if grid is None:
                 out[j] = marginal["constant"]
                 continue
@@ -371,5 +374,5 @@ class GaussianCopula:
                                      "learned_parameters": dict(marginal["learned_parameters"])})
         d = len(copula.columns)
         copula.correlation = np.asarray(params["correlation"], dtype=float).reshape(d, d)
-        copula._build()
+        copula._states = [None] * d
         return copula
