@@ -24,7 +24,7 @@ from scipy import special
 from threadpoolctl import ThreadpoolController
 
 from hma_db.errors import SynthesizerInputError
-from hma_db.model.beta import fit_beta, fit_beta_fixed_support
+from hma_db.model.beta import fit_beta_fixed_support, fit_beta_profile
 from hma_db.model.empirical import NAME as EMPIRICAL
 from hma_db.model.empirical import POOR_FIT_KS, Empirical, fit_empirical, is_multimodal
 from hma_db.model.truncnorm import fit_truncnorm
@@ -123,7 +123,7 @@ def _ks_distance(name: str, params: dict[str, float], ordered: np.ndarray) -> fl
 def _fit_family(name: str, sample: np.ndarray, polish: bool) -> dict[str, float]:
     """The parameters of one family fitted to ``sample`` (raises when it cannot be)."""
     if name == "beta":
-        return fit_beta(sample) if polish else fit_beta_fixed_support(sample)
+        return fit_beta_profile(sample) if polish else fit_beta_fixed_support(sample)
     if name == "truncnorm":
         return fit_truncnorm(sample)
     if name == "norm":  # copulas' GaussianUnivariate: the mean and the spread

@@ -19,8 +19,10 @@ from the sample's mean and spread) or the best of the maxima on the polygon's th
 truncation window, computed by Gauss-Legendre quadrature on the part of it within
 ``_WINDOW`` standard deviations of the mode (48 nodes: relative error under 1e-13 on any
 such window, the mass outside it under 1e-18). Measured on the 151 truncnorm columns of
-the parent16, Chinook and Northwind fits: the likelihood is never lower than SLSQP's
-(higher by up to ... where it stopped early); about 0.2-0.5 ms a column.
+the parent16, Chinook and Northwind fits (80 of them with the maximum on an edge of the box):
+the log-likelihood is never lower than SLSQP's, higher by 1e-10 per value at the median and
+by up to 0.17 per value where SLSQP stopped early (no fit check's choice changed); 0.24 ms a
+column, copulas' 1.9-2.7 ms.
 
 Example:
     >>> params = fit_truncnorm(np.random.default_rng(0).normal(3, 2, size=500))
