@@ -179,3 +179,14 @@ def test_each_column_is_encoded_as_rdt_encodes_the_whole_frame():
     whole[dates] = whole[dates] / 1e9
     pd.testing.assert_frame_equal(ours, whole[ours.columns].astype("float64"))
     pd.testing.assert_frame_equal(tt.transform(frame), ours)
+
+
+def test_one_support_in_scalar_math_gets_the_shapes_of_the_vectorized_newton():
+    values = np.random.default_rng(14).lognormal(size=300)
+    lows = values.min() - np.ptp(values) * np.array([1e-6, 0.01, 1.0, 10.0])
+    highs = values.max() + np.ptp(values) * np.array([1e4, 0.3, 1e-6, 10.0])
+    a, b, _ = beta._profile(values, lows, highs)
+    for k in range(len(lows)):
+        y = (values - lows[k]) / (highs[k] - lows[k])
+        one = beta._shapes_one(np.log(y).mean(), np.log1p(-y).mean(), y.mean(), y.var())
+        assert one == pytest.approx((a[k], b[k]), rel=1e-9)

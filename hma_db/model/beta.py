@@ -83,6 +83,33 @@ def _shapes(mean_log: np.ndarray, mean_log1m: np.ndarray, mean: np.ndarray,
     return a, b
 
 
+def _shapes_one(mean_log: float, mean_log1m: float, mean: float, var: float
+                ) -> tuple[float, float]:
+    """:func:`_shapes` for one support, in scalar math: the same Newton steps and stop, at a
+    tenth of the cost (numpy's calls on arrays of one value cost more than the work; 0.03 ms
+    against 0.28 ms a column)."""
+    common = mean * (1 - mean) / var - 1 if var > 0 else 2.0
+    a, b = max(mean * common, _MIN_SHAPE), max((1 - mean) * common, _MIN_SHAPE)
+    for _ in range(_NEWTON_STEPS):
+        ab = a + b
+        digamma_ab, trigamma_ab = special.digamma(ab), special.zeta(2.0, ab)
+        g1 = special.digamma(a) - digamma_ab - mean_log
+        g2 = special.digamma(b) - digamma_ab - mean_log1m
+        j11, j22 = special.zeta(2.0, a) - trigamma_ab, special.zeta(2.0, b) - trigamma_ab
+        det = j11 * j22 - trigamma_ab * trigamma_ab
+        if not det > 0:
+            break
+        step_a = (j22 * g1 + trigamma_ab * g2) / det
+        step_b = (j11 * g2 + trigamma_ab * g1) / det
+        shrink = 1.0
+        while a - shrink * step_a <= 0 or b - shrink * step_b <= 0:
+            shrink /= 2  # keep both shapes positive
+        a, b = float(a - shrink * step_a), float(b - shrink * step_b)
+        if abs(g1 * step_a + g2 * step_b) < _DECREMENT:
+            break
+    return a, b
+
+
 def _profile(values: np.ndarray, low: np.ndarray, high: np.ndarray):
     """For each support ``[low, high]`` (arrays): its shapes of maximum likelihood and the
     log-likelihood per value."""
@@ -94,8 +121,11 @@ def _profile(values: np.ndarray, low: np.ndarray, high: np.ndarray):
     return a, b, np.where(np.isfinite(value), value, -np.inf)
 
 
-def _params(a: float, b: float, low: float, high: float) -> dict[str, float]:
-    a, b = float(a), float(b)
+def _fit_on(values: np.ndarray, low: float, high: float) -> dict[str, float]:
+    """The beta of maximum likelihood on the support ``[low, high]``."""
+    y = (values - low) / (high - low)
+    a, b = _shapes_one(float(np.log(y).mean()), float(np.log1p(-y).mean()),
+                       float(y.mean()), float(y.var()))
     if not (math.isfinite(a) and math.isfinite(b) and a > 0 and b > 0):
         raise ValueError("the beta shapes did not converge")
     return {"loc": float(low), "scale": float(high - low), "a": a, "b": b}
@@ -115,9 +145,7 @@ def fit_beta_fixed_support(values: np.ndarray) -> dict[str, float]:
     if not biggest > smallest:
         raise ValueError("a beta needs values that are not all equal")
     pad = (biggest - smallest) / len(values)
-    low, high = np.array([smallest - pad]), np.array([biggest + pad])
-    a, b, _ = _profile(values, low, high)
-    return _params(a[0], b[0], low[0], high[0])
+    return _fit_on(values, smallest - pad, biggest + pad)
 
 
 def _around(grid: np.ndarray, best: float) -> np.ndarray:
@@ -153,7 +181,4 @@ def fit_beta_profile(values: np.ndarray) -> dict[str, float]:
         below, above = _around(LOG_WIDENING, best[1]), _around(LOG_WIDENING, best[2])
     if not np.isfinite(best[0]):
         raise ValueError("no support gives the beta a finite likelihood")
-    low = np.array([smallest - spread * 10 ** best[1]])
-    high = np.array([biggest + spread * 10 ** best[2]])
-    a, b, _ = _profile(values, low, high)
-    return _params(a[0], b[0], low[0], high[0])
+    return _fit_on(values, smallest - spread * 10 ** best[1], biggest + spread * 10 ** best[2])

@@ -107,17 +107,25 @@ def _ks_distance(name: str, params: dict[str, float], ordered: np.ndarray) -> fl
     values strictly inside the data's range on or outside the edges of the fitted support
     (e.g. a beta whose lower bound lies above the smallest values): such a fit never produces
     a good part of the data.
+
+    The cdf is evaluated once per distinct value (a count, a category's slice or a rounded
+    amount repeats values; the beta's ``betainc`` costs 0.3 us a value): the empirical cdf
+    steps at the last of equal values and starts below the first, so the distance is the
+    same as over every value.
     """
-    u = np.asarray(family_cdf(name, params, ordered), dtype=float)
+    n = len(ordered)
+    last = np.flatnonzero(np.append(ordered[1:] != ordered[:-1], True))  # of each value
+    distinct = ordered[last]
+    u = np.asarray(family_cdf(name, params, distinct), dtype=float)
     if not np.all(np.isfinite(u)):
         return np.inf
+    upper = (last + 1) / n  # the empirical cdf at each distinct value
+    lower = np.append(0.0, upper[:-1])  # and just below it
     # Ties at the data's own minimum or maximum may sit on the edge (discrete columns).
-    inner = (ordered > ordered[0]) & (ordered < ordered[-1])
-    if np.mean(inner & ((u < _EDGE) | (u > 1 - _EDGE))) > _MAX_EDGE_MASS:
+    inner = (distinct > distinct[0]) & (distinct < distinct[-1])
+    if np.sum((upper - lower)[inner & ((u < _EDGE) | (u > 1 - _EDGE))]) > _MAX_EDGE_MASS:
         return np.inf
-    n = len(ordered)
-    upper = np.arange(1, n + 1) / n
-    return float(max(np.max(upper - u), np.max(u - (upper - 1 / n))))
+    return float(max(np.max(upper - u), np.max(u - lower)))
 
 
 def _fit_family(name: str, sample: np.ndarray, polish: bool) -> dict[str, float]:
