@@ -10,6 +10,7 @@ from scipy import stats
 
 from hma_db.errors import SynthesizerInputError
 from hma_db.model.copula import FIT_SAMPLE_SIZE, GaussianCopula, nearest_correlation
+from hma_db.model.latent import mid_rank_scores
 from hma_db.model.marginals import instance
 
 RHO = np.array([[1.0, 0.7, -0.3], [0.7, 1.0, 0.0], [-0.3, 0.0, 1.0]])
@@ -167,3 +168,14 @@ def test_the_inverse_cdf_grids_are_built_on_first_use_and_follow_the_exact_ppf()
     again = GaussianCopula.from_dict(json.loads(json.dumps(copula.to_dict())))
     assert again._states == [None, None, None]
     np.testing.assert_array_equal(again.to_scores(data[:50]), copula.to_scores(data[:50]))
+
+
+def test_ranks_from_one_sort_are_the_ranks_within_a_sample_of_every_row():
+    rng = np.random.default_rng(9)
+    for values in (rng.normal(size=500), rng.integers(0, 4, size=300).astype(float),
+                   np.round(rng.lognormal(size=800), 1), np.array([2.0, 2.0, 1.0])):
+        shuffled = values[rng.permutation(len(values))]
+        np.testing.assert_array_equal(mid_rank_scores(values),
+                                      GaussianCopula._sample_rank_scores(values, shuffled))
+    ties = mid_rank_scores(np.array([5.0, 1.0, 5.0, 3.0]))
+    np.testing.assert_allclose(ties, stats.norm.ppf(np.array([3.5, 1, 3.5, 2]) / 5))
