@@ -12,28 +12,39 @@ importer of ``copulas``; everything the copula keeps is plain data (``to_dict``)
 Speed choices, measured on a 2-core machine (1 million values, one column):
 
 * marginals are fitted on a random subsample of at most ``FIT_SAMPLE_SIZE`` values, fewer for
-  the slow families (``FAMILY_SAMPLE_SIZE``). A ``beta`` is fitted on the data's range, its
-  shapes by likelihood in closed form (Newton on the digamma equations, about 0.25 ms a
-  column); the four-parameter likelihood fit over shapes and support (12-150 ms a column on
-  30 to 2k values, copulas' own 24-280 ms) runs only where the data reject that fit
-  (Kolmogorov distance above the 95% critical value ``1.36 / sqrt(n)``), mostly on large
-  samples. Measured with ``tests/benchmarks/bench_quality.py`` (seeds 0-2), whole-database
-  quality went 0.722 -> 0.729 on Chinook and 0.706 -> 0.711 on Northwind (Column Shapes
-  0.860 -> 0.875 and 0.835 -> 0.839); the model fit of a 16-column parent of 77 rows with
-  4,500 children went from 1.0 s to 0.1 s;
-* ``student_t`` takes 0.7 s on 2k values, 1.7 s on 5k, 4.4 s on 50k;
-  ``truncnorm`` (every extension column) ~40 likelihood evaluations, linear in n. On 2k
-  values the fitted cdf at the 90% quantile varies by +-0.005 between subsamples, far below
-  the noise of the copula itself;
+  the slow families (``FAMILY_SAMPLE_SIZE``), in closed form or by Newton's method, never by
+  a general-purpose optimizer. A ``beta`` is fitted on the data's range, its shapes by
+  likelihood (Newton on the digamma equations in scalar math, 0.03-0.09 ms a column); where
+  the data reject that fit (Kolmogorov distance above the 95% critical value
+  ``1.36 / sqrt(n)``) and have one peak, its support is polished by profile likelihood over
+  up to 73 candidate supports on at most 500 values (1.2-2.1 ms a column; scipy's Nelder-Mead over
+  the four parameters took 12-150 ms, copulas' own 24-280 ms; see
+  :mod:`hma_db.model.beta`). A ``truncnorm`` (every extension column) by Newton's method in
+  its natural parameters within copulas' box on loc and scale (0.1-0.25 ms a column,
+  copulas' SLSQP 1.9-2.7 ms; :mod:`hma_db.model.truncnorm`). The fit check's cdf is
+  evaluated by ``scipy.special`` once per distinct value, and a column with several peaks
+  goes to the empirical marginal before any family is fitted;
+* the inverse-cdf grid of a marginal (``from_scores``, below) is built on first use, not at
+  fit: 0.1-2 ms a column, most of it a beta's ``ppf``;
+* measured on issue 20's shape (a 16-column parent of 77 rows with 4,500 children, the
+  ``parent16`` case of ``tests/benchmarks/bench_fit.py``), CPU time of the model fit
+  (``fit_processed_data``, median of 35): 143.5 ms before (grids at fit, Nelder-Mead polish,
+  copulas' truncnorm and cdfs) and 26.8 ms after, of which the marginals 11.6 ms and
+  ``align_slices`` 7.4 ms (load average 4.5 on 2 cores; wall time 293 -> 44 ms there). The
+  quality is unchanged (``tests/benchmarks/bench_fidelity.py``, seeds 0-9: Chinook 0.837,
+  Northwind 0.836 before and after). ``student_t`` and ``gamma`` are still fitted by copulas
+  (0.7 s on 2k values for ``student_t``), only where a user names them;
 * with an ``executor`` (:meth:`GaussianCopula.fit_scores`), the marginals of a table of at
   least ``PARALLEL_COLUMNS`` columns are fitted ``COLUMNS_PER_TASK`` at a time, every n-th
   column in one task (slow columns sit together: extension columns come last; on the
   200-column table of ``tests/test_beta.py`` the last 50 took 71-81% of the time), the
-  first group here. That table (100 rows) fits in 1.0-1.2 s here; with 2 local worker
+  first group here. That table (100 rows) fitted in 1.0-1.2 s here; with 2 local worker
   processes in 0.52-0.66 s in the runs where a core was free and 0.86-1.06 s where it was
   not (medians of 5-7, load average 1.1-3.2 on 2 cores: other benchmarks were running).
   A pool of 2 threads is slower (1.25-1.32 s against 0.90-1.18 s, load average 3.3-3.7):
-  the likelihood fits hold the GIL;
+  the likelihood fits hold the GIL. Since the fits above its model fit takes 0.13-0.26 s
+  here and 0.22-0.26 s with 2 worker processes (median of 7, load average 5): the
+  thresholds should be measured again on a quiet machine;
 * ``from_scores`` evaluates the exact inverse cdf on a fine grid of scores and interpolates
   linearly (``beta``'s exact ``ppf`` costs 2.6 s per million values, the grid 0.02 s);
   the grid step is 0.005 in score space, so the error is far below any rounding of the data.
@@ -75,7 +86,9 @@ _MIN_EIGENVALUE = 1e-6
 # processes). The first 25-200 columns of the 200-column table, here -> on 2 workers (median
 # of 5, load average 1.2-1.7 on 2 cores): 100 rows, 50 columns 78 -> 95 ms, 100 columns
 # 166 -> 160 ms, 200 columns 996 -> 592 ms; 2,000 rows 101 -> 120, 239 -> 192, 1915 -> 1177
-# ms. Under load (2-3) the 50 and 100 columns were 0.82-1.24x either way.
+# ms. Under load (2-3) the 50 and 100 columns were 0.82-1.24x either way. (Measured before the
+# fits of the module docstring: a marginal now takes 0.1-2 ms, so both thresholds are to be
+# measured again on a quiet machine.)
 COLUMNS_PER_TASK = 25
 PARALLEL_COLUMNS = 100
 
