@@ -24,6 +24,10 @@ SAMPLES = {
     "two values": np.array([0.0, 0.0, 0.0, 1.0, 1.0]),
     "outlier": np.r_[_rng.normal(size=76), 40.0],
     "timestamps": _rng.normal(1.6e9, 3e6, size=400),
+    # Nearly flat over a range of 2.6: the maximum inside, where Newton's steps overshoot.
+    "flat": np.random.default_rng(71).uniform(size=3_000) * 2.62 + 1000,
+    # A range of 1e9: the largest scale's natural parameter is 1e-18 (rounding reached 0).
+    "wide range": _rng.exponential(size=300) * 4.7e8,
 }
 
 

@@ -22,7 +22,8 @@ such window, the mass outside it under 1e-18). Measured on the 151 truncnorm col
 the parent16, Chinook and Northwind fits (80 of them with the maximum on an edge of the box):
 the log-likelihood is never lower than SLSQP's, higher by 1e-10 per value at the median and
 by up to 0.17 per value where SLSQP stopped early (no fit check's choice changed); 0.24 ms a
-column, copulas' 1.9-2.7 ms.
+column, copulas' 1.9-2.7 ms. On 591 generated columns (2 to 3,000 values, ranges of 1e-6 to
+1e9, normal, skewed, flat, two-valued, with an outlier) it never fitted worse than copulas.
 
 Example:
     >>> params = fit_truncnorm(np.random.default_rng(0).normal(3, 2, size=500))
@@ -41,7 +42,8 @@ _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(48)
 _WINDOW = 9.0  # standard deviations of the mode the quadrature covers
 _STEPS = 60  # Newton steps at most per problem: 5-10 in practice
 _DECREMENT = 1e-15  # stop when the expected gain of log-likelihood per value is below this
-_BLOCKED = 3  # steps in a row cut short by the border: the maximum is on it
+_BLOCKED = 3  # steps in a row cut short by the border: the maximum is on it (checked)
+_TINY_GRADIENT = 1e-12  # per value: a gradient this small is the rounding of a maximum
 
 
 class _Problem:
@@ -82,6 +84,31 @@ class _Problem:
         return (value, self.mean - first, self.spread + self.mean ** 2 - second,
                 c11, c12, c22)
 
+    def inside(self, e1: float, e2: float) -> tuple[float, float]:
+        """``(e1, e2)`` moved onto the polygon where rounding left it just outside (a step to
+        the largest scale of a wide column lands on ``e2 = 0`` when ``k`` is 1e-18)."""
+        e2 = min(e2, -self.k)
+        return min(max(e1, 2 * e2), -2 * e2), e2
+
+    def optimal(self, e1: float, e2: float) -> bool:
+        """Whether no direction into the polygon raises the likelihood at ``(e1, e2)`` (the
+        Karush-Kuhn-Tucker conditions: the gradient is a non-negative combination of the
+        active constraints' outward normals)."""
+        _, g1, g2, *_ = self.evaluate(e1, e2)
+        scale = max(abs(e1), abs(e2), self.k)
+        active = [(n1, n2) for slack, (n1, n2) in (
+            (e1 - 2 * e2, (-1.0, 2.0)), (-e1 - 2 * e2, (1.0, 2.0)), (-e2 - self.k, (0.0, 1.0)))
+            if slack <= 1e-9 * scale]
+        if len(active) == 1:  # on an edge: the gradient points out of the polygon
+            (n1, n2), = active
+            return g1 * n1 + g2 * n2 >= -_TINY_GRADIENT
+        if len(active) == 2:  # a corner: within the cone of the two outward normals
+            (a1, a2), (b1, b2) = active
+            det = a1 * b2 - a2 * b1
+            return ((g1 * b2 - g2 * b1) / det >= -_TINY_GRADIENT
+                    and (a1 * g2 - a2 * g1) / det >= -_TINY_GRADIENT)
+        return abs(g1) + abs(g2) <= _TINY_GRADIENT
+
     def room(self, e1: float, e2: float, s1: float, s2: float) -> float:
         """The longest step along ``(s1, s2)`` from ``(e1, e2)`` within the polygon, as a
         fraction of it (along an edge its own constraint's rate is exactly 0)."""
@@ -92,13 +119,13 @@ class _Problem:
                 out = min(out, max(slack, 0.0) / -rate)
         return out
 
-    def maximize(self, e1: float, e2: float, direction: tuple[float, float] | None = None
-                 ) -> tuple[float, float, float, bool]:
+    def maximize(self, e1: float, e2: float, direction: tuple[float, float] | None = None,
+                 strikes: int = _BLOCKED) -> tuple[float, float, float, bool]:
         """Newton's method from the feasible ``(e1, e2)``, never leaving the polygon: over
         the whole of it (``direction`` None) or along an edge.
 
         On an edge a step stops at the edge's end (a corner may be the maximum). Inside, a
-        step that would leave goes half the way to the border, and ``_BLOCKED`` such steps
+        step that would leave goes half the way to the border, and ``strikes`` such steps
         in a row mean the maximum is on the border. Returns (e1, e2, log-likelihood,
         blocked).
         """
@@ -126,16 +153,17 @@ class _Problem:
                 length = length if direction is not None else length / 2
             else:
                 limited, length = 0, 1.0
-            if limited >= _BLOCKED or length < 1e-12:
+            if limited >= strikes or length < 1e-12:
                 return e1, e2, value, True
             while True:  # halve until the likelihood rises enough (Armijo)
-                new = self.evaluate(e1 + length * s1, e2 + length * s2)
+                t1, t2 = self.inside(e1 + length * s1, e2 + length * s2)
+                new = self.evaluate(t1, t2)
                 if new[0] >= value + 1e-4 * length * decrement:
                     break
                 length /= 2
                 if length < 1e-12:
                     return e1, e2, value, False
-            e1, e2 = e1 + length * s1, e2 + length * s2
+            e1, e2 = t1, t2
             value, g1, g2, c11, c12, c22 = new
         return e1, e2, value, False
 
@@ -147,7 +175,10 @@ def _natural(mu: float, sigma: float) -> tuple[float, float]:
 def _best(problem: _Problem) -> tuple[float, float]:
     """The natural parameters of the largest likelihood within the polygon: where the
     moments match, or else the best of the maxima on its three edges (the likelihood is
-    concave, so one of them is the maximum)."""
+    concave, so one of them is the maximum when it passes the optimality check; otherwise
+    the maximum is inside after all, where steps kept overshooting the border: a nearly
+    flat column, whose likelihood is far from quadratic, and Newton's method is run again
+    without a limit on such steps)."""
     mean, spread, largest = problem.mean, problem.spread, problem.largest
     sigma = min(math.sqrt(spread), largest * (1 - 1e-9))
     e1, e2, value, blocked = problem.maximize(*_natural(mean, sigma))
@@ -162,6 +193,10 @@ def _best(problem: _Problem) -> tuple[float, float]:
     f1, f2, edge_value, _ = problem.maximize(2 * problem.k * mean, -problem.k, (1.0, 0.0))
     candidates.append((edge_value, f1, f2))
     _, e1, e2 = max(candidates)
+    if problem.optimal(e1, e2):
+        return e1, e2
+    f1, f2, inside_value, _ = problem.maximize(*_natural(mean, sigma), strikes=_STEPS)
+    _, e1, e2 = max(candidates + [(inside_value, f1, f2)])
     return e1, e2
 
 
