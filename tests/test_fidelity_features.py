@@ -12,7 +12,17 @@ from conftest import NORTHWIND_SQLITE, fit_and_sample
 from hma_db import HMASynthesizer, Metadata
 from hma_db.errors import SynthesizerInputError
 from hma_db.model.copula import GaussianCopula, fit_marginal
-from hma_db.model.empirical import MAX_KNOTS, Empirical, fit_empirical, is_multimodal
+from hma_db.model.empirical import (
+    DIP_SHARE,
+    HISTOGRAM_BINS,
+    MAX_KNOTS,
+    MIN_PEAK_SHARE,
+    MIN_SIDE_SHARE,
+    Empirical,
+    _quantile,
+    fit_empirical,
+    is_multimodal,
+)
 
 # ----------------------------------------------------------------------- small parent tables
 REAL_COUNTS = [300, 5, 40, 120, 12, 2]
@@ -105,6 +115,34 @@ def test_a_column_of_two_peaks_gets_the_empirical_marginal_and_a_normal_one_does
     assert fit_marginal("beta", rng.normal(size=3_000))["distribution"] != "empirical"
     # A family the user named is kept however poorly it fits.
     assert fit_marginal("norm", _two_peaks(3_000), named=True)["distribution"] == "norm"
+
+
+def _histogram_dips(values: np.ndarray) -> bool:
+    """is_multimodal as numpy's own quantile, unique and histogram compute it."""
+    low, high = np.quantile(values, [0.01, 0.99])
+    inside = values[(values >= low) & (values <= high)]
+    bins = int(min(HISTOGRAM_BINS, len(np.unique(inside))))
+    counts, _ = np.histogram(inside, bins=bins, range=(low, high))
+    share = np.convolve(np.pad(counts / len(values), 1, mode="edge"), [0.25, 0.5, 0.25], "valid")
+    lower = np.minimum(np.maximum.accumulate(share), np.maximum.accumulate(share[::-1])[::-1])
+    left, right = np.cumsum(share) - share, share[::-1].cumsum()[::-1] - share
+    n = len(values)
+    return bool(np.any((share < DIP_SHARE * lower) & (lower >= MIN_PEAK_SHARE)
+                       & ((lower - share) * n >= 3.0 * np.sqrt(lower * n))
+                       & (left >= MIN_SIDE_SHARE) & (right >= MIN_SIDE_SHARE)))
+
+
+def test_the_peaks_are_counted_from_one_sort_as_numpy_counts_them():
+    rng = np.random.default_rng(8)
+    columns = [rng.poisson(3, size=400).astype(float), np.round(rng.lognormal(size=900), 1),
+               rng.integers(0, 4, size=120).astype(float), _two_peaks(2_000, seed=2),
+               np.r_[rng.exponential(size=950), rng.uniform(3, 9, size=50)]]
+    for values in columns:
+        ordered = np.sort(values)
+        for q in (0.01, 0.5, 0.99):
+            assert _quantile(ordered, q) == np.quantile(values, q)
+        assert is_multimodal(values) == _histogram_dips(values)
+    assert {is_multimodal(values) for values in columns} == {True, False}
 
 
 def test_the_empirical_copula_keeps_the_shape_of_its_data():

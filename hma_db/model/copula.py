@@ -12,28 +12,39 @@ importer of ``copulas``; everything the copula keeps is plain data (``to_dict``)
 Speed choices, measured on a 2-core machine (1 million values, one column):
 
 * marginals are fitted on a random subsample of at most ``FIT_SAMPLE_SIZE`` values, fewer for
-  the slow families (``FAMILY_SAMPLE_SIZE``). A ``beta`` is fitted on the data's range, its
-  shapes by likelihood in closed form (Newton on the digamma equations, about 0.25 ms a
-  column); the four-parameter likelihood fit over shapes and support (12-150 ms a column on
-  30 to 2k values, copulas' own 24-280 ms) runs only where the data reject that fit
-  (Kolmogorov distance above the 95% critical value ``1.36 / sqrt(n)``), mostly on large
-  samples. Measured with ``tests/benchmarks/bench_quality.py`` (seeds 0-2), whole-database
-  quality went 0.722 -> 0.729 on Chinook and 0.706 -> 0.711 on Northwind (Column Shapes
-  0.860 -> 0.875 and 0.835 -> 0.839); the model fit of a 16-column parent of 77 rows with
-  4,500 children went from 1.0 s to 0.1 s;
-* ``student_t`` takes 0.7 s on 2k values, 1.7 s on 5k, 4.4 s on 50k;
-  ``truncnorm`` (every extension column) ~40 likelihood evaluations, linear in n. On 2k
-  values the fitted cdf at the 90% quantile varies by +-0.005 between subsamples, far below
-  the noise of the copula itself;
+  the slow families (``FAMILY_SAMPLE_SIZE``), in closed form or by Newton's method, never by
+  a general-purpose optimizer. A ``beta`` is fitted on the data's range, its shapes by
+  likelihood (Newton on the digamma equations in scalar math, 0.03-0.09 ms a column); where
+  the data reject that fit (Kolmogorov distance above the 95% critical value
+  ``1.36 / sqrt(n)``) and have one peak, its support is polished by profile likelihood over
+  up to 73 candidate supports on at most 500 values (1.2-2.1 ms a column; scipy's Nelder-Mead over
+  the four parameters took 12-150 ms, copulas' own 24-280 ms; see
+  :mod:`hma_db.model.beta`). A ``truncnorm`` (every extension column) by Newton's method in
+  its natural parameters within copulas' box on loc and scale (0.1-0.25 ms a column,
+  copulas' SLSQP 1.9-2.7 ms; :mod:`hma_db.model.truncnorm`). The fit check's cdf is
+  evaluated by ``scipy.special`` once per distinct value, and a column with several peaks
+  goes to the empirical marginal before any family is fitted;
+* the inverse-cdf grid of a marginal (``from_scores``, below) is built on first use, not at
+  fit: 0.1-2 ms a column, most of it a beta's ``ppf``;
+* measured on issue 20's shape (a 16-column parent of 77 rows with 4,500 children, the
+  ``parent16`` case of ``tests/benchmarks/bench_fit.py``), CPU time of the model fit
+  (``fit_processed_data``, median of 35): 143.5 ms before (grids at fit, Nelder-Mead polish,
+  copulas' truncnorm and cdfs) and 26.8 ms after, of which the marginals 11.6 ms and
+  ``align_slices`` 7.4 ms (load average 4.5 on 2 cores; wall time 293 -> 44 ms there). The
+  quality is unchanged (``tests/benchmarks/bench_fidelity.py``, seeds 0-9: Chinook 0.837,
+  Northwind 0.836 before and after). ``student_t`` and ``gamma`` are still fitted by copulas
+  (0.7 s on 2k values for ``student_t``), only where a user names them;
 * with an ``executor`` (:meth:`GaussianCopula.fit_scores`), the marginals of a table of at
   least ``PARALLEL_COLUMNS`` columns are fitted ``COLUMNS_PER_TASK`` at a time, every n-th
   column in one task (slow columns sit together: extension columns come last; on the
   200-column table of ``tests/test_beta.py`` the last 50 took 71-81% of the time), the
-  first group here. That table (100 rows) fits in 1.0-1.2 s here; with 2 local worker
+  first group here. That table (100 rows) fitted in 1.0-1.2 s here; with 2 local worker
   processes in 0.52-0.66 s in the runs where a core was free and 0.86-1.06 s where it was
   not (medians of 5-7, load average 1.1-3.2 on 2 cores: other benchmarks were running).
   A pool of 2 threads is slower (1.25-1.32 s against 0.90-1.18 s, load average 3.3-3.7):
-  the likelihood fits hold the GIL;
+  the likelihood fits hold the GIL. Since the fits above its model fit takes 0.13-0.26 s
+  here and 0.22-0.26 s with 2 worker processes (median of 7, load average 5): the
+  thresholds should be measured again on a quiet machine;
 * ``from_scores`` evaluates the exact inverse cdf on a fine grid of scores and interpolates
   linearly (``beta``'s exact ``ppf`` costs 2.6 s per million values, the grid 0.02 s);
   the grid step is 0.005 in score space, so the error is far below any rounding of the data.
@@ -54,6 +65,7 @@ import numpy as np
 from scipy import special
 
 from hma_db.errors import SynthesizerInputError
+from hma_db.model.latent import mid_rank_scores
 from hma_db.model.marginals import (
     SCORE_GRID,
     SCORE_LIMIT,
@@ -74,7 +86,9 @@ _MIN_EIGENVALUE = 1e-6
 # processes). The first 25-200 columns of the 200-column table, here -> on 2 workers (median
 # of 5, load average 1.2-1.7 on 2 cores): 100 rows, 50 columns 78 -> 95 ms, 100 columns
 # 166 -> 160 ms, 200 columns 996 -> 592 ms; 2,000 rows 101 -> 120, 239 -> 192, 1915 -> 1177
-# ms. Under load (2-3) the 50 and 100 columns were 0.82-1.24x either way.
+# ms. Under load (2-3) the 50 and 100 columns were 0.82-1.24x either way. (Measured before the
+# fits of the module docstring: a marginal now takes 0.1-2 ms, so both thresholds are to be
+# measured again on a quiet machine.)
 COLUMNS_PER_TASK = 25
 PARALLEL_COLUMNS = 100
 
@@ -125,8 +139,8 @@ class GaussianCopula:
         self.columns: list[str] = []
         self.marginals: list[dict[str, Any]] = []
         self.correlation = np.zeros((0, 0))
-        self._models: list[Any] = []  # copulas' univariate models, Empirical, or None
-        self._grids: list[np.ndarray | None] = []
+        # Per column, (univariate object, inverse-cdf grid) once built (_state), else None.
+        self._states: list[tuple[Any, np.ndarray | None] | None] = []
 
     # ----------------------------------------------------------------------------------- fit
     def fit(self, data: np.ndarray, columns: list[str],
@@ -185,10 +199,9 @@ class GaussianCopula:
         for m, group in zip(members, done, strict=True):
             for j, result in zip(m, group, strict=True):
                 fitted[j] = result
-        self.marginals = [marginal for marginal, _, _, _ in fitted]
-        self._models = [model for _, model, _, _ in fitted]
-        self._grids = [grid for _, _, grid, _ in fitted]
-        for message in (m for *_, said in fitted for m in said):
+        self.marginals = [marginal for marginal, _ in fitted]
+        self._states = [None] * len(columns)
+        for message in (m for _, said in fitted for m in said):
             if notes is None:
                 warnings.warn(message, UserWarning, stacklevel=2)
             else:
@@ -207,20 +220,31 @@ class GaussianCopula:
         Intertable Trends went from 0.977 to 0.983, Column Pair Trends stayed at 0.836).
         Ranks are taken within the random ``sample`` (all rows when the data is small):
         one binary search per value among the sample's distinct values instead of a full sort
-        of every column.
+        of every column. When the sample is every row, the ranks of one sort
+        (:func:`~hma_db.model.latent.mid_rank_scores`, the same numbers: 0.2 ms against 0.5
+        ms on 4,500 rows).
         """
         scores = np.zeros(data.shape)
         m = len(sample)
         for j, marginal in enumerate(self.marginals):
-            if "constant" not in marginal:
-                values, counts = np.unique(sample[:, j], return_counts=True)
-                starts = np.concatenate([[0], np.cumsum(counts)])
-                pos = np.searchsorted(values, data[:, j])
-                found = values[np.minimum(pos, len(values) - 1)] == data[:, j]
-                # Twice the mid-rank: values below, plus half the ties of an equal value.
-                twice = 2 * starts[pos] + np.where(found, counts[np.minimum(pos, len(counts) - 1)], 0)
-                scores[:, j] = special.ndtri((twice + 1) / (2 * (m + 1)))
+            if "constant" in marginal:
+                continue
+            if m == len(data):
+                scores[:, j] = mid_rank_scores(data[:, j])
+            else:
+                scores[:, j] = self._sample_rank_scores(data[:, j], sample[:, j])
         return scores
+
+    @staticmethod
+    def _sample_rank_scores(values: np.ndarray, sample: np.ndarray) -> np.ndarray:
+        """Normal scores of ``values`` from their mid-ranks within ``sample``."""
+        distinct, counts = np.unique(sample, return_counts=True)
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        pos = np.searchsorted(distinct, values)
+        found = distinct[np.minimum(pos, len(distinct) - 1)] == values
+        # Twice the mid-rank: values below, plus half the ties of an equal value.
+        twice = 2 * starts[pos] + np.where(found, counts[np.minimum(pos, len(counts) - 1)], 0)
+        return special.ndtri((twice + 1) / (2 * (len(sample) + 1)))
 
     def _check(self, data: np.ndarray, columns: list[str]) -> np.ndarray:
         data = np.asarray(data, dtype=float)
@@ -235,11 +259,14 @@ class GaussianCopula:
                 f"Columns {', '.join(bad)} hold missing or infinite values; expected finite numbers")
         return data
 
-    def _build(self) -> None:
-        """Rebuild the univariate objects and inverse-cdf grids from the plain parameters."""
-        built = [column_state(marginal) for marginal in self.marginals]
-        self._models = [model for model, _ in built]
-        self._grids = [grid for _, grid in built]
+    def _state(self, j: int) -> tuple[Any, np.ndarray | None]:
+        """Column ``j``'s univariate object and inverse-cdf grid, built on first use (see
+        :func:`~hma_db.model.marginals.column_state`; (None, None) for a constant). Two
+        threads building the same column build the same thing."""
+        state = self._states[j]
+        if state is None:
+            state = self._states[j] = column_state(self.marginals[j])
+        return state
 
     @staticmethod
     def _fit_correlation(scores: np.ndarray) -> np.ndarray:
@@ -261,12 +288,13 @@ class GaussianCopula:
         """Normal scores ``z = Phi^-1(F(x))`` of ``(n, d)`` data, finite and within +-6."""
         data = np.asarray(data, dtype=float).reshape(len(data), len(self.columns))
         scores = np.zeros(data.shape)
-        for j, model in enumerate(self._models):
+        for j in range(len(self.columns)):
+            model, grid = self._state(j)
             if model is None:
                 continue
             if len(data) > EXACT_CDF_ROWS:
                 # The inverse of the ppf grid: same accuracy as from_scores, ~50x faster.
-                scores[:, j] = np.interp(data[:, j], self._grids[j], _GRID)
+                scores[:, j] = np.interp(data[:, j], grid, _GRID)
                 continue
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
@@ -280,7 +308,7 @@ class GaussianCopula:
         out = np.empty((len(self.columns), len(scores)))  # one contiguous row per column
         step = _GRID[1] - _GRID[0]
         for j, marginal in enumerate(self.marginals):
-            grid = self._grids[j]
+            _, grid = self._state(j)
             if grid is None:
                 out[j] = marginal["constant"]
                 continue
@@ -371,5 +399,5 @@ class GaussianCopula:
                                      "learned_parameters": dict(marginal["learned_parameters"])})
         d = len(copula.columns)
         copula.correlation = np.asarray(params["correlation"], dtype=float).reshape(d, d)
-        copula._build()
+        copula._states = [None] * d
         return copula
