@@ -311,6 +311,8 @@ def test_a_birth_date_comes_before_the_other_dates_of_a_small_table_and_is_not_r
         out = synthesizer.sample(scale=scale)["Employee"]
         age = pd.to_datetime(out.HireDate) - pd.to_datetime(out.BirthDate)
         assert (age >= real_age.min()).all() and (age <= real_age.max()).all()
+        # Dates at midnight, as the real ones (every birth date had a time of day).
+        assert (pd.to_datetime(out.BirthDate) == pd.to_datetime(out.BirthDate).dt.normalize()).all()
         # A small table's rows are replayed, hire dates included: the modeled gap would give
         # back the real birth date of the hire date's employee, the quantile draw does not.
         pairs = {(h.date(), b.date()) for h, b in zip(pd.to_datetime(real.HireDate),

@@ -360,6 +360,9 @@ class Gap:
         derived = ~np.isnan(high) & ~np.isnan(made)
         if not derived.any():
             return out
+        if per_day > 1 and not np.any(np.mod(high[derived], per_day)):
+            # Hire dates at midnight: a birth date at midnight too, not 22:52:16 (Chinook).
+            gap = np.rint(gap / per_day) * per_day
         kind = float if self.rep == "number" else object
         values = out[low].astype(kind).copy()
         values[derived] = _values(high - gap, self.rep)[derived].to_numpy()
