@@ -31,7 +31,12 @@ from hma_db.schema import (
     to_json,
 )
 from hma_db.transform import encoders, generators, keygen, keytime, masking
-from hma_db.transform.personal import has_titles, provider_for, unique_generate
+from hma_db.transform.personal import (
+    has_extensions,
+    has_titles,
+    provider_for,
+    unique_generate,
+)
 
 logger = logging.getLogger(__name__)
 MODELED_SDTYPES = ("numerical", "datetime", "categorical", "boolean")
@@ -371,7 +376,9 @@ def prepare(spec: dict[str, Any], table: str, column: str, series: pd.Series, ki
 
 def _plain_names(spec: dict[str, Any], series: pd.Series) -> dict[str, Any]:
     """A name column whose real names carry no title makes names without Faker's titles and
-    suffixes ("Mr. Drew Joyce PhD" -> "Drew Joyce"), as the source writes them."""
-    if spec["provider"].startswith("name") and not has_titles(series):
+    suffixes ("Mr. Drew Joyce PhD" -> "Drew Joyce"), as the source writes them; a phone column
+    whose real numbers have no extension makes numbers without one."""
+    if spec["provider"].startswith("name") and not has_titles(series) or \
+            spec["provider"].startswith("phone") and not has_extensions(series):
         spec["plain"] = True
     return spec
