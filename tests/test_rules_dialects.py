@@ -201,6 +201,7 @@ def test_a_date_that_follows_another_is_not_pulled_back_alone():
     synthesizer.validate_constraints(out)  # receipt after ship, both after the order
     placed = out["orders"].set_index("o_id")["o_date"].reindex(out["lines"]["o_id"]).to_numpy()
     assert (out["lines"]["ship"].to_numpy() - placed).max() <= pd.Timedelta(days=122)
+    assert out["lines"]["ship"].max() <= lines["ship"].max()
     # The receipt's own rule runs after the ship date's (which moves the receipt with it):
     # the other way round, receipts came up to 1,449 days after shipping in TPC-H.
     transit = out["lines"]["receipt"] - out["lines"]["ship"]
@@ -208,6 +209,26 @@ def test_a_date_that_follows_another_is_not_pulled_back_alone():
     # A commitment is never closer to its order than a real one (30 days; it came out at 1).
     committed = out["lines"]["commit"].to_numpy() - placed
     assert pd.Timedelta(days=29) <= committed.min() and committed.max() <= pd.Timedelta(days=91)
+
+
+def test_a_redrawn_date_never_goes_past_the_columns_last_real_date():
+    """An HR database read in September 2026 has no leave after it; a leave taken before its
+    employee's hire date was redrawn up to 16 years after the hire: leaves in 2036. The redraw
+    stays at or before the last real date, and after the parent's."""
+    from hma_db.schema import ParentOrder
+
+    day = 86_400.0
+    rule = ParentOrder("start", "emp_id", "employees", "emp_id", "hired", True,
+                       list(np.linspace(day, 5_000 * day, 101)), latest=20_000 * day,
+                       table_name="leaves")
+    hired = pd.to_datetime(np.array([10_000, 19_990, 15_000]) * day, unit="s")
+    start = pd.to_datetime(np.array([9_000, 19_000, 16_000]) * day, unit="s")  # two before
+    data = {"employees": pd.DataFrame({"emp_id": [1, 2, 3], "hired": hired}),
+            "leaves": pd.DataFrame({"leave_id": [1, 2, 3], "emp_id": [1, 2, 3], "start": start})}
+    out = rule.reverse_transform(data)["leaves"]["start"]
+    assert (out > hired).all() and (out <= pd.Timestamp(20_000 * day, unit="s")).all()
+    assert out.iloc[2] == start[2]  # a row that keeps the rule is left as it is
+    assert rule.to_dict()["constraint_parameters"]["latest"] == 20_000 * day
 
 
 def test_a_chunked_childs_date_follows_its_resident_parents():

@@ -130,15 +130,19 @@ class ParentOrder(Constraint):
     """
 
     PARAMETERS = ("column_name", "foreign_key", "parent_table_name", "parent_key",
-                  "parent_column_name", "strict_boundaries", "gaps", "followers", "bounded")
+                  "parent_column_name", "strict_boundaries", "gaps", "followers", "bounded",
+                  "latest")
     across_tables = True
 
     def __init__(self, column_name: str, foreign_key: str, parent_table_name: str,
                  parent_key: str, parent_column_name: str, strict_boundaries: bool = False,
                  gaps: list[float] | None = None, followers: list[str] | None = None,
-                 bounded: bool = False, table_name: str | None = None):
+                 bounded: bool = False, latest: float | None = None,
+                 table_name: str | None = None):
         super().__init__(table_name)
         self.column_name, self.foreign_key = column_name, foreign_key
+        # The column's last real date (seconds): a redrawn date never goes past it.
+        self.latest = None if latest is None else float(latest)
         self.parent_table_name, self.parent_key = parent_table_name, parent_key
         self.parent_column_name, self.strict_boundaries = parent_column_name, bool(strict_boundaries)
         self.gaps = [float(g) for g in (gaps or [])]
@@ -203,8 +207,11 @@ class ParentOrder(Constraint):
         if self.strict_boundaries:
             gap = np.maximum(gap, min(g for g in self.gaps if g > 0) if max(self.gaps) > 0
                              else 1.0)
+        new = theirs[broken] + gap
+        if self.latest is not None:  # never after the last real date (a leave in 2036)
+            new = np.minimum(new, np.maximum(self.latest, theirs[broken] + min(self.gaps)))
         shift = np.zeros(len(child))
-        shift[broken] = theirs[broken] + gap - own[broken]
+        shift[broken] = new - own[broken]
         moved = {c: _shifted(child[c], shift) for c in [self.column_name, *self.followers]
                  if c in child}
         return {**data, self.table_name: child.assign(**moved)}
@@ -291,6 +298,7 @@ def _order(data, child, column, fk, parent, pk, parent_column, dates) -> ParentO
         return None
     rule.strict_boundaries = bool((gaps > 0).all())
     rule.gaps = np.quantile(gaps, np.linspace(0, 1, ORDER_QUANTILES)).tolist()
+    rule.latest = float(np.nanmax(own))
     mine = {c: _seconds(data[child][c]) for c in dates if c != column}
     with np.errstate(invalid="ignore"):
         rule.followers = [c for c, v in mine.items()
