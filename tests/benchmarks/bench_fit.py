@@ -150,8 +150,8 @@ def main() -> None:
                 for label, where in revisions.items():
                     results[(case, label)] = _run(where, case, args.repeats)
                     figures = results[(case, label)]
-                    print(f"{case:9s} {label:10s} fit {figures['fit']:7.2f} s   model fit "
-                          f"{figures['model fit']:7.2f} s", flush=True)
+                    print(f"{case:9s} {label:10s} fit {figures['fit']:7.3f} s   model fit "
+                          f"{figures['model fit']:7.3f} s", flush=True)
                 if args.baseline:
                     before, after = results[(case, args.baseline)], results[(case, "now")]
                     print(f"{case:9s} speed-up   fit {before['fit'] / after['fit']:6.1f}x    "
