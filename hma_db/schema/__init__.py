@@ -21,6 +21,7 @@ from hma_db.schema.constraints import (
     at_least,
     constraint_from_dict,
     load_constraints,
+    with_columns,
 )
 from hma_db.schema.graph import relationship_name
 from hma_db.schema.keys import key_columns
@@ -116,6 +117,7 @@ __all__ = [
     "at_least",
     "constraint_from_dict",
     "load_constraints",
+    "with_columns",
     "BASIC_SDTYPES",
     "DATE",
     "DATE_PII",

@@ -157,6 +157,16 @@ def as_numbers(values: pd.Series) -> np.ndarray:
     return np.where(stamps.isna().to_numpy(), np.nan, numbers)
 
 
+def with_columns(frame: pd.DataFrame, columns: dict[str, Any]) -> pd.DataFrame:
+    """``frame`` with ``columns`` replaced, the others shared, not copied: a rule that sets one
+    column of a sampled chunk copied all of them with ``DataFrame.assign`` (TPC-H's 16-column
+    lines: 0.87 s of an 18 s run for two rules). ``frame`` itself is left as it was."""
+    out = frame.copy(deep=False)
+    for name, values in columns.items():
+        out[name] = values
+    return out
+
+
 def at_least(low: pd.Series, high: pd.Series, strict: bool) -> np.ndarray:
     """Per row: ``high >= low`` (``>`` when strict), True where either is NULL."""
     lo, hi = as_numbers(low), as_numbers(high)

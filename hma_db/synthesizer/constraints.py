@@ -42,6 +42,7 @@ from hma_db.schema import (
     decimals,
     from_json,
     to_json,
+    with_columns,
 )
 
 # The column a rule models in place of its high column: ``Bytes.gap``. A distribution asked for
@@ -330,15 +331,16 @@ class Gap:
         derived = ~np.isnan(lows)
         out = frame.drop(columns=[self.column])
         kind = float if self.rep == "number" else object
-        if self.replaced:
-            out = out.assign(**{self.high: pd.Series(np.nan if kind is float else None,
-                                                     index=out.index, dtype=kind)})
+        if self.replaced:  # out is drop's new frame: set in place, not copied again
+            out[self.high] = pd.Series(np.nan if kind is float else None, index=out.index,
+                                       dtype=kind)
         if not derived.any():
             return out
         high = out[self.high].astype(kind).copy()
         new = _values(lows + gap, self.rep)
         high[derived] = new[derived].to_numpy()
-        return out.assign(**{self.high: high})
+        out[self.high] = high
+        return out
 
     def _derive_low(self, out: pd.DataFrame) -> pd.DataFrame:
         """The low as high - gap where both are set: a made-up birth date moved to the
@@ -366,7 +368,7 @@ class Gap:
         kind = float if self.rep == "number" else object
         values = out[low].astype(kind).copy()
         values[derived] = _values(high - gap, self.rep)[derived].to_numpy()
-        return out.assign(**{low: values})
+        return with_columns(out, {low: values})
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "gap", "high": self.high, "lows": self.lows, "strict": self.strict,

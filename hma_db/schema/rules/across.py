@@ -16,7 +16,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from hma_db.schema.constraints import Constraint
+from hma_db.schema.constraints import Constraint, with_columns
 from hma_db.schema.keys import key_columns
 
 MIN_ROWS = 30  # rows where both paths are set, as for the other rules found in the data
@@ -214,7 +214,7 @@ class ParentOrder(Constraint):
         shift[broken] = new - own[broken]
         moved = {c: _shifted(child[c], shift) for c in [self.column_name, *self.followers]
                  if c in child}
-        return {**data, self.table_name: child.assign(**moved)}
+        return {**data, self.table_name: with_columns(child, moved)}
 
 
 def _seconds(values: pd.Series) -> np.ndarray:

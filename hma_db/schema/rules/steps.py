@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hma_db.schema.constraints import Constraint
+from hma_db.schema.constraints import Constraint, with_columns
 from hma_db.schema.keys import key_columns
 from hma_db.schema.values import from_json, to_json
 
@@ -121,7 +121,7 @@ class StepRule(Constraint):
         series = pd.Series(new, index=frame.index)
         if column.dtype != object:
             series = series.astype(column.dtype, errors="ignore")
-        return {**data, self.table_name: frame.assign(**{self.column_name: series})}
+        return {**data, self.table_name: with_columns(frame, {self.column_name: series})}
 
 
 def positions(values: pd.Series) -> np.ndarray:

@@ -22,7 +22,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from hma_db.schema.constraints import Constraint
+from hma_db.schema.constraints import Constraint, with_columns
 from hma_db.schema.keys import key_columns
 
 logger = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class ParentSum(Constraint):
             return data
         # a NULL stays NULL, as the model drew it; Decimals stay Decimals
         new = _like(parent[self.column_name], np.round(self.sums(data), self.digits), self.digits)
-        return {**data, self.table_name: parent.assign(**{self.column_name: new})}
+        return {**data, self.table_name: with_columns(parent, {self.column_name: new})}
 
 
 class RowFormula(Constraint):
@@ -153,7 +153,7 @@ class RowFormula(Constraint):
         if frame is None or not len(frame):
             return data
         new = _like(frame[self.column_name], np.round(self.value(frame), self.digits), self.digits)
-        return {**data, self.table_name: frame.assign(**{self.column_name: new})}
+        return {**data, self.table_name: with_columns(frame, {self.column_name: new})}
 
 
 def _like(old: pd.Series, values: np.ndarray, digits: int) -> pd.Series:
