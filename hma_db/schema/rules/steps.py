@@ -75,11 +75,13 @@ class StepRule(Constraint):
     def describe(self) -> str:
         return f"{self.column_name} set by ranges of {self.source_column_name}"
 
-    def _steps(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Each row's range, and whether its source and its category are set."""
+    def _steps(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each row's range, whether its source and its category are set, and its source's
+        position."""
         position = positions(frame[self.source_column_name])
         known = ~np.isnan(position) & frame[self.column_name].notna().to_numpy()
-        return np.searchsorted(np.asarray(self.edges), np.where(known, position, 0.0)), known
+        step = np.searchsorted(np.asarray(self.edges), np.where(known, position, 0.0))
+        return step, known, position
 
     def _allowed(self, actual: np.ndarray, step: np.ndarray) -> np.ndarray:
         allowed = np.zeros(len(actual), dtype=bool)
@@ -90,7 +92,7 @@ class StepRule(Constraint):
         return allowed
 
     def is_valid(self, data: pd.DataFrame) -> pd.Series:
-        step, known = self._steps(data)
+        step, known, _ = self._steps(data)
         holds = ~known | self._allowed(data[self.column_name].to_numpy(dtype=object), step)
         return pd.Series(holds, index=data.index)
 
@@ -101,13 +103,13 @@ class StepRule(Constraint):
         frame = data.get(self.table_name)
         if frame is None or not len(frame):
             return data
-        step, known = self._steps(frame)
+        step, known, position = self._steps(frame)
         column = frame[self.column_name]
         new = column.to_numpy(dtype=object).copy()
         wrong = known & ~self._allowed(new, step)
         if not wrong.any():
             return data
-        u = np.mod(positions(frame[self.source_column_name])[wrong] * 0.6180339887498949, 1.0)
+        u = np.mod(position[wrong] * 0.6180339887498949, 1.0)
         for i in range(len(self.edges) + 1):
             rows = np.flatnonzero(wrong)[step[wrong] == i]
             if len(rows):
@@ -191,9 +193,9 @@ def _candidates(metadata, table: str, frame: pd.DataFrame) -> tuple[dict[str, np
               if c not in keys and not meta.get("policy") and c in frame}
     targets = {}
     for column in [c for c, sdtype in usable.items() if sdtype in ("categorical", "boolean")]:
-        codes = _codes(frame[column])
-        if codes is not None and 2 <= codes.max(initial=-1) + 1 <= MAX_VALUES:
-            targets[column] = codes
+        factorized = _codes(frame[column])
+        if factorized is not None and 2 <= len(factorized[1]) <= MAX_VALUES:
+            targets[column] = factorized[0]
     sources = {}
     for column in [c for c, sdtype in usable.items() if targets and sdtype in (
             "datetime", "numerical")]:
@@ -203,10 +205,11 @@ def _candidates(metadata, table: str, frame: pd.DataFrame) -> tuple[dict[str, np
     return sources, targets
 
 
-def _codes(values: pd.Series) -> np.ndarray | None:
+def _codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """The values' codes (-1: NULL) and the distinct values, or None for unhashable ones."""
     try:
-        return pd.factorize(values, use_na_sentinel=True)[0]
-    except TypeError:  # unhashable values
+        return pd.factorize(values, use_na_sentinel=True)
+    except TypeError:
         return None
 
 
@@ -217,7 +220,7 @@ def _table_steps(frame: pd.DataFrame, sources: dict[str, np.ndarray],
     best: dict[str, tuple[float, StepRule]] = {}
     first = np.sort(np.random.default_rng(1).permutation(len(next(iter(sources.values()))))[
         :_FIRST_ROWS])
-    full_codes: dict[str, np.ndarray | None] = {}
+    full_codes: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
     for source, sample in sources.items():
         # Any subset of the rows keeps the ranges apart too: a few random rows of the sample
         # first (most pairs of real columns fail there), then the sample, then every row.
@@ -229,13 +232,13 @@ def _table_steps(frame: pd.DataFrame, sources: dict[str, np.ndarray],
         for name in held:
             if name not in full_codes:
                 full_codes[name] = _codes(frame[name])
-            codes = full_codes[name]
-            found = None if codes is None or codes.max(initial=-1) + 1 > MAX_VALUES else \
-                _split(position, codes, MIN_ROWS)
+            factorized = full_codes[name]
+            found = None if factorized is None or len(factorized[1]) > MAX_VALUES else \
+                _split(position, factorized[0], MIN_ROWS)
             if found is None:
                 continue
             edges, groups, width = found
-            distinct = pd.factorize(frame[name], use_na_sentinel=True)[1]
+            distinct = factorized[1]
             members = [(to_json(distinct[c]), share, i) for i, group in enumerate(groups)
                        for c, share in group]
             rule = StepRule(name, source, edges, *(list(part) for part in zip(*members,
