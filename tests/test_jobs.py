@@ -103,7 +103,10 @@ def test_model_cache_reuses_refits_on_change_and_on_age(tmp_path):
     second = run_job(load_job(path), on_event=events.append)
     assert second.model == "reused" and "fit" not in second.seconds and "read" not in second.seconds
     assert [e.kind for e in events if e.kind.startswith("model")] == ["model_reused"]
-    assert sum(second.seconds.values()) < sum(first.seconds.values())
+    # The reuse skips the read, the fit and the save, and nothing else (the two runs' totals
+    # were compared, but the job's fit now takes about 0.06 s, less than a write's spread).
+    assert list(second.seconds) == [s for s in first.seconds
+                                    if s not in ("read", "fit", "save model")]
     assert table_contents(url) == fitted_contents  # the cached model samples the same rows
     # A changed column setting changes what the model must be: refit.
     path.write_text(path.read_text() + '[columns."Invoice.BillingCountry"]\nsdtype = "categorical"\n'
