@@ -18,6 +18,7 @@ from hma_db.cluster.runner import (
     ClusterSampling,
     check_cluster,
     cluster_chunks,
+    local_cluster,
     open_cluster,
 )
 from hma_db.cluster.staged import (
@@ -31,5 +32,5 @@ from hma_db.cluster.staged import (
 
 __all__ = ["ClientExecutor", "ClusterSampling", "WorkerChunks", "check_cluster",
            "cluster_chunks", "cluster_read", "cluster_sample_and_write", "cluster_write",
-           "open_cluster", "sample_only", "stages_on_workers",
+           "local_cluster", "open_cluster", "sample_only", "stages_on_workers",
            "staging_refusal"]

@@ -55,8 +55,9 @@ def _client(workers: int):
         return None, None
     import distributed
 
-    local = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                     dashboard_address=None)
+    from hma_db.cluster import local_cluster
+
+    local = local_cluster(workers)  # as `--workers N` starts them
     return local, distributed.Client(local)
 
 
