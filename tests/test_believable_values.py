@@ -321,7 +321,7 @@ def test_a_child_column_holding_its_parents_value_holds_it_in_the_same_share():
                              "amount": rng.random(600)})
     synthesizer = HMASynthesizer(_copies_metadata(), verbose=False, seed=0)
     synthesizer.fit({"customer": customers, "invoice": invoices})
-    copies = synthesizer._fitted.transformers["invoice"].parent_copies
+    copies = synthesizer._state.transformers["invoice"].parent_copies
     assert [(c["column"], c["parent_column"]) for c in copies] == [("billing", "address")]
     assert copies[0]["share"] == pytest.approx(0.8, abs=0.04)  # flags agree by chance: no copy
     out = synthesizer.sample()
@@ -353,7 +353,7 @@ def test_a_status_copied_from_its_parent_takes_no_value_outside_its_own():
                            "child_table_name": "lines", "child_foreign_key": "order_id"}]})
     synthesizer = HMASynthesizer(metadata, verbose=False, seed=2)
     synthesizer.fit({"orders": orders, "lines": lines})
-    copies = synthesizer._fitted.transformers["lines"].parent_copies
+    copies = synthesizer._state.transformers["lines"].parent_copies
     assert [(c["column"], c["values"]) for c in copies] == [("status", ["F", "O"])]
     out = synthesizer.sample(scale=2)
     assert set(out["lines"]["status"]) == {"F", "O"}

@@ -194,7 +194,7 @@ def test_chinook_fits_the_same_with_an_executor():
     pooled = HMASynthesizer(metadata, seed=4, verbose=False)
     with ThreadPoolExecutor(2) as pool:
         pooled.fit(data, executor=pool)
-    assert _plain(pooled._fitted.model) == _plain(alone._fitted.model)
+    assert _plain(pooled._state.model) == _plain(alone._state.model)
     first, second = alone.sample(1.0), pooled.sample(1.0)
     for table, frame in first.items():
         pd.testing.assert_frame_equal(second[table], frame, obj=table)

@@ -284,6 +284,23 @@ def test_not_fitted(small):
         synthesizer.get_learned_distributions("Invoice")
 
 
+def test_sdvs_fitted_flag_reads_and_forgets_but_never_fakes_a_fit(small, tmp_path):
+    """Code written for SDV reads and sets ``_fitted``: setting it used to replace the fit
+    itself, and ``save`` then failed."""
+    synthesizer = HMASynthesizer(small[0], verbose=False)
+    assert synthesizer._fitted is False
+    with pytest.raises(NotFittedError, match="setting _fitted cannot fit it"):
+        synthesizer._fitted = True
+    synthesizer.fit(small[1])
+    assert synthesizer._fitted is True
+    synthesizer._fitted = True
+    synthesizer.save(tmp_path / "model.pkl")
+    assert HMASynthesizer.load(tmp_path / "model.pkl")._fitted is True
+    synthesizer._fitted = False
+    with pytest.raises(NotFittedError, match="fit"):
+        synthesizer.sample()
+
+
 @pytest.mark.parametrize("scale", [0, -1, float("nan"), float("inf"), "1", None, True])
 def test_scale_must_be_positive(fitted_small, scale):
     with pytest.raises(SynthesizerInputError, match="scale"):

@@ -142,7 +142,7 @@ class HMASynthesizer(SDVMethods):
         self.verbose = bool(verbose)
         self.seed = None if seed is None else int(seed)
         self._table_parameters = {t: default_parameters(self.locales) for t in self.metadata.tables}
-        self._fitted: FittedState | None = None
+        self._state: FittedState | None = None
         self._creation_date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         self._prepared: dict[str, dict] | None = None
         self._labels: dict[str, dict] = {}  # column labels that were not strings, per table
@@ -193,12 +193,26 @@ class HMASynthesizer(SDVMethods):
         return {"synthesizer_name": SYNTHESIZER_NAME,
                 "synthesizer_parameters": copy.deepcopy(self._table_parameters[table_name])}
 
+    @property
+    def _fitted(self) -> bool:
+        """SDV's flag: whether the synthesizer is fitted (the fit itself is ``_state``)."""
+        return self._state is not None
+
+    @_fitted.setter
+    def _fitted(self, value: bool) -> None:
+        # Code written for SDV sets the flag; False forgets the fit, True cannot make one.
+        if not value:
+            self._state = None
+        elif self._state is None:
+            raise NotFittedError("This HMASynthesizer has not been fitted: setting _fitted "
+                                 "cannot fit it; call fit() first.")
+
     def get_info(self) -> dict[str, Any]:
         """SDV's summary: class name, creation and last fit dates (``'YYYY-MM-DD'``), whether it
         is fitted, and under SDV's key ``fitted_sdv_version`` the ``sdv`` release installed
         beside hma_db at fit time, or hma_db's own when there was none (see
         :attr:`fitted_version`)."""
-        fitted = self._fitted
+        fitted = self._state
         stamp = None
         if fitted is not None:
             stamp = fitted.versions.get("sdv") or fitted.versions.get("hma_db")
@@ -210,19 +224,19 @@ class HMASynthesizer(SDVMethods):
     def fitted_version(self) -> str | None:
         """The hma_db release that fitted the model (None: not fitted, or a model file older
         than this stamp)."""
-        return self._fitted.versions.get("hma_db") if self._fitted is not None else None
+        return self._state.versions.get("hma_db") if self._state is not None else None
 
     @property
     def table_transformers(self) -> dict[str, TableTransformer]:
         """The fitted transformer of each table, or those ``preprocess`` prepared; {} before."""
-        if self._fitted is not None:
-            return self._fitted.transformers
+        if self._state is not None:
+            return self._state.transformers
         return dict(self._prepared["transformers"]) if self._prepared else {}
 
     @property
     def fit_date(self) -> str | None:
         """When the model was fitted, as an ISO timestamp in UTC (None: not fitted)."""
-        return self._fitted.fit_date if self._fitted is not None else None
+        return self._state.fit_date if self._state is not None else None
 
     def get_loss_values(self, table_name: str | None = None):
         """SDV's loss curve of a neural table model: not applicable, hma_db's tables are
@@ -260,7 +274,7 @@ class HMASynthesizer(SDVMethods):
             raise SynthesizerInputError(
                 f"add_constraints takes a list of constraints; found {type(constraints).__name__}.")
         checked = check_all(self.metadata, self.constraint_objects(list(constraints)))
-        if self._fitted is not None:
+        if self._state is not None:
             warnings.warn("The synthesizer is fitted: the new constraints apply from the next "
                           "fit.", UserWarning, stacklevel=2)
         self._declared += checked
@@ -277,7 +291,7 @@ class HMASynthesizer(SDVMethods):
         Raises:
             DataError: naming each broken constraint with its count of rows.
         """
-        fitted = self._fitted.constraints if self._fitted is not None else {}
+        fitted = self._state.constraints if self._state is not None else {}
         broken = invalid_rows(self._declared + self._found, synthetic_data, fitted)
         if broken:
             raise DataError("Rows break constraints: " + "; ".join(
@@ -424,7 +438,7 @@ class HMASynthesizer(SDVMethods):
                             kept=prepared["kept"], find_agreements=self.find_rules,
                             small_table_rows=self.small_table_rows, executor=executor)
         policies = {t: table_policy(self.metadata.tables, t) for t in self.metadata.tables}
-        self._fitted = FittedState(
+        self._state = FittedState(
             model=model, transformers=transformers, columns=prepared["columns"],
             dtypes=prepared["dtypes"], sample_rng=np.random.default_rng(self._seed_sequence(1)),
             fit_date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -485,8 +499,8 @@ class HMASynthesizer(SDVMethods):
             >>> first = synthesizer.sample(scale=0.1)
         """
         check_seed(seed)
-        if self._fitted is not None:  # fit starts the synthesizer's own stream
-            self._fitted.sample_rng = np.random.default_rng(self._seed_sequence(1, seed))
+        if self._state is not None:  # fit starts the synthesizer's own stream
+            self._state.sample_rng = np.random.default_rng(self._seed_sequence(1, seed))
 
     def _seed_sequence(self, stream: int, seed: int | None = None) -> np.random.SeedSequence:
         # Separate, fixed streams for fitting and sampling, so calling one never shifts the other.
@@ -494,11 +508,11 @@ class HMASynthesizer(SDVMethods):
         return np.random.SeedSequence(entropy, spawn_key=(stream,))
 
     def _fitted_state(self, method: str) -> FittedState:
-        if self._fitted is None:
+        if self._state is None:
             raise NotFittedError(
                 "This synthesizer has not been fitted. Please fit your synthesizer first before "
                 f"sampling synthetic data (fit(data) before {method}).")
-        return self._fitted
+        return self._state
 
     def sample_sizes(self, scale: float = 1.0) -> dict[str, int]:
         """The rows each table gets from ``sample(scale)``: ``round(rows * scale)``, at least 1
@@ -621,7 +635,7 @@ class HMASynthesizer(SDVMethods):
         files.save(to_state(self._saved()), filepath, format)
 
     def _saved(self) -> SavedSynthesizer:
-        fitted = self._fitted
+        fitted = self._state
         unfitted_stream = None if fitted else \
             np.random.default_rng(self._seed_sequence(1)).bit_generator.state
         return SavedSynthesizer(
@@ -645,7 +659,7 @@ class HMASynthesizer(SDVMethods):
         synthesizer._found = [c for c in saved.constraints if c.found]
         synthesizer._table_parameters = saved.table_parameters
         synthesizer._entropy, synthesizer._creation_date = saved.entropy, saved.creation_date
-        synthesizer._fitted = saved.fitted
+        synthesizer._state = saved.fitted
         if saved.fitted is not None:  # found sums are data; programmable ones are not saved
             saved.fitted.multi_table = [c for c in synthesizer._found
                                         if isinstance(c, (StepRule, RowFormula, ParentSum,
