@@ -24,7 +24,7 @@ from hma_db.synthesizer import files as model_files
 from hma_db.synthesizer.chunks import chunk_plan
 from hma_db.target.write import write_chunks
 from hma_db.transform import personal
-from hma_db.transform.keygen import generate_key
+from hma_db.transform.keys.keygen import generate_key
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from faker.providers.person.fr_FR import Provider as FrenchNames
 
 from hma_db import DataError, Metadata, MetadataError, SamplingError
 from hma_db.schema.values import from_json
-from hma_db.transform import keygen
+from hma_db.transform.keys import keygen
 from hma_db.transform.table import TableTransformer
 
 CHINOOK_TABLES = ["Customer", "Employee", "Invoice", "InvoiceLine", "Track"]

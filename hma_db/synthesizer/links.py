@@ -133,7 +133,8 @@ def take_keys(parent_keys: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
 
 
 def assign_keys(metadata: Metadata, keys: dict[str, pd.DataFrame],
-                links: dict[str, np.ndarray], dtypes: dict[str, dict[str, str]]
+                links: dict[str, np.ndarray], dtypes: dict[str, dict[str, str]],
+                complete: Callable[[str, pd.DataFrame], pd.DataFrame] | None = None
                 ) -> dict[str, pd.DataFrame]:
     """Fill every foreign key column from the sampled links.
 
@@ -142,6 +143,10 @@ def assign_keys(metadata: Metadata, keys: dict[str, pd.DataFrame],
         keys: per table, the generated primary key columns that are not foreign key columns.
         links: per relationship name, the sampled parent positions of the child rows.
         dtypes: per table, the source dtype of each column.
+        complete: called with a table and its key columns once the foreign keys in its key are
+            filled and before any child takes its key; returns the key columns to use (an
+            order's lines numbered within it). Not called for a table a child took keys from
+            first (a cycle through primary-key foreign keys).
 
     Returns:
         Per table, every primary and foreign key column (in no particular order).
@@ -149,23 +154,31 @@ def assign_keys(metadata: Metadata, keys: dict[str, pd.DataFrame],
     out = {table: frame.copy() for table, frame in keys.items()}
     pending = list(metadata.relationships)
     done: set[str] = set()
+    taken_from: set[str] = set()  # parents whose keys a child has taken
     # A table's key is complete once every relationship that fills one of its referenced
     # columns (primary key, or a unique key children reference) is assigned; tables whose key
     # uses no foreign key are complete from the start.
-    while pending:
+    def mark_complete() -> None:
         for table in metadata.tables:
             fk_rels = [r for r in pending if r["child_table_name"] == table
                        and set(key_columns(r["child_foreign_key"]))
                        & set(referenced_columns(metadata, table))]
-            if not fk_rels:
+            if not fk_rels and table not in done:
                 done.add(table)
+                if complete is not None and table in out and table not in taken_from:
+                    out[table] = complete(table, out[table])
+
+    while pending:
+        mark_complete()
         ready = [r for r in pending if r["parent_table_name"] in done]
         if not ready:
             # Only cycles through primary-key foreign keys remain: assign in schema order.
             ready = pending[:1]
         for rel in ready:
             _assign_one(metadata, rel, out, links, dtypes)
+            taken_from.add(rel["parent_table_name"])
             pending.remove(rel)
+    mark_complete()  # the tables whose keys the last relationships filled
     return out
 
 

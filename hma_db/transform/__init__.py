@@ -13,7 +13,7 @@ from hma_db.transform.columns import plan_roles, unique_columns
 from hma_db.transform.inherit import constant_values, parent_values
 from hma_db.transform.inherit import find as find_parent_copies
 from hma_db.transform.inherit import find_held as find_constant_within
-from hma_db.transform.keygen import Span, parse_pattern
+from hma_db.transform.keys import Span, number_within, parse_pattern
 from hma_db.transform.personal import faker_for, provider_for, resolve_provider, unique_room
 from hma_db.transform.table import TableTransformer
 
@@ -24,6 +24,7 @@ __all__ = [
     "faker_for",
     "find_constant_within",
     "find_parent_copies",
+    "number_within",
     "parent_values",
     "parse_pattern",
     "plan_roles",

@@ -30,7 +30,8 @@ from hma_db.schema import (
     parse_policy,
     to_json,
 )
-from hma_db.transform import encoders, generators, keygen, keytime, masking
+from hma_db.transform import encoders, endings, generators, masking
+from hma_db.transform.keys import keygen, keytime
 from hma_db.transform.personal import (
     has_extensions,
     has_titles,
@@ -219,6 +220,8 @@ class Learner:
             spec["scale"] = self.columns[column].get("scale")
             if spec["min"] != spec["max"] and encoders.is_discrete(values, self.min_count):
                 return self.discrete(values, spec)
+            if kind != "time":  # seconds of the day: their endings are the clock's
+                spec["endings"] = endings.learn(values[~nulls], spec["digits"])
             if spec["min"] == spec["max"] and _one_value_and_nulls(series, self.min_count):
                 return self.discrete(values, spec)  # the nulls follow the other columns
         if spec["min"] == spec["max"]:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from hma_db.schema import value_kind
 from hma_db.transform import shaped, textshape
-from hma_db.transform.keygen import uuids
+from hma_db.transform.keys.keygen import uuids
 
 _QUANTILES = np.linspace(0.0, 1.0, 21)
 _CELLS = 4_000_000  # characters per block of generated text (bounds memory)

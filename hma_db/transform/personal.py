@@ -7,10 +7,11 @@ A Faker call costs 10-150 microseconds, so a column of 100,000 rows is not made 
 row: at most ``POOL_SIZE`` values per column are drawn from Faker (seeded from the caller's
 generator, so output is repeatable) and the rows sample from that pool.
 
-A column that must be unique is a *sequence*, like a key (:mod:`hma_db.transform.keygen`): the value at
-position ``i`` of a run is the pool's distinct base ``i % D`` (in a seeded order), and from
-the second round on the base with the number ``i // D + 1`` (``jane.doe@example.org`` ->
-``jane.doe2@example.org``, ``Jane Doe`` -> ``Jane Doe 2``), cut to fit ``max_length``. Bases
+A column that must be unique is a *sequence*, like a key
+(:mod:`hma_db.transform.keys.keygen`): the value at position ``i`` of a run is the pool's
+distinct base ``i % D`` (in a seeded order), and from the second round on the base with the
+number ``i // D + 1`` (``jane.doe@example.org`` -> ``jane.doe2@example.org``, ``Jane Doe`` ->
+``Jane Doe 2``), cut to fit ``max_length``. Bases
 that would make a suffixed value ambiguous (an email head ending in a digit, ``Ann 2`` beside
 ``Ann``) are left out, and the locales' pools are made disjoint, so distinct positions give
 distinct values by construction: chunks of a run (positions that do not overlap) never repeat
@@ -19,7 +20,7 @@ a value, and memory is one pool per column whatever the size of the run.
 A column too narrow for those numbers (``state_abbr`` in a ``varchar(2)``) takes Faker's
 distinct values as they are when there are enough of them, else a keyed sequence of *codes* of
 their shape and the column's width (``[A-Z]{2}``: 676 codes), made as key patterns are
-(:func:`hma_db.transform.keygen.pattern_strings`), so chunks still never repeat a value. Only a
+(:func:`hma_db.transform.keys.keygen.pattern_strings`), so chunks still never repeat a value. Only a
 column where no codes of its width are enough is refused (:func:`unique_room`), and the checks
 before a run call that same function, so the refusal comes before any work.
 """
@@ -38,7 +39,7 @@ import pandas as pd
 
 from hma_db.errors import MetadataError, SamplingError
 from hma_db.schema import faker_method, guess_from_name, is_faker_provider
-from hma_db.transform import keygen
+from hma_db.transform.keys import keygen
 
 POOL_SIZE = 5_000  # Faker calls per column and sample, at most (split between the locales)
 

@@ -45,12 +45,12 @@ from hma_db.transform import columns as plan
 from hma_db.transform import (
     dependencies,
     encoders,
+    endings,
     generators,
     inherit,
-    keygen,
-    keytime,
     personal,
 )
+from hma_db.transform.keys import keygen, keytime, numbering
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,8 @@ class TableTransformer:
         # parent (hma_db.transform.inherit), set by the caller that sees the parent tables.
         self.parent_copies: list[dict[str, Any]] = []
         self.within_parent: list[dict[str, Any]] = []
+        # The key column numbered 1..n within each parent (hma_db.transform.keys.numbering).
+        self.numbered: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------------------- fitting
     def fit(self, frame: pd.DataFrame) -> None:
@@ -175,6 +177,10 @@ class TableTransformer:
         # A row's personal data follows its country, and a first name its courtesy title.
         dependencies.mark_country(self._specs, self.locales)
         dependencies.mark_titles(self._specs)
+        pk = self.metadata.primary_key(self.table_name)
+        self.numbered = numbering.learn(
+            frame, pk, set(self.metadata.foreign_key_columns(self.table_name)),
+            {c: self._specs[c]["key"] for c in pk if "key" in self._specs[c]})
 
     def _prepare(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
         """The modeled columns and null indicators, prepared for encoding, and their
@@ -244,7 +250,7 @@ class TableTransformer:
         Args:
             numeric: sampled values of :attr:`modeled_columns` (may have no columns).
             rng: the random generator; the same state gives the same rows.
-            span: where these rows sit in a chunked run (:class:`~hma_db.transform.keygen.Span`), so
+            span: where these rows sit in a chunked run (:class:`~hma_db.transform.keys.keygen.Span`), so
                 that unique columns never repeat a value of another chunk; None for one call.
         """
         if not self._specs:
@@ -342,6 +348,8 @@ class TableTransformer:
                 fmt = self._meta_columns()[column].get("datetime_format")
                 decoded = encoders.datetime_strings(decoded, spec, fmt).astype(object)
         else:
+            if spec.get("endings"):  # prices that end in .00 or .50 (none in older models)
+                values = endings.apply(values, spec["endings"], rng)
             decoded = pd.Series(encoders.decode_numerical(values, spec))
         if spec["has_nulls"]:
             nulls = encoders.decode_nulls(
@@ -408,7 +416,8 @@ class TableTransformer:
                 "source_dtypes": dict(self.source_dtypes), "value_kinds": dict(self.value_kinds),
                 "modeled_columns": list(self.modeled_columns),
                 "columns": _plain(self._specs), "parent_copies": _plain(self.parent_copies),
-                "within_parent": _plain(self.within_parent)}
+                "within_parent": _plain(self.within_parent),
+                "numbered": _plain(self.numbered)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], metadata: Metadata) -> TableTransformer:
@@ -435,12 +444,34 @@ class TableTransformer:
         tt.value_kinds = dict(d["value_kinds"])
         tt.modeled_columns = list(d["modeled_columns"])
         tt._specs = _plain(d["columns"])
+        for column, spec in tt._specs.items():
+            if isinstance(spec, dict) and "endings" in spec and spec["endings"] is not None \
+                    and not endings.is_valid(spec["endings"]):
+                raise ModelFileError(f"The saved transformer of table '{table}' has endings "
+                                     f"for column '{column}' that are not valid: "
+                                     f"{spec['endings']!r}")
         tt.parent_copies = _checked_copies(d.get("parent_copies") or [], table, known)
         tt.within_parent = inherit.checked_held(
             d.get("within_parent") or [], table, known,
             set(metadata.foreign_key_columns(table)) if table in metadata.tables else set(),
             ModelFileError)
+        tt.numbered = _checked_numbered(d.get("numbered"), table, metadata)
         return tt
+
+
+def _checked_numbered(numbered: Any, table: str, metadata: Metadata) -> dict[str, Any] | None:
+    """A model file's line-number column, refused unless it is the table's one primary-key
+    column beside its foreign keys (``by``) and starts at 0 or 1 (untrusted input)."""
+    if numbered is None:
+        return None
+    pk = metadata.primary_key(table) if table in metadata.tables else []
+    if not isinstance(numbered, dict) or numbered.get("start") not in numbering.STARTS \
+            or not _text_list(numbered.get("by")) \
+            or sorted([*numbered["by"], numbered.get("column")]) != sorted(pk) \
+            or not set(numbered["by"]) <= set(metadata.foreign_key_columns(table)):
+        raise ModelFileError(f"The saved transformer of table '{table}' has a line-number "
+                             f"column that is not valid: {numbered!r}")
+    return _plain(numbered)
 
 
 def _text_list(values: Any) -> bool:

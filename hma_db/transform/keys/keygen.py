@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import hma_db.transform.keys.keytime as keytime
 from hma_db.errors import MetadataError, SamplingError
-from hma_db.transform import keytime
 
 _CLASSES = {"d": string.digits, "w": string.ascii_letters + string.digits + "_",
             "s": " "}
