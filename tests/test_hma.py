@@ -532,3 +532,22 @@ def test_deduplicate_keeps_every_targets_row_count_when_groups_nearly_cover_the_
     out = deduplicate([group], [3], last, 100, rng, "test")
     assert len(set(zip(group.tolist(), out.tolist(), strict=True))) == len(out)
     assert np.bincount(out, minlength=100).tolist() == [2] * 100
+
+
+def _depths(link: np.ndarray) -> np.ndarray:
+    depth = np.zeros(len(link), dtype=np.int64)
+    for row in range(len(link)):  # a link points back, so a row's parent is done before it
+        depth[row] = 0 if link[row] < 0 or link[row] == row else depth[link[row]] + 1
+    return depth
+
+
+def test_a_small_self_reference_keeps_the_sources_shape_in_every_seed():
+    """Northwind's 9 employees: one head, 5 reporting to the head, 3 to one of them (out-degrees
+    5, 3 and seven 0). Independent draws of 9 degrees were all 0 in some seeds, which made a
+    chain 8 levels deep."""
+    quantiles = [0.0] * 7 + [3.0, 5.0]
+    for seed in range(20):
+        link = assign_self(9, 1 / 9, quantiles, np.random.default_rng(seed))
+        counts = np.bincount(link[link >= 0], minlength=9)
+        assert sorted(counts.tolist()) == [0] * 7 + [3, 5], seed
+        assert _depths(link).max() == 2, seed
