@@ -39,10 +39,12 @@ from hma_db.schema import (
     Metadata,
     ParentOrder,
     ParentSum,
+    PresenceRule,
     RowFormula,
     StepRule,
     find_formulas,
     find_orders,
+    find_presence,
     find_steps,
     find_sums,
     table_policy,
@@ -341,8 +343,10 @@ class HMASynthesizer(SDVMethods):
         if self.find_rules:  # a parent column that sums its children's: recomputed at sampling
             modeled = {t for t in self.metadata.tables
                        if table_policy(self.metadata.tables, t) == "model"}
-            # Turned back last first: a status set by its date after the date has its place.
-            sums = find_steps(self.metadata, data, modeled) + find_formulas(
+            # Turned back last first: a status set by its date after the date has its place,
+            # and by whether a column is set after every other rule.
+            sums = find_presence(self.metadata, data, modeled) + find_steps(
+                self.metadata, data, modeled) + find_formulas(
                 self.metadata, data, modeled) + find_sums(self.metadata, data, modeled) + \
                 find_orders(self.metadata, data, modeled)
             self._prepared["skipped"] += [r for r in sums if rule_label(r) in self.skip_rules]
@@ -661,9 +665,8 @@ class HMASynthesizer(SDVMethods):
         synthesizer._entropy, synthesizer._creation_date = saved.entropy, saved.creation_date
         synthesizer._state = saved.fitted
         if saved.fitted is not None:  # found sums are data; programmable ones are not saved
-            saved.fitted.multi_table = [c for c in synthesizer._found
-                                        if isinstance(c, (StepRule, RowFormula, ParentSum,
-                                                              ParentOrder))]
+            saved.fitted.multi_table = [c for c in synthesizer._found if isinstance(
+                c, (PresenceRule, StepRule, RowFormula, ParentSum, ParentOrder))]
         synthesizer.restore_transformer_choices(params.get("transformers"))
         named = params.get("named_defaults") or []
         synthesizer._named_defaults = {t for t in named if isinstance(t, str)} & set(
