@@ -165,3 +165,17 @@ def test_a_clone_numbers_each_orders_lines_in_every_dialect(dialect, tmp_path, r
     lines = pd.read_sql("SELECT order_id, line_no FROM order_lines", sa.create_engine(target))
     assert len(lines) > 300
     assert _numbered_from(lines, 1)
+
+
+def test_lines_of_orders_sampled_once_are_numbered_across_the_chunks():
+    """600 orders fit one chunk and are sampled once; their lines are spread over the chunks
+    (TPC-H at scale factor 0.05): each chunk numbers a line after its order's lines in the
+    chunks before it."""
+    metadata, data = _orders()
+    synthesizer = HMASynthesizer(metadata, verbose=False, seed=3)
+    synthesizer.fit(data)
+    chunks = list(synthesizer.sample_chunks(scale=2.0, chunk_rows=700))
+    assert len(chunks) > 2 and len(chunks[1]["orders"]) == 0  # the orders are resident
+    lines = pd.concat([c["lines"] for c in chunks], ignore_index=True)
+    assert not lines.duplicated(["order_id", "line_no"]).any()
+    assert _numbered_from(lines, 1)

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from hma_db.model import RunShare, sample_chunk
-from hma_db.schema import key_columns
+from hma_db.schema import key_columns, relationship_name
 from hma_db.synthesizer.links import assign_keys, cast_like
 from hma_db.synthesizer.rules import reverse_multi_table
 from hma_db.synthesizer.state import FittedState
@@ -211,7 +211,8 @@ def sample_run_chunk(state: FittedState, metadata, run: SampleRun, number: int,
     keys = {t: state.transformers[t].generate_keys(len(frames[t]), rng, span=spans[t])
             for t in sorted(frames)}
     keys = _assign(metadata, {**resident.keys, **keys}, links, state.dtypes,
-                   set(resident.sampled) | set(run.kept), _line_numbers(state, metadata, run))
+                   set(resident.sampled) | set(run.kept),
+                   _line_numbers(state, metadata, run, share, links))
     out = dict(run.kept) if number == 0 else {}
     for table in sorted(frames):
         out[table] = decode_table(state, table, frames[table], keys[table], rng, spans[table])
@@ -229,23 +230,30 @@ def sample_run_chunk(state: FittedState, metadata, run: SampleRun, number: int,
     return chunk, resident
 
 
-def _line_numbers(state: FittedState, metadata, run: SampleRun
+def _line_numbers(state: FittedState, metadata, run: SampleRun, share: RunShare, links: dict
                   ) -> Callable[[str, pd.DataFrame], pd.DataFrame]:
     """The hook that numbers a table's lines within each parent (:mod:`hma_db.transform.keys.
-    numbering`) once its foreign keys are known, before its children take its keys. Only where
-    the parents are sampled in the same chunk as all their lines: a resident parent's lines are
-    spread over the chunks, so there they keep the run-wide sequence, which stays unique."""
+    numbering`) once its foreign keys are known, before its children take its keys. A resident
+    parent's lines are spread over the chunks: they take the run's parent slots in order
+    (:class:`~hma_db.model.RunShare`), so a chunk's line of a parent is numbered after that
+    parent's lines in the slots of the chunks before it (TPC-H at scale factor 0.05: 75,000
+    orders sampled once, their 300,000 lines in three chunks)."""
     def number(table: str, keys: pd.DataFrame) -> pd.DataFrame:
         tt = state.transformers.get(table)
         numbered = getattr(tt, "numbered", None)  # None in models fitted before it
         if not numbered or keys.empty:
             return keys
-        parents = {r["parent_table_name"] for r in metadata.relationships
-                   if r["child_table_name"] == table
-                   and set(key_columns(r["child_foreign_key"])) <= set(numbered["by"])}
-        if len(run) > 1 and parents & set(run.resident):
-            return keys
-        return number_within(keys, numbered)
+        rels = [r for r in metadata.relationships if r["child_table_name"] == table
+                and set(key_columns(r["child_foreign_key"])) <= set(numbered["by"])]
+        if len(run) == 1 or not {r["parent_table_name"] for r in rels} & set(run.resident):
+            return number_within(keys, numbered)
+        name = relationship_name(rels[0]) if len(rels) == 1 else None
+        slots, link = share.slots.get(name), links.get(name)
+        if slots is None or link is None or len(link) != len(keys):
+            return keys  # the run-wide sequence: unique, not numbered within the parent
+        begin = share.offsets.get(table, 0)
+        before = np.bincount(slots[:begin], minlength=int(link.max(initial=-1)) + 1)
+        return number_within(keys, numbered, before[link])
     return number
 
 

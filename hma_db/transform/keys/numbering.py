@@ -47,12 +47,17 @@ def learn(frame: pd.DataFrame, primary_key: list[str], foreign_keys: set[str],
     return None
 
 
-def number_within(keys: pd.DataFrame, numbered: dict[str, Any]) -> pd.DataFrame:
+def number_within(keys: pd.DataFrame, numbered: dict[str, Any],
+                  before: np.ndarray | None = None) -> pd.DataFrame:
     """``keys`` with ``numbered["column"]`` set to each row's place among the rows of its
-    parent, from ``numbered["start"]``, in row order (the dtype kept)."""
+    parent, from ``numbered["start"]``, in row order (the dtype kept). ``before``: per row, how
+    many rows of its parent earlier chunks of the run numbered, where a parent's rows are
+    spread over the chunks."""
     column = numbered["column"]
     place = keys.groupby(numbered["by"], sort=False, dropna=False).cumcount().to_numpy()
     values = place + int(numbered["start"])
+    if before is not None:
+        values = values + np.asarray(before, dtype=np.int64)
     out = keys.copy()
     out[column] = pd.Series(values, index=keys.index).astype(keys[column].dtype)
     return out
