@@ -346,7 +346,7 @@ def _hold_within_parents(state: FittedState, metadata, out: dict[str, pd.DataFra
                          resident: set[str], first: bool, chunked: bool = False
                          ) -> dict[str, dict[str, pd.DataFrame]]:
     """Child columns that keep one value within a parent (every track of an album has one
-    genre; :mod:`hma_db.transform.inherit`) take their parent's first child's value, in place.
+    genre; :mod:`hma_db.transform.inherit`) take one value per parent, in place.
 
     A resident parent (sampled once, in chunk 0) has children in every chunk: chunk 0
     (``first``) decides every one of them and returns it, for the later chunks. A held

@@ -48,9 +48,13 @@ the sum of p_v to the power of its number of children). A column is kept when
   of 0.99 for 94% of tracks leaves a ten-track album one price by chance in 54% of albums.
 
 At sampling, :func:`constant_values` gives that ``share`` of the sampled parents one value: the
-first of its children's drawn values, so the value still follows the parent's statistics and
-the column keeps its frequencies; the other parents keep their draws, and together the share of
-constant parents is the source's. Vectorized over rows: one ``np.unique`` per column. A parent
+value its first child drew, shared out so that the children keep the counts they drew
+(parents sorted by that value and laid over blocks of their children's values, each parent
+taking the block under its middle child; a held key of a table copied as it is keeps every
+count exactly, each child taking the block under it), so the value still follows the
+parent's statistics and the column keeps its frequencies; the other parents keep their
+draws, and together the share of constant parents is the source's. Vectorized over rows:
+one ``np.unique`` per column. A parent
 sampled once for the whole run (a resident table) has its children in every chunk: what chunk
 0 decides for it is handed to the later chunks, so it keeps one value in all of them (a parent
 with no child in chunk 0 is decided in each chunk that has its children).
