@@ -25,10 +25,9 @@ import pandas as pd
 
 from hma_db.schema.constraints import Constraint, with_columns
 from hma_db.schema.keys import key_columns
-from hma_db.schema.rules.steps import MAX_VALUES, MIN_ROWS
+from hma_db.schema.rules.steps import MAX_VALUES, MIN_ROWS, draw_in_shares, screen_rows
 from hma_db.schema.values import from_json, to_json
 
-_SCREEN_ROWS = 20_000  # rows every pair is screened on before the survivors see them all
 _GOLDEN = 0.6180339887498949
 
 
@@ -93,13 +92,7 @@ class PresenceRule(Constraint):
         for side in (True, False):
             rows = np.flatnonzero(wrong & (is_set == side))
             if len(rows):
-                values, shares = self._side(side)
-                ends = np.cumsum(shares) / shares.sum()
-                u = np.mod((rows + 1) * _GOLDEN, 1.0)
-                pick = np.minimum(np.searchsorted(ends, u, side="right"), len(values) - 1)
-                choices = np.empty(len(values), dtype=object)
-                choices[:] = values
-                new[rows] = choices[pick]
+                new[rows] = draw_in_shares(*self._side(side), np.mod((rows + 1) * _GOLDEN, 1.0))
         series = pd.Series(new, index=frame.index)
         if column.dtype != object:
             series = series.astype(column.dtype, errors="ignore")
@@ -115,8 +108,7 @@ def find_presence(metadata, data: dict[str, pd.DataFrame], tables: set[str]
         frame = data[table]
         if len(frame) < 2 * MIN_ROWS:
             continue
-        sample = frame if len(frame) <= _SCREEN_ROWS else frame.iloc[np.unique(
-            np.random.default_rng(0).integers(0, len(frame), _SCREEN_ROWS))]
+        sample = screen_rows(frame)
         targets, sources = _candidates(metadata, table, sample)
         taken: set[str] = set()
         for source in sources:

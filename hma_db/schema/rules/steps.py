@@ -113,17 +113,28 @@ class StepRule(Constraint):
         for i in range(len(self.edges) + 1):
             rows = np.flatnonzero(wrong)[step[wrong] == i]
             if len(rows):
-                values, shares = self._range(i)
-                ends = np.cumsum(shares) / shares.sum()
-                pick = np.minimum(np.searchsorted(ends, u[step[wrong] == i], side="right"),
-                                  len(values) - 1)
-                choices = np.empty(len(values), dtype=object)
-                choices[:] = values
-                new[rows] = choices[pick]
+                new[rows] = draw_in_shares(*self._range(i), u[step[wrong] == i])
         series = pd.Series(new, index=frame.index)
         if column.dtype != object:
             series = series.astype(column.dtype, errors="ignore")
         return {**data, self.table_name: with_columns(frame, {self.column_name: series})}
+
+
+def draw_in_shares(values: list[Any], shares: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """One of ``values`` per uniform number in ``u``, in the proportions ``shares``."""
+    ends = np.cumsum(shares) / shares.sum()
+    pick = np.minimum(np.searchsorted(ends, u, side="right"), len(values) - 1)
+    choices = np.empty(len(values), dtype=object)
+    choices[:] = values
+    return choices[pick]
+
+
+def screen_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows every pair of columns of a table is screened on: all of them, or a seeded
+    sample of :data:`_SCREEN_ROWS` (the survivors are confirmed on every row)."""
+    if len(frame) <= _SCREEN_ROWS:
+        return frame
+    return frame.iloc[np.unique(np.random.default_rng(0).integers(0, len(frame), _SCREEN_ROWS))]
 
 
 def positions(values: pd.Series) -> np.ndarray:
@@ -171,9 +182,7 @@ def find_steps(metadata, data: dict[str, pd.DataFrame], tables: set[str]) -> lis
         frame = data[table]
         if len(frame) < 2 * MIN_ROWS:
             continue
-        sample = frame if len(frame) <= _SCREEN_ROWS else frame.iloc[np.unique(
-            np.random.default_rng(0).integers(0, len(frame), _SCREEN_ROWS))]
-        sources, targets = _candidates(metadata, table, sample)
+        sources, targets = _candidates(metadata, table, screen_rows(frame))
         if not sources or not targets:
             continue
         for rule in _table_steps(frame, sources, targets).values():
