@@ -13,12 +13,22 @@ import pandas as pd
 import pytest
 from conftest import CHINOOK_SQLITE, REQUIRE_SERVERS
 
-from hma_db.model import levels
-from hma_db.model.copula import COLUMNS_PER_TASK, PARALLEL_COLUMNS, GaussianCopula
+from hma_db.model import copula, levels
+from hma_db.model.copula import COLUMNS_PER_TASK, GaussianCopula
 from hma_db.model.fit import plan
 from hma_db.model.hierarchy import HMAModel, fit_hma
 from hma_db.model.levels import table_levels
 from hma_db.schema.metadata import Metadata
+
+# Wide enough to fit its columns on the executor: the product's threshold (400 columns) made
+# these tests 12 s slower; the mechanism is the same at 100.
+PARALLEL_COLUMNS = 100
+
+
+@pytest.fixture(autouse=True)
+def _narrower_threshold(monkeypatch):
+    monkeypatch.setattr(copula, "PARALLEL_COLUMNS", PARALLEL_COLUMNS)
+    monkeypatch.setattr(levels, "PARALLEL_COLUMNS", PARALLEL_COLUMNS)
 
 
 def _table(md: Metadata, name: str, ids=()) -> None:

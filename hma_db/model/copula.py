@@ -81,16 +81,14 @@ EXACT_CDF_ROWS = 20_000  # above this, to_scores interpolates the inverse-cdf gr
 _GRID = SCORE_GRID
 _MIN_EIGENVALUE = 1e-6
 # With an executor, a table of at least PARALLEL_COLUMNS columns fits its marginals there,
-# COLUMNS_PER_TASK columns a task. A marginal takes 1.6 to 40 ms (median 1.6 ms on 100 rows,
-# 1.9 ms on 2,000); a map costs about 20 ms more than the same work here (2 local worker
-# processes). The first 25-200 columns of the 200-column table, here -> on 2 workers (median
-# of 5, load average 1.2-1.7 on 2 cores): 100 rows, 50 columns 78 -> 95 ms, 100 columns
-# 166 -> 160 ms, 200 columns 996 -> 592 ms; 2,000 rows 101 -> 120, 239 -> 192, 1915 -> 1177
-# ms. Under load (2-3) the 50 and 100 columns were 0.82-1.24x either way. (Measured before the
-# fits of the module docstring: a marginal now takes 0.1-2 ms, so both thresholds are to be
-# measured again on a quiet machine.)
+# COLUMNS_PER_TASK columns a task. Measured again once a marginal took 0.1-2 ms (2026-12-06,
+# quiet 2-core machine, the corpus' wide table cut to k columns, the copula's whole fit here
+# -> with 2 local worker processes, median of 5): 100 rows, 50 columns 14 -> 38 ms, 100
+# columns 27 -> 62, 200 columns 105 -> 138, 400 columns 418 -> 354 (1.18x); 2,000 rows 47 ->
+# 78, 113 -> 95, 205 -> 215, 1,277 -> 829 ms (1.54x). A map costs about 20 ms more than the
+# same work here; below 400 columns the workers win at most 1.19x and lose up to 2.6x.
 COLUMNS_PER_TASK = 25
-PARALLEL_COLUMNS = 100
+PARALLEL_COLUMNS = 400
 
 
 def nearest_correlation(matrix: np.ndarray) -> np.ndarray:
