@@ -74,6 +74,7 @@ import numpy as np
 import pandas as pd
 
 from hma_db.schema import guess_from_name
+from hma_db.transform import encoders, scaled
 
 MIN_SHARE = 0.5
 MIN_AGREEMENT = 0.5
@@ -194,7 +195,36 @@ def _pairs(child: pd.DataFrame, parent: pd.DataFrame, fk: str, pk: str, child_tt
                               "nulls": bool(child[column].isna().any()),
                               **_vocabulary(child[column], roles[column],
                                             child_tt.value_kinds[column])})
+        if roles[column] == "modeled" and child_tt.value_kinds[column] in _NUMBERS and \
+                not any(f["column"] == column for f in found):
+            numbers = [o for o in others if parent_roles[o] == "modeled"
+                       and parent_tt.value_kinds[o] in _NUMBERS]
+            copy = _scaled(child[column], parent, numbers, linked, position, few)
+            if copy is not None:
+                found.append({"column": column, **copy,
+                              "kind": child_tt.value_kinds[column],
+                              "nulls": bool(child[column].isna().any())})
     return found
+
+
+_NUMBERS = ("int", "float", "decimal")
+
+
+def _scaled(values: pd.Series, parent: pd.DataFrame, numbers: list[str], linked: np.ndarray,
+            position: np.ndarray, few: np.ndarray) -> dict[str, Any] | None:
+    """A child number that is a parent number times a constant (:mod:`hma_db.transform.
+    scaled`), screened on the screen's rows first; with its decimal places."""
+    if not numbers:
+        return None
+    a = scaled.as_floats(values.iloc[linked])
+    digits = encoders.learn_digits(a[np.isfinite(a)])
+    if digits is None:
+        return None
+    b = {o: scaled.as_floats(parent[o].iloc[position]) for o in numbers}
+    if scaled.find(a[few], {o: v[few] for o, v in b.items()}, digits) is None:
+        return None
+    found = scaled.find(a, b, digits)
+    return None if found is None else {**found, "digits": digits}
 
 
 def _floats(values: pd.Series) -> np.ndarray | None:
@@ -282,6 +312,8 @@ def parent_values(copies: list[dict[str, Any]], child: pd.DataFrame,
                 offered = pd.Series(source[position[take]])
                 take[take] = (offered.isin(copy["values"]) | offered.isna()).to_numpy()
             made = source[position[take]]
+            if "factor" in copy:  # a twelfth of the salary: the parent's value, scaled
+                made = scaled.scale(made, copy)
             if not copy["nulls"]:
                 keep = pd.notna(made)
                 take[np.flatnonzero(take)[~keep]] = False

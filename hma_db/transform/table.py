@@ -49,6 +49,7 @@ from hma_db.transform import (
     generators,
     inherit,
     personal,
+    scaled,
 )
 from hma_db.transform.keys import keygen, keytime, numbering
 
@@ -480,14 +481,16 @@ def _text_list(values: Any) -> bool:
 
 def _checked_copies(copies: Any, table: str, known: set[str]) -> list[dict[str, Any]]:
     """A model file's parent copies, refused unless each names a column of the table, a
-    foreign key and a share between 0 and 1 (a model file is untrusted input)."""
+    foreign key and a share between 0 and 1, and a scaled copy a usable factor (a model file
+    is untrusted input)."""
     fields = {"column": str, "parent_column": str, "foreign_key": str, "parent": str,
               "parent_key": str, "share": (int, float), "nulls": bool}
     for copy in copies if isinstance(copies, list) else [copies]:
         if not isinstance(copy, dict) or any(not isinstance(copy.get(k), t)
                                              for k, t in fields.items()) \
                 or copy["column"] not in known or copy["foreign_key"] not in known \
-                or not 0.0 <= copy["share"] <= 1.0 or not _text_list(copy.get("values", [])):
+                or not 0.0 <= copy["share"] <= 1.0 or not _text_list(copy.get("values", [])) \
+                or ("factor" in copy and not scaled.is_valid(copy)):
             raise ModelFileError(f"The saved transformer of table '{table}' has a parent copy "
                                  f"that is not valid: {copy!r}")
     return _plain(copies)
