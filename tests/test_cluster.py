@@ -228,7 +228,10 @@ def test_a_bad_cluster_is_refused_before_any_work(tmp_path, cluster, found):
     assert not (tmp_path / "t.sqlite").exists()
 
 
-def test_an_unreachable_scheduler_is_refused_before_the_source_is_read(tmp_path):
+def test_an_unreachable_scheduler_is_refused_before_the_source_is_read(tmp_path, monkeypatch):
+    from hma_db.cluster import runner
+
+    monkeypatch.setattr(runner, "CONNECT_TIMEOUT", "2s")  # the client's own wait: 30 s
     stages = []
     with pytest.raises(ConfigError, match="Cannot reach the Dask scheduler at tcp://127.0.0.1:1"), \
             dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
