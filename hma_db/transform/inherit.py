@@ -174,6 +174,7 @@ def _pairs(child: pd.DataFrame, parent: pd.DataFrame, fk: str, pk: str, child_tt
     # made in 69% of all lines was screened out on them).
     few = np.sort(np.random.default_rng(1).permutation(len(linked))[:_SCREEN])
     screen = _Screen(child, parent, linked[few], position[few])
+    floats: dict[str, np.ndarray] = {}  # the parent's numbers at the linked rows, made once
     found = []
     for column in columns:
         others = [other for other in parents
@@ -199,7 +200,7 @@ def _pairs(child: pd.DataFrame, parent: pd.DataFrame, fk: str, pk: str, child_tt
                 not any(f["column"] == column for f in found):
             numbers = [o for o in others if parent_roles[o] == "modeled"
                        and parent_tt.value_kinds[o] in _NUMBERS]
-            copy = _scaled(child[column], parent, numbers, linked, position, few)
+            copy = _scaled(child[column], parent, numbers, linked, position, few, floats)
             if copy is not None:
                 found.append({"column": column, **copy,
                               "kind": child_tt.value_kinds[column],
@@ -211,16 +212,21 @@ _NUMBERS = ("int", "float", "decimal")
 
 
 def _scaled(values: pd.Series, parent: pd.DataFrame, numbers: list[str], linked: np.ndarray,
-            position: np.ndarray, few: np.ndarray) -> dict[str, Any] | None:
+            position: np.ndarray, few: np.ndarray, floats: dict[str, np.ndarray]
+            ) -> dict[str, Any] | None:
     """A child number that is a parent number times a constant (:mod:`hma_db.transform.
-    scaled`), screened on the screen's rows first; with its decimal places."""
+    scaled`), screened on the screen's rows first; with its decimal places. ``floats`` keeps
+    the parent's numbers at the linked rows for the table's other columns."""
     if not numbers:
         return None
     a = scaled.as_floats(values.iloc[linked])
     digits = encoders.learn_digits(a[np.isfinite(a)])
     if digits is None:
         return None
-    b = {o: scaled.as_floats(parent[o].iloc[position]) for o in numbers}
+    for o in numbers:
+        if o not in floats:
+            floats[o] = scaled.as_floats(parent[o].iloc[position])
+    b = {o: floats[o] for o in numbers}
     if scaled.find(a[few], {o: v[few] for o, v in b.items()}, digits) is None:
         return None
     found = scaled.find(a, b, digits)
